@@ -1,0 +1,8 @@
+"""Every side effect, each an idempotent activity.
+
+Only the activity *names* live here, so workflows can refer to activities without importing the
+storage or any client library into the workflow sandbox.
+"""
+
+RECORD_POSTMORTEM = "record_postmortem"
+RECORD_ACTION_ITEM = "record_action_item"

@@ -1,0 +1,1 @@
+"""Followthrough: postmortems whose follow-ups actually get done."""

@@ -1,0 +1,285 @@
+"""The postmortem draft and the rules a draft must meet before review.
+
+The draft model is deliberately lenient (every section may be missing) so that one pass of
+`draft_problems` can name *every* missing section and every vague action item at once. An approved
+draft yields strict `ActionItemSpec`s, each with exactly one acceptance criterion.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+
+from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.problems import Problems, format_validation_error
+
+
+class Priority(StrEnum):
+    P0 = "P0"
+    P1 = "P1"
+    P2 = "P2"
+    P3 = "P3"
+
+
+REQUIRED_TIMELINE_KINDS = ("started", "detected", "mitigated", "resolved")
+TimelineKind = Literal[
+    "started", "detected", "acknowledged", "mitigated", "communicated", "resolved",
+    "decision", "note",
+]
+
+
+class TimelineEntry(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    at: AwareDatetime
+    kind: TimelineKind = "note"
+    description: str = ""
+
+
+class ContributingFactor(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    tags: list[str] = Field(default_factory=list)
+
+
+class AcceptanceCriterion(BaseModel):
+    """How we will know the action item did what it promised."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    kind: Literal["manual"] = "manual"
+    description: str = ""
+    verifier: str | None = Field(
+        default=None, description="who signs off; anyone but the owner when not named"
+    )
+
+
+class ActionItemDraft(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    title: str = ""
+    owner: str | None = None
+    team: str | None = None
+    due: date | None = None
+    priority: str | None = None
+    acceptance_criterion: AcceptanceCriterion | list[AcceptanceCriterion] | None = None
+    description: str = ""
+
+
+class Draft(BaseModel):
+    """What the postmortem owner submits for review."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    summary: str = ""
+    impact: str = ""
+    timeline: list[TimelineEntry] = Field(default_factory=list)
+    contributing_factors: list[ContributingFactor] = Field(default_factory=list)
+    detection_gaps: list[str] = Field(default_factory=list)
+    recovery_steps: list[str] = Field(default_factory=list)
+    action_items: list[ActionItemDraft] = Field(default_factory=list)
+
+
+class ActionItemSpec(BaseModel):
+    """An approved action item: everything its workflow needs, nothing optional."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    number: int = Field(ge=1)
+    title: str
+    owner: str
+    team: str
+    due: date
+    priority: Priority
+    acceptance_criterion: AcceptanceCriterion
+    description: str = ""
+
+
+class InvalidDraft(Problems):
+    """A draft that cannot go to review, with every problem found."""
+
+
+def parse_draft(data: Any, *, origin: str = "draft") -> Draft:
+    """Turn a YAML/JSON mapping into a Draft; shape errors are listed all at once."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise InvalidDraft(origin, ["the draft must be a mapping of sections"])
+    try:
+        return Draft.model_validate(data)
+    except ValidationError as err:
+        raise InvalidDraft(origin, format_validation_error(err)) from None
+
+
+def prefilled_timeline(incident: Incident) -> list[TimelineEntry]:
+    """The incident's own milestones, so MTTD/MTTM/MTTR need no typing."""
+    return [
+        TimelineEntry(at=at, kind=name, description=f"{name} (from the incident)")  # type: ignore[arg-type]
+        for name in MILESTONES
+        if (at := incident.milestone(name)) is not None
+    ]
+
+
+def merged_timeline(incident: Incident, draft: Draft) -> list[TimelineEntry]:
+    """Pre-filled milestones plus the draft's entries; a draft's milestone corrects the incident's."""
+    drafted_milestones = {e.kind for e in draft.timeline if e.kind in MILESTONES}
+    kept = [e for e in prefilled_timeline(incident) if e.kind not in drafted_milestones]
+    return sorted([*kept, *draft.timeline], key=lambda e: e.at)
+
+
+# Words that promise effort rather than an outcome someone can check.
+_VAGUE = re.compile(
+    r"\b(improve[ds]?|better|investigate|look into|consider|more robust|as needed|"
+    r"as appropriate|where possible|if possible|try to|etc|tbd|todo|some|various|"
+    r"should be fine|monitor(?:ing)? more)\b",
+    re.IGNORECASE,
+)
+_CHECKABLE = re.compile(r"\d|[<>=%]|\b(zero|no longer|never|every|all|none)\b", re.IGNORECASE)
+
+
+def vagueness(criterion: AcceptanceCriterion) -> str | None:
+    """Why a criterion is not measurable, or None when it is."""
+    text = criterion.description.strip()
+    words = text.split()
+    if len(words) < 4:
+        return "too short to check; say what will be observably true"
+    vague = _VAGUE.search(text)
+    if vague and not _CHECKABLE.search(text):
+        return (
+            f"'{vague.group(0)}' is not measurable; name a number, a threshold or an "
+            "observable fact (an alert that fires, a test that passes)"
+        )
+    return None
+
+
+def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: date) -> list[str]:
+    """Every reason this draft cannot go to review; an empty list means it can."""
+    problems: list[str] = []
+
+    if not draft.impact.strip():
+        problems.append("impact: missing; say who was affected, how, and for how long")
+
+    timeline = merged_timeline(incident, draft)
+    kinds = {entry.kind for entry in timeline}
+    missing = [kind for kind in REQUIRED_TIMELINE_KINDS if kind not in kinds]
+    if missing:
+        problems.append(f"timeline: missing {', '.join(missing)}")
+    if "decision" not in kinds:
+        problems.append("timeline: no decision points; add entries with kind 'decision'")
+    problems.extend(_timeline_order_problems(timeline))
+    for i, entry in enumerate(draft.timeline):
+        if entry.kind in ("decision", "note") and not entry.description.strip():
+            problems.append(f"timeline[{i}]: a {entry.kind} needs a description")
+
+    if not any(f.description.strip() for f in draft.contributing_factors):
+        problems.append("contributing_factors: missing; list at least one")
+    if not any(g.strip() for g in draft.detection_gaps):
+        problems.append("detection_gaps: missing; say what would have caught this sooner")
+    if not any(s.strip() for s in draft.recovery_steps):
+        problems.append("recovery_steps: missing; list the steps that restored service")
+
+    if not draft.action_items:
+        problems.append("action_items: missing; list at least one")
+    titles: dict[str, int] = {}
+    for i, item in enumerate(draft.action_items):
+        problems.extend(_action_item_problems(i, item, policy, today, titles))
+    return problems
+
+
+def _timeline_order_problems(timeline: list[TimelineEntry]) -> list[str]:
+    at = {e.kind: e.at for e in timeline if e.kind in ORDERED_MILESTONES}
+    present = [kind for kind in ORDERED_MILESTONES if kind in at]
+    return [
+        f"timeline: {later} ({at[later].isoformat()}) is before {earlier} "
+        f"({at[earlier].isoformat()})"
+        for earlier, later in zip(present, present[1:], strict=False)
+        if at[later] < at[earlier]
+    ]
+
+
+def _action_item_problems(
+    i: int, item: ActionItemDraft, policy: Policy, today: date, titles: dict[str, int]
+) -> list[str]:
+    name = f"action_items[{i}]" + (f" '{item.title}'" if item.title.strip() else "")
+    problems = []
+    title = item.title.strip()
+    if not title:
+        problems.append(f"{name}: title is missing")
+    elif title.lower() in titles:
+        problems.append(f"{name}: same title as action_items[{titles[title.lower()]}]")
+    else:
+        titles[title.lower()] = i
+
+    if not item.owner:
+        problems.append(f"{name}: owner is missing")
+    elif item.owner not in policy.people:
+        problems.append(f"{name}: owner '{item.owner}' is not in the policy's directory")
+    if not item.team:
+        problems.append(f"{name}: team is missing")
+    elif item.team not in policy.teams:
+        problems.append(f"{name}: team '{item.team}' is not in the policy")
+    elif item.owner and item.owner in policy.people and not policy.is_in_team(item.owner, item.team):
+        problems.append(f"{name}: owner '{item.owner}' is not in team '{item.team}'")
+    if item.due is None:
+        problems.append(f"{name}: due date is missing")
+    elif item.due <= today:
+        problems.append(f"{name}: due date {item.due.isoformat()} is not in the future")
+    if not item.priority:
+        problems.append(f"{name}: priority is missing (one of {', '.join(Priority)})")
+    elif item.priority not in Priority.__members__:
+        problems.append(
+            f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}"
+        )
+
+    criteria = item.acceptance_criterion
+    if criteria is None or criteria == []:
+        problems.append(f"{name}: acceptance criterion is missing")
+    elif isinstance(criteria, list) and len(criteria) > 1:
+        problems.append(
+            f"{name}: has {len(criteria)} acceptance criteria; exactly one per action item "
+            "(split it into separate items)"
+        )
+    else:
+        criterion = criteria[0] if isinstance(criteria, list) else criteria
+        if (why := vagueness(criterion)) is not None:
+            problems.append(
+                f"{name}: acceptance criterion '{criterion.description.strip()}' {why}"
+            )
+        if criterion.verifier is not None:
+            if criterion.verifier == item.owner:
+                problems.append(f"{name}: the verifier must not be the owner")
+            elif criterion.verifier not in policy.people:
+                problems.append(
+                    f"{name}: verifier '{criterion.verifier}' is not in the policy's directory"
+                )
+    return problems
+
+
+def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
+    """The approved draft's action items; call only on a draft with no problems."""
+    specs = []
+    for number, item in enumerate(draft.action_items, start=1):
+        criterion = item.acceptance_criterion
+        if isinstance(criterion, list):
+            criterion = criterion[0]
+        assert criterion is not None and item.owner and item.team and item.due and item.priority
+        specs.append(
+            ActionItemSpec(
+                number=number,
+                title=item.title.strip(),
+                owner=item.owner,
+                team=item.team,
+                due=item.due,
+                priority=Priority(item.priority),
+                acceptance_criterion=criterion,
+                description=item.description,
+            )
+        )
+    return specs
+

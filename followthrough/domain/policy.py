@@ -1,0 +1,127 @@
+"""The severity policy and the people directory, loaded from a YAML file.
+
+A policy says, per severity, whether a postmortem is required, when its draft and review are due
+and how many approvals it needs; it names the teams (members, manager), which team owns which
+service, the reviewers and the reliability council.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from followthrough.domain.problems import Problems, format_validation_error
+
+DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+
+
+class SeverityPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    description: str = ""
+    postmortem_required: bool
+    draft_due_days: int = Field(ge=1, description="days after resolution the draft is due")
+    review_due_days: int = Field(ge=1, description="days after submission the review is due")
+    approvals_required: int = Field(ge=1, description="distinct reviewers who must approve")
+    optional_window_days: int = Field(
+        default=14, ge=1, description="how long a not-required postmortem waits for an opt-in"
+    )
+
+
+class Team(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    manager: str
+    members: list[str] = Field(min_length=1)
+
+
+class Policy(BaseModel):
+    """Who owns what, who reviews, and what each severity demands."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    severities: dict[str, SeverityPolicy] = Field(
+        min_length=1, description="worst first; the order is the severity ranking"
+    )
+    teams: dict[str, Team] = Field(min_length=1)
+    services: dict[str, str] = Field(default_factory=dict, description="service -> owning team")
+    reviewers: list[str] = Field(default_factory=list)
+    council: list[str] = Field(min_length=1, description="the reliability council")
+    default_owner: str = Field(description="owns a postmortem with no commander and no team")
+    source_severities: dict[str, dict[str, str]] = Field(
+        default_factory=dict,
+        description="per webhook source: its severity/urgency/priority value -> our severity",
+    )
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Policy:
+        problems: list[str] = []
+        people = self.people
+        for service, team in self.services.items():
+            if team not in self.teams:
+                problems.append(f"services.{service}: unknown team '{team}'")
+        if self.default_owner not in people:
+            problems.append(
+                f"default_owner: '{self.default_owner}' is not a member or manager of any team"
+            )
+        for source, mapping in self.source_severities.items():
+            for value, severity in mapping.items():
+                if severity not in self.severities:
+                    problems.append(
+                        f"source_severities.{source}.{value}: unknown severity '{severity}'"
+                    )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def people(self) -> set[str]:
+        """Everyone the policy knows: team members and managers, reviewers, the council."""
+        known = set(self.reviewers) | set(self.council)
+        for team in self.teams.values():
+            known.add(team.manager)
+            known.update(team.members)
+        return known
+
+    def severity(self, name: str) -> SeverityPolicy:
+        return self.severities[name]
+
+    def team_of_service(self, service: str) -> str | None:
+        return self.services.get(service)
+
+    def may_review(self, person: str) -> bool:
+        return person in self.reviewers or person in self.council
+
+    def is_in_team(self, person: str, team: str) -> bool:
+        found = self.teams.get(team)
+        return found is not None and (person in found.members or person == found.manager)
+
+
+class InvalidPolicy(Problems):
+    """A policy file that cannot be used, with every problem found."""
+
+
+def parse_policy(data: Any, *, origin: str = "policy") -> Policy:
+    if not isinstance(data, dict):
+        raise InvalidPolicy(origin, ["the policy must be a YAML mapping"])
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as err:
+        raise InvalidPolicy(origin, format_validation_error(err)) from None
+
+
+def load_policy(path: Path | None = None) -> Policy:
+    """Load and validate a policy file; the shipped default when no path is given."""
+    source = path or DEFAULT_POLICY_PATH
+    try:
+        text = source.read_text(encoding="utf-8")
+    except OSError as err:
+        raise InvalidPolicy(str(source), [f"cannot read the file: {err.strerror}"]) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        raise InvalidPolicy(str(source), [f"not valid YAML: {err}"]) from None
+    return parse_policy(data, origin=str(source))

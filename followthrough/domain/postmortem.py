@@ -1,0 +1,307 @@
+"""The state of a postmortem and of its action items, and the messages people send them.
+
+These models are what the workflows hold (one pydantic model each), what their updates take, and
+what the storage activities write. Functions here take data and return data; no I/O.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
+from followthrough.domain.incident import Incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.problems import Problems
+
+SYSTEM_ACTOR = "followthrough"
+
+
+class PostmortemState(StrEnum):
+    OPTIONAL = "optional"  # policy does not require one; anyone may opt in by submitting a draft
+    DRAFTING = "drafting"
+    IN_REVIEW = "in_review"
+    CHANGES_REQUESTED = "changes_requested"
+    TRACKING = "tracking"  # approved; action items are being followed through
+    CLOSED = "closed"
+    NOT_REQUIRED = "not_required"  # optional and nobody opted in within the window
+
+
+class ActionItemState(StrEnum):
+    OPEN = "open"
+    DONE_CLAIMED = "done_claimed"  # the owner says done; waiting for verification
+    VERIFIED = "verified"
+
+
+class Verdict(StrEnum):
+    APPROVED = "approved"
+    CHANGES_REQUESTED = "changes_requested"
+
+
+class Review(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    reviewer: str
+    verdict: Verdict
+    comment: str = ""
+    at: AwareDatetime
+    draft_version: int
+
+
+class AuditEvent(BaseModel):
+    """One row of the append-only audit log; (workflow_id, seq) makes writing it idempotent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    workflow_id: str
+    postmortem_id: str
+    seq: int = Field(ge=1)
+    at: AwareDatetime
+    actor: str
+    action: str
+    detail: str = ""
+
+
+class Postmortem(BaseModel):
+    """Everything PostmortemWorkflow knows; also the row the storage keeps."""
+
+    id: str
+    incident: Incident
+    owner: str
+    team: str | None
+    severity: str
+    required: bool
+    approvals_required: int
+    state: PostmortemState
+    opened_at: AwareDatetime
+    draft_due: AwareDatetime
+    draft: Draft | None = None
+    draft_version: int = 0
+    submitted_at: AwareDatetime | None = None
+    reviews: list[Review] = Field(default_factory=list)
+    action_item_ids: list[str] = Field(default_factory=list)
+    closed_at: AwareDatetime | None = None
+    last_seq: int = 0
+
+    def approvals(self) -> set[str]:
+        """Reviewers who approved the current draft version."""
+        return {
+            r.reviewer
+            for r in self.reviews
+            if r.draft_version == self.draft_version and r.verdict is Verdict.APPROVED
+        }
+
+    def action_item_id(self, number: int) -> str:
+        return f"{self.id}-item-{number}"
+
+
+def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmortem:
+    """A new postmortem for a resolved incident, as the severity policy shapes it."""
+    severity = policy.severity(incident.severity)
+    team = next(
+        (t for s in incident.services if (t := policy.team_of_service(s)) is not None), None
+    )
+    owner = incident.commander or (policy.teams[team].manager if team else policy.default_owner)
+    return Postmortem(
+        id=incident.postmortem_id,
+        incident=incident,
+        owner=owner,
+        team=team,
+        severity=incident.severity,
+        required=severity.postmortem_required,
+        approvals_required=severity.approvals_required,
+        state=PostmortemState.DRAFTING if severity.postmortem_required else PostmortemState.OPTIONAL,
+        opened_at=now,
+        draft_due=incident.resolved_at + timedelta(days=severity.draft_due_days),
+    )
+
+
+class Claim(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    evidence: str
+    at: AwareDatetime
+
+
+class Decision(BaseModel):
+    """A verifier's verdict on a done claim."""
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    verified: bool
+    note: str
+    at: AwareDatetime
+
+
+class ActionItem(BaseModel):
+    """Everything ActionItemWorkflow knows; also the row the storage keeps."""
+
+    id: str
+    postmortem_id: str
+    spec: ActionItemSpec
+    state: ActionItemState = ActionItemState.OPEN
+    opened_at: AwareDatetime
+    claims: list[Claim] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    verified_at: AwareDatetime | None = None
+    last_seq: int = 0
+
+    @property
+    def owner(self) -> str:
+        return self.spec.owner
+
+
+# --- What the workflows take and return --------------------------------------------------------
+
+
+class PostmortemStart(BaseModel):
+    incident: Incident
+    policy: Policy
+
+
+class PostmortemOutcome(BaseModel):
+    id: str
+    state: PostmortemState
+    action_items: list[ActionItem] = Field(default_factory=list)
+
+
+class ActionItemStart(BaseModel):
+    item_id: str
+    postmortem_id: str
+    spec: ActionItemSpec
+    policy: Policy
+
+
+# --- What people send --------------------------------------------------------------------------
+
+
+class DraftSubmission(BaseModel):
+    by: str
+    draft: Draft
+
+
+class Approval(BaseModel):
+    by: str
+    comment: str = ""
+
+
+class ChangeRequest(BaseModel):
+    by: str
+    reason: str
+
+
+class DoneClaim(BaseModel):
+    by: str
+    evidence: str
+
+
+class Verification(BaseModel):
+    by: str
+    note: str = ""
+
+
+class Rejection(BaseModel):
+    by: str
+    reason: str
+
+
+# --- What the storage activities write ---------------------------------------------------------
+
+
+class PostmortemChange(BaseModel):
+    postmortem: Postmortem
+    event: AuditEvent
+
+
+class ActionItemChange(BaseModel):
+    item: ActionItem
+    event: AuditEvent
+
+
+
+# --- Who may do what, and when ----------------------------------------------------------------
+# Each rule returns the refusal a person would read, or None when the action is allowed.
+
+
+_DRAFTABLE = (
+    PostmortemState.OPTIONAL, PostmortemState.DRAFTING, PostmortemState.CHANGES_REQUESTED
+)
+
+
+def submit_refusal(
+    pm: Postmortem, submission: DraftSubmission, policy: Policy, today: date
+) -> str | None:
+    if pm.state not in _DRAFTABLE:
+        return f"{pm.id} is {pm.state}; a draft can be submitted only while drafting"
+    if pm.state is PostmortemState.OPTIONAL:
+        if submission.by not in policy.people:
+            return f"'{submission.by}' is not in the policy's directory and cannot opt in"
+    elif submission.by != pm.owner:
+        return f"only the postmortem owner ({pm.owner}) can submit its draft"
+    problems = draft_problems(submission.draft, pm.incident, policy, today=today)
+    if problems:
+        return Problems(f"draft for {pm.id} rejected", problems).message
+    return None
+
+
+def review_refusal(pm: Postmortem, reviewer: str, policy: Policy) -> str | None:
+    """Shared by approve and request-changes."""
+    if pm.state is not PostmortemState.IN_REVIEW:
+        return f"{pm.id} is {pm.state}, not in review"
+    if reviewer == pm.owner:
+        return f"{reviewer} wrote this draft and cannot review it"
+    if not policy.may_review(reviewer):
+        return f"{reviewer} is not a reviewer in the policy"
+    return None
+
+
+def approval_refusal(pm: Postmortem, approval: Approval, policy: Policy) -> str | None:
+    if (refusal := review_refusal(pm, approval.by, policy)) is not None:
+        return refusal
+    if approval.by in pm.approvals():
+        return f"{approval.by} already approved draft version {pm.draft_version}"
+    return None
+
+
+def change_request_refusal(pm: Postmortem, request: ChangeRequest, policy: Policy) -> str | None:
+    if (refusal := review_refusal(pm, request.by, policy)) is not None:
+        return refusal
+    if not request.reason.strip():
+        return "say what needs to change (a reason is required)"
+    return None
+
+
+def claim_refusal(item: ActionItem, claim: DoneClaim) -> str | None:
+    if item.state is not ActionItemState.OPEN:
+        return f"{item.id} is {item.state}; only an open item can be claimed done"
+    if claim.by != item.owner:
+        return f"only the owner ({item.owner}) can claim {item.id} done"
+    if not claim.evidence.strip():
+        return "evidence is required: link the change, the dashboard or the test that shows it"
+    return None
+
+
+def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> str | None:
+    """Shared by verify and reject: who may judge a done claim."""
+    if item.state is not ActionItemState.DONE_CLAIMED:
+        return f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
+    if by == item.owner:
+        return f"{by} owns {item.id} and cannot verify their own work"
+    named = item.spec.acceptance_criterion.verifier
+    if named is not None and by != named:
+        return f"only the named verifier ({named}) can verify {item.id}"
+    if by not in policy.people:
+        return f"'{by}' is not in the policy's directory"
+    return None
+
+
+def rejection_refusal(item: ActionItem, rejection: Rejection, policy: Policy) -> str | None:
+    if (refusal := verifier_refusal(item, rejection.by, policy)) is not None:
+        return refusal
+    if not rejection.reason.strip():
+        return "say why the acceptance criterion is not met (a reason is required)"
+    return None

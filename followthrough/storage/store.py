@@ -1,0 +1,180 @@
+"""Reads and idempotent writes of the record.
+
+Every write is keyed so that a retried or replayed activity changes nothing the second time:
+audit events by (workflow id, seq), postmortems and action items by id, and a row is only
+overwritten by a snapshot with a higher sequence number.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemChange,
+    AuditEvent,
+    Postmortem,
+    PostmortemChange,
+)
+from followthrough.storage.tables import ActionItemRow, AuditEventRow, IncidentRow, PostmortemRow
+
+
+def make_engine(url: str) -> Engine:
+    if url.startswith("sqlite"):
+        database = url.split("///", 1)[-1]
+        if database and database != ":memory:":
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+        event.listen(engine, "connect", _sqlite_pragmas)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _sqlite_pragmas(connection: Any, _record: Any) -> None:
+    # WAL lets the CLI read while the worker writes; busy_timeout waits out a writer's lock.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+class Store:
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with Session(self.engine) as session, session.begin():
+            yield session
+
+    def _insert(self, table: Any) -> Any:
+        dialect = postgresql if self.engine.dialect.name == "postgresql" else sqlite
+        return dialect.insert(table)
+
+    # --- writes (from activities only) ---------------------------------------------------------
+
+    def record_postmortem(self, change: PostmortemChange) -> bool:
+        """Store the postmortem snapshot and its audit event; False if already recorded."""
+        pm = change.postmortem
+        incident = pm.incident
+        with self._session() as session:
+            session.execute(
+                self._insert(IncidentRow)
+                .values(
+                    source=incident.source, external_id=incident.id, postmortem_id=pm.id,
+                    title=incident.title, severity=incident.severity,
+                    resolved_at=incident.resolved_at, data=incident.model_dump(mode="json"),
+                )
+                .on_conflict_do_nothing()
+            )
+            self._upsert_snapshot(session, PostmortemRow, {
+                "id": pm.id, "title": incident.title, "severity": pm.severity, "team": pm.team,
+                "owner": pm.owner, "state": pm.state.value, "opened_at": pm.opened_at,
+                "draft_due": pm.draft_due, "closed_at": pm.closed_at, "last_seq": pm.last_seq,
+                "data": pm.model_dump(mode="json"),
+            })
+            return self._append_event(session, change.event)
+
+    def record_action_item(self, change: ActionItemChange) -> bool:
+        """Store the action item snapshot and its audit event; False if already recorded."""
+        item = change.item
+        spec = item.spec
+        with self._session() as session:
+            self._upsert_snapshot(session, ActionItemRow, {
+                "id": item.id, "postmortem_id": item.postmortem_id, "title": spec.title,
+                "owner": spec.owner, "team": spec.team, "priority": spec.priority.value,
+                "due": spec.due, "state": item.state.value, "opened_at": item.opened_at,
+                "verified_at": item.verified_at, "last_seq": item.last_seq,
+                "data": item.model_dump(mode="json"),
+            })
+            return self._append_event(session, change.event)
+
+    def _upsert_snapshot(self, session: Session, row: Any, values: dict[str, Any]) -> None:
+        """Insert, or overwrite only with a newer snapshot: order of retries cannot regress it."""
+        statement = self._insert(row).values(**values)
+        table = row.__table__
+        session.execute(
+            statement.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: statement.excluded[k] for k in values if k != "id"},
+                where=table.c.last_seq < statement.excluded.last_seq,
+            )
+        )
+
+    def _append_event(self, session: Session, audit: AuditEvent) -> bool:
+        result = session.execute(
+            self._insert(AuditEventRow)
+            .values(**audit.model_dump())
+            .on_conflict_do_nothing(index_elements=["workflow_id", "seq"])
+        )
+        return bool(result.rowcount)
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def postmortems(self, state: str | None = None) -> list[Postmortem]:
+        query = select(PostmortemRow.data).order_by(PostmortemRow.opened_at.desc())
+        if state:
+            query = query.where(PostmortemRow.state == state)
+        with Session(self.engine) as session:
+            return [Postmortem.model_validate(data) for data in session.scalars(query)]
+
+    def postmortem(self, postmortem_id: str) -> Postmortem | None:
+        with Session(self.engine) as session:
+            data = session.scalar(
+                select(PostmortemRow.data).where(PostmortemRow.id == postmortem_id)
+            )
+        return Postmortem.model_validate(data) if data is not None else None
+
+    def action_items(
+        self,
+        *,
+        postmortem_id: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        team: str | None = None,
+    ) -> list[ActionItem]:
+        query = select(ActionItemRow.data).order_by(ActionItemRow.postmortem_id, ActionItemRow.id)
+        for column, value in (
+            (ActionItemRow.postmortem_id, postmortem_id),
+            (ActionItemRow.state, state),
+            (ActionItemRow.owner, owner),
+            (ActionItemRow.team, team),
+        ):
+            if value:
+                query = query.where(column == value)
+        with Session(self.engine) as session:
+            return [ActionItem.model_validate(data) for data in session.scalars(query)]
+
+    def action_item(self, item_id: str) -> ActionItem | None:
+        with Session(self.engine) as session:
+            data = session.scalar(select(ActionItemRow.data).where(ActionItemRow.id == item_id))
+        return ActionItem.model_validate(data) if data is not None else None
+
+    def audit_trail(self, postmortem_id: str) -> list[AuditEvent]:
+        """Who did what and when, for a postmortem and all its action items."""
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.postmortem_id == postmortem_id)
+            .order_by(AuditEventRow.at, AuditEventRow.workflow_id, AuditEventRow.seq)
+        )
+        with Session(self.engine) as session:
+            return [
+                AuditEvent(
+                    workflow_id=r.workflow_id, postmortem_id=r.postmortem_id, seq=r.seq, at=r.at,
+                    actor=r.actor, action=r.action, detail=r.detail,
+                )
+                for r in session.scalars(query)
+            ]
