@@ -1,0 +1,39 @@
+"""Settings from FOLLOWTHROUGH_* environment variables (see the README for each one).
+
+The Temporal connection is not here: it follows Temporal's own variables (TEMPORAL_ADDRESS,
+TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS paths) through the SDK's environment configuration.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from followthrough.domain.policy import Policy, load_policy
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "followthrough"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="FOLLOWTHROUGH_", extra="ignore")
+
+    data_dir: Path = Field(default_factory=_default_data_dir)
+    database_url: str | None = None
+    policy: Path | None = None
+    user: str | None = Field(default=None, description="who you are, for CLI actions")
+    log_json: bool = False
+    api_port: int = 8000
+
+    @property
+    def effective_database_url(self) -> str:
+        """PostgreSQL (or any SQLAlchemy URL) when set, else a SQLite file in the data dir."""
+        return self.database_url or f"sqlite:///{self.data_dir / 'followthrough.db'}"
+
+    @cached_property
+    def loaded_policy(self) -> Policy:
+        return load_policy(self.policy)

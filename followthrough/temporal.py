@@ -1,0 +1,140 @@
+"""Talking to Temporal: connect, register search attributes, run the worker, start and act.
+
+Entry points (CLI, worker.py, starter.py, tests) all come through here so there is one way to
+connect, one way to start a postmortem and one way to turn a person's action into an update.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.api.enums.v1 import IndexedValueType
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateFailedError,
+)
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.envconfig import ClientConfig
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import Worker
+
+from activities.records import RecordActivities
+from followthrough.domain.incident import Incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import PostmortemStart
+from followthrough.storage import Store
+from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
+from workflows.action_item import ActionItemWorkflow
+from workflows.postmortem import PostmortemWorkflow
+
+DEFAULT_ADDRESS = "127.0.0.1:7233"
+Result = TypeVar("Result", bound=BaseModel)
+
+
+async def connect(address: str | None = None) -> Client:
+    """Connect with Temporal's own environment configuration (TEMPORAL_ADDRESS and friends)."""
+    config = ClientConfig.load_client_connect_config()
+    if address:
+        config["target_host"] = address
+    config.setdefault("target_host", DEFAULT_ADDRESS)
+    return await Client.connect(**config, data_converter=pydantic_data_converter)
+
+
+async def register_search_attributes(client: Client) -> None:
+    """For servers that were not started with them (the embedded default passes them as flags)."""
+    await client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=client.namespace,
+            search_attributes={
+                key.name: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD for key in SEARCH_ATTRIBUTES
+            },
+        )
+    )
+
+
+def build_worker(
+    client: Client,
+    store: Store,
+    executor: concurrent.futures.ThreadPoolExecutor,
+    *,
+    task_queue: str = TASK_QUEUE,
+) -> Worker:
+    records = RecordActivities(store)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[PostmortemWorkflow, ActionItemWorkflow],
+        activities=[records.record_postmortem, records.record_action_item],
+        activity_executor=executor,
+    )
+
+
+class StartResult(BaseModel):
+    workflow_id: str
+    outcome: str  # "started", "already open", or "already closed"
+
+
+async def start_postmortem(
+    client: Client, incident: Incident, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> StartResult:
+    """Start the postmortem for a resolved incident, or find the one that exists.
+
+    USE_EXISTING makes concurrent duplicate starts return one workflow; REJECT_DUPLICATE means a
+    postmortem that has closed is never reopened by a late duplicate delivery.
+    """
+    workflow_id = incident.postmortem_id
+    status = await _status(client, workflow_id)
+    if status is not None and status is not WorkflowExecutionStatus.RUNNING:
+        return StartResult(workflow_id=workflow_id, outcome="already closed")
+    try:
+        await client.start_workflow(
+            PostmortemWorkflow.run,
+            PostmortemStart(incident=incident, policy=policy),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        return StartResult(workflow_id=workflow_id, outcome="already closed")
+    return StartResult(
+        workflow_id=workflow_id, outcome="already open" if status is not None else "started"
+    )
+
+
+async def _status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:
+    try:
+        description = await client.get_workflow_handle(workflow_id).describe()
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    return description.status
+
+
+class ActionRefused(Exception):
+    """A person's action was refused; the message says why, and nothing changed."""
+
+
+async def act(
+    client: Client, workflow_id: str, update: str, argument: BaseModel, result_type: type[Result]
+) -> Result:
+    """Send a person's action to a workflow as an update and return the new state."""
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        result: Any = await handle.execute_update(update, argument, result_type=result_type)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+        raise ActionRefused(message) from None
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
+        raise
+    return result  # type: ignore[no-any-return]

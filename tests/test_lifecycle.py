@@ -1,0 +1,144 @@
+"""The whole life of a postmortem under the time-skipping server, with real storage."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.testing import WorkflowEnvironment
+
+from followthrough.domain.draft import parse_draft
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemState,
+    Approval,
+    ChangeRequest,
+    DoneClaim,
+    DraftSubmission,
+    Postmortem,
+    PostmortemState,
+    Rejection,
+    Verification,
+)
+from followthrough.storage import Store
+from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
+from tests.factories import draft_data, incident_data
+from workflows.postmortem import PostmortemWorkflow
+
+
+@pytest.fixture
+async def client(time_skipping: WorkflowEnvironment) -> Client:
+    return time_skipping.client
+
+
+@pytest.fixture
+async def task_queue(client: Client, store: Store) -> AsyncIterator[str]:
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(client, store, executor, task_queue=queue):
+            yield queue
+
+
+async def submit(client: Client, pm_id: str, by: str, draft: dict) -> Postmortem:
+    submission = DraftSubmission(by=by, draft=parse_draft(draft))
+    return await act(client, pm_id, "submit_draft", submission, Postmortem)
+
+
+async def test_incident_to_closed_postmortem(
+    client: Client, task_queue: str, store: Store, policy: Policy
+) -> None:
+    now = datetime.now(UTC)
+    incident = parse_incident(incident_data(now), policy)
+    started = await start_postmortem(client, incident, policy, task_queue=task_queue)
+    assert started.outcome == "started"
+    pm_id = started.workflow_id
+    again = await start_postmortem(client, incident, policy, task_queue=task_queue)
+    assert (again.workflow_id, again.outcome) == (pm_id, "already open")
+
+    # A reviewer asks for changes; the owner resubmits; one approval is enough for SEV2.
+    pm = await submit(client, pm_id, "alice", draft_data(now))
+    assert pm.state is PostmortemState.IN_REVIEW and pm.draft_version == 1
+    pm = await act(client, pm_id, "request_changes",
+                   ChangeRequest(by="erin", reason="Name the config system"), Postmortem)
+    assert pm.state is PostmortemState.CHANGES_REQUESTED
+    pm = await submit(client, pm_id, "alice", draft_data(now, summary="lb-config push ..."))
+    assert pm.draft_version == 2
+    with pytest.raises(ActionRefused, match="alice wrote this draft and cannot review it"):
+        await act(client, pm_id, "approve", Approval(by="alice"), Postmortem)
+    pm = await act(client, pm_id, "approve", Approval(by="erin", comment="Thorough"), Postmortem)
+    assert pm.state is PostmortemState.TRACKING
+    assert pm.action_item_ids == [f"{pm_id}-item-1", f"{pm_id}-item-2"]
+
+    alert, canary = pm.action_item_ids
+    item = await _wait_for_item(client, alert)
+    assert item.state is ActionItemState.OPEN
+    await act(client, alert, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
+    with pytest.raises(ActionRefused, match="cannot verify their own work"):
+        await act(client, alert, "verify", Verification(by="bob"), ActionItem)
+    item = await act(client, alert, "reject",
+                     Rejection(by="erin", reason="The alert is not routed to the pager"),
+                     ActionItem)
+    assert item.state is ActionItemState.OPEN
+    await act(client, alert, "claim_done",
+              DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall"), ActionItem)
+    item = await act(client, alert, "verify", Verification(by="erin", note="Fired in a drill"),
+                     ActionItem)
+    assert item.state is ActionItemState.VERIFIED
+
+    await _wait_for_item(client, canary)
+    await act(client, canary, "claim_done", DoneClaim(by="carol", evidence="lb canary on"),
+              ActionItem)
+    with pytest.raises(ActionRefused, match=r"only the named verifier \(pat\)"):
+        await act(client, canary, "verify", Verification(by="erin"), ActionItem)
+    await act(client, canary, "verify", Verification(by="pat", note="Checked 12 pushes"),
+              ActionItem)
+
+    outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
+    assert outcome.state is PostmortemState.CLOSED
+    assert [i.state for i in outcome.action_items] == [ActionItemState.VERIFIED] * 2
+
+    stored = store.postmortem(pm_id)
+    assert stored is not None and stored.state is PostmortemState.CLOSED
+    actions = [(e.actor, e.action) for e in store.audit_trail(pm_id)]
+    assert actions.count(("bob", "item.done_claimed")) == 2
+    assert ("erin", "item.reopened") in actions
+    assert actions[-1] == ("followthrough", "postmortem.closed")
+
+    # A late duplicate delivery never reopens a closed postmortem.
+    late = await start_postmortem(client, incident, policy, task_queue=task_queue)
+    assert (late.workflow_id, late.outcome) == (pm_id, "already closed")
+
+
+async def test_optional_postmortem_lapses_when_nobody_opts_in(
+    time_skipping: WorkflowEnvironment, client: Client, task_queue: str, store: Store,
+    policy: Policy,
+) -> None:
+    now = datetime.now(UTC)
+    incident = parse_incident(incident_data(now, severity="SEV4"), policy)
+    started = await start_postmortem(client, incident, policy, task_queue=task_queue)
+    handle = client.get_workflow_handle_for(PostmortemWorkflow.run, started.workflow_id)
+    await time_skipping.sleep(timedelta(days=8))
+    outcome = await handle.result()
+    assert outcome.state is PostmortemState.NOT_REQUIRED
+    assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
+    stored = store.postmortem(started.workflow_id)
+    assert stored is not None and stored.state is PostmortemState.NOT_REQUIRED
+
+
+async def _wait_for_item(client: Client, item_id: str) -> ActionItem:
+    """The child starts right after approval; query it once it exists."""
+    import asyncio
+
+    for _ in range(100):
+        try:
+            return await client.get_workflow_handle(item_id).query("snapshot",
+                                                                   result_type=ActionItem)
+        except Exception:
+            await asyncio.sleep(0.1)
+    raise AssertionError(f"{item_id} never started")
