@@ -7,6 +7,7 @@ connect, one way to start a postmortem and one way to turn a person's action int
 from __future__ import annotations
 
 import concurrent.futures
+from datetime import timedelta
 from typing import Any, TypeVar
 
 from pydantic import BaseModel
@@ -72,6 +73,8 @@ def build_worker(
         workflows=[PostmortemWorkflow, ActionItemWorkflow],
         activities=[records.record_postmortem, records.record_action_item],
         activity_executor=executor,
+        # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
+        graceful_shutdown_timeout=timedelta(seconds=10),
     )
 
 

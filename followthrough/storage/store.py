@@ -178,3 +178,18 @@ class Store:
                 )
                 for r in session.scalars(query)
             ]
+
+    def resolve(self, reference: str, *, action_item: bool = False) -> str:
+        """A full workflow id from what a person typed: the id itself or a unique tail of it.
+
+        `INC-7` finds `postmortem-generic-INC-7`; `INC-7-item-2` finds its second action item.
+        An id the record does not know yet is passed through for Temporal to judge.
+        """
+        row = ActionItemRow if action_item else PostmortemRow
+        with Session(self.engine) as session:
+            if session.scalar(select(row.id).where(row.id == reference)) is not None:
+                return reference
+            matches = list(session.scalars(select(row.id).where(row.id.endswith(f"-{reference}"))))
+        if len(matches) > 1:
+            raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
+        return matches[0] if matches else reference

@@ -1,0 +1,375 @@
+"""The `followthrough` command line.
+
+Reads come from the database (the queryable record); actions go to the workflows as updates, so
+the workflow's validators decide and their message comes back verbatim when an action is refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
+
+
+import typer
+import yaml
+from pydantic import BaseModel
+
+from followthrough.domain.draft import parse_draft
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.policy import load_policy
+from followthrough.domain.postmortem import (
+    ActionItem,
+    Approval,
+    ChangeRequest,
+    DoneClaim,
+    DraftSubmission,
+    Postmortem,
+    Rejection,
+    Verification,
+)
+from followthrough.domain.problems import Problems
+from followthrough.logging import configure_logging
+from followthrough.render import (
+    action_item_detail,
+    action_item_line,
+    postmortem_detail,
+    postmortem_line,
+)
+from followthrough.runtime import StartupError, run_embedded, run_worker
+from followthrough.settings import Settings
+from followthrough.storage import Store
+from followthrough.storage.migrate import upgrade
+from followthrough.temporal import ActionRefused, act, connect, start_postmortem
+
+app = typer.Typer(help="Postmortems whose follow-ups actually get done.", no_args_is_help=True)
+incident_app = typer.Typer(help="Resolved incidents.", no_args_is_help=True)
+postmortem_app = typer.Typer(help="Postmortems: list, show, submit, review.", no_args_is_help=True)
+action_app = typer.Typer(help="Action items: list, show, claim done, verify.", no_args_is_help=True)
+policy_app = typer.Typer(help="The severity policy and directory.", no_args_is_help=True)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(incident_app, name="incident")
+app.add_typer(postmortem_app, name="postmortem")
+app.add_typer(action_app, name="action")
+app.add_typer(policy_app, name="policy")
+app.add_typer(db_app, name="db")
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+Actor = Annotated[
+    str | None,
+    typer.Option("--as", help="who you are (default: $FOLLOWTHROUGH_USER)", show_default=False),
+]
+AsJson = Annotated[bool, typer.Option("--json", help="machine-readable output")]
+
+
+def friendly_errors(command: F) -> F:
+    """Errors a user can act on become one clear message and exit status 1; nothing changed."""
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return command(*args, **kwargs)
+        except (Problems, ActionRefused, StartupError, LookupError, FileNotFoundError) as err:
+            typer.echo(f"error: {err}", err=True)
+            raise typer.Exit(1) from None
+        except RuntimeError as err:
+            if "Failed client connect" in str(err):
+                typer.echo(
+                    f"error: cannot reach Temporal ({err}); is `followthrough up` running, "
+                    "or TEMPORAL_ADDRESS set?", err=True,
+                )
+                raise typer.Exit(1) from None
+            raise
+
+    return wrapper  # type: ignore[return-value]
+
+
+def settings() -> Settings:
+    return Settings()
+
+
+def actor(name: str | None) -> str:
+    who = name or settings().user
+    if not who:
+        raise LookupError("who are you? pass --as NAME or set FOLLOWTHROUGH_USER")
+    return who
+
+
+def open_store() -> Store:
+    return Store(settings().effective_database_url)
+
+
+def read_mapping(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as err:
+        raise FileNotFoundError(f"{path}: {err.strerror}") from None
+    try:
+        return yaml.safe_load(text)  # YAML is a superset of JSON: one reader for both
+    except yaml.YAMLError as err:
+        raise Problems(str(path), [f"not valid YAML or JSON: {err}"]) from None
+
+
+def emit(model: BaseModel | list[Any] | dict[str, Any]) -> None:
+    if isinstance(model, BaseModel):
+        typer.echo(model.model_dump_json(indent=2))
+    else:
+        typer.echo(json.dumps(model, indent=2, default=str))
+
+
+def update(workflow_id: str, name: str, argument: BaseModel, result: type[Any]) -> Any:
+    async def send() -> Any:
+        return await act(await connect(), workflow_id, name, argument, result)
+
+    return asyncio.run(send())
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+@app.command()
+@friendly_errors
+def up(
+    temporal_port: Annotated[int, typer.Option(help="Temporal gRPC port")] = 7233,
+    ui_port: Annotated[int, typer.Option(help="Temporal UI port")] = 8233,
+) -> None:
+    """Run the embedded default: Temporal dev server, SQLite and a worker, until Ctrl-C."""
+    config = settings()
+    configure_logging(json=config.log_json)
+    asyncio.run(run_embedded(config, port=temporal_port, ui_port=ui_port))
+
+
+@app.command()
+@friendly_errors
+def worker() -> None:
+    """Run a worker against TEMPORAL_ADDRESS (default 127.0.0.1:7233) until Ctrl-C."""
+    config = settings()
+    configure_logging(json=config.log_json)
+    asyncio.run(run_worker(config))
+
+
+@db_app.command("upgrade")
+@friendly_errors
+def db_upgrade() -> None:
+    """Migrate the database to this version's schema."""
+    url = settings().effective_database_url
+    upgrade(url)
+    typer.echo(f"database at the newest schema: {url}")
+
+
+@policy_app.command("check")
+@friendly_errors
+def policy_check(file: Path) -> None:
+    """Validate a policy file and summarize it."""
+    policy = load_policy(file)
+    required = [name for name, s in policy.severities.items() if s.postmortem_required]
+    typer.echo(
+        f"{file}: ok: {len(policy.severities)} severities ({', '.join(policy.severities)}), "
+        f"postmortem required for {', '.join(required) or 'none'}; {len(policy.teams)} teams, "
+        f"{len(policy.people)} people, council of {len(policy.council)}"
+    )
+
+
+# --- incidents ---------------------------------------------------------------------------------
+
+
+def resolve_incident(file: Path) -> dict[str, Any]:
+    config = settings()
+    incident = parse_incident(read_mapping(file), config.loaded_policy, origin=str(file))
+
+    async def start() -> dict[str, Any]:
+        result = await start_postmortem(await connect(), incident, config.loaded_policy)
+        return result.model_dump()
+
+    return asyncio.run(start())
+
+
+@incident_app.command("resolved")
+@friendly_errors
+def incident_resolved(file: Path, as_json: AsJson = False) -> None:
+    """Start the postmortem for a resolved incident (JSON file); idempotent per incident."""
+    result = resolve_incident(file)
+    if as_json:
+        emit(result)
+    else:
+        typer.echo(f"{result['workflow_id']}: {result['outcome']}")
+
+
+# --- postmortems -------------------------------------------------------------------------------
+
+
+@postmortem_app.command("list")
+@friendly_errors
+def postmortem_list(
+    state: Annotated[str | None, typer.Option(help="only this state")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Postmortems, newest first."""
+    postmortems = open_store().postmortems(state)
+    if as_json:
+        emit([pm.model_dump(mode="json") for pm in postmortems])
+        return
+    for pm in postmortems:
+        typer.echo(postmortem_line(pm))
+
+
+@postmortem_app.command("show")
+@friendly_errors
+def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
+    """State, sections, action items and the audit trail of one postmortem."""
+    store = open_store()
+    pm_id = store.resolve(postmortem)
+    pm = store.postmortem(pm_id)
+    if pm is None:
+        raise LookupError(f"no postmortem '{postmortem}'")
+    items = store.action_items(postmortem_id=pm_id)
+    trail = store.audit_trail(pm_id)
+    if as_json:
+        emit({
+            "postmortem": pm.model_dump(mode="json"),
+            "action_items": [i.model_dump(mode="json") for i in items],
+            "audit": [e.model_dump(mode="json") for e in trail],
+        })
+        return
+    typer.echo(postmortem_detail(pm, items, trail))
+
+
+@postmortem_app.command("submit")
+@friendly_errors
+def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
+    """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
+    draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
+    pm_id = open_store().resolve(postmortem)
+    pm = update(pm_id, "submit_draft", DraftSubmission(by=actor(by), draft=draft), Postmortem)
+    typer.echo(
+        f"{pm.id} is {pm.state.value}: draft version {pm.draft_version} needs "
+        f"{pm.approvals_required} approval(s)"
+    )
+
+
+@postmortem_app.command("approve")
+@friendly_errors
+def postmortem_approve(
+    postmortem: str, by: Actor = None, comment: Annotated[str, typer.Option()] = ""
+) -> None:
+    """Approve the draft under review (reviewers only; never the author)."""
+    pm_id = open_store().resolve(postmortem)
+    pm = update(pm_id, "approve", Approval(by=actor(by), comment=comment), Postmortem)
+    typer.echo(
+        f"{pm.id} is {pm.state.value}: {len(pm.approvals())}/{pm.approvals_required} approvals"
+        + (f"; {len(pm.action_item_ids)} action items opened" if pm.action_item_ids else "")
+    )
+
+
+@postmortem_app.command("request-changes")
+@friendly_errors
+def postmortem_request_changes(
+    postmortem: str,
+    reason: Annotated[str, typer.Option(help="what needs to change")],
+    by: Actor = None,
+) -> None:
+    """Send the draft back to its owner with a reason."""
+    pm_id = open_store().resolve(postmortem)
+    pm = update(pm_id, "request_changes", ChangeRequest(by=actor(by), reason=reason), Postmortem)
+    typer.echo(f"{pm.id} is {pm.state.value}")
+
+
+# --- action items ------------------------------------------------------------------------------
+
+
+@action_app.command("list")
+@friendly_errors
+def action_list(
+    postmortem: Annotated[str | None, typer.Option(help="only this postmortem's")] = None,
+    state: Annotated[str | None, typer.Option()] = None,
+    owner: Annotated[str | None, typer.Option()] = None,
+    team: Annotated[str | None, typer.Option()] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Action items, by postmortem."""
+    store = open_store()
+    pm_id = store.resolve(postmortem) if postmortem else None
+    items = store.action_items(postmortem_id=pm_id, state=state, owner=owner, team=team)
+    if as_json:
+        emit([i.model_dump(mode="json") for i in items])
+        return
+    for item in items:
+        typer.echo(action_item_line(item))
+
+
+@action_app.command("show")
+@friendly_errors
+def action_show(item: str, as_json: AsJson = False) -> None:
+    """One action item: its acceptance criterion, claims, verdicts and audit trail."""
+    store = open_store()
+    found = store.action_item(store.resolve(item, action_item=True))
+    if found is None:
+        raise LookupError(f"no action item '{item}'")
+    if as_json:
+        emit(found)
+        return
+    typer.echo(action_item_detail(found, store.audit_trail(found.postmortem_id)))
+
+
+def _item_action(item: str, name: str, argument: BaseModel) -> None:
+    item_id = open_store().resolve(item, action_item=True)
+    result: ActionItem = update(item_id, name, argument, ActionItem)
+    typer.echo(f"{result.id} is {result.state.value}")
+
+
+@action_app.command("done")
+@friendly_errors
+def action_done(
+    item: str,
+    evidence: Annotated[str, typer.Option(help="the change, dashboard or test that shows it")],
+    by: Actor = None,
+) -> None:
+    """Claim an action item done (its owner); verification comes next."""
+    _item_action(item, "claim_done", DoneClaim(by=actor(by), evidence=evidence))
+
+
+@action_app.command("verify")
+@friendly_errors
+def action_verify(
+    item: str, by: Actor = None, note: Annotated[str, typer.Option()] = ""
+) -> None:
+    """Verify a done claim against the acceptance criterion (never the owner)."""
+    _item_action(item, "verify", Verification(by=actor(by), note=note))
+
+
+@action_app.command("reject")
+@friendly_errors
+def action_reject(
+    item: str,
+    reason: Annotated[str, typer.Option(help="why the criterion is not met")],
+    by: Actor = None,
+) -> None:
+    """Reject a done claim; the item reopens with the reason."""
+    _item_action(item, "reject", Rejection(by=actor(by), reason=reason))
+
+
+def main(argv: list[str] | None = None) -> NoReturn:
+    """The console entry point.
+
+    It leaves with os._exit: the Temporal client's Rust threads can abort a normal interpreter
+    shutdown ("PyGILState_Release ... finalizing", temporalio/sdk-python#300), which would turn a
+    clean refusal into a crash for short-lived commands.
+    """
+    try:
+        app(argv)  # standalone mode: always ends in SystemExit, usage errors already printed
+        code = 0
+    except SystemExit as exit:
+        code = exit.code if isinstance(exit.code, int) else (0 if exit.code is None else 1)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    main()

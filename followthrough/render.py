@@ -1,0 +1,117 @@
+"""Plain-text views for the CLI: data in, text out."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.postmortem import ActionItem, AuditEvent, Postmortem
+
+
+def when(at: datetime | None) -> str:
+    return at.strftime("%Y-%m-%d %H:%M UTC") if at else "-"
+
+
+def postmortem_line(pm: Postmortem) -> str:
+    return (
+        f"{pm.id:<40} {pm.state.value:<18} {pm.severity:<5} {pm.team or '-':<10} "
+        f"{pm.owner:<10} {pm.incident.title}"
+    )
+
+
+def action_item_line(item: ActionItem) -> str:
+    spec = item.spec
+    return (
+        f"{item.id:<48} {item.state.value:<13} {spec.priority.value:<3} {spec.due.isoformat()} "
+        f"{spec.owner:<10} {spec.title}"
+    )
+
+
+def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[AuditEvent]) -> str:
+    incident = pm.incident
+    approvals = sorted(pm.approvals())
+    lines = [
+        f"{pm.id}  [{pm.state.value}]",
+        f"  {incident.title}",
+        f"  severity {pm.severity} ({'required' if pm.required else 'optional'}) · "
+        f"team {pm.team or '-'} · owner {pm.owner}",
+        f"  opened {when(pm.opened_at)} · draft due {when(pm.draft_due)}"
+        + (f" · closed {when(pm.closed_at)}" if pm.closed_at else ""),
+        f"  approvals {len(approvals)}/{pm.approvals_required}"
+        + (f" ({', '.join(approvals)})" if approvals else "")
+        + (f" on draft version {pm.draft_version}" if pm.draft_version else ""),
+        "",
+        "Incident",
+        f"  {incident.source} {incident.id} · services {', '.join(incident.services) or '-'}"
+        f" · commander {incident.commander or '-'}",
+    ]
+    if incident.summary:
+        lines.append(f"  {incident.summary}")
+    if incident.url:
+        lines.append(f"  {incident.url}")
+
+    timeline = merged_timeline(incident, pm.draft) if pm.draft else prefilled_timeline(incident)
+    lines += ["", "Timeline"]
+    lines += [f"  {when(e.at)}  {e.kind:<12} {e.description}" for e in timeline]
+
+    draft = pm.draft
+    if draft is None:
+        lines += ["", "No draft submitted yet."]
+    else:
+        lines += ["", "Impact", f"  {draft.impact}"]
+        lines += ["", "Contributing factors"]
+        lines += [
+            f"  - {f.description}" + (f"  [{', '.join(f.tags)}]" if f.tags else "")
+            for f in draft.contributing_factors
+        ]
+        lines += ["", "Detection gaps", *(f"  - {g}" for g in draft.detection_gaps)]
+        lines += ["", "Recovery steps", *(f"  - {s}" for s in draft.recovery_steps)]
+        lines += ["", "Action items"]
+        if items:
+            for item in items:
+                lines += _item_block(item)
+        else:
+            lines += [
+                f"  (proposed) {a.priority or '-'} {a.title} · owner {a.owner or '-'} · due "
+                f"{a.due.isoformat() if a.due else '-'}"
+                for a in draft.action_items
+            ]
+    reviews = [
+        f"  {when(r.at)}  {r.reviewer} {r.verdict.value} v{r.draft_version}"
+        + (f": {r.comment}" if r.comment else "")
+        for r in pm.reviews
+    ]
+    if reviews:
+        lines += ["", "Reviews", *reviews]
+    lines += ["", "Audit trail"]
+    lines += [audit_line(event) for event in trail]
+    return "\n".join(lines)
+
+
+def _item_block(item: ActionItem) -> list[str]:
+    spec = item.spec
+    criterion = spec.acceptance_criterion
+    block = [
+        f"  {item.id}  [{item.state.value}]",
+        f"    {spec.priority.value} {spec.title} · owner {spec.owner} ({spec.team}) · "
+        f"due {spec.due.isoformat()}",
+        f"    accepted when: {criterion.description}"
+        + (f" (verifier: {criterion.verifier})" if criterion.verifier else ""),
+    ]
+    for claim in item.claims:
+        block.append(f"    {when(claim.at)} done claimed by {claim.by}: {claim.evidence}")
+    for decision in item.decisions:
+        verdict = "verified" if decision.verified else "rejected"
+        block.append(f"    {when(decision.at)} {verdict} by {decision.by}: {decision.note}")
+    return block
+
+
+def action_item_detail(item: ActionItem, trail: list[AuditEvent]) -> str:
+    lines = [*_item_block(item), f"    postmortem {item.postmortem_id}", "", "Audit trail"]
+    lines += [audit_line(e) for e in trail if e.workflow_id == item.id]
+    return "\n".join(lines)
+
+
+def audit_line(event: AuditEvent) -> str:
+    subject = event.workflow_id.removeprefix(event.postmortem_id).lstrip("-") or "postmortem"
+    return f"  {when(event.at)}  {event.actor:<13} {event.action:<24} {subject:<10} {event.detail}"
