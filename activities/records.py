@@ -31,6 +31,8 @@ class RecordActivities:
     def _log(self, workflow_id: str, seq: int, action: str, written: bool) -> None:
         log.info(
             "recorded" if written else "already recorded",
-            workflow_id=workflow_id, seq=seq, action=action,
+            workflow_id=workflow_id,
+            seq=seq,
+            action=action,
             attempt=activity.info().attempt,
         )

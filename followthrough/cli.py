@@ -15,7 +15,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
-
 import typer
 import yaml
 from pydantic import BaseModel
@@ -82,7 +81,8 @@ def friendly_errors(command: F) -> F:
             if "Failed client connect" in str(err):
                 typer.echo(
                     f"error: cannot reach Temporal ({err}); is `followthrough up` running, "
-                    "or TEMPORAL_ADDRESS set?", err=True,
+                    "or TEMPORAL_ADDRESS set?",
+                    err=True,
                 )
                 raise typer.Exit(1) from None
             raise
@@ -184,7 +184,9 @@ def resolve_incident(file: Path) -> dict[str, Any]:
     incident = parse_incident(read_mapping(file), config.loaded_policy, origin=str(file))
 
     async def start() -> dict[str, Any]:
-        result = await start_postmortem(await connect(), incident, config.loaded_policy)
+        result = await start_postmortem(
+            await connect(), incident, config.loaded_policy, task_queue=config.task_queue
+        )
         return result.model_dump()
 
     return asyncio.run(start())
@@ -231,11 +233,13 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
     items = store.action_items(postmortem_id=pm_id)
     trail = store.audit_trail(pm_id)
     if as_json:
-        emit({
-            "postmortem": pm.model_dump(mode="json"),
-            "action_items": [i.model_dump(mode="json") for i in items],
-            "audit": [e.model_dump(mode="json") for e in trail],
-        })
+        emit(
+            {
+                "postmortem": pm.model_dump(mode="json"),
+                "action_items": [i.model_dump(mode="json") for i in items],
+                "audit": [e.model_dump(mode="json") for e in trail],
+            }
+        )
         return
     typer.echo(postmortem_detail(pm, items, trail))
 
@@ -336,9 +340,7 @@ def action_done(
 
 @action_app.command("verify")
 @friendly_errors
-def action_verify(
-    item: str, by: Actor = None, note: Annotated[str, typer.Option()] = ""
-) -> None:
+def action_verify(item: str, by: Actor = None, note: Annotated[str, typer.Option()] = "") -> None:
     """Verify a done claim against the acceptance criterion (never the owner)."""
     _item_action(item, "verify", Verification(by=actor(by), note=note))
 

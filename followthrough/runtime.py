@@ -25,7 +25,7 @@ from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
 from followthrough.temporal import build_worker, connect
-from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
+from workflows import SEARCH_ATTRIBUTES
 
 log = get_logger(__name__)
 
@@ -55,10 +55,12 @@ def prepare_database(settings: Settings) -> Store:
     return Store(url)
 
 
-async def run_worker_until(client: Client, store: Store, stop: asyncio.Event) -> None:
+async def run_worker_until(
+    client: Client, store: Store, stop: asyncio.Event, *, task_queue: str
+) -> None:
     with ThreadPoolExecutor(max_workers=16) as executor:
-        async with build_worker(client, store, executor):
-            log.info("worker running", task_queue=TASK_QUEUE)
+        async with build_worker(client, store, executor, task_queue=task_queue):
+            log.info("worker running", task_queue=task_queue)
             await stop.wait()
             log.info("worker stopping")
 
@@ -71,7 +73,7 @@ async def run_worker(settings: Settings, address: str | None = None) -> None:
     except RuntimeError as err:
         raise StartupError(f"cannot reach Temporal: {err}") from None
     try:
-        await run_worker_until(client, store, stop)
+        await run_worker_until(client, store, stop, task_queue=settings.task_queue)
     finally:
         store.close()
 
@@ -97,12 +99,25 @@ class EmbeddedTemporal:
     def command(self) -> list[str]:
         attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
         return [
-            find_binary("temporal"), "server", "start-dev",
-            "--ip", "127.0.0.1", "--port", str(self.port), "--ui-port", str(self.ui_port),
-            "--db-filename", str(self.data_dir / "temporal.db"),
+            find_binary("temporal"),
+            "server",
+            "start-dev",
+            "--ip",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--ui-port",
+            str(self.ui_port),
+            "--db-filename",
+            str(self.data_dir / "temporal.db"),
             # WAL more than doubles the file-backed server's throughput (see shared notes).
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal",
-            "--log-level", "warn", *attributes,
+            "--sqlite-pragma",
+            "journal_mode=wal",
+            "--sqlite-pragma",
+            "synchronous=normal",
+            "--log-level",
+            "warn",
+            *attributes,
         ]
 
     async def start(self) -> Client:
@@ -116,8 +131,11 @@ class EmbeddedTemporal:
         self.log_file = self.log_path.open("ab")
         # Its own session, so Ctrl-C reaches us first and we stop the worker before the server.
         self.process = subprocess.Popen(
-            self.command(), stdout=self.log_file, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, start_new_session=True,
+            self.command(),
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         for _ in range(240):
             if self.process.poll() is not None:
@@ -155,14 +173,14 @@ def _port_free(port: int) -> bool:
 
 async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8233) -> None:
     """`followthrough up`: Temporal dev server, SQLite database and a worker, until Ctrl-C."""
-    settings.loaded_policy  # fail fast on a bad policy file, before starting anything
+    _ = settings.loaded_policy  # fail fast on a bad policy file, before starting anything
     store = prepare_database(settings)
     server = EmbeddedTemporal(settings.data_dir, port=port, ui_port=ui_port)
     stop = stop_event()
     try:
         client = await server.start()
         print(banner(settings, server), flush=True)
-        await run_worker_until(client, store, stop)
+        await run_worker_until(client, store, stop, task_queue=settings.task_queue)
     finally:
         server.stop()
         store.close()
@@ -171,14 +189,16 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
 
 def banner(settings: Settings, server: EmbeddedTemporal) -> str:
     policy = settings.policy or "the shipped default (followthrough/default_policy.yaml)"
-    return "\n".join([
-        "Followthrough is up.",
-        f"  Temporal      {server.address}  (namespace default, task queue {TASK_QUEUE})",
-        f"  Temporal UI   http://127.0.0.1:{server.ui_port}",
-        f"  Database      {settings.effective_database_url}",
-        f"  Policy        {policy}",
-        f"  Data dir      {settings.data_dir}",
-        f"  Server log    {server.log_path}",
-        "Start a postmortem: followthrough incident resolved examples/incident.json",
-        "Ctrl-C stops everything.",
-    ])
+    return "\n".join(
+        [
+            "Followthrough is up.",
+            f"  Temporal      {server.address}  (task queue {settings.task_queue})",
+            f"  Temporal UI   http://127.0.0.1:{server.ui_port}",
+            f"  Database      {settings.effective_database_url}",
+            f"  Policy        {policy}",
+            f"  Data dir      {settings.data_dir}",
+            f"  Server log    {server.log_path}",
+            "Start a postmortem: followthrough incident resolved examples/incident.json",
+            "Ctrl-C stops everything.",
+        ]
+    )

@@ -13,6 +13,7 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from followthrough.domain.policy import Policy, load_policy
+from workflows import TASK_QUEUE
 
 
 def _default_data_dir() -> Path:
@@ -28,6 +29,9 @@ class Settings(BaseSettings):
     user: str | None = Field(default=None, description="who you are, for CLI actions")
     log_json: bool = False
     api_port: int = 8000
+    task_queue: str = Field(
+        default=TASK_QUEUE, description="separates environments that share a Temporal namespace"
+    )
 
     @property
     def effective_database_url(self) -> str:

@@ -64,8 +64,13 @@ async def test_incident_to_closed_postmortem(
     # A reviewer asks for changes; the owner resubmits; one approval is enough for SEV2.
     pm = await submit(client, pm_id, "alice", draft_data(now))
     assert pm.state is PostmortemState.IN_REVIEW and pm.draft_version == 1
-    pm = await act(client, pm_id, "request_changes",
-                   ChangeRequest(by="erin", reason="Name the config system"), Postmortem)
+    pm = await act(
+        client,
+        pm_id,
+        "request_changes",
+        ChangeRequest(by="erin", reason="Name the config system"),
+        Postmortem,
+    )
     assert pm.state is PostmortemState.CHANGES_REQUESTED
     pm = await submit(client, pm_id, "alice", draft_data(now, summary="lb-config push ..."))
     assert pm.draft_version == 2
@@ -81,23 +86,35 @@ async def test_incident_to_closed_postmortem(
     await act(client, alert, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
     with pytest.raises(ActionRefused, match="cannot verify their own work"):
         await act(client, alert, "verify", Verification(by="bob"), ActionItem)
-    item = await act(client, alert, "reject",
-                     Rejection(by="erin", reason="The alert is not routed to the pager"),
-                     ActionItem)
+    item = await act(
+        client,
+        alert,
+        "reject",
+        Rejection(by="erin", reason="The alert is not routed to the pager"),
+        ActionItem,
+    )
     assert item.state is ActionItemState.OPEN
-    await act(client, alert, "claim_done",
-              DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall"), ActionItem)
-    item = await act(client, alert, "verify", Verification(by="erin", note="Fired in a drill"),
-                     ActionItem)
+    await act(
+        client,
+        alert,
+        "claim_done",
+        DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall"),
+        ActionItem,
+    )
+    item = await act(
+        client, alert, "verify", Verification(by="erin", note="Fired in a drill"), ActionItem
+    )
     assert item.state is ActionItemState.VERIFIED
 
     await _wait_for_item(client, canary)
-    await act(client, canary, "claim_done", DoneClaim(by="carol", evidence="lb canary on"),
-              ActionItem)
+    await act(
+        client, canary, "claim_done", DoneClaim(by="carol", evidence="lb canary on"), ActionItem
+    )
     with pytest.raises(ActionRefused, match=r"only the named verifier \(pat\)"):
         await act(client, canary, "verify", Verification(by="erin"), ActionItem)
-    await act(client, canary, "verify", Verification(by="pat", note="Checked 12 pushes"),
-              ActionItem)
+    await act(
+        client, canary, "verify", Verification(by="pat", note="Checked 12 pushes"), ActionItem
+    )
 
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state is PostmortemState.CLOSED
@@ -116,7 +133,10 @@ async def test_incident_to_closed_postmortem(
 
 
 async def test_optional_postmortem_lapses_when_nobody_opts_in(
-    time_skipping: WorkflowEnvironment, client: Client, task_queue: str, store: Store,
+    time_skipping: WorkflowEnvironment,
+    client: Client,
+    task_queue: str,
+    store: Store,
     policy: Policy,
 ) -> None:
     now = datetime.now(UTC)
@@ -137,8 +157,9 @@ async def _wait_for_item(client: Client, item_id: str) -> ActionItem:
 
     for _ in range(100):
         try:
-            return await client.get_workflow_handle(item_id).query("snapshot",
-                                                                   result_type=ActionItem)
+            return await client.get_workflow_handle(item_id).query(
+                "snapshot", result_type=ActionItem
+            )
         except Exception:
             await asyncio.sleep(0.1)
     raise AssertionError(f"{item_id} never started")

@@ -4,15 +4,15 @@ The one task queue and the custom search attributes live here so the worker, the
 embedded Temporal server agree on them.
 """
 
+from datetime import timedelta
+
 from temporalio.common import SearchAttributeKey
 from temporalio.exceptions import ApplicationError
-
-from datetime import timedelta
 
 TASK_QUEUE = "followthrough"
 
 # Storage writes are small; a slow database gets retried rather than waited on.
-RECORD_TIMEOUT = timedelta(seconds=30)
+RECORD_TIMEOUT = timedelta(seconds=10)
 
 POSTMORTEM_STATE = SearchAttributeKey.for_keyword("PostmortemState")
 POSTMORTEM_SEVERITY = SearchAttributeKey.for_keyword("PostmortemSeverity")

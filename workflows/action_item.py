@@ -6,7 +6,8 @@ against the acceptance criterion or rejects it, which reopens the item.
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Callable
+from typing import Any
 
 from temporalio import workflow
 
@@ -37,22 +38,29 @@ class ActionItemWorkflow:
     def __init__(self, start: ActionItemStart) -> None:
         self.policy = start.policy
         self.item = ActionItem(
-            id=start.item_id, postmortem_id=start.postmortem_id, spec=start.spec,
+            id=start.item_id,
+            postmortem_id=start.postmortem_id,
+            spec=start.spec,
             opened_at=workflow.now(),
         )
+        self.opened = False  # set once the opening is recorded; people's actions wait for it
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
-        workflow.upsert_search_attributes([
-            ACTION_ITEM_STATE.value_set(self.item.state.value),
-            OWNING_TEAM.value_set(self.item.spec.team),
-        ])
+        workflow.upsert_search_attributes(
+            [
+                ACTION_ITEM_STATE.value_set(self.item.state.value),
+                OWNING_TEAM.value_set(self.item.spec.team),
+            ]
+        )
         spec = self.item.spec
         await self._record(
-            SYSTEM_ACTOR, "item.opened",
+            SYSTEM_ACTOR,
+            "item.opened",
             f"{spec.priority} '{spec.title}' owned by {spec.owner} ({spec.team}), due "
             f"{spec.due.isoformat()}; accepted when: {spec.acceptance_criterion.description}",
         )
+        self.opened = True
         await workflow.wait_condition(
             lambda: self.item.state is ActionItemState.VERIFIED and workflow.all_handlers_finished()
         )
@@ -60,9 +68,11 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
+        await self._may_act(self._validate_claim_done, claim)
         self.item.claims.append(Claim(by=claim.by, evidence=claim.evidence, at=workflow.now()))
-        await self._transition(ActionItemState.DONE_CLAIMED, claim.by, "item.done_claimed",
-                               claim.evidence)
+        await self._transition(
+            ActionItemState.DONE_CLAIMED, claim.by, "item.done_claimed", claim.evidence
+        )
         return self.item
 
     @claim_done.validator
@@ -71,13 +81,15 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def verify(self, verification: Verification) -> ActionItem:
+        await self._may_act(self._validate_verify, verification)
         now = workflow.now()
         self.item.decisions.append(
             Decision(by=verification.by, verified=True, note=verification.note, at=now)
         )
         self.item.verified_at = now
-        await self._transition(ActionItemState.VERIFIED, verification.by, "item.verified",
-                               verification.note)
+        await self._transition(
+            ActionItemState.VERIFIED, verification.by, "item.verified", verification.note
+        )
         return self.item
 
     @verify.validator
@@ -86,11 +98,13 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def reject(self, rejection: Rejection) -> ActionItem:
+        await self._may_act(self._validate_reject, rejection)
         self.item.decisions.append(
             Decision(by=rejection.by, verified=False, note=rejection.reason, at=workflow.now())
         )
-        await self._transition(ActionItemState.OPEN, rejection.by, "item.reopened",
-                               rejection.reason)
+        await self._transition(
+            ActionItemState.OPEN, rejection.by, "item.reopened", rejection.reason
+        )
         return self.item
 
     @reject.validator
@@ -101,8 +115,14 @@ class ActionItemWorkflow:
     def snapshot(self) -> ActionItem:
         return self.item
 
-    async def _transition(self, state: ActionItemState, actor: str, action: str,
-                          detail: str) -> None:
+    async def _may_act(self, validate: Callable[[Any], None], request: Any) -> None:
+        """Wait for the opening to be recorded, then re-check: the handler has the final say."""
+        await workflow.wait_condition(lambda: self.opened)
+        validate(request)
+
+    async def _transition(
+        self, state: ActionItemState, actor: str, action: str, detail: str
+    ) -> None:
         self.item.state = state
         workflow.upsert_search_attributes([ACTION_ITEM_STATE.value_set(state.value)])
         await self._record(actor, action, detail)
@@ -111,8 +131,13 @@ class ActionItemWorkflow:
         """Append an audit event and store the item as it is now (idempotent by seq)."""
         self.item.last_seq += 1
         event = AuditEvent(
-            workflow_id=self.item.id, postmortem_id=self.item.postmortem_id,
-            seq=self.item.last_seq, at=workflow.now(), actor=actor, action=action, detail=detail,
+            workflow_id=self.item.id,
+            postmortem_id=self.item.postmortem_id,
+            seq=self.item.last_seq,
+            at=workflow.now(),
+            actor=actor,
+            action=action,
+            detail=detail,
         )
         workflow.logger.info(
             "%s by %s", action, actor, extra={"action_item_id": self.item.id, "seq": event.seq}

@@ -8,7 +8,9 @@ validator beside its handler that refuses bad input before anything changes.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import timedelta
+from typing import Any
 
 from temporalio import workflow
 
@@ -45,15 +47,19 @@ class PostmortemWorkflow:
     def __init__(self, start: PostmortemStart) -> None:
         self.policy = start.policy
         self.pm: Postmortem = open_postmortem(start.incident, start.policy, workflow.now())
+        self.opened = False  # set once the opening is recorded; people's actions wait for it
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
         self._set_search_attributes()
         await self._record(SYSTEM_ACTOR, "postmortem.opened", self._opened_detail())
+        self.opened = True
 
         if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
             await self._transition(
-                PostmortemState.NOT_REQUIRED, SYSTEM_ACTOR, "postmortem.not_required",
+                PostmortemState.NOT_REQUIRED,
+                SYSTEM_ACTOR,
+                "postmortem.not_required",
                 "nobody opted in within the policy's window",
             )
             return await self._finish([])
@@ -61,7 +67,9 @@ class PostmortemWorkflow:
         await workflow.wait_condition(lambda: self.pm.state is PostmortemState.TRACKING)
         items = await self._follow_action_items()
         await self._transition(
-            PostmortemState.CLOSED, SYSTEM_ACTOR, "postmortem.closed",
+            PostmortemState.CLOSED,
+            SYSTEM_ACTOR,
+            "postmortem.closed",
             f"all {len(items)} action items verified",
         )
         return await self._finish(items)
@@ -102,6 +110,7 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def submit_draft(self, submission: DraftSubmission) -> Postmortem:
+        await self._may_act(self._validate_submit_draft, submission)
         pm = self.pm
         if pm.state is PostmortemState.OPTIONAL:
             pm.owner = submission.by  # opting in makes you the owner
@@ -109,7 +118,9 @@ class PostmortemWorkflow:
         pm.draft_version += 1
         pm.submitted_at = workflow.now()
         await self._transition(
-            PostmortemState.IN_REVIEW, submission.by, "draft.submitted",
+            PostmortemState.IN_REVIEW,
+            submission.by,
+            "draft.submitted",
             f"version {pm.draft_version} with {len(submission.draft.action_items)} action items; "
             f"needs {pm.approvals_required} approval(s)",
         )
@@ -121,9 +132,12 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def approve(self, approval: Approval) -> Postmortem:
+        await self._may_act(self._validate_approve, approval)
         self.pm.reviews.append(self._review(approval.by, Verdict.APPROVED, approval.comment))
         have, need = len(self.pm.approvals()), self.pm.approvals_required
-        detail = f"approval {have} of {need}" + (f": {approval.comment}" if approval.comment else "")
+        detail = f"approval {have} of {need}"
+        if approval.comment:
+            detail += f": {approval.comment}"
         if have >= need:
             assert self.pm.draft is not None  # in review means a draft was submitted
             self.pm.action_item_ids = [
@@ -140,6 +154,7 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def request_changes(self, request: ChangeRequest) -> Postmortem:
+        await self._may_act(self._validate_request_changes, request)
         self.pm.reviews.append(self._review(request.by, Verdict.CHANGES_REQUESTED, request.reason))
         await self._transition(
             PostmortemState.CHANGES_REQUESTED, request.by, "draft.changes_requested", request.reason
@@ -156,9 +171,21 @@ class PostmortemWorkflow:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
+    async def _may_act(self, validate: Callable[[Any], None], request: Any) -> None:
+        """Wait until the postmortem is opened, then let the validator judge again.
+
+        Validators of updates that arrive in one batch all see the same state, so the handler
+        re-checks right before it changes anything and has the final say.
+        """
+        await workflow.wait_condition(lambda: self.opened)
+        validate(request)
+
     def _review(self, reviewer: str, verdict: Verdict, comment: str) -> Review:
         return Review(
-            reviewer=reviewer, verdict=verdict, comment=comment, at=workflow.now(),
+            reviewer=reviewer,
+            verdict=verdict,
+            comment=comment,
+            at=workflow.now(),
             draft_version=self.pm.draft_version,
         )
 
@@ -196,8 +223,13 @@ class PostmortemWorkflow:
         """
         self.pm.last_seq += 1
         event = AuditEvent(
-            workflow_id=self.pm.id, postmortem_id=self.pm.id, seq=self.pm.last_seq,
-            at=workflow.now(), actor=actor, action=action, detail=detail,
+            workflow_id=self.pm.id,
+            postmortem_id=self.pm.id,
+            seq=self.pm.last_seq,
+            at=workflow.now(),
+            actor=actor,
+            action=action,
+            detail=detail,
         )
         workflow.logger.info(
             "%s by %s", action, actor, extra={"postmortem_id": self.pm.id, "seq": event.seq}

@@ -7,6 +7,7 @@ draft yields strict `ActionItemSpec`s, each with exactly one acceptance criterio
 
 from __future__ import annotations
 
+import itertools
 import re
 from datetime import date
 from enum import StrEnum
@@ -28,8 +29,14 @@ class Priority(StrEnum):
 
 REQUIRED_TIMELINE_KINDS = ("started", "detected", "mitigated", "resolved")
 TimelineKind = Literal[
-    "started", "detected", "acknowledged", "mitigated", "communicated", "resolved",
-    "decision", "note",
+    "started",
+    "detected",
+    "acknowledged",
+    "mitigated",
+    "communicated",
+    "resolved",
+    "decision",
+    "note",
 ]
 
 
@@ -127,7 +134,7 @@ def prefilled_timeline(incident: Incident) -> list[TimelineEntry]:
 
 
 def merged_timeline(incident: Incident, draft: Draft) -> list[TimelineEntry]:
-    """Pre-filled milestones plus the draft's entries; a draft's milestone corrects the incident's."""
+    """Pre-filled milestones plus the draft's entries; a drafted milestone wins."""
     drafted_milestones = {e.kind for e in draft.timeline if e.kind in MILESTONES}
     kept = [e for e in prefilled_timeline(incident) if e.kind not in drafted_milestones]
     return sorted([*kept, *draft.timeline], key=lambda e: e.at)
@@ -135,7 +142,7 @@ def merged_timeline(incident: Incident, draft: Draft) -> list[TimelineEntry]:
 
 # Words that promise effort rather than an outcome someone can check.
 _VAGUE = re.compile(
-    r"\b(improve[ds]?|better|investigate|look into|consider|more robust|as needed|"
+    r"\b(improv\w*|better|investigat\w*|look(?:ing)? into|consider\w*|more robust|as needed|"
     r"as appropriate|where possible|if possible|try to|etc|tbd|todo|some|various|"
     r"should be fine|monitor(?:ing)? more)\b",
     re.IGNORECASE,
@@ -198,7 +205,7 @@ def _timeline_order_problems(timeline: list[TimelineEntry]) -> list[str]:
     return [
         f"timeline: {later} ({at[later].isoformat()}) is before {earlier} "
         f"({at[earlier].isoformat()})"
-        for earlier, later in zip(present, present[1:], strict=False)
+        for earlier, later in itertools.pairwise(present)
         if at[later] < at[earlier]
     ]
 
@@ -224,7 +231,7 @@ def _action_item_problems(
         problems.append(f"{name}: team is missing")
     elif item.team not in policy.teams:
         problems.append(f"{name}: team '{item.team}' is not in the policy")
-    elif item.owner and item.owner in policy.people and not policy.is_in_team(item.owner, item.team):
+    elif item.owner in policy.people and not policy.is_in_team(str(item.owner), item.team):
         problems.append(f"{name}: owner '{item.owner}' is not in team '{item.team}'")
     if item.due is None:
         problems.append(f"{name}: due date is missing")
@@ -233,9 +240,7 @@ def _action_item_problems(
     if not item.priority:
         problems.append(f"{name}: priority is missing (one of {', '.join(Priority)})")
     elif item.priority not in Priority.__members__:
-        problems.append(
-            f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}"
-        )
+        problems.append(f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}")
 
     criteria = item.acceptance_criterion
     if criteria is None or criteria == []:
@@ -248,9 +253,7 @@ def _action_item_problems(
     else:
         criterion = criteria[0] if isinstance(criteria, list) else criteria
         if (why := vagueness(criterion)) is not None:
-            problems.append(
-                f"{name}: acceptance criterion '{criterion.description.strip()}' {why}"
-            )
+            problems.append(f"{name}: acceptance criterion '{criterion.description.strip()}' {why}")
         if criterion.verifier is not None:
             if criterion.verifier == item.owner:
                 problems.append(f"{name}: the verifier must not be the owner")
@@ -282,4 +285,3 @@ def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
             )
         )
     return specs
-

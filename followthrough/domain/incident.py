@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from typing import Any
@@ -55,16 +56,14 @@ def incident_problems(incident: Incident, policy: Policy) -> list[str]:
     """What is wrong with an incident that parsed, judged against the policy."""
     problems = []
     if not _ID_PATTERN.match(incident.id):
-        problems.append(
-            f"id: '{incident.id}' must be 1-128 letters, digits, '.', '_', ':' or '-'"
-        )
+        problems.append(f"id: '{incident.id}' must be 1-128 letters, digits, '.', '_', ':' or '-'")
     if incident.severity not in policy.severities:
         known = ", ".join(policy.severities)
         problems.append(f"severity: '{incident.severity}' is not in the policy ({known})")
     # Each milestone must come after the ones before it (communication may happen any time).
     seen = [(name, incident.milestone(name)) for name in ORDERED_MILESTONES]
     present = [(name, at) for name, at in seen if at is not None]
-    for (earlier, at_earlier), (later, at_later) in zip(present, present[1:], strict=False):
+    for (earlier, at_earlier), (later, at_later) in itertools.pairwise(present):
         if at_later < at_earlier:
             problems.append(
                 f"{later}_at ({at_later.isoformat()}) is before {earlier}_at "

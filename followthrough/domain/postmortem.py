@@ -112,7 +112,9 @@ def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmo
         severity=incident.severity,
         required=severity.postmortem_required,
         approvals_required=severity.approvals_required,
-        state=PostmortemState.DRAFTING if severity.postmortem_required else PostmortemState.OPTIONAL,
+        state=(
+            PostmortemState.DRAFTING if severity.postmortem_required else PostmortemState.OPTIONAL
+        ),
         opened_at=now,
         draft_due=incident.resolved_at + timedelta(days=severity.draft_due_days),
     )
@@ -222,14 +224,11 @@ class ActionItemChange(BaseModel):
     event: AuditEvent
 
 
-
 # --- Who may do what, and when ----------------------------------------------------------------
 # Each rule returns the refusal a person would read, or None when the action is allowed.
 
 
-_DRAFTABLE = (
-    PostmortemState.OPTIONAL, PostmortemState.DRAFTING, PostmortemState.CHANGES_REQUESTED
-)
+_DRAFTABLE = (PostmortemState.OPTIONAL, PostmortemState.DRAFTING, PostmortemState.CHANGES_REQUESTED)
 
 
 def submit_refusal(

@@ -74,18 +74,33 @@ class Store:
             session.execute(
                 self._insert(IncidentRow)
                 .values(
-                    source=incident.source, external_id=incident.id, postmortem_id=pm.id,
-                    title=incident.title, severity=incident.severity,
-                    resolved_at=incident.resolved_at, data=incident.model_dump(mode="json"),
+                    source=incident.source,
+                    external_id=incident.id,
+                    postmortem_id=pm.id,
+                    title=incident.title,
+                    severity=incident.severity,
+                    resolved_at=incident.resolved_at,
+                    data=incident.model_dump(mode="json"),
                 )
                 .on_conflict_do_nothing()
             )
-            self._upsert_snapshot(session, PostmortemRow, {
-                "id": pm.id, "title": incident.title, "severity": pm.severity, "team": pm.team,
-                "owner": pm.owner, "state": pm.state.value, "opened_at": pm.opened_at,
-                "draft_due": pm.draft_due, "closed_at": pm.closed_at, "last_seq": pm.last_seq,
-                "data": pm.model_dump(mode="json"),
-            })
+            self._upsert_snapshot(
+                session,
+                PostmortemRow,
+                {
+                    "id": pm.id,
+                    "title": incident.title,
+                    "severity": pm.severity,
+                    "team": pm.team,
+                    "owner": pm.owner,
+                    "state": pm.state.value,
+                    "opened_at": pm.opened_at,
+                    "draft_due": pm.draft_due,
+                    "closed_at": pm.closed_at,
+                    "last_seq": pm.last_seq,
+                    "data": pm.model_dump(mode="json"),
+                },
+            )
             return self._append_event(session, change.event)
 
     def record_action_item(self, change: ActionItemChange) -> bool:
@@ -93,13 +108,24 @@ class Store:
         item = change.item
         spec = item.spec
         with self._session() as session:
-            self._upsert_snapshot(session, ActionItemRow, {
-                "id": item.id, "postmortem_id": item.postmortem_id, "title": spec.title,
-                "owner": spec.owner, "team": spec.team, "priority": spec.priority.value,
-                "due": spec.due, "state": item.state.value, "opened_at": item.opened_at,
-                "verified_at": item.verified_at, "last_seq": item.last_seq,
-                "data": item.model_dump(mode="json"),
-            })
+            self._upsert_snapshot(
+                session,
+                ActionItemRow,
+                {
+                    "id": item.id,
+                    "postmortem_id": item.postmortem_id,
+                    "title": spec.title,
+                    "owner": spec.owner,
+                    "team": spec.team,
+                    "priority": spec.priority.value,
+                    "due": spec.due,
+                    "state": item.state.value,
+                    "opened_at": item.opened_at,
+                    "verified_at": item.verified_at,
+                    "last_seq": item.last_seq,
+                    "data": item.model_dump(mode="json"),
+                },
+            )
             return self._append_event(session, change.event)
 
     def _upsert_snapshot(self, session: Session, row: Any, values: dict[str, Any]) -> None:
@@ -115,12 +141,14 @@ class Store:
         )
 
     def _append_event(self, session: Session, audit: AuditEvent) -> bool:
-        result = session.execute(
+        # RETURNING tells both databases' answers apart; psycopg reports rowcount -1 here.
+        inserted = session.execute(
             self._insert(AuditEventRow)
             .values(**audit.model_dump())
             .on_conflict_do_nothing(index_elements=["workflow_id", "seq"])
-        )
-        return bool(result.rowcount)
+            .returning(AuditEventRow.seq)
+        ).first()
+        return inserted is not None
 
     # --- reads ---------------------------------------------------------------------------------
 
@@ -173,8 +201,13 @@ class Store:
         with Session(self.engine) as session:
             return [
                 AuditEvent(
-                    workflow_id=r.workflow_id, postmortem_id=r.postmortem_id, seq=r.seq, at=r.at,
-                    actor=r.actor, action=r.action, detail=r.detail,
+                    workflow_id=r.workflow_id,
+                    postmortem_id=r.postmortem_id,
+                    seq=r.seq,
+                    at=r.at,
+                    actor=r.actor,
+                    action=r.action,
+                    detail=r.detail,
                 )
                 for r in session.scalars(query)
             ]
@@ -189,7 +222,11 @@ class Store:
         with Session(self.engine) as session:
             if session.scalar(select(row.id).where(row.id == reference)) is not None:
                 return reference
-            matches = list(session.scalars(select(row.id).where(row.id.endswith(f"-{reference}"))))
+            candidates = session.scalars(
+                select(row.id).where(row.id.endswith(f"-{reference}", autoescape=True))
+            )
+            # LIKE ignores case on SQLite; workflow ids do not.
+            matches = [found for found in candidates if found.endswith(f"-{reference}")]
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference

@@ -1,0 +1,453 @@
+"""The record, on SQLite and on PostgreSQL: idempotent writes, filtered reads, id resolution."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from sqlalchemy import func, inspect, select
+from sqlalchemy.orm import Session
+
+from followthrough.domain.draft import AcceptanceCriterion, ActionItemSpec, Priority
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    SYSTEM_ACTOR,
+    ActionItem,
+    ActionItemChange,
+    ActionItemState,
+    AuditEvent,
+    Postmortem,
+    PostmortemChange,
+    PostmortemState,
+    open_postmortem,
+)
+from followthrough.storage import Store
+from followthrough.storage.migrate import pending, upgrade
+from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
+from tests.factories import incident_data
+
+T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+
+
+# --- building the records -------------------------------------------------------------------------
+
+
+def make_postmortem(
+    policy: Policy, incident_id: str = "INC-7", *, source: str = "generic", **updates: Any
+) -> Postmortem:
+    incident = parse_incident(incident_data(T0, id=incident_id, source=source), policy)
+    return open_postmortem(incident, policy, T0).model_copy(update=updates)
+
+
+def audit(
+    workflow_id: str,
+    postmortem_id: str,
+    seq: int,
+    at: datetime,
+    action: str = "opened",
+    actor: str = SYSTEM_ACTOR,
+) -> AuditEvent:
+    return AuditEvent(
+        workflow_id=workflow_id,
+        postmortem_id=postmortem_id,
+        seq=seq,
+        at=at,
+        actor=actor,
+        action=action,
+        detail=f"{action} #{seq}",
+    )
+
+
+def pm_change(
+    pm: Postmortem,
+    seq: int,
+    *,
+    at: datetime | None = None,
+    action: str = "opened",
+    **updates: Any,
+) -> PostmortemChange:
+    snapshot = pm.model_copy(update={"last_seq": seq, **updates})
+    event = audit(pm.id, pm.id, seq, at or T0 + timedelta(minutes=seq), action)
+    return PostmortemChange(postmortem=snapshot, event=event)
+
+
+def make_item(
+    pm: Postmortem,
+    number: int,
+    *,
+    owner: str = "bob",
+    team: str = "payments",
+    state: ActionItemState = ActionItemState.OPEN,
+    seq: int = 1,
+) -> ActionItem:
+    spec = ActionItemSpec(
+        number=number,
+        title=f"Action {number} for {pm.incident.id}",
+        owner=owner,
+        team=team,
+        due=date(2025, 4, 1),
+        priority=Priority.P2,
+        acceptance_criterion=AcceptanceCriterion(description="p99 below 300 ms for 7 days"),
+    )
+    return ActionItem(
+        id=pm.action_item_id(number),
+        postmortem_id=pm.id,
+        spec=spec,
+        state=state,
+        opened_at=T0 + timedelta(hours=1),
+        last_seq=seq,
+    )
+
+
+def item_change(
+    item: ActionItem, *, at: datetime | None = None, action: str = "opened"
+) -> ActionItemChange:
+    at = at or T0 + timedelta(hours=1, minutes=item.last_seq)
+    return ActionItemChange(
+        item=item, event=audit(item.id, item.postmortem_id, item.last_seq, at, action)
+    )
+
+
+def audit_rows(store: Store, workflow_id: str) -> int:
+    with Session(store.engine) as session:
+        count = session.scalar(
+            select(func.count())
+            .select_from(AuditEventRow)
+            .where(AuditEventRow.workflow_id == workflow_id)
+        )
+    return int(count or 0)
+
+
+# --- postmortems ----------------------------------------------------------------------------------
+
+
+def test_same_postmortem_change_writes_one_audit_row(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    change = pm_change(pm, 1)
+
+    store.record_postmortem(change)
+    store.record_postmortem(change)
+
+    assert audit_rows(store, pm.id) == 1
+    assert [e.seq for e in store.audit_trail(pm.id)] == [1]
+    assert store.postmortem(pm.id) == change.postmortem
+
+
+def test_record_postmortem_reports_a_repeat(
+    store: Store, policy: Policy, request: pytest.FixtureRequest
+) -> None:
+    change = pm_change(make_postmortem(policy), 1)
+
+    assert store.record_postmortem(change) is True
+    assert store.record_postmortem(change) is False
+
+
+def test_newer_snapshot_replaces_the_older(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+    store.record_postmortem(pm_change(pm, 2, state=PostmortemState.IN_REVIEW, draft_version=1))
+
+    stored = store.postmortem(pm.id)
+    assert stored is not None
+    assert (stored.state, stored.draft_version, stored.last_seq) == (
+        PostmortemState.IN_REVIEW,
+        1,
+        2,
+    )
+
+
+def test_older_snapshot_does_not_overwrite_a_newer_one(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    newer = pm_change(pm, 3, state=PostmortemState.IN_REVIEW, draft_version=1, action="submitted")
+    older = pm_change(pm, 2, state=PostmortemState.DRAFTING, action="reminded")
+
+    assert store.record_postmortem(newer) is True
+    assert store.record_postmortem(older) is True  # its audit event is new, so it is kept
+
+    stored = store.postmortem(pm.id)
+    assert stored is not None
+    assert (stored.state, stored.last_seq, stored.draft_version) == (
+        PostmortemState.IN_REVIEW,
+        3,
+        1,
+    )
+    # The queryable columns did not regress either.
+    assert [p.id for p in store.postmortems(state="in_review")] == [pm.id]
+    assert store.postmortems(state="drafting") == []
+    assert [e.action for e in store.audit_trail(pm.id)] == ["reminded", "submitted"]
+
+
+def test_postmortems_filter_by_state(store: Store, policy: Policy) -> None:
+    drafting = make_postmortem(policy, "INC-1")
+    optional = make_postmortem(policy, "INC-2", severity="SEV3", state=PostmortemState.OPTIONAL)
+    store.record_postmortem(pm_change(drafting, 1))
+    store.record_postmortem(pm_change(optional, 1))
+
+    assert {p.id for p in store.postmortems()} == {drafting.id, optional.id}
+    assert [p.id for p in store.postmortems(state="optional")] == [optional.id]
+    assert store.postmortem("postmortem-generic-INC-404") is None
+
+
+# --- action items ---------------------------------------------------------------------------------
+
+
+def test_same_action_item_change_writes_one_audit_row(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+    change = item_change(make_item(pm, 1))
+
+    store.record_action_item(change)
+    store.record_action_item(change)
+
+    assert audit_rows(store, change.item.id) == 1
+    assert store.action_item(change.item.id) == change.item
+
+
+def test_record_action_item_reports_a_repeat(
+    store: Store, policy: Policy, request: pytest.FixtureRequest
+) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+    change = item_change(make_item(pm, 1))
+
+    assert store.record_action_item(change) is True
+    assert store.record_action_item(change) is False
+
+
+def test_older_action_item_snapshot_does_not_regress(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+    claimed = make_item(pm, 1, state=ActionItemState.DONE_CLAIMED, seq=2)
+    opened = make_item(pm, 1, state=ActionItemState.OPEN, seq=1)
+
+    assert store.record_action_item(item_change(claimed, action="claimed")) is True
+    assert store.record_action_item(item_change(opened, action="opened")) is True
+
+    stored = store.action_item(claimed.id)
+    assert stored is not None
+    assert (stored.state, stored.last_seq) == (ActionItemState.DONE_CLAIMED, 2)
+    assert [i.id for i in store.action_items(state="done_claimed")] == [claimed.id]
+    assert store.action_items(state="open") == []
+
+
+def test_action_item_listing_filters(store: Store, policy: Policy) -> None:
+    first = make_postmortem(policy, "INC-1")
+    second = make_postmortem(policy, "INC-2")
+    for pm in (first, second):
+        store.record_postmortem(pm_change(pm, 1))
+    items = [
+        make_item(first, 1, owner="bob", team="payments"),
+        make_item(first, 2, owner="carol", team="platform", state=ActionItemState.DONE_CLAIMED),
+        make_item(second, 1, owner="bob", team="payments", state=ActionItemState.VERIFIED),
+    ]
+    for item in items:
+        store.record_action_item(item_change(item))
+
+    def ids(**filters: str) -> list[str]:
+        return [i.id for i in store.action_items(**filters)]
+
+    a1, a2, b1 = (i.id for i in items)
+    assert ids() == [a1, a2, b1]
+    assert ids(postmortem_id=first.id) == [a1, a2]
+    assert ids(postmortem_id=second.id) == [b1]
+    assert ids(state="open") == [a1]
+    assert ids(state="verified") == [b1]
+    assert ids(owner="bob") == [a1, b1]
+    assert ids(team="platform") == [a2]
+    assert ids(owner="bob", postmortem_id=second.id) == [b1]
+    assert ids(owner="carol", team="payments") == []
+    assert ids(postmortem_id="postmortem-generic-INC-404") == []
+    assert store.action_item(f"{second.id}-item-9") is None
+
+
+# --- the audit trail ------------------------------------------------------------------------------
+
+
+def test_audit_trail_merges_postmortem_and_items_in_time_order(
+    store: Store, policy: Policy
+) -> None:
+    pm = make_postmortem(policy)
+    other = make_postmortem(policy, "INC-8")
+    plus_five = timezone(timedelta(hours=5))
+
+    # Written out of order, with offsets other than UTC.
+    store.record_postmortem(pm_change(pm, 2, at=T0 + timedelta(hours=3), action="approved"))
+    store.record_postmortem(pm_change(pm, 1, at=T0, action="opened"))
+    store.record_postmortem(pm_change(other, 1, at=T0 + timedelta(hours=1), action="opened"))
+    item = make_item(pm, 1, seq=1)
+    store.record_action_item(
+        item_change(item, at=(T0 + timedelta(hours=4)).astimezone(plus_five), action="opened")
+    )
+    claimed = make_item(pm, 1, seq=2, state=ActionItemState.DONE_CLAIMED)
+    # 16:30 at +05:00 is 11:30 UTC: before the postmortem was opened at 12:00 UTC.
+    store.record_action_item(
+        item_change(claimed, at=datetime(2025, 3, 10, 16, 30, tzinfo=plus_five), action="claimed")
+    )
+
+    trail = store.audit_trail(pm.id)
+
+    assert [(e.workflow_id, e.seq, e.action) for e in trail] == [
+        (item.id, 2, "claimed"),
+        (pm.id, 1, "opened"),
+        (pm.id, 2, "approved"),
+        (item.id, 1, "opened"),
+    ]
+    assert [e.at for e in trail] == sorted(e.at for e in trail)
+    assert all(e.postmortem_id == pm.id for e in trail)
+    assert [e.action for e in store.audit_trail(other.id)] == ["opened"]
+    assert store.audit_trail("postmortem-generic-INC-404") == []
+
+
+def test_audit_event_round_trips(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    change = pm_change(pm, 1)
+    store.record_postmortem(change)
+    assert store.audit_trail(pm.id) == [change.event]
+
+
+# --- resolving what a person typed ----------------------------------------------------------------
+
+
+def record_with_item(store: Store, pm: Postmortem, numbers: tuple[int, ...] = (1, 2)) -> None:
+    store.record_postmortem(pm_change(pm, 1))
+    for number in numbers:
+        store.record_action_item(item_change(make_item(pm, number)))
+
+
+def test_resolve_full_id_and_unique_tail(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy, "INC-7")
+    record_with_item(store, pm)
+
+    assert store.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
+    assert store.resolve("INC-7") == "postmortem-generic-INC-7"
+    assert store.resolve("generic-INC-7") == "postmortem-generic-INC-7"
+    assert store.resolve("INC-7-item-2", action_item=True) == "postmortem-generic-INC-7-item-2"
+    assert (
+        store.resolve("postmortem-generic-INC-7-item-1", action_item=True)
+        == "postmortem-generic-INC-7-item-1"
+    )
+
+
+def test_resolve_passes_unknown_ids_through(store: Store, policy: Policy) -> None:
+    record_with_item(store, make_postmortem(policy, "INC-7"))
+
+    assert store.resolve("INC-404") == "INC-404"
+    assert store.resolve("INC-7-item-9", action_item=True) == "INC-7-item-9"
+    # A postmortem reference is not looked up among action items, nor the other way round.
+    assert store.resolve("INC-7-item-2") == "INC-7-item-2"
+    assert store.resolve("NC-7") == "NC-7"  # a tail must start at a '-'
+
+
+def test_resolve_ambiguous_tail_names_every_match(store: Store, policy: Policy) -> None:
+    generic = make_postmortem(policy, "INC-7")
+    pagerduty = make_postmortem(policy, "INC-7", source="pagerduty")
+    record_with_item(store, generic, (2,))
+    record_with_item(store, pagerduty, (2,))
+
+    with pytest.raises(LookupError) as caught:
+        store.resolve("INC-7")
+    message = str(caught.value)
+    assert message == ("'INC-7' is ambiguous: postmortem-generic-INC-7, postmortem-pagerduty-INC-7")
+
+    with pytest.raises(LookupError, match="'INC-7-item-2' is ambiguous") as caught:
+        store.resolve("INC-7-item-2", action_item=True)
+    assert "postmortem-generic-INC-7-item-2" in str(caught.value)
+    assert "postmortem-pagerduty-INC-7-item-2" in str(caught.value)
+
+    # The full id, or a longer tail, is still unambiguous.
+    assert store.resolve("pagerduty-INC-7") == "postmortem-pagerduty-INC-7"
+    assert store.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
+
+
+def test_resolve_treats_underscore_literally(store: Store, policy: Policy) -> None:
+    record_with_item(store, make_postmortem(policy, "INC-7"))
+    assert store.resolve("INC_7") == "INC_7"
+
+
+def test_resolve_is_case_sensitive(
+    store: Store, policy: Policy, request: pytest.FixtureRequest
+) -> None:
+    record_with_item(store, make_postmortem(policy, "INC-7"))
+    assert store.resolve("inc-7") == "inc-7"
+
+
+# --- time zones -----------------------------------------------------------------------------------
+
+
+def test_datetimes_come_back_aware_utc(store: Store, policy: Policy) -> None:
+    tokyo = timezone(timedelta(hours=9))
+    opened = datetime(2025, 3, 10, 21, 0, tzinfo=tokyo)  # 12:00 UTC
+    pm = make_postmortem(policy, opened_at=opened, draft_due=opened + timedelta(days=7))
+    at = datetime(2025, 3, 10, 7, 15, tzinfo=timezone(timedelta(hours=-5)))  # 12:15 UTC
+    store.record_postmortem(pm_change(pm, 1, at=at))
+    item = make_item(pm, 1).model_copy(
+        update={"opened_at": opened, "verified_at": opened + timedelta(days=3)}
+    )
+    store.record_action_item(item_change(item, at=at + timedelta(minutes=1)))
+
+    with Session(store.engine) as session:
+        pm_row = session.get_one(PostmortemRow, pm.id)
+        item_row = session.get_one(ActionItemRow, item.id)
+        stored_times = [
+            pm_row.opened_at,
+            pm_row.draft_due,
+            item_row.opened_at,
+            item_row.verified_at,
+        ]
+        due = item_row.due
+    assert stored_times == [opened, opened + timedelta(days=7), opened, opened + timedelta(days=3)]
+    for value in stored_times:
+        assert value is not None and value.tzinfo is UTC
+    assert stored_times[0] == datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
+    assert due == date(2025, 4, 1)
+
+    trail = store.audit_trail(pm.id)
+    assert [e.at for e in trail] == [at, at + timedelta(minutes=1)]
+    assert all(e.at.tzinfo is UTC for e in trail)
+    assert trail[0].at == datetime(2025, 3, 10, 12, 15, tzinfo=UTC)
+
+    # The snapshots keep aware datetimes for the same instants.
+    stored_pm = store.postmortem(pm.id)
+    assert stored_pm is not None and stored_pm.opened_at.utcoffset() is not None
+    assert stored_pm.opened_at == opened
+    assert stored_pm.incident.resolved_at == pm.incident.resolved_at
+    stored_item = store.action_item(item.id)
+    assert stored_item is not None and stored_item.verified_at == opened + timedelta(days=3)
+
+
+def test_null_datetimes_stay_null(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+    with Session(store.engine) as session:
+        assert session.get_one(PostmortemRow, pm.id).closed_at is None
+
+
+# --- migrations -----------------------------------------------------------------------------------
+
+
+def test_migration_is_idempotent(database_url: str) -> None:
+    assert pending(database_url) is True
+
+    upgrade(database_url)
+    upgrade(database_url)
+
+    assert pending(database_url) is False
+    store = Store(database_url)
+    try:
+        tables = set(inspect(store.engine).get_table_names())
+        assert {"incidents", "postmortems", "action_items", "audit_events"} <= tables
+    finally:
+        store.close()
+
+
+def test_upgrade_keeps_existing_records(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+
+    upgrade(store.url)
+
+    assert pending(store.url) is False
+    assert store.postmortem(pm.id) is not None
+    assert len(store.audit_trail(pm.id)) == 1
