@@ -65,4 +65,4 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.stdlib.get_logger(name)  # type: ignore[no-any-return]
+    return structlog.stdlib.get_logger(name)

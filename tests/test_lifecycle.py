@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.draft import parse_draft
@@ -29,12 +32,19 @@ from followthrough.domain.postmortem import (
 from followthrough.storage import Store
 from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
 from tests.factories import draft_data, incident_data
+from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 
 @pytest.fixture
 async def client(time_skipping: WorkflowEnvironment) -> Client:
     return time_skipping.client
+
+
+@pytest.fixture
+async def time_skipping_now(time_skipping: WorkflowEnvironment) -> datetime:
+    """The test server's clock: earlier tests may have skipped it days ahead of the wall clock."""
+    return await time_skipping.get_current_time()
 
 
 @pytest.fixture
@@ -45,15 +55,15 @@ async def task_queue(client: Client, store: Store) -> AsyncIterator[str]:
             yield queue
 
 
-async def submit(client: Client, pm_id: str, by: str, draft: dict) -> Postmortem:
+async def submit(client: Client, pm_id: str, by: str, draft: dict[str, Any]) -> Postmortem:
     submission = DraftSubmission(by=by, draft=parse_draft(draft))
     return await act(client, pm_id, "submit_draft", submission, Postmortem)
 
 
 async def test_incident_to_closed_postmortem(
-    client: Client, task_queue: str, store: Store, policy: Policy
+    client: Client, task_queue: str, store: Store, policy: Policy, time_skipping_now: datetime
 ) -> None:
-    now = datetime.now(UTC)
+    now = time_skipping_now
     incident = parse_incident(incident_data(now), policy)
     started = await start_postmortem(client, incident, policy, task_queue=task_queue)
     assert started.outcome == "started"
@@ -138,8 +148,9 @@ async def test_optional_postmortem_lapses_when_nobody_opts_in(
     task_queue: str,
     store: Store,
     policy: Policy,
+    time_skipping_now: datetime,
 ) -> None:
-    now = datetime.now(UTC)
+    now = time_skipping_now
     incident = parse_incident(incident_data(now, severity="SEV4"), policy)
     started = await start_postmortem(client, incident, policy, task_queue=task_queue)
     handle = client.get_workflow_handle_for(PostmortemWorkflow.run, started.workflow_id)
@@ -151,15 +162,94 @@ async def test_optional_postmortem_lapses_when_nobody_opts_in(
     assert stored is not None and stored.state is PostmortemState.NOT_REQUIRED
 
 
+async def _eventually(condition: Callable[[], bool]) -> None:
+    for _ in range(100):
+        if condition():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never held")
+
+
 async def _wait_for_item(client: Client, item_id: str) -> ActionItem:
     """The child starts right after approval; query it once it exists."""
-    import asyncio
-
+    handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
     for _ in range(100):
         try:
-            return await client.get_workflow_handle(item_id).query(
-                "snapshot", result_type=ActionItem
-            )
-        except Exception:
+            return await handle.query(ActionItemWorkflow.snapshot)
+        except RPCError:
             await asyncio.sleep(0.1)
     raise AssertionError(f"{item_id} never started")
+
+
+async def test_bad_draft_is_refused_whole_and_changes_nothing(
+    client: Client, task_queue: str, store: Store, policy: Policy, time_skipping_now: datetime
+) -> None:
+    now = time_skipping_now
+    incident = parse_incident(incident_data(now), policy)
+    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    await _eventually(lambda: store.postmortem(pm_id) is not None)
+    draft = draft_data(now, impact="", detection_gaps=[])
+    draft["action_items"][0]["acceptance_criterion"] = {"description": "Improve monitoring a lot"}
+    del draft["action_items"][1]["owner"]
+
+    with pytest.raises(ActionRefused) as refused:
+        await submit(client, pm_id, "alice", draft)
+    message = str(refused.value)
+    assert "4 problems" in message
+    for problem in (
+        "impact: missing",
+        "detection_gaps: missing",
+        "'Improve monitoring a lot' 'Improve' is not measurable",
+        "action_items[1] 'Canary load-balancer config pushes': owner is missing",
+    ):
+        assert problem in message
+
+    handle = client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id)
+    pm = await handle.query(PostmortemWorkflow.snapshot)
+    assert (pm.state, pm.draft, pm.draft_version) == (PostmortemState.DRAFTING, None, 0)
+    assert [e.action for e in store.audit_trail(pm_id)] == ["postmortem.opened"]
+
+
+async def test_sev1_needs_two_distinct_reviewers(
+    client: Client, task_queue: str, policy: Policy, time_skipping_now: datetime
+) -> None:
+    now = time_skipping_now
+    incident = parse_incident(incident_data(now, severity="SEV1"), policy)
+    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    await submit(client, pm_id, "alice", draft_data(now))
+
+    pm = await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    assert (pm.state, len(pm.approvals())) == (PostmortemState.IN_REVIEW, 1)
+    with pytest.raises(ActionRefused, match="erin already approved draft version 1"):
+        await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    with pytest.raises(ActionRefused, match="bob is not a reviewer"):
+        await act(client, pm_id, "approve", Approval(by="bob"), Postmortem)
+    pm = await act(client, pm_id, "approve", Approval(by="grace"), Postmortem)
+    assert pm.state is PostmortemState.TRACKING
+
+
+async def test_simultaneous_verify_and_reject_cannot_both_apply(
+    client: Client, task_queue: str, store: Store, policy: Policy, time_skipping_now: datetime
+) -> None:
+    """Both pass their validators against the same state; the handler's re-check refuses one."""
+    now = time_skipping_now
+    incident = parse_incident(incident_data(now), policy)
+    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    await submit(client, pm_id, "alice", draft_data(now))
+    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    item_id = f"{pm_id}-item-1"
+    await _wait_for_item(client, item_id)
+    await act(client, item_id, "claim_done", DoneClaim(by="bob", evidence="PR 1"), ActionItem)
+
+    outcomes = await asyncio.gather(
+        act(client, item_id, "verify", Verification(by="erin"), ActionItem),
+        act(client, item_id, "reject", Rejection(by="frank", reason="no pager"), ActionItem),
+        return_exceptions=True,
+    )
+    refused = [o for o in outcomes if isinstance(o, ActionRefused)]
+    applied = [o for o in outcomes if isinstance(o, ActionItem)]
+    assert (len(applied), len(refused)) == (1, 1), outcomes
+    assert "only an item claimed done can be verified or rejected" in str(refused[0])
+    stored = store.action_item(item_id)
+    assert stored is not None and len(stored.decisions) == 1
+    assert stored.state is applied[0].state

@@ -127,7 +127,7 @@ def parse_draft(data: Any, *, origin: str = "draft") -> Draft:
 def prefilled_timeline(incident: Incident) -> list[TimelineEntry]:
     """The incident's own milestones, so MTTD/MTTM/MTTR need no typing."""
     return [
-        TimelineEntry(at=at, kind=name, description=f"{name} (from the incident)")  # type: ignore[arg-type]
+        TimelineEntry(at=at, kind=name, description=f"{name} (from the incident)")
         for name in MILESTONES
         if (at := incident.milestone(name)) is not None
     ]
