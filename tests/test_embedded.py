@@ -1,0 +1,147 @@
+"""The README's first command: `followthrough up` runs everything, Ctrl-C stops it, and running it
+again picks up every open postmortem where it was."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from followthrough.binaries import find_binary
+from tests.processes import ROOT, Followthrough, free_port, wait_until
+
+EXAMPLES = ROOT / "examples"
+PM_ID = "postmortem-generic-INC-2041"
+
+
+class Up:
+    """`followthrough up` as a user runs it in a terminal, its output collected as it comes."""
+
+    def __init__(self, ft: Followthrough, port: int, ui_port: int) -> None:
+        self.lines: list[str] = []
+        self.process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "followthrough.cli",
+                "up",
+                "--temporal-port",
+                str(port),
+                "--ui-port",
+                str(ui_port),
+            ],
+            env=ft.env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        threading.Thread(target=self._collect, daemon=True).start()
+        wait_until(
+            lambda: "Ctrl-C stops everything." in self.output,
+            timeout=90,
+            what=f"the banner; output so far:\n{self.output}",
+        )
+
+    def _collect(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def ctrl_c(self) -> int:
+        self.process.send_signal(signal.SIGINT)
+        return self.process.wait(timeout=60)
+
+
+def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
+    port, ui_port = free_port(), free_port()
+    address = f"127.0.0.1:{port}"
+    ft = Followthrough.create(
+        tmp_path, temporal_address=address, database_url=None, task_queue="followthrough"
+    )
+    data_dir = Path(ft.env["FOLLOWTHROUGH_DATA_DIR"])
+
+    up = Up(ft, port, ui_port)
+    try:
+        banner = up.output
+        assert f"Temporal      {address}" in banner
+        assert f"Temporal UI   http://127.0.0.1:{ui_port}" in banner
+        assert f"sqlite:///{data_dir / 'followthrough.db'}" in banner
+        with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
+            assert page.status == 200
+
+        started = ft.cli("incident", "resolved", str(EXAMPLES / "incident.json"))
+        assert started.stdout.strip() == f"{PM_ID}: started"
+        ft.cli("postmortem", "submit", "INC-2041", str(EXAMPLES / "draft.yaml"), "--as", "alice")
+
+        listed = subprocess.run(
+            [
+                find_binary("temporal"),
+                "workflow",
+                "list",
+                "--address",
+                address,
+                "--query",
+                "PostmortemState='in_review'",
+                "--output",
+                "json",
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=True,
+        )
+        found = [w["execution"]["workflowId"] for w in json.loads(listed.stdout)]
+        assert found == [PM_ID]
+    finally:
+        code = up.ctrl_c()
+    assert code == 0, up.output
+    assert "Followthrough stopped." in up.output
+    assert (data_dir / "temporal.db").exists()
+
+    # Everything stopped: the ports are free for the next run, which resumes the postmortem.
+    again = Up(ft, port, ui_port)
+    try:
+        approved = ft.cli("postmortem", "approve", "INC-2041", "--as", "erin")
+        assert "tracking" in approved.stdout
+        items = wait_until(
+            lambda: (
+                len(listed := json.loads(ft.cli("action", "list", "--json").stdout)) == 2 and listed
+            ),
+            what="both action items",
+        )
+        assert [i["spec"]["owner"] for i in items] == ["bob", "carol"]
+        assert (
+            ft.cli("incident", "resolved", str(EXAMPLES / "incident.json")).stdout.strip()
+            == f"{PM_ID}: already open"
+        )
+    finally:
+        assert again.ctrl_c() == 0, again.output
+
+
+def test_up_refuses_a_busy_port_clearly(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        ft = Followthrough.create(
+            tmp_path,
+            temporal_address=f"127.0.0.1:{port}",
+            database_url=None,
+            task_queue="followthrough",
+        )
+        result = ft.cli(
+            "up", "--temporal-port", str(port), "--ui-port", str(free_port()), check=False
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in result.stderr
