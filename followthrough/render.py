@@ -58,7 +58,7 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
     if draft is None:
         lines += ["", "No draft submitted yet."]
     else:
-        lines += ["", "Impact", f"  {draft.impact}"]
+        lines += ["", "Impact", f"  {draft.impact.strip()}"]
         lines += ["", "Contributing factors"]
         lines += [
             f"  - {f.description}" + (f"  [{', '.join(f.tags)}]" if f.tags else "")
@@ -98,11 +98,13 @@ def _item_block(item: ActionItem) -> list[str]:
         f"    accepted when: {criterion.description}"
         + (f" (verifier: {criterion.verifier})" if criterion.verifier else ""),
     ]
-    for claim in item.claims:
-        block.append(f"    {when(claim.at)} done claimed by {claim.by}: {claim.evidence}")
-    for decision in item.decisions:
-        verdict = "verified" if decision.verified else "rejected"
-        block.append(f"    {when(decision.at)} {verdict} by {decision.by}: {decision.note}")
+    history = [(c.at, f"done claimed by {c.by}", c.evidence) for c in item.claims]
+    history += [
+        (d.at, f"{'verified' if d.verified else 'rejected'} by {d.by}", d.note)
+        for d in item.decisions
+    ]
+    for at, what, text in sorted(history, key=lambda entry: entry[0]):
+        block.append(f"    {when(at)} {what}" + (f": {text}" if text else ""))
     return block
 
 
@@ -114,4 +116,5 @@ def action_item_detail(item: ActionItem, trail: list[AuditEvent]) -> str:
 
 def audit_line(event: AuditEvent) -> str:
     subject = event.workflow_id.removeprefix(event.postmortem_id).lstrip("-") or "postmortem"
-    return f"  {when(event.at)}  {event.actor:<13} {event.action:<24} {subject:<10} {event.detail}"
+    at = event.at.strftime("%Y-%m-%d %H:%M:%S")
+    return f"  {at}  {event.actor:<13} {event.action:<22} {subject:<10} {event.detail}"

@@ -272,9 +272,9 @@ def test_a_list_of_one_criterion_is_fine(policy: Policy) -> None:
     ("criterion", "why"),
     [
         ("Improve monitoring", "too short to check"),
-        ("Investigate the root cause better", "'Investigate' is not measurable"),
-        ("Consider adding more robust retries", "'Consider' is not measurable"),
-        ("Make the deploy pipeline more robust", "'more robust' is not measurable"),
+        ("Investigate the root cause better", "is not measurable ('Investigate' promises effort"),
+        ("Consider adding more robust retries", "is not measurable ('Consider' promises effort"),
+        ("Make the deploy pipeline more robust", "is not measurable ('more robust' promises effort"),
     ],
 )
 def test_vague_criterion_is_named_as_not_checkable(

@@ -199,7 +199,7 @@ async def test_bad_draft_is_refused_whole_and_changes_nothing(
     for problem in (
         "impact: missing",
         "detection_gaps: missing",
-        "'Improve monitoring a lot' 'Improve' is not measurable",
+        "'Improve monitoring a lot' is not measurable ('Improve' promises effort",
         "action_items[1] 'Canary load-balancer config pushes': owner is missing",
     ):
         assert problem in message

@@ -155,12 +155,12 @@ def vagueness(criterion: AcceptanceCriterion) -> str | None:
     text = criterion.description.strip()
     words = text.split()
     if len(words) < 4:
-        return "too short to check; say what will be observably true"
+        return "is too short to check; say what will be observably true"
     vague = _VAGUE.search(text)
     if vague and not _CHECKABLE.search(text):
         return (
-            f"'{vague.group(0)}' is not measurable; name a number, a threshold or an "
-            "observable fact (an alert that fires, a test that passes)"
+            f"is not measurable ('{vague.group(0)}' promises effort, not an outcome); name a "
+            "number, a threshold or an observable fact (an alert that fires, a test that passes)"
         )
     return None
 
