@@ -274,7 +274,10 @@ def test_a_list_of_one_criterion_is_fine(policy: Policy) -> None:
         ("Improve monitoring", "too short to check"),
         ("Investigate the root cause better", "is not measurable ('Investigate' promises effort"),
         ("Consider adding more robust retries", "is not measurable ('Consider' promises effort"),
-        ("Make the deploy pipeline more robust", "is not measurable ('more robust' promises effort"),
+        (
+            "Make the deploy pipeline more robust",
+            "is not measurable ('more robust' promises effort",
+        ),
     ],
 )
 def test_vague_criterion_is_named_as_not_checkable(
