@@ -6,9 +6,6 @@ against the acceptance criterion or rejects it, which reopens the item.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
@@ -19,7 +16,6 @@ with workflow.unsafe.imports_passed_through():
         ActionItemChange,
         ActionItemStart,
         ActionItemState,
-        AuditEvent,
         Claim,
         Decision,
         DoneClaim,
@@ -29,7 +25,14 @@ with workflow.unsafe.imports_passed_through():
         rejection_refusal,
         verifier_refusal,
     )
-    from workflows import ACTION_ITEM_STATE, OWNING_TEAM, RECORD_TIMEOUT, refuse
+    from workflows import (
+        ACTION_ITEM_STATE,
+        OWNING_TEAM,
+        audit_event,
+        judge_when_opened,
+        record,
+        refuse,
+    )
 
 
 @workflow.defn
@@ -68,7 +71,7 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
-        await self._may_act(self._validate_claim_done, claim)
+        await judge_when_opened(lambda: self.opened, self._validate_claim_done, claim)
         self.item.claims.append(Claim(by=claim.by, evidence=claim.evidence, at=workflow.now()))
         await self._transition(
             ActionItemState.DONE_CLAIMED, claim.by, "item.done_claimed", claim.evidence
@@ -81,7 +84,7 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def verify(self, verification: Verification) -> ActionItem:
-        await self._may_act(self._validate_verify, verification)
+        await judge_when_opened(lambda: self.opened, self._validate_verify, verification)
         now = workflow.now()
         self.item.decisions.append(
             Decision(by=verification.by, verified=True, note=verification.note, at=now)
@@ -98,7 +101,7 @@ class ActionItemWorkflow:
 
     @workflow.update
     async def reject(self, rejection: Rejection) -> ActionItem:
-        await self._may_act(self._validate_reject, rejection)
+        await judge_when_opened(lambda: self.opened, self._validate_reject, rejection)
         self.item.decisions.append(
             Decision(by=rejection.by, verified=False, note=rejection.reason, at=workflow.now())
         )
@@ -115,11 +118,6 @@ class ActionItemWorkflow:
     def snapshot(self) -> ActionItem:
         return self.item
 
-    async def _may_act(self, validate: Callable[[Any], None], request: Any) -> None:
-        """Wait for the opening to be recorded, then re-check: the handler has the final say."""
-        await workflow.wait_condition(lambda: self.opened)
-        validate(request)
-
     async def _transition(
         self, state: ActionItemState, actor: str, action: str, detail: str
     ) -> None:
@@ -128,22 +126,9 @@ class ActionItemWorkflow:
         await self._record(actor, action, detail)
 
     async def _record(self, actor: str, action: str, detail: str) -> None:
-        """Append an audit event and store the item as it is now (idempotent by seq)."""
-        self.item.last_seq += 1
-        event = AuditEvent(
-            workflow_id=self.item.id,
-            postmortem_id=self.item.postmortem_id,
-            seq=self.item.last_seq,
-            at=workflow.now(),
-            actor=actor,
-            action=action,
-            detail=detail,
-        )
-        workflow.logger.info(
-            "%s by %s", action, actor, extra={"action_item_id": self.item.id, "seq": event.seq}
-        )
-        await workflow.execute_activity(
-            RECORD_ACTION_ITEM,
-            ActionItemChange(item=self.item.model_copy(deep=True), event=event),
-            start_to_close_timeout=RECORD_TIMEOUT,
+        item = self.item
+        item.last_seq += 1
+        event = audit_event(item.id, item.postmortem_id, item.last_seq, actor, action, detail)
+        await record(
+            RECORD_ACTION_ITEM, ActionItemChange(item=item.model_copy(deep=True), event=event)
         )

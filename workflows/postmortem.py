@@ -8,9 +8,7 @@ validator beside its handler that refuses bad input before anything changes.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 from temporalio import workflow
 
@@ -22,7 +20,6 @@ with workflow.unsafe.imports_passed_through():
         ActionItem,
         ActionItemStart,
         Approval,
-        AuditEvent,
         ChangeRequest,
         DraftSubmission,
         Postmortem,
@@ -37,7 +34,15 @@ with workflow.unsafe.imports_passed_through():
         open_postmortem,
         submit_refusal,
     )
-    from workflows import OWNING_TEAM, POSTMORTEM_SEVERITY, POSTMORTEM_STATE, RECORD_TIMEOUT, refuse
+    from workflows import (
+        OWNING_TEAM,
+        POSTMORTEM_SEVERITY,
+        POSTMORTEM_STATE,
+        audit_event,
+        judge_when_opened,
+        record,
+        refuse,
+    )
     from workflows.action_item import ActionItemWorkflow
 
 
@@ -110,7 +115,7 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def submit_draft(self, submission: DraftSubmission) -> Postmortem:
-        await self._may_act(self._validate_submit_draft, submission)
+        await judge_when_opened(lambda: self.opened, self._validate_submit_draft, submission)
         pm = self.pm
         if pm.state is PostmortemState.OPTIONAL:
             pm.owner = submission.by  # opting in makes you the owner
@@ -132,7 +137,7 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def approve(self, approval: Approval) -> Postmortem:
-        await self._may_act(self._validate_approve, approval)
+        await judge_when_opened(lambda: self.opened, self._validate_approve, approval)
         self.pm.reviews.append(self._review(approval.by, Verdict.APPROVED, approval.comment))
         have, need = len(self.pm.approvals()), self.pm.approvals_required
         detail = f"approval {have} of {need}"
@@ -154,7 +159,7 @@ class PostmortemWorkflow:
 
     @workflow.update
     async def request_changes(self, request: ChangeRequest) -> Postmortem:
-        await self._may_act(self._validate_request_changes, request)
+        await judge_when_opened(lambda: self.opened, self._validate_request_changes, request)
         self.pm.reviews.append(self._review(request.by, Verdict.CHANGES_REQUESTED, request.reason))
         await self._transition(
             PostmortemState.CHANGES_REQUESTED, request.by, "draft.changes_requested", request.reason
@@ -170,15 +175,6 @@ class PostmortemWorkflow:
         return self.pm
 
     # --- bookkeeping --------------------------------------------------------------------------
-
-    async def _may_act(self, validate: Callable[[Any], None], request: Any) -> None:
-        """Wait until the postmortem is opened, then let the validator judge again.
-
-        Validators of updates that arrive in one batch all see the same state, so the handler
-        re-checks right before it changes anything and has the final say.
-        """
-        await workflow.wait_condition(lambda: self.opened)
-        validate(request)
 
     def _review(self, reviewer: str, verdict: Verdict, comment: str) -> Review:
         return Review(
@@ -216,26 +212,7 @@ class PostmortemWorkflow:
         await self._record(actor, action, detail)
 
     async def _record(self, actor: str, action: str, detail: str) -> None:
-        """Append an audit event and store the postmortem as it is now.
-
-        The sequence number is taken before the activity runs, so a retried or replayed write
-        lands on the same (workflow id, seq) row and is not written twice.
-        """
         self.pm.last_seq += 1
-        event = AuditEvent(
-            workflow_id=self.pm.id,
-            postmortem_id=self.pm.id,
-            seq=self.pm.last_seq,
-            at=workflow.now(),
-            actor=actor,
-            action=action,
-            detail=detail,
-        )
-        workflow.logger.info(
-            "%s by %s", action, actor, extra={"postmortem_id": self.pm.id, "seq": event.seq}
-        )
-        await workflow.execute_activity(
-            RECORD_POSTMORTEM,
-            PostmortemChange(postmortem=self.pm.model_copy(deep=True), event=event),
-            start_to_close_timeout=RECORD_TIMEOUT,
-        )
+        event = audit_event(self.pm.id, self.pm.id, self.pm.last_seq, actor, action, detail)
+        snapshot = self.pm.model_copy(deep=True)
+        await record(RECORD_POSTMORTEM, PostmortemChange(postmortem=snapshot, event=event))

@@ -1,0 +1,98 @@
+"""Bad input on the command line: one clear message, exit status 1, and nothing started."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.processes import ROOT, Followthrough, free_port
+
+
+@pytest.fixture
+def ft(tmp_path: Path) -> Followthrough:
+    # Nothing listens on this port: a command that got past validation would say it cannot
+    # reach Temporal, so the validation messages below prove nothing was started.
+    return Followthrough.create(
+        tmp_path,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        database_url=None,
+        task_queue="cli-test",
+    )
+
+
+def test_policy_check_accepts_the_default_and_names_every_problem(
+    ft: Followthrough, tmp_path: Path
+) -> None:
+    ok = ft.cli("policy", "check", str(ROOT / "followthrough" / "default_policy.yaml"))
+    assert (
+        "ok: 4 severities (SEV1, SEV2, SEV3, SEV4), postmortem required for SEV1, SEV2" in ok.stdout
+    )
+
+    bad = tmp_path / "policy.yaml"
+    bad.write_text(
+        "severities: {SEV1: {postmortem_required: yes, draft_due_days: 0, review_due_days: 1,"
+        " approvals_required: 1}}\nteams: {a: {manager: m, members: [x]}}\ncouncil: [c]\n"
+        "default_owner: nobody\nservices: {web: ghosts}\n"
+    )
+    result = ft.cli("policy", "check", str(bad), check=False)
+    assert result.returncode == 1
+    assert (
+        "severities.SEV1.draft_due_days: Input should be greater than or equal to 1"
+        in result.stderr
+    )
+
+
+def test_a_bad_incident_file_starts_nothing(ft: Followthrough, tmp_path: Path) -> None:
+    incident = tmp_path / "incident.json"
+    incident.write_text(
+        json.dumps(
+            {
+                "id": "INC-1",
+                "title": "Checkout down",
+                "severity": "SEV9",
+                "resolved_at": "2026-11-20T11:00:00+00:00",
+                "detected_at": "2026-11-20T12:00:00+00:00",
+            }
+        )
+    )
+    result = ft.cli("incident", "resolved", str(incident), check=False)
+    assert result.returncode == 1
+    assert "severity: 'SEV9' is not in the policy (SEV1, SEV2, SEV3, SEV4)" in result.stderr
+    assert "resolved_at (2026-11-20T11:00:00+00:00) is before detected_at" in result.stderr
+    assert "cannot reach Temporal" not in result.stderr
+
+    incident.write_text("{not json")
+    result = ft.cli("incident", "resolved", str(incident), check=False)
+    assert result.returncode == 1 and "not valid YAML or JSON" in result.stderr
+
+    result = ft.cli("incident", "resolved", str(tmp_path / "missing.json"), check=False)
+    assert result.returncode == 1 and "No such file or directory" in result.stderr
+
+
+def test_a_good_incident_without_temporal_says_so(ft: Followthrough) -> None:
+    result = ft.cli(
+        "incident", "resolved", str(ROOT / "examples" / "incident.json"), check=False, timeout=60
+    )
+    assert result.returncode == 1
+    assert "cannot reach Temporal" in result.stderr
+
+
+def test_draft_shape_errors_are_listed_before_anything_is_sent(
+    ft: Followthrough, tmp_path: Path
+) -> None:
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(
+        "impact: 3 hours\naction_items:\n  - title: x\n    due: next week\n    estimate: 2d\n"
+    )
+    result = ft.cli("postmortem", "submit", "INC-1", str(draft), "--as", "alice", check=False)
+    assert result.returncode == 1
+    assert "action_items[0].due: Input should be a valid date" in result.stderr
+    assert "action_items[0].estimate: unknown field" in result.stderr
+
+
+def test_actions_need_to_know_who_you_are(ft: Followthrough) -> None:
+    result = ft.cli("action", "verify", "INC-1-item-1", check=False)
+    assert result.returncode == 1
+    assert "who are you? pass --as NAME or set FOLLOWTHROUGH_USER" in result.stderr
