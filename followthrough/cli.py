@@ -37,6 +37,8 @@ from followthrough.logging import configure_logging
 from followthrough.render import (
     action_item_detail,
     action_item_line,
+    outbox_detail,
+    outbox_line,
     postmortem_detail,
     postmortem_line,
 )
@@ -52,11 +54,13 @@ postmortem_app = typer.Typer(help="Postmortems: list, show, submit, review.", no
 action_app = typer.Typer(help="Action items: list, show, claim done, verify.", no_args_is_help=True)
 policy_app = typer.Typer(help="The severity policy and directory.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
 app.add_typer(action_app, name="action")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
+app.add_typer(outbox_app, name="outbox")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -354,6 +358,43 @@ def action_reject(
 ) -> None:
     """Reject a done claim; the item reopens with the reason."""
     _item_action(item, "reject", Rejection(by=actor(by), reason=reason))
+
+
+# --- the outbox --------------------------------------------------------------------------------
+
+
+@outbox_app.command("list")
+@friendly_errors
+def outbox_list(
+    postmortem: Annotated[str | None, typer.Option(help="only this postmortem's")] = None,
+    item: Annotated[str | None, typer.Option(help="only this action item's")] = None,
+    limit: Annotated[int, typer.Option(help="at most this many, newest first")] = 50,
+    as_json: AsJson = False,
+) -> None:
+    """Messages, newest first: when, status, recipients and subject."""
+    store = open_store()
+    messages = store.outbox(
+        postmortem_id=store.resolve(postmortem) if postmortem else None,
+        action_item_id=store.resolve(item, action_item=True) if item else None,
+        limit=limit,
+    )
+    if as_json:
+        emit([m.model_dump(mode="json", exclude={"html"}) for m in messages])
+        return
+    for message in messages:
+        typer.echo(outbox_line(message))
+
+
+@outbox_app.command("show")
+@friendly_errors
+def outbox_show(
+    key: str, html: Annotated[bool, typer.Option("--html", help="the HTML part")] = False
+) -> None:
+    """One message as its reader sees it (the plain-text part unless --html)."""
+    message = open_store().outbox_message(key)
+    if message is None:
+        raise LookupError(f"no message '{key}' in the outbox")
+    typer.echo(message.html if html else outbox_detail(message))
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

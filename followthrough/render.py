@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import ActionItem, AuditEvent, Postmortem
 
 
@@ -118,3 +119,24 @@ def audit_line(event: AuditEvent) -> str:
     subject = event.workflow_id.removeprefix(event.postmortem_id).lstrip("-") or "postmortem"
     at = event.at.strftime("%Y-%m-%d %H:%M:%S")
     return f"  {at}  {event.actor:<13} {event.action:<22} {subject:<10} {event.detail}"
+
+
+def outbox_line(message: OutboxMessage) -> str:
+    return (
+        f"{message.created_at.strftime('%Y-%m-%d %H:%M')}  {message.status.value:<7} "
+        f"{', '.join(message.recipients):<34} {message.subject}\n    {message.dedupe_key}"
+    )
+
+
+def outbox_detail(message: OutboxMessage) -> str:
+    return "\n".join(
+        [
+            f"Key:     {message.dedupe_key}",
+            f"Status:  {message.status.value}"
+            + (f" at {when(message.sent_at)}" if message.sent_at else ""),
+            f"To:      {', '.join(message.recipients)}",
+            f"Subject: {message.subject}",
+            "",
+            message.text,
+        ]
+    )

@@ -56,11 +56,14 @@ def prepare_database(settings: Settings) -> Store:
 
 
 async def run_worker_until(
-    client: Client, store: Store, stop: asyncio.Event, *, task_queue: str
+    client: Client, store: Store, settings: Settings, stop: asyncio.Event
 ) -> None:
     with ThreadPoolExecutor(max_workers=16) as executor:
-        async with build_worker(client, store, executor, task_queue=task_queue):
-            log.info("worker running", task_queue=task_queue)
+        worker = build_worker(
+            client, store, executor, settings.mailer(), task_queue=settings.task_queue
+        )
+        async with worker:
+            log.info("worker running", task_queue=settings.task_queue)
             await stop.wait()
             log.info("worker stopping")
 
@@ -73,7 +76,7 @@ async def run_worker(settings: Settings, address: str | None = None) -> None:
     except RuntimeError as err:
         raise StartupError(f"cannot reach Temporal: {err}") from None
     try:
-        await run_worker_until(client, store, stop, task_queue=settings.task_queue)
+        await run_worker_until(client, store, settings, stop)
     finally:
         store.close()
 
@@ -180,7 +183,7 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     try:
         client = await server.start()
         print(banner(settings, server), flush=True)
-        await run_worker_until(client, store, stop, task_queue=settings.task_queue)
+        await run_worker_until(client, store, settings, stop)
     finally:
         server.stop()
         store.close()

@@ -13,6 +13,8 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from followthrough.domain.policy import Policy, load_policy
+from followthrough.notices.delivery import Mailer, SmtpServer
+from followthrough.notices.render import Links
 from workflows import TASK_QUEUE
 
 
@@ -29,6 +31,11 @@ class Settings(BaseSettings):
     user: str | None = Field(default=None, description="who you are, for CLI actions")
     log_json: bool = False
     api_port: int = 8000
+    smtp_url: str | None = Field(
+        default=None, description="smtp://user:password@host:587; unset keeps mail in the outbox"
+    )
+    mail_from: str = "Followthrough <followthrough@localhost>"
+    temporal_ui_url: str = "http://127.0.0.1:8233"
     task_queue: str = Field(
         default=TASK_QUEUE, description="separates environments that share a Temporal namespace"
     )
@@ -41,3 +48,11 @@ class Settings(BaseSettings):
     @cached_property
     def loaded_policy(self) -> Policy:
         return load_policy(self.policy)
+
+    def mailer(self) -> Mailer:
+        return Mailer(
+            sender=self.mail_from,
+            outbox_dir=self.data_dir / "outbox",
+            links=Links(temporal_ui=self.temporal_ui_url),
+            smtp=SmtpServer.from_url(self.smtp_url) if self.smtp_url else None,
+        )

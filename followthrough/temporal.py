@@ -25,10 +25,12 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.notices import NoticeActivities
 from activities.records import RecordActivities
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
+from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
@@ -63,15 +65,17 @@ def build_worker(
     client: Client,
     store: Store,
     executor: concurrent.futures.ThreadPoolExecutor,
+    mailer: Mailer,
     *,
     task_queue: str = TASK_QUEUE,
 ) -> Worker:
     records = RecordActivities(store)
+    notices = NoticeActivities(store, mailer)
     return Worker(
         client,
         task_queue=task_queue,
         workflows=[PostmortemWorkflow, ActionItemWorkflow],
-        activities=[records.record_postmortem, records.record_action_item],
+        activities=[records.record_postmortem, records.record_action_item, notices.send_notice],
         activity_executor=executor,
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
         graceful_shutdown_timeout=timedelta(seconds=10),

@@ -18,6 +18,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.binaries import find_binary
 from followthrough.domain.policy import Policy, load_policy
+from followthrough.notices.delivery import Mailer
+from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal import register_search_attributes
@@ -72,6 +74,16 @@ def store(database_url: str) -> Iterator[Store]:
     store = Store(database_url)
     yield store
     store.close()
+
+
+@pytest.fixture
+def mailer(tmp_path: Path) -> Mailer:
+    """The embedded default's mailer: messages kept in the local outbox."""
+    return Mailer(
+        sender="Followthrough <followthrough@localhost>",
+        outbox_dir=tmp_path / "outbox",
+        links=Links(temporal_ui="http://127.0.0.1:8233"),
+    )
 
 
 @pytest.fixture(scope="session")

@@ -29,6 +29,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
+from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
 from tests.factories import draft_data, incident_data
@@ -48,10 +49,10 @@ async def time_skipping_now(time_skipping: WorkflowEnvironment) -> datetime:
 
 
 @pytest.fixture
-async def task_queue(client: Client, store: Store) -> AsyncIterator[str]:
+async def task_queue(client: Client, store: Store, mailer: Mailer) -> AsyncIterator[str]:
     queue = f"test-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, store, executor, task_queue=queue):
+        async with build_worker(client, store, executor, mailer, task_queue=queue):
             yield queue
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
@@ -23,7 +25,13 @@ from followthrough.domain.postmortem import (
     Postmortem,
     PostmortemChange,
 )
-from followthrough.storage.tables import ActionItemRow, AuditEventRow, IncidentRow, PostmortemRow
+from followthrough.storage.tables import (
+    ActionItemRow,
+    AuditEventRow,
+    IncidentRow,
+    OutboxRow,
+    PostmortemRow,
+)
 
 
 def make_engine(url: str) -> Engine:
@@ -150,7 +158,50 @@ class Store:
         ).first()
         return inserted is not None
 
+    def claim_outbox(self, message: OutboxMessage) -> OutboxMessage:
+        """Record a message before sending it; return what is recorded under its key.
+
+        The first rendering wins: a retry finds the row and sends nothing if it was already sent.
+        """
+        with self._session() as session:
+            session.execute(
+                self._insert(OutboxRow)
+                .values(**message.model_dump())
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+            row = session.get_one(OutboxRow, message.dedupe_key)
+            return _outbox_message(row)
+
+    def mark_outbox(self, dedupe_key: str, status: OutboxStatus, at: datetime) -> None:
+        with self._session() as session:
+            row = session.get_one(OutboxRow, dedupe_key)
+            row.status = status.value
+            row.sent_at = at
+
     # --- reads ---------------------------------------------------------------------------------
+
+    def outbox(
+        self,
+        *,
+        postmortem_id: str | None = None,
+        action_item_id: str | None = None,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        """Messages, newest first."""
+        query = select(OutboxRow).order_by(OutboxRow.created_at.desc(), OutboxRow.dedupe_key)
+        if postmortem_id:
+            query = query.where(OutboxRow.postmortem_id == postmortem_id)
+        if action_item_id:
+            query = query.where(OutboxRow.action_item_id == action_item_id)
+        if limit:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [_outbox_message(row) for row in session.scalars(query)]
+
+    def outbox_message(self, dedupe_key: str) -> OutboxMessage | None:
+        with Session(self.engine) as session:
+            row = session.get(OutboxRow, dedupe_key)
+            return _outbox_message(row) if row is not None else None
 
     def postmortems(self, state: str | None = None) -> list[Postmortem]:
         query = select(PostmortemRow.data).order_by(PostmortemRow.opened_at.desc())
@@ -230,3 +281,19 @@ class Store:
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference
+
+
+def _outbox_message(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        dedupe_key=row.dedupe_key,
+        kind=row.kind,
+        postmortem_id=row.postmortem_id,
+        action_item_id=row.action_item_id,
+        recipients=row.recipients,
+        subject=row.subject,
+        text=row.text,
+        html=row.html,
+        status=row.status,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+    )

@@ -91,3 +91,21 @@ class AuditEventRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     action: Mapped[str] = mapped_column(String(64))
     detail: Mapped[str] = mapped_column(Text)
+
+
+class OutboxRow(Base):
+    """Every message Followthrough sent or would send; the dedupe key makes sending idempotent."""
+
+    __tablename__ = "outbox"
+
+    dedupe_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40), index=True)
+    postmortem_id: Mapped[str] = mapped_column(String(200), index=True)
+    action_item_id: Mapped[str | None] = mapped_column(String(220), index=True)
+    recipients: Mapped[list[str]] = mapped_column(JSON)
+    subject: Mapped[str] = mapped_column(Text)
+    text: Mapped[str] = mapped_column(Text)
+    html: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent (SMTP) or kept (local outbox)
+    created_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]

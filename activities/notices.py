@@ -1,0 +1,79 @@
+"""The notice activity: render, record once in the outbox, then deliver."""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import SEND_NOTICE
+from followthrough.domain.notice import Notice, OutboxMessage, OutboxStatus
+from followthrough.logging import get_logger
+from followthrough.notices.delivery import Mailer, PermanentDeliveryError
+from followthrough.notices.render import render_notice
+from followthrough.storage import Store
+
+log = get_logger(__name__)
+
+
+class NoticeActivities:
+    def __init__(self, store: Store, mailer: Mailer) -> None:
+        self.store = store
+        self.mailer = mailer
+
+    @activity.defn(name=SEND_NOTICE)
+    async def send_notice(self, notice: Notice) -> OutboxStatus:
+        """Idempotent by the notice's dedupe key: a retry or a restarted worker sends nothing twice.
+
+        The message is recorded as pending before it is handed to SMTP and marked sent after, so
+        only a crash between the server's OK and our commit could repeat it (and the repeat then
+        carries the same Message-ID).
+        """
+        claimed = await asyncio.to_thread(self._claim, notice)
+        bound = log.bind(dedupe_key=notice.dedupe_key, workflow_id=activity.info().workflow_id)
+        if claimed.status is not OutboxStatus.PENDING:
+            bound.info("notice already delivered", status=claimed.status.value)
+            return claimed.status
+        try:
+            status = await self.mailer.deliver(claimed)
+        except PermanentDeliveryError as err:
+            bound.error("notice refused", error=str(err))
+            raise ApplicationError(str(err), type="DeliveryRefused", non_retryable=True) from err
+        await asyncio.to_thread(self.store.mark_outbox, notice.dedupe_key, status, notice.at)
+        bound.info("notice delivered", status=status.value, to=claimed.recipients)
+        return status
+
+    def _claim(self, notice: Notice) -> OutboxMessage:
+        existing = self.store.outbox_message(notice.dedupe_key)
+        if existing is not None:
+            return existing
+        pm = self.store.postmortem(notice.postmortem_id)
+        if pm is None:
+            raise RuntimeError(f"{notice.postmortem_id} is not recorded yet")  # retried
+        item = self.store.action_item(notice.action_item_id) if notice.action_item_id else None
+        earlier = [
+            m
+            for m in self.store.outbox(
+                postmortem_id=None if item else pm.id,
+                action_item_id=item.id if item else None,
+            )
+            if m.dedupe_key != notice.dedupe_key
+        ]
+        earlier.reverse()  # oldest first reads like a story
+        email = render_notice(notice, pm, item, earlier, self.mailer.links)
+        return self.store.claim_outbox(
+            OutboxMessage(
+                dedupe_key=notice.dedupe_key,
+                kind=notice.kind,
+                postmortem_id=pm.id,
+                action_item_id=notice.action_item_id,
+                recipients=[r.email for r in notice.to],
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
+                status=OutboxStatus.PENDING,
+                created_at=notice.at,
+                sent_at=None,
+            )
+        )

@@ -1,0 +1,67 @@
+"""Notices: the messages workflows ask to send, and the outbox record of each one.
+
+A workflow decides *that* someone must be told and whom (deterministically, from its policy); an
+activity renders the message from templates, sends it once per dedupe key and records it.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class NoticeKind(StrEnum):
+    ITEM_STEP = "item_step"  # a ladder step: reminder, due, manager, council, ...
+    EXTENSION_REQUESTED = "extension_requested"
+    EXTENSION_DECIDED = "extension_decided"
+    REASSIGNED = "reassigned"
+    WIP_QUEUED = "wip_queued"
+    RISK_ACCEPTED = "risk_accepted"
+    POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
+
+
+class Recipient(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    name: str
+    email: str
+
+
+class Notice(BaseModel):
+    """What to tell whom, and the key that makes telling it idempotent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    dedupe_key: str = Field(min_length=1, max_length=300)
+    kind: NoticeKind
+    at: AwareDatetime  # workflow time: when the workflow decided to send it
+    to: list[Recipient] = Field(min_length=1)
+    postmortem_id: str
+    action_item_id: str | None = None
+    step: str | None = None  # the ladder step, or the postmortem stage ("draft", "review")
+    notify: str | None = None  # owner, manager or council: who the step is addressed to
+    due: date | None = None
+    days_overdue: int = 0
+    note: str = ""  # a reason, a decision, a new owner
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"  # recorded, not yet handed to SMTP or the local outbox
+    SENT = "sent"  # accepted by the SMTP server
+    KEPT = "kept"  # no SMTP configured: kept in the local outbox
+
+
+class OutboxMessage(BaseModel):
+    dedupe_key: str
+    kind: NoticeKind
+    postmortem_id: str
+    action_item_id: str | None
+    recipients: list[str]
+    subject: str
+    text: str
+    html: str
+    status: OutboxStatus
+    created_at: AwareDatetime
+    sent_at: AwareDatetime | None

@@ -1,0 +1,117 @@
+"""Render a notice into a multipart email: a subject, a plain-text body and an HTML body.
+
+Everything the reader needs to act is in the message: the incident, the postmortem, the item and
+its acceptance criterion, the due date, how overdue it is, what was sent before, and how to act.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage
+from followthrough.domain.postmortem import ActionItem, Postmortem
+
+TEMPLATES = Path(__file__).resolve().parent / "templates"
+
+_environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+
+
+@dataclass(frozen=True)
+class Links:
+    """Where a reader goes to act."""
+
+    temporal_ui: str  # e.g. http://127.0.0.1:8233
+    namespace: str = "default"
+
+    def workflow(self, workflow_id: str) -> str:
+        return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+def render_notice(
+    notice: Notice,
+    pm: Postmortem,
+    item: ActionItem | None,
+    earlier: list[OutboxMessage],
+    links: Links,
+) -> RenderedEmail:
+    context = {
+        "notice": notice,
+        "pm": pm,
+        "incident": pm.incident,
+        "item": item,
+        "spec": item.spec if item else None,
+        "earlier": earlier,
+        "links": links,
+        "subject": subject_of(notice, pm, item),
+    }
+    name = _TEMPLATE.get(notice.kind, "item_event")
+    return RenderedEmail(
+        subject=str(context["subject"]),
+        text=_environment.get_template(f"{name}.txt.j2").render(context),
+        html=_environment.get_template(f"{name}.html.j2").render(context),
+    )
+
+
+_TEMPLATE = {
+    NoticeKind.ITEM_STEP: "item_step",
+    NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
+}
+
+
+def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
+    incident = pm.incident
+    tag = f"[{incident.id} {pm.severity}]"
+    if notice.kind is NoticeKind.ITEM_STEP and item is not None:
+        title = item.spec.title
+        due = item.spec.due.strftime("%a %d %b")
+        if notice.notify == "council":
+            return (
+                f"{tag} Council escalation: {item.spec.priority} '{title}' is "
+                f"{_days(notice.days_overdue)} overdue"
+            )
+        if notice.notify == "manager":
+            return (
+                f"{tag} Overdue {_days(notice.days_overdue)}: {item.owner}'s action item "
+                f"'{title}' ({item.spec.team})"
+            )
+        if notice.days_overdue > 0:
+            return f"{tag} Overdue {_days(notice.days_overdue)}: '{title}'"
+        if notice.due is not None and notice.step != "reminder":
+            return f"{tag} Due today: '{title}'"
+        return f"{tag} Reminder: '{title}' is due {due}"
+    subjects = {
+        NoticeKind.EXTENSION_REQUESTED: f"{tag} Extension requested for '{_title(item)}'",
+        NoticeKind.EXTENSION_DECIDED: f"{tag} Extension {notice.step or 'decided'}: "
+        f"'{_title(item)}'",
+        NoticeKind.REASSIGNED: f"{tag} You now own '{_title(item)}'",
+        NoticeKind.WIP_QUEUED: f"{tag} Queued at the WIP cap: '{_title(item)}'",
+        NoticeKind.RISK_ACCEPTED: f"{tag} Risk accepted: '{_title(item)}'",
+        NoticeKind.POSTMORTEM_OVERDUE: f"{tag} Overdue {notice.step or 'postmortem'}: "
+        f"'{incident.title}' ({_days(notice.days_overdue)} late)",
+    }
+    return subjects.get(notice.kind, f"{tag} {incident.title}")
+
+
+def _title(item: ActionItem | None) -> str:
+    return item.spec.title if item else "-"
+
+
+def _days(n: int) -> str:
+    return f"{n} business day" + ("" if n == 1 else "s")
