@@ -7,6 +7,7 @@ submit|approve`, `followthrough action done|verify|reject`, then `followthrough 
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import subprocess
@@ -117,6 +118,10 @@ def test_resolved_to_closed_with_a_rejection_audited_in_postgres(
 
     assert_audit_log(audit_rows(postgres_url, pm_id), pm_id)
 
+    item_text = ft.cli("action", "show", alert).stdout
+    assert "rejected by erin: Not routed to the pager" in item_text
+    assert "verified by erin: Fired in a drill" in item_text
+
     text = ft.cli("postmortem", "show", pm_id).stdout
     for expected in (
         "[closed]",
@@ -167,7 +172,9 @@ def assert_audit_log(rows: list[tuple[str, int, str, str]], pm_id: str) -> None:
     assert rows[-1][3] == "postmortem.closed"
 
 
-@pytest.mark.parametrize("seed", [7, 1234])
+@pytest.mark.parametrize(
+    "seed", [int(s) for s in os.environ.get("KILL_TEST_SEEDS", "7,1234").split(",")]
+)
 def test_killing_the_worker_loses_and_duplicates_nothing(
     followthrough: Followthrough, postgres_url: str, tmp_path: Path, seed: int
 ) -> None:
