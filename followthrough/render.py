@@ -23,8 +23,8 @@ def postmortem_line(pm: Postmortem) -> str:
 def action_item_line(item: ActionItem) -> str:
     spec = item.spec
     return (
-        f"{item.id:<48} {item.state.value:<13} {spec.priority.value:<3} {spec.due.isoformat()} "
-        f"{spec.owner:<10} {spec.title}"
+        f"{item.id:<48} {item.state.value:<13} {spec.priority.value:<3} {item.due.isoformat()} "
+        f"{item.owner:<10} {spec.title}"
     )
 
 
@@ -94,8 +94,8 @@ def _item_block(item: ActionItem) -> list[str]:
     criterion = spec.acceptance_criterion
     block = [
         f"  {item.id}  [{item.state.value}]",
-        f"    {spec.priority.value} {spec.title} · owner {spec.owner} ({spec.team}) · "
-        f"due {spec.due.isoformat()}",
+        f"    {spec.priority.value} {spec.title} · owner {item.owner} ({item.team}) · "
+        f"due {item.due.isoformat()}",
         f"    accepted when: {criterion.description}"
         + (f" (verifier: {criterion.verifier})" if criterion.verifier else ""),
     ]

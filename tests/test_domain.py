@@ -5,7 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -627,11 +627,11 @@ def test_policy_must_be_a_mapping(data: Any) -> None:
 
 def test_extra_fields_are_named() -> None:
     data = default_policy_data()
-    data["escalation"] = "page everyone"
+    data["paging"] = "page everyone"
     data["severities"]["SEV1"]["sla_hours"] = 4
     data["teams"]["sre"]["slack"] = "#sre"
     message = policy_problems(data)
-    assert "escalation: unknown field" in message
+    assert "paging: unknown field" in message
     assert "severities.SEV1.sla_hours: unknown field" in message
     assert "teams.sre.slack: unknown field" in message
 
@@ -717,7 +717,11 @@ def test_severity_shapes_the_postmortem(
     pm = open_postmortem(incident, policy, NOW)
     assert pm.id == "postmortem-generic-INC-7"
     assert (pm.required, pm.state, pm.approvals_required) == (required, state, approvals)
-    assert pm.draft_due == incident.resolved_at + timedelta(days=draft_days)
+    # Counted in business days on the policy's calendar, due at the start of that workday.
+    calendar = policy.calendar
+    due_day = calendar.add_business_days(calendar.local_date(incident.resolved_at), draft_days)
+    assert pm.draft_due == calendar.start_of(due_day)
+    assert calendar.business_days_between(incident.resolved_at.date(), due_day) == draft_days
     assert pm.opened_at == NOW
     assert (pm.draft, pm.draft_version, pm.reviews, pm.last_seq) == (None, 0, [], 0)
 
@@ -868,6 +872,9 @@ def make_item(state: ActionItemState, number: int = 1) -> ActionItem:
         id=f"postmortem-generic-INC-7-item-{number}",
         postmortem_id="postmortem-generic-INC-7",
         spec=spec,
+        owner=spec.owner,
+        team=spec.team,
+        due=spec.due,
         state=state,
         opened_at=NOW,
     )
@@ -1058,3 +1065,109 @@ def test_draft_problems_never_raises_on_arbitrary_text(
     assert ("impact: missing; say who was affected, how, and for how long" in problems) == (
         not impact.strip()
     )
+
+
+# --- the policy's calendar, escalation, caps and addresses ----------------------------------------
+
+
+def test_default_policy_has_a_calendar_escalation_and_caps() -> None:
+    policy = load_policy()
+    calendar = policy.calendar
+    assert calendar.timezone == "UTC"
+    assert calendar.working_days == ["mon", "tue", "wed", "thu", "fri"]
+    assert calendar.workday_starts.isoformat() == "09:00:00"
+    assert {date(2026, 12, 25), date(2027, 1, 1)} <= set(calendar.holidays)
+    assert not calendar.is_business_day(date(2026, 12, 25))
+
+    default = policy.escalation.ladder("P2")
+    assert [(s.name, s.business_days, s.notify) for s in default] == [
+        ("reminder", -2, "owner"),
+        ("due", 0, "owner"),
+        ("manager", 2, "manager"),
+        ("council", 5, "council"),
+    ]
+    p0 = policy.escalation.ladder("P0")
+    assert [s.name for s in p0] == ["reminder", "due", "manager", "council"]
+    assert p0[-1].business_days < default[-1].business_days
+
+    assert policy.max_extensions == 2
+    assert {team: t.wip_cap for team, t in policy.teams.items()} == {
+        "payments": 3,
+        "platform": 5,
+        "sre": 4,
+    }
+
+
+def test_a_policy_without_the_new_sections_gets_the_defaults() -> None:
+    data = default_policy_data()
+    for key in ("calendar", "escalation", "max_extensions", "email_domain", "emails"):
+        del data[key]
+    for team in data["teams"].values():
+        del team["wip_cap"]
+    policy = parse_policy(data)
+    assert policy.calendar.timezone == "UTC"
+    assert policy.calendar.holidays == []
+    assert [s.business_days for s in policy.escalation.ladder("P0")] == [-2, 0, 2, 5]
+    assert policy.max_extensions == 2
+    assert all(team.wip_cap is None for team in policy.teams.values())
+    assert policy.email_of("bob") == "bob@example.com"
+
+
+def test_email_of_uses_overrides_then_the_domain() -> None:
+    data = default_policy_data()
+    data["email_domain"] = "corp.test"
+    data["emails"] = {"maria": "maria.lopez@payments.corp.test"}
+    policy = parse_policy(data)
+    assert policy.email_of("maria") == "maria.lopez@payments.corp.test"
+    assert policy.email_of("bob") == "bob@corp.test"
+    assert policy.council_emails() == ["grace@corp.test", "heidi@corp.test"]
+
+
+def test_manager_of_team(policy: Policy) -> None:
+    assert policy.manager_of_team("payments") == "maria"
+    with pytest.raises(KeyError, match="unknown team 'growth'"):
+        policy.manager_of_team("growth")
+
+
+def test_email_for_a_stranger_is_refused() -> None:
+    data = default_policy_data()
+    data["emails"] = {"mallory": "mallory@example.com"}
+    message = policy_problems(data)
+    assert "emails.mallory: 'mallory' is not a member, manager, reviewer or council member" in (
+        message
+    )
+
+
+def test_bad_addresses_are_named_with_the_other_reference_problems() -> None:
+    data = default_policy_data()
+    data["email_domain"] = "@example.com"
+    data["emails"] = {"bob": "bob at example.com"}
+    data["default_owner"] = "nobody"
+    message = policy_problems(data)
+    assert "email_domain: '@example.com' is not a domain (write it without '@')" in message
+    assert "emails.bob: 'bob at example.com' is not an email address" in message
+    assert "default_owner: 'nobody'" in message
+
+
+@pytest.mark.parametrize(
+    ("where", "value", "problem"),
+    [
+        (("teams", "sre", "wip_cap"), 0, "teams.sre.wip_cap: Input should be greater than"),
+        (("max_extensions",), -1, "max_extensions: Input should be greater than or equal to 0"),
+        (("calendar", "timezone"), "Mars/Olympus", "unknown time zone 'Mars/Olympus'"),
+        (("calendar", "working_days"), [], "calendar.working_days: Value error, at least one"),
+        (("escalation", "by_priority", "P7"), [], "'P7' is not a priority"),
+    ],
+)
+def test_new_policy_sections_are_checked(where: tuple[str, ...], value: Any, problem: str) -> None:
+    data = default_policy_data()
+    target = data
+    for key in where[:-1]:
+        target = target[key]
+    target[where[-1]] = value
+    assert problem in policy_problems(data)
+
+
+def test_policy_with_calendar_survives_a_json_round_trip(policy: Policy) -> None:
+    # The policy travels to workflows as JSON.
+    assert Policy.model_validate_json(policy.model_dump_json()) == policy

@@ -1,15 +1,22 @@
-"""ActionItemWorkflow: one follow-up, from approval until its acceptance criterion is verified.
+"""ActionItemWorkflow: one follow-up, from approval until it is verified or its risk accepted.
 
 "Done" is a claim: the owner claims it with evidence, and someone who is not the owner verifies it
-against the acceptance criterion or rejects it, which reopens the item.
+against the acceptance criterion or rejects it, which reopens the item. Meanwhile the item's due
+date drives its escalation ladder on durable timers: a reminder to the owner, a due notice, the
+owner's manager, then the reliability council, each step once and at its business-day time.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
+from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_ACTION_ITEM
+    from activities import RECORD_ACTION_ITEM, SEND_NOTICE
+    from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
+    from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         SYSTEM_ACTOR,
         ActionItem,
@@ -19,10 +26,22 @@ with workflow.unsafe.imports_passed_through():
         Claim,
         Decision,
         DoneClaim,
+        EscalationSent,
+        Extension,
+        ExtensionDecision,
+        ExtensionRequest,
+        Reassignment,
         Rejection,
+        RiskAcceptance,
+        RiskAcceptanceRequest,
         Verification,
         claim_refusal,
+        extension_decision_refusal,
+        extension_request_refusal,
+        open_action_item,
+        reassignment_refusal,
         rejection_refusal,
+        risk_acceptance_refusal,
         verifier_refusal,
     )
     from workflows import (
@@ -34,40 +53,146 @@ with workflow.unsafe.imports_passed_through():
         refuse,
     )
 
+# SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.
+NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
+
 
 @workflow.defn
 class ActionItemWorkflow:
     @workflow.init
     def __init__(self, start: ActionItemStart) -> None:
         self.policy = start.policy
-        self.item = ActionItem(
-            id=start.item_id,
-            postmortem_id=start.postmortem_id,
-            spec=start.spec,
-            opened_at=workflow.now(),
-        )
+        self.item: ActionItem = open_action_item(start, workflow.now())
         self.opened = False  # set once the opening is recorded; people's actions wait for it
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
+        item = self.item
         workflow.upsert_search_attributes(
-            [
-                ACTION_ITEM_STATE.value_set(self.item.state.value),
-                OWNING_TEAM.value_set(self.item.spec.team),
-            ]
+            [ACTION_ITEM_STATE.value_set(item.state.value), OWNING_TEAM.value_set(item.team)]
         )
-        spec = self.item.spec
+        spec = item.spec
         await self._record(
             SYSTEM_ACTOR,
             "item.opened",
-            f"{spec.priority} '{spec.title}' owned by {spec.owner} ({spec.team}), due "
-            f"{spec.due.isoformat()}; accepted when: {spec.acceptance_criterion.description}",
+            f"{spec.priority} '{spec.title}' owned by {item.owner} ({item.team}), due "
+            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.description}",
         )
         self.opened = True
-        await workflow.wait_condition(
-            lambda: self.item.state is ActionItemState.VERIFIED and workflow.all_handlers_finished()
-        )
+        await self._follow_the_ladder()
+        await workflow.wait_condition(workflow.all_handlers_finished)
         return self.item
+
+    # --- the escalation ladder ----------------------------------------------------------------
+
+    async def _follow_the_ladder(self) -> None:
+        """Fire each step of the current plan once, at its time, until the item is resolved.
+
+        A done claim pauses the ladder (the verifier has the ball); an approved extension starts a
+        new plan for the new due date.
+        """
+        item = self.item
+        while not item.resolved:
+            if item.state is ActionItemState.DONE_CLAIMED:
+                await workflow.wait_condition(
+                    lambda: item.state is not ActionItemState.DONE_CLAIMED
+                )
+                continue
+            step = self._next_step()
+            plan = item.plan
+
+            def changed(plan: int = plan) -> bool:
+                return (
+                    item.resolved
+                    or item.plan != plan
+                    or (item.state is ActionItemState.DONE_CLAIMED)
+                )
+
+            if step is None:  # the ladder is climbed: only resolution or a new plan moves on
+                await workflow.wait_condition(changed)
+                continue
+            wait = step.at - workflow.now()
+            if wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(changed, timeout=wait)
+                    continue  # something changed before the step was due: look again
+                except TimeoutError:
+                    pass
+            await self._escalate(step)
+
+    def _next_step(self) -> PlannedStep | None:
+        item = self.item
+        fired = {e.step for e in item.escalations if e.plan == item.plan}
+        ladder = self.policy.escalation.ladder(item.spec.priority.value)
+        planned = plan_ladder(item.due, ladder, self.policy.calendar)
+        return next((step for step in planned if step.name not in fired), None)
+
+    async def _escalate(self, step: PlannedStep) -> None:
+        item = self.item
+        now = workflow.now()
+        overdue = days_overdue(item.due, self.policy.calendar.local_date(now), self.policy.calendar)
+        to = self._recipients(step.notify)
+        item.escalations.append(
+            EscalationSent(
+                step=step.name, notify=step.notify, plan=item.plan, at=now, days_overdue=overdue
+            )
+        )
+        await self._record(
+            SYSTEM_ACTOR,
+            "item.escalated",
+            f"{step.name}: told {', '.join(r.name for r in to)} ({step.notify}); "
+            + (f"{overdue} business days overdue" if overdue else f"due {item.due.isoformat()}"),
+        )
+        await self._notify(
+            NoticeKind.ITEM_STEP,
+            to,
+            f"{step.name}/plan-{item.plan}",
+            step=step.name,
+            notify=step.notify,
+            days_overdue=overdue,
+        )
+
+    def _recipients(self, role: str) -> list[Recipient]:
+        if role == "owner":
+            names = [self.item.owner]
+        elif role == "manager":
+            names = [self.policy.manager_of_team(self.item.team)]
+        else:
+            names = list(self.policy.council)
+        return [Recipient(name=n, email=self.policy.email_of(n)) for n in names]
+
+    async def _notify(
+        self,
+        kind: NoticeKind,
+        to: list[Recipient],
+        key: str,
+        *,
+        step: str | None = None,
+        notify: str | None = None,
+        days_overdue: int = 0,
+        note: str = "",
+    ) -> None:
+        notice = Notice(
+            dedupe_key=f"{self.item.id}/{key}",
+            kind=kind,
+            at=workflow.now(),
+            to=to,
+            postmortem_id=self.item.postmortem_id,
+            action_item_id=self.item.id,
+            step=step,
+            notify=notify,
+            due=self.item.due,
+            days_overdue=days_overdue,
+            note=note,
+        )
+        await workflow.execute_activity(
+            SEND_NOTICE,
+            notice,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=NOTICE_RETRY,
+        )
+
+    # --- what people do -----------------------------------------------------------------------
 
     @workflow.update
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
@@ -114,9 +239,131 @@ class ActionItemWorkflow:
     def _validate_reject(self, rejection: Rejection) -> None:
         refuse(rejection_refusal(self.item, rejection, self.policy))
 
+    @workflow.update
+    async def request_extension(self, request: ExtensionRequest) -> ActionItem:
+        await judge_when_opened(lambda: self.opened, self._validate_request_extension, request)
+        item = self.item
+        item.extensions.append(
+            Extension(
+                requested_by=request.by,
+                requested_at=workflow.now(),
+                previous_due=item.due,
+                until=request.until,
+                reason=request.reason,
+            )
+        )
+        number = len(item.extensions)
+        detail = f"until {request.until.isoformat()}: {request.reason}"
+        await self._record(request.by, "item.extension_requested", detail)
+        await self._notify(
+            NoticeKind.EXTENSION_REQUESTED,
+            self._recipients("manager"),
+            f"extension-{number}/requested",
+            note=f"{request.by} asks to move the due date from {item.due.isoformat()} to "
+            f"{request.until.isoformat()}: {request.reason}. Decide with `followthrough action "
+            f"decide-extension {item.id} --approve|--deny --reason ...`.",
+        )
+        return item
+
+    @request_extension.validator
+    def _validate_request_extension(self, request: ExtensionRequest) -> None:
+        refuse(extension_request_refusal(self.item, request, self.policy))
+
+    @workflow.update
+    async def decide_extension(self, decision: ExtensionDecision) -> ActionItem:
+        await judge_when_opened(lambda: self.opened, self._validate_decide_extension, decision)
+        item = self.item
+        extension = item.pending_extension
+        assert extension is not None  # the validator just checked
+        number = item.extensions.index(extension) + 1
+        extension.approved = decision.approve
+        extension.decided_by = decision.by
+        extension.decided_at = workflow.now()
+        extension.decision_reason = decision.reason
+        verdict = "approved" if decision.approve else "denied"
+        if decision.approve:
+            item.due = extension.until
+            item.plan += 1  # the ladder starts over for the new due date
+        detail = f"{verdict}: due {item.due.isoformat()}" + (
+            f"; {decision.reason}" if decision.reason else ""
+        )
+        await self._record(decision.by, f"item.extension_{verdict}", detail)
+        await self._notify(
+            NoticeKind.EXTENSION_DECIDED,
+            self._recipients("owner"),
+            f"extension-{number}/{verdict}",
+            step=verdict,
+            note=f"{decision.by} {verdict} your request to move the due date to "
+            f"{extension.until.isoformat()}"
+            + (f": {decision.reason}" if decision.reason else ".")
+            + (
+                f" It is now due {item.due.isoformat()}."
+                if decision.approve
+                else f" It is still due {item.due.isoformat()}."
+            ),
+        )
+        return item
+
+    @decide_extension.validator
+    def _validate_decide_extension(self, decision: ExtensionDecision) -> None:
+        refuse(extension_decision_refusal(self.item, decision, self.policy))
+
+    @workflow.update
+    async def reassign(self, change: Reassignment) -> ActionItem:
+        await judge_when_opened(lambda: self.opened, self._validate_reassign, change)
+        item = self.item
+        previous = item.owner
+        item.owner, item.team = change.to, change.team or item.team
+        workflow.upsert_search_attributes([OWNING_TEAM.value_set(item.team)])
+        number = item.last_seq + 1  # the seq of the reassignment event below: unique per item
+        await self._record(
+            change.by,
+            "item.reassigned",
+            f"from {previous} to {item.owner} ({item.team})"
+            + (f": {change.reason}" if change.reason else ""),
+        )
+        await self._notify(
+            NoticeKind.REASSIGNED,
+            self._recipients("owner"),
+            f"reassigned-{number}",
+            note=f"{change.by} made you the owner of this follow-up (it was {previous}'s)"
+            + (f": {change.reason}." if change.reason else ".")
+            + f" It is due {item.due.isoformat()}.",
+        )
+        return item
+
+    @reassign.validator
+    def _validate_reassign(self, change: Reassignment) -> None:
+        refuse(reassignment_refusal(self.item, change, self.policy))
+
+    @workflow.update
+    async def accept_risk(self, request: RiskAcceptanceRequest) -> ActionItem:
+        await judge_when_opened(lambda: self.opened, self._validate_accept_risk, request)
+        item = self.item
+        item.risk_acceptance = RiskAcceptance(
+            by=request.by, reason=request.reason, at=workflow.now()
+        )
+        await self._transition(
+            ActionItemState.RISK_ACCEPTED, request.by, "item.risk_accepted", request.reason
+        )
+        await self._notify(
+            NoticeKind.RISK_ACCEPTED,
+            self._recipients("owner") + self._recipients("manager"),
+            "risk-accepted",
+            note=f"The reliability council ({request.by}) closed this follow-up without the fix, "
+            f"accepting the risk: {request.reason}",
+        )
+        return item
+
+    @accept_risk.validator
+    def _validate_accept_risk(self, request: RiskAcceptanceRequest) -> None:
+        refuse(risk_acceptance_refusal(self.item, request, self.policy))
+
     @workflow.query
     def snapshot(self) -> ActionItem:
         return self.item
+
+    # --- bookkeeping --------------------------------------------------------------------------
 
     async def _transition(
         self, state: ActionItemState, actor: str, action: str, detail: str
@@ -129,6 +376,5 @@ class ActionItemWorkflow:
         item = self.item
         item.last_seq += 1
         event = audit_event(item.id, item.postmortem_id, item.last_seq, actor, action, detail)
-        await record(
-            RECORD_ACTION_ITEM, ActionItemChange(item=item.model_copy(deep=True), event=event)
-        )
+        snapshot = item.model_copy(deep=True)
+        await record(RECORD_ACTION_ITEM, ActionItemChange(item=snapshot, event=event))

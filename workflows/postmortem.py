@@ -8,20 +8,29 @@ validator beside its handler that refuses bad input before anything changes.
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_POSTMORTEM
+    from activities import RECORD_POSTMORTEM, SEND_NOTICE
     from followthrough.domain.draft import action_item_specs
+    from followthrough.domain.escalation import (
+        PlannedStep,
+        business_deadline,
+        days_overdue,
+        plan_ladder,
+    )
+    from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         SYSTEM_ACTOR,
         ActionItem,
         ActionItemStart,
+        ActionItemState,
         Approval,
         ChangeRequest,
         DraftSubmission,
+        EscalationSent,
         Postmortem,
         PostmortemChange,
         PostmortemOutcome,
@@ -43,7 +52,7 @@ with workflow.unsafe.imports_passed_through():
         record,
         refuse,
     )
-    from workflows.action_item import ActionItemWorkflow
+    from workflows.action_item import NOTICE_RETRY, ActionItemWorkflow
 
 
 @workflow.defn
@@ -69,13 +78,16 @@ class PostmortemWorkflow:
             )
             return await self._finish([])
 
-        await workflow.wait_condition(lambda: self.pm.state is PostmortemState.TRACKING)
+        await self._until_approved()
         items = await self._follow_action_items()
+        verified = sum(1 for i in items if i.state is ActionItemState.VERIFIED)
+        accepted = len(items) - verified
         await self._transition(
             PostmortemState.CLOSED,
             SYSTEM_ACTOR,
             "postmortem.closed",
-            f"all {len(items)} action items verified",
+            f"all {len(items)} action items resolved: {verified} verified"
+            + (f", {accepted} with their risk accepted by the council" if accepted else ""),
         )
         return await self._finish(items)
 
@@ -90,6 +102,96 @@ class PostmortemWorkflow:
         except TimeoutError:
             return False
         return True
+
+    async def _until_approved(self) -> None:
+        """Wait for approval; an overdue draft or review climbs the ladder meanwhile."""
+        pm = self.pm
+        while pm.state is not PostmortemState.TRACKING:
+            stage, deadline, version = self._stage()
+            step = self._next_stage_step(stage, deadline, version)
+            state, submitted = pm.state, pm.draft_version
+
+            def changed(state: PostmortemState = state, submitted: int = submitted) -> bool:
+                return pm.state is not state or pm.draft_version != submitted
+
+            if step is None:
+                await workflow.wait_condition(changed)
+                continue
+            wait = step.at - workflow.now()
+            if wait > timedelta(0):
+                try:
+                    await workflow.wait_condition(changed, timeout=wait)
+                    continue
+                except TimeoutError:
+                    pass
+            await self._escalate_stage(stage, deadline, version, step)
+
+    def _stage(self) -> tuple[str, datetime, int]:
+        """What the postmortem waits for now, when it was due, and which round it is."""
+        pm = self.pm
+        if pm.state is PostmortemState.IN_REVIEW and pm.review_due is not None:
+            return "review", pm.review_due, pm.draft_version
+        return "draft", pm.draft_due, 0
+
+    def _next_stage_step(self, stage: str, deadline: datetime, version: int) -> PlannedStep | None:
+        calendar = self.policy.calendar
+        # The item ladder's steps from the due date on: due, then the manager, then the council.
+        ladder = [s for s in self.policy.escalation.default if s.business_days >= 0]
+        fired = {e.step for e in self.pm.escalations if e.plan == version}
+        planned = plan_ladder(calendar.local_date(deadline), ladder, calendar)
+        return next((s for s in planned if f"{stage}:{s.name}" not in fired), None)
+
+    async def _escalate_stage(
+        self, stage: str, deadline: datetime, version: int, step: PlannedStep
+    ) -> None:
+        pm = self.pm
+        now = workflow.now()
+        calendar = self.policy.calendar
+        overdue = days_overdue(calendar.local_date(deadline), calendar.local_date(now), calendar)
+        names = self._stage_recipients(stage, step.notify)
+        pm.escalations.append(
+            EscalationSent(
+                step=f"{stage}:{step.name}",
+                notify=step.notify,
+                plan=version,
+                at=now,
+                days_overdue=overdue,
+            )
+        )
+        await self._record(
+            SYSTEM_ACTOR,
+            "postmortem.escalated",
+            f"{stage} overdue ({step.name}): told {', '.join(names)}; {overdue} business days late",
+        )
+        waiting_on = "the owner's draft" if stage == "draft" else "a review"
+        notice = Notice(
+            dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
+            kind=NoticeKind.POSTMORTEM_OVERDUE,
+            at=now,
+            to=[Recipient(name=n, email=self.policy.email_of(n)) for n in names],
+            postmortem_id=pm.id,
+            step=stage,
+            notify=step.notify,
+            due=calendar.local_date(deadline),
+            days_overdue=overdue,
+            note=f"It is waiting on {waiting_on}.",
+        )
+        await workflow.execute_activity(
+            SEND_NOTICE,
+            notice,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=NOTICE_RETRY,
+        )
+
+    def _stage_recipients(self, stage: str, role: str) -> list[str]:
+        pm = self.pm
+        if role == "council":
+            return list(self.policy.council)
+        if role == "manager":
+            return [self.policy.manager_of_team(pm.team) if pm.team else self.policy.default_owner]
+        if stage == "review":  # the reviewers are late; the owner hears of it too
+            return sorted({*self.policy.reviewers, pm.owner} - pm.approvals())
+        return [pm.owner]
 
     async def _follow_action_items(self) -> list[ActionItem]:
         """Each approved action item becomes a child workflow; wait until every one is verified."""
@@ -122,6 +224,8 @@ class PostmortemWorkflow:
         pm.draft = submission.draft
         pm.draft_version += 1
         pm.submitted_at = workflow.now()
+        review_days = self.policy.severity(pm.severity).review_due_days
+        pm.review_due = business_deadline(pm.submitted_at, review_days, self.policy.calendar)
         await self._transition(
             PostmortemState.IN_REVIEW,
             submission.by,

@@ -1,21 +1,29 @@
 """The severity policy and the people directory, loaded from a YAML file.
 
 A policy says, per severity, whether a postmortem is required, when its draft and review are due
-and how many approvals it needs; it names the teams (members, manager), which team owns which
-service, the reviewers and the reliability council.
+and how many approvals it needs; it names the teams (members, manager, WIP cap), which team owns
+which service, the reviewers and the reliability council, their email addresses, the business
+calendar deadlines are counted on, and the escalation ladder for overdue action items.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.problems import Problems, format_validation_error
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
+
+# Shape checks only, to catch typos such as a missing '@'; the mail server has the final word.
+_DOMAIN = re.compile(r"[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
+_ADDRESS = re.compile(r"[^@\s]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*")
 
 
 class SeverityPolicy(BaseModel):
@@ -36,6 +44,9 @@ class Team(BaseModel):
 
     manager: str
     members: list[str] = Field(min_length=1)
+    wip_cap: int | None = Field(
+        default=None, ge=1, description="most open action items the team may hold; none: no cap"
+    )
 
 
 class Policy(BaseModel):
@@ -55,6 +66,15 @@ class Policy(BaseModel):
         default_factory=dict,
         description="per webhook source: its severity/urgency/priority value -> our severity",
     )
+    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
+    max_extensions: int = Field(
+        default=2, ge=0, description="approved due-date extensions an action item may have"
+    )
+    email_domain: str = Field(default="example.com", description="person -> person@email_domain")
+    emails: dict[str, str] = Field(
+        default_factory=dict, description="person -> address, where it is not the default"
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -73,6 +93,18 @@ class Policy(BaseModel):
                     problems.append(
                         f"source_severities.{source}.{value}: unknown severity '{severity}'"
                     )
+        if not _DOMAIN.fullmatch(self.email_domain):
+            problems.append(
+                f"email_domain: '{self.email_domain}' is not a domain (write it without '@')"
+            )
+        for person, address in self.emails.items():
+            if person not in people:
+                problems.append(
+                    f"emails.{person}: '{person}' is not a member, manager, reviewer "
+                    "or council member"
+                )
+            if not _ADDRESS.fullmatch(address):
+                problems.append(f"emails.{person}: '{address}' is not an email address")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -98,6 +130,20 @@ class Policy(BaseModel):
     def is_in_team(self, person: str, team: str) -> bool:
         found = self.teams.get(team)
         return found is not None and (person in found.members or person == found.manager)
+
+    def email_of(self, person: str) -> str:
+        """The person's override from `emails`, else person@email_domain."""
+        return self.emails.get(person, f"{person}@{self.email_domain}")
+
+    def manager_of_team(self, team: str) -> str:
+        """The team's manager; KeyError naming the team when the policy has no such team."""
+        found = self.teams.get(team)
+        if found is None:
+            raise KeyError(f"unknown team '{team}'")
+        return found.manager
+
+    def council_emails(self) -> list[str]:
+        return [self.email_of(person) for person in self.council]
 
 
 class InvalidPolicy(Problems):

@@ -6,12 +6,13 @@ what the storage activities write. Functions here take data and return data; no 
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
+from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems
@@ -30,9 +31,14 @@ class PostmortemState(StrEnum):
 
 
 class ActionItemState(StrEnum):
+    QUEUED = "queued"  # beyond its team's WIP cap: the clock has not started
     OPEN = "open"
     DONE_CLAIMED = "done_claimed"  # the owner says done; waiting for verification
     VERIFIED = "verified"
+    RISK_ACCEPTED = "risk_accepted"  # the council closed it with a written reason
+
+
+RESOLVED_STATES = (ActionItemState.VERIFIED, ActionItemState.RISK_ACCEPTED)
 
 
 class Verdict(StrEnum):
@@ -64,6 +70,16 @@ class AuditEvent(BaseModel):
     detail: str = ""
 
 
+class EscalationSent(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    step: str
+    notify: str
+    plan: int  # which due date's ladder it belongs to (extensions start a new one)
+    at: AwareDatetime
+    days_overdue: int
+
+
 class Postmortem(BaseModel):
     """Everything PostmortemWorkflow knows; also the row the storage keeps."""
 
@@ -80,6 +96,8 @@ class Postmortem(BaseModel):
     draft: Draft | None = None
     draft_version: int = 0
     submitted_at: AwareDatetime | None = None
+    review_due: AwareDatetime | None = None
+    escalations: list[EscalationSent] = Field(default_factory=list)
     reviews: list[Review] = Field(default_factory=list)
     action_item_ids: list[str] = Field(default_factory=list)
     closed_at: AwareDatetime | None = None
@@ -116,7 +134,7 @@ def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmo
             PostmortemState.DRAFTING if severity.postmortem_required else PostmortemState.OPTIONAL
         ),
         opened_at=now,
-        draft_due=incident.resolved_at + timedelta(days=severity.draft_due_days),
+        draft_due=business_deadline(incident.resolved_at, severity.draft_due_days, policy.calendar),
     )
 
 
@@ -139,22 +157,70 @@ class Decision(BaseModel):
     at: AwareDatetime
 
 
+class Extension(BaseModel):
+    """A request for a later due date, and its decision (by someone other than the owner)."""
+
+    requested_by: str
+    requested_at: AwareDatetime
+    previous_due: date
+    until: date
+    reason: str
+    approved: bool | None = None  # None while pending
+    decided_by: str | None = None
+    decided_at: AwareDatetime | None = None
+    decision_reason: str = ""
+
+
+class RiskAcceptance(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    by: str
+    reason: str
+    at: AwareDatetime
+
+
 class ActionItem(BaseModel):
-    """Everything ActionItemWorkflow knows; also the row the storage keeps."""
+    """Everything ActionItemWorkflow knows; also the row the storage keeps.
+
+    `spec` is what the approved draft said; `owner`, `team` and `due` are what holds now, after
+    reassignments and extensions.
+    """
 
     id: str
     postmortem_id: str
     spec: ActionItemSpec
+    owner: str
+    team: str
+    due: date
     state: ActionItemState = ActionItemState.OPEN
     opened_at: AwareDatetime
     claims: list[Claim] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
+    extensions: list[Extension] = Field(default_factory=list)
+    escalations: list[EscalationSent] = Field(default_factory=list)
+    plan: int = 1  # the ladder's version: an approved extension plans a new one
+    risk_acceptance: RiskAcceptance | None = None
     verified_at: AwareDatetime | None = None
     last_seq: int = 0
 
     @property
-    def owner(self) -> str:
-        return self.spec.owner
+    def resolved(self) -> bool:
+        return self.state in RESOLVED_STATES
+
+    @property
+    def pending_extension(self) -> Extension | None:
+        return next((e for e in self.extensions if e.approved is None), None)
+
+    def approved_extensions(self) -> int:
+        return sum(1 for e in self.extensions if e.approved)
+
+
+def open_action_item(start: ActionItemStart, now: datetime) -> ActionItem:
+    spec = start.spec
+    return ActionItem(
+        id=start.item_id, postmortem_id=start.postmortem_id, spec=spec, owner=spec.owner,
+        team=spec.team, due=spec.due, opened_at=now,
+    )
 
 
 # --- What the workflows take and return --------------------------------------------------------
@@ -207,6 +273,30 @@ class Verification(BaseModel):
 
 
 class Rejection(BaseModel):
+    by: str
+    reason: str
+
+
+class ExtensionRequest(BaseModel):
+    by: str
+    until: date
+    reason: str
+
+
+class ExtensionDecision(BaseModel):
+    by: str
+    approve: bool
+    reason: str = ""
+
+
+class Reassignment(BaseModel):
+    by: str
+    to: str
+    team: str | None = None  # default: the item's team
+    reason: str = ""
+
+
+class RiskAcceptanceRequest(BaseModel):
     by: str
     reason: str
 
@@ -275,6 +365,8 @@ def change_request_refusal(pm: Postmortem, request: ChangeRequest, policy: Polic
 
 
 def claim_refusal(item: ActionItem, claim: DoneClaim) -> str | None:
+    if item.state is ActionItemState.QUEUED:
+        return f"{item.id} is queued behind its team's WIP cap; its clock has not started"
     if item.state is not ActionItemState.OPEN:
         return f"{item.id} is {item.state}; only an open item can be claimed done"
     if claim.by != item.owner:
@@ -303,4 +395,80 @@ def rejection_refusal(item: ActionItem, rejection: Rejection, policy: Policy) ->
         return refusal
     if not rejection.reason.strip():
         return "say why the acceptance criterion is not met (a reason is required)"
+    return None
+
+
+def extension_request_refusal(
+    item: ActionItem, request: ExtensionRequest, policy: Policy
+) -> str | None:
+    if item.resolved:
+        return f"{item.id} is {item.state}; it needs no more time"
+    if request.by != item.owner:
+        return f"only the owner ({item.owner}) can ask for more time on {item.id}"
+    if item.pending_extension is not None:
+        return f"{item.id} already has an extension request waiting for a decision"
+    used = item.approved_extensions()
+    if used >= policy.max_extensions:
+        return (
+            f"{item.id} has used its extension budget ({used} of {policy.max_extensions}); "
+            "ask the reliability council to accept the risk or reassign it"
+        )
+    if request.until <= item.due:
+        return f"the new due date must be after the current one ({item.due.isoformat()})"
+    if not request.reason.strip():
+        return "say why more time is needed (a reason is required)"
+    return None
+
+
+def may_decide_for(item: ActionItem, person: str, policy: Policy) -> bool:
+    """The owner's manager or a council member: never the owner."""
+    if person == item.owner:
+        return False
+    return person in policy.council or person == policy.teams[item.team].manager
+
+
+def extension_decision_refusal(
+    item: ActionItem, decision: ExtensionDecision, policy: Policy
+) -> str | None:
+    if item.pending_extension is None:
+        return f"{item.id} has no extension request waiting for a decision"
+    if decision.by == item.owner:
+        return f"{decision.by} owns {item.id} and cannot decide their own extension"
+    if not may_decide_for(item, decision.by, policy):
+        manager = policy.teams[item.team].manager
+        return (
+            f"only {item.owner}'s manager ({manager}) or a council member can decide "
+            f"extensions on {item.id}"
+        )
+    if not decision.approve and not decision.reason.strip():
+        return "say why the extension is denied (a reason is required)"
+    return None
+
+
+def reassignment_refusal(item: ActionItem, change: Reassignment, policy: Policy) -> str | None:
+    if item.resolved:
+        return f"{item.id} is {item.state}; there is nothing left to own"
+    team = change.team or item.team
+    if change.by != item.owner and not may_decide_for(item, change.by, policy):
+        return f"only the owner, {item.owner}'s manager or a council member can reassign {item.id}"
+    if team not in policy.teams:
+        return f"team '{team}' is not in the policy"
+    if change.to not in policy.people:
+        return f"'{change.to}' is not in the policy's directory"
+    if change.to == item.owner and team == item.team:
+        return f"{change.to} already owns {item.id}"
+    if not policy.is_in_team(change.to, team):
+        return f"'{change.to}' is not in team '{team}'"
+    return None
+
+
+def risk_acceptance_refusal(
+    item: ActionItem, request: RiskAcceptanceRequest, policy: Policy
+) -> str | None:
+    if item.resolved:
+        return f"{item.id} is already {item.state}"
+    if request.by not in policy.council:
+        return f"only the reliability council can accept the risk of {item.id}"
+    if len(request.reason.split()) < 3:
+        return "write down why the risk is acceptable (a reason of a few words at least)"
     return None

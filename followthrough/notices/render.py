@@ -80,7 +80,7 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
     tag = f"[{incident.id} {pm.severity}]"
     if notice.kind is NoticeKind.ITEM_STEP and item is not None:
         title = item.spec.title
-        due = item.spec.due.strftime("%a %d %b")
+        due = item.due.strftime("%a %d %b")
         if notice.notify == "council":
             return (
                 f"{tag} Council escalation: {item.spec.priority} '{title}' is "
@@ -89,7 +89,7 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         if notice.notify == "manager":
             return (
                 f"{tag} Overdue {_days(notice.days_overdue)}: {item.owner}'s action item "
-                f"'{title}' ({item.spec.team})"
+                f"'{title}' ({item.team})"
             )
         if notice.days_overdue > 0:
             return f"{tag} Overdue {_days(notice.days_overdue)}: '{title}'"
