@@ -6,19 +6,26 @@ database fails the run instead of silently skipping half the storage tests.
 
 from __future__ import annotations
 
+import email.policy
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.parser import BytesParser
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
+from aiosmtpd.controller import Controller
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.binaries import find_binary
 from followthrough.domain.policy import Policy, load_policy
-from followthrough.notices.delivery import Mailer
+from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
@@ -83,6 +90,45 @@ def mailer(tmp_path: Path) -> Mailer:
         sender="Followthrough <followthrough@localhost>",
         outbox_dir=tmp_path / "outbox",
         links=Links(temporal_ui="http://127.0.0.1:8233"),
+    )
+
+
+@dataclass
+class SmtpCapture:
+    """A real SMTP server (aiosmtpd) on loopback that keeps every message it accepts."""
+
+    port: int
+    messages: list[EmailMessage] = field(default_factory=list)
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = BytesParser(policy=email.policy.default).parsebytes(envelope.content)
+        assert isinstance(message, EmailMessage)
+        self.messages.append(message)
+        return "250 Message accepted for delivery"
+
+    def subjects(self) -> list[str]:
+        return [str(m["Subject"]) for m in self.messages]
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[SmtpCapture]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    capture = SmtpCapture(port=port)
+    controller = Controller(capture, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield capture
+    controller.stop()
+
+
+@pytest.fixture
+def smtp_mailer(smtp_server: SmtpCapture, tmp_path: Path) -> Mailer:
+    return Mailer(
+        sender="Followthrough <followthrough@localhost>",
+        outbox_dir=tmp_path / "outbox",
+        links=Links(temporal_ui="http://127.0.0.1:8233"),
+        smtp=SmtpServer(hostname="127.0.0.1", port=smtp_server.port),
     )
 
 

@@ -1,0 +1,354 @@
+"""Follow-ups cannot be forgotten: the escalation ladder on durable timers, by real email.
+
+Under the time-skipping server an item lives through weeks of simulated business days; a real SMTP
+server on loopback (aiosmtpd) captures what would reach people's inboxes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, time, timedelta
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import pytest
+from temporalio.client import Client
+from temporalio.service import RPCError
+from temporalio.testing import WorkflowEnvironment
+
+from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.draft import parse_draft
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemState,
+    Approval,
+    DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
+    Postmortem,
+    Reassignment,
+    RiskAcceptanceRequest,
+)
+from followthrough.notices.delivery import Mailer
+from followthrough.storage import Store
+from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
+from tests.conftest import SmtpCapture
+from tests.factories import draft_data, incident_data
+from workflows.action_item import ActionItemWorkflow
+from workflows.postmortem import PostmortemWorkflow
+
+
+def next_weekday(after: date, weekday: int) -> date:
+    """The first date strictly after `after` that falls on `weekday` (Monday = 0)."""
+    return after + timedelta(days=(weekday - after.weekday() - 1) % 7 + 1)
+
+
+def at_nine(day: date) -> datetime:
+    return datetime.combine(day, time(9, 0), tzinfo=UTC)
+
+
+@pytest.fixture
+async def now(time_skipping: WorkflowEnvironment) -> datetime:
+    return await time_skipping.get_current_time()
+
+
+@pytest.fixture
+def due(now: datetime) -> date:
+    """A Tuesday two to three weeks ahead: its ladder crosses weekends and the holiday below."""
+    return next_weekday(now.date() + timedelta(days=14), 1)
+
+
+@pytest.fixture
+def holiday_policy(policy: Policy, due: date) -> Policy:
+    """The default policy, with the Thursday after the due date a public holiday."""
+    holiday = due + timedelta(days=2)
+    return policy.model_copy(update={"calendar": BusinessCalendar(holidays=[holiday])})
+
+
+@pytest.fixture
+async def queue(
+    time_skipping: WorkflowEnvironment, store: Store, smtp_mailer: Mailer
+) -> AsyncIterator[str]:
+    name = f"follow-up-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(
+            time_skipping.client, store, executor, smtp_mailer, task_queue=name
+        ):
+            yield name
+
+
+async def approved_item(
+    client: Client, queue: str, policy: Policy, now: datetime, due: date, **item: Any
+) -> str:
+    """A SEV2 postmortem through review, with one P1 action item due on `due`; its item id."""
+    incident = parse_incident(incident_data(now), policy)
+    pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
+    draft = draft_data(now)
+    draft["action_items"] = [{**draft["action_items"][0], "due": due.isoformat(), **item}]
+    await act(
+        client,
+        pm_id,
+        "submit_draft",
+        DraftSubmission(by="alice", draft=parse_draft(draft)),
+        Postmortem,
+    )
+    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    item_id = f"{pm_id}-item-1"
+    handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
+    for _ in range(100):
+        try:
+            await handle.query(ActionItemWorkflow.snapshot)
+            return item_id
+        except RPCError:
+            await asyncio.sleep(0.05)
+    raise AssertionError(f"{item_id} never started")
+
+
+async def test_the_ladder_climbs_on_business_days_and_sends_each_step_once(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    store: Store,
+    smtp_server: SmtpCapture,
+    holiday_policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    item_id = await approved_item(client, queue, holiday_policy, now, due)
+
+    await time_skipping.sleep(timedelta(days=60))
+
+    # Tuesday due date; the Thursday after it is a holiday.
+    expected = [
+        # (when, to, subject starts with)
+        (at_nine(due - timedelta(days=4)), ["bob@example.com"], "Reminder"),  # Friday before
+        (at_nine(due), ["bob@example.com"], "Due today"),  # Tuesday
+        (at_nine(due + timedelta(days=3)), ["maria@example.com"], "Overdue 2 business days"),
+        (
+            at_nine(due + timedelta(days=8)),
+            ["grace@example.com", "heidi@example.com"],
+            "Council escalation",
+        ),  # Wed after: Mon(3), Tue(4), Wed(5)
+    ]
+    messages = smtp_server.messages
+    assert len(messages) == len(expected), smtp_server.subjects()
+    for message, (when, to, subject) in zip(messages, expected, strict=True):
+        assert parsedate_to_datetime(str(message["Date"])) == when
+        assert str(message["To"]).split(", ") == to
+        assert subject in str(message["Subject"]), str(message["Subject"])
+        assert message.is_multipart()
+        text = message.get_body(preferencelist=("plain",))
+        html = message.get_body(preferencelist=("html",))
+        assert text is not None and html is not None
+        body = text.get_content()
+        assert "A page fires within 5 minutes when the checkout 5xx ratio exceeds 2%" in body
+        assert f"followthrough action done {item_id}" in body or "Council" in subject
+
+    council = messages[-1].get_body(preferencelist=("plain",))
+    assert council is not None
+    council_text = council.get_content()
+    assert "5 business days overdue" in council_text
+    assert "accept-risk" in council_text and "reassign" in council_text
+    for earlier in ("Reminder", "Due today", "Overdue 2 business days"):
+        assert earlier in council_text  # what was sent before
+
+    stored = store.action_item(item_id)
+    assert stored is not None
+    assert [(e.step, e.days_overdue) for e in stored.escalations] == [
+        ("reminder", 0),
+        ("due", 0),
+        ("manager", 2),
+        ("council", 5),
+    ]
+    assert [m.status.value for m in store.outbox(action_item_id=item_id)] == ["sent"] * 4
+
+
+async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_refused(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    store: Store,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    item_id = await approved_item(client, queue, policy, now, due)
+    later = due + timedelta(days=14)  # a Tuesday too
+
+    def ask(until: date, by: str = "bob") -> Any:
+        return act(
+            client,
+            item_id,
+            "request_extension",
+            ExtensionRequest(by=by, until=until, reason="Waiting on the LB vendor"),
+            ActionItem,
+        )
+
+    with pytest.raises(ActionRefused, match=r"only the owner \(bob\) can ask for more time"):
+        await ask(later, by="maria")
+    with pytest.raises(ActionRefused, match="must be after the current one"):
+        await ask(due - timedelta(days=1))
+    await ask(later)
+    with pytest.raises(ActionRefused, match=r"bob owns .* cannot decide their own extension"):
+        await act(
+            client,
+            item_id,
+            "decide_extension",
+            ExtensionDecision(by="bob", approve=True),
+            ActionItem,
+        )
+    with pytest.raises(ActionRefused, match=r"only bob's manager \(maria\) or a council member"):
+        await act(
+            client,
+            item_id,
+            "decide_extension",
+            ExtensionDecision(by="pat", approve=True),
+            ActionItem,
+        )
+    item = await act(
+        client,
+        item_id,
+        "decide_extension",
+        ExtensionDecision(by="maria", approve=True, reason="Vendor confirmed"),
+        ActionItem,
+    )
+    assert item.due == later and item.plan == 2
+
+    # The second extension is denied with a reason; the third would exceed the budget of 2.
+    await ask(later + timedelta(days=7))
+    with pytest.raises(ActionRefused, match="say why the extension is denied"):
+        await act(
+            client,
+            item_id,
+            "decide_extension",
+            ExtensionDecision(by="grace", approve=False),
+            ActionItem,
+        )
+    item = await act(
+        client,
+        item_id,
+        "decide_extension",
+        ExtensionDecision(by="grace", approve=False, reason="Ship the alert first"),
+        ActionItem,
+    )
+    assert item.due == later
+    await ask(later + timedelta(days=7))
+    await act(
+        client, item_id, "decide_extension", ExtensionDecision(by="grace", approve=True), ActionItem
+    )
+    with pytest.raises(ActionRefused, match=r"used its extension budget \(2 of 2\)"):
+        await ask(later + timedelta(days=30))
+
+    await time_skipping.sleep(timedelta(days=70))
+    subjects = smtp_server.subjects()
+    assert sum("Extension requested" in s for s in subjects) == 3
+    assert sum("Extension denied" in s for s in subjects) == 1
+    assert sum("Extension approved" in s for s in subjects) == 2
+    # Nothing of the first plan fired (it was replaced before its reminder was due); the final
+    # plan, for the last approved date, climbed to the council exactly once.
+    final = await client.get_workflow_handle_for(ActionItemWorkflow.run, item_id).query(
+        ActionItemWorkflow.snapshot
+    )
+    assert final.due == later + timedelta(days=7)
+    assert [(e.step, e.plan) for e in final.escalations] == [
+        ("reminder", 3),
+        ("due", 3),
+        ("manager", 3),
+        ("council", 3),
+    ]
+    assert sum("Council escalation" in s for s in subjects) == 1
+    denial = next(m for m in smtp_server.messages if "denied" in str(m["Subject"]))
+    assert str(denial["To"]) == "bob@example.com"
+    body = denial.get_body(preferencelist=("plain",))
+    assert body is not None and "Ship the alert first" in body.get_content()
+
+
+async def test_reassignment_tells_the_new_owner_and_the_ladder_follows_them(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    item_id = await approved_item(client, queue, policy, now, due)
+    with pytest.raises(ActionRefused, match="only the owner, bob's manager or a council member"):
+        await act(client, item_id, "reassign", Reassignment(by="carol", to="alice"), ActionItem)
+    with pytest.raises(ActionRefused, match="'carol' is not in team 'payments'"):
+        await act(client, item_id, "reassign", Reassignment(by="maria", to="carol"), ActionItem)
+    item = await act(
+        client,
+        item_id,
+        "reassign",
+        Reassignment(by="maria", to="carol", team="platform", reason="LB expertise"),
+        ActionItem,
+    )
+    assert (item.owner, item.team) == ("carol", "platform")
+
+    await time_skipping.sleep(timedelta(days=30))
+    first = smtp_server.messages[0]
+    assert str(first["To"]) == "carol@example.com"
+    assert "You now own" in str(first["Subject"])
+    body = first.get_body(preferencelist=("plain",))
+    assert body is not None and "maria made you the owner" in body.get_content()
+    later = {
+        str(m["Subject"]).split("]")[1].strip().split(":")[0]: str(m["To"])
+        for m in smtp_server.messages[1:]
+    }
+    assert later["Reminder"] == "carol@example.com"
+    assert later["Overdue 2 business days"] == "pat@example.com"  # platform's manager
+
+
+async def test_only_the_council_accepts_risk_and_it_closes_the_postmortem(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    store: Store,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    item_id = await approved_item(client, queue, policy, now, due)
+    pm_id = item_id.removesuffix("-item-1")
+    for by in ("bob", "maria", "erin"):
+        with pytest.raises(ActionRefused, match="only the reliability council can accept"):
+            await act(
+                client,
+                item_id,
+                "accept_risk",
+                RiskAcceptanceRequest(by=by, reason="Legacy path retires in Q1"),
+                ActionItem,
+            )
+    with pytest.raises(ActionRefused, match="write down why the risk is acceptable"):
+        await act(
+            client,
+            item_id,
+            "accept_risk",
+            RiskAcceptanceRequest(by="grace", reason="ok"),
+            ActionItem,
+        )
+    item = await act(
+        client,
+        item_id,
+        "accept_risk",
+        RiskAcceptanceRequest(by="grace", reason="Legacy checkout retires in Q1"),
+        ActionItem,
+    )
+    assert item.state is ActionItemState.RISK_ACCEPTED
+
+    outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
+    assert outcome.state.value == "closed"
+    trail = store.audit_trail(pm_id)
+    assert trail[-1].detail == (
+        "all 1 action items resolved: 0 verified, 1 with their risk accepted by the council"
+    )
+    assert "Risk accepted" in smtp_server.subjects()[-1]
+    assert str(smtp_server.messages[-1]["To"]) == "bob@example.com, maria@example.com"
