@@ -7,3 +7,5 @@ storage or any client library into the workflow sandbox.
 RECORD_POSTMORTEM = "record_postmortem"
 RECORD_ACTION_ITEM = "record_action_item"
 SEND_NOTICE = "send_notice"
+REQUEST_SLOT = "request_slot"
+RELEASE_SLOT = "release_slot"

@@ -12,6 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
+from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -28,8 +29,12 @@ from followthrough.domain.postmortem import (
     ChangeRequest,
     DoneClaim,
     DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
     Postmortem,
+    Reassignment,
     Rejection,
+    RiskAcceptanceRequest,
     Verification,
 )
 from followthrough.domain.problems import Problems
@@ -328,7 +333,11 @@ def action_show(item: str, as_json: AsJson = False) -> None:
 def _item_action(item: str, name: str, argument: BaseModel) -> None:
     item_id = open_store().resolve(item, action_item=True)
     result: ActionItem = update(item_id, name, argument, ActionItem)
-    typer.echo(f"{result.id} is {result.state.value}")
+    pending = result.pending_extension
+    typer.echo(
+        f"{result.id} is {result.state.value}, owned by {result.owner}, due {result.due}"
+        + (f"; extension to {pending.until} awaits a decision" if pending else "")
+    )
 
 
 @action_app.command("done")
@@ -358,6 +367,63 @@ def action_reject(
 ) -> None:
     """Reject a done claim; the item reopens with the reason."""
     _item_action(item, "reject", Rejection(by=actor(by), reason=reason))
+
+
+@action_app.command("extend")
+@friendly_errors
+def action_extend(
+    item: str,
+    until: Annotated[str, typer.Option(help="the new due date, YYYY-MM-DD")],
+    reason: Annotated[str, typer.Option(help="why more time is needed")],
+    by: Actor = None,
+) -> None:
+    """Ask for a later due date (the owner); the manager or the council decides."""
+    _item_action(item, "request_extension",
+                 ExtensionRequest(by=actor(by), until=parse_day(until), reason=reason))
+
+
+@action_app.command("decide-extension")
+@friendly_errors
+def action_decide_extension(
+    item: str,
+    approve: Annotated[bool, typer.Option("--approve/--deny", help="the decision")],
+    reason: Annotated[str, typer.Option(help="why (required to deny)")] = "",
+    by: Actor = None,
+) -> None:
+    """Approve or deny a pending extension (the owner's manager or a council member)."""
+    _item_action(item, "decide_extension",
+                 ExtensionDecision(by=actor(by), approve=approve, reason=reason))
+
+
+@action_app.command("reassign")
+@friendly_errors
+def action_reassign(
+    item: str,
+    to: Annotated[str, typer.Option(help="the new owner")],
+    team: Annotated[str | None, typer.Option(help="the new owner's team, if it changes")] = None,
+    reason: Annotated[str, typer.Option()] = "",
+    by: Actor = None,
+) -> None:
+    """Give an action item to a new owner, who is told by email."""
+    _item_action(item, "reassign", Reassignment(by=actor(by), to=to, team=team, reason=reason))
+
+
+@action_app.command("accept-risk")
+@friendly_errors
+def action_accept_risk(
+    item: str,
+    reason: Annotated[str, typer.Option(help="why the risk is acceptable, in writing")],
+    by: Actor = None,
+) -> None:
+    """Close an action item as risk accepted (the reliability council only)."""
+    _item_action(item, "accept_risk", RiskAcceptanceRequest(by=actor(by), reason=reason))
+
+
+def parse_day(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise Problems("--until", [f"'{text}' is not a date like 2027-01-31"]) from None
 
 
 # --- the outbox --------------------------------------------------------------------------------

@@ -27,6 +27,7 @@ from temporalio.worker import Worker
 
 from activities.notices import NoticeActivities
 from activities.records import RecordActivities
+from activities.slots import release_slot, request_slot
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
@@ -35,6 +36,7 @@ from followthrough.storage import Store
 from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
+from workflows.team_slots import TeamSlotsWorkflow
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 Result = TypeVar("Result", bound=BaseModel)
@@ -74,8 +76,14 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PostmortemWorkflow, ActionItemWorkflow],
-        activities=[records.record_postmortem, records.record_action_item, notices.send_notice],
+        workflows=[PostmortemWorkflow, ActionItemWorkflow, TeamSlotsWorkflow],
+        activities=[
+            records.record_postmortem,
+            records.record_action_item,
+            notices.send_notice,
+            request_slot,
+            release_slot,
+        ],
         activity_executor=executor,
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
         graceful_shutdown_timeout=timedelta(seconds=10),

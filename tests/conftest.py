@@ -11,6 +11,8 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.parser import BytesParser
@@ -20,16 +22,19 @@ from typing import Any
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.slots import team_slots_id
 from followthrough.binaries import find_binary
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
-from followthrough.temporal import register_search_attributes
+from followthrough.temporal import build_worker, register_search_attributes
 from workflows import SEARCH_ATTRIBUTES
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -137,13 +142,28 @@ def policy() -> Policy:
     return load_policy()
 
 
-@pytest.fixture(scope="session")
-async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+async def _start_time_skipping() -> WorkflowEnvironment:
     env = await WorkflowEnvironment.start_time_skipping(
         test_server_existing_path=find_binary("temporal-test-server"),
         data_converter=pydantic_data_converter,
     )
     await register_search_attributes(env.client)
+    return env
+
+
+@pytest.fixture(scope="module")
+async def time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """One per test module, so one module's leftovers cannot hold up another's skipping."""
+    env = await _start_time_skipping()
+    yield env
+    await env.shutdown()
+
+
+@pytest.fixture
+async def own_time_skipping() -> AsyncIterator[WorkflowEnvironment]:
+    """A server of the test's own, for tests that skip weeks: the test server cannot skip time
+    while any workflow task is outstanding, and a terminated earlier test's can linger."""
+    env = await _start_time_skipping()
     yield env
     await env.shutdown()
 
@@ -158,3 +178,24 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+@asynccontextmanager
+async def running_worker(client: Client, store: Store, mailer: Mailer) -> AsyncIterator[str]:
+    """A worker on a fresh task queue; afterwards every workflow it ran is terminated.
+
+    The time-skipping server cannot skip time while a workflow task waits for a worker that has
+    gone, so a test must not leave timers behind for the next one.
+    """
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    with ThreadPoolExecutor(max_workers=8) as executor:
+        async with build_worker(client, store, executor, mailer, task_queue=queue):
+            try:
+                yield queue
+            finally:
+                ids = [pm.id for pm in store.postmortems()]
+                ids += [item.id for item in store.action_items()]
+                ids += [team_slots_id(team, queue) for team in load_policy().teams]
+                for workflow_id in ids:
+                    with suppress(RPCError):  # already closed, or never started
+                        await client.get_workflow_handle(workflow_id).terminate("test over")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime, time, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any
@@ -27,17 +26,19 @@ from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemState,
     Approval,
+    DoneClaim,
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
     Postmortem,
     Reassignment,
     RiskAcceptanceRequest,
+    Verification,
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
-from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
-from tests.conftest import SmtpCapture
+from followthrough.temporal import ActionRefused, act, start_postmortem
+from tests.conftest import SmtpCapture, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
@@ -50,6 +51,11 @@ def next_weekday(after: date, weekday: int) -> date:
 
 def at_nine(day: date) -> datetime:
     return datetime.combine(day, time(9, 0), tzinfo=UTC)
+
+
+@pytest.fixture
+def time_skipping(own_time_skipping: WorkflowEnvironment) -> WorkflowEnvironment:
+    return own_time_skipping
 
 
 @pytest.fixture
@@ -74,12 +80,8 @@ def holiday_policy(policy: Policy, due: date) -> Policy:
 async def queue(
     time_skipping: WorkflowEnvironment, store: Store, smtp_mailer: Mailer
 ) -> AsyncIterator[str]:
-    name = f"follow-up-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(
-            time_skipping.client, store, executor, smtp_mailer, task_queue=name
-        ):
-            yield name
+    async with running_worker(time_skipping.client, store, smtp_mailer) as name:
+        yield name
 
 
 async def approved_item(
@@ -352,3 +354,90 @@ async def test_only_the_council_accepts_risk_and_it_closes_the_postmortem(
     )
     assert "Risk accepted" in smtp_server.subjects()[-1]
     assert str(smtp_server.messages[-1]["To"]) == "bob@example.com, maria@example.com"
+
+
+async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    store: Store,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    teams = dict(policy.teams)
+    teams["payments"] = teams["payments"].model_copy(update={"wip_cap": 1})
+    capped = policy.model_copy(update={"teams": teams})
+
+    first = await approved_item(client, queue, capped, now, due)
+    item = await client.get_workflow_handle_for(ActionItemWorkflow.run, first).query(
+        ActionItemWorkflow.snapshot
+    )
+    assert item.state is ActionItemState.OPEN
+
+    # A second postmortem brings a P2 and then a P1 item for the same team: both must wait.
+    incident = parse_incident(incident_data(now, id=f"INC-{uuid.uuid4().hex[:6]}"), capped)
+    pm_id = (await start_postmortem(client, incident, capped, task_queue=queue)).workflow_id
+    draft = draft_data(now)
+    base = {**draft["action_items"][0], "due": due.isoformat()}
+    draft["action_items"] = [
+        {**base, "title": "Runbook for lb-config rollback", "priority": "P2"},
+        {**base, "title": "Block empty backend pools in the linter", "priority": "P1"},
+    ]
+    await act(
+        client,
+        pm_id,
+        "submit_draft",
+        DraftSubmission(by="alice", draft=parse_draft(draft)),
+        Postmortem,
+    )
+    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    runbook, linter = f"{pm_id}-item-1", f"{pm_id}-item-2"
+
+    async def state(item_id: str) -> ActionItem:
+        handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
+        for _ in range(200):
+            try:
+                found = await handle.query(ActionItemWorkflow.snapshot)
+                if found.state is not ActionItemState.OPEN or found.escalations:
+                    return found
+            except RPCError:
+                pass
+            await asyncio.sleep(0.05)
+        return await handle.query(ActionItemWorkflow.snapshot)
+
+    assert (await state(runbook)).state is ActionItemState.QUEUED
+    assert (await state(linter)).state is ActionItemState.QUEUED
+
+    # A week later the first item is verified: the P1 item gets the slot before the older P2.
+    await time_skipping.sleep(timedelta(days=7))
+    with pytest.raises(ActionRefused, match="queued behind its team's WIP cap"):
+        await act(client, linter, "claim_done", DoneClaim(by="bob", evidence="x"), ActionItem)
+    await act(client, first, "claim_done", DoneClaim(by="bob", evidence="PR #900"), ActionItem)
+    await act(client, first, "verify", Verification(by="erin", note="Drill passed"), ActionItem)
+    admitted = await client.get_workflow_handle_for(ActionItemWorkflow.run, linter).query(
+        ActionItemWorkflow.snapshot
+    )
+    for _ in range(200):
+        if admitted.state is ActionItemState.OPEN:
+            break
+        await asyncio.sleep(0.05)
+        admitted = await client.get_workflow_handle_for(ActionItemWorkflow.run, linter).query(
+            ActionItemWorkflow.snapshot
+        )
+    assert admitted.state is ActionItemState.OPEN
+    calendar = capped.calendar
+    waited = calendar.business_days_between(now.date(), (now + timedelta(days=7)).date())
+    assert admitted.due == calendar.add_business_days(due, waited)
+    still = await client.get_workflow_handle_for(ActionItemWorkflow.run, runbook).query(
+        ActionItemWorkflow.snapshot
+    )
+    assert still.state is ActionItemState.QUEUED
+
+    queued_mail = [m for m in smtp_server.messages if "Queued at the WIP cap" in str(m["Subject"])]
+    assert [str(m["To"]) for m in queued_mail] == ["maria@example.com"] * 2
+    stored = store.action_item(linter)
+    assert stored is not None
+    actions = [e.action for e in store.audit_trail(pm_id) if e.workflow_id == linter]
+    assert actions[:3] == ["item.opened", "item.queued", "item.admitted"]

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -31,7 +29,8 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
-from followthrough.temporal import ActionRefused, act, build_worker, start_postmortem
+from followthrough.temporal import ActionRefused, act, start_postmortem
+from tests.conftest import running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
@@ -50,10 +49,8 @@ async def time_skipping_now(time_skipping: WorkflowEnvironment) -> datetime:
 
 @pytest.fixture
 async def task_queue(client: Client, store: Store, mailer: Mailer) -> AsyncIterator[str]:
-    queue = f"test-{uuid.uuid4().hex[:8]}"
-    with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, store, executor, mailer, task_queue=queue):
-            yield queue
+    async with running_worker(client, store, mailer) as queue:
+        yield queue
 
 
 async def submit(client: Client, pm_id: str, by: str, draft: dict[str, Any]) -> Postmortem:

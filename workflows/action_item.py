@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_ACTION_ITEM, SEND_NOTICE
+    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT, SEND_NOTICE
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
@@ -34,6 +34,8 @@ with workflow.unsafe.imports_passed_through():
         Rejection,
         RiskAcceptance,
         RiskAcceptanceRequest,
+        SlotRelease,
+        SlotRequest,
         Verification,
         claim_refusal,
         extension_decision_refusal,
@@ -52,6 +54,7 @@ with workflow.unsafe.imports_passed_through():
         record,
         refuse,
     )
+    from workflows.team_slots import ADMITTED, QUEUED
 
 # SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.
 NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
@@ -64,6 +67,8 @@ class ActionItemWorkflow:
         self.policy = start.policy
         self.item: ActionItem = open_action_item(start, workflow.now())
         self.opened = False  # set once the opening is recorded; people's actions wait for it
+        self.admitted = False  # holds a WIP slot (or the team has no cap)
+        self.place_in_line: int | None = None
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -79,9 +84,81 @@ class ActionItemWorkflow:
             f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.description}",
         )
         self.opened = True
+        cap = self._wip_cap()
+        if cap is not None:
+            await self._take_a_slot(cap)
         await self._follow_the_ladder()
+        if cap is not None:
+            await workflow.execute_activity(
+                RELEASE_SLOT,
+                SlotRelease(team=start.spec.team, cap=cap, item_id=item.id),
+                start_to_close_timeout=timedelta(seconds=30),
+            )
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.item
+
+    # --- the team's WIP cap ---------------------------------------------------------------------
+
+    def _wip_cap(self) -> int | None:
+        return self.policy.teams[self.item.spec.team].wip_cap
+
+    async def _take_a_slot(self, cap: int) -> None:
+        """Hold one of the team's WIP slots; beyond the cap, wait with the clock stopped."""
+        item = self.item
+        await workflow.execute_activity(
+            REQUEST_SLOT,
+            SlotRequest(
+                team=item.spec.team,
+                cap=cap,
+                item_id=item.id,
+                priority=item.spec.priority.value,
+                requested_at=workflow.now(),
+            ),
+            start_to_close_timeout=timedelta(seconds=30),
+        )
+        await workflow.wait_condition(lambda: self.admitted or self.place_in_line is not None)
+        if self.admitted:
+            return
+        queued_at = workflow.now()
+        await self._transition(
+            ActionItemState.QUEUED,
+            SYSTEM_ACTOR,
+            "item.queued",
+            f"team {item.spec.team} is at its WIP cap of {cap}; number {self.place_in_line} "
+            "in line, clock stopped",
+        )
+        await self._notify(
+            NoticeKind.WIP_QUEUED,
+            self._recipients("manager"),
+            "queued",
+            note=f"Team {item.spec.team} already has {cap} open action items, its WIP cap, so "
+            f"'{item.spec.title}' waits in line (number {self.place_in_line}) with its clock "
+            "stopped. It starts when a slot frees up: verify, extend or accept the risk of "
+            "the team's open items to make room.",
+        )
+        await workflow.wait_condition(lambda: self.admitted or item.resolved)
+        if item.resolved:
+            return
+        calendar = self.policy.calendar
+        waited = calendar.business_days_between(
+            calendar.local_date(queued_at), calendar.local_date(workflow.now())
+        )
+        if waited > 0:  # the clock did not run while queued
+            item.due = calendar.add_business_days(item.due, waited)
+        await self._transition(
+            ActionItemState.OPEN,
+            SYSTEM_ACTOR,
+            "item.admitted",
+            f"a WIP slot freed up after {waited} business days; due {item.due.isoformat()}",
+        )
+
+    @workflow.signal(name=ADMITTED)
+    def slot_admitted(self) -> None:
+        self.admitted = True
+
+    @workflow.signal(name=QUEUED)
+    def slot_queued(self, position: int) -> None:
+        self.place_in_line = position
 
     # --- the escalation ladder ----------------------------------------------------------------
 

@@ -472,3 +472,64 @@ def risk_acceptance_refusal(
     if len(request.reason.split()) < 3:
         return "write down why the risk is acceptable (a reason of a few words at least)"
     return None
+
+
+# --- WIP caps ----------------------------------------------------------------------------------
+
+
+class SlotRequest(BaseModel):
+    """An action item asks its team for one of its WIP slots."""
+
+    team: str
+    cap: int
+    item_id: str
+    priority: str
+    requested_at: AwareDatetime
+
+
+class SlotRelease(BaseModel):
+    team: str
+    cap: int
+    item_id: str
+
+
+class TeamSlots(BaseModel):
+    """Which of a team's items hold its WIP slots, and which wait for one, in line."""
+
+    team: str
+    cap: int
+    active: list[str] = Field(default_factory=list)
+    waiting: list[SlotRequest] = Field(default_factory=list)
+
+    def request(self, request: SlotRequest) -> list[str]:
+        """Queue the request and fill free slots; the items that now hold a slot and must be told.
+
+        A repeated request (a retried activity) from an item that holds a slot tells it again.
+        """
+        self.cap = request.cap  # a policy change applies from the next request on
+        if request.item_id in self.active:
+            return [request.item_id]
+        if all(w.item_id != request.item_id for w in self.waiting):
+            self.waiting.append(request)
+        return self._fill()
+
+    def release(self, item_id: str) -> list[str]:
+        """Free the item's slot (or drop its place in line); the items that now hold a slot."""
+        self.active = [i for i in self.active if i != item_id]
+        self.waiting = [w for w in self.waiting if w.item_id != item_id]
+        return self._fill()
+
+    def position(self, item_id: str) -> int | None:
+        """1 for the next in line; None when the item is not waiting."""
+        ids = [w.item_id for w in self.waiting]
+        return ids.index(item_id) + 1 if item_id in ids else None
+
+    def _fill(self) -> list[str]:
+        """Highest priority first (P0 before P3), then the oldest request."""
+        self.waiting.sort(key=lambda w: (w.priority, w.requested_at))
+        admitted: list[str] = []
+        while self.waiting and len(self.active) < self.cap:
+            item_id = self.waiting.pop(0).item_id
+            self.active.append(item_id)
+            admitted.append(item_id)
+        return admitted
