@@ -3,24 +3,38 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import SEND_NOTICE
-from followthrough.domain.notice import Notice, OutboxMessage, OutboxStatus
+from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
+from followthrough.digest import build_digest
+from followthrough.domain.notice import (
+    Digest,
+    DigestRequest,
+    Notice,
+    NoticeKind,
+    OutboxMessage,
+    OutboxStatus,
+)
+from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
-from followthrough.notices.render import render_notice
+from followthrough.notices.render import render_digest, render_notice
 from followthrough.storage import Store
 
 log = get_logger(__name__)
 
 
+COUNCIL_DIGEST_ID = "council-digest"
+
+
 class NoticeActivities:
-    def __init__(self, store: Store, mailer: Mailer) -> None:
+    def __init__(self, store: Store, mailer: Mailer, policy: Policy) -> None:
         self.store = store
         self.mailer = mailer
+        self.policy = policy  # today's directory: who is on the council now
 
     @activity.defn(name=SEND_NOTICE)
     async def send_notice(self, notice: Notice) -> OutboxStatus:
@@ -43,6 +57,47 @@ class NoticeActivities:
         await asyncio.to_thread(self.store.mark_outbox, notice.dedupe_key, status, notice.at)
         bound.info("notice delivered", status=status.value, to=claimed.recipients)
         return status
+
+    @activity.defn(name=SEND_COUNCIL_DIGEST)
+    async def send_council_digest(self, request: DigestRequest) -> OutboxStatus:
+        """One digest per ISO week: a retried or re-triggered run sends nothing twice."""
+        at = request.at or activity.info().current_attempt_scheduled_time
+        digest = await asyncio.to_thread(self._digest, at)
+        recipients = self.policy.council_emails()
+        email = render_digest(digest)
+        claimed = await asyncio.to_thread(
+            self.store.claim_outbox,
+            OutboxMessage(
+                dedupe_key=f"{COUNCIL_DIGEST_ID}/{digest.week}",
+                kind=NoticeKind.COUNCIL_DIGEST,
+                postmortem_id=COUNCIL_DIGEST_ID,
+                action_item_id=None,
+                recipients=recipients,
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
+                status=OutboxStatus.PENDING,
+                created_at=at,
+                sent_at=None,
+            ),
+        )
+        if claimed.status is not OutboxStatus.PENDING:
+            return claimed.status
+        status = await self.mailer.deliver(claimed)
+        await asyncio.to_thread(self.store.mark_outbox, claimed.dedupe_key, status, at)
+        log.info(
+            "council digest delivered",
+            week=digest.week,
+            status=status.value,
+            escalated=len(digest.escalated),
+            overdue=len(digest.overdue),
+        )
+        return status
+
+    def _digest(self, at: datetime) -> Digest:
+        items = self.store.action_items()
+        postmortems = {pm.id: pm for pm in self.store.postmortems()}
+        return build_digest(at, items, postmortems, self.policy)
 
     def _claim(self, notice: Notice) -> OutboxMessage:
         existing = self.store.outbox_message(notice.dedupe_key)

@@ -378,8 +378,11 @@ def action_extend(
     by: Actor = None,
 ) -> None:
     """Ask for a later due date (the owner); the manager or the council decides."""
-    _item_action(item, "request_extension",
-                 ExtensionRequest(by=actor(by), until=parse_day(until), reason=reason))
+    _item_action(
+        item,
+        "request_extension",
+        ExtensionRequest(by=actor(by), until=parse_day(until), reason=reason),
+    )
 
 
 @action_app.command("decide-extension")
@@ -391,8 +394,9 @@ def action_decide_extension(
     by: Actor = None,
 ) -> None:
     """Approve or deny a pending extension (the owner's manager or a council member)."""
-    _item_action(item, "decide_extension",
-                 ExtensionDecision(by=actor(by), approve=approve, reason=reason))
+    _item_action(
+        item, "decide_extension", ExtensionDecision(by=actor(by), approve=approve, reason=reason)
+    )
 
 
 @action_app.command("reassign")

@@ -24,7 +24,7 @@ from followthrough.logging import get_logger
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
-from followthrough.temporal import build_worker, connect
+from followthrough.temporal import build_worker, connect, ensure_council_digest_schedule
 from workflows import SEARCH_ATTRIBUTES
 
 log = get_logger(__name__)
@@ -60,10 +60,18 @@ async def run_worker_until(
 ) -> None:
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(
-            client, store, executor, settings.mailer(), task_queue=settings.task_queue
+            client,
+            store,
+            executor,
+            settings.mailer(),
+            settings.loaded_policy,
+            task_queue=settings.task_queue,
+        )
+        schedule = await ensure_council_digest_schedule(
+            client, settings.loaded_policy, task_queue=settings.task_queue
         )
         async with worker:
-            log.info("worker running", task_queue=settings.task_queue)
+            log.info("worker running", task_queue=settings.task_queue, digest_schedule=schedule)
             await stop.wait()
             log.info("worker stopping")
 

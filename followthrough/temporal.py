@@ -7,6 +7,7 @@ connect, one way to start a postmortem and one way to turn a person's action int
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -15,6 +16,10 @@ from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import (
     Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleAlreadyRunningError,
+    ScheduleSpec,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
 )
@@ -29,12 +34,14 @@ from activities.notices import NoticeActivities
 from activities.records import RecordActivities
 from activities.slots import release_slot, request_slot
 from followthrough.domain.incident import Incident
+from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 
@@ -68,19 +75,26 @@ def build_worker(
     store: Store,
     executor: concurrent.futures.ThreadPoolExecutor,
     mailer: Mailer,
+    policy: Policy,
     *,
     task_queue: str = TASK_QUEUE,
 ) -> Worker:
     records = RecordActivities(store)
-    notices = NoticeActivities(store, mailer)
+    notices = NoticeActivities(store, mailer, policy)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[PostmortemWorkflow, ActionItemWorkflow, TeamSlotsWorkflow],
+        workflows=[
+            PostmortemWorkflow,
+            ActionItemWorkflow,
+            TeamSlotsWorkflow,
+            CouncilDigestWorkflow,
+        ],
         activities=[
             records.record_postmortem,
             records.record_action_item,
             notices.send_notice,
+            notices.send_council_digest,
             request_slot,
             release_slot,
         ],
@@ -153,3 +167,29 @@ async def act(
             raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
         raise
     return result  # type: ignore[no-any-return]
+
+
+async def ensure_council_digest_schedule(
+    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> str:
+    """The weekly council digest: Mondays at the start of the policy's working day, local time.
+
+    Created once per task queue; a worker that finds it already there leaves it alone.
+    """
+    schedule_id = f"council-digest-{task_queue}"
+    start = policy.calendar.workday_starts
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(),
+            id=f"council-digest-{task_queue}-run",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(
+            cron_expressions=[f"{start.minute} {start.hour} * * MON"],
+            time_zone_name=policy.calendar.timezone,
+        ),
+    )
+    with contextlib.suppress(ScheduleAlreadyRunningError):
+        await client.create_schedule(schedule_id, schedule)
+    return schedule_id

@@ -189,7 +189,7 @@ async def running_worker(client: Client, store: Store, mailer: Mailer) -> AsyncI
     """
     queue = f"test-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, store, executor, mailer, task_queue=queue):
+        async with build_worker(client, store, executor, mailer, load_policy(), task_queue=queue):
             try:
                 yield queue
             finally:

@@ -22,6 +22,7 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.binaries import find_binary
 from tests.factories import draft_data, incident_data
 from tests.processes import ROOT, Followthrough, wait_until
 
@@ -121,6 +122,28 @@ def test_resolved_to_closed_with_a_rejection_audited_in_postgres(
     item_text = ft.cli("action", "show", alert).stdout
     assert "rejected by erin: Not routed to the pager" in item_text
     assert "verified by erin: Fired in a drill" in item_text
+
+    # The worker created the weekly council digest schedule; run it now, as Monday would.
+    subprocess.run(
+        [
+            find_binary("temporal"),
+            "schedule",
+            "trigger",
+            "--address",
+            ft.env["TEMPORAL_ADDRESS"],
+            "--schedule-id",
+            f"council-digest-{ft.env['FOLLOWTHROUGH_TASK_QUEUE']}",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    digest = wait_until(
+        lambda: [m for m in ft.cli_json("outbox", "list") if m["kind"] == "council_digest"],
+        what="the council digest in the outbox",
+    )
+    assert digest[0]["recipients"] == ["grace@example.com", "heidi@example.com"]
+    assert digest[0]["status"] == "kept"  # no SMTP configured: the local outbox
 
     text = ft.cli("postmortem", "show", pm_id).stdout
     for expected in (

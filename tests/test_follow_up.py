@@ -21,6 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
+from followthrough.domain.notice import DigestRequest, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -41,6 +42,7 @@ from followthrough.temporal import ActionRefused, act, start_postmortem
 from tests.conftest import SmtpCapture, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 
@@ -441,3 +443,41 @@ async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
     assert stored is not None
     actions = [e.action for e in store.audit_trail(pm_id) if e.workflow_id == linter]
     assert actions[:3] == ["item.opened", "item.queued", "item.admitted"]
+
+
+async def test_the_weekly_council_digest_lists_escalated_items_once_a_week(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    smtp_server: SmtpCapture,
+    holiday_policy: Policy,
+    now: datetime,
+    due: date,
+) -> None:
+    client = time_skipping.client
+    item_id = await approved_item(client, queue, holiday_policy, now, due)
+    await time_skipping.sleep(timedelta(days=30))  # well past the council step
+
+    # As the schedule would run it, twice in one week (a retried or re-triggered run).
+    monday = await time_skipping.get_current_time()
+
+    async def digest() -> OutboxStatus:
+        return await client.execute_workflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(at=monday),
+            id=f"digest-{uuid.uuid4().hex[:6]}",
+            task_queue=queue,
+        )
+
+    assert await digest() is OutboxStatus.SENT
+    assert await digest() is OutboxStatus.SENT  # the same week: recorded once, not resent
+    digests = [m for m in smtp_server.messages if "council digest" in str(m["Subject"])]
+    assert len(digests) == 1, [str(m["Subject"]) for m in digests]
+    message = digests[0]
+    assert str(message["To"]) == "grace@example.com, heidi@example.com"
+    assert "1 escalated, 0 overdue, 0 risk accepted" in str(message["Subject"])
+    body = message.get_body(preferencelist=("plain",))
+    assert body is not None
+    text = body.get_content()
+    escalated = text.split("ESCALATED TO THE COUNCIL")[1].split("OVERDUE")[0]
+    assert "Alert on checkout 5xx ratio" in escalated and item_id in escalated
+    assert "business days overdue" in escalated

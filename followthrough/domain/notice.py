@@ -20,6 +20,7 @@ class NoticeKind(StrEnum):
     WIP_QUEUED = "wip_queued"
     RISK_ACCEPTED = "risk_accepted"
     POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
+    COUNCIL_DIGEST = "council_digest"  # the weekly list for the reliability council
 
 
 class Recipient(BaseModel):
@@ -65,3 +66,41 @@ class OutboxMessage(BaseModel):
     status: OutboxStatus
     created_at: AwareDatetime
     sent_at: AwareDatetime | None
+
+
+class DigestRequest(BaseModel):
+    """The weekly council digest, as of a moment (the schedule's firing time)."""
+
+    at: AwareDatetime | None = None  # None: when the digest workflow runs
+
+
+class DigestEntry(BaseModel):
+    item_id: str
+    title: str
+    priority: str
+    owner: str
+    team: str
+    due: date
+    days_overdue: int
+    incident: str  # "INC-2041 SEV2: Checkout returned 502s"
+    escalated_to_council: bool
+    note: str = ""  # for risk acceptances: who and why
+
+
+class Digest(BaseModel):
+    """What the council reads each week; built from the record, as of `at`."""
+
+    at: AwareDatetime
+    week: str  # ISO week, e.g. 2026-W48
+    escalated: list[DigestEntry] = Field(default_factory=list)
+    overdue: list[DigestEntry] = Field(default_factory=list)
+    risk_accepted: list[DigestEntry] = Field(default_factory=list)
+    open_items: int = 0
+    verified_this_week: int = 0
+
+    @property
+    def subject(self) -> str:
+        return (
+            f"Reliability council digest, {self.week}: {len(self.escalated)} escalated, "
+            f"{len(self.overdue)} overdue, {len(self.risk_accepted)} risk accepted"
+        )

@@ -218,8 +218,13 @@ class ActionItem(BaseModel):
 def open_action_item(start: ActionItemStart, now: datetime) -> ActionItem:
     spec = start.spec
     return ActionItem(
-        id=start.item_id, postmortem_id=start.postmortem_id, spec=spec, owner=spec.owner,
-        team=spec.team, due=spec.due, opened_at=now,
+        id=start.item_id,
+        postmortem_id=start.postmortem_id,
+        spec=spec,
+        owner=spec.owner,
+        team=spec.team,
+        due=spec.due,
+        opened_at=now,
     )
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
-from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage
+from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage
 from followthrough.domain.postmortem import ActionItem, Postmortem
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -115,3 +115,12 @@ def _title(item: ActionItem | None) -> str:
 
 def _days(n: int) -> str:
     return f"{n} business day" + ("" if n == 1 else "s")
+
+
+def render_digest(digest: Digest) -> RenderedEmail:
+    context = {"digest": digest, "subject": digest.subject}
+    return RenderedEmail(
+        subject=digest.subject,
+        text=_environment.get_template("council_digest.txt.j2").render(context),
+        html=_environment.get_template("council_digest.html.j2").render(context),
+    )
