@@ -185,6 +185,8 @@ def _port_free(port: int) -> bool:
 async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8233) -> None:
     """`followthrough up`: Temporal dev server, SQLite database and a worker, until Ctrl-C."""
     _ = settings.loaded_policy  # fail fast on a bad policy file, before starting anything
+    if "temporal_ui_url" not in settings.model_fields_set:  # links in emails point at our UI
+        settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
     store = prepare_database(settings)
     server = EmbeddedTemporal(settings.data_dir, port=port, ui_port=ui_port)
     stop = stop_event()

@@ -372,7 +372,7 @@ class ActionItemWorkflow:
             step=verdict,
             note=f"{decision.by} {verdict} your request to move the due date to "
             f"{extension.until.isoformat()}"
-            + (f": {decision.reason}" if decision.reason else ".")
+            + (f": {decision.reason}." if decision.reason else ".")
             + (
                 f" It is now due {item.due.isoformat()}."
                 if decision.approve
