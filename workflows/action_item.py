@@ -133,8 +133,8 @@ class ActionItemWorkflow:
             "queued",
             note=f"Team {item.spec.team} already has {cap} open action items, its WIP cap, so "
             f"'{item.spec.title}' waits in line (number {self.place_in_line}) with its clock "
-            "stopped. It starts when a slot frees up: verify, extend or accept the risk of "
-            "the team's open items to make room.",
+            "stopped. It starts when a slot frees up: verifying the team's open items, or the "
+            "council accepting their risk, makes room.",
         )
         await workflow.wait_condition(lambda: self.admitted or item.resolved)
         if item.resolved:
