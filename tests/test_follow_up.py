@@ -481,3 +481,58 @@ async def test_the_weekly_council_digest_lists_escalated_items_once_a_week(
     escalated = text.split("ESCALATED TO THE COUNCIL")[1].split("OVERDUE")[0]
     assert "Alert on checkout 5xx ratio" in escalated and item_id in escalated
     assert "business days overdue" in escalated
+
+
+async def test_an_overdue_draft_and_then_an_overdue_review_climb_the_ladder(
+    time_skipping: WorkflowEnvironment,
+    queue: str,
+    store: Store,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+    now: datetime,
+) -> None:
+    client = time_skipping.client
+    incident = parse_incident(incident_data(now), policy)  # SEV2: draft due in 7 business days
+    pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
+    await time_skipping.sleep(timedelta(days=21))
+
+    calendar = policy.calendar
+    resolved = calendar.local_date(incident.resolved_at)
+    draft_due = calendar.add_business_days(resolved, 7)
+    expected = [
+        (at_nine(draft_due), "alice@example.com"),
+        (at_nine(calendar.add_business_days(draft_due, 2)), "maria@example.com"),
+        (at_nine(calendar.add_business_days(draft_due, 5)), "grace@example.com, heidi@example.com"),
+    ]
+    got = [(parsedate_to_datetime(str(m["Date"])), str(m["To"])) for m in smtp_server.messages]
+    assert got == expected
+    assert all("Overdue draft" in s for s in smtp_server.subjects())
+
+    # The draft finally arrives; nobody reviews it: the reviewers hear of it when it is due.
+    today = await time_skipping.get_current_time()
+    await act(
+        client,
+        pm_id,
+        "submit_draft",
+        DraftSubmission(by="alice", draft=parse_draft(draft_data(today))),
+        Postmortem,
+    )
+    review_due = calendar.add_business_days(calendar.local_date(today), 5)  # SEV2: 5 days
+    await time_skipping.sleep(at_nine(review_due) - today - timedelta(hours=1))
+    assert not [m for m in smtp_server.messages if "Overdue review" in str(m["Subject"])]
+    await time_skipping.sleep(timedelta(days=14))
+    reviews = [m for m in smtp_server.messages if "Overdue review" in str(m["Subject"])]
+    assert [(parsedate_to_datetime(str(m["Date"])), str(m["To"])) for m in reviews] == [
+        (
+            at_nine(review_due),
+            "alice@example.com, erin@example.com, frank@example.com, maria@example.com, "
+            "pat@example.com",
+        ),
+        (at_nine(calendar.add_business_days(review_due, 2)), "maria@example.com"),
+        (
+            at_nine(calendar.add_business_days(review_due, 5)),
+            "grace@example.com, heidi@example.com",
+        ),
+    ]
+    actions = [e.action for e in store.audit_trail(pm_id)]
+    assert actions.count("postmortem.escalated") == 6
