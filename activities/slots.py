@@ -18,26 +18,26 @@ def team_slots_id(team: str, task_queue: str) -> str:
 @activity.defn(name=REQUEST_SLOT)
 async def request_slot(request: SlotRequest) -> None:
     """Idempotent: the team's workflow answers a repeated request with the same answer."""
-    await activity.client().start_workflow(
-        TeamSlotsWorkflow.run,
-        TeamSlots(team=request.team, cap=request.cap),
-        id=team_slots_id(request.team, activity.info().task_queue),
-        task_queue=activity.info().task_queue,
-        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="request_slot",
-        start_signal_args=[request],
-    )
+    await _signal_team(request.team, request.cap, "request_slot", request)
 
 
 @activity.defn(name=RELEASE_SLOT)
 async def release_slot(release: SlotRelease) -> None:
     """Idempotent: releasing a slot that is not held changes nothing."""
+    await _signal_team(release.team, release.cap, "release_slot", release)
+
+
+async def _signal_team(
+    team: str, cap: int, signal: str, payload: SlotRequest | SlotRelease
+) -> None:
+    """Signal the team's workflow, starting it first if this is the team's first item."""
+    task_queue = activity.info().task_queue
     await activity.client().start_workflow(
         TeamSlotsWorkflow.run,
-        TeamSlots(team=release.team, cap=release.cap),
-        id=team_slots_id(release.team, activity.info().task_queue),
-        task_queue=activity.info().task_queue,
+        TeamSlots(team=team, cap=cap),
+        id=team_slots_id(team, task_queue),
+        task_queue=task_queue,
         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-        start_signal="release_slot",
-        start_signal_args=[release],
+        start_signal=signal,
+        start_signal_args=[payload],
     )

@@ -194,53 +194,27 @@ async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_re
             ActionItem,
         )
 
+    def decide(by: str, approve: bool, reason: str = "") -> Any:
+        decision = ExtensionDecision(by=by, approve=approve, reason=reason)
+        return act(client, item_id, "decide_extension", decision, ActionItem)
+
     with pytest.raises(ActionRefused, match=r"only the owner \(bob\) can ask for more time"):
         await ask(later, by="maria")
     with pytest.raises(ActionRefused, match="must be after the current one"):
         await ask(due - timedelta(days=1))
     await ask(later)
     with pytest.raises(ActionRefused, match=r"bob owns .* cannot decide their own extension"):
-        await act(
-            client,
-            item_id,
-            "decide_extension",
-            ExtensionDecision(by="bob", approve=True),
-            ActionItem,
-        )
+        await decide("bob", True)
     with pytest.raises(ActionRefused, match=r"only bob's manager \(maria\) or a council member"):
-        await act(
-            client,
-            item_id,
-            "decide_extension",
-            ExtensionDecision(by="pat", approve=True),
-            ActionItem,
-        )
-    item = await act(
-        client,
-        item_id,
-        "decide_extension",
-        ExtensionDecision(by="maria", approve=True, reason="Vendor confirmed"),
-        ActionItem,
-    )
+        await decide("pat", True)
+    item = await decide("maria", True, "Vendor confirmed")
     assert item.due == later and item.plan == 2
 
     # The second extension is denied with a reason; the third would exceed the budget of 2.
     await ask(later + timedelta(days=7))
     with pytest.raises(ActionRefused, match="say why the extension is denied"):
-        await act(
-            client,
-            item_id,
-            "decide_extension",
-            ExtensionDecision(by="grace", approve=False),
-            ActionItem,
-        )
-    item = await act(
-        client,
-        item_id,
-        "decide_extension",
-        ExtensionDecision(by="grace", approve=False, reason="Ship the alert first"),
-        ActionItem,
-    )
+        await decide("grace", False)
+    item = await decide("grace", False, "Ship the alert first")
     assert item.due == later
     await ask(later + timedelta(days=7))
     await act(
