@@ -10,7 +10,7 @@ import hashlib
 import re
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -102,7 +102,7 @@ def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     email["To"] = ", ".join(message.recipients)
     email["Date"] = format_datetime(message.created_at)
     digest = hashlib.sha256(message.dedupe_key.encode()).hexdigest()[:32]
-    email["Message-ID"] = make_msgid(idstring=digest, domain="followthrough")
+    email["Message-ID"] = f"<{digest}@followthrough>"  # the same for every copy of this notice
     email["X-Followthrough-Key"] = message.dedupe_key
     email.set_content(message.text)
     email.add_alternative(message.html, subtype="html")

@@ -1,0 +1,89 @@
+"""Every kind of notice renders, in text and HTML, with what its reader needs to act."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from followthrough.domain.draft import action_item_specs, parse_draft
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import ActionItemStart, open_action_item, open_postmortem
+from followthrough.notices.delivery import SmtpServer, build_email
+from followthrough.notices.render import Links, render_notice
+from tests.factories import draft_data, incident_data
+
+NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
+LINKS = Links(temporal_ui="http://127.0.0.1:8233")
+
+
+# The digest has its own renderer (tested in test_follow_up.py).
+@pytest.mark.parametrize("kind", [k for k in NoticeKind if k is not NoticeKind.COUNCIL_DIGEST])
+def test_every_kind_renders_with_the_item_and_a_way_to_act(
+    policy: Policy, kind: NoticeKind
+) -> None:
+    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-7"), policy), policy, NOW)
+    pm.draft = parse_draft(draft_data(NOW))
+    spec = action_item_specs(pm.draft)[0]
+    item = open_action_item(
+        ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
+        NOW,
+    )
+    notice = Notice(
+        dedupe_key="k",
+        kind=kind,
+        at=NOW,
+        to=[Recipient(name="bob", email="bob@example.com")],
+        postmortem_id=pm.id,
+        action_item_id=None if kind is NoticeKind.POSTMORTEM_OVERDUE else item.id,
+        step="draft" if kind is NoticeKind.POSTMORTEM_OVERDUE else "due",
+        notify="owner",
+        due=item.due,
+        days_overdue=3,
+        note="A note for the reader.",
+    )
+    email = render_notice(notice, pm, item if notice.action_item_id else None, [], LINKS)
+    assert "INC-7" in email.subject
+    for body in (email.text, email.html):
+        assert pm.id in body
+        assert LINKS.workflow(notice.action_item_id or pm.id) in body
+    if notice.action_item_id:
+        assert "A page fires within 5 minutes" in email.text
+        assert "3 business days overdue" in email.text or kind is not NoticeKind.ITEM_STEP
+
+
+def test_copies_of_one_notice_share_a_message_id() -> None:
+    message = OutboxMessage(
+        dedupe_key="postmortem-generic-INC-7-item-1/due/plan-1",
+        kind=NoticeKind.ITEM_STEP,
+        postmortem_id="postmortem-generic-INC-7",
+        action_item_id=None,
+        recipients=["b@x.io"],
+        subject="s",
+        text="t",
+        html="<p>h</p>",
+        status=OutboxStatus.PENDING,
+        created_at=NOW,
+        sent_at=None,
+    )
+    first, again = build_email(message, "F <f@x.io>"), build_email(message, "F <f@x.io>")
+    assert first["Message-ID"] == again["Message-ID"]
+    assert first.get_body(preferencelist=("plain",)) is not None
+    assert first.get_body(preferencelist=("html",)) is not None
+
+
+def test_smtp_urls_are_read_or_refused_clearly() -> None:
+    server = SmtpServer.from_url("smtp://ops%40corp:s3cret@mail.corp:2525?starttls=false")
+    assert (server.hostname, server.port, server.username, server.password) == (
+        "mail.corp",
+        2525,
+        "ops@corp",
+        "s3cret",
+    )
+    assert server.start_tls is False and not server.use_tls
+    implicit = SmtpServer.from_url("smtps://mail.corp")
+    assert (implicit.port, implicit.use_tls) == (465, True)
+    with pytest.raises(ValueError, match="must look like smtp://user:password@host:587"):
+        SmtpServer.from_url("mail.corp:25")
