@@ -438,7 +438,7 @@ def log(message: str) -> None:
 
 
 def default_margin(items: int) -> float:
-    """Time from the first start to the planned moment: starting at 20 wf/s (half what the notes
+    """Time from the worker being up to the planned moment: starting at 20 wf/s (half what the notes
     measured with one activity per workflow) plus 20 s, so every item is parked before it."""
     return 20.0 + items / 20.0
 
@@ -901,7 +901,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--margin",
         type=float,
         default=None,
-        help="seconds from the first start to the planned moment (default 20 + items/20)",
+        help="seconds from the worker being up to the planned moment (default 20 + items/20)",
     )
     parser.add_argument(
         "--phase-cap",
