@@ -5,20 +5,24 @@ embedded Temporal server agree on them.
 """
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from activities import SEND_NOTICE
+    from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import ActionItemChange, AuditEvent, PostmortemChange
 
 TASK_QUEUE = "followthrough"
 
 # Storage writes are small; a slow database gets retried rather than waited on.
 RECORD_TIMEOUT = timedelta(seconds=10)
+# SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.
+NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
 
 POSTMORTEM_STATE = SearchAttributeKey.for_keyword("PostmortemState")
 POSTMORTEM_SEVERITY = SearchAttributeKey.for_keyword("PostmortemSeverity")
@@ -74,3 +78,22 @@ async def record(activity: str, change: PostmortemChange | ActionItemChange) -> 
     event = change.event
     workflow.logger.info("%s by %s", event.action, event.actor, extra={"seq": event.seq})
     await workflow.execute_activity(activity, change, start_to_close_timeout=RECORD_TIMEOUT)
+
+
+async def send_notice(notice: Notice) -> None:
+    """Have the activity render, record and deliver the notice (once per dedupe key)."""
+    await workflow.execute_activity(
+        SEND_NOTICE, notice, start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTICE_RETRY
+    )
+
+
+async def reached(at: datetime, changed: Callable[[], bool]) -> bool:
+    """Wait on a durable timer until `at`; False if `changed` became true first."""
+    wait = at - workflow.now()
+    if wait <= timedelta(0):
+        return True
+    try:
+        await workflow.wait_condition(changed, timeout=wait)
+    except TimeoutError:
+        return True
+    return False

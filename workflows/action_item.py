@@ -11,10 +11,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT, SEND_NOTICE
+    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
@@ -51,13 +50,12 @@ with workflow.unsafe.imports_passed_through():
         OWNING_TEAM,
         audit_event,
         judge_when_opened,
+        reached,
         record,
         refuse,
+        send_notice,
     )
     from workflows.team_slots import ADMITTED, QUEUED
-
-# SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.
-NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
 
 
 @workflow.defn
@@ -188,14 +186,8 @@ class ActionItemWorkflow:
             if step is None:  # the ladder is climbed: only resolution or a new plan moves on
                 await workflow.wait_condition(changed)
                 continue
-            wait = step.at - workflow.now()
-            if wait > timedelta(0):
-                try:
-                    await workflow.wait_condition(changed, timeout=wait)
-                    continue  # something changed before the step was due: look again
-                except TimeoutError:
-                    pass
-            await self._escalate(step)
+            if await reached(step.at, changed):  # else something changed first: look again
+                await self._escalate(step)
 
     def _next_step(self) -> PlannedStep | None:
         item = self.item
@@ -262,12 +254,7 @@ class ActionItemWorkflow:
             days_overdue=days_overdue,
             note=note,
         )
-        await workflow.execute_activity(
-            SEND_NOTICE,
-            notice,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=NOTICE_RETRY,
-        )
+        await send_notice(notice)
 
     # --- what people do -----------------------------------------------------------------------
 

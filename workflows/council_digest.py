@@ -9,7 +9,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from activities import SEND_COUNCIL_DIGEST
     from followthrough.domain.notice import DigestRequest, OutboxStatus
-    from workflows.action_item import NOTICE_RETRY
+    from workflows import NOTICE_RETRY
 
 
 @workflow.defn

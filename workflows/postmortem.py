@@ -13,7 +13,7 @@ from datetime import datetime, timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_POSTMORTEM, SEND_NOTICE
+    from activities import RECORD_POSTMORTEM
     from followthrough.domain.draft import action_item_specs
     from followthrough.domain.escalation import (
         PlannedStep,
@@ -49,10 +49,12 @@ with workflow.unsafe.imports_passed_through():
         POSTMORTEM_STATE,
         audit_event,
         judge_when_opened,
+        reached,
         record,
         refuse,
+        send_notice,
     )
-    from workflows.action_item import NOTICE_RETRY, ActionItemWorkflow
+    from workflows.action_item import ActionItemWorkflow
 
 
 @workflow.defn
@@ -95,13 +97,10 @@ class PostmortemWorkflow:
 
     async def _someone_opts_in(self) -> bool:
         window = timedelta(days=self.policy.severity(self.pm.severity).optional_window_days)
-        try:
-            await workflow.wait_condition(
-                lambda: self.pm.state is not PostmortemState.OPTIONAL, timeout=window
-            )
-        except TimeoutError:
-            return False
-        return True
+        lapsed = await reached(
+            workflow.now() + window, lambda: self.pm.state is not PostmortemState.OPTIONAL
+        )
+        return not lapsed
 
     async def _until_approved(self) -> None:
         """Wait for approval; an overdue draft or review climbs the ladder meanwhile."""
@@ -117,14 +116,8 @@ class PostmortemWorkflow:
             if step is None:
                 await workflow.wait_condition(changed)
                 continue
-            wait = step.at - workflow.now()
-            if wait > timedelta(0):
-                try:
-                    await workflow.wait_condition(changed, timeout=wait)
-                    continue
-                except TimeoutError:
-                    pass
-            await self._escalate_stage(stage, deadline, version, step)
+            if await reached(step.at, changed):  # else something changed first: look again
+                await self._escalate_stage(stage, deadline, version, step)
 
     def _stage(self) -> tuple[str, datetime, int]:
         """What the postmortem waits for now, when it was due, and which round it is."""
@@ -176,12 +169,7 @@ class PostmortemWorkflow:
             days_overdue=overdue,
             note=f"It is waiting on {waiting_on}.",
         )
-        await workflow.execute_activity(
-            SEND_NOTICE,
-            notice,
-            start_to_close_timeout=timedelta(seconds=60),
-            retry_policy=NOTICE_RETRY,
-        )
+        await send_notice(notice)
 
     def _stage_recipients(self, stage: str, role: str) -> list[str]:
         pm = self.pm
