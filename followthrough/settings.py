@@ -6,6 +6,10 @@ TEMPORAL_NAMESPACE, TEMPORAL_API_KEY, TLS paths) through the SDK's environment c
 
 from __future__ import annotations
 
+import contextlib
+import os
+import secrets
+from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
 
@@ -30,7 +34,23 @@ class Settings(BaseSettings):
     policy: Path | None = None
     user: str | None = Field(default=None, description="who you are, for CLI actions")
     log_json: bool = False
+    api_host: str = Field(default="127.0.0.1", description="where the HTTP API listens")
     api_port: int = 8000
+    public_url: str | None = Field(
+        default=None, description="how people reach the API, for links in emails"
+    )
+    link_secret: str | None = Field(
+        default=None, description="signs one-click links; unset: generated in the data dir"
+    )
+    link_ttl_hours: int = Field(default=7 * 24, ge=1, description="one-click links expire")
+    # One per source: the HMAC secret, or the bearer token a source that does not sign sends.
+    webhook_secret_pagerduty: str | None = None
+    webhook_secret_opsgenie: str | None = None
+    webhook_secret_incidentio: str | None = None
+    webhook_secret_alertmanager: str | None = None
+    webhook_secret_grafana: str | None = None
+    webhook_secret_firehydrant: str | None = None
+    webhook_secret_generic: str | None = None
     smtp_url: str | None = Field(
         default=None, description="smtp://user:password@host:587; unset keeps mail in the outbox"
     )
@@ -45,6 +65,34 @@ class Settings(BaseSettings):
         """PostgreSQL (or any SQLAlchemy URL) when set, else a SQLite file in the data dir."""
         return self.database_url or f"sqlite:///{self.data_dir / 'followthrough.db'}"
 
+    @property
+    def effective_public_url(self) -> str:
+        return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
+
+    def webhook_secret(self, source: str) -> str | None:
+        value = getattr(self, f"webhook_secret_{source}", None)
+        return value if isinstance(value, str) and value else None
+
+    def effective_link_secret(self) -> str:
+        """The configured secret, else one generated once and kept in the data dir.
+
+        The worker signs links and the API checks them; on one machine they share the file.
+        """
+        if self.link_secret:
+            return self.link_secret
+        path = self.data_dir / "link-secret"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            draft = path.with_name(f"link-secret.{os.getpid()}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "w") as out:
+                out.write(secrets.token_urlsafe(32))
+            # link() is atomic and refuses to replace: two processes starting at once agree.
+            with contextlib.suppress(FileExistsError):
+                os.link(draft, path)
+            draft.unlink()
+        return path.read_text().strip()
+
     @cached_property
     def loaded_policy(self) -> Policy:
         return load_policy(self.policy)
@@ -53,6 +101,11 @@ class Settings(BaseSettings):
         return Mailer(
             sender=self.mail_from,
             outbox_dir=self.data_dir / "outbox",
-            links=Links(temporal_ui=self.temporal_ui_url),
+            links=Links(
+                temporal_ui=self.temporal_ui_url,
+                public_url=self.effective_public_url,
+                link_secret=self.effective_link_secret(),
+                link_ttl=timedelta(hours=self.link_ttl_hours),
+            ),
             smtp=SmtpServer.from_url(self.smtp_url) if self.smtp_url else None,
         )

@@ -36,6 +36,7 @@ from followthrough.domain.incident import Incident
 from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
+from followthrough.domain.problems import RefusalKind
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -148,8 +149,15 @@ async def _status(client: Client, workflow_id: str) -> WorkflowExecutionStatus |
     return description.status
 
 
+_KINDS = {kind.value for kind in RefusalKind}
+
+
 class ActionRefused(Exception):
     """A person's action was refused; the message says why, and nothing changed."""
+
+    def __init__(self, message: str, kind: RefusalKind = RefusalKind.CONFLICT) -> None:
+        super().__init__(message)
+        self.kind = kind
 
 
 async def act(
@@ -161,8 +169,9 @@ async def act(
         result: Any = await handle.execute_update(update, argument, result_type=result_type)
     except WorkflowUpdateFailedError as err:
         cause = err.cause
-        message = cause.message if isinstance(cause, ApplicationError) else str(cause)
-        raise ActionRefused(message) from None
+        if isinstance(cause, ApplicationError) and cause.type in _KINDS:
+            raise ActionRefused(cause.message, RefusalKind(cause.type)) from None
+        raise ActionRefused(str(cause)) from None
     except RPCError as err:
         if err.status is RPCStatusCode.NOT_FOUND:
             raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None

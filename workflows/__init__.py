@@ -16,6 +16,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import SEND_NOTICE
     from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import ActionItemChange, AuditEvent, PostmortemChange
+    from followthrough.domain.problems import Refusal
 
 TASK_QUEUE = "followthrough"
 
@@ -37,10 +38,13 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
 )
 
 
-def refuse(refusal: str | None) -> None:
-    """Reject an update from its validator: the caller gets the message and nothing changes."""
+def refuse(refusal: Refusal | None) -> None:
+    """Reject an update from its validator: the caller gets the message and nothing changes.
+
+    The error's type is the refusal's kind, so the HTTP API can answer 403, 409 or 422.
+    """
     if refusal is not None:
-        raise ApplicationError(refusal, type="Refused", non_retryable=True)
+        raise ApplicationError(str(refusal), type=refusal.kind.value, non_retryable=True)
 
 
 async def judge_when_opened(

@@ -18,6 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         SYSTEM_ACTOR,
+        Acknowledgement,
         ActionItem,
         ActionItemChange,
         ActionItemStart,
@@ -36,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
         SlotRelease,
         SlotRequest,
         Verification,
+        acknowledgement_refusal,
         claim_refusal,
         extension_decision_refusal,
         extension_request_refusal,
@@ -259,6 +261,18 @@ class ActionItemWorkflow:
     # --- what people do -----------------------------------------------------------------------
 
     @workflow.update
+    async def acknowledge(self, ack: Acknowledgement) -> ActionItem:
+        """The owner has seen the item; escalations say so (the ladder itself keeps going)."""
+        await judge_when_opened(lambda: self.opened, self._validate_acknowledge, ack)
+        self.item.acknowledged_by, self.item.acknowledged_at = ack.by, workflow.now()
+        await self._record(ack.by, "item.acknowledged", f"due {self.item.due.isoformat()}")
+        return self.item
+
+    @acknowledge.validator
+    def _validate_acknowledge(self, ack: Acknowledgement) -> None:
+        refuse(acknowledgement_refusal(self.item, ack))
+
+    @workflow.update
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_claim_done, claim)
         self.item.claims.append(Claim(by=claim.by, evidence=claim.evidence, at=workflow.now()))
@@ -378,6 +392,7 @@ class ActionItemWorkflow:
         item = self.item
         previous = item.owner
         item.owner, item.team = change.to, change.team or item.team
+        item.acknowledged_by = item.acknowledged_at = None  # the new owner has not seen it yet
         workflow.upsert_search_attributes([OWNING_TEAM.value_set(item.team)])
         number = item.last_seq + 1  # the seq of the reassignment event below: unique per item
         await self._record(

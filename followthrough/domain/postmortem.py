@@ -15,7 +15,7 @@ from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
-from followthrough.domain.problems import Problems
+from followthrough.domain.problems import Problems, Refusal, conflict, forbidden, invalid
 
 SYSTEM_ACTOR = "followthrough"
 
@@ -200,6 +200,8 @@ class ActionItem(BaseModel):
     escalations: list[EscalationSent] = Field(default_factory=list)
     plan: int = 1  # the ladder's version: an approved extension plans a new one
     risk_acceptance: RiskAcceptance | None = None
+    acknowledged_by: str | None = None  # the current owner has seen it (reset on reassignment)
+    acknowledged_at: AwareDatetime | None = None
     verified_at: AwareDatetime | None = None
     last_seq: int = 0
 
@@ -267,6 +269,10 @@ class ChangeRequest(BaseModel):
     reason: str
 
 
+class Acknowledgement(BaseModel):
+    by: str
+
+
 class DoneClaim(BaseModel):
     by: str
     evidence: str
@@ -328,100 +334,119 @@ _DRAFTABLE = (PostmortemState.OPTIONAL, PostmortemState.DRAFTING, PostmortemStat
 
 def submit_refusal(
     pm: Postmortem, submission: DraftSubmission, policy: Policy, today: date
-) -> str | None:
+) -> Refusal | None:
     if pm.state not in _DRAFTABLE:
-        return f"{pm.id} is {pm.state}; a draft can be submitted only while drafting"
+        return conflict(f"{pm.id} is {pm.state}; a draft can be submitted only while drafting")
     if pm.state is PostmortemState.OPTIONAL:
         if submission.by not in policy.people:
-            return f"'{submission.by}' is not in the policy's directory and cannot opt in"
+            return forbidden(
+                f"'{submission.by}' is not in the policy's directory and cannot opt in"
+            )
     elif submission.by != pm.owner:
-        return f"only the postmortem owner ({pm.owner}) can submit its draft"
+        return forbidden(f"only the postmortem owner ({pm.owner}) can submit its draft")
     problems = draft_problems(submission.draft, pm.incident, policy, today=today)
     if problems:
-        return Problems(f"draft for {pm.id} rejected", problems).message
+        return invalid(Problems(f"draft for {pm.id} rejected", problems).message)
     return None
 
 
-def review_refusal(pm: Postmortem, reviewer: str, policy: Policy) -> str | None:
+def review_refusal(pm: Postmortem, reviewer: str, policy: Policy) -> Refusal | None:
     """Shared by approve and request-changes."""
     if pm.state is not PostmortemState.IN_REVIEW:
-        return f"{pm.id} is {pm.state}, not in review"
+        return conflict(f"{pm.id} is {pm.state}, not in review")
     if reviewer == pm.owner:
-        return f"{reviewer} wrote this draft and cannot review it"
+        return forbidden(f"{reviewer} wrote this draft and cannot review it")
     if not policy.may_review(reviewer):
-        return f"{reviewer} is not a reviewer in the policy"
+        return forbidden(f"{reviewer} is not a reviewer in the policy")
     return None
 
 
-def approval_refusal(pm: Postmortem, approval: Approval, policy: Policy) -> str | None:
+def approval_refusal(pm: Postmortem, approval: Approval, policy: Policy) -> Refusal | None:
     if (refusal := review_refusal(pm, approval.by, policy)) is not None:
         return refusal
     if approval.by in pm.approvals():
-        return f"{approval.by} already approved draft version {pm.draft_version}"
+        return conflict(f"{approval.by} already approved draft version {pm.draft_version}")
     return None
 
 
-def change_request_refusal(pm: Postmortem, request: ChangeRequest, policy: Policy) -> str | None:
+def change_request_refusal(
+    pm: Postmortem, request: ChangeRequest, policy: Policy
+) -> Refusal | None:
     if (refusal := review_refusal(pm, request.by, policy)) is not None:
         return refusal
     if not request.reason.strip():
-        return "say what needs to change (a reason is required)"
+        return invalid("say what needs to change (a reason is required)")
     return None
 
 
-def claim_refusal(item: ActionItem, claim: DoneClaim) -> str | None:
+def acknowledgement_refusal(item: ActionItem, ack: Acknowledgement) -> Refusal | None:
+    if item.resolved:
+        return conflict(f"{item.id} is {item.state}; there is nothing left to acknowledge")
+    if ack.by != item.owner:
+        return forbidden(f"only the owner ({item.owner}) can acknowledge {item.id}")
+    if item.acknowledged_at is not None:
+        when = f"{item.acknowledged_at:%Y-%m-%d %H:%M} UTC"
+        return conflict(f"{item.owner} already acknowledged {item.id} on {when}")
+    return None
+
+
+def claim_refusal(item: ActionItem, claim: DoneClaim) -> Refusal | None:
     if item.state is ActionItemState.QUEUED:
-        return f"{item.id} is queued behind its team's WIP cap; its clock has not started"
+        return conflict(f"{item.id} is queued behind its team's WIP cap; its clock has not started")
     if item.state is not ActionItemState.OPEN:
-        return f"{item.id} is {item.state}; only an open item can be claimed done"
+        return conflict(f"{item.id} is {item.state}; only an open item can be claimed done")
     if claim.by != item.owner:
-        return f"only the owner ({item.owner}) can claim {item.id} done"
+        return forbidden(f"only the owner ({item.owner}) can claim {item.id} done")
     if not claim.evidence.strip():
-        return "evidence is required: link the change, the dashboard or the test that shows it"
+        return invalid(
+            "evidence is required: link the change, the dashboard or the test that shows it"
+        )
     return None
 
 
-def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> str | None:
+def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> Refusal | None:
     """Shared by verify and reject: who may judge a done claim."""
     if item.state is not ActionItemState.DONE_CLAIMED:
-        return f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
+        return conflict(
+            f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
+        )
     if by == item.owner:
-        return f"{by} owns {item.id} and cannot verify their own work"
+        return forbidden(f"{by} owns {item.id} and cannot verify their own work")
     named = item.spec.acceptance_criterion.verifier
     if named is not None and by != named:
-        return f"only the named verifier ({named}) can verify {item.id}"
+        return forbidden(f"only the named verifier ({named}) can verify {item.id}")
     if by not in policy.people:
-        return f"'{by}' is not in the policy's directory"
+        return forbidden(f"'{by}' is not in the policy's directory")
     return None
 
 
-def rejection_refusal(item: ActionItem, rejection: Rejection, policy: Policy) -> str | None:
+def rejection_refusal(item: ActionItem, rejection: Rejection, policy: Policy) -> Refusal | None:
     if (refusal := verifier_refusal(item, rejection.by, policy)) is not None:
         return refusal
     if not rejection.reason.strip():
-        return "say why the acceptance criterion is not met (a reason is required)"
+        return invalid("say why the acceptance criterion is not met (a reason is required)")
     return None
 
 
 def extension_request_refusal(
     item: ActionItem, request: ExtensionRequest, policy: Policy
-) -> str | None:
+) -> Refusal | None:
     if item.resolved:
-        return f"{item.id} is {item.state}; it needs no more time"
+        return conflict(f"{item.id} is {item.state}; it needs no more time")
     if request.by != item.owner:
-        return f"only the owner ({item.owner}) can ask for more time on {item.id}"
+        return forbidden(f"only the owner ({item.owner}) can ask for more time on {item.id}")
     if item.pending_extension is not None:
-        return f"{item.id} already has an extension request waiting for a decision"
+        return conflict(f"{item.id} already has an extension request waiting for a decision")
     used = item.approved_extensions()
     if used >= policy.max_extensions:
-        return (
+        return conflict(
             f"{item.id} has used its extension budget ({used} of {policy.max_extensions}); "
             "ask the reliability council to accept the risk or reassign it"
         )
     if request.until <= item.due:
-        return f"the new due date must be after the current one ({item.due.isoformat()})"
+        return invalid(f"the new due date must be after the current one ({item.due.isoformat()})")
     if not request.reason.strip():
-        return "say why more time is needed (a reason is required)"
+        return invalid("say why more time is needed (a reason is required)")
     return None
 
 
@@ -434,48 +459,50 @@ def may_decide_for(item: ActionItem, person: str, policy: Policy) -> bool:
 
 def extension_decision_refusal(
     item: ActionItem, decision: ExtensionDecision, policy: Policy
-) -> str | None:
+) -> Refusal | None:
     if item.pending_extension is None:
-        return f"{item.id} has no extension request waiting for a decision"
+        return conflict(f"{item.id} has no extension request waiting for a decision")
     if decision.by == item.owner:
-        return f"{decision.by} owns {item.id} and cannot decide their own extension"
+        return forbidden(f"{decision.by} owns {item.id} and cannot decide their own extension")
     if not may_decide_for(item, decision.by, policy):
         manager = policy.teams[item.team].manager
-        return (
+        return forbidden(
             f"only {item.owner}'s manager ({manager}) or a council member can decide "
             f"extensions on {item.id}"
         )
     if not decision.approve and not decision.reason.strip():
-        return "say why the extension is denied (a reason is required)"
+        return invalid("say why the extension is denied (a reason is required)")
     return None
 
 
-def reassignment_refusal(item: ActionItem, change: Reassignment, policy: Policy) -> str | None:
+def reassignment_refusal(item: ActionItem, change: Reassignment, policy: Policy) -> Refusal | None:
     if item.resolved:
-        return f"{item.id} is {item.state}; there is nothing left to own"
+        return conflict(f"{item.id} is {item.state}; there is nothing left to own")
     team = change.team or item.team
     if change.by != item.owner and not may_decide_for(item, change.by, policy):
-        return f"only the owner, {item.owner}'s manager or a council member can reassign {item.id}"
+        return forbidden(
+            f"only the owner, {item.owner}'s manager or a council member can reassign {item.id}"
+        )
     if team not in policy.teams:
-        return f"team '{team}' is not in the policy"
+        return invalid(f"team '{team}' is not in the policy")
     if change.to not in policy.people:
-        return f"'{change.to}' is not in the policy's directory"
+        return invalid(f"'{change.to}' is not in the policy's directory")
     if change.to == item.owner and team == item.team:
-        return f"{change.to} already owns {item.id}"
+        return conflict(f"{change.to} already owns {item.id}")
     if not policy.is_in_team(change.to, team):
-        return f"'{change.to}' is not in team '{team}'"
+        return invalid(f"'{change.to}' is not in team '{team}'")
     return None
 
 
 def risk_acceptance_refusal(
     item: ActionItem, request: RiskAcceptanceRequest, policy: Policy
-) -> str | None:
+) -> Refusal | None:
     if item.resolved:
-        return f"{item.id} is already {item.state}"
+        return conflict(f"{item.id} is already {item.state}")
     if request.by not in policy.council:
-        return f"only the reliability council can accept the risk of {item.id}"
+        return forbidden(f"only the reliability council can accept the risk of {item.id}")
     if len(request.reason.split()) < 3:
-        return "write down why the risk is acceptable (a reason of a few words at least)"
+        return invalid("write down why the risk is acceptable (a reason of a few words at least)")
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
+
 from pydantic import ValidationError
 
 
@@ -33,3 +35,34 @@ def format_validation_error(err: ValidationError) -> list[str]:
             message = "is required"
         lines.append(f"{where}: {message}" if where else message)
     return lines
+
+
+class RefusalKind(StrEnum):
+    """Why an action was refused; the HTTP API answers 403, 409 or 422 accordingly."""
+
+    FORBIDDEN = "Forbidden"  # this person may not do this
+    CONFLICT = "Conflict"  # not now: the state does not allow it
+    INVALID = "Invalid"  # what was sent is incomplete or wrong
+
+
+class Refusal(str):
+    """The message a person reads when their action is refused, with its kind."""
+
+    kind: RefusalKind
+
+    def __new__(cls, message: str, kind: RefusalKind) -> Refusal:
+        refusal = super().__new__(cls, message)
+        refusal.kind = kind
+        return refusal
+
+
+def forbidden(message: str) -> Refusal:
+    return Refusal(message, RefusalKind.FORBIDDEN)
+
+
+def conflict(message: str) -> Refusal:
+    return Refusal(message, RefusalKind.CONFLICT)
+
+
+def invalid(message: str) -> Refusal:
+    return Refusal(message, RefusalKind.INVALID)

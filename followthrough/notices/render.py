@@ -7,10 +7,12 @@ its acceptance criterion, the due date, how overdue it is, what was sent before,
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
+from followthrough.domain.access import LinkAction, OneClickLink, link_nonce, sign_link
 from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage
 from followthrough.domain.postmortem import ActionItem, Postmortem
 
@@ -32,9 +34,35 @@ class Links:
 
     temporal_ui: str  # e.g. http://127.0.0.1:8233
     namespace: str = "default"
+    public_url: str | None = None  # the HTTP API, for one-click links; None: no such links
+    link_secret: str | None = None
+    link_ttl: timedelta = timedelta(days=7)
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+    def one_click(self, notice: Notice, item: ActionItem) -> dict[str, str]:
+        """Signed links for the item's owner: acknowledge (until they have), ask for more time.
+
+        Derived from the notice alone, so a retried rendering makes the very same links.
+        """
+        if self.public_url is None or self.link_secret is None or item.resolved:
+            return {}
+        actions = [LinkAction.REQUEST_EXTENSION]
+        if item.acknowledged_at is None:
+            actions.insert(0, LinkAction.ACKNOWLEDGE)
+        links = {}
+        for action in actions:
+            link = OneClickLink(
+                action=action,
+                action_item_id=item.id,
+                person=item.owner,
+                expires_at=notice.at + self.link_ttl,
+                nonce=link_nonce(notice.dedupe_key, action),
+            )
+            token = sign_link(link, self.link_secret)
+            links[action.value] = f"{self.public_url.rstrip('/')}/act/{token}"
+        return links
 
 
 @dataclass(frozen=True)
@@ -59,6 +87,7 @@ def render_notice(
         "spec": item.spec if item else None,
         "earlier": earlier,
         "links": links,
+        "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
         "subject": subject_of(notice, pm, item),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
@@ -67,6 +96,10 @@ def render_notice(
         text=_environment.get_template(f"{name}.txt.j2").render(context),
         html=_environment.get_template(f"{name}.html.j2").render(context),
     )
+
+
+def _to_owner(notice: Notice, item: ActionItem) -> bool:
+    return [r.name for r in notice.to] == [item.owner]
 
 
 _TEMPLATE = {

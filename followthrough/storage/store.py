@@ -9,14 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from followthrough.domain.access import ApiToken, LinkUse
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -27,10 +28,13 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.storage.tables import (
     ActionItemRow,
+    ApiTokenRow,
     AuditEventRow,
     IncidentRow,
     OutboxRow,
     PostmortemRow,
+    UsedLinkRow,
+    WebhookDeliveryRow,
 )
 
 
@@ -177,6 +181,103 @@ class Store:
             row = session.get_one(OutboxRow, dedupe_key)
             row.status = status.value
             row.sent_at = at
+
+    # --- the HTTP API's own records -------------------------------------------------------------
+
+    def add_api_token(self, token: ApiToken, token_hash: str) -> None:
+        with self._session() as session:
+            session.add(ApiTokenRow(**token.model_dump(), token_hash=token_hash))
+
+    def person_with_token(self, token_hash: str, at: datetime) -> str | None:
+        """Who holds this (unrevoked) token; marks it used."""
+        with self._session() as session:
+            row = session.scalar(
+                select(ApiTokenRow).where(
+                    ApiTokenRow.token_hash == token_hash, ApiTokenRow.revoked_at.is_(None)
+                )
+            )
+            if row is None:
+                return None
+            row.last_used_at = at
+            return row.person
+
+    def api_tokens(self, person: str | None = None) -> list[ApiToken]:
+        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
+        if person:
+            query = query.where(ApiTokenRow.person == person)
+        with Session(self.engine) as session:
+            return [
+                ApiToken.model_validate(row, from_attributes=True) for row in session.scalars(query)
+            ]
+
+    def revoke_api_token(self, token_id: str, at: datetime) -> ApiToken | None:
+        with self._session() as session:
+            row = session.get(ApiTokenRow, token_id)
+            if row is None:
+                return None
+            row.revoked_at = row.revoked_at or at
+            return ApiToken.model_validate(row, from_attributes=True)
+
+    def record_delivery(
+        self, source: str, delivery_id: str, at: datetime, outcome: str, workflow_id: str | None
+    ) -> bool:
+        """Remember a webhook delivery; False if this delivery id was seen before."""
+        with self._session() as session:
+            inserted = session.execute(
+                self._insert(WebhookDeliveryRow)
+                .values(
+                    source=source,
+                    delivery_id=delivery_id,
+                    received_at=at,
+                    outcome=outcome,
+                    workflow_id=workflow_id,
+                )
+                .on_conflict_do_nothing(index_elements=["source", "delivery_id"])
+                .returning(WebhookDeliveryRow.delivery_id)
+            ).first()
+        return inserted is not None
+
+    def claim_link(self, use: LinkUse) -> LinkUse | None:
+        """Claim a one-click link's nonce: None if this call claimed it, else the earlier use."""
+        with self._session() as session:
+            inserted = session.execute(
+                self._insert(UsedLinkRow)
+                .values(**use.model_dump())
+                .on_conflict_do_nothing(index_elements=["nonce"])
+                .returning(UsedLinkRow.nonce)
+            ).first()
+            if inserted is not None:
+                return None
+            row = session.get_one(UsedLinkRow, use.nonce)
+            return LinkUse.model_validate(row, from_attributes=True)
+
+    def release_link(self, nonce: str) -> None:
+        """Give a claimed link back (its action was refused for what the person typed)."""
+        with self._session() as session:
+            session.execute(delete(UsedLinkRow).where(UsedLinkRow.nonce == nonce))
+
+    def open_postmortem_counts(self) -> dict[str, int]:
+        """Postmortems not yet closed, by state."""
+        query = (
+            select(PostmortemRow.state, func.count())
+            .where(PostmortemRow.state.not_in(("closed", "not_required")))
+            .group_by(PostmortemRow.state)
+        )
+        with Session(self.engine) as session:
+            return {state: count for state, count in session.execute(query).tuples()}
+
+    def overdue_item_counts(self, today: date) -> dict[str, int]:
+        """Unresolved action items past their due date, by team."""
+        query = (
+            select(ActionItemRow.team, func.count())
+            .where(
+                ActionItemRow.state.not_in(("verified", "risk_accepted")),
+                ActionItemRow.due < today,
+            )
+            .group_by(ActionItemRow.team)
+        )
+        with Session(self.engine) as session:
+            return {team: count for team, count in session.execute(query).tuples()}
 
     # --- reads ---------------------------------------------------------------------------------
 

@@ -109,3 +109,41 @@ class OutboxRow(Base):
     status: Mapped[str] = mapped_column(String(16))  # pending, sent (SMTP) or kept (local outbox)
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+
+
+class ApiTokenRow(Base):
+    """A personal API token: only its SHA-256 is kept, so a stolen database yields no token."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[str] = mapped_column(String(16), primary_key=True)  # shown in `token list`
+    person: Mapped[str] = mapped_column(String(128), index=True)
+    name: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class WebhookDeliveryRow(Base):
+    """Each webhook delivery seen, keyed by the source's delivery id, and what came of it."""
+
+    __tablename__ = "webhook_deliveries"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    delivery_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    received_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(32))
+    workflow_id: Mapped[str | None] = mapped_column(String(200))
+
+
+class UsedLinkRow(Base):
+    """One-click links that were used: a link's nonce is claimed once, then refused."""
+
+    __tablename__ = "used_links"
+
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    action: Mapped[str] = mapped_column(String(32))
+    action_item_id: Mapped[str] = mapped_column(String(220))
+    person: Mapped[str] = mapped_column(String(128))
+    used_at: Mapped[datetime]

@@ -1,0 +1,119 @@
+"""Who is asking: personal API tokens and signed one-click links in emails.
+
+Tokens are random and long, so a plain SHA-256 is enough to keep them unusable at rest (no
+password-style stretching needed). A one-click link carries what it may do (acknowledge, or ask for
+more time), on which item, for whom and until when, signed with HMAC-SHA256; its nonce can be
+used once.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from datetime import UTC, datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+TOKEN_PREFIX = "ft_"
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiToken(BaseModel):
+    """What is kept of a personal API token (never the token itself)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    person: str
+    name: str
+    created_at: AwareDatetime
+    last_used_at: AwareDatetime | None = None
+    revoked_at: AwareDatetime | None = None
+
+
+class LinkAction(StrEnum):
+    ACKNOWLEDGE = "acknowledge"
+    REQUEST_EXTENSION = "request_extension"
+
+
+class OneClickLink(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    action: LinkAction
+    action_item_id: str
+    person: str
+    expires_at: AwareDatetime
+    nonce: str
+
+
+class LinkUse(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    nonce: str
+    action: str
+    action_item_id: str
+    person: str
+    used_at: AwareDatetime
+
+
+class LinkRefused(Exception):
+    """A link that cannot be used; the message says why in words the reader understands."""
+
+
+def link_nonce(dedupe_key: str, action: LinkAction) -> str:
+    """The same email always carries the same link, so a re-rendered retry changes nothing."""
+    return hashlib.sha256(f"{dedupe_key}|{action.value}".encode()).hexdigest()[:32]
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+def _signature(secret: str, payload: str) -> str:
+    return _b64(hmac.new(secret.encode(), payload.encode(), hashlib.sha256).digest())
+
+
+def sign_link(link: OneClickLink, secret: str) -> str:
+    body = {
+        "a": link.action.value,
+        "i": link.action_item_id,
+        "p": link.person,
+        "e": int(link.expires_at.timestamp()),
+        "n": link.nonce,
+    }
+    payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
+    return f"{payload}.{_signature(secret, payload)}"
+
+
+def read_link(token: str, secret: str, now: datetime) -> OneClickLink:
+    """The link a token stands for, if its signature holds and it has not expired."""
+    payload, dot, signature = token.partition(".")
+    if not dot or not hmac.compare_digest(signature, _signature(secret, payload)):
+        raise LinkRefused("this link is not one Followthrough made (its signature does not match)")
+    try:
+        body = json.loads(_unb64(payload))
+        link = OneClickLink(
+            action=body["a"],
+            action_item_id=body["i"],
+            person=body["p"],
+            expires_at=datetime.fromtimestamp(body["e"], UTC),
+            nonce=body["n"],
+        )
+    except (ValueError, KeyError, TypeError, ValidationError):
+        raise LinkRefused("this link is damaged; use the one in the email") from None
+    if now >= link.expires_at:
+        raise LinkRefused(
+            f"this link expired on {link.expires_at:%Y-%m-%d %H:%M} UTC; act with "
+            f"`followthrough action` or the API instead"
+        )
+    return link
