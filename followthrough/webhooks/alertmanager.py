@@ -1,0 +1,126 @@
+"""Prometheus Alertmanager's webhook (`webhook_config`, payload version 4), and Grafana
+alerting's webhook contact point, which sends the same shape plus a few fields.
+
+Alertmanager does not sign: its `http_config` sends the secret as `Authorization: Bearer
+<secret>` or as Basic auth whose password is the secret. Grafana signs when its contact point
+has an HMAC secret: `X-Grafana-Alerting-Signature` = hex HMAC-SHA256(secret, body), or of
+`"{timestamp}:{body}"` when a timestamp header is configured, which we expect as
+`X-Grafana-Alerting-Signature-Timestamp` (Unix seconds, within 5 minutes). Without a signature
+header, Grafana must send the token like Alertmanager. Neither sends a delivery id.
+
+A resolution is a notification with `status: resolved`, which Alertmanager sends only once
+every alert of the group is resolved. The group key names the group, not the episode: the next
+time the same alert fires it is the same group key, so the incident id hashes the group key
+with the episode's earliest `startsAt`. A notification delivered twice gives the same id.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import UTC, datetime
+
+from followthrough.webhooks.base import Headers, NotResolution, Reported, VendorSource
+from followthrough.webhooks.errors import Malformed
+from followthrough.webhooks.fields import Fields, FieldValue
+from followthrough.webhooks.signatures import (
+    check_hex_signatures,
+    check_timestamp,
+    check_token,
+    header,
+    hmac_sha256,
+    raw,
+    required_header,
+)
+
+GRAFANA_SIGNATURE = "X-Grafana-Alerting-Signature"
+GRAFANA_TIMESTAMP = "X-Grafana-Alerting-Signature-Timestamp"
+
+
+class Alertmanager(VendorSource):
+    name = "alertmanager"
+    id_prefix = "am-"
+
+    def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
+        check_token(headers, secret)
+
+    def read(self, payload: Fields) -> Reported | NotResolution:
+        status = payload.text("status")
+        if status != "resolved":
+            return NotResolution(
+                f"{self.name} notification with status {status} is not a resolution"
+            )
+        alerts = payload.objects("alerts")
+        labels = [alert.section("labels") for alert in alerts]
+        common_labels = payload.section("commonLabels")
+        common_annotations = payload.section("commonAnnotations")
+        started_at = min(alert.time("startsAt") for alert in alerts)
+        return Reported(
+            id=self.episode_id(payload.text("groupKey"), started_at),
+            title=common_annotations.maybe_text("summary")
+            or self.fallback_title(payload, common_labels, labels),
+            severities=_severities(common_labels, labels),
+            resolved_at=_ended_at(alerts),
+            started_at=started_at,
+            services=_services(labels),
+            summary=common_annotations.maybe_text("description") or "",
+            url=payload.maybe_text("externalURL"),
+        )
+
+    def episode_id(self, group_key: str, started_at: datetime) -> str:
+        """One id per firing episode of a group, the same for every delivery of it."""
+        episode = f"{group_key}|{started_at.astimezone(UTC).isoformat()}"
+        return self.id_prefix + hashlib.sha256(raw(episode)).hexdigest()[:20]
+
+    def fallback_title(self, payload: Fields, common_labels: Fields, labels: list[Fields]) -> str:
+        return common_labels.maybe_text("alertname") or labels[0].text("alertname")
+
+
+class Grafana(Alertmanager):
+    name = "grafana"
+    id_prefix = "grafana-"
+
+    def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
+        if header(headers, GRAFANA_SIGNATURE) is None:
+            check_token(headers, secret)
+            return
+        signature = required_header(headers, GRAFANA_SIGNATURE)
+        timestamp = header(headers, GRAFANA_TIMESTAMP)
+        if timestamp is None:
+            signed = body
+        else:
+            check_timestamp(timestamp.strip(), GRAFANA_TIMESTAMP, now)
+            signed = raw(f"{timestamp.strip()}:") + body
+        check_hex_signatures(signature, hmac_sha256(raw(secret), signed), GRAFANA_SIGNATURE)
+
+    def fallback_title(self, payload: Fields, common_labels: Fields, labels: list[Fields]) -> str:
+        # Grafana's own title reads like "[RESOLVED] High CPU (checkout)"; the alert name is
+        # the cleaner title when every alert shares it.
+        return common_labels.maybe_text("alertname") or payload.text("title")
+
+
+def _severities(common_labels: Fields, labels: list[Fields]) -> list[FieldValue]:
+    """The group's common severity, else every alert's (the worst will be the incident's)."""
+    common = common_labels.maybe_value("severity")
+    if common is not None:
+        return [common]
+    each = [found for alert in labels if (found := alert.maybe_value("severity")) is not None]
+    if not each:
+        raise Malformed(f"{common_labels.where('severity')}: missing, and no alert has one")
+    return each
+
+
+def _ended_at(alerts: list[Fields]) -> datetime:
+    """The last alert's end. A firing alert's endsAt is Go's zero time (year 1), not an end."""
+    ends = [at for alert in alerts if (at := alert.maybe_time("endsAt")) and at.year > 1]
+    if not ends:
+        raise Malformed("alerts[].endsAt: no alert of the resolved group has an end time")
+    return max(ends)
+
+
+def _services(labels: list[Fields]) -> list[str]:
+    """The `service` labels; the `job` labels when no alert has a service label."""
+    for name in ("service", "job"):
+        found = [value for alert in labels if (value := alert.maybe_text(name))]
+        if found:
+            return found
+    return []

@@ -1,0 +1,186 @@
+"""What every webhook source shares: the outcomes, the source interface, and the step from what
+a vendor reported to our normalized `Incident`, where the policy is applied once for all."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import ClassVar
+
+from pydantic import ValidationError
+
+from followthrough.domain.incident import Incident, incident_problems
+from followthrough.domain.policy import Policy
+from followthrough.domain.problems import format_validation_error
+from followthrough.webhooks.errors import Malformed
+from followthrough.webhooks.fields import Fields, FieldValue, shown
+
+# Request headers as given (starlette's Headers or a plain dict); sources look names up
+# ignoring case.
+Headers = Mapping[str, str]
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """An authenticated resolution: start (or find) the incident's postmortem."""
+
+    incident: Incident
+    delivery_id: str | None
+
+
+@dataclass(frozen=True)
+class Ignored:
+    """An authenticated, valid event that is not a resolution (a trigger, an acknowledgement)."""
+
+    reason: str
+    delivery_id: str | None
+
+
+@dataclass(frozen=True)
+class NotResolution:
+    """Why a genuine event does not resolve an incident, in words."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Lead:
+    """The incident lead or commander as the vendor names them."""
+
+    name: str | None = None
+    email: str | None = None
+
+
+@dataclass(frozen=True)
+class Reported:
+    """What a vendor said about a resolved incident, before the policy is applied."""
+
+    id: str
+    title: str
+    # The incident's severity is the worst of these once each is mapped through the policy;
+    # most vendors give one value, an Alertmanager group one per alert.
+    severities: list[FieldValue]
+    resolved_at: datetime
+    services: list[str] = field(default_factory=list)
+    started_at: datetime | None = None
+    detected_at: datetime | None = None
+    acknowledged_at: datetime | None = None
+    mitigated_at: datetime | None = None
+    summary: str = ""
+    url: str | None = None
+    lead: Lead | None = None
+
+
+class WebhookSource(ABC):
+    """One tool that reports resolved incidents. Adding a tool means adding one subclass."""
+
+    name: ClassVar[str]
+
+    @abstractmethod
+    def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
+        """Raise Unauthorized unless the raw request comes from the holder of `secret`."""
+
+    @abstractmethod
+    def interpret(self, payload: Fields, policy: Policy) -> Incident | NotResolution:
+        """The normalized incident the verified payload resolves, or why it resolves none."""
+
+    def delivery_id(self, headers: Headers) -> str | None:
+        """The vendor's id for this delivery, repeated on its retries; None when it sends none."""
+        return None
+
+
+class VendorSource(WebhookSource):
+    """A vendor's format: read what it reported, then apply the policy the same way for all."""
+
+    @abstractmethod
+    def read(self, payload: Fields) -> Reported | NotResolution:
+        """The vendor's facts about the resolved incident, or why this event is not one."""
+
+    def interpret(self, payload: Fields, policy: Policy) -> Incident | NotResolution:
+        reported = self.read(payload)
+        if isinstance(reported, NotResolution):
+            return reported
+        return normalize(self.name, reported, policy)
+
+
+def normalize(source: str, reported: Reported, policy: Policy) -> Incident:
+    """Our incident from the vendor's facts: severity and commander through the policy."""
+    try:
+        incident = Incident(
+            id=incident_id(reported.id),
+            title=reported.title,
+            severity=worst_severity(source, reported.severities, policy),
+            resolved_at=reported.resolved_at,
+            source=source,
+            services=list(dict.fromkeys(reported.services)),
+            started_at=reported.started_at,
+            detected_at=reported.detected_at,
+            acknowledged_at=reported.acknowledged_at,
+            mitigated_at=reported.mitigated_at,
+            commander=person_in_policy(reported.lead, policy),
+            summary=reported.summary,
+            url=reported.url,
+        )
+    except ValidationError as err:
+        raise Malformed("; ".join(format_validation_error(err))) from None
+    problems = incident_problems(incident, policy)
+    if problems:
+        raise Malformed("; ".join(problems))
+    return incident
+
+
+_FITTING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_UNFIT_CHARACTERS = re.compile(r"[^A-Za-z0-9._:-]+")
+
+
+def incident_id(vendor_id: str) -> str:
+    """The vendor's id when it fits our id pattern; else a readable form plus a hash of the
+    original, so two vendor ids that clean up alike still get different incident ids."""
+    if _FITTING_ID.match(vendor_id):
+        return vendor_id
+    readable = _UNFIT_CHARACTERS.sub("-", vendor_id).strip("-._:")[:100]
+    digest = hashlib.sha256(vendor_id.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+    return f"{readable}-{digest}" if readable else f"h-{digest}"
+
+
+def worst_severity(source: str, values: list[FieldValue], policy: Policy) -> str:
+    """Each vendor value mapped through `source_severities[source]`; the worst one wins."""
+    if not values:
+        raise Malformed("severity: the payload gives none")
+    mapping = policy.source_severities.get(source, {})
+    ranking = list(policy.severities)
+    mapped = []
+    for value in values:
+        severity = mapping.get(value.text)
+        if severity is None:
+            known = ", ".join(mapping) if mapping else "it maps none"
+            raise Malformed(
+                f"{value.path}: {shown(value.text)} is not mapped in the policy's "
+                f"source_severities.{source} ({known})"
+            )
+        mapped.append(severity)
+    return min(mapped, key=ranking.index)
+
+
+def person_in_policy(lead: Lead | None, policy: Policy) -> str | None:
+    """The policy person the vendor's lead is, by email (their `emails` entry or
+    person@email_domain) or by name; None when they are nobody the policy knows."""
+    if lead is None:
+        return None
+    people = sorted(policy.people)
+    if lead.email:
+        email = lead.email.strip().casefold()
+        for person in people:
+            addresses = {policy.email_of(person), f"{person}@{policy.email_domain}"}
+            if email in {address.casefold() for address in addresses}:
+                return person
+    if lead.name:
+        name = lead.name.strip().casefold()
+        for person in people:
+            if person.casefold() == name:
+                return person
+    return None
