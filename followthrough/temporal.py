@@ -116,27 +116,27 @@ async def start_postmortem(
 ) -> StartResult:
     """Start the postmortem for a resolved incident, or find the one that exists.
 
-    USE_EXISTING makes concurrent duplicate starts return one workflow; REJECT_DUPLICATE means a
-    postmortem that has closed is never reopened by a late duplicate delivery.
+    Exactly one of any number of concurrent starts creates the workflow (and answers "started");
+    the others find it. REJECT_DUPLICATE means a postmortem that has closed is never reopened by
+    a late duplicate delivery.
     """
     workflow_id = incident.postmortem_id
-    status = await _status(client, workflow_id)
-    if status is not None and status is not WorkflowExecutionStatus.RUNNING:
-        return StartResult(workflow_id=workflow_id, outcome="already closed")
     try:
         await client.start_workflow(
             PostmortemWorkflow.run,
             PostmortemStart(incident=incident, policy=policy),
             id=workflow_id,
             task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
         )
     except WorkflowAlreadyStartedError:
-        return StartResult(workflow_id=workflow_id, outcome="already closed")
-    return StartResult(
-        workflow_id=workflow_id, outcome="already open" if status is not None else "started"
-    )
+        status = await _status(client, workflow_id)
+        running = status is WorkflowExecutionStatus.RUNNING
+        return StartResult(
+            workflow_id=workflow_id, outcome="already open" if running else "already closed"
+        )
+    return StartResult(workflow_id=workflow_id, outcome="started")
 
 
 async def _status(client: Client, workflow_id: str) -> WorkflowExecutionStatus | None:

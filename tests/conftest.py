@@ -6,11 +6,12 @@ database fails the run instead of silently skipping half the storage tests.
 
 from __future__ import annotations
 
+import asyncio
 import email.policy
 import os
 import socket
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
@@ -84,6 +85,16 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 def store(database_url: str) -> Iterator[Store]:
     upgrade(database_url)
     store = Store(database_url)
+    yield store
+    store.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+    """The embedded default's database, for tests that are not about storage."""
+    url = f"sqlite:///{tmp_path / 'followthrough.db'}"
+    upgrade(url)
+    store = Store(url)
     yield store
     store.close()
 
@@ -178,6 +189,15 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+async def eventually(condition: Callable[[], Any], *, seconds: float = 10) -> Any:
+    """Wait for what a workflow records asynchronously; the condition's truthy value."""
+    for _ in range(int(seconds / 0.05)):
+        if result := condition():
+            return result
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition never held")
 
 
 @asynccontextmanager

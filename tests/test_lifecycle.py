@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -30,7 +30,7 @@ from followthrough.domain.postmortem import (
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import ActionRefused, act, start_postmortem
-from tests.conftest import running_worker
+from tests.conftest import eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
@@ -160,14 +160,6 @@ async def test_optional_postmortem_lapses_when_nobody_opts_in(
     assert stored is not None and stored.state is PostmortemState.NOT_REQUIRED
 
 
-async def _eventually(condition: Callable[[], bool]) -> None:
-    for _ in range(100):
-        if condition():
-            return
-        await asyncio.sleep(0.05)
-    raise AssertionError("condition never held")
-
-
 async def _wait_for_item(client: Client, item_id: str) -> ActionItem:
     """The child starts right after approval; query it once it exists."""
     handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
@@ -185,7 +177,7 @@ async def test_bad_draft_is_refused_whole_and_changes_nothing(
     now = time_skipping_now
     incident = parse_incident(incident_data(now), policy)
     pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
-    await _eventually(lambda: store.postmortem(pm_id) is not None)
+    await eventually(lambda: store.postmortem(pm_id) is not None)
     draft = draft_data(now, impact="", detection_gaps=[])
     draft["action_items"][0]["acceptance_criterion"] = {"description": "Improve monitoring a lot"}
     del draft["action_items"][1]["owner"]

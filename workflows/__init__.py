@@ -4,13 +4,14 @@ The one task queue and the custom search attributes live here so the worker, the
 embedded Temporal server agree on them.
 """
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import SEND_NOTICE
@@ -85,10 +86,34 @@ async def record(activity: str, change: PostmortemChange | ActionItemChange) -> 
 
 
 async def send_notice(notice: Notice) -> None:
-    """Have the activity render, record and deliver the notice (once per dedupe key)."""
-    await workflow.execute_activity(
-        SEND_NOTICE, notice, start_to_close_timeout=timedelta(seconds=60), retry_policy=NOTICE_RETRY
-    )
+    """Have the activity render, record and deliver the notice (once per dedupe key).
+
+    A message the mail server refuses for good (a bad address) is logged and left in the outbox;
+    it must not fail the follow-up it is about.
+    """
+    try:
+        await workflow.execute_activity(
+            SEND_NOTICE,
+            notice,
+            start_to_close_timeout=timedelta(seconds=60),
+            retry_policy=NOTICE_RETRY,
+        )
+    except ActivityError as err:
+        workflow.logger.error("notice %s not delivered: %s", notice.dedupe_key, err.cause)
+
+
+class NoticesInFlight:
+    """Notices sent in the background, so a person's action is answered at once even while the
+    mail server is down for hours; the workflow waits for them all before it completes."""
+
+    def __init__(self) -> None:
+        self._sending: list[asyncio.Task[None]] = []
+
+    def send(self, notice: Notice) -> None:
+        self._sending.append(asyncio.create_task(send_notice(notice)))
+
+    async def all_sent(self) -> None:
+        await asyncio.gather(*self._sending)
 
 
 async def reached(at: datetime, changed: Callable[[], bool]) -> bool:

@@ -50,12 +50,12 @@ with workflow.unsafe.imports_passed_through():
     from workflows import (
         ACTION_ITEM_STATE,
         OWNING_TEAM,
+        NoticesInFlight,
         audit_event,
         judge_when_opened,
         reached,
         record,
         refuse,
-        send_notice,
     )
     from workflows.team_slots import ADMITTED, QUEUED
 
@@ -69,6 +69,7 @@ class ActionItemWorkflow:
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.admitted = False  # holds a WIP slot (or the team has no cap)
         self.place_in_line: int | None = None
+        self.notices = NoticesInFlight()
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -95,6 +96,7 @@ class ActionItemWorkflow:
                 start_to_close_timeout=timedelta(seconds=30),
             )
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.notices.all_sent()
         return self.item
 
     # --- the team's WIP cap ---------------------------------------------------------------------
@@ -127,7 +129,7 @@ class ActionItemWorkflow:
             f"team {item.spec.team} is at its WIP cap of {cap}; number {self.place_in_line} "
             "in line, clock stopped",
         )
-        await self._notify(
+        self._notify(
             NoticeKind.WIP_QUEUED,
             self._recipients("manager"),
             "queued",
@@ -214,7 +216,7 @@ class ActionItemWorkflow:
             f"{step.name}: told {', '.join(r.name for r in to)} ({step.notify}); "
             + (f"{overdue} business days overdue" if overdue else f"due {item.due.isoformat()}"),
         )
-        await self._notify(
+        self._notify(
             NoticeKind.ITEM_STEP,
             to,
             f"{step.name}/plan-{item.plan}",
@@ -232,7 +234,7 @@ class ActionItemWorkflow:
             names = list(self.policy.council)
         return [Recipient(name=n, email=self.policy.email_of(n)) for n in names]
 
-    async def _notify(
+    def _notify(
         self,
         kind: NoticeKind,
         to: list[Recipient],
@@ -256,7 +258,7 @@ class ActionItemWorkflow:
             days_overdue=days_overdue,
             note=note,
         )
-        await send_notice(notice)
+        self.notices.send(notice)
 
     # --- what people do -----------------------------------------------------------------------
 
@@ -333,7 +335,7 @@ class ActionItemWorkflow:
         number = len(item.extensions)
         detail = f"until {request.until.isoformat()}: {request.reason}"
         await self._record(request.by, "item.extension_requested", detail)
-        await self._notify(
+        self._notify(
             NoticeKind.EXTENSION_REQUESTED,
             self._recipients("manager"),
             f"extension-{number}/requested",
@@ -366,7 +368,7 @@ class ActionItemWorkflow:
             f"; {decision.reason}" if decision.reason else ""
         )
         await self._record(decision.by, f"item.extension_{verdict}", detail)
-        await self._notify(
+        self._notify(
             NoticeKind.EXTENSION_DECIDED,
             self._recipients("owner"),
             f"extension-{number}/{verdict}",
@@ -401,7 +403,7 @@ class ActionItemWorkflow:
             f"from {previous} to {item.owner} ({item.team})"
             + (f": {change.reason}" if change.reason else ""),
         )
-        await self._notify(
+        self._notify(
             NoticeKind.REASSIGNED,
             self._recipients("owner"),
             f"reassigned-{number}",
@@ -425,7 +427,7 @@ class ActionItemWorkflow:
         await self._transition(
             ActionItemState.RISK_ACCEPTED, request.by, "item.risk_accepted", request.reason
         )
-        await self._notify(
+        self._notify(
             NoticeKind.RISK_ACCEPTED,
             self._recipients("owner") + self._recipients("manager"),
             "risk-accepted",

@@ -66,6 +66,10 @@ class LinkRefused(Exception):
     """A link that cannot be used; the message says why in words the reader understands."""
 
 
+class LinkExpired(LinkRefused):
+    """A genuine link past its time (or already used): gone, rather than forbidden."""
+
+
 def link_nonce(dedupe_key: str, action: LinkAction) -> str:
     """The same email always carries the same link, so a re-rendered retry changes nothing."""
     return hashlib.sha256(f"{dedupe_key}|{action.value}".encode()).hexdigest()[:32]
@@ -112,7 +116,7 @@ def read_link(token: str, secret: str, now: datetime) -> OneClickLink:
     except (ValueError, KeyError, TypeError, ValidationError):
         raise LinkRefused("this link is damaged; use the one in the email") from None
     if now >= link.expires_at:
-        raise LinkRefused(
+        raise LinkExpired(
             f"this link expired on {link.expires_at:%Y-%m-%d %H:%M} UTC; act with "
             f"`followthrough action` or the API instead"
         )

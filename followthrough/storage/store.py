@@ -67,6 +67,10 @@ class Store:
     def close(self) -> None:
         self.engine.dispose()
 
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(select(1))
+
     @contextmanager
     def _session(self) -> Iterator[Session]:
         with Session(self.engine) as session, session.begin():
@@ -251,6 +255,11 @@ class Store:
             row = session.get_one(UsedLinkRow, use.nonce)
             return LinkUse.model_validate(row, from_attributes=True)
 
+    def link_use(self, nonce: str) -> LinkUse | None:
+        with Session(self.engine) as session:
+            row = session.get(UsedLinkRow, nonce)
+            return LinkUse.model_validate(row, from_attributes=True) if row else None
+
     def release_link(self, nonce: str) -> None:
         """Give a claimed link back (its action was refused for what the person typed)."""
         with self._session() as session:
@@ -264,7 +273,7 @@ class Store:
             .group_by(PostmortemRow.state)
         )
         with Session(self.engine) as session:
-            return {state: count for state, count in session.execute(query).tuples()}
+            return {state: count for state, count in session.execute(query).all()}
 
     def overdue_item_counts(self, today: date) -> dict[str, int]:
         """Unresolved action items past their due date, by team."""
@@ -277,7 +286,7 @@ class Store:
             .group_by(ActionItemRow.team)
         )
         with Session(self.engine) as session:
-            return {team: count for team, count in session.execute(query).tuples()}
+            return {team: count for team, count in session.execute(query).all()}
 
     # --- reads ---------------------------------------------------------------------------------
 

@@ -1,0 +1,94 @@
+"""The HTTP service: webhooks that start postmortems, the human API, one-click links, health and
+metrics. `create_app` builds it around the services it is given, so tests, `followthrough api`
+and `followthrough up` run the very same app."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response, status
+from fastapi.responses import JSONResponse, PlainTextResponse
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from temporalio.service import RPCError, RPCStatusCode
+
+from followthrough.api import links, people, webhooks
+from followthrough.api.services import Services, Using
+from followthrough.logging import get_logger
+
+log = get_logger(__name__)
+
+DESCRIPTION = """
+Followthrough turns resolved incidents into postmortems whose follow-ups get done.
+
+* **Webhooks** (`POST /webhooks/{source}`) start a postmortem for each resolved incident; each
+  source authenticates with its own scheme (see the README).
+* **People** act through `/api/...` with a personal token (`Authorization: Bearer ft_...`, from
+  `followthrough token create --for NAME`). Refusals come back as 403 (not yours to do), 409
+  (not now) or 422 (what you sent is wrong), with the reason.
+"""
+
+
+def create_app(services: Services) -> FastAPI:
+    app = FastAPI(
+        title="Followthrough",
+        version="0.1.0",
+        description=DESCRIPTION,
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.services = services
+    app.include_router(webhooks.router)
+    app.include_router(people.router)
+    app.include_router(links.router)
+
+    @app.middleware("http")
+    async def count_requests(
+        request: Request, call_next: Callable[[Request], Awaitable[Response]]
+    ) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")  # a template, so labels stay few
+        services.metrics.requests.labels(
+            method=request.method, route=template, status=str(response.status_code)
+        ).inc()
+        if response.status_code >= 500:
+            log.error(
+                "request failed",
+                method=request.method,
+                route=template,
+                status=response.status_code,
+                seconds=round(time.perf_counter() - started, 3),
+            )
+        return response
+
+    @app.exception_handler(RPCError)
+    async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:
+        """Temporal down or overloaded: the caller (or the webhook's source) should retry."""
+        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
+            log.warning("temporal unavailable", error=str(err), path=request.url.path)
+            return JSONResponse(
+                {"detail": "Temporal is unavailable; nothing was done, try again shortly"},
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": "30"},
+            )
+        raise err
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz(using: Using) -> dict[str, str]:
+        """Up, with the database answering."""
+        await asyncio.to_thread(using.store.ping)
+        return {"status": "ok"}
+
+    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    async def metrics(using: Using) -> Response:
+        """Prometheus text format; the open and overdue gauges are read from the record."""
+        text = await asyncio.to_thread(generate_latest, using.metrics.registry)
+        return Response(text, media_type=CONTENT_TYPE_LATEST)
+
+    return app
+
+
+__all__ = ["Services", "create_app"]

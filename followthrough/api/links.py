@@ -1,0 +1,169 @@
+"""One-click links from emails: acknowledge an action item, or ask for more time.
+
+Opening a link only shows what it will do (mail scanners open links too); the person confirms with
+a button, which posts back to the same address. A link is signed, expires, is for one person and
+one item, and works once: its nonce is claimed before the action runs and given back only if the
+action was refused, so a replayed or double-clicked link cannot act twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, status
+from fastapi.responses import HTMLResponse
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+from followthrough.api.people import STATUS_OF_REFUSAL
+from followthrough.api.services import Services, Using
+from followthrough.domain.access import (
+    LinkAction,
+    LinkExpired,
+    LinkRefused,
+    LinkUse,
+    OneClickLink,
+    read_link,
+)
+from followthrough.domain.postmortem import Acknowledgement, ActionItem, ExtensionRequest
+from followthrough.domain.problems import RefusalKind
+from followthrough.logging import get_logger
+from followthrough.temporal import ActionRefused, act
+
+router = APIRouter(tags=["one-click links"])
+log = get_logger(__name__)
+_pages = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),
+    autoescape=select_autoescape(default=True),
+)
+
+HEADINGS = {
+    LinkAction.ACKNOWLEDGE: "Acknowledge your action item",
+    LinkAction.REQUEST_EXTENSION: "Ask for more time",
+}
+
+
+@router.get("/act/{token}", response_class=HTMLResponse)
+async def show_link(token: str, using: Using) -> HTMLResponse:
+    """What the link will do, with a button to do it."""
+    link, refusal = await _usable(using, token)
+    if link is None:
+        return refusal
+    item = await asyncio.to_thread(using.store.action_item, link.action_item_id)
+    return _page(link, item, status.HTTP_200_OK, form=True, using=using)
+
+
+@router.post("/act/{token}", response_class=HTMLResponse)
+async def use_link(
+    token: str,
+    using: Using,
+    until: Annotated[date | None, Form()] = None,
+    reason: Annotated[str, Form(max_length=10_000)] = "",
+) -> HTMLResponse:
+    """Do what the link says, once."""
+    link, refusal = await _usable(using, token)
+    if link is None:
+        return refusal
+    use = LinkUse(
+        nonce=link.nonce,
+        action=link.action.value,
+        action_item_id=link.action_item_id,
+        person=link.person,
+        used_at=using.clock(),
+    )
+    earlier = await asyncio.to_thread(using.store.claim_link, use)
+    if earlier is not None:  # a double click or a replay racing the first use
+        return _used(earlier)
+    bound = log.bind(action_item_id=link.action_item_id, person=link.person, action=link.action)
+    try:
+        if link.action is LinkAction.ACKNOWLEDGE:
+            argument: Any = Acknowledgement(by=link.person)
+        elif until is None:
+            raise ActionRefused("choose the new due date", RefusalKind.INVALID)
+        else:
+            argument = ExtensionRequest(by=link.person, until=until, reason=reason)
+        item = await act(using.client, link.action_item_id, link.action.value, argument, ActionItem)
+    except ActionRefused as refused:
+        await asyncio.to_thread(using.store.release_link, link.nonce)  # nothing happened
+        bound.info("one-click link refused", reason=str(refused))
+        current = await asyncio.to_thread(using.store.action_item, link.action_item_id)
+        return _page(
+            link,
+            current,
+            STATUS_OF_REFUSAL[refused.kind],
+            form=True,
+            using=using,
+            error=str(refused),
+            until=until,
+            reason=reason,
+        )
+    bound.info("one-click link used")
+    message = (
+        f"Acknowledged. {item.owner} owns it; it is due {item.due.isoformat()}."
+        if link.action is LinkAction.ACKNOWLEDGE
+        else f"Asked for {until}. {_decider(using, item)} decides; you will hear by email."
+    )
+    return _page(link, item, status.HTTP_200_OK, form=False, using=using, message=message)
+
+
+async def _usable(using: Services, token: str) -> tuple[OneClickLink | None, HTMLResponse]:
+    """The link, or the page that says why it cannot be used."""
+    try:
+        link = read_link(token, using.settings.effective_link_secret(), using.clock())
+    except LinkExpired as gone:
+        return None, _problem(str(gone), status.HTTP_410_GONE)
+    except LinkRefused as refused:
+        log.warning("forged or damaged one-click link", reason=str(refused))
+        return None, _problem(str(refused), status.HTTP_403_FORBIDDEN)
+    earlier = await asyncio.to_thread(using.store.link_use, link.nonce)
+    if earlier is not None:
+        return None, _used(earlier)
+    return link, _problem("", status.HTTP_200_OK)
+
+
+def _used(earlier: LinkUse) -> HTMLResponse:
+    return _problem(
+        f"this link was already used on {earlier.used_at:%Y-%m-%d %H:%M} UTC; each link works once",
+        status.HTTP_410_GONE,
+    )
+
+
+def _problem(error: str, code: int) -> HTMLResponse:
+    html = _pages.get_template("one_click.html.j2").render(
+        heading="This link cannot be used", error=error, form=False, item=None
+    )
+    return HTMLResponse(html, status_code=code)
+
+
+def _decider(using: Services, item: ActionItem) -> str:
+    return f"{using.policy.manager_of_team(item.team)} (or the reliability council)"
+
+
+def _page(
+    link: OneClickLink,
+    item: ActionItem | None,
+    code: int,
+    *,
+    form: bool,
+    using: Services,
+    error: str = "",
+    message: str = "",
+    until: date | None = None,
+    reason: str = "",
+) -> HTMLResponse:
+    html = _pages.get_template("one_click.html.j2").render(
+        heading=HEADINGS[link.action],
+        item=item,
+        action=link.action.value,
+        person=link.person,
+        expires=f"{link.expires_at:%Y-%m-%d %H:%M} UTC",
+        decider=_decider(using, item) if item else "the manager",
+        form=form and item is not None,
+        error=error,
+        message=message,
+        until=until.isoformat() if until else "",
+        reason=reason,
+    )
+    return HTMLResponse(html, status_code=code)

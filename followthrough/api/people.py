@@ -1,0 +1,296 @@
+"""The human API: read postmortems and action items, and act on them.
+
+Reads come from the record (the database); every action is the workflow update of the same name,
+sent as the person the API token belongs to. The workflow's validator decides, and its message
+comes back verbatim: 403 when this person may not, 409 when not now, 422 when what was sent is
+wrong.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import date
+from typing import Annotated, Any, TypeVar
+
+from fastapi import APIRouter, HTTPException, Query, status
+from pydantic import BaseModel, ConfigDict, Field
+
+from followthrough.api.auth import Person
+from followthrough.api.services import Services, Using
+from followthrough.domain.draft import Draft
+from followthrough.domain.postmortem import (
+    Acknowledgement,
+    ActionItem,
+    ActionItemState,
+    Approval,
+    AuditEvent,
+    ChangeRequest,
+    DoneClaim,
+    DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
+    Postmortem,
+    PostmortemState,
+    Reassignment,
+    Rejection,
+    RiskAcceptanceRequest,
+    Verification,
+)
+from followthrough.domain.problems import RefusalKind
+from followthrough.temporal import ActionRefused, act
+
+router = APIRouter(prefix="/api", tags=["people"])
+Result = TypeVar("Result", bound=BaseModel)
+
+STATUS_OF_REFUSAL = {
+    RefusalKind.FORBIDDEN: status.HTTP_403_FORBIDDEN,
+    RefusalKind.CONFLICT: status.HTTP_409_CONFLICT,
+    RefusalKind.INVALID: status.HTTP_422_UNPROCESSABLE_CONTENT,
+}
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- what people send (the acting person comes from the token, never from the body) -----------
+
+
+class ApprovalBody(Body):
+    comment: str = Field(default="", max_length=10_000)
+
+
+class ChangeRequestBody(Body):
+    reason: str = Field(max_length=10_000, description="what needs to change")
+
+
+class DoneClaimBody(Body):
+    evidence: str = Field(max_length=10_000, description="the change, dashboard or test")
+
+
+class VerificationBody(Body):
+    note: str = Field(default="", max_length=10_000)
+
+
+class RejectionBody(Body):
+    reason: str = Field(max_length=10_000, description="why the criterion is not met")
+
+
+class ExtensionRequestBody(Body):
+    until: date = Field(description="the new due date")
+    reason: str = Field(max_length=10_000)
+
+
+class ExtensionDecisionBody(Body):
+    approve: bool
+    reason: str = Field(default="", max_length=10_000, description="required to deny")
+
+
+class ReassignmentBody(Body):
+    to: str = Field(max_length=128, description="the new owner")
+    team: str | None = Field(default=None, max_length=64, description="if it changes")
+    reason: str = Field(default="", max_length=10_000)
+
+
+class RiskAcceptanceBody(Body):
+    reason: str = Field(max_length=10_000, description="why the risk is acceptable, in writing")
+
+
+# --- what people read --------------------------------------------------------------------------
+
+
+class Me(BaseModel):
+    person: str
+    email: str
+    teams: list[str]
+    manages: list[str]
+    reviewer: bool
+    council: bool
+
+
+class PostmortemView(BaseModel):
+    postmortem: Postmortem
+    action_items: list[ActionItem]
+    audit: list[AuditEvent]
+
+
+class ActionItemView(BaseModel):
+    action_item: ActionItem
+    audit: list[AuditEvent]
+
+
+@router.get("/me")
+def me(person: Person, using: Using) -> Me:
+    policy = using.policy
+    return Me(
+        person=person,
+        email=policy.email_of(person),
+        teams=[name for name in policy.teams if policy.is_in_team(person, name)],
+        manages=[name for name, team in policy.teams.items() if team.manager == person],
+        reviewer=policy.may_review(person),
+        council=person in policy.council,
+    )
+
+
+@router.get("/postmortems")
+async def list_postmortems(
+    person: Person, using: Using, state: PostmortemState | None = None
+) -> list[Postmortem]:
+    return await asyncio.to_thread(using.store.postmortems, state.value if state else None)
+
+
+@router.get("/postmortems/{postmortem}")
+async def show_postmortem(postmortem: str, person: Person, using: Using) -> PostmortemView:
+    """A postmortem by id or unique tail (e.g. INC-2041), with its action items and audit trail."""
+    pm_id = await _postmortem_id(using, postmortem)
+    store = using.store
+    found = await asyncio.to_thread(store.postmortem, pm_id)
+    assert found is not None
+    items = await asyncio.to_thread(lambda: store.action_items(postmortem_id=pm_id))
+    trail = await asyncio.to_thread(store.audit_trail, pm_id)
+    return PostmortemView(postmortem=found, action_items=items, audit=trail)
+
+
+@router.post("/postmortems/{postmortem}/draft")
+async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
+    """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
+    pm_id = await _postmortem_id(using, postmortem)
+    return await _act(
+        using, pm_id, "submit_draft", DraftSubmission(by=person, draft=draft), Postmortem
+    )
+
+
+@router.post("/postmortems/{postmortem}/approve")
+async def approve(postmortem: str, body: ApprovalBody, person: Person, using: Using) -> Postmortem:
+    pm_id = await _postmortem_id(using, postmortem)
+    return await _act(using, pm_id, "approve", Approval(by=person, **body.model_dump()), Postmortem)
+
+
+@router.post("/postmortems/{postmortem}/request-changes")
+async def request_changes(
+    postmortem: str, body: ChangeRequestBody, person: Person, using: Using
+) -> Postmortem:
+    pm_id = await _postmortem_id(using, postmortem)
+    request = ChangeRequest(by=person, **body.model_dump())
+    return await _act(using, pm_id, "request_changes", request, Postmortem)
+
+
+@router.get("/action-items")
+async def list_action_items(
+    person: Person,
+    using: Using,
+    postmortem: str | None = None,
+    state: ActionItemState | None = None,
+    owner: Annotated[str | None, Query(max_length=128)] = None,
+    team: Annotated[str | None, Query(max_length=64)] = None,
+) -> list[ActionItem]:
+    pm_id = await _postmortem_id(using, postmortem) if postmortem else None
+    return await asyncio.to_thread(
+        lambda: using.store.action_items(
+            postmortem_id=pm_id, state=state.value if state else None, owner=owner, team=team
+        )
+    )
+
+
+@router.get("/action-items/{item}")
+async def show_action_item(item: str, person: Person, using: Using) -> ActionItemView:
+    item_id = await _item_id(using, item)
+    found = await asyncio.to_thread(using.store.action_item, item_id)
+    assert found is not None
+    trail = await asyncio.to_thread(using.store.audit_trail, found.postmortem_id)
+    return ActionItemView(action_item=found, audit=[e for e in trail if e.workflow_id == found.id])
+
+
+@router.post("/action-items/{item}/acknowledge")
+async def acknowledge(item: str, person: Person, using: Using) -> ActionItem:
+    """The owner has seen it."""
+    return await _act_on_item(using, item, "acknowledge", Acknowledgement(by=person))
+
+
+@router.post("/action-items/{item}/claim-done")
+async def claim_done(item: str, body: DoneClaimBody, person: Person, using: Using) -> ActionItem:
+    """The owner says it is done; verification comes next."""
+    claim = DoneClaim(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "claim_done", claim)
+
+
+@router.post("/action-items/{item}/verify")
+async def verify(item: str, body: VerificationBody, person: Person, using: Using) -> ActionItem:
+    """Someone who is not the owner confirms the acceptance criterion holds."""
+    verification = Verification(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "verify", verification)
+
+
+@router.post("/action-items/{item}/reject")
+async def reject(item: str, body: RejectionBody, person: Person, using: Using) -> ActionItem:
+    rejection = Rejection(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "reject", rejection)
+
+
+@router.post("/action-items/{item}/extension")
+async def request_extension(
+    item: str, body: ExtensionRequestBody, person: Person, using: Using
+) -> ActionItem:
+    """The owner asks for a later due date; the manager or the council decides."""
+    request = ExtensionRequest(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "request_extension", request)
+
+
+@router.post("/action-items/{item}/extension/decision")
+async def decide_extension(
+    item: str, body: ExtensionDecisionBody, person: Person, using: Using
+) -> ActionItem:
+    decision = ExtensionDecision(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "decide_extension", decision)
+
+
+@router.post("/action-items/{item}/reassign")
+async def reassign(item: str, body: ReassignmentBody, person: Person, using: Using) -> ActionItem:
+    change = Reassignment(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "reassign", change)
+
+
+@router.post("/action-items/{item}/accept-risk")
+async def accept_risk(
+    item: str, body: RiskAcceptanceBody, person: Person, using: Using
+) -> ActionItem:
+    """The reliability council closes it without the fix, in writing."""
+    request = RiskAcceptanceRequest(by=person, **body.model_dump())
+    return await _act_on_item(using, item, "accept_risk", request)
+
+
+# --- one way to find a thing and to act on it ---------------------------------------------------
+
+
+async def _postmortem_id(using: Services, reference: str) -> str:
+    return await _known(using, reference, action_item=False)
+
+
+async def _item_id(using: Services, reference: str) -> str:
+    return await _known(using, reference, action_item=True)
+
+
+async def _known(using: Services, reference: str, *, action_item: bool) -> str:
+    store = using.store
+    what = "action item" if action_item else "postmortem"
+    try:
+        found = await asyncio.to_thread(store.resolve, reference, action_item=action_item)
+    except LookupError as err:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
+    read = store.action_item if action_item else store.postmortem
+    if await asyncio.to_thread(read, found) is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} '{reference}'")
+    return found
+
+
+async def _act_on_item(using: Services, reference: str, update: str, argument: Any) -> ActionItem:
+    return await _act(using, await _item_id(using, reference), update, argument, ActionItem)
+
+
+async def _act(
+    using: Services, workflow_id: str, update: str, argument: BaseModel, result: type[Result]
+) -> Result:
+    try:
+        return await act(using.client, workflow_id, update, argument, result)
+    except ActionRefused as refused:
+        raise HTTPException(STATUS_OF_REFUSAL[refused.kind], detail=str(refused)) from None

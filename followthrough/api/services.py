@@ -1,0 +1,48 @@
+"""What the HTTP API works with: settings, the record, the policy, Temporal, and a clock."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Depends, Request
+from temporalio.client import Client
+
+from followthrough.api.metrics import Metrics
+from followthrough.domain.policy import Policy
+from followthrough.settings import Settings
+from followthrough.storage import Store
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Services:
+    settings: Settings
+    store: Store
+    client: Client
+    clock: Callable[[], datetime] = field(default=utc_now)  # tests pass the test server's clock
+    metrics: Metrics = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.metrics = Metrics(self.store, lambda: self.policy.calendar.local_date(self.clock()))
+
+    @property
+    def policy(self) -> Policy:
+        return self.settings.loaded_policy
+
+    @property
+    def task_queue(self) -> str:
+        return self.settings.task_queue
+
+
+def services(request: Request) -> Services:
+    found: Services = request.app.state.services
+    return found
+
+
+Using = Annotated[Services, Depends(services)]

@@ -1,0 +1,97 @@
+"""The HTTP API in-process for tests: the real app around a real Temporal server and store.
+
+Requests go through httpx's ASGI transport (no port needed); the worker, Temporal and the
+database are the real ones from the fixtures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from followthrough.api import Services, create_app
+from followthrough.api.auth import issue_token
+from followthrough.notices.delivery import Mailer
+from followthrough.notices.render import Links
+from followthrough.settings import Settings
+from followthrough.storage import Store
+
+LINK_SECRET = "test-link-secret-0123456789abcdef"
+PUBLIC_URL = "http://followthrough.test"
+WEBHOOK_SECRETS = {
+    "pagerduty": "pd-secret-for-tests",
+    "opsgenie": "opsgenie-token-for-tests",
+    "incidentio": "whsec_dGVzdC1zdml4LXNlY3JldC0xMjM0NTY3ODkw",
+    "alertmanager": "alertmanager-token-for-tests",
+    "grafana": "grafana-secret-for-tests",
+    "firehydrant": "firehydrant-secret-for-tests",
+    "generic": "generic-secret-for-tests",
+}
+
+
+def api_settings(data_dir: Path, task_queue: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "task_queue": task_queue,
+        "link_secret": LINK_SECRET,
+        "public_url": PUBLIC_URL,
+        **{f"webhook_secret_{source}": secret for source, secret in WEBHOOK_SECRETS.items()},
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def link_mailer(outbox_dir: Path) -> Mailer:
+    """The local outbox, with one-click links signed as the API expects."""
+    return Mailer(
+        sender="Followthrough <followthrough@localhost>",
+        outbox_dir=outbox_dir,
+        links=Links(
+            temporal_ui="http://127.0.0.1:8233", public_url=PUBLIC_URL, link_secret=LINK_SECRET
+        ),
+    )
+
+
+class Api:
+    """An httpx client for the app, with a token per person on demand."""
+
+    def __init__(self, http: httpx.AsyncClient, services: Services) -> None:
+        self.http = http
+        self.services = services
+        self._tokens: dict[str, str] = {}
+
+    def token(self, person: str) -> str:
+        if person not in self._tokens:
+            self._tokens[person] = issue_token(
+                self.services.store, self.services.policy, person, "tests", datetime.now(UTC)
+            )
+        return self._tokens[person]
+
+    async def get(self, path: str, person: str | None = None, **kwargs: Any) -> httpx.Response:
+        return await self.http.get(path, headers=self._auth(person), **kwargs)
+
+    async def post(
+        self, path: str, person: str | None = None, json: Any = None, **kwargs: Any
+    ) -> httpx.Response:
+        return await self.http.post(path, headers=self._auth(person), json=json, **kwargs)
+
+    def _auth(self, person: str | None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token(person)}"} if person else {}
+
+
+@asynccontextmanager
+async def api_for(
+    client: Client, store: Store, settings: Settings, clock: Callable[[], datetime] | None = None
+) -> AsyncIterator[Api]:
+    services = Services(settings=settings, store=store, client=client)
+    if clock is not None:
+        services.clock = clock
+    transport = httpx.ASGITransport(app=create_app(services))
+    async with httpx.AsyncClient(transport=transport, base_url=PUBLIC_URL) as http:
+        yield Api(http, services)
