@@ -1,4 +1,4 @@
-# Followthrough's worker (and later the API) for the production-shaped topology in docker-compose.yml.
+# Followthrough (worker, API, CLI) for the production-shaped topology in docker-compose.yml.
 FROM python:3.11-slim
 WORKDIR /app
 COPY pyproject.toml README.md worker.py starter.py ./
@@ -8,4 +8,5 @@ COPY activities ./activities
 RUN pip install --no-cache-dir .
 USER nobody
 ENTRYPOINT ["followthrough"]
+EXPOSE 8000
 CMD ["worker"]

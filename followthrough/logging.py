@@ -19,6 +19,7 @@ def _flatten_temporal_info(
     _logger: object, _name: str, event: structlog.types.EventDict
 ) -> structlog.types.EventDict:
     """The SDK's `temporal_workflow`/`temporal_activity` extras become top-level ids."""
+    event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
     for key in ("temporal_workflow", "temporal_activity"):
         info = event.pop(key, None)
         if isinstance(info, dict):

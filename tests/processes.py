@@ -42,6 +42,7 @@ class Followthrough:
                 "TEMPORAL_ADDRESS": temporal_address,
                 "FOLLOWTHROUGH_DATA_DIR": str(tmp_path / "data"),
                 "FOLLOWTHROUGH_TASK_QUEUE": task_queue,
+                "FOLLOWTHROUGH_API_PORT": str(free_port()),
                 "PYTHONUNBUFFERED": "1",
             }
         )

@@ -8,10 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
 from followthrough.binaries import find_binary
+from followthrough.webhooks import sign_generic
 from tests.processes import ROOT, Followthrough, free_port, wait_until
 
 EXAMPLES = ROOT / "examples"
@@ -67,7 +69,9 @@ def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
     ft = Followthrough.create(
         tmp_path, temporal_address=address, database_url=None, task_queue="followthrough"
     )
+    ft.env["FOLLOWTHROUGH_WEBHOOK_SECRET_GENERIC"] = "embedded-secret"
     data_dir = Path(ft.env["FOLLOWTHROUGH_DATA_DIR"])
+    api = f"http://127.0.0.1:{ft.env['FOLLOWTHROUGH_API_PORT']}"
 
     up = Up(ft, port, ui_port)
     try:
@@ -75,8 +79,23 @@ def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
         assert f"Temporal      {address}" in banner
         assert f"Temporal UI   http://127.0.0.1:{ui_port}" in banner
         assert f"sqlite:///{data_dir / 'followthrough.db'}" in banner
+        assert f"HTTP API      {api}" in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
+        with urllib.request.urlopen(f"{api}/healthz", timeout=10) as health:
+            assert json.load(health) == {"status": "ok"}
+
+        # An incident arriving by webhook, signed as the README shows, starts its postmortem.
+        body = json.dumps({**json.loads((EXAMPLES / "incident.json").read_text()), "id": "INC-77"})
+        hooked = urllib.request.Request(
+            f"{api}/webhooks/generic",
+            data=body.encode(),
+            headers=sign_generic("embedded-secret", body.encode(), int(time.time())),
+            method="POST",
+        )
+        with urllib.request.urlopen(hooked, timeout=30) as answer:
+            assert answer.status == 202
+            assert json.load(answer)["workflow_id"] == "postmortem-generic-INC-77"
 
         started = ft.cli("incident", "resolved", str(EXAMPLES / "incident.json"))
         assert started.stdout.strip() == f"{PM_ID}: started"
@@ -101,6 +120,12 @@ def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
         )
         found = [w["execution"]["workflowId"] for w in json.loads(listed.stdout)]
         assert found == [PM_ID]
+        token = ft.cli("token", "create", "--for", "dan").stdout.strip()
+        mine = urllib.request.Request(
+            f"{api}/api/postmortems?state=drafting", headers={"Authorization": f"Bearer {token}"}
+        )
+        with urllib.request.urlopen(mine, timeout=10) as listing:
+            assert [pm["id"] for pm in json.load(listing)] == ["postmortem-generic-INC-77"]
     finally:
         code = up.ctrl_c()
     assert code == 0, up.output
