@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from followthrough.domain.access import read_link
 from followthrough.domain.draft import action_item_specs, parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
@@ -52,6 +54,49 @@ def test_every_kind_renders_with_the_item_and_a_way_to_act(
     if notice.action_item_id:
         assert "A page fires within 5 minutes" in email.text
         assert "3 business days overdue" in email.text or kind is not NoticeKind.ITEM_STEP
+
+
+def test_owner_emails_carry_one_click_links_that_a_retry_renders_the_same(policy: Policy) -> None:
+    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-8"), policy), policy, NOW)
+    pm.draft = parse_draft(draft_data(NOW))
+    spec = action_item_specs(pm.draft)[0]  # owned by bob
+    item = open_action_item(
+        ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
+        NOW,
+    )
+    links = Links(
+        temporal_ui="http://127.0.0.1:8233", public_url="https://ft.example", link_secret="k" * 32
+    )
+
+    def notice(to: str, step: str) -> Notice:
+        return Notice(
+            dedupe_key=f"{item.id}/{step}/plan-1",
+            kind=NoticeKind.ITEM_STEP,
+            at=NOW,
+            to=[Recipient(name=to, email=f"{to}@example.com")],
+            postmortem_id=pm.id,
+            action_item_id=item.id,
+            step=step,
+            notify="owner" if to == "bob" else "manager",
+            due=item.due,
+        )
+
+    due = render_notice(notice("bob", "due"), pm, item, [], links)
+    acknowledge, extend = re.findall(r"https://ft\.example/act/(\S+)", due.text)
+    read = read_link(acknowledge, "k" * 32, NOW)
+    assert (read.action, read.person, read.action_item_id) == ("acknowledge", "bob", item.id)
+    assert read.expires_at == NOW + timedelta(days=7)
+    assert read_link(extend, "k" * 32, NOW).action == "request_extension"
+    assert f"https://ft.example/act/{acknowledge}" in due.html
+    assert render_notice(notice("bob", "due"), pm, item, [], links) == due  # a retry: same links
+    other = render_notice(notice("bob", "reminder"), pm, item, [], links).text
+    assert acknowledge not in other  # each email's links are its own (one use each)
+
+    item.acknowledged_by, item.acknowledged_at = "bob", NOW
+    after = render_notice(notice("bob", "due"), pm, item, [], links).text
+    assert "Acknowledge:" not in after and "Ask for more time:" in after
+    assert "/act/" not in render_notice(notice("maria", "manager"), pm, item, [], links).text
+    assert "/act/" not in render_notice(notice("bob", "due"), pm, item, [], LINKS).text
 
 
 def test_copies_of_one_notice_share_a_message_id() -> None:
