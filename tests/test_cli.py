@@ -96,3 +96,23 @@ def test_actions_need_to_know_who_you_are(ft: Followthrough) -> None:
     result = ft.cli("action", "verify", "INC-1-item-1", check=False)
     assert result.returncode == 1
     assert "who are you? pass --as NAME or set FOLLOWTHROUGH_USER" in result.stderr
+
+
+def test_tokens_are_created_for_people_listed_without_secrets_and_revoked(
+    ft: Followthrough,
+) -> None:
+    stranger = ft.cli("token", "create", "--for", "mallory", check=False)
+    assert stranger.returncode == 1
+    assert "'mallory' is not in the policy's directory" in stranger.stderr
+
+    token = ft.cli("token", "create", "--for", "erin", "--name", "laptop").stdout.strip()
+    assert token.startswith("ft_") and len(token) > 40
+    (listed,) = ft.cli_json("token", "list", "--json")
+    assert (listed["person"], listed["name"], listed["revoked_at"]) == ("erin", "laptop", None)
+    assert token not in ft.cli("token", "list").stdout  # only the id and a hash are kept
+
+    assert "revoked" in ft.cli("token", "revoke", listed["id"]).stdout
+    (revoked,) = ft.cli_json("token", "list", "--json")
+    assert revoked["revoked_at"] is not None
+    missing = ft.cli("token", "revoke", "nope", check=False)
+    assert missing.returncode == 1 and "no token with id 'nope'" in missing.stderr
