@@ -20,7 +20,6 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from followthrough.api.auth import issue_token
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import load_policy
@@ -501,6 +500,8 @@ def token_create(
     name: Annotated[str, typer.Option(help="a label, e.g. the machine it is for")] = "api",
 ) -> None:
     """Create a personal API token; it is shown once, and only its hash is kept."""
+    from followthrough.api.auth import issue_token  # FastAPI: loaded only when needed
+
     config = settings()
     store = open_migrated_store()
     token = issue_token(store, config.loaded_policy, person, name, datetime.now(UTC))

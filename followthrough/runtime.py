@@ -23,7 +23,6 @@ from typing import IO
 import uvicorn
 from temporalio.client import Client
 
-from followthrough.api import Services, create_app
 from followthrough.binaries import find_binary
 from followthrough.logging import get_logger
 from followthrough.settings import Settings
@@ -101,6 +100,8 @@ async def serve_api_until(
     client: Client, store: Store, settings: Settings, stop: asyncio.Event
 ) -> None:
     require_api_port(settings)
+    from followthrough.api import Services, create_app  # FastAPI: CLI commands need not load it
+
     app = create_app(Services(settings=settings, store=store, client=client))
     server = _ApiServer(
         uvicorn.Config(
