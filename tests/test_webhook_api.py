@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
@@ -155,6 +156,33 @@ async def test_a_flood_of_duplicates_starts_exactly_one_postmortem(api: Api) -> 
         "postmortem-generic-INC-FLOOD-1"
     ).fetch_history()
     assert history.events[0].workflow_execution_started_event_attributes is not None
+
+
+async def test_with_temporal_down_a_webhook_is_refused_for_a_retry_and_nothing_recorded(
+    sqlite_store: Store, tmp_path: Path
+) -> None:
+    dead = await Client.connect(
+        f"127.0.0.1:{free_port()}", lazy=True, data_converter=pydantic_data_converter
+    )
+    body = load_payload("generic_resolved")
+    headers = signed_request("generic", WEBHOOK_SECRETS["generic"], body, datetime.now(UTC))
+    headers["X-Followthrough-Delivery"] = "retry-me"
+    async with api_for(dead, sqlite_store, api_settings(tmp_path, "unused")) as api:
+        answer = await api.http.post("/webhooks/generic", content=body, headers=headers)
+    assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
+    # The delivery is not remembered, so the source's retry is treated as new, not a duplicate.
+    assert sqlite_store.record_delivery("generic", "retry-me", datetime.now(UTC), "started", None)
+
+
+async def test_a_severity_that_needs_no_postmortem_still_gets_an_optional_one(api: Api) -> None:
+    payload = json.loads(load_payload("generic_resolved"))
+    payload.update(id="INC-MINOR-1", severity="SEV4")
+    body = json.dumps(payload).encode()
+    headers = signed_request("generic", WEBHOOK_SECRETS["generic"], body, datetime.now(UTC))
+    answer = await deliver(api, "generic", body, headers)
+    assert (answer["code"], answer["status"]) == (202, "started")
+    pm = await eventually(lambda: api.services.store.postmortem("postmortem-generic-INC-MINOR-1"))
+    assert (pm.state.value, pm.required) == ("optional", False)
 
 
 def free_port() -> int:

@@ -65,16 +65,22 @@ def create_app(services: Services) -> FastAPI:
         return response
 
     @app.exception_handler(RPCError)
-    async def temporal_unavailable(request: Request, err: RPCError) -> JSONResponse:
+    @app.exception_handler(RuntimeError)
+    async def temporal_unavailable(request: Request, err: Exception) -> JSONResponse:
         """Temporal down or overloaded: the caller (or the webhook's source) should retry."""
-        if err.status in (RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED):
-            log.warning("temporal unavailable", error=str(err), path=request.url.path)
-            return JSONResponse(
-                {"detail": "Temporal is unavailable; nothing was done, try again shortly"},
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": "30"},
-            )
-        raise err
+        unreachable = isinstance(err, RuntimeError) and "Failed client connect" in str(err)
+        overloaded = isinstance(err, RPCError) and err.status in (
+            RPCStatusCode.UNAVAILABLE,
+            RPCStatusCode.DEADLINE_EXCEEDED,
+        )
+        if not (unreachable or overloaded):
+            raise err
+        log.warning("temporal unavailable", error=str(err), path=request.url.path)
+        return JSONResponse(
+            {"detail": "Temporal is unavailable; nothing was done, try again shortly"},
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+            headers={"Retry-After": "30"},
+        )
 
     @app.get("/healthz", tags=["operations"])
     async def healthz(using: Using) -> dict[str, str]:
