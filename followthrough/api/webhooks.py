@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 from typing import Literal
 
-from fastapi import APIRouter, HTTPException, Request, status
-from fastapi.responses import JSONResponse
+from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 
 from followthrough.api.services import Using
@@ -43,7 +42,9 @@ class WebhookAnswer(BaseModel):
         422: {"description": "not a payload we can read; the message names the field"},
     },
 )
-async def incident_webhook(source: str, request: Request, using: Using) -> WebhookAnswer:
+async def incident_webhook(
+    source: str, request: Request, response: Response, using: Using
+) -> WebhookAnswer:
     """Receive a PagerDuty, Opsgenie, incident.io, Alertmanager, Grafana, FireHydrant or generic
     webhook. The body is the source's own JSON; authentication is the source's own scheme."""
     bound = log.bind(source=source)
@@ -74,8 +75,8 @@ async def incident_webhook(source: str, request: Request, using: Using) -> Webho
     if isinstance(result, Ignored):
         using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
         bound.info("webhook ignored", reason=result.reason, delivery_id=result.delivery_id)
-        answer = WebhookAnswer(status="ignored", reason=result.reason)
-        return JSONResponse(answer.model_dump(), status_code=status.HTTP_200_OK)  # type: ignore[return-value]
+        response.status_code = status.HTTP_200_OK  # authentic, understood, nothing to do
+        return WebhookAnswer(status="ignored", reason=result.reason)
     incident = result.incident
     started = await start_postmortem(
         using.client, incident, using.policy, task_queue=using.task_queue
