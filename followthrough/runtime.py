@@ -14,7 +14,7 @@ import contextlib
 import signal
 import socket
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -122,9 +122,12 @@ async def serve_api_until(
     stopping.cancel()
 
 
-async def run_api(settings: Settings, address: str | None = None) -> None:
-    """`followthrough api`: the HTTP API against TEMPORAL_ADDRESS until Ctrl-C."""
-    _ = settings.loaded_policy
+Serve = Callable[[Client, Store, Settings, asyncio.Event], Awaitable[None]]
+
+
+async def run_against_temporal(serve: Serve, settings: Settings, address: str | None) -> None:
+    """Run the worker or the API against TEMPORAL_ADDRESS until Ctrl-C or SIGTERM."""
+    _ = settings.loaded_policy  # fail fast on a bad policy file
     store = prepare_database(settings)
     stop = stop_event()
     try:
@@ -132,22 +135,19 @@ async def run_api(settings: Settings, address: str | None = None) -> None:
     except RuntimeError as err:
         raise StartupError(f"cannot reach Temporal: {err}") from None
     try:
-        await serve_api_until(client, store, settings, stop)
+        await serve(client, store, settings, stop)
     finally:
         store.close()
 
 
 async def run_worker(settings: Settings, address: str | None = None) -> None:
-    store = prepare_database(settings)
-    stop = stop_event()
-    try:
-        client = await connect(address)
-    except RuntimeError as err:
-        raise StartupError(f"cannot reach Temporal: {err}") from None
-    try:
-        await run_worker_until(client, store, settings, stop)
-    finally:
-        store.close()
+    """`followthrough worker` and worker.py."""
+    await run_against_temporal(run_worker_until, settings, address)
+
+
+async def run_api(settings: Settings, address: str | None = None) -> None:
+    """`followthrough api`: webhooks, the human API, /docs and /metrics."""
+    await run_against_temporal(serve_api_until, settings, address)
 
 
 @dataclass

@@ -36,6 +36,7 @@ from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal import build_worker, register_search_attributes
+from tests.api_support import Api, api_for, api_settings, link_mailer
 from workflows import SEARCH_ATTRIBUTES
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -198,6 +199,19 @@ async def eventually(condition: Callable[[], Any], *, seconds: float = 10) -> An
             return result
         await asyncio.sleep(0.05)
     raise AssertionError("condition never held")
+
+
+@pytest.fixture
+async def api(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> AsyncIterator[Api]:
+    """The HTTP API in-process around the time-skipping server, a worker and SQLite."""
+    client = time_skipping.client
+    async with (
+        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
+        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
+    ):
+        yield api
 
 
 @asynccontextmanager

@@ -6,9 +6,7 @@ Real Temporal (time-skipping server), a real worker and SQLite; requests go thro
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,21 +17,9 @@ from followthrough.domain.incident import parse_incident
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.storage import Store
 from followthrough.temporal import start_postmortem
-from tests.api_support import LINK_SECRET, Api, api_for, api_settings, link_mailer
-from tests.conftest import eventually, running_worker
+from tests.api_support import LINK_SECRET, Api
+from tests.conftest import eventually
 from tests.factories import draft_data, incident_data
-
-
-@pytest.fixture
-async def api(
-    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
-) -> AsyncIterator[Api]:
-    client = time_skipping.client
-    async with (
-        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
-        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
-    ):
-        yield api
 
 
 async def open_postmortem(api: Api, env: WorkflowEnvironment, **overrides: Any) -> str:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import json
 import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -39,18 +38,6 @@ EXAMPLES = {
     "generic": ("generic_resolved", None),
 }
 TIMESTAMPED = ("incidentio", "grafana", "generic")
-
-
-@pytest.fixture
-async def api(
-    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
-) -> AsyncIterator[Api]:
-    client = time_skipping.client
-    async with (
-        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
-        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
-    ):
-        yield api
 
 
 async def exists(client: Client, workflow_id: str) -> bool:
