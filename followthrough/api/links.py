@@ -32,7 +32,14 @@ from followthrough.domain.problems import RefusalKind
 from followthrough.logging import get_logger
 from followthrough.temporal import ActionRefused, act
 
-router = APIRouter(tags=["one-click links"])
+router = APIRouter(
+    tags=["one-click links"],
+    responses={
+        403: {"description": "a forged or damaged link, or the action is not this person's"},
+        409: {"description": "the action cannot be done now; the page says why"},
+        410: {"description": "the link has expired or was already used"},
+    },
+)
 log = get_logger(__name__)
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates"),

@@ -39,7 +39,17 @@ from followthrough.domain.postmortem import (
 from followthrough.domain.problems import RefusalKind
 from followthrough.temporal import ActionRefused, act
 
-router = APIRouter(prefix="/api", tags=["people"])
+router = APIRouter(
+    prefix="/api",
+    tags=["people"],
+    responses={
+        400: {"description": "the body is not readable (e.g. not UTF-8)"},
+        401: {"description": "no API token, or an unknown or revoked one"},
+        403: {"description": "not yours to do; the detail says why"},
+        404: {"description": "no such postmortem or action item"},
+        409: {"description": "not now; the detail says why"},
+    },
+)
 Result = TypeVar("Result", bound=BaseModel)
 
 STATUS_OF_REFUSAL = {
