@@ -74,3 +74,9 @@ def test_nonces_are_one_per_email_and_action_and_tokens_hash_stably() -> None:
     assert hash_token("ft_abc") == hash_token("ft_abc") != hash_token("ft_abd")
     with pytest.raises(LinkRefused, match="not one Followthrough made"):
         read_link("no-dot-here", SECRET, NOW)
+
+
+def test_a_non_ascii_token_is_refused_not_a_crash() -> None:
+    """Found by the fuzzer: the token comes straight from a URL."""
+    with pytest.raises(LinkRefused, match="signature does not match"):
+        read_link(".\u0080", SECRET, NOW)

@@ -102,7 +102,9 @@ def sign_link(link: OneClickLink, secret: str) -> str:
 def read_link(token: str, secret: str, now: datetime) -> OneClickLink:
     """The link a token stands for, if its signature holds and it has not expired."""
     payload, dot, signature = token.partition(".")
-    if not dot or not hmac.compare_digest(signature, _signature(secret, payload)):
+    # Bytes: compare_digest refuses non-ASCII str, and the token comes straight from a URL.
+    expected = _signature(secret, payload).encode()
+    if not dot or not hmac.compare_digest(signature.encode(), expected):
         raise LinkRefused("this link is not one Followthrough made (its signature does not match)")
     try:
         body = json.loads(_unb64(payload))
