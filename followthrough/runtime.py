@@ -97,8 +97,13 @@ class _ApiServer(uvicorn.Server):
 
 
 async def serve_api_until(
-    client: Client, store: Store, settings: Settings, stop: asyncio.Event
+    client: Client,
+    store: Store,
+    settings: Settings,
+    stop: asyncio.Event,
+    listening: asyncio.Event | None = None,
 ) -> None:
+    """Serve the HTTP API until `stop`; `listening` is set once it accepts connections."""
     require_api_port(settings)
     from followthrough.api import Services, create_app  # FastAPI: CLI commands need not load it
 
@@ -114,6 +119,10 @@ async def serve_api_until(
         )
     )
     serving = asyncio.create_task(server.serve())
+    while not server.started and not serving.done():
+        await asyncio.sleep(0.02)
+    if listening is not None:
+        listening.set()
     log.info("api running", url=settings.effective_public_url)
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
@@ -254,11 +263,16 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     stop = stop_event()
     try:
         client = await server.start()
-        print(banner(settings, server), flush=True)
-        await asyncio.gather(
-            run_worker_until(client, store, settings, stop),
-            serve_api_until(client, store, settings, stop),
+        listening = asyncio.Event()
+        api = asyncio.create_task(serve_api_until(client, store, settings, stop, listening))
+        worker = asyncio.create_task(run_worker_until(client, store, settings, stop))
+        # The banner says everything is up, so it waits until the API accepts connections.
+        await asyncio.wait(
+            [api, asyncio.create_task(listening.wait())], return_when=asyncio.FIRST_COMPLETED
         )
+        if listening.is_set():
+            print(banner(settings, server), flush=True)
+        await asyncio.gather(api, worker)
     finally:
         server.stop()
         store.close()

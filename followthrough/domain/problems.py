@@ -33,6 +33,8 @@ def format_validation_error(err: ValidationError) -> list[str]:
             message = "unknown field"
         elif error["type"] == "missing":
             message = "is required"
+        elif error["type"] == "value_error":
+            message = message.removeprefix("Value error, ")
         lines.append(f"{where}: {message}" if where else message)
     return lines
 
