@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import ActionItem, AuditEvent, Postmortem
@@ -96,8 +97,12 @@ def _item_block(item: ActionItem) -> list[str]:
         f"  {item.id}  [{item.state.value}]",
         f"    {spec.priority.value} {spec.title} · owner {item.owner} ({item.team}) · "
         f"due {item.due.isoformat()}",
-        f"    accepted when: {criterion.description}"
-        + (f" (verifier: {criterion.verifier})" if criterion.verifier else ""),
+        f"    accepted when: {criterion.summary()}"
+        + (
+            f" (verifier: {criterion.verifier})"
+            if isinstance(criterion, Manual) and criterion.verifier
+            else ""
+        ),
     ]
     history = [(c.at, f"done claimed by {c.by}", c.evidence) for c in item.claims]
     history += [

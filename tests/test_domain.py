@@ -14,8 +14,8 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import (
-    AcceptanceCriterion,
     InvalidDraft,
     Priority,
     action_item_specs,
@@ -300,7 +300,7 @@ def test_vague_criterion_is_named_as_not_checkable(
     ],
 )
 def test_measurable_criterion_passes(policy: Policy, criterion: str) -> None:
-    assert vagueness(AcceptanceCriterion(description=criterion)) is None
+    assert vagueness(Manual(description=criterion)) is None
     assert item_problems(policy, action_item(acceptance_criterion={"description": criterion})) == []
 
 
@@ -309,7 +309,7 @@ def test_measurable_criterion_passes(policy: Policy, criterion: str) -> None:
     ["Improving the alerting for the checkout service", "Investigating why the canary was skipped"],
 )
 def test_inflected_vague_words_are_flagged(criterion: str) -> None:
-    assert vagueness(AcceptanceCriterion(description=criterion)) is not None
+    assert vagueness(Manual(description=criterion)) is not None
 
 
 def test_verifier_must_not_be_the_owner(policy: Policy) -> None:
@@ -355,7 +355,7 @@ def test_approved_draft_yields_numbered_specs() -> None:
         (1, "Alert on checkout 5xx ratio", "bob", Priority.P1),
         (2, "Canary pushes", "carol", Priority.P2),
     ]
-    assert specs[0].acceptance_criterion == AcceptanceCriterion(description=MEASURABLE)
+    assert specs[0].acceptance_criterion == Manual(description=MEASURABLE)
 
 
 # --- the timeline ---------------------------------------------------------------------------------
@@ -1003,7 +1003,7 @@ def test_a_number_in_four_words_is_never_vague(
     i = where % len(words)
     words[i] = f"{words[i]}{digit}" if suffix else f"{digit}{words[i]}"
     description = " ".join(words)
-    assert vagueness(AcceptanceCriterion(description=description)) is None
+    assert vagueness(Manual(description=description)) is None
 
 
 _any_text = st.text(max_size=40)

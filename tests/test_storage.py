@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import func, inspect, select
 from sqlalchemy.orm import Session
 
-from followthrough.domain.draft import AcceptanceCriterion, ActionItemSpec, Priority
+from followthrough.domain.criteria import Manual
+from followthrough.domain.draft import ActionItemSpec, Priority
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
@@ -89,7 +90,7 @@ def make_item(
         team=team,
         due=date(2025, 4, 1),
         priority=Priority.P2,
-        acceptance_criterion=AcceptanceCriterion(description="p99 below 300 ms for 7 days"),
+        acceptance_criterion=Manual(description="p99 below 300 ms for 7 days"),
     )
     return ActionItem(
         id=pm.action_item_id(number),

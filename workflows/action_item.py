@@ -82,7 +82,7 @@ class ActionItemWorkflow:
             SYSTEM_ACTOR,
             "item.opened",
             f"{spec.priority} '{spec.title}' owned by {item.owner} ({item.team}), due "
-            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.description}",
+            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.summary()}",
         )
         self.opened = True
         cap = self._wip_cap()

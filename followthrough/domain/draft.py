@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from followthrough.domain.criteria import AcceptanceCriterion, Manual, parse_criterion
 from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, format_validation_error
@@ -55,18 +56,6 @@ class ContributingFactor(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
-class AcceptanceCriterion(BaseModel):
-    """How we will know the action item did what it promised."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    kind: Literal["manual"] = "manual"
-    description: str = ""
-    verifier: str | None = Field(
-        default=None, description="who signs off; anyone but the owner when not named"
-    )
-
-
 class ActionItemDraft(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -75,7 +64,8 @@ class ActionItemDraft(BaseModel):
     team: str | None = None
     due: date | None = None
     priority: str | None = None
-    acceptance_criterion: AcceptanceCriterion | list[AcceptanceCriterion] | None = None
+    # Read as written and judged by draft_problems, so every problem is named in one round.
+    acceptance_criterion: dict[str, Any] | list[Any] | None = None
     description: str = ""
 
 
@@ -150,8 +140,8 @@ _VAGUE = re.compile(
 _CHECKABLE = re.compile(r"\d|[<>=%]|\b(zero|no longer|never|every|all|none)\b", re.IGNORECASE)
 
 
-def vagueness(criterion: AcceptanceCriterion) -> str | None:
-    """Why a criterion is not measurable, or None when it is."""
+def vagueness(criterion: Manual) -> str | None:
+    """Why a sign-off criterion is not measurable, or None when it is."""
     text = criterion.description.strip()
     words = text.split()
     if len(words) < 4:
@@ -242,25 +232,35 @@ def _action_item_problems(
     elif item.priority not in Priority.__members__:
         problems.append(f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}")
 
-    criteria = item.acceptance_criterion
-    if criteria is None or criteria == []:
+    written = item.acceptance_criterion
+    if written is None or written == [] or written == {}:
         problems.append(f"{name}: acceptance criterion is missing")
-    elif isinstance(criteria, list) and len(criteria) > 1:
+    elif isinstance(written, list) and len(written) > 1:
         problems.append(
-            f"{name}: has {len(criteria)} acceptance criteria; exactly one per action item "
+            f"{name}: has {len(written)} acceptance criteria; exactly one per action item "
             "(split it into separate items)"
         )
     else:
-        criterion = criteria[0] if isinstance(criteria, list) else criteria
-        if (why := vagueness(criterion)) is not None:
-            problems.append(f"{name}: acceptance criterion '{criterion.description.strip()}' {why}")
-        if criterion.verifier is not None:
-            if criterion.verifier == item.owner:
-                problems.append(f"{name}: the verifier must not be the owner")
-            elif criterion.verifier not in policy.people:
-                problems.append(
-                    f"{name}: verifier '{criterion.verifier}' is not in the policy's directory"
-                )
+        criterion, wrong = parse_criterion(written[0] if isinstance(written, list) else written)
+        problems.extend(f"{name}: acceptance criterion: {why}" for why in wrong)
+        if isinstance(criterion, Manual):
+            problems.extend(_sign_off_problems(name, criterion, item, policy))
+    return problems
+
+
+def _sign_off_problems(
+    name: str, criterion: Manual, item: ActionItemDraft, policy: Policy
+) -> list[str]:
+    problems = []
+    if (why := vagueness(criterion)) is not None:
+        problems.append(f"{name}: acceptance criterion '{criterion.description.strip()}' {why}")
+    if criterion.verifier is not None:
+        if criterion.verifier == item.owner:
+            problems.append(f"{name}: the verifier must not be the owner")
+        elif criterion.verifier not in policy.people:
+            problems.append(
+                f"{name}: verifier '{criterion.verifier}' is not in the policy's directory"
+            )
     return problems
 
 
@@ -268,9 +268,8 @@ def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
     """The approved draft's action items; call only on a draft with no problems."""
     specs = []
     for number, item in enumerate(draft.action_items, start=1):
-        criterion = item.acceptance_criterion
-        if isinstance(criterion, list):
-            criterion = criterion[0]
+        written = item.acceptance_criterion
+        criterion, _ = parse_criterion(written[0] if isinstance(written, list) else written)
         assert criterion is not None and item.owner and item.team and item.due and item.priority
         specs.append(
             ActionItemSpec(

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
@@ -410,14 +411,29 @@ def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> Refusal | Non
         return conflict(
             f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
         )
+    criterion = item.spec.acceptance_criterion
+    if not isinstance(criterion, Manual):
+        return conflict(
+            f"{item.id} is verified by its {criterion.kind} check, not by hand; the check ran "
+            "when it was claimed done"
+        )
     if by == item.owner:
         return forbidden(f"{by} owns {item.id} and cannot verify their own work")
-    named = item.spec.acceptance_criterion.verifier
-    if named is not None and by != named:
-        return forbidden(f"only the named verifier ({named}) can verify {item.id}")
+    if criterion.verifier is not None and by != criterion.verifier:
+        return forbidden(f"only the named verifier ({criterion.verifier}) can verify {item.id}")
+    if criterion.role is not None and not _has_role(by, criterion.role, item, policy):
+        return forbidden(f"only a {criterion.role} can verify {item.id}")
     if by not in policy.people:
         return forbidden(f"'{by}' is not in the policy's directory")
     return None
+
+
+def _has_role(person: str, role: str, item: ActionItem, policy: Policy) -> bool:
+    if role == "council":
+        return person in policy.council
+    if role == "manager":
+        return person == policy.manager_of_team(item.team)
+    return policy.may_review(person)
 
 
 def rejection_refusal(item: ActionItem, rejection: Rejection, policy: Policy) -> Refusal | None:
