@@ -306,9 +306,12 @@ def test_extension_reassignment_and_risk_acceptance_through_the_cli(
         ),
         what="the postmortem to close",
     )
-    assert shown["audit"][-1]["detail"] == (
+    headline, *evidence = shown["audit"][-1]["detail"].splitlines()
+    assert headline == (
         "all 2 action items resolved: 1 verified, 1 with their risk accepted by the council"
     )
+    assert len(evidence) == 2 and any(": verified by erin" in line for line in evidence)
+    assert any(": risk accepted by grace: " in line for line in evidence)
     subjects = {
         m["dedupe_key"].removeprefix(pm_id): m["subject"]
         for m in ft.cli_json("outbox", "list", "--postmortem", pm_id)

@@ -39,7 +39,7 @@ from followthrough.domain.postmortem import (
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import ActionRefused, act, start_postmortem
-from tests.conftest import SmtpCapture, running_worker
+from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
@@ -325,9 +325,14 @@ async def test_only_the_council_accepts_risk_and_it_closes_the_postmortem(
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state.value == "closed"
     trail = store.audit_trail(pm_id)
-    assert trail[-1].detail == (
-        "all 1 action items resolved: 0 verified, 1 with their risk accepted by the council"
-    )
+    accepted = item.risk_acceptance
+    assert accepted is not None
+    assert trail[-1].detail.splitlines() == [
+        "all 1 action items resolved: 0 verified, 1 with their risk accepted by the council",
+        f"- {item.id} '{item.spec.title}': risk accepted by {accepted.by}: {accepted.reason}",
+    ]
+    # People's actions are answered before their emails go out; the email follows.
+    await eventually(lambda: any("Risk accepted" in s for s in smtp_server.subjects()))
     assert "Risk accepted" in smtp_server.subjects()[-1]
     assert str(smtp_server.messages[-1]["To"]) == "bob@example.com, maria@example.com"
 

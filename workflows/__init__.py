@@ -21,6 +21,9 @@ with workflow.unsafe.imports_passed_through():
 
 TASK_QUEUE = "followthrough"
 
+# An action item tells its postmortem it is resolved (verified or risk accepted) by this signal.
+ITEM_RESOLVED = "item_resolved"
+
 # Storage writes are small; a slow database gets retried rather than waited on.
 RECORD_TIMEOUT = timedelta(seconds=10)
 # SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.

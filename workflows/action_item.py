@@ -11,9 +11,12 @@ from __future__ import annotations
 from datetime import timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT
+    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT, RUN_CHECK
+    from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
@@ -49,6 +52,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import (
         ACTION_ITEM_STATE,
+        ITEM_RESOLVED,
         OWNING_TEAM,
         NoticesInFlight,
         audit_event,
@@ -58,6 +62,13 @@ with workflow.unsafe.imports_passed_through():
         refuse,
     )
     from workflows.team_slots import ADMITTED, QUEUED
+
+
+# A check calls out with its own timeout (at most 60 s); a broken checker gets a few tries.
+CHECK_TIMEOUT = timedelta(seconds=120)
+CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
+# A fix that regressed is due again this many business days after its failed re-check.
+REGRESSION_DAYS = 10
 
 
 @workflow.defn
@@ -70,6 +81,7 @@ class ActionItemWorkflow:
         self.admitted = False  # holds a WIP slot (or the team has no cap)
         self.place_in_line: int | None = None
         self.notices = NoticesInFlight()
+        self.postmortem_told = False  # the parent learns of the resolution once
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -95,6 +107,11 @@ class ActionItemWorkflow:
                 SlotRelease(team=start.spec.team, cap=cap, item_id=item.id),
                 start_to_close_timeout=timedelta(seconds=30),
             )
+        await self._tell_the_postmortem()
+        while await self._still_effective_is_due():
+            if await self._recheck():
+                break
+            await self._follow_the_ladder()  # regressed: open again until fixed and verified
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self.notices.all_sent()
         return self.item
@@ -173,9 +190,12 @@ class ActionItemWorkflow:
         item = self.item
         while not item.resolved:
             if item.state is ActionItemState.DONE_CLAIMED:
-                await workflow.wait_condition(
-                    lambda: item.state is not ActionItemState.DONE_CLAIMED
-                )
+                if item.spec.acceptance_criterion.automated:
+                    await self._verify_by_check()
+                else:  # a person verifies or rejects
+                    await workflow.wait_condition(
+                        lambda: item.state is not ActionItemState.DONE_CLAIMED
+                    )
                 continue
             step = self._next_step()
             plan = item.plan
@@ -192,6 +212,123 @@ class ActionItemWorkflow:
                 continue
             if await reached(step.at, changed):  # else something changed first: look again
                 await self._escalate(step)
+
+    # --- verification by check --------------------------------------------------------------------
+
+    async def _verify_by_check(self) -> None:
+        """Run the criterion's check (N times, spaced over M hours if it asks): all pass, the item
+        is verified; the first failure reopens it and tells the owner what failed."""
+        item = self.item
+        criterion = item.spec.acceptance_criterion
+        claim = len(item.claims)
+        needed = criterion.passes_required
+        claimed_done = ActionItemState.DONE_CLAIMED
+        for number in range(1, needed + 1):
+            if number > 1:
+                next_check = workflow.now() + criterion.spacing
+                if not await reached(next_check, lambda: item.state is not claimed_done):
+                    return  # resolved some other way meanwhile (the council accepted the risk)
+            result = await self._check(claim, "verification")
+            if not result.passed:
+                await self._reopen(result, f"check {number} of {needed} failed")
+                return
+        now = workflow.now()
+        item.decisions.append(Decision(by=SYSTEM_ACTOR, verified=True, note=result.reason, at=now))
+        item.verified_at = now
+        passes = f" ({needed} of {needed} passes)" if needed > 1 else ""
+        await self._transition(
+            ActionItemState.VERIFIED,
+            SYSTEM_ACTOR,
+            "item.verified",
+            f"{criterion.kind} check passed{passes}: {result.reason}",
+        )
+
+    async def _check(self, round: int, purpose: str) -> CheckResult:
+        """One attempt, recorded with its evidence whatever the outcome."""
+        item = self.item
+        criterion = item.spec.acceptance_criterion
+        attempt = len(item.checks) + 1
+        try:
+            result: CheckResult = await workflow.execute_activity(
+                RUN_CHECK,
+                CheckRequest(action_item_id=item.id, attempt=attempt, criterion=criterion),
+                result_type=CheckResult,
+                start_to_close_timeout=CHECK_TIMEOUT,
+                retry_policy=CHECK_RETRY,
+            )
+        except ActivityError as err:  # the checker itself broke: a failed attempt, not a crash
+            result = CheckResult(
+                passed=False,
+                at=workflow.now(),
+                asked=criterion.what(),
+                answer="",
+                reason=f"the check could not run: {err.cause or err}",
+            )
+        item.checks.append(
+            CheckAttempt(attempt=attempt, round=round, purpose=purpose, result=result)
+        )
+        verdict = "passed" if result.passed else "failed"
+        await self._record(
+            SYSTEM_ACTOR, f"item.check_{verdict}", f"{result.asked}: {result.reason}"
+        )
+        return result
+
+    async def _reopen(self, result: CheckResult, why: str) -> None:
+        item = self.item
+        item.decisions.append(
+            Decision(by=SYSTEM_ACTOR, verified=False, note=result.reason, at=workflow.now())
+        )
+        await self._transition(
+            ActionItemState.OPEN, SYSTEM_ACTOR, "item.reopened", f"{why}: {result.reason}"
+        )
+        self._notify(
+            NoticeKind.CHECK_FAILED,
+            self._recipients("owner"),
+            f"check-{len(item.checks)}/failed",
+            note=f"Your done claim was checked and the check failed, so the item is open again. "
+            f"{why}. Asked: {result.asked}. Answer: {result.answer or '(none)'}. "
+            f"Why: {result.reason}. Fix it and claim it done again.",
+        )
+
+    # --- after verification: tell the postmortem, and re-check if the criterion asks ---------
+
+    async def _tell_the_postmortem(self) -> None:
+        parent = workflow.info().parent
+        if parent is None or self.postmortem_told:
+            return
+        self.postmortem_told = True
+        handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        await handle.signal(ITEM_RESOLVED, self.item)
+
+    async def _still_effective_is_due(self) -> bool:
+        """Wait out the re-check delay; False when there is nothing to re-check."""
+        item = self.item
+        days = item.spec.acceptance_criterion.recheck_after_days
+        if days is None or item.state is not ActionItemState.VERIFIED or item.verified_at is None:
+            return False
+        await workflow.sleep(item.verified_at + timedelta(days=days) - workflow.now())
+        return True
+
+    async def _recheck(self) -> bool:
+        """Still effective? If not, the item reopens with a new due date and the council hears."""
+        item = self.item
+        result = await self._check(len(item.claims), "recheck")
+        if result.passed:
+            return True
+        calendar = self.policy.calendar
+        item.due = calendar.add_business_days(calendar.local_date(workflow.now()), REGRESSION_DAYS)
+        item.plan += 1
+        item.verified_at = None
+        await self._reopen(result, "the re-check after verification failed")
+        self._notify(
+            NoticeKind.REGRESSED,
+            self._recipients("council"),
+            f"check-{len(item.checks)}/regressed",
+            note=f"'{item.spec.title}' was verified, but its re-check failed: the fix regressed. "
+            f"Asked: {result.asked}. Why: {result.reason}. It is open again, owned by "
+            f"{item.owner}, due {item.due.isoformat()}.",
+        )
+        return False
 
     def _next_step(self) -> PlannedStep | None:
         item = self.item

@@ -7,10 +7,10 @@ validator beside its handler that refuses bad input before anything changes.
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import RECORD_POSTMORTEM
@@ -26,7 +26,6 @@ with workflow.unsafe.imports_passed_through():
         SYSTEM_ACTOR,
         ActionItem,
         ActionItemStart,
-        ActionItemState,
         Approval,
         ChangeRequest,
         DraftSubmission,
@@ -40,10 +39,12 @@ with workflow.unsafe.imports_passed_through():
         Verdict,
         approval_refusal,
         change_request_refusal,
+        closing_summary,
         open_postmortem,
         submit_refusal,
     )
     from workflows import (
+        ITEM_RESOLVED,
         OWNING_TEAM,
         POSTMORTEM_SEVERITY,
         POSTMORTEM_STATE,
@@ -64,6 +65,7 @@ class PostmortemWorkflow:
         self.policy = start.policy
         self.pm: Postmortem = open_postmortem(start.incident, start.policy, workflow.now())
         self.opened = False  # set once the opening is recorded; people's actions wait for it
+        self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
@@ -82,14 +84,8 @@ class PostmortemWorkflow:
 
         await self._until_approved()
         items = await self._follow_action_items()
-        verified = sum(1 for i in items if i.state is ActionItemState.VERIFIED)
-        accepted = len(items) - verified
         await self._transition(
-            PostmortemState.CLOSED,
-            SYSTEM_ACTOR,
-            "postmortem.closed",
-            f"all {len(items)} action items resolved: {verified} verified"
-            + (f", {accepted} with their risk accepted by the council" if accepted else ""),
+            PostmortemState.CLOSED, SYSTEM_ACTOR, "postmortem.closed", closing_summary(items)
         )
         return await self._finish(items)
 
@@ -182,20 +178,30 @@ class PostmortemWorkflow:
         return [pm.owner]
 
     async def _follow_action_items(self) -> list[ActionItem]:
-        """Each approved action item becomes a child workflow; wait until every one is verified."""
+        """Each approved action item becomes a child workflow; wait until every one is resolved.
+
+        Children tell us by signal rather than by finishing, because one whose criterion asks for
+        a later re-check lives on after verification (and after this postmortem closes).
+        """
         assert self.pm.draft is not None
-        children = [
+        item_ids = []
+        for spec in action_item_specs(self.pm.draft):
+            item_id = self.pm.action_item_id(spec.number)
             await workflow.start_child_workflow(
                 ActionItemWorkflow.run,
                 ActionItemStart(
                     item_id=item_id, postmortem_id=self.pm.id, spec=spec, policy=self.policy
                 ),
                 id=item_id,
+                parent_close_policy=ParentClosePolicy.ABANDON,
             )
-            for spec in action_item_specs(self.pm.draft)
-            if (item_id := self.pm.action_item_id(spec.number))
-        ]
-        return list(await asyncio.gather(*children))
+            item_ids.append(item_id)
+        await workflow.wait_condition(lambda: all(i in self.resolved_items for i in item_ids))
+        return [self.resolved_items[i] for i in item_ids]
+
+    @workflow.signal(name=ITEM_RESOLVED)
+    def item_resolved(self, item: ActionItem) -> None:
+        self.resolved_items.setdefault(item.id, item)
 
     async def _finish(self, items: list[ActionItem]) -> PostmortemOutcome:
         await workflow.wait_condition(workflow.all_handlers_finished)

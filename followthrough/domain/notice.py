@@ -19,6 +19,8 @@ class NoticeKind(StrEnum):
     REASSIGNED = "reassigned"
     WIP_QUEUED = "wip_queued"
     RISK_ACCEPTED = "risk_accepted"
+    CHECK_FAILED = "check_failed"  # a done claim's check failed: the item is open again
+    REGRESSED = "regressed"  # a verified item failed its later re-check
     POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
     COUNCIL_DIGEST = "council_digest"  # the weekly list for the reliability council
 

@@ -11,6 +11,7 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.checks import CheckAttempt
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
 from followthrough.domain.escalation import business_deadline
@@ -201,6 +202,7 @@ class ActionItem(BaseModel):
     escalations: list[EscalationSent] = Field(default_factory=list)
     plan: int = 1  # the ladder's version: an approved extension plans a new one
     risk_acceptance: RiskAcceptance | None = None
+    checks: list[CheckAttempt] = Field(default_factory=list)  # evidence of every check run
     acknowledged_by: str | None = None  # the current owner has seen it (reset on reassignment)
     acknowledged_at: AwareDatetime | None = None
     verified_at: AwareDatetime | None = None
@@ -520,6 +522,34 @@ def risk_acceptance_refusal(
     if len(request.reason.split()) < 3:
         return invalid("write down why the risk is acceptable (a reason of a few words at least)")
     return None
+
+
+def evidence_line(item: ActionItem) -> str:
+    """How an item was resolved, for the postmortem's closing record."""
+    head = f"{item.id} '{item.spec.title}'"
+    if item.risk_acceptance is not None:
+        accepted = item.risk_acceptance
+        return f"{head}: risk accepted by {accepted.by}: {accepted.reason}"
+    passed = [c.result for c in item.checks if c.result.passed]
+    if passed:
+        tries = len(item.checks)
+        return (
+            f"{head}: verified by its {item.spec.acceptance_criterion.kind} check "
+            f"({tries} attempt{'s' if tries != 1 else ''}): {passed[-1].asked}: {passed[-1].reason}"
+        )
+    verdict = next((d for d in reversed(item.decisions) if d.verified), None)
+    if verdict is not None:
+        return f"{head}: verified by {verdict.by}" + (f": {verdict.note}" if verdict.note else "")
+    return f"{head}: {item.state}"
+
+
+def closing_summary(items: list[ActionItem]) -> str:
+    verified = sum(1 for i in items if i.state is ActionItemState.VERIFIED)
+    accepted = len(items) - verified
+    headline = f"all {len(items)} action items resolved: {verified} verified" + (
+        f", {accepted} with their risk accepted by the council" if accepted else ""
+    )
+    return "\n".join([headline, *(f"- {evidence_line(i)}" for i in items)])
 
 
 # --- WIP caps ----------------------------------------------------------------------------------

@@ -136,6 +136,8 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         NoticeKind.REASSIGNED: f"{tag} You now own '{_title(item)}'",
         NoticeKind.WIP_QUEUED: f"{tag} Queued at the WIP cap: '{_title(item)}'",
         NoticeKind.RISK_ACCEPTED: f"{tag} Risk accepted: '{_title(item)}'",
+        NoticeKind.CHECK_FAILED: f"{tag} Check failed, reopened: '{_title(item)}'",
+        NoticeKind.REGRESSED: f"{tag} Regressed after verification: '{_title(item)}'",
         NoticeKind.POSTMORTEM_OVERDUE: f"{tag} Overdue {notice.step or 'postmortem'}: "
         f"'{incident.title}' ({_days(notice.days_overdue)} late)",
     }
