@@ -7,7 +7,7 @@ from datetime import datetime
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
 from followthrough.domain.notice import OutboxMessage
-from followthrough.domain.postmortem import ActionItem, AuditEvent, Postmortem
+from followthrough.domain.postmortem import SYSTEM_ACTOR, ActionItem, AuditEvent, Postmortem
 
 
 def when(at: datetime | None) -> str:
@@ -90,6 +90,11 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
     return "\n".join(lines)
 
 
+def _one_line(text: str, limit: int = 160) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+
+
 def _item_block(item: ActionItem) -> list[str]:
     spec = item.spec
     criterion = spec.acceptance_criterion
@@ -108,6 +113,16 @@ def _item_block(item: ActionItem) -> list[str]:
     history += [
         (d.at, f"{'verified' if d.verified else 'rejected'} by {d.by}", d.note)
         for d in item.decisions
+        if d.by != SYSTEM_ACTOR  # a check's verdict is shown with its evidence below
+    ]
+    history += [
+        (
+            c.result.at,
+            f"{c.purpose} check {c.attempt} {'passed' if c.result.passed else 'FAILED'}",
+            f"{c.result.reason}\n      asked:  {c.result.asked}"
+            + (f"\n      answer: {_one_line(c.result.answer)}" if c.result.answer else ""),
+        )
+        for c in item.checks
     ]
     for at, what, text in sorted(history, key=lambda entry: entry[0]):
         block.append(f"    {when(at)} {what}" + (f": {text}" if text else ""))
