@@ -12,6 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -20,6 +21,9 @@ from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from workflows import TASK_QUEUE
+
+if TYPE_CHECKING:
+    from followthrough.checks.config import CheckConfig
 
 
 def _default_data_dir() -> Path:
@@ -59,6 +63,12 @@ class Settings(BaseSettings):
     task_queue: str = Field(
         default=TASK_QUEUE, description="separates environments that share a Temporal namespace"
     )
+    prometheus_url: str | None = Field(
+        default=None, description="Prometheus for criteria that do not name one"
+    )
+    jira_url: str | None = None
+    jira_user: str | None = None
+    jira_token: str | None = None
 
     @property
     def effective_database_url(self) -> str:
@@ -96,6 +106,17 @@ class Settings(BaseSettings):
     @cached_property
     def loaded_policy(self) -> Policy:
         return load_policy(self.policy)
+
+    def check_config(self) -> CheckConfig:
+        """Where acceptance-criterion checks find Prometheus and Jira."""
+        from followthrough.checks.config import CheckConfig
+
+        return CheckConfig(
+            prometheus_url=self.prometheus_url,
+            jira_url=self.jira_url,
+            jira_user=self.jira_user,
+            jira_token=self.jira_token,
+        )
 
     def mailer(self) -> Mailer:
         return Mailer(
