@@ -39,8 +39,6 @@ from followthrough.domain.criteria import (
 )
 from followthrough.logging import get_logger
 
-log = get_logger(__name__)
-
 RANGE_POINTS = 2016  # a week at one point every 5 minutes
 NO_PROMETHEUS = (
     "no Prometheus to ask: set FOLLOWTHROUGH_PROMETHEUS_URL, or prometheus_url in the criterion"
@@ -163,7 +161,8 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
         if answer.status == 400 and answer.error_type == "bad_data":
             return [f"query: Prometheus rejected it: {answer.error}"]
         if not answer.ok:
-            log.warning(
+            # A fresh logger each time (not cached on first use): rare, and tests capture it.
+            get_logger(__name__).warning(
                 "preflight could not ask Prometheus; the query is not checked",
                 prometheus_url=base,
                 reason=_failure_reason(answer),
@@ -200,7 +199,8 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
         if len(series) == 1:
             value = number(series[0][1])
             if bad:
-                return result(False, now, asked, shown, f"{value} is not {wanted} at {at}")
+                why = f"{value} is not {wanted} at {at}{_nan_hint(series[0][1])}"
+                return result(False, now, asked, shown, why)
             return result(True, now, asked, shown, f"{value} is {wanted} at {at}")
         if bad:
             listed = ", ".join(f"{selector(labels)} {number(v)}" for labels, v in bad)
@@ -284,7 +284,7 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             who = f"{where} " if len(series) > 1 else ""
             why = (
                 f"the value was not {wanted} at {bad_points} of {total} points {within}{several}; "
-                f"first at {_when(at)} ({who}{number(value)})"
+                f"first at {_when(at)} ({who}{number(value)}){_nan_hint(value)}"
             )
             if gap_text:
                 why += f"; and {gap_text}"
@@ -300,6 +300,12 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             f"every point was {wanted}: {count} {within}, step {step}s ({label} {number(extreme)})"
         )
         return result(True, now, asked, shown, why)
+
+
+def _nan_hint(value: float) -> str:
+    if math.isnan(value):
+        return " (NaN satisfies no comparison: 0/0, e.g. a ratio with no traffic, is NaN)"
+    return ""
 
 
 def _not_a_number(kind: Any) -> str:

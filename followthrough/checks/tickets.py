@@ -142,8 +142,8 @@ def _jira_reason(err: Any, base: str, user: str, key: str) -> str:
     said = f": {err.text}" if err.text else ""
     if status == 401:
         return (
-            f"Jira refused the credentials of {user} (401){said}; check "
-            "FOLLOWTHROUGH_JIRA_USER and FOLLOWTHROUGH_JIRA_TOKEN"
+            f"Jira refused the credentials of {user} (401): check FOLLOWTHROUGH_JIRA_USER and "
+            f"FOLLOWTHROUGH_JIRA_TOKEN" + (f". Jira said: {err.text}" if err.text else "")
         )
     if status == 403:
         return f"Jira forbids {user} to see {key} (403){said}"
