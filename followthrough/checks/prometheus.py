@@ -21,6 +21,7 @@ rule that cannot evaluate never fires, and the reason carries its lastError.
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -83,7 +84,11 @@ async def prometheus_get(
         body = response.json()
     except ValueError:
         body = None
-    if not isinstance(body, dict) or body.get("status") not in ("success", "error"):
+    if (
+        not isinstance(body, dict)
+        or body.get("status") not in ("success", "error")
+        or (body["status"] == "success" and not isinstance(body.get("data"), dict))
+    ):
         error = (
             f"{base}{path} answered {response.status_code} {response.reason_phrase}, "
             "not a Prometheus API answer (is the URL Prometheus's, without /api/v1?)"
@@ -105,7 +110,11 @@ def _failure_reason(answer: PrometheusAnswer) -> str:
 def selector(labels: dict[str, str]) -> str:
     """A series as PromQL writes it: name{a="b"}; a scalar or label-less series is {}."""
     name = labels.get("__name__", "")
-    rest = ", ".join(f'{k}="{v}"' for k, v in sorted(labels.items()) if k != "__name__")
+    rest = ", ".join(
+        f"{k}={json.dumps(v, ensure_ascii=False)}"
+        for k, v in sorted(labels.items())
+        if k != "__name__"
+    )
     return f"{name}{{{rest}}}" if rest or not name else name
 
 
