@@ -58,7 +58,8 @@ with workflow.unsafe.imports_passed_through():
 
     from followthrough.binaries import find_binary
     from followthrough.domain.calendar import WEEKDAYS
-    from followthrough.domain.draft import AcceptanceCriterion, ActionItemSpec, Priority
+    from followthrough.domain.criteria import Manual
+    from followthrough.domain.draft import ActionItemSpec, Priority
     from followthrough.domain.incident import Incident
     from followthrough.domain.policy import Policy, load_policy
     from followthrough.domain.postmortem import (
@@ -242,7 +243,7 @@ def item_start(
         team=team,
         due=planned.astimezone(UTC).date(),
         priority=Priority.P2,
-        acceptance_criterion=AcceptanceCriterion(
+        acceptance_criterion=Manual(
             description="A page fires within 5 minutes when the checkout 5xx ratio exceeds 2% "
             "for 5 minutes"
         ),

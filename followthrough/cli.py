@@ -20,6 +20,7 @@ import typer
 import yaml
 from pydantic import BaseModel
 
+from followthrough.checks import submission_refusal
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import load_policy
@@ -282,6 +283,15 @@ def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> No
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
     pm_id = open_store().resolve(postmortem)
+    pm = open_store().postmortem(pm_id)
+    if pm is not None:  # else Temporal answers that it does not exist
+        config = settings()
+        today = config.loaded_policy.calendar.local_date(datetime.now(UTC))
+        refusal = asyncio.run(
+            submission_refusal(pm, draft, config.loaded_policy, config.check_config(), today)
+        )
+        if refusal is not None:
+            raise refusal
     pm = update(pm_id, "submit_draft", DraftSubmission(by=actor(by), draft=draft), Postmortem)
     typer.echo(
         f"{pm.id} is {pm.state.value}: draft version {pm.draft_version} needs "

@@ -70,6 +70,7 @@ async def run_worker_until(
             settings.mailer(),
             settings.loaded_policy,
             task_queue=settings.task_queue,
+            checks=settings.check_config(),
         )
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue

@@ -29,9 +29,11 @@ from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
+from activities.checks import CheckActivities
 from activities.notices import NoticeActivities
 from activities.records import RecordActivities
 from activities.slots import release_slot, request_slot
+from followthrough.checks.config import CheckConfig
 from followthrough.domain.incident import Incident
 from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
@@ -80,9 +82,11 @@ def build_worker(
     policy: Policy,
     *,
     task_queue: str = TASK_QUEUE,
+    checks: CheckConfig | None = None,
 ) -> Worker:
     records = RecordActivities(store)
     notices = NoticeActivities(store, mailer, policy)
+    checker = CheckActivities(checks or CheckConfig())
     return Worker(
         client,
         task_queue=task_queue,
@@ -99,6 +103,7 @@ def build_worker(
             notices.send_council_digest,
             request_slot,
             release_slot,
+            checker.run_check,
         ],
         activity_executor=executor,
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.

@@ -917,7 +917,8 @@ def test_anyone_in_the_directory_verifies_when_none_is_named(policy: Policy) -> 
 
 def test_only_the_named_verifier_verifies(policy: Policy) -> None:
     item = make_item(ActionItemState.DONE_CLAIMED, number=2)
-    assert item.spec.acceptance_criterion.verifier == "pat"
+    criterion = item.spec.acceptance_criterion
+    assert isinstance(criterion, Manual) and criterion.verifier == "pat"
     assert verifier_refusal(item, "pat", policy) is None
     refusal = verifier_refusal(item, "maria", policy)
     assert refusal == f"only the named verifier (pat) can verify {item.id}"

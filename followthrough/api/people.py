@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from followthrough.api.auth import Person
 from followthrough.api.services import Services, Using
+from followthrough.checks import submission_refusal
 from followthrough.domain.draft import Draft
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -165,6 +166,7 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
 async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
     """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
     pm_id = await _postmortem_id(using, postmortem)
+    await _preflight(using, pm_id, draft)
     return await _act(
         using, pm_id, "submit_draft", DraftSubmission(by=person, draft=draft), Postmortem
     )
@@ -270,6 +272,16 @@ async def accept_risk(
 
 
 # --- one way to find a thing and to act on it ---------------------------------------------------
+
+
+async def _preflight(using: Services, pm_id: str, draft: Draft) -> None:
+    pm = await asyncio.to_thread(using.store.postmortem, pm_id)
+    assert pm is not None
+    today = using.policy.calendar.local_date(using.clock())
+    config = using.settings.check_config()
+    refusal = await submission_refusal(pm, draft, using.policy, config, today)
+    if refusal is not None:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=refusal.message)
 
 
 async def _postmortem_id(using: Services, reference: str) -> str:

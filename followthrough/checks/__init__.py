@@ -14,7 +14,7 @@ cheap (the CLI builds a CheckConfig through Settings).
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from followthrough.checks.base import Checker
@@ -23,7 +23,11 @@ from followthrough.checks.http_check import HttpChecker
 from followthrough.checks.prometheus import AlertRuleChecker, PrometheusQueryChecker
 from followthrough.checks.tickets import TicketChecker
 from followthrough.domain.checks import CheckResult
-from followthrough.domain.criteria import AcceptanceCriterion
+from followthrough.domain.criteria import AcceptanceCriterion, parse_criterion
+from followthrough.domain.draft import Draft, draft_problems, the_criterion
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import Postmortem
+from followthrough.domain.problems import Problems
 
 CHECKERS: dict[str, Checker[Any]] = {
     checker.kind: checker
@@ -57,4 +61,38 @@ async def preflight_problems(criterion: AcceptanceCriterion, config: CheckConfig
     return await _checker(criterion).preflight(criterion, config)
 
 
-__all__ = ["CHECKERS", "CheckConfig", "Checker", "preflight_problems", "run_check"]
+async def draft_preflight(draft: Draft, config: CheckConfig) -> list[str]:
+    """Problems with a draft's criteria that only the real world shows, named as draft_problems
+    names them (e.g. PromQL that Prometheus rejects)."""
+    problems: list[str] = []
+    for i, item in enumerate(draft.action_items):
+        criterion, _ = parse_criterion(the_criterion(item))
+        if criterion is None:
+            continue  # draft_problems says what is wrong with it
+        name = f"action_items[{i}]" + (f" '{item.title.strip()}'" if item.title.strip() else "")
+        found = await preflight_problems(criterion, config)
+        problems.extend(f"{name}: acceptance criterion: {problem}" for problem in found)
+    return problems
+
+
+async def submission_refusal(
+    pm: Postmortem, draft: Draft, policy: Policy, config: CheckConfig, today: date
+) -> Problems | None:
+    """Before a draft is sent to its workflow: refused if the real world rejects a criterion,
+    listing the draft's other problems too, so its author fixes everything in one round."""
+    found = await draft_preflight(draft, config)
+    if not found:
+        return None  # the workflow's validator judges the rest
+    problems = draft_problems(draft, pm.incident, policy, today=today) + found
+    return Problems(f"draft for {pm.id} rejected", problems)
+
+
+__all__ = [
+    "CHECKERS",
+    "CheckConfig",
+    "Checker",
+    "draft_preflight",
+    "preflight_problems",
+    "run_check",
+    "submission_refusal",
+]

@@ -154,11 +154,17 @@ class HttpCheck(Stability):
             raise ValueError(f"'{url}' is not an http:// or https:// URL with a host")
         return url
 
-    @model_validator(mode="after")
-    def _path_and_value_together(self) -> HttpCheck:
-        if (self.json_path is None) != ("json_equals" not in self.model_fields_set):
-            raise ValueError("json_path and json_equals go together")
-        return self
+    @model_validator(mode="before")
+    @classmethod
+    def _path_and_value_together(cls, data: Any) -> Any:
+        # Judged on what was written: json_equals may rightly be null, so its absence counts.
+        if not isinstance(data, dict):
+            return data
+        if data.get("json_path") is not None and "json_equals" not in data:
+            raise ValueError("json_path needs json_equals, the value to expect there")
+        if data.get("json_path") is None and data.get("json_equals") is not None:
+            raise ValueError("json_equals needs json_path, where to look in the JSON")
+        return data
 
     def what(self) -> str:
         text = f"GET {self.url} answers {self.expect_status}"

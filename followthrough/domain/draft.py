@@ -241,11 +241,17 @@ def _action_item_problems(
             "(split it into separate items)"
         )
     else:
-        criterion, wrong = parse_criterion(written[0] if isinstance(written, list) else written)
+        criterion, wrong = parse_criterion(the_criterion(item))
         problems.extend(f"{name}: acceptance criterion: {why}" for why in wrong)
         if isinstance(criterion, Manual):
             problems.extend(_sign_off_problems(name, criterion, item, policy))
     return problems
+
+
+def the_criterion(item: ActionItemDraft) -> Any:
+    """What the item's author wrote as its one criterion (also accepted: a list of one)."""
+    written = item.acceptance_criterion
+    return written[0] if isinstance(written, list) and written else written
 
 
 def _sign_off_problems(
@@ -268,8 +274,7 @@ def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
     """The approved draft's action items; call only on a draft with no problems."""
     specs = []
     for number, item in enumerate(draft.action_items, start=1):
-        written = item.acceptance_criterion
-        criterion, _ = parse_criterion(written[0] if isinstance(written, list) else written)
+        criterion, _ = parse_criterion(the_criterion(item))
         assert criterion is not None and item.owner and item.team and item.due and item.priority
         specs.append(
             ActionItemSpec(

@@ -409,15 +409,15 @@ def claim_refusal(item: ActionItem, claim: DoneClaim) -> Refusal | None:
 
 def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> Refusal | None:
     """Shared by verify and reject: who may judge a done claim."""
-    if item.state is not ActionItemState.DONE_CLAIMED:
-        return conflict(
-            f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
-        )
     criterion = item.spec.acceptance_criterion
     if not isinstance(criterion, Manual):
         return conflict(
-            f"{item.id} is verified by its {criterion.kind} check, not by hand; the check ran "
-            "when it was claimed done"
+            f"{item.id} is verified by its {criterion.kind} check, not by hand; the check runs "
+            "when it is claimed done"
+        )
+    if item.state is not ActionItemState.DONE_CLAIMED:
+        return conflict(
+            f"{item.id} is {item.state}; only an item claimed done can be verified or rejected"
         )
     if by == item.owner:
         return forbidden(f"{by} owns {item.id} and cannot verify their own work")
