@@ -19,6 +19,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.postmortem import ActionItem
+from followthrough.render import action_item_detail
 from tests.api_support import Api
 from tests.conftest import eventually
 from tests.factories import draft_data
@@ -128,6 +129,12 @@ async def test_a_failed_check_reopens_with_evidence_and_the_fix_verifies(
     assert [c["result"]["passed"] for c in shown["action_item"]["checks"]] == [False, True]
     actions = [e["action"] for e in shown["audit"]]
     assert actions.count("item.check_failed") == 1 and actions[-1] == "item.verified"
+    shown_by_cli = action_item_detail(verified, store.audit_trail(pm_id))  # `action show`
+    assert "verification check 1 FAILED: 503 where 200 was expected" in shown_by_cli
+    assert (
+        f"asked:  GET {health.url}" in shown_by_cli
+        and "verification check 2 passed" in shown_by_cli
+    )
 
 
 async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
