@@ -52,29 +52,17 @@ Things learned that a receiver must handle:
 
 from __future__ import annotations
 
-import asyncio
-import ipaddress
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-import yaml
-
+from tests.daemon import LoopbackDaemon, is_loopback
 from tests.debian import ensure_debian_package
-from tests.processes import free_port
 
 PACKAGE = "prometheus-alertmanager"
 BINARY = "prometheus-alertmanager"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 
 
 def alertmanager_binary() -> str:
@@ -127,19 +115,14 @@ def alertmanager_config(
 
 
 def _require_loopback(url: str) -> None:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(urlsplit(url).hostname or ""):
         raise ValueError(f"the tests' webhook must be on a loopback address, not {url!r}")
 
 
-class Alertmanager:
+class Alertmanager(LoopbackDaemon):
     """One Alertmanager process; an async context manager. See the module docstring."""
+
+    name = "Alertmanager"
 
     def __init__(
         self,
@@ -155,10 +138,7 @@ class Alertmanager:
         resolve_timeout: str = "5m",
     ) -> None:
         _require_loopback(webhook_url)
-        self.directory = directory
-        self.webhook_url = webhook_url
-        self.binary = binary
-        self.config = alertmanager_config(
+        config = alertmanager_config(
             webhook_url=webhook_url,
             bearer_token=bearer_token,
             group_by=group_by,
@@ -167,125 +147,20 @@ class Alertmanager:
             repeat_interval=repeat_interval,
             resolve_timeout=resolve_timeout,
         )
-        self.config_path = directory / "alertmanager.yml"
-        self.storage_path = directory / "alertmanager-data"
-        self.log_path = directory / "alertmanager.log"
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._client: httpx.AsyncClient | None = None
+        super().__init__(directory, stem="alertmanager", config=config, binary=binary)
+        self.webhook_url = webhook_url
 
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT, without a trailing slash."""
-        if not self.port:
-            raise RuntimeError("Alertmanager is not started")
-        return f"http://127.0.0.1:{self.port}"
+    # -- lifecycle (the rest is LoopbackDaemon's) --------------------------------------------
 
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
+    def find_binary(self) -> str:
+        return alertmanager_binary()
 
-    # -- lifecycle ---------------------------------------------------------------------------
-
-    async def __aenter__(self) -> Alertmanager:
-        await self.start()
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        died = self.process is not None and self.process.poll() is not None
-        await self.stop()
-        if exc_type is not None or died:
-            self.dump_log("the test failed" if exc_type is not None else "it died early")
-
-    async def start(self) -> None:
-        if self.binary is None:
-            self.binary = alertmanager_binary()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.storage_path.mkdir(parents=True, exist_ok=True)
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        self._client = httpx.AsyncClient(timeout=10.0)
-        # A free port can be taken between finding it and binding it: try a few.
-        for attempt in range(3):
-            self.port = free_port()
-            self._spawn()
-            if await self._wait_ready():
-                return
-            log = self.log()
-            if "address already in use" not in log or attempt == 2:
-                await self.stop()
-                raise RuntimeError(
-                    f"Alertmanager did not become ready on {self.base_url} within "
-                    f"{START_TIMEOUT:.0f}s; its log:\n{log}"
-                )
-            await self._stop_process()
-
-    def _spawn(self) -> None:
-        assert self.binary is not None
-        command = [
-            self.binary,
-            f"--config.file={self.config_path}",
+    def flags(self) -> list[str]:
+        return [
             f"--storage.path={self.storage_path}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            f"--web.external-url=http://127.0.0.1:{self.port}/",
             "--cluster.listen-address=",
             "--log.level=debug",
         ]
-        with self.log_path.open("ab") as log:
-            log.write(f"$ {' '.join(command)}\n".encode())
-            log.flush()
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def _wait_ready(self) -> bool:
-        assert self.process is not None and self._client is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                response = await self._client.get(f"{self.base_url}/-/ready", timeout=2.0)
-                if response.status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.1)
-        return False
-
-    async def stop(self) -> None:
-        await self._stop_process()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _stop_process(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-
-    def dump_log(self, why: str) -> None:
-        sys.stderr.write(
-            f"\n----- Alertmanager log ({why}): {self.log_path} -----\n{self.log()}"
-            f"----- end of Alertmanager log -----\n"
-        )
 
     # -- the v2 API --------------------------------------------------------------------------
 
@@ -341,11 +216,6 @@ class Alertmanager:
         response.raise_for_status()
         result: list[dict[str, Any]] = response.json()
         return result
-
-    def _api(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("Alertmanager is not started")
-        return self._client
 
 
 __all__ = ["Alertmanager", "alertmanager_binary", "alertmanager_config", "rfc3339"]

@@ -44,9 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.daemon import LoopbackThreadServer
 
 # Jira's three status categories (plus "undefined"), as /rest/api/2/statuscategory lists them.
 CATEGORIES: dict[str, dict[str, Any]] = {
@@ -105,8 +106,10 @@ def jira_error(status: int, *messages: str, **errors: str) -> Reply:
     return Reply(status, {"errorMessages": list(messages), "errors": errors})
 
 
-class JiraServer:
+class JiraServer(LoopbackThreadServer):
     """A threaded HTTP server on 127.0.0.1; a context manager. See the module docstring."""
+
+    name = "the Jira server"
 
     def __init__(
         self,
@@ -115,54 +118,28 @@ class JiraServer:
         deployment_type: str = "Server",
         version: tuple[int, int, int] = (9, 12, 0),
     ) -> None:
+        super().__init__()
         self.users = dict(users or {"followthrough@example.com": "jira-token"})
         self.deployment_type = deployment_type
         self.version = version
         self.issues: dict[str, dict[str, Any]] = {}  # key -> the issue as GET returns it
         self.requests: list[Request] = []
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self._next_id = 10000
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle (the rest is LoopbackThreadServer's) --------------------------------------
 
-    def start(self) -> JiraServer:
-        if self._server is None:
-            self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-            self._server.daemon_threads = True
-            self._thread = threading.Thread(
-                target=self._server.serve_forever, name="jira-server", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> JiraServer:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, name="jira-server", daemon=True)
+        thread.start()
+        return server, thread
 
     @property
     def url(self) -> str:
         """http://127.0.0.1:PORT, the base URL a client is given (no trailing slash)."""
-        if self._server is None:
-            raise RuntimeError("the Jira server is not started")
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+        return f"http://127.0.0.1:{self.port}"
 
     # -- test-side state ---------------------------------------------------------------------
 

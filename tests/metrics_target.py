@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
-from types import TracebackType
 from wsgiref.simple_server import WSGIServer
 
 from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from tests.daemon import LoopbackThreadServer
 
 METRIC = "http_requests"  # exposed as http_requests_total
 OK = "200"
@@ -54,53 +55,24 @@ class _Requests(Collector):
         yield family
 
 
-class MetricsTarget:
+class MetricsTarget(LoopbackThreadServer):
     """An HTTP server on 127.0.0.1 (free port, a daemon thread) serving /metrics."""
 
+    name = "the metrics target"
+
     def __init__(self, service: str = "checkout") -> None:
+        super().__init__()
         self.service = service
         self.registry = CollectorRegistry(auto_describe=False)
         self._requests = _Requests()
         self._requests.counts[(service, OK)] = 0.0
         self._requests.counts[(service, ERROR)] = 0.0
         self.registry.register(self._requests)
-        self._server: WSGIServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle (the rest is LoopbackThreadServer's) --------------------------------------
 
-    def start(self) -> MetricsTarget:
-        if self._server is None:
-            self._server, self._thread = start_http_server(
-                0, addr="127.0.0.1", registry=self.registry
-            )
-        return self
-
-    def stop(self) -> None:
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> MetricsTarget:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    @property
-    def port(self) -> int:
-        if self._server is None:
-            raise RuntimeError("the metrics target is not started")
-        return int(self._server.server_port)
+    def open(self) -> tuple[WSGIServer, threading.Thread]:
+        return start_http_server(0, addr="127.0.0.1", registry=self.registry)
 
     @property
     def address(self) -> str:

@@ -73,29 +73,22 @@ HTTP 400, `{"status": "error", "errorType": "bad_data", "error": "invalid parame
 from __future__ import annotations
 
 import asyncio
-import ipaddress
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Any
 
 import httpx
-import yaml
 
+from tests.daemon import LoopbackDaemon, is_loopback
 from tests.debian import ensure_debian_package, find_installed
-from tests.processes import free_port
 
 PACKAGE = "prometheus"
 BINARY = "prometheus"
 PROMTOOL = "promtool"
 JOB = "followthrough-test"
-START_TIMEOUT = 30.0
-STOP_TIMEOUT = 10.0
 WAIT = 30.0
 MAX_WAIT = 60.0
 
@@ -157,13 +150,7 @@ def prometheus_config(
 
 def _require_loopback(target: str) -> None:
     host = target.rsplit(":", 1)[0].strip("[]") if ":" in target else target
-    if host == "localhost":
-        return
-    try:
-        loopback = ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        loopback = False
-    if not loopback:
+    if not is_loopback(host):
         raise ValueError(
             f"the tests' scrape targets must be on loopback (host:port), not {target!r}"
         )
@@ -216,8 +203,10 @@ def _timestamp(moment: datetime | float | str) -> str:
     return moment
 
 
-class Prometheus:
+class Prometheus(LoopbackDaemon):
     """One Prometheus process; an async context manager. See the module docstring."""
+
+    name = "Prometheus"
 
     def __init__(
         self,
@@ -232,46 +221,19 @@ class Prometheus:
         binary: str | None = None,
         log_level: str = "info",
     ) -> None:
-        self.directory = directory
-        self.config_path = directory / "prometheus.yml"
         self.rules_path = directory / "rules.yml"
-        self.storage_path = directory / "prometheus-data"
-        self.log_path = directory / "prometheus.log"
         self.rules_yaml = rules_yaml
-        self.config = prometheus_config(
+        config = prometheus_config(
             scrape_targets=scrape_targets,
             rule_files=[str(self.rules_path)] if rules_yaml is not None else [],
             scrape_interval=scrape_interval,
             evaluation_interval=evaluation_interval,
             job_name=job_name,
         )
+        super().__init__(directory, stem="prometheus", config=config, binary=binary)
         self.retention = retention
-        self.binary = binary
         self.log_level = log_level
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self.started_at: float | None = None  # time.monotonic() when the process was spawned
-        self._client: httpx.AsyncClient | None = None
         self._backfills = 0
-
-    @property
-    def base_url(self) -> str:
-        """http://127.0.0.1:PORT, without a trailing slash."""
-        if not self.port:
-            raise RuntimeError("Prometheus is not started")
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        try:
-            return self.log_path.read_text(errors="replace")
-        except FileNotFoundError:
-            return ""
-
-    def since_start(self) -> float:
-        """Seconds since the process was spawned (for measuring)."""
-        if self.started_at is None:
-            raise RuntimeError("Prometheus is not started")
-        return time.monotonic() - self.started_at
 
     # -- backfill (before start) -------------------------------------------------------------
 
@@ -313,109 +275,23 @@ class Prometheus:
             )
         return result.stdout
 
-    # -- lifecycle ---------------------------------------------------------------------------
+    # -- lifecycle (the rest is LoopbackDaemon's) --------------------------------------------
 
-    async def __aenter__(self) -> Prometheus:
-        await self.start()
-        return self
+    def find_binary(self) -> str:
+        return prometheus_binary()
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        died = self.process is not None and self.process.poll() is not None
-        await self.stop()
-        if exc_type is not None or died:
-            self.dump_log("the test failed" if exc_type is not None else "it died early")
-
-    async def start(self) -> None:
-        if self.binary is None:
-            self.binary = prometheus_binary()
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self.storage_path.mkdir(parents=True, exist_ok=True)
+    def prepare(self) -> None:
+        super().prepare()
         if self.rules_yaml is not None:
             self.rules_path.write_text(self.rules_yaml)
-        self.config_path.write_text(yaml.safe_dump(self.config, sort_keys=False))
-        self._client = httpx.AsyncClient(timeout=10.0)
-        # A free port can be taken between finding it and binding it: try a few.
-        for attempt in range(3):
-            self.port = free_port()
-            self._spawn()
-            if await self._wait_ready():
-                return
-            log = self.log()
-            if "address already in use" not in log or attempt == 2:
-                await self.stop()
-                raise RuntimeError(
-                    f"Prometheus did not become ready on {self.base_url} within "
-                    f"{START_TIMEOUT:.0f}s; its log:\n{log}"
-                )
-            await self._stop_process()
 
-    def _spawn(self) -> None:
-        assert self.binary is not None
-        command = [
-            self.binary,
-            f"--config.file={self.config_path}",
+    def flags(self) -> list[str]:
+        return [
             f"--storage.tsdb.path={self.storage_path}",
             f"--storage.tsdb.retention.time={self.retention}",
-            f"--web.listen-address=127.0.0.1:{self.port}",
-            f"--web.external-url=http://127.0.0.1:{self.port}/",
             "--web.enable-lifecycle",
             f"--log.level={self.log_level}",
         ]
-        with self.log_path.open("ab") as log:
-            log.write(f"$ {' '.join(command)}\n".encode())
-            log.flush()
-            self.started_at = time.monotonic()
-            self.process = subprocess.Popen(
-                command,
-                cwd=self.directory,
-                stdin=subprocess.DEVNULL,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
-
-    async def _wait_ready(self) -> bool:
-        assert self.process is not None and self._client is not None
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                return False
-            try:
-                response = await self._client.get(f"{self.base_url}/-/ready", timeout=2.0)
-                if response.status_code == 200:
-                    return True
-            except httpx.HTTPError:
-                pass
-            await asyncio.sleep(0.05)
-        return False
-
-    async def stop(self) -> None:
-        await self._stop_process()
-        if self._client is not None:
-            await self._client.aclose()
-            self._client = None
-
-    async def _stop_process(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        deadline = time.monotonic() + STOP_TIMEOUT
-        while process.poll() is None and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
-        if process.poll() is None:
-            process.kill()
-            process.wait(timeout=STOP_TIMEOUT)
-
-    def dump_log(self, why: str) -> None:
-        sys.stderr.write(
-            f"\n----- Prometheus log ({why}): {self.log_path} -----\n{self.log()}"
-            f"----- end of Prometheus log -----\n"
-        )
 
     async def reload(self, rules_yaml: str | None = None) -> None:
         """Rewrite the rule file (when given) and POST /-/reload; PrometheusError if rejected
@@ -536,15 +412,6 @@ class Prometheus:
                 raise AssertionError(f"rules not all healthy within {timeout:.0f}s: {data!r}")
             self._check_alive()
             await asyncio.sleep(0.1)
-
-    def _check_alive(self) -> None:
-        if self.process is None or self.process.poll() is not None:
-            raise RuntimeError("Prometheus is not running")
-
-    def _api(self) -> httpx.AsyncClient:
-        if self._client is None:
-            raise RuntimeError("Prometheus is not started")
-        return self._client
 
 
 __all__ = [
