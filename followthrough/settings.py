@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -24,6 +24,7 @@ from workflows import TASK_QUEUE
 
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig
+    from followthrough.jira.config import JiraConfig
 
 
 def _default_data_dir() -> Path:
@@ -55,6 +56,7 @@ class Settings(BaseSettings):
     webhook_secret_grafana: str | None = None
     webhook_secret_firehydrant: str | None = None
     webhook_secret_generic: str | None = None
+    webhook_secret_jira: str | None = None  # the secret of Jira's admin webhook for tickets
     smtp_url: str | None = Field(
         default=None, description="smtp://user:password@host:587; unset keeps mail in the outbox"
     )
@@ -69,6 +71,35 @@ class Settings(BaseSettings):
     jira_url: str | None = None
     jira_user: str | None = None
     jira_token: str | None = None
+    jira_project: str | None = Field(
+        default=None,
+        description="the project key action items' tickets go to; with url, user and token set, "
+        "every action item is a Jira ticket",
+    )
+    jira_issue_type: str = Field(default="Task", description="the issue type of a ticket")
+    jira_deployment: Literal["auto", "cloud", "server"] = Field(
+        default="auto",
+        description="cloud or server (also Data Center); auto reads serverInfo.deploymentType once",
+    )
+    jira_priorities: dict[str, str] = Field(
+        default_factory=lambda: {"P0": "Highest", "P1": "High", "P2": "Medium", "P3": "Low"},
+        description="JSON: our priorities P0..P3 -> the Jira priority names",
+    )
+    jira_due_field: str = Field(
+        default="duedate", description="the field a ticket's due date goes in (or customfield_N)"
+    )
+    jira_epics: bool = Field(
+        default=False, description="one epic per postmortem, its action items' tickets under it"
+    )
+    jira_accounts: dict[str, str] = Field(
+        default_factory=dict,
+        description="JSON: person -> Jira accountId (Cloud) or username (Server); a person not "
+        "listed is looked up by email, and not found their ticket is created unassigned",
+    )
+    jira_done_jql_window: str = Field(
+        default="-1d",
+        description="how far back (a JQL date: -1d, -12h) reconciliation looks for done tickets",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -116,6 +147,27 @@ class Settings(BaseSettings):
             jira_url=self.jira_url,
             jira_user=self.jira_user,
             jira_token=self.jira_token,
+        )
+
+    def jira_config(self) -> JiraConfig | None:
+        """The Jira project tickets go to; None (the built-in tracker) unless
+        FOLLOWTHROUGH_JIRA_URL, _USER, _TOKEN and _PROJECT are all set."""
+        if not (self.jira_url and self.jira_user and self.jira_token and self.jira_project):
+            return None
+        from followthrough.jira.config import JiraConfig
+
+        return JiraConfig(
+            url=self.jira_url,
+            user=self.jira_user,
+            token=self.jira_token,
+            project=self.jira_project,
+            issue_type=self.jira_issue_type,
+            deployment=self.jira_deployment,
+            priorities=dict(self.jira_priorities),
+            due_field=self.jira_due_field,
+            epics=self.jira_epics,
+            accounts=dict(self.jira_accounts),
+            done_window=self.jira_done_jql_window,
         )
 
     def mailer(self) -> Mailer:

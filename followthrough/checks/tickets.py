@@ -4,7 +4,8 @@
 done-like status, whatever a workflow names it) and `fields.resolution` set: a ticket moved to
 Done without a resolution, or resolved but reopened to an in-progress status, does not pass.
 
-With the `jira` library (synchronous, so in a thread), constructed to avoid its surprises:
+With the `jira` library (synchronous, so in a thread), constructed by
+`followthrough.jira.connect()` (shared with the Jira tracker) to avoid its surprises:
 `get_server_info=False` (else every check first GETs /rest/api/2/serverInfo, and a non-Jira
 JSON answer there raises KeyError from the constructor), `max_retries=0` (else a refused
 connection sleeps 10, 20, 40 s between retries, and a 429/503 with Retry-After sleeps too: the
@@ -94,16 +95,12 @@ def _verdict(key: str, fields: dict[str, Any], asked: str, now: datetime) -> Che
 def _fetch(base: str, user: str, token: str, key: str, timeout: float) -> _Fetched:
     """The issue's status and resolution, or why not; in a worker thread (the client blocks)."""
     import requests
-    from jira import JIRA, JIRAError
+    from jira import JIRAError
+
+    from followthrough.jira.client import connect
 
     try:
-        client = JIRA(
-            server=base,
-            basic_auth=(user, token),
-            get_server_info=False,
-            max_retries=0,
-            timeout=(min(10.0, timeout), timeout),
-        )
+        client = connect(base, user, token, timeout=timeout)
     except (JIRAError, requests.RequestException) as err:  # not expected without server info
         return _Fetched(None, reason=f"could not set up the Jira client: {describe_error(err)}")
     try:

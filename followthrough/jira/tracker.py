@@ -1,0 +1,504 @@
+"""Action items as Jira tickets: create once, comment once, move the due date, find the done ones.
+
+Synchronous (the `jira` library blocks): the activities call these methods in threads. Every
+call builds a fresh client (no request is sent until used) through `connect()`: no retries of
+its own, bounded by the configured timeout, so a failure comes back at once as JiraRefused
+(permanent) or JiraUnavailable (transient; the activity's retry policy tries again later).
+
+Idempotency: an item's ticket carries the label `item_label(action_item_id)` ("ft-..."), and
+`ensure_ticket` searches for it before it creates. The library would retry POST /issue by itself
+on a 429 or 503 with Retry-After, and a create whose reply is lost (a timeout, a proxy's 502, a
+429 after the issue was made) cannot be told apart from one that did nothing; so we never let
+the library retry (max_retries=0). Our only retry is the activity's, and it starts with the
+search. What remains is a search that misses an issue created moments ago (Jira Cloud's search
+index lags writes; two attempts running at once, when an attempt outlived its timeout): after
+creating, we search again (on Cloud with `reconcileIssues` = the new issue's id, which makes it
+visible) and, when the label finds several issues, the lowest key is the ticket: every attempt
+agrees on it. Each extra loses the `postmortem` and item labels (so neither a later search nor
+the done-ticket reconciliation sees it again), gains `followthrough-duplicate`, and gets a
+comment naming the ticket kept. We do not transition it: workflows name their transitions
+differently, and closing someone's issue by guess is worse than leaving one for a person.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from followthrough.domain.tickets import (
+    TicketComment,
+    TicketDone,
+    TicketDue,
+    TicketRef,
+    TicketRequest,
+    item_label,
+)
+from followthrough.jira.client import connect, field_errors, translate
+from followthrough.jira.config import JiraConfig
+from followthrough.jira.errors import JiraRefused
+from followthrough.logging import get_logger
+
+if TYPE_CHECKING:
+    from jira import JIRA
+
+log = get_logger(__name__)
+
+LABELS = ("postmortem", "reliability")  # on every item's ticket, with its own item label
+EPIC_LABELS = ("reliability", "followthrough-epic")  # not "postmortem": an epic is no item
+DUPLICATE_LABEL = "followthrough-duplicate"
+PAGE = 100  # issues or comments per request (Jira caps it at 100 for search anyway)
+MAX_PAGES = 1000  # a server repeating a page token must not loop forever
+# Jira Software's epic fields on Server and Data Center, found by their schema type.
+EPIC_NAME_TYPE = "com.pyxis.greenhopper.jira:gh-epic-label"
+EPIC_LINK_TYPE = "com.pyxis.greenhopper.jira:gh-epic-link"
+# A JQL date: a period relative to now ("-1d", "-4w 2d", "-12h") or a date ("2026-11-01").
+JQL_DATE = re.compile(r"[-+]?(\d+[wdhm] ?)+|\d{4}[-/]\d{2}[-/]\d{2}( \d{2}:\d{2})?")
+
+
+def marker(dedupe_key: str) -> str:
+    """The text that finds a comment again. Brackets escaped: Jira's wiki markup would make
+    `[followthrough:x]` a link; it shows `\\[x\\]` as [x]."""
+    return f"\\[followthrough:{dedupe_key}\\]"
+
+
+def has_marker(body: str, dedupe_key: str) -> bool:
+    """The marker in a comment, as we wrote it or as Jira gives it back (brackets unescaped, or
+    made into a link by Cloud's conversion): `followthrough:<key>` not followed by more key."""
+    pattern = rf"followthrough:{re.escape(dedupe_key)}(?![^\s\]\\|}}])"
+    return re.search(pattern, body) is not None
+
+
+class JiraTracker:
+    """One Jira project, from a JiraConfig. Thread-safe: each call has its own client."""
+
+    def __init__(self, config: JiraConfig) -> None:
+        self.config = config
+        self._cloud: bool | None = {"auto": None, "cloud": True, "server": False}[config.deployment]
+        self._epic_fields: tuple[str, str] | None = None  # Server: (Epic Name, Epic Link) ids
+        self._lock = threading.Lock()
+
+    def url(self, key: str) -> str:
+        return f"{self.config.base_url}/browse/{key}"
+
+    # -- the four operations -----------------------------------------------------------------
+
+    def ensure_ticket(self, request: TicketRequest) -> TicketRef:
+        """The item's ticket: found by its label, else created (see the module docstring)."""
+        label = item_label(request.action_item_id)
+        doing = f"opening the ticket for {request.action_item_id} in project {self.project}"
+        bound = log.bind(action_item_id=request.action_item_id, label=label)
+        with self._client(doing) as client:
+            found = self._find(client, label)
+            if found:
+                key = self._keep_lowest(client, found, label)
+                bound.info("jira ticket found", key=key)
+                if request.postmortem_url:
+                    self._ensure_link(client, key, request, new=False)
+                return TicketRef(key=key, url=self.url(key))
+            parent = self._ensure_epic(client, request) if self.config.epics else {}
+            assignee, note = self._assignee(client, request)
+            fields = self._item_fields(request, label, parent, assignee, note)
+            try:
+                created = client.create_issue(fields=fields, prefetch=False)
+            except Exception as err:
+                if not _refused_assignee(err, fields):
+                    raise
+                why = f"Jira refused to assign it to {_owner(request)}"
+                bound.warning("jira refused the assignee", assignee=fields.get("assignee"))
+                fields = self._item_fields(request, label, parent, None, why)
+                created = client.create_issue(fields=fields, prefetch=False)
+            key = self._settle(client, label, _raw(created), fields["labels"])
+            bound.info("jira ticket created", key=key, assigned=bool(fields.get("assignee")))
+            if request.postmortem_url:
+                self._ensure_link(client, key, request, new=True)
+            return TicketRef(key=key, url=self.url(key))
+
+    def comment(self, comment: TicketComment) -> bool:
+        """Post the comment unless one with its marker is there already; True when posted."""
+        doing = f"commenting on {comment.key} ({comment.dedupe_key})"
+        with self._client(doing) as client:
+            posted = self._comment_once(client, comment.key, comment.dedupe_key, comment.text)
+        log.info("jira comment", key=comment.key, dedupe_key=comment.dedupe_key, posted=posted)
+        return posted
+
+    def set_due(self, due: TicketDue) -> None:
+        """Set the due-date field (setting it again to the same date changes nothing)."""
+        doing = f"setting the due date of {due.key} to {due.due.isoformat()}"
+        with self._client(doing) as client:
+            self._put_fields(client, due.key, {self.config.due_field: due.due.isoformat()})
+        log.info("jira due date set", key=due.key, due=due.due.isoformat())
+
+    def done_tickets(self, window: str | None = None) -> list[TicketDone]:
+        """The project's postmortem tickets in a done status updated within `window` (a JQL
+        date: "-1d", "-4w", "2026-11-01"; default the configured one), by key."""
+        since = (window or self.config.done_window).strip()
+        if not JQL_DATE.fullmatch(since):
+            raise JiraRefused(
+                f"{since!r} is not a JQL date or period (like -1d, -12h or 2026-11-01): "
+                "check FOLLOWTHROUGH_JIRA_DONE_JQL_WINDOW"
+            )
+        jql = (
+            f"project = {_jql_string(self.project)} AND labels = postmortem "
+            f'AND statusCategory = Done AND updated >= "{since}" ORDER BY key ASC'
+        )
+        doing = f"searching project {self.project} for done tickets updated since {since}"
+        with self._client(doing) as client:
+            issues = self._search(client, jql, "status,resolution,resolutiondate,updated,assignee")
+        return [_done(issue) for issue in issues]
+
+    # -- the client, and what Jira it is -----------------------------------------------------
+
+    @property
+    def project(self) -> str:
+        return self.config.project
+
+    @contextmanager
+    def _client(self, doing: str) -> Iterator[JIRA]:
+        """A client for one operation; its failures become JiraRefused or JiraUnavailable,
+        raised `from None` so that no JIRAError (whose str() has our credentials) is chained."""
+        c = self.config
+        client: JIRA | None = None
+        try:
+            client = connect(
+                c.base_url, c.user, c.token, timeout=c.timeout, connect_timeout=c.connect_timeout
+            )
+            client.deploymentType = "Cloud" if self._is_cloud(client) else "Server"
+            yield client
+        except Exception as err:
+            ours = translate(
+                err, doing=doing, base=c.base_url, user=c.user, token=c.token, timeout=c.timeout
+            )
+            if ours is None:
+                raise
+            raise ours from None
+        finally:
+            if client is not None:
+                client.close()  # type: ignore[no-untyped-call]
+
+    def _is_cloud(self, client: JIRA) -> bool:
+        """From the settings, else serverInfo.deploymentType, asked once per tracker."""
+        with self._lock:
+            if self._cloud is None:
+                info = client.server_info()
+                self._cloud = isinstance(info, dict) and info.get("deploymentType") == "Cloud"
+                log.info("jira deployment", cloud=self._cloud, version=info.get("version"))
+            return self._cloud
+
+    # -- finding and creating ----------------------------------------------------------------
+
+    def _find(
+        self, client: JIRA, label: str, *, reconcile: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        jql = f"project = {_jql_string(self.project)} AND labels = {_jql_string(label)}"
+        return self._search(client, f"{jql} ORDER BY key ASC", "labels", reconcile=reconcile)
+
+    def _settle(self, client: JIRA, label: str, created: dict[str, Any], labels: list[str]) -> str:
+        """After a create: the lowest key with the label is the ticket (see the docstring)."""
+        found = self._find(client, label, reconcile=[str(created.get("id", ""))])
+        if all(issue["key"] != created["key"] for issue in found):  # not indexed yet
+            found.append({"key": created["key"], "fields": {"labels": labels}})
+        return self._keep_lowest(client, found, label)
+
+    def _keep_lowest(self, client: JIRA, found: list[dict[str, Any]], label: str) -> str:
+        ordered = sorted(found, key=lambda issue: _key_order(issue["key"]))
+        kept = ordered[0]["key"]
+        for extra in ordered[1:]:
+            self._mark_duplicate(client, extra, kept, label)
+        return str(kept)
+
+    def _mark_duplicate(self, client: JIRA, extra: dict[str, Any], kept: str, label: str) -> None:
+        key = extra["key"]
+        text = (
+            f"Followthrough created this ticket twice (a retried request); it keeps {kept} in "
+            f"sync and no longer follows this one, which can be closed as a duplicate of {kept}."
+        )
+        self._comment_once(client, key, f"duplicate-of-{kept}", text)
+        labels = (extra.get("fields") or {}).get("labels") or []
+        kept_labels = [name for name in labels if name not in (label, "postmortem")]
+        self._put_fields(client, key, {"labels": [*kept_labels, DUPLICATE_LABEL]})
+        log.warning("jira duplicate ticket marked", key=key, kept=kept, label=label)
+
+    def _item_fields(
+        self,
+        request: TicketRequest,
+        label: str,
+        parent: dict[str, Any],
+        assignee: dict[str, str] | None,
+        unassigned_why: str | None,
+    ) -> dict[str, Any]:
+        c = self.config
+        fields: dict[str, Any] = {
+            "project": {"key": c.project},
+            "issuetype": {"name": c.issue_type},
+            "summary": _one_line(request.summary),
+            "description": self._description(request, unassigned_why),
+            "labels": [*LABELS, label],
+            c.due_field: request.due.isoformat(),
+            **parent,
+        }
+        priority = c.priorities.get(request.priority)
+        if priority:
+            fields["priority"] = {"name": priority}
+        if assignee:
+            fields["assignee"] = assignee
+        return fields
+
+    def _description(self, request: TicketRequest, unassigned_why: str | None) -> str:
+        title = _wiki_text(request.postmortem_title)
+        source = f"[{title}|{request.postmortem_url}]" if request.postmortem_url else f"*{title}*"
+        lines = [
+            request.description.strip(),
+            "",
+            "----",
+            f"Action item {request.action_item_id} of the postmortem {source}.",
+            f"Owner: {_owner(request)}.",
+        ]
+        if unassigned_why:
+            lines.append(
+                f"This ticket is unassigned: {unassigned_why}. Assign it by hand, or map "
+                f"{request.owner} in FOLLOWTHROUGH_JIRA_ACCOUNTS."
+            )
+        lines.append(
+            "Followthrough keeps this ticket in sync: moving it to a done status asks "
+            "Followthrough to verify the acceptance criterion; the item closes when it passes."
+        )
+        return "\n".join(lines)
+
+    def _assignee(
+        self, client: JIRA, request: TicketRequest
+    ) -> tuple[dict[str, str] | None, str | None]:
+        """({"accountId"} on Cloud, {"name"} on Server) from the settings or a user search by
+        email; else (None, why), and the ticket is created unassigned."""
+        cloud = self._is_cloud(client)
+        account = self.config.accounts.get(request.owner)
+        if account:
+            return ({"accountId": account} if cloud else {"name": account}), None
+        email = request.owner_email.strip()
+        if not email:
+            return None, f"no email address is known for {request.owner}"
+        try:
+            users = client.search_users(query=email) if cloud else client.search_users(user=email)
+        except Exception as err:
+            status = getattr(err, "status_code", None)
+            if status in (400, 403, 404):  # no permission to browse users, or no such search
+                return None, f"Jira did not let us look up {email} ({status})"
+            raise
+        raws = [user.raw for user in users if isinstance(user.raw, dict)]
+        same = [u for u in raws if str(u.get("emailAddress", "")).lower() == email.lower()]
+        if not same and len(raws) == 1:  # Cloud hides email addresses; its match is exact
+            same = raws
+        ident = "accountId" if cloud else "name"
+        ids = {str(u[ident]) for u in same if u.get(ident)}
+        if len(ids) != 1:
+            found = "several Jira users match" if ids else "no Jira user was found for"
+            return None, f"{found} {email}"
+        return {ident: ids.pop()}, None
+
+    def _ensure_link(self, client: JIRA, key: str, request: TicketRequest, *, new: bool) -> None:
+        """A simple remote link back to the postmortem (POST .../remotelink; no applinks, which
+        need an admin), unless the ticket has one to that URL already."""
+        url = request.postmortem_url
+        if not url:
+            return
+        if not new:
+            links = client._get_json(f"issue/{key}/remotelink")
+            for link in links if isinstance(links, list) else []:
+                if isinstance(link, dict) and (link.get("object") or {}).get("url") == url:
+                    return
+        title = f"Postmortem: {_one_line(request.postmortem_title)}"
+        client.add_simple_link(key, {"url": url, "title": title[:255]})
+
+    # -- epics -------------------------------------------------------------------------------
+
+    def _ensure_epic(self, client: JIRA, request: TicketRequest) -> dict[str, Any]:
+        """The fields that put the item under its postmortem's epic (found by the label
+        `item_label(postmortem_id)`, else created). Cloud: `parent` {"key"}. Server and Data
+        Center: the Epic Link field, and a new epic needs its Epic Name field, both found by
+        their Jira Software schema types; without Jira Software (no such fields) the item is
+        created without an epic and a warning is logged (a misfit setting must not stop
+        tickets)."""
+        cloud = self._is_cloud(client)
+        epic_fields: tuple[str, str] | None = None
+        if not cloud:
+            epic_fields = self._server_epic_fields(client)
+            if epic_fields is None:
+                log.warning(
+                    "jira has no epic fields: creating the ticket without an epic",
+                    postmortem_id=request.postmortem_id,
+                )
+                return {}
+        label = item_label(request.postmortem_id)
+        found = self._find(client, label)
+        if found:
+            key = self._keep_lowest(client, found, label)
+        else:
+            title = _one_line(f"Postmortem: {request.postmortem_title}")
+            fields: dict[str, Any] = {
+                "project": {"key": self.project},
+                "issuetype": {"name": "Epic"},
+                "summary": title,
+                "description": f"The action items of {self._description_source(request)}.",
+                "labels": [*EPIC_LABELS, label],
+            }
+            if epic_fields:
+                fields[epic_fields[0]] = title
+            created = client.create_issue(fields=fields, prefetch=False)
+            key = self._settle(client, label, _raw(created), fields["labels"])
+            log.info("jira epic created", key=key, postmortem_id=request.postmortem_id)
+        if epic_fields:
+            return {epic_fields[1]: key}
+        return {"parent": {"key": key}}
+
+    def _description_source(self, request: TicketRequest) -> str:
+        title = _wiki_text(request.postmortem_title)
+        if request.postmortem_url:
+            return f"the postmortem [{title}|{request.postmortem_url}]"
+        return f"the postmortem {title}"
+
+    def _server_epic_fields(self, client: JIRA) -> tuple[str, str] | None:
+        with self._lock:
+            if self._epic_fields is None:
+                ids: dict[str, str] = {}
+                for f in client._get_json("field") or []:
+                    custom = (f.get("schema") or {}).get("custom") if isinstance(f, dict) else None
+                    if custom in (EPIC_NAME_TYPE, EPIC_LINK_TYPE):
+                        ids.setdefault(custom, str(f["id"]))
+                if EPIC_NAME_TYPE in ids and EPIC_LINK_TYPE in ids:
+                    self._epic_fields = (ids[EPIC_NAME_TYPE], ids[EPIC_LINK_TYPE])
+            return self._epic_fields
+
+    # -- comments, updates, search -----------------------------------------------------------
+
+    def _comment_once(self, client: JIRA, key: str, dedupe_key: str, text: str) -> bool:
+        for body in self._comment_bodies(client, key):
+            if has_marker(body, dedupe_key):
+                return False
+        client.add_comment(key, f"{text.rstrip()}\n\n{marker(dedupe_key)}")
+        return True
+
+    def _comment_bodies(self, client: JIRA, key: str) -> Iterator[str]:
+        start = 0
+        for _ in range(MAX_PAGES):
+            page = client._get_json(
+                f"issue/{key}/comment", params={"startAt": start, "maxResults": PAGE}
+            )
+            comments = page.get("comments") or [] if isinstance(page, dict) else []
+            for comment in comments:
+                body = comment.get("body") if isinstance(comment, dict) else None
+                yield body if isinstance(body, str) else json.dumps(body)
+            start += len(comments)
+            total = page.get("total") if isinstance(page, dict) else None
+            if not comments or not isinstance(total, int) or start >= total:
+                return
+
+    def _put_fields(self, client: JIRA, key: str, fields: dict[str, Any]) -> None:
+        url = client._get_url(f"issue/{key}")
+        client._session.put(url, data=json.dumps({"fields": fields}))
+
+    def _search(
+        self, client: JIRA, jql: str, fields: str, *, reconcile: Iterable[str] = ()
+    ) -> list[dict[str, Any]]:
+        """Every issue the JQL finds, paged by hand (the library's Server paging stops after
+        `maxResults` unless told to fetch all, and it first GETs /field to translate names):
+        Cloud GET /search/jql with nextPageToken (GET /search is gone there), Server GET
+        /search with startAt until `total`."""
+        issues: list[dict[str, Any]] = []
+        if self._is_cloud(client):
+            params: dict[str, Any] = {"jql": jql, "fields": fields, "maxResults": PAGE}
+            ids = [int(i) for i in reconcile if str(i).isdigit()]
+            if ids:
+                params["reconcileIssues"] = ids
+            seen: set[str] = set()
+            for _ in range(MAX_PAGES):
+                page = client._get_json("search/jql", params=params)
+                issues.extend(page.get("issues") or [])
+                token = page.get("nextPageToken")
+                if not token or page.get("isLast") is True or token in seen:
+                    break
+                seen.add(token)
+                params["nextPageToken"] = token
+            return issues
+        start = 0
+        for _ in range(MAX_PAGES):
+            page = client._get_json(
+                "search",
+                params={"jql": jql, "startAt": start, "maxResults": PAGE, "fields": fields},
+            )
+            got = page.get("issues") or []
+            issues.extend(got)
+            start = int(page.get("startAt", start)) + len(got)
+            total = page.get("total")
+            if not got or not isinstance(total, int) or start >= total:
+                break
+        return issues
+
+
+def _refused_assignee(err: BaseException, fields: dict[str, Any]) -> bool:
+    """A 400 whose field errors name the assignee (unknown user, or not assignable)."""
+    return (
+        "assignee" in fields
+        and getattr(err, "status_code", None) == 400
+        and "assignee" in field_errors(err)
+    )
+
+
+def _raw(issue: Any) -> dict[str, Any]:
+    raw = getattr(issue, "raw", None)
+    return raw if isinstance(raw, dict) else {"key": str(issue.key), "id": str(issue.id)}
+
+
+def _done(issue: dict[str, Any]) -> TicketDone:
+    fields = issue.get("fields") or {}
+    status = fields.get("status") or {}
+    resolution = fields.get("resolution") or {}
+    return TicketDone(
+        key=str(issue["key"]),
+        status=str(status.get("name", "?")),
+        resolution=resolution.get("name") if isinstance(resolution, dict) else None,
+        at=_jira_time(fields.get("resolutiondate")) or _jira_time(fields.get("updated")),
+        source="reconciliation",
+    )
+
+
+def _jira_time(value: Any) -> datetime | None:
+    """Jira's 2026-11-22T16:20:00.000+0000 (or ISO 8601) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        return None
+    for parse in (
+        lambda v: datetime.strptime(v, "%Y-%m-%dT%H:%M:%S.%f%z"),
+        datetime.fromisoformat,
+    ):
+        try:
+            moment = parse(value)
+        except ValueError:
+            continue
+        return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    return None
+
+
+def _key_order(key: str) -> tuple[str, int, str]:
+    project, _, number = key.rpartition("-")
+    return (project, int(number), key) if number.isdigit() else (project, 0, key)
+
+
+def _jql_string(value: str) -> str:
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def _one_line(text: str) -> str:
+    """A summary: one line (Jira refuses newlines there), at most 255 characters."""
+    return " ".join(text.split())[:255]
+
+
+def _wiki_text(text: str) -> str:
+    """Text inside a wiki-markup link, where | and ] would end it."""
+    return _one_line(text).replace("|", "/").replace("[", "(").replace("]", ")")
+
+
+def _owner(request: TicketRequest) -> str:
+    return f"{request.owner} <{request.owner_email}>" if request.owner_email else request.owner
