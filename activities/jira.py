@@ -1,0 +1,100 @@
+"""The Jira activities: an action item's ticket, its comments and due date, and the done tickets.
+
+Without Jira configured (no FOLLOWTHROUGH_JIRA_PROJECT, or no URL, user or token) the built-in
+tracker is the one: open_ticket returns None, find_done_tickets [], and the others do nothing.
+
+Each call is idempotent (see followthrough.jira.tracker) and runs the blocking `jira` library in a
+thread. A refusal (bad credentials, an unknown project, issue type, priority or field) is a
+non-retryable ApplicationError of type "JiraRefused": retrying cannot help and the workflow must
+say so. Jira being down, slow or rate limiting is a retryable "JiraUnavailable" (with Jira's
+Retry-After as the next delay when it gave one): the workflow's retry policy backs off, so an
+hour of Jira down delays the ticket and loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities import COMMENT_TICKET, FIND_DONE_TICKETS, OPEN_TICKET, UPDATE_TICKET_DUE
+from followthrough.domain.tickets import (
+    TicketComment,
+    TicketDone,
+    TicketDue,
+    TicketRef,
+    TicketRequest,
+)
+from followthrough.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
+from followthrough.logging import get_logger
+
+log = get_logger(__name__)
+
+T = TypeVar("T")
+
+
+class JiraActivities:
+    def __init__(self, config: JiraConfig | None) -> None:
+        self.config = config
+        self.tracker = JiraTracker(config) if config is not None else None
+
+    @activity.defn(name=OPEN_TICKET)
+    async def open_ticket(self, request: TicketRequest) -> TicketRef | None:
+        """The item's Jira ticket, created once (found again by its label on a retry); None
+        when Jira is not configured."""
+        bound = self._log(action_item_id=request.action_item_id)
+        if self.tracker is None:
+            bound.info("jira not configured: no ticket")
+            return None
+        ref = await self._run(bound, self.tracker.ensure_ticket, request)
+        bound.info("jira ticket open", key=ref.key, url=ref.url)
+        return ref
+
+    @activity.defn(name=COMMENT_TICKET)
+    async def comment_ticket(self, comment: TicketComment) -> None:
+        """Comment once per dedupe key; nothing without Jira."""
+        bound = self._log(key=comment.key, dedupe_key=comment.dedupe_key)
+        if self.tracker is None:
+            return
+        await self._run(bound, self.tracker.comment, comment)
+
+    @activity.defn(name=UPDATE_TICKET_DUE)
+    async def update_ticket_due(self, due: TicketDue) -> None:
+        """Move the ticket's due date (an approved extension); nothing without Jira."""
+        bound = self._log(key=due.key, due=due.due.isoformat())
+        if self.tracker is None:
+            return
+        await self._run(bound, self.tracker.set_due, due)
+
+    @activity.defn(name=FIND_DONE_TICKETS)
+    async def find_done_tickets(self, window: str) -> list[TicketDone]:
+        """Postmortem tickets in a done status updated within `window` (a JQL date such as
+        "-1d"; empty: FOLLOWTHROUGH_JIRA_DONE_JQL_WINDOW), for the reconciliation; [] without
+        Jira."""
+        bound = self._log(window=window)
+        if self.tracker is None:
+            return []
+        done = await self._run(bound, self.tracker.done_tickets, window or None)
+        bound.info("jira done tickets", count=len(done), keys=[t.key for t in done][:50])
+        return done
+
+    def _log(self, **ids: Any) -> Any:
+        info = activity.info()
+        return log.bind(workflow_id=info.workflow_id, activity_attempt=info.attempt, **ids)
+
+    async def _run(self, bound: Any, call: Callable[[Any], T], arg: Any) -> T:
+        try:
+            return await asyncio.to_thread(call, arg)
+        except JiraRefused as err:
+            bound.error("jira refused", error=err.message)
+            raise ApplicationError(err.message, type="JiraRefused", non_retryable=True) from err
+        except JiraUnavailable as err:
+            bound.warning("jira unavailable", error=err.message, retry_after=err.retry_after)
+            delay = timedelta(seconds=err.retry_after) if err.retry_after else None
+            raise ApplicationError(
+                err.message, type="JiraUnavailable", next_retry_delay=delay
+            ) from err
