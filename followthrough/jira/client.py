@@ -17,6 +17,7 @@ JiraUnavailable, whose messages say what was being done, what Jira said, and no 
 from __future__ import annotations
 
 import email.utils
+import re
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -106,7 +107,7 @@ def _from_jira_error(err: Any, *, doing: str, base: str, user: str) -> JiraError
         )
     if status == 403:
         return JiraRefused(f"Jira forbids {user} this (403) ({doing}){tail}")
-    if status == 404 and not said:
+    if status == 404 and not _jira_json(err):
         return JiraRefused(
             f"{base} answered 404 without Jira's error messages ({doing}): "
             "is FOLLOWTHROUGH_JIRA_URL Jira's base URL?"
@@ -115,8 +116,22 @@ def _from_jira_error(err: Any, *, doing: str, base: str, user: str) -> JiraError
 
 
 def jira_said(err: Any) -> str:
-    """Jira's own words: its errorMessages and field errors (the library joins them)."""
-    return str(err.text or "").strip()[:2000]
+    """Jira's own words: its errorMessages and field errors (the library joins them); a proxy's
+    HTML error page as its text."""
+    said = str(err.text or "").strip()
+    if said.startswith("<"):
+        said = " ".join(re.sub(r"<[^>]*>", " ", said).split())
+    return said[:2000]
+
+
+def _jira_json(err: Any) -> bool:
+    """Whether the error's body is Jira's error JSON (errorMessages/errors), not a web page."""
+    response = getattr(err, "response", None)
+    try:
+        body = response.json() if response is not None else None
+    except ValueError:
+        return False
+    return isinstance(body, dict) and ("errorMessages" in body or "errors" in body)
 
 
 def field_errors(err: Any) -> dict[str, str]:
