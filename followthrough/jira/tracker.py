@@ -79,7 +79,7 @@ class JiraTracker:
     def __init__(self, config: JiraConfig) -> None:
         self.config = config
         self._cloud: bool | None = {"auto": None, "cloud": True, "server": False}[config.deployment]
-        self._epic_fields: tuple[str, str] | None = None  # Server: (Epic Name, Epic Link) ids
+        self._epic_fields: tuple[str | None, str] | None = None  # Server: Epic Name, Epic Link
         self._lock = threading.Lock()
 
     def url(self, key: str) -> str:
@@ -318,12 +318,12 @@ class JiraTracker:
     def _ensure_epic(self, client: JIRA, request: TicketRequest) -> dict[str, Any]:
         """The fields that put the item under its postmortem's epic (found by the label
         `item_label(postmortem_id)`, else created). Cloud: `parent` {"key"}. Server and Data
-        Center: the Epic Link field, and a new epic needs its Epic Name field, both found by
-        their Jira Software schema types; without Jira Software (no such fields) the item is
-        created without an epic and a warning is logged (a misfit setting must not stop
-        tickets)."""
+        Center (where `parent` is only for sub-tasks): Jira Software's Epic Link field, and on a
+        new epic its Epic Name field (required there), both found by their schema types in GET
+        /field; without an Epic Link field (no Jira Software) the item is created without an
+        epic and a warning is logged: a misfit setting must not stop tickets."""
         cloud = self._is_cloud(client)
-        epic_fields: tuple[str, str] | None = None
+        epic_fields: tuple[str | None, str] | None = None
         if not cloud:
             epic_fields = self._server_epic_fields(client)
             if epic_fields is None:
@@ -345,7 +345,7 @@ class JiraTracker:
                 "description": f"The action items of {self._description_source(request)}.",
                 "labels": [*EPIC_LABELS, label],
             }
-            if epic_fields:
+            if epic_fields and epic_fields[0]:
                 fields[epic_fields[0]] = title
             created = client.create_issue(fields=fields, prefetch=False)
             key = self._settle(client, label, _raw(created), fields["labels"])
@@ -360,7 +360,9 @@ class JiraTracker:
             return f"the postmortem [{title}|{request.postmortem_url}]"
         return f"the postmortem {title}"
 
-    def _server_epic_fields(self, client: JIRA) -> tuple[str, str] | None:
+    def _server_epic_fields(self, client: JIRA) -> tuple[str | None, str] | None:
+        """(the Epic Name field id or None, the Epic Link field id), or None without Jira
+        Software's Epic Link; asked once per tracker (GET /rest/api/2/field)."""
         with self._lock:
             if self._epic_fields is None:
                 ids: dict[str, str] = {}
@@ -368,8 +370,8 @@ class JiraTracker:
                     custom = (f.get("schema") or {}).get("custom") if isinstance(f, dict) else None
                     if custom in (EPIC_NAME_TYPE, EPIC_LINK_TYPE):
                         ids.setdefault(custom, str(f["id"]))
-                if EPIC_NAME_TYPE in ids and EPIC_LINK_TYPE in ids:
-                    self._epic_fields = (ids[EPIC_NAME_TYPE], ids[EPIC_LINK_TYPE])
+                if EPIC_LINK_TYPE in ids:
+                    self._epic_fields = (ids.get(EPIC_NAME_TYPE), ids[EPIC_LINK_TYPE])
             return self._epic_fields
 
     # -- comments, updates, search -----------------------------------------------------------
