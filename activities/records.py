@@ -1,10 +1,11 @@
-"""Storage activities: write the record of what a workflow did, idempotently."""
+"""Storage activities: write the record of what a workflow did, idempotently (and the one read a
+workflow needs: which open items own some tickets)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from activities import RECORD_ACTION_ITEM, RECORD_POSTMORTEM
+from activities import OPEN_ITEMS_FOR_TICKETS, RECORD_ACTION_ITEM, RECORD_POSTMORTEM
 from followthrough.domain.postmortem import ActionItemChange, PostmortemChange
 from followthrough.logging import get_logger
 from followthrough.storage import Store
@@ -27,6 +28,11 @@ class RecordActivities:
     def record_action_item(self, change: ActionItemChange) -> None:
         written = self.store.record_action_item(change)
         self._log(change.event.workflow_id, change.event.seq, change.event.action, written)
+
+    @activity.defn(name=OPEN_ITEMS_FOR_TICKETS)
+    def open_items_for_tickets(self, keys: list[str]) -> dict[str, str]:
+        """Ticket key -> action item id, for open items whose ticket is one of `keys`."""
+        return self.store.items_with_tickets(keys, state="open")
 
     def _log(self, workflow_id: str, seq: int, action: str, written: bool) -> None:
         log.info(

@@ -28,7 +28,12 @@ from followthrough.logging import get_logger
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
-from followthrough.temporal import build_worker, connect, ensure_council_digest_schedule
+from followthrough.temporal import (
+    build_worker,
+    connect,
+    ensure_council_digest_schedule,
+    ensure_ticket_reconciliation_schedule,
+)
 from workflows import SEARCH_ATTRIBUTES
 
 log = get_logger(__name__)
@@ -71,12 +76,26 @@ async def run_worker_until(
             settings.loaded_policy,
             task_queue=settings.task_queue,
             checks=settings.check_config(),
+            jira=settings.jira_config(),
         )
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue
         )
+        jira = settings.jira_config()
+        reconciliation = (
+            await ensure_ticket_reconciliation_schedule(
+                client, jira.done_window, task_queue=settings.task_queue
+            )
+            if jira is not None
+            else None
+        )
         async with worker:
-            log.info("worker running", task_queue=settings.task_queue, digest_schedule=schedule)
+            log.info(
+                "worker running",
+                task_queue=settings.task_queue,
+                digest_schedule=schedule,
+                ticket_reconciliation=reconciliation,
+            )
             await stop.wait()
             log.info("worker stopping")
 

@@ -18,6 +18,7 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleAlreadyRunningError,
+    ScheduleIntervalSpec,
     ScheduleSpec,
     WorkflowExecutionStatus,
     WorkflowUpdateFailedError,
@@ -30,6 +31,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
+from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.records import RecordActivities
 from activities.slots import release_slot, request_slot
@@ -39,6 +41,7 @@ from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
 from followthrough.domain.problems import RefusalKind
+from followthrough.jira import JiraConfig
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -47,6 +50,7 @@ from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
+from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 log = get_logger(__name__)
@@ -83,10 +87,13 @@ def build_worker(
     *,
     task_queue: str = TASK_QUEUE,
     checks: CheckConfig | None = None,
+    jira: JiraConfig | None = None,
 ) -> Worker:
+    """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
     records = RecordActivities(store)
     notices = NoticeActivities(store, mailer, policy)
     checker = CheckActivities(checks or CheckConfig())
+    tickets = JiraActivities(jira)
     return Worker(
         client,
         task_queue=task_queue,
@@ -95,6 +102,7 @@ def build_worker(
             ActionItemWorkflow,
             TeamSlotsWorkflow,
             CouncilDigestWorkflow,
+            TicketReconciliationWorkflow,
         ],
         activities=[
             records.record_postmortem,
@@ -104,6 +112,11 @@ def build_worker(
             request_slot,
             release_slot,
             checker.run_check,
+            records.open_items_for_tickets,
+            tickets.open_ticket,
+            tickets.comment_ticket,
+            tickets.update_ticket_due,
+            tickets.find_done_tickets,
         ],
         activity_executor=executor,
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
@@ -214,5 +227,31 @@ async def ensure_council_digest_schedule(
             raise
         # Temporal's time-skipping test server has no schedules; nothing else lacks them.
         log.warning("schedules unsupported: no weekly council digest", error=str(err))
+        return None
+    return schedule_id
+
+
+async def ensure_ticket_reconciliation_schedule(
+    client: Client, window: str, *, task_queue: str = TASK_QUEUE, every_minutes: int = 15
+) -> str | None:
+    """Every 15 minutes, catch what a missed Jira webhook left behind (created once per queue)."""
+    schedule_id = f"ticket-reconciliation-{task_queue}"
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            TicketReconciliationWorkflow.run,
+            window,
+            id=f"ticket-reconciliation-{task_queue}-run",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
+    )
+    try:
+        await client.create_schedule(schedule_id, schedule)
+    except ScheduleAlreadyRunningError:
+        pass
+    except RPCError as err:
+        if err.status is not RPCStatusCode.UNIMPLEMENTED:
+            raise
+        log.warning("schedules unsupported: no ticket reconciliation", error=str(err))
         return None
     return schedule_id

@@ -215,7 +215,9 @@ async def api(
 
 
 @asynccontextmanager
-async def running_worker(client: Client, store: Store, mailer: Mailer) -> AsyncIterator[str]:
+async def running_worker(
+    client: Client, store: Store, mailer: Mailer, **options: Any
+) -> AsyncIterator[str]:
     """A worker on a fresh task queue; afterwards every workflow it ran is terminated.
 
     The time-skipping server cannot skip time while a workflow task waits for a worker that has
@@ -223,7 +225,10 @@ async def running_worker(client: Client, store: Store, mailer: Mailer) -> AsyncI
     """
     queue = f"test-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=8) as executor:
-        async with build_worker(client, store, executor, mailer, load_policy(), task_queue=queue):
+        worker = build_worker(
+            client, store, executor, mailer, load_policy(), task_queue=queue, **options
+        )
+        async with worker:
             try:
                 yield queue
             finally:

@@ -5,7 +5,7 @@ embedded Temporal server agree on them.
 """
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +23,10 @@ TASK_QUEUE = "followthrough"
 
 # An action item tells its postmortem it is resolved (verified or risk accepted) by this signal.
 ITEM_RESOLVED = "item_resolved"
+# A ticket reached a done status (a Jira webhook or the reconciliation): a done claim.
+TICKET_DONE = "ticket_done"
+# Jira down for an hour must delay tickets, not lose them: retry with backoff, without a deadline.
+TICKET_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 # Storage writes are small; a slow database gets retried rather than waited on.
 RECORD_TIMEOUT = timedelta(seconds=10)
@@ -105,18 +109,19 @@ async def send_notice(notice: Notice) -> None:
         workflow.logger.error("notice %s not delivered: %s", notice.dedupe_key, err.cause)
 
 
-class NoticesInFlight:
-    """Notices sent in the background, so a person's action is answered at once even while the
-    mail server is down for hours; the workflow waits for them all before it completes."""
+class InFlight:
+    """Side effects that run in the background (notices, ticket updates), so a person's action is
+    answered at once even while the mail server or Jira is down for hours; the workflow waits for
+    them all before it completes."""
 
     def __init__(self) -> None:
-        self._sending: list[asyncio.Task[None]] = []
+        self._running: list[asyncio.Task[None]] = []
 
-    def send(self, notice: Notice) -> None:
-        self._sending.append(asyncio.create_task(send_notice(notice)))
+    def start(self, work: Coroutine[Any, Any, None]) -> None:
+        self._running.append(asyncio.create_task(work))
 
-    async def all_sent(self) -> None:
-        await asyncio.gather(*self._sending)
+    async def all_done(self) -> None:
+        await asyncio.gather(*self._running)
 
 
 async def reached(at: datetime, changed: Callable[[], bool]) -> bool:

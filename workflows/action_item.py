@@ -9,13 +9,22 @@ owner's manager, then the reliability council, each step once and at its busines
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Optional, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_ACTION_ITEM, RELEASE_SLOT, REQUEST_SLOT, RUN_CHECK
+    from activities import (
+        COMMENT_TICKET,
+        OPEN_TICKET,
+        RECORD_ACTION_ITEM,
+        RELEASE_SLOT,
+        REQUEST_SLOT,
+        RUN_CHECK,
+        UPDATE_TICKET_DUE,
+    )
     from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
@@ -50,16 +59,26 @@ with workflow.unsafe.imports_passed_through():
         risk_acceptance_refusal,
         verifier_refusal,
     )
+    from followthrough.domain.tickets import (
+        TicketComment,
+        TicketDone,
+        TicketDue,
+        TicketRef,
+        TicketRequest,
+    )
     from workflows import (
         ACTION_ITEM_STATE,
         ITEM_RESOLVED,
         OWNING_TEAM,
-        NoticesInFlight,
+        TICKET_DONE,
+        TICKET_RETRY,
+        InFlight,
         audit_event,
         judge_when_opened,
         reached,
         record,
         refuse,
+        send_notice,
     )
     from workflows.team_slots import ADMITTED, QUEUED
 
@@ -67,6 +86,8 @@ with workflow.unsafe.imports_passed_through():
 # A check calls out with its own timeout (at most 60 s); a broken checker gets a few tries.
 CHECK_TIMEOUT = timedelta(seconds=120)
 CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
+TICKET_TIMEOUT = timedelta(minutes=2)
+TRACKER_ACTOR = "jira"  # who claims an item done when its ticket moves to done
 # A fix that regressed is due again this many business days after its failed re-check.
 REGRESSION_DAYS = 10
 
@@ -80,8 +101,9 @@ class ActionItemWorkflow:
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.admitted = False  # holds a WIP slot (or the team has no cap)
         self.place_in_line: int | None = None
-        self.notices = NoticesInFlight()
+        self.in_flight = InFlight()  # notices and ticket updates, in the background
         self.postmortem_told = False  # the parent learns of the resolution once
+        self.postmortem_title = start.postmortem_title
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -97,6 +119,7 @@ class ActionItemWorkflow:
             f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.summary()}",
         )
         self.opened = True
+        self.in_flight.start(self._open_ticket())
         cap = self._wip_cap()
         if cap is not None:
             await self._take_a_slot(cap)
@@ -113,7 +136,7 @@ class ActionItemWorkflow:
                 break
             await self._follow_the_ladder()  # regressed: open again until fixed and verified
         await workflow.wait_condition(workflow.all_handlers_finished)
-        await self.notices.all_sent()
+        await self.in_flight.all_done()
         return self.item
 
     # --- the team's WIP cap ---------------------------------------------------------------------
@@ -361,6 +384,85 @@ class ActionItemWorkflow:
             notify=step.notify,
             days_overdue=overdue,
         )
+        late = f"{overdue} business days overdue" if overdue else f"due {item.due.isoformat()}"
+        self._comment_on_ticket(
+            f"{step.name}/plan-{item.plan}",
+            f"Followthrough: {step.name} ({late}); {', '.join(r.name for r in to)} told by email.",
+        )
+
+    # --- the item's ticket (Jira; nothing when the built-in tracker is used) -------------------
+
+    async def _open_ticket(self) -> None:
+        """Create the item's ticket, or find the one a retried create already made."""
+        item, spec = self.item, self.item.spec
+        request = TicketRequest(
+            action_item_id=item.id,
+            postmortem_id=item.postmortem_id,
+            postmortem_title=self.postmortem_title,
+            summary=spec.title,
+            description=(
+                (f"{spec.description}\n\n" if spec.description else "")
+                + f"Accepted when: {spec.acceptance_criterion.summary()}\n"
+                f"From the postmortem of {self.postmortem_title or item.postmortem_id} "
+                f"({item.postmortem_id}). Followthrough closes it only when the acceptance "
+                "criterion is checked; moving this ticket to Done starts that check."
+            ),
+            priority=spec.priority.value,
+            due=item.due,
+            owner=item.owner,
+            owner_email=self.policy.email_of(item.owner),
+        )
+        try:
+            ticket = await workflow.execute_activity(
+                OPEN_TICKET,
+                request,
+                # None when no Jira is configured; the pydantic converter decodes the Optional.
+                result_type=cast(type, Optional[TicketRef]),  # noqa: UP045
+                start_to_close_timeout=TICKET_TIMEOUT,
+                retry_policy=TICKET_RETRY,
+            )
+        except ActivityError as err:  # Jira refused for good: bad credentials, no such project
+            item.ticket_problem = str(err.cause or err)
+            await self._record(SYSTEM_ACTOR, "item.ticket_refused", item.ticket_problem)
+            return
+        if ticket is None:
+            return  # no Jira configured: the built-in tracker
+        item.ticket = ticket
+        await self._record(SYSTEM_ACTOR, "item.ticket_opened", f"{ticket.key} {ticket.url}")
+
+    def _comment_on_ticket(self, key: str, text: str) -> None:
+        if self.item.ticket is not None:
+            comment = TicketComment(
+                key=self.item.ticket.key, dedupe_key=f"{self.item.id}/{key}", text=text
+            )
+            self.in_flight.start(self._update_ticket(COMMENT_TICKET, comment))
+
+    async def _update_ticket(self, activity: str, change: TicketComment | TicketDue) -> None:
+        try:
+            await workflow.execute_activity(
+                activity, change, start_to_close_timeout=TICKET_TIMEOUT, retry_policy=TICKET_RETRY
+            )
+        except ActivityError as err:  # the email went out; a refused comment must not fail us
+            workflow.logger.error("ticket %s not updated: %s", change.key, err.cause)
+
+    @workflow.signal(name=TICKET_DONE)
+    async def ticket_done(self, done: TicketDone) -> None:
+        """The ticket reached a done status: a done claim, which starts verification (never
+        skips it). Duplicates, and tickets moved while the item is not open, change nothing."""
+        await workflow.wait_condition(lambda: self.opened)
+        item = self.item
+        if item.ticket is None or done.key != item.ticket.key:
+            return
+        if item.state is not ActionItemState.OPEN:
+            return
+        moved = f"{done.key} moved to {done.status}" + (
+            f" ({done.resolution})" if done.resolution else ""
+        )
+        evidence = moved + (f" by {done.by}" if done.by else "") + f", seen by {done.source}"
+        item.claims.append(Claim(by=TRACKER_ACTOR, evidence=evidence, at=workflow.now()))
+        await self._transition(
+            ActionItemState.DONE_CLAIMED, TRACKER_ACTOR, "item.done_claimed", evidence
+        )
 
     def _recipients(self, role: str) -> list[Recipient]:
         if role == "owner":
@@ -395,7 +497,7 @@ class ActionItemWorkflow:
             days_overdue=days_overdue,
             note=note,
         )
-        self.notices.send(notice)
+        self.in_flight.start(send_notice(notice))
 
     # --- what people do -----------------------------------------------------------------------
 
@@ -501,6 +603,9 @@ class ActionItemWorkflow:
         if decision.approve:
             item.due = extension.until
             item.plan += 1  # the ladder starts over for the new due date
+            if item.ticket is not None:
+                due = TicketDue(key=item.ticket.key, due=item.due)
+                self.in_flight.start(self._update_ticket(UPDATE_TICKET_DUE, due))
         detail = f"{verdict}: due {item.due.isoformat()}" + (
             f"; {decision.reason}" if decision.reason else ""
         )

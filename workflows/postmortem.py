@@ -190,7 +190,11 @@ class PostmortemWorkflow:
             await workflow.start_child_workflow(
                 ActionItemWorkflow.run,
                 ActionItemStart(
-                    item_id=item_id, postmortem_id=self.pm.id, spec=spec, policy=self.policy
+                    item_id=item_id,
+                    postmortem_id=self.pm.id,
+                    spec=spec,
+                    policy=self.policy,
+                    postmortem_title=self.pm.incident.title,
                 ),
                 id=item_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,

@@ -13,11 +13,14 @@ from typing import Literal
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
+from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api.services import Using
 from followthrough.logging import get_logger
 from followthrough.temporal import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, WebhookRejected, receive
+from followthrough.webhooks.jira import jira_delivery, read_jira_event
+from workflows import TICKET_DONE
 
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
@@ -30,6 +33,63 @@ class WebhookAnswer(BaseModel):
     workflow_id: str | None = None
     reason: str | None = None
     duplicate_delivery: bool = False
+
+
+class TicketAnswer(BaseModel):
+    status: Literal["claimed done", "ignored", "duplicate"]
+    action_item_id: str | None = None
+    reason: str | None = None
+
+
+@router.post(
+    "/webhooks/jira",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": TicketAnswer, "description": "authentic, but nothing for us to do"},
+        401: {"description": "missing or wrong X-Hub-Signature"},
+        422: {"description": "not a Jira webhook payload; the message names the field"},
+    },
+)
+async def jira_webhook(request: Request, response: Response, using: Using) -> TicketAnswer:
+    """Jira (admin webhook with a secret): a ticket moved to a done status claims its action
+    item done, which starts verification. Deduplicated on X-Atlassian-Webhook-Identifier."""
+    secret = using.settings.webhook_secret("jira")
+    if secret is None:
+        using.metrics.webhooks.labels(source="jira", outcome="rejected").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail="webhooks from jira are not enabled: set FOLLOWTHROUGH_WEBHOOK_SECRET_JIRA",
+        )
+    body = await request.body()
+    try:
+        event = read_jira_event(request.headers, body, secret)
+    except WebhookRejected as rejected:
+        using.metrics.webhooks.labels(source="jira", outcome="rejected").inc()
+        log.warning("jira webhook rejected", status=rejected.status, reason=str(rejected))
+        raise HTTPException(rejected.status, detail=str(rejected)) from None
+    response.status_code = status.HTTP_200_OK
+    if isinstance(event, Ignored):
+        using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
+        return TicketAnswer(status="ignored", reason=event.reason)
+    found = await asyncio.to_thread(using.store.items_with_tickets, [event.key])
+    item_id = found.get(event.key)
+    if item_id is None:
+        using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
+        return TicketAnswer(status="ignored", reason=f"{event.key} is not a Followthrough ticket")
+    try:  # the item's workflow judges it: only an open item becomes done claimed
+        await using.client.get_workflow_handle(item_id).signal(TICKET_DONE, event)
+    except RPCError as err:
+        if err.status is not RPCStatusCode.NOT_FOUND:
+            raise
+        return TicketAnswer(status="ignored", action_item_id=item_id, reason="the item is closed")
+    delivery = jira_delivery(request.headers)
+    first = delivery is None or await asyncio.to_thread(
+        using.store.record_delivery, "jira", delivery[:200], using.clock(), "claimed", item_id
+    )
+    using.metrics.webhooks.labels(source="jira", outcome="accepted" if first else "duplicate").inc()
+    log.info("ticket done", key=event.key, action_item_id=item_id, duplicate=not first)
+    response.status_code = status.HTTP_202_ACCEPTED
+    return TicketAnswer(status="claimed done" if first else "duplicate", action_item_id=item_id)
 
 
 @router.post(

@@ -18,6 +18,7 @@ from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, Refusal, conflict, forbidden, invalid
+from followthrough.domain.tickets import TicketRef
 
 SYSTEM_ACTOR = "followthrough"
 
@@ -203,6 +204,8 @@ class ActionItem(BaseModel):
     plan: int = 1  # the ladder's version: an approved extension plans a new one
     risk_acceptance: RiskAcceptance | None = None
     checks: list[CheckAttempt] = Field(default_factory=list)  # evidence of every check run
+    ticket: TicketRef | None = None  # its Jira issue, once created (None: the built-in tracker)
+    ticket_problem: str | None = None  # why Jira refused to create it, for people to fix
     acknowledged_by: str | None = None  # the current owner has seen it (reset on reassignment)
     acknowledged_at: AwareDatetime | None = None
     verified_at: AwareDatetime | None = None
@@ -252,6 +255,7 @@ class ActionItemStart(BaseModel):
     postmortem_id: str
     spec: ActionItemSpec
     policy: Policy
+    postmortem_title: str = ""
 
 
 # --- What people send --------------------------------------------------------------------------

@@ -138,6 +138,7 @@ class Store:
                     "state": item.state.value,
                     "opened_at": item.opened_at,
                     "verified_at": item.verified_at,
+                    "ticket": item.ticket.key if item.ticket else None,
                     "last_seq": item.last_seq,
                     "data": item.model_dump(mode="json"),
                 },
@@ -351,6 +352,16 @@ class Store:
         with Session(self.engine) as session:
             data = session.scalar(select(ActionItemRow.data).where(ActionItemRow.id == item_id))
         return ActionItem.model_validate(data) if data is not None else None
+
+    def items_with_tickets(self, keys: list[str], state: str | None = None) -> dict[str, str]:
+        """Ticket key -> action item id, for the keys that are ours (in `state`, if given)."""
+        if not keys:
+            return {}
+        query = select(ActionItemRow.ticket, ActionItemRow.id).where(ActionItemRow.ticket.in_(keys))
+        if state:
+            query = query.where(ActionItemRow.state == state)
+        with Session(self.engine) as session:
+            return {ticket: item_id for ticket, item_id in session.execute(query).all() if ticket}
 
     def audit_trail(self, postmortem_id: str) -> list[AuditEvent]:
         """Who did what and when, for a postmortem and all its action items."""

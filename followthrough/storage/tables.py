@@ -74,6 +74,7 @@ class ActionItemRow(Base):
     state: Mapped[str] = mapped_column(String(32), index=True)
     opened_at: Mapped[datetime]
     verified_at: Mapped[datetime | None]
+    ticket: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. PAY-123
     last_seq: Mapped[int]
     data: Mapped[dict[str, Any]]
 
