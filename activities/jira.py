@@ -38,9 +38,10 @@ T = TypeVar("T")
 
 
 class JiraActivities:
-    def __init__(self, config: JiraConfig | None) -> None:
+    def __init__(self, config: JiraConfig | None, public_url: str | None = None) -> None:
         self.config = config
         self.tracker = JiraTracker(config) if config is not None else None
+        self.public_url = public_url  # where a ticket links back to its postmortem
 
     @activity.defn(name=OPEN_TICKET)
     async def open_ticket(self, request: TicketRequest) -> TicketRef | None:
@@ -50,6 +51,9 @@ class JiraActivities:
         if self.tracker is None:
             bound.info("jira not configured: no ticket")
             return None
+        if request.postmortem_url is None and self.public_url:
+            link = f"{self.public_url.rstrip('/')}/api/postmortems/{request.postmortem_id}"
+            request = request.model_copy(update={"postmortem_url": link})
         ref = await self._run(bound, self.tracker.ensure_ticket, request)
         bound.info("jira ticket open", key=ref.key, url=ref.url)
         return ref

@@ -77,6 +77,7 @@ async def run_worker_until(
             task_queue=settings.task_queue,
             checks=settings.check_config(),
             jira=settings.jira_config(),
+            public_url=settings.effective_public_url,
         )
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue

@@ -88,12 +88,13 @@ def build_worker(
     task_queue: str = TASK_QUEUE,
     checks: CheckConfig | None = None,
     jira: JiraConfig | None = None,
+    public_url: str | None = None,
 ) -> Worker:
     """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
     records = RecordActivities(store)
     notices = NoticeActivities(store, mailer, policy)
     checker = CheckActivities(checks or CheckConfig())
-    tickets = JiraActivities(jira)
+    tickets = JiraActivities(jira, public_url)
     return Worker(
         client,
         task_queue=task_queue,

@@ -57,7 +57,11 @@ async def synced(
     client = time_skipping.client
     settings = api_settings(tmp_path, "unused", webhook_secret_jira=JIRA_SECRET)
     async with running_worker(
-        client, sqlite_store, link_mailer(tmp_path / "outbox"), jira=config
+        client,
+        sqlite_store,
+        link_mailer(tmp_path / "outbox"),
+        jira=config,
+        public_url="http://followthrough.test",
     ) as queue:
         settings = api_settings(tmp_path, queue, webhook_secret_jira=JIRA_SECRET)
         async with api_for(client, sqlite_store, settings) as api:
@@ -123,6 +127,9 @@ async def test_approved_items_become_tickets_and_a_done_ticket_starts_verificati
     assert fields["assignee"]["name"] == "bob"
     assert bob.spec.acceptance_criterion.summary() in fields["description"]
     assert pm_id in fields["description"]
+    issue_id = jira.issue(bob_key)["id"]
+    links = [link["object"]["url"] for link in jira.remote_links.get(issue_id, [])]
+    assert links == [f"http://followthrough.test/api/postmortems/{pm_id}"]
     assert jira.count("create_issue") == 2
 
     # Moved to Done in Jira: the signed webhook claims the item done; verification follows.

@@ -86,7 +86,8 @@ with workflow.unsafe.imports_passed_through():
 # A check calls out with its own timeout (at most 60 s); a broken checker gets a few tries.
 CHECK_TIMEOUT = timedelta(seconds=120)
 CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
-TICKET_TIMEOUT = timedelta(minutes=2)
+# A ticket is a handful of Jira requests of at most 30 s each (search, create, search, link).
+TICKET_TIMEOUT = timedelta(minutes=5)
 TRACKER_ACTOR = "jira"  # who claims an item done when its ticket moves to done
 # A fix that regressed is due again this many business days after its failed re-check.
 REGRESSION_DAYS = 10
