@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.checks import CheckConfig
 from followthrough.domain.tickets import item_label
 from followthrough.jira import JiraConfig
 from followthrough.storage import Store
@@ -28,6 +29,7 @@ from tests.api_support import Api, api_for, api_settings, link_mailer
 from tests.conftest import eventually, running_worker
 from tests.jira_server import JiraServer
 from tests.test_api import expect, stored_item, stored_postmortem, tracked_postmortem
+from tests.test_verification import approved_with
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
 JIRA_SECRET = "jira-webhook-secret-for-tests"
@@ -61,6 +63,9 @@ async def synced(
         sqlite_store,
         link_mailer(tmp_path / "outbox"),
         jira=config,
+        checks=CheckConfig(
+            jira_url=jira.url, jira_user="followthrough-bot", jira_token="api-token"
+        ),
         public_url="http://followthrough.test",
     ) as queue:
         settings = api_settings(tmp_path, queue, webhook_secret_jira=JIRA_SECRET)
@@ -162,6 +167,23 @@ async def test_approved_items_become_tickets_and_a_done_ticket_starts_verificati
     await eventually(lambda: stored_item(api, carol_item).state.value == "done_claimed")
     expect(await api.post(f"/api/action-items/{carol_item}/verify", "pat", {}), 200)
     await eventually(lambda: stored_postmortem(api, pm_id).state.value == "closed")
+
+
+async def test_a_ticket_resolved_criterion_checks_the_items_own_ticket(
+    synced: Api, time_skipping: WorkflowEnvironment, jira: JiraServer
+) -> None:
+    api = synced
+    item_id = await approved_with(api, time_skipping, {"kind": "ticket_resolved"})
+    (key,) = await eventually(lambda: tickets_of(api, item_id), seconds=30)
+    jira.set_status(key, "Done", resolution="Fixed")
+    body, headers = webhook(jira, key, "delivery-own-ticket")
+    assert (await api.http.post("/webhooks/jira", content=body, headers=headers)).status_code == 202
+    item = await eventually(
+        lambda: (i := stored_item(api, item_id)).state.value == "verified" and i, seconds=30
+    )
+    (check,) = item.checks
+    assert check.result.passed and key in check.result.asked
+    await eventually(lambda: stored_postmortem(api, item.postmortem_id).state.value == "closed")
 
 
 async def test_escalations_comment_and_extensions_move_the_due_date(

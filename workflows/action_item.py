@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         UPDATE_TICKET_DUE,
     )
     from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
+    from followthrough.domain.criteria import TicketResolved
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
@@ -271,6 +272,8 @@ class ActionItemWorkflow:
         """One attempt, recorded with its evidence whatever the outcome."""
         item = self.item
         criterion = item.spec.acceptance_criterion
+        if isinstance(criterion, TicketResolved) and criterion.ticket is None and item.ticket:
+            criterion = criterion.model_copy(update={"ticket": item.ticket.key})  # its own ticket
         attempt = len(item.checks) + 1
         try:
             result: CheckResult = await workflow.execute_activity(
