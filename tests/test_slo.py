@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -25,6 +26,7 @@ from followthrough.domain.slo import (
     page_threshold_reachable,
     time_to_exhaustion,
 )
+from followthrough.domain.slo_specs import InvalidSloSpec, load_slo_specs, parse_slo_specs
 
 MINUTE = timedelta(minutes=1)
 
@@ -292,3 +294,168 @@ def test_event_based_equals_time_based_when_traffic_is_flat(
     assert budget_consumed_estimated(ratio, duration, 1.0, slo) == pytest.approx(
         budget_consumed_time_based(ratio, duration, slo)
     )
+
+
+# SLO specs: Sloth and OpenSLO files.
+
+EXAMPLES = Path(__file__).parent / "slo_examples"
+
+
+def problems_of(path: Path) -> list[str]:
+    with pytest.raises(InvalidSloSpec) as caught:
+        load_slo_specs(path)
+    assert caught.value.subject == str(path)
+    return caught.value.problems
+
+
+def test_sloth_file_with_two_slos() -> None:
+    availability, latency = load_slo_specs(EXAMPLES / "sloth-valid.yaml")
+    assert availability.id == "checkout-requests-availability"
+    assert availability.service == "checkout"
+    assert availability.objective == 0.999
+    assert availability.error_budget == pytest.approx(0.001)
+    assert availability.period == timedelta(days=30)
+    assert availability.source == "sloth"
+    assert availability.windows == DEFAULT_WINDOWS
+    assert availability.error_query == (
+        'sum(rate(http_requests_total{job="checkout",code=~"5.."}[{{window}}]))'
+    )
+    assert availability.total_query == 'sum(rate(http_requests_total{job="checkout"}[{{window}}]))'
+    assert latency.objective == 0.995
+    assert "{{ .window }}" not in latency.error_query
+    assert latency.error_query.count("{{window}}") == 2
+    # The ticket alert is disabled: only the page windows guard it.
+    assert [w.severity for w in latency.windows] == ["page", "page"]
+
+
+def test_openslo_file_with_inline_and_referenced_indicators() -> None:
+    checkout, search = load_slo_specs(EXAMPLES / "openslo-valid.yaml")
+    assert checkout.id == "checkout-availability"
+    assert checkout.name == "Checkout availability"
+    assert checkout.service == "checkout"
+    assert checkout.objective == 0.995
+    assert checkout.period == timedelta(days=28)
+    assert checkout.rolling
+    assert checkout.budgeting_method == "Occurrences"
+    assert checkout.source == "openslo"
+    assert checkout.error_query.startswith("sum(rate(http_requests_total{")
+    assert search.id == "search-availability"
+    assert search.objective == 0.9999
+    assert search.period == timedelta(weeks=1)
+    assert not search.rolling
+    assert search.budgeting_method == "Timeslices"
+    # good becomes bad: total minus good.
+    assert search.error_query == (
+        "(sum(rate(search_requests_total[{{window}}]))) - "
+        '(sum(rate(search_requests_total{code!~"5.."}[{{window}}])))'
+    )
+
+
+def test_broken_sloth_file_lists_every_problem() -> None:
+    assert problems_of(EXAMPLES / "sloth-broken.yaml") == [
+        "slos[1].name: missing",
+        "slos[1].sli.events.total_query: missing",
+        "slos[2].objective: 120 is not a percentage between 0 and 100 (exclusive)",
+        "slos[2].sli.raw: raw SLIs are not supported; use events queries",
+        "slos[3].objective: 'high' is not a number",
+        "slos[3].sli: missing",
+    ]
+
+
+def test_broken_openslo_file_lists_every_problem() -> None:
+    problems = problems_of(EXAMPLES / "openslo-broken.yaml")
+    assert problems == [
+        "document 1: spec.budgetingMethod: 'Sometimes' is not one of "
+        "Occurrences, Timeslices, RatioTimeslices",
+        "document 1: spec.timeWindow[0].duration: '1M' is not a duration like 30s, 5m, 6h, 7d "
+        "or 2w",
+        "document 1: spec.indicator.spec.ratioMetric.good: missing (or bad)",
+        "document 1: spec.objectives: missing",
+        "document 2: apiVersion: 'openslo/v2' is unknown (expected openslo/v1 or "
+        "sloth.slok.dev/v1)",
+        "document 3: kind: 'Dashboard' is unknown (one of SLO, SLI, Service, DataSource, "
+        "AlertPolicy, AlertCondition, AlertNotificationTarget)",
+        "document 4: spec.indicatorRef: no SLI named 'nowhere' in this file",
+        "document 4: spec.objectives[0].target: 99.9 is not a ratio between 0 and 1",
+    ]
+
+
+SLOTH_BODY = """
+service: api
+slos:
+  - name: availability
+    objective: 99.95
+    sli:
+      events:
+        error_query: sum(rate(errors_total[{{.window}}]))
+        total_query: sum(rate(requests_total[{{.window}}]))
+"""
+
+
+def test_sloth_kubernetes_resource() -> None:
+    text = "apiVersion: sloth.slok.dev/v1\nkind: PrometheusServiceLevel\nspec:\n" + "".join(
+        f"  {line}\n" for line in SLOTH_BODY.strip().splitlines()
+    )
+    (slo,) = parse_slo_specs(text)
+    assert slo.id == "api-availability"
+    assert slo.objective == 0.9995
+    assert slo.error_query == "sum(rate(errors_total[{{window}}]))"
+
+
+@pytest.mark.parametrize(
+    ("text", "problems"),
+    [
+        ('version: "prometheus/v2"\n' + SLOTH_BODY, ["version: 'prometheus/v2' is unknown"]),
+        (SLOTH_BODY, ["version: missing: neither a Sloth spec"]),
+        ("version: prometheus/v1\nservice: api\n", ["slos: missing"]),
+        ("version: prometheus/v1\nservice: api\nslos: []\n", ["slos: must be a non-empty list"]),
+        ("[1, 2", ["not valid YAML"]),
+        ("", ["no YAML documents"]),
+        ("- a\n- b\n", ["document: must be a mapping"]),
+        (
+            "apiVersion: openslo/v1\nkind: Service\nmetadata: {name: api}\n",
+            ["no SLOs found"],
+        ),
+        (
+            'version: "prometheus/v1"\n'
+            + SLOTH_BODY
+            + '---\nversion: "prometheus/v1"\n'
+            + SLOTH_BODY,
+            ["SLO id 'api-availability' is defined more than once"],
+        ),
+        (
+            "apiVersion: openslo/v1\nkind: SLO\nmetadata: {name: x}\nspec: {}\n",
+            [
+                "spec.service: missing",
+                "spec.budgetingMethod: missing",
+                "spec.timeWindow: missing",
+                "spec.indicator: missing (or indicatorRef)",
+                "spec.objectives: missing",
+            ],
+        ),
+    ],
+)
+def test_spec_problems(text: str, problems: list[str]) -> None:
+    with pytest.raises(InvalidSloSpec) as caught:
+        parse_slo_specs(text, subject="slo.yaml")
+    assert len(caught.value.problems) == len(problems)
+    for got, want in zip(caught.value.problems, problems, strict=True):
+        assert got.startswith(want)
+    assert str(caught.value).startswith("slo.yaml: ")
+
+
+def test_openslo_multiple_objectives_make_one_slo_each() -> None:
+    text = (
+        (EXAMPLES / "openslo-valid.yaml")
+        .read_text()
+        .replace(
+            "    - displayName: Good\n      target: 0.995\n",
+            "    - target: 0.99\n    - targetPercent: 99.9\n",
+        )
+    )
+    ids = [(s.id, s.objective) for s in parse_slo_specs(text)]
+    assert ids == [
+        ("checkout-availability-0", 0.99),
+        ("checkout-availability-1", 0.999),
+        ("search-availability", 0.9999),
+    ]
