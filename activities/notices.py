@@ -10,6 +10,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from followthrough.digest import build_digest
+from followthrough.domain.draft import action_item_specs
 from followthrough.domain.notice import (
     Digest,
     DigestRequest,
@@ -21,7 +22,14 @@ from followthrough.domain.notice import (
 from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
-from followthrough.notices.render import render_digest, render_notice
+from followthrough.notices.render import (
+    RenderedEmail,
+    ThemeIncident,
+    ThemeItem,
+    render_digest,
+    render_notice,
+    render_theme,
+)
 from followthrough.storage import Store
 
 log = get_logger(__name__)
@@ -106,6 +114,8 @@ class NoticeActivities:
         pm = self.store.postmortem(notice.postmortem_id)
         if pm is None:
             raise RuntimeError(f"{notice.postmortem_id} is not recorded yet")  # retried
+        if notice.kind is NoticeKind.RECURRING_THEME:
+            return self._store_claim(notice, pm.id, self._theme_email(notice))
         item = self.store.action_item(notice.action_item_id) if notice.action_item_id else None
         earlier = [
             m
@@ -117,11 +127,57 @@ class NoticeActivities:
         ]
         earlier.reverse()  # oldest first reads like a story
         email = render_notice(notice, pm, item, earlier, self.mailer.links)
+        return self._store_claim(notice, pm.id, email)
+
+    def _theme_email(self, notice: Notice) -> RenderedEmail:
+        """The theme's incidents and their open items, as the record has them now; an approved
+        item whose workflow has not recorded it yet is read from its postmortem's draft."""
+        assert notice.theme is not None
+        incidents = []
+        teams: set[str] = set()
+        for pm_id in notice.theme.postmortem_ids:
+            pm = self.store.postmortem(pm_id)
+            if pm is None:
+                continue
+            if pm.team:
+                teams.add(pm.team)
+            teams.update(t for s in pm.incident.services if (t := self.policy.team_of_service(s)))
+            items = []
+            for spec in action_item_specs(pm.draft) if pm.draft else []:
+                item = self.store.action_item(pm.action_item_id(spec.number))
+                if item is None:
+                    items.append(
+                        ThemeItem(
+                            id=pm.action_item_id(spec.number),
+                            title=spec.title,
+                            owner=spec.owner,
+                            team=spec.team,
+                            due=spec.due,
+                            state="open",
+                        )
+                    )
+                elif not item.resolved:
+                    items.append(
+                        ThemeItem(
+                            id=item.id,
+                            title=item.spec.title,
+                            owner=item.owner,
+                            team=item.team,
+                            due=item.due,
+                            state=item.state.value,
+                        )
+                    )
+            incidents.append(ThemeIncident(pm=pm, open_items=items))
+        return render_theme(notice, incidents, sorted(teams), self.mailer.links)
+
+    def _store_claim(
+        self, notice: Notice, postmortem_id: str, email: RenderedEmail
+    ) -> OutboxMessage:
         return self.store.claim_outbox(
             OutboxMessage(
                 dedupe_key=notice.dedupe_key,
                 kind=notice.kind,
-                postmortem_id=pm.id,
+                postmortem_id=postmortem_id,
                 action_item_id=notice.action_item_id,
                 recipients=[r.email for r in notice.to],
                 subject=email.subject,

@@ -1,12 +1,13 @@
-"""Storage activities: write the record of what a workflow did, idempotently (and the one read a
-workflow needs: which open items own some tickets)."""
+"""Storage activities: write the record of what a workflow did, idempotently (and the reads a
+workflow needs: which open items own some tickets, which recurring themes an approval reached)."""
 
 from __future__ import annotations
 
 from temporalio import activity
 
-from activities import OPEN_ITEMS_FOR_TICKETS, RECORD_ACTION_ITEM, RECORD_POSTMORTEM
+from activities import NOTE_THEMES, OPEN_ITEMS_FOR_TICKETS, RECORD_ACTION_ITEM, RECORD_POSTMORTEM
 from followthrough.domain.postmortem import ActionItemChange, PostmortemChange
+from followthrough.domain.themes import FactorTags, Theme
 from followthrough.logging import get_logger
 from followthrough.storage import Store
 
@@ -33,6 +34,20 @@ class RecordActivities:
     def open_items_for_tickets(self, keys: list[str]) -> dict[str, str]:
         """Ticket key -> action item id, for open items whose ticket is one of `keys`."""
         return self.store.items_with_tickets(keys, state="open")
+
+    @activity.defn(name=NOTE_THEMES)
+    def note_themes(self, note: FactorTags) -> list[Theme]:
+        """Record an approved postmortem's factor tags; the recurring themes it newly reached
+        (the same ones again on a retry)."""
+        themes = self.store.note_factor_tags(note)
+        log.info(
+            "factor tags recorded",
+            postmortem_id=note.postmortem_id,
+            tags=note.tags,
+            themes=[t.key for t in themes],
+            attempt=activity.info().attempt,
+        )
+        return themes
 
     def _log(self, workflow_id: str, seq: int, action: str, written: bool) -> None:
         log.info(

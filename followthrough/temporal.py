@@ -114,6 +114,7 @@ def build_worker(
             release_slot,
             checker.run_check,
             records.open_items_for_tickets,
+            records.note_themes,
             tickets.open_ticket,
             tickets.comment_ticket,
             tickets.update_ticket_due,

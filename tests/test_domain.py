@@ -1172,3 +1172,50 @@ def test_new_policy_sections_are_checked(where: tuple[str, ...], value: Any, pro
 def test_policy_with_calendar_survives_a_json_round_trip(policy: Policy) -> None:
     # The policy travels to workflows as JSON.
     assert Policy.model_validate_json(policy.model_dump_json()) == policy
+
+
+# --- the contributing-factor taxonomy and themes --------------------------------------------------
+
+
+def test_a_tag_outside_the_taxonomy_is_named_with_the_known_ones(policy: Policy) -> None:
+    draft = draft_data(NOW)
+    draft["contributing_factors"] = [
+        {"description": "A deploy skipped canary", "tags": ["deploy", "deploys"]},
+        {"description": "Nobody was paged", "tags": ["alerting"]},
+    ]
+    draft["impact"] = ""
+    problems = problems_of(policy, draft)
+    known = ", ".join(policy.contributing_factor_tags)
+    assert (
+        f"contributing_factors[0]: tag 'deploys' is not in the policy's taxonomy (known: {known})"
+        in problems
+    )
+    assert any(p.startswith("contributing_factors[1]: tag 'alerting'") for p in problems)
+    assert any(p.startswith("impact:") for p in problems)  # in the same round
+    assert "deploy" in policy.contributing_factor_tags
+
+
+def test_an_empty_taxonomy_leaves_tags_free(policy: Policy) -> None:
+    free = policy.model_copy(update={"contributing_factor_tags": []})
+    draft = draft_data(NOW)
+    draft["contributing_factors"] = [{"description": "Anything", "tags": ["whatever-we-like"]}]
+    assert problems_of(free, draft) == []
+
+
+@pytest.mark.parametrize(
+    ("themes", "problem"),
+    [
+        ({"threshold": 1}, "themes.threshold"),
+        ({"window_days": 0}, "themes.window_days"),
+    ],
+)
+def test_theme_rule_is_validated(themes: dict[str, int], problem: str) -> None:
+    data = default_policy_data()
+    data["themes"] = themes
+    assert problem in policy_problems(data)
+
+
+def test_a_tag_listed_twice_is_a_policy_problem() -> None:
+    data = default_policy_data()
+    data["contributing_factor_tags"] = ["deploy", "deploy"]
+    assert "contributing_factor_tags: 'deploy' is listed more than once" in policy_problems(data)

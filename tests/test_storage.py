@@ -24,6 +24,7 @@ from followthrough.domain.postmortem import (
     PostmortemState,
     open_postmortem,
 )
+from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
@@ -455,3 +456,53 @@ def test_upgrade_keeps_existing_records(store: Store, policy: Policy) -> None:
     assert pending(store.url) is False
     assert store.postmortem(pm.id) is not None
     assert len(store.audit_trail(pm.id)) == 1
+
+
+# --- recurring themes -----------------------------------------------------------------------------
+
+
+def note(pm_id: str, resolved_at: datetime, *tags: str, threshold: int = 3) -> FactorTags:
+    return FactorTags(
+        postmortem_id=pm_id,
+        resolved_at=resolved_at,
+        tags=list(tags),
+        team="payments",
+        services=["checkout"],
+        severity="SEV2",
+        at=resolved_at + timedelta(days=3),
+        threshold=threshold,
+        window_days=90,
+    )
+
+
+def test_a_postmortem_noted_twice_counts_once(store: Store) -> None:
+    assert store.note_factor_tags(note("pm-1", T0, "deploy")) == []
+    assert store.note_factor_tags(note("pm-1", T0, "deploy")) == []  # a retry
+    assert store.note_factor_tags(note("pm-2", T0 + timedelta(days=1), "deploy")) == []
+    assert store.themes() == []
+
+
+def test_the_third_postmortem_reaches_a_theme_once(store: Store) -> None:
+    store.note_factor_tags(note("pm-1", T0, "deploy", "capacity"))
+    store.note_factor_tags(note("pm-2", T0 + timedelta(days=10), "deploy"))
+    [theme] = store.note_factor_tags(note("pm-3", T0 + timedelta(days=20), "deploy", "capacity"))
+    assert (theme.tag, theme.reached_by, theme.window_start) == ("deploy", "pm-3", T0)
+    assert theme.window_end == T0 + timedelta(days=90)
+    assert theme.postmortem_ids == ["pm-1", "pm-2", "pm-3"]
+    # A retry of the note that reached it answers the same theme (its notice is deduplicated).
+    assert store.note_factor_tags(note("pm-3", T0 + timedelta(days=20), "deploy")) == [theme]
+    # A fourth within the window joins the theme but reaches nothing new.
+    assert store.note_factor_tags(note("pm-4", T0 + timedelta(days=30), "deploy")) == []
+    [recorded] = store.themes()
+    assert recorded.postmortem_ids == ["pm-1", "pm-2", "pm-3", "pm-4"]
+    assert store.theme("deploy", T0) == recorded
+    assert store.themes(tag="capacity") == []
+
+
+def test_postmortems_further_apart_than_the_window_make_no_theme(store: Store) -> None:
+    store.note_factor_tags(note("pm-1", T0, "deploy"))
+    store.note_factor_tags(note("pm-2", T0 + timedelta(days=60), "deploy"))
+    assert store.note_factor_tags(note("pm-3", T0 + timedelta(days=120), "deploy")) == []
+    # Noted out of order: an earlier incident approved last still completes a window.
+    [theme] = store.note_factor_tags(note("pm-0", T0 + timedelta(days=50), "deploy"))
+    assert theme.window_start == T0 and theme.postmortem_ids == ["pm-1", "pm-0", "pm-2"]

@@ -13,8 +13,8 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import RECORD_POSTMORTEM
-    from followthrough.domain.draft import action_item_specs
+    from activities import NOTE_THEMES, RECORD_POSTMORTEM
+    from followthrough.domain.draft import action_item_specs, factor_tags
     from followthrough.domain.escalation import (
         PlannedStep,
         business_deadline,
@@ -43,11 +43,14 @@ with workflow.unsafe.imports_passed_through():
         open_postmortem,
         submit_refusal,
     )
+    from followthrough.domain.themes import FactorTags, Theme
     from workflows import (
         ITEM_RESOLVED,
         OWNING_TEAM,
         POSTMORTEM_SEVERITY,
         POSTMORTEM_STATE,
+        RECORD_TIMEOUT,
+        InFlight,
         audit_event,
         judge_when_opened,
         reached,
@@ -66,6 +69,7 @@ class PostmortemWorkflow:
         self.pm: Postmortem = open_postmortem(start.incident, start.policy, workflow.now())
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
+        self.in_flight = InFlight()  # council notices, sent while the items are followed
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
@@ -83,6 +87,8 @@ class PostmortemWorkflow:
             return await self._finish([])
 
         await self._until_approved()
+        if workflow.patched("recurring-themes"):  # histories from before themes replay as they ran
+            await self._note_themes()
         items = await self._follow_action_items()
         await self._transition(
             PostmortemState.CLOSED, SYSTEM_ACTOR, "postmortem.closed", closing_summary(items)
@@ -177,6 +183,53 @@ class PostmortemWorkflow:
             return sorted({*self.policy.reviewers, pm.owner} - pm.approvals())
         return [pm.owner]
 
+    async def _note_themes(self) -> None:
+        """Count the approved draft's factor tags; tell the council of each theme they reached."""
+        pm = self.pm
+        assert pm.draft is not None
+        tags = factor_tags(pm.draft)
+        if not tags:
+            return
+        themes: list[Theme] = await workflow.execute_activity(
+            NOTE_THEMES,
+            FactorTags(
+                postmortem_id=pm.id,
+                resolved_at=pm.incident.resolved_at,
+                tags=tags,
+                team=pm.team,
+                services=pm.incident.services,
+                severity=pm.severity,
+                at=workflow.now(),
+                threshold=self.policy.themes.threshold,
+                window_days=self.policy.themes.window_days,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            result_type=list[Theme],
+        )
+        for theme in themes:
+            await self._record(
+                SYSTEM_ACTOR,
+                "theme.reached",
+                f"'{theme.tag}' is in {len(theme.postmortem_ids)} postmortems since "
+                f"{theme.window_start.date().isoformat()}: told the council",
+            )
+            self.in_flight.start(
+                send_notice(
+                    Notice(
+                        dedupe_key=theme.key,
+                        kind=NoticeKind.RECURRING_THEME,
+                        at=workflow.now(),
+                        to=[
+                            Recipient(name=n, email=self.policy.email_of(n))
+                            for n in self.policy.council
+                        ],
+                        postmortem_id=pm.id,
+                        notify="council",
+                        theme=theme,
+                    )
+                )
+            )
+
     async def _follow_action_items(self) -> list[ActionItem]:
         """Each approved action item becomes a child workflow; wait until every one is resolved.
 
@@ -208,6 +261,7 @@ class PostmortemWorkflow:
         self.resolved_items.setdefault(item.id, item)
 
     async def _finish(self, items: list[ActionItem]) -> PostmortemOutcome:
+        await self.in_flight.all_done()
         await workflow.wait_condition(workflow.all_handlers_finished)
         return PostmortemOutcome(id=self.pm.id, state=self.pm.state, action_items=items)
 

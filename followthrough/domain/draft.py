@@ -176,6 +176,12 @@ def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: d
 
     if not any(f.description.strip() for f in draft.contributing_factors):
         problems.append("contributing_factors: missing; list at least one")
+    for i, factor in enumerate(draft.contributing_factors):
+        for tag in policy.unknown_tags(factor.tags):
+            problems.append(
+                f"contributing_factors[{i}]: tag '{tag}' is not in the policy's taxonomy "
+                f"(known: {', '.join(policy.contributing_factor_tags)})"
+            )
     if not any(g.strip() for g in draft.detection_gaps):
         problems.append("detection_gaps: missing; say what would have caught this sooner")
     if not any(s.strip() for s in draft.recovery_steps):
@@ -268,6 +274,11 @@ def _sign_off_problems(
                 f"{name}: verifier '{criterion.verifier}' is not in the policy's directory"
             )
     return problems
+
+
+def factor_tags(draft: Draft) -> list[str]:
+    """Every tag the draft's contributing factors carry, once each, sorted."""
+    return sorted({t.strip() for f in draft.contributing_factors for t in f.tags if t.strip()})
 
 
 def action_item_specs(draft: Draft) -> list[ActionItemSpec]:

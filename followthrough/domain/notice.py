@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.themes import Theme
+
 
 class NoticeKind(StrEnum):
     ITEM_STEP = "item_step"  # a ladder step: reminder, due, manager, council, ...
@@ -23,6 +25,7 @@ class NoticeKind(StrEnum):
     REGRESSED = "regressed"  # a verified item failed its later re-check
     POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
     COUNCIL_DIGEST = "council_digest"  # the weekly list for the reliability council
+    RECURRING_THEME = "recurring_theme"  # a contributing-factor tag came back: to the council
 
 
 class Recipient(BaseModel):
@@ -48,6 +51,7 @@ class Notice(BaseModel):
     due: date | None = None
     days_overdue: int = 0
     note: str = ""  # a reason, a decision, a new owner
+    theme: Theme | None = None  # for a recurring theme: which one
 
 
 class OutboxStatus(StrEnum):

@@ -3,7 +3,8 @@
 A policy says, per severity, whether a postmortem is required, when its draft and review are due
 and how many approvals it needs; it names the teams (members, manager, WIP cap), which team owns
 which service, the reviewers and the reliability council, their email addresses, the business
-calendar deadlines are counted on, and the escalation ladder for overdue action items.
+calendar deadlines are counted on, the escalation ladder for overdue action items, and the
+taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.problems import Problems, format_validation_error
+from followthrough.domain.themes import ThemePolicy
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
 
@@ -71,6 +73,11 @@ class Policy(BaseModel):
     max_extensions: int = Field(
         default=2, ge=0, description="approved due-date extensions an action item may have"
     )
+    contributing_factor_tags: list[str] = Field(
+        default_factory=list,
+        description="the controlled taxonomy for contributing factors' tags; empty: any tag",
+    )
+    themes: ThemePolicy = Field(default_factory=ThemePolicy)
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
@@ -93,6 +100,14 @@ class Policy(BaseModel):
                     problems.append(
                         f"source_severities.{source}.{value}: unknown severity '{severity}'"
                     )
+        tags = self.contributing_factor_tags
+        for tag in sorted({t for t in tags if tags.count(t) > 1}):
+            problems.append(f"contributing_factor_tags: '{tag}' is listed more than once")
+        for tag in tags:
+            if not tag.strip() or tag != tag.strip():
+                problems.append(
+                    f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
+                )
         if not _DOMAIN.fullmatch(self.email_domain):
             problems.append(
                 f"email_domain: '{self.email_domain}' is not a domain (write it without '@')"
@@ -141,6 +156,11 @@ class Policy(BaseModel):
         if found is None:
             raise KeyError(f"unknown team '{team}'")
         return found.manager
+
+    def unknown_tags(self, tags: list[str]) -> list[str]:
+        """The tags not in the taxonomy (none when the taxonomy is empty: tags are free)."""
+        known = self.contributing_factor_tags
+        return [t for t in tags if known and t not in known]
 
     def council_emails(self) -> list[str]:
         return [self.email_of(person) for person in self.council]

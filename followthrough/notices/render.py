@@ -7,7 +7,7 @@ its acceptance criterion, the due date, how overdue it is, what was sent before,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
@@ -150,6 +150,49 @@ def _title(item: ActionItem | None) -> str:
 
 def _days(n: int) -> str:
     return f"{n} business day" + ("" if n == 1 else "s")
+
+
+@dataclass(frozen=True)
+class ThemeItem:
+    """An action item of a theme's postmortem that is not yet verified."""
+
+    id: str
+    title: str
+    owner: str
+    team: str
+    due: date
+    state: str
+
+
+@dataclass(frozen=True)
+class ThemeIncident:
+    pm: Postmortem
+    open_items: list[ThemeItem]
+
+
+def render_theme(
+    notice: Notice, incidents: list[ThemeIncident], teams: list[str], links: Links
+) -> RenderedEmail:
+    """The council's email about a recurring contributing factor."""
+    theme = notice.theme
+    assert theme is not None
+    subject = (
+        f"[theme {theme.tag}] Recurring contributing factor: '{theme.tag}' in "
+        f"{len(incidents)} postmortems since {theme.window_start.date().isoformat()}"
+    )
+    context = {
+        "notice": notice,
+        "theme": theme,
+        "incidents": incidents,
+        "teams": teams,
+        "links": links,
+        "subject": subject,
+    }
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("recurring_theme.txt.j2").render(context),
+        html=_environment.get_template("recurring_theme.html.j2").render(context),
+    )
 
 
 def render_digest(digest: Digest) -> RenderedEmail:

@@ -148,3 +148,31 @@ class UsedLinkRow(Base):
     action_item_id: Mapped[str] = mapped_column(String(220))
     person: Mapped[str] = mapped_column(String(128))
     used_at: Mapped[datetime]
+
+
+class FactorTagRow(Base):
+    """A contributing-factor tag of an approved postmortem, with its incident's time."""
+
+    __tablename__ = "factor_tags"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    resolved_at: Mapped[datetime]
+    severity: Mapped[str] = mapped_column(String(32))
+    team: Mapped[str | None] = mapped_column(String(64))
+    services: Mapped[list[str]] = mapped_column(JSON)
+    recorded_at: Mapped[datetime]
+
+    __table_args__ = (Index("ix_factor_tags_tag_resolved_at", "tag", "resolved_at"),)
+
+
+class ThemeRow(Base):
+    """A recurring theme: one per tag and window start, however often it is computed."""
+
+    __tablename__ = "themes"
+
+    tag: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_start: Mapped[datetime] = mapped_column(primary_key=True)
+    window_end: Mapped[datetime]
+    reached_at: Mapped[datetime]
+    reached_by: Mapped[str] = mapped_column(String(200))
