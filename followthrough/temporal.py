@@ -220,17 +220,7 @@ async def ensure_council_digest_schedule(
             time_zone_name=policy.calendar.timezone,
         ),
     )
-    try:
-        await client.create_schedule(schedule_id, schedule)
-    except ScheduleAlreadyRunningError:
-        pass
-    except RPCError as err:
-        if err.status is not RPCStatusCode.UNIMPLEMENTED:
-            raise
-        # Temporal's time-skipping test server has no schedules; nothing else lacks them.
-        log.warning("schedules unsupported: no weekly council digest", error=str(err))
-        return None
-    return schedule_id
+    return await _ensure_schedule(client, schedule_id, schedule, "weekly council digest")
 
 
 async def ensure_ticket_reconciliation_schedule(
@@ -247,6 +237,13 @@ async def ensure_ticket_reconciliation_schedule(
         ),
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
     )
+    return await _ensure_schedule(client, schedule_id, schedule, "ticket reconciliation")
+
+
+async def _ensure_schedule(
+    client: Client, schedule_id: str, schedule: Schedule, what: str
+) -> str | None:
+    """Create a schedule once; a worker that finds it already there leaves it alone."""
     try:
         await client.create_schedule(schedule_id, schedule)
     except ScheduleAlreadyRunningError:
@@ -254,6 +251,7 @@ async def ensure_ticket_reconciliation_schedule(
     except RPCError as err:
         if err.status is not RPCStatusCode.UNIMPLEMENTED:
             raise
-        log.warning("schedules unsupported: no ticket reconciliation", error=str(err))
+        # Temporal's time-skipping test server has no schedules; nothing else lacks them.
+        log.warning(f"schedules unsupported: no {what}", error=str(err))
         return None
     return schedule_id
