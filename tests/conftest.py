@@ -214,6 +214,19 @@ async def api(
         yield api
 
 
+@pytest.fixture
+async def api_own_server(
+    own_time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> AsyncIterator[Api]:
+    """As `api`, on a time-skipping server of the test's own, for tests that skip weeks."""
+    client = own_time_skipping.client
+    async with (
+        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
+        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
+    ):
+        yield api
+
+
 @asynccontextmanager
 async def running_worker(
     client: Client, store: Store, mailer: Mailer, **options: Any

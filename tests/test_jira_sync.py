@@ -46,6 +46,13 @@ def jira() -> Iterator[JiraServer]:
 
 
 @pytest.fixture
+async def time_skipping(own_time_skipping: WorkflowEnvironment) -> WorkflowEnvironment:
+    """A server of each test's own: these tests skip days and hours of Jira retries, and the
+    test server cannot skip time while another test's leftovers have tasks outstanding."""
+    return own_time_skipping
+
+
+@pytest.fixture
 async def synced(
     time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path, jira: JiraServer
 ) -> AsyncIterator[Api]:

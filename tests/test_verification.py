@@ -179,8 +179,9 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
 
 
 async def test_a_fix_that_regresses_reopens_at_its_recheck_and_the_council_hears(
-    api: Api, time_skipping: WorkflowEnvironment, health: Health
+    api_own_server: Api, own_time_skipping: WorkflowEnvironment, health: Health
 ) -> None:
+    api, time_skipping = api_own_server, own_time_skipping  # it skips a month
     criterion = {"kind": "http_check", "url": health.url, "recheck_after_days": 30}
     item_id = await approved_with(api, time_skipping, criterion)
     health.answer = (200, "ok")
