@@ -201,16 +201,22 @@ async def eventually(condition: Callable[[], Any], *, seconds: float = 10) -> An
     raise AssertionError("condition never held")
 
 
+@asynccontextmanager
+async def api_on(env: WorkflowEnvironment, store: Store, tmp_path: Path) -> AsyncIterator[Api]:
+    """The HTTP API in-process around a time-skipping server, a worker and SQLite."""
+    client = env.client
+    async with (
+        running_worker(client, store, link_mailer(tmp_path / "outbox")) as queue,
+        api_for(client, store, api_settings(tmp_path, queue)) as api,
+    ):
+        yield api
+
+
 @pytest.fixture
 async def api(
     time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
 ) -> AsyncIterator[Api]:
-    """The HTTP API in-process around the time-skipping server, a worker and SQLite."""
-    client = time_skipping.client
-    async with (
-        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
-        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
-    ):
+    async with api_on(time_skipping, sqlite_store, tmp_path) as api:
         yield api
 
 
@@ -219,11 +225,7 @@ async def api_own_server(
     own_time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
 ) -> AsyncIterator[Api]:
     """As `api`, on a time-skipping server of the test's own, for tests that skip weeks."""
-    client = own_time_skipping.client
-    async with (
-        running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue,
-        api_for(client, sqlite_store, api_settings(tmp_path, queue)) as api,
-    ):
+    async with api_on(own_time_skipping, sqlite_store, tmp_path) as api:
         yield api
 
 
