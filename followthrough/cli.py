@@ -39,6 +39,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.problems import Problems
+from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.logging import configure_logging
 from followthrough.render import (
     action_item_detail,
@@ -68,6 +69,9 @@ action_app = typer.Typer(help="Action items: list, show, claim done, verify.", n
 policy_app = typer.Typer(help="The severity policy and directory.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
 token_app = typer.Typer(help="Personal API tokens.", no_args_is_help=True)
+slo_app = typer.Typer(
+    help="Service level objectives (from Sloth or OpenSLO).", no_args_is_help=True
+)
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
@@ -76,6 +80,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(token_app, name="token")
+app.add_typer(slo_app, name="slo")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -498,6 +503,38 @@ def outbox_show(
     if message is None:
         raise LookupError(f"no message '{key}' in the outbox")
     typer.echo(message.html if html else outbox_detail(message))
+
+
+# --- SLOs ---------------------------------------------------------------------------------------
+
+
+@slo_app.command("import")
+@friendly_errors
+def slo_import(files: list[Path]) -> None:
+    """Import SLOs from Sloth or OpenSLO v1 YAML files; all are checked before any is saved."""
+    found = [(file, load_slo_specs(file)) for file in files]  # every file valid, or nothing
+    store = open_migrated_store()
+    for file, slos in found:
+        store.save_slos(slos, datetime.now(UTC))
+        typer.echo(f"{file}: {len(slos)} SLOs: " + ", ".join(slo.id for slo in slos))
+
+
+@slo_app.command("list")
+@friendly_errors
+def slo_list(
+    service: Annotated[str | None, typer.Option(help="only this service's")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """SLOs by service: objective, period and their queries."""
+    slos = open_migrated_store().slos(service)
+    if as_json:
+        emit([slo.model_dump(mode="json") for slo in slos])
+        return
+    for slo in slos:
+        typer.echo(
+            f"{slo.id:<40} {slo.service:<14} {slo.objective:.3%} over {slo.period.days}d "
+            f"({slo.source}, {len(slo.windows)} alert windows)"
+        )
 
 
 # --- API tokens --------------------------------------------------------------------------------

@@ -116,3 +116,28 @@ def test_tokens_are_created_for_people_listed_without_secrets_and_revoked(
     assert revoked["revoked_at"] is not None
     missing = ft.cli("token", "revoke", "nope", check=False)
     assert missing.returncode == 1 and "no token with id 'nope'" in missing.stderr
+
+
+def test_slos_are_imported_from_sloth_and_openslo_and_bad_files_change_nothing(
+    ft: Followthrough,
+) -> None:
+    examples = ROOT / "tests" / "slo_examples"
+    broken = ft.cli(
+        "slo",
+        "import",
+        str(examples / "sloth-valid.yaml"),
+        str(examples / "sloth-broken.yaml"),
+        check=False,
+    )
+    assert broken.returncode == 1 and "sloth-broken.yaml" in broken.stderr
+    assert ft.cli_json("slo", "list", "--json") == []  # the valid file was not saved either
+
+    imported = ft.cli(
+        "slo", "import", str(examples / "sloth-valid.yaml"), str(examples / "openslo-valid.yaml")
+    )
+    assert "sloth-valid.yaml: 2 SLOs" in imported.stdout
+    slos = ft.cli_json("slo", "list", "--json")
+    assert {slo["source"] for slo in slos} == {"sloth", "openslo"}
+    assert all(0 < slo["objective"] < 1 and slo["error_query"] for slo in slos)
+    ft.cli("slo", "import", str(examples / "sloth-valid.yaml"))  # again: replaced, not doubled
+    assert len(ft.cli_json("slo", "list", "--json")) == len(slos)

@@ -24,11 +24,13 @@ from followthrough.domain.postmortem import (
     PostmortemState,
     open_postmortem,
 )
+from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
 from tests.factories import incident_data
+from tests.processes import ROOT
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
 
@@ -506,3 +508,16 @@ def test_postmortems_further_apart_than_the_window_make_no_theme(store: Store) -
     # Noted out of order: an earlier incident approved last still completes a window.
     [theme] = store.note_factor_tags(note("pm-0", T0 + timedelta(days=50), "deploy"))
     assert theme.window_start == T0 and theme.postmortem_ids == ["pm-1", "pm-0", "pm-2"]
+
+
+def test_slos_are_saved_by_id_and_replaced_on_reimport(store: Store) -> None:
+    slos = load_slo_specs(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml")
+    at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+    store.save_slos(slos, at)
+    store.save_slos([slos[0].model_copy(update={"objective": 0.995})], at)
+    saved = {slo.id: slo for slo in store.slos()}
+    assert set(saved) == {slo.id for slo in slos}
+    assert saved[slos[0].id].objective == 0.995 and saved[slos[1].id] == slos[1]
+    services = store.slos(service=slos[0].service)
+    assert services and all(slo.service == slos[0].service for slo in services)
+    assert store.slos(service="no-such-service") == []

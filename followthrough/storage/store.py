@@ -26,6 +26,7 @@ from followthrough.domain.postmortem import (
     Postmortem,
     PostmortemChange,
 )
+from followthrough.domain.slo import Slo
 from followthrough.domain.themes import FactorTags, Theme, theme_window
 from followthrough.storage.tables import (
     ActionItemRow,
@@ -35,6 +36,7 @@ from followthrough.storage.tables import (
     IncidentRow,
     OutboxRow,
     PostmortemRow,
+    SloRow,
     ThemeRow,
     UsedLinkRow,
     WebhookDeliveryRow,
@@ -471,6 +473,34 @@ class Store:
         with Session(self.engine) as session:
             row = session.get(ThemeRow, (tag, window_start))
             return self._theme(session, row) if row is not None else None
+
+    def save_slos(self, slos: list[Slo], at: datetime) -> None:
+        """Insert or replace SLOs by id (re-importing a file updates its SLOs)."""
+        with self._session() as session:
+            for slo in slos:
+                statement = self._insert(SloRow).values(
+                    id=slo.id,
+                    service=slo.service,
+                    source=slo.source,
+                    imported_at=at,
+                    data=slo.model_dump(mode="json"),
+                )
+                session.execute(
+                    statement.on_conflict_do_update(
+                        index_elements=["id"],
+                        set_={
+                            k: statement.excluded[k]
+                            for k in ("service", "source", "imported_at", "data")
+                        },
+                    )
+                )
+
+    def slos(self, service: str | None = None) -> list[Slo]:
+        query = select(SloRow.data).order_by(SloRow.service, SloRow.id)
+        if service:
+            query = query.where(SloRow.service == service)
+        with Session(self.engine) as session:
+            return [Slo.model_validate(data) for data in session.scalars(query)]
 
     def audit_trail(self, postmortem_id: str) -> list[AuditEvent]:
         """Who did what and when, for a postmortem and all its action items."""

@@ -176,3 +176,15 @@ class ThemeRow(Base):
     window_end: Mapped[datetime]
     reached_at: Mapped[datetime]
     reached_by: Mapped[str] = mapped_column(String(200))
+
+
+class SloRow(Base):
+    """An SLO imported from a Sloth or OpenSLO file; re-importing replaces it by id."""
+
+    __tablename__ = "slos"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(128), index=True)
+    source: Mapped[str] = mapped_column(String(16))
+    imported_at: Mapped[datetime]
+    data: Mapped[dict[str, Any]]
