@@ -6,6 +6,7 @@ database are the real ones from the fixtures.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -19,6 +20,7 @@ from followthrough.api import Services, create_app
 from followthrough.api.auth import issue_token
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links
+from followthrough.runtime import serve_api_until
 from followthrough.settings import Settings
 from followthrough.storage import Store
 
@@ -83,6 +85,24 @@ class Api:
 
     def _auth(self, person: str | None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(person)}"} if person else {}
+
+
+@asynccontextmanager
+async def api_served(client: Client, store: Store, settings: Settings) -> AsyncIterator[str]:
+    """The real app on uvicorn at settings.api_port, as `followthrough api` serves it, until the
+    block ends; its base URL once it accepts connections."""
+    stop, listening = asyncio.Event(), asyncio.Event()
+    server = asyncio.create_task(serve_api_until(client, store, settings, stop, listening))
+    up = asyncio.create_task(listening.wait())
+    await asyncio.wait([server, up], return_when=asyncio.FIRST_COMPLETED)
+    up.cancel()
+    if server.done():
+        server.result()  # it failed to start: say why
+    try:
+        yield f"http://{settings.api_host}:{settings.api_port}"
+    finally:
+        stop.set()
+        await server
 
 
 @asynccontextmanager

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 import string
 import textwrap
 import threading
@@ -50,11 +49,11 @@ from structlog.testing import capture_logs
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.runtime import serve_api_until
 from followthrough.storage import Store
 from followthrough.webhooks import SOURCES
-from tests.api_support import WEBHOOK_SECRETS, api_for, api_settings, link_mailer
+from tests.api_support import WEBHOOK_SECRETS, api_for, api_served, api_settings, link_mailer
 from tests.conftest import eventually, running_worker
+from tests.processes import free_port
 from tests.webhook_signing import load_payload, signed_request
 
 REVIEWER = "erin"
@@ -241,24 +240,6 @@ def describe(err: BaseException) -> str:
     return "\n".join(lines)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-async def answering(base_url: str) -> None:
-    async with httpx.AsyncClient(base_url=base_url) as http:
-        for _ in range(200):
-            try:
-                if (await http.get("/healthz")).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            await asyncio.sleep(0.05)
-    raise AssertionError(f"the API never answered on {base_url}")
-
-
 async def workflows_on(client: Client, queue: str) -> list[str]:
     return [execution.id async for execution in client.list_workflows(f"TaskQueue = '{queue}'")]
 
@@ -291,15 +272,10 @@ async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
 ) -> None:
     assert set(RESOLUTIONS) == set(SOURCES)  # a new source gets its forged signatures too
     client = dev_server.client
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
     tally = Tally()
     async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
-        served = api_settings(tmp_path, queue, api_port=port)
-        stop = asyncio.Event()
-        server = asyncio.create_task(serve_api_until(client, sqlite_store, served, stop))
-        try:
-            await answering(base_url)
+        served = api_settings(tmp_path, queue, api_port=free_port())
+        async with api_served(client, sqlite_store, served) as base_url:
             async with api_for(client, sqlite_store, served) as api:
                 token = api.token(REVIEWER)
             started = time.perf_counter()
@@ -324,6 +300,3 @@ async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
             control = await signed_resolution(base_url)
             assert await eventually_listed(client, queue, control) == [control]
             await eventually(lambda: sqlite_store.postmortem(control))  # so the worker ends it
-        finally:
-            stop.set()
-            await server

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -19,12 +18,19 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.runtime import serve_api_until
 from followthrough.storage import Store
 from followthrough.webhooks import Resolved, receive
 from tests.alertmanager import Alertmanager
-from tests.api_support import WEBHOOK_SECRETS, Api, api_for, api_settings, link_mailer
+from tests.api_support import (
+    WEBHOOK_SECRETS,
+    Api,
+    api_for,
+    api_served,
+    api_settings,
+    link_mailer,
+)
 from tests.conftest import eventually, running_worker
+from tests.processes import free_port
 from tests.webhook_signing import load_payload, signed_request
 
 # source -> (its resolution payload, one of its events that is not a resolution)
@@ -172,12 +178,6 @@ async def test_a_severity_that_needs_no_postmortem_still_gets_an_optional_one(ap
     assert (pm.state.value, pm.required) == ("optional", False)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 async def test_a_real_alertmanager_resolution_starts_a_postmortem(
     time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
 ) -> None:
@@ -185,31 +185,26 @@ async def test_a_real_alertmanager_resolution_starts_a_postmortem(
     port = free_port()
     async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
         settings = api_settings(tmp_path, queue, api_port=port)
-        stop = asyncio.Event()
-        server = asyncio.create_task(serve_api_until(client, sqlite_store, settings, stop))
-        try:
-            async with Alertmanager(
+        async with (
+            api_served(client, sqlite_store, settings),
+            Alertmanager(
                 tmp_path / "alertmanager",
                 webhook_url=f"http://127.0.0.1:{port}/webhooks/alertmanager",
                 bearer_token=WEBHOOK_SECRETS["alertmanager"],
-            ) as alertmanager:
-                labels = {
-                    "alertname": "CheckoutErrorBudgetBurn",
-                    "severity": "critical",
-                    "service": "checkout",
-                }
-                annotations = {"summary": "Checkout 5xx ratio above 2% for 5 minutes"}
-                started = datetime.now(UTC) - timedelta(minutes=20)
-                await alertmanager.fire(labels, annotations, started)
-                await asyncio.sleep(1.5)  # a fire and resolve within group_wait sends nothing
-                assert sqlite_store.postmortems() == []  # firing starts nothing
-                await alertmanager.resolve(labels, annotations, started)
-                pm = await eventually(
-                    lambda: next(iter(sqlite_store.postmortems()), None), seconds=30
-                )
-        finally:
-            stop.set()
-            await server
+            ) as alertmanager,
+        ):
+            labels = {
+                "alertname": "CheckoutErrorBudgetBurn",
+                "severity": "critical",
+                "service": "checkout",
+            }
+            annotations = {"summary": "Checkout 5xx ratio above 2% for 5 minutes"}
+            started = datetime.now(UTC) - timedelta(minutes=20)
+            await alertmanager.fire(labels, annotations, started)
+            await asyncio.sleep(1.5)  # a fire and resolve within group_wait sends nothing
+            assert sqlite_store.postmortems() == []  # firing starts nothing
+            await alertmanager.resolve(labels, annotations, started)
+            pm = await eventually(lambda: next(iter(sqlite_store.postmortems()), None), seconds=30)
     assert pm.id.startswith("postmortem-alertmanager-am-")
     assert pm.severity == "SEV2" and pm.team == "payments"  # critical -> SEV2; checkout's team
     assert pm.incident.title == "Checkout 5xx ratio above 2% for 5 minutes"
