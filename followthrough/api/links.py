@@ -55,9 +55,9 @@ HEADINGS = {
 @router.get("/act/{token}", response_class=HTMLResponse)
 async def show_link(token: str, using: Using) -> HTMLResponse:
     """What the link will do, with a button to do it."""
-    link, refusal = await _usable(using, token)
-    if link is None:
-        return refusal
+    link = await _usable(using, token)
+    if isinstance(link, HTMLResponse):
+        return link
     item = await asyncio.to_thread(using.store.action_item, link.action_item_id)
     return _page(link, item, status.HTTP_200_OK, form=True, using=using)
 
@@ -70,9 +70,9 @@ async def use_link(
     reason: Annotated[str, Form(max_length=10_000)] = "",
 ) -> HTMLResponse:
     """Do what the link says, once."""
-    link, refusal = await _usable(using, token)
-    if link is None:
-        return refusal
+    link = await _usable(using, token)
+    if isinstance(link, HTMLResponse):
+        return link
     use = LinkUse(
         nonce=link.nonce,
         action=link.action.value,
@@ -115,19 +115,17 @@ async def use_link(
     return _page(link, item, status.HTTP_200_OK, form=False, using=using, message=message)
 
 
-async def _usable(using: Services, token: str) -> tuple[OneClickLink | None, HTMLResponse]:
+async def _usable(using: Services, token: str) -> OneClickLink | HTMLResponse:
     """The link, or the page that says why it cannot be used."""
     try:
-        link = read_link(token, using.settings.effective_link_secret(), using.clock())
+        link = read_link(token, using.link_secret, using.clock())
     except LinkExpired as gone:
-        return None, _problem(str(gone), status.HTTP_410_GONE)
+        return _problem(str(gone), status.HTTP_410_GONE)
     except LinkRefused as refused:
         log.warning("forged or damaged one-click link", reason=str(refused))
-        return None, _problem(str(refused), status.HTTP_403_FORBIDDEN)
+        return _problem(str(refused), status.HTTP_403_FORBIDDEN)
     earlier = await asyncio.to_thread(using.store.link_use, link.nonce)
-    if earlier is not None:
-        return None, _used(earlier)
-    return link, _problem("", status.HTTP_200_OK)
+    return _used(earlier) if earlier is not None else link
 
 
 def _used(earlier: LinkUse) -> HTMLResponse:

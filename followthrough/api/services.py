@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -34,6 +35,11 @@ class Services:
     @property
     def policy(self) -> Policy:
         return self.settings.loaded_policy
+
+    @cached_property
+    def link_secret(self) -> str:
+        """Read (or made) once, not on every click."""
+        return self.settings.effective_link_secret()
 
     @property
     def task_queue(self) -> str:

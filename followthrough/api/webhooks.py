@@ -15,7 +15,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
-from followthrough.api.services import Using
+from followthrough.api.services import Services, Using
 from followthrough.logging import get_logger
 from followthrough.temporal import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, WebhookRejected, receive
@@ -53,20 +53,12 @@ class TicketAnswer(BaseModel):
 async def jira_webhook(request: Request, response: Response, using: Using) -> TicketAnswer:
     """Jira (admin webhook with a secret): a ticket moved to a done status claims its action
     item done, which starts verification. Deduplicated on X-Atlassian-Webhook-Identifier."""
-    secret = using.settings.webhook_secret("jira")
-    if secret is None:
-        using.metrics.webhooks.labels(source="jira", outcome="rejected").inc()
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail="webhooks from jira are not enabled: set FOLLOWTHROUGH_WEBHOOK_SECRET_JIRA",
-        )
-    body = await request.body()
+    secret = _secret(using, "jira")
+    body = await _body(request, using, "jira")
     try:
         event = read_jira_event(request.headers, body, secret)
     except WebhookRejected as rejected:
-        using.metrics.webhooks.labels(source="jira", outcome="rejected").inc()
-        log.warning("jira webhook rejected", status=rejected.status, reason=str(rejected))
-        raise HTTPException(rejected.status, detail=str(rejected)) from None
+        raise _rejected(using, "jira", rejected) from None
     response.status_code = status.HTTP_200_OK
     if isinstance(event, Ignored):
         using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
@@ -113,25 +105,13 @@ async def incident_webhook(
             status.HTTP_404_NOT_FOUND,
             detail=f"no webhook source '{source}'; known: {', '.join(sorted(SOURCES))}",
         )
-    secret = using.settings.webhook_secret(source)
-    if secret is None:
-        using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
-        raise HTTPException(
-            status.HTTP_401_UNAUTHORIZED,
-            detail=f"webhooks from {source} are not enabled: set "
-            f"FOLLOWTHROUGH_WEBHOOK_SECRET_{source.upper()}",
-        )
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="payload over 1 MiB")
+    secret = _secret(using, source)
+    body = await _body(request, using, source)
     now = using.clock()
     try:
         result = receive(source, request.headers, body, secret, using.policy, now)
     except WebhookRejected as rejected:
-        using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
-        bound.warning("webhook rejected", status=rejected.status, reason=str(rejected))
-        raise HTTPException(rejected.status, detail=str(rejected)) from None
+        raise _rejected(using, source, rejected) from None
     if isinstance(result, Ignored):
         using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
         bound.info("webhook ignored", reason=result.reason, delivery_id=result.delivery_id)
@@ -164,3 +144,34 @@ async def incident_webhook(
         workflow_id=started.workflow_id,
         duplicate_delivery=not first,
     )
+
+
+# --- what every webhook does first ----------------------------------------------------------
+
+
+def _secret(using: Services, source: str) -> str:
+    """The source's secret; a source without one is not enabled (401, counted as rejected)."""
+    secret = using.settings.webhook_secret(source)
+    if secret is None:
+        using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
+        raise HTTPException(
+            status.HTTP_401_UNAUTHORIZED,
+            detail=f"webhooks from {source} are not enabled: set "
+            f"FOLLOWTHROUGH_WEBHOOK_SECRET_{source.upper()}",
+        )
+    return secret
+
+
+async def _body(request: Request, using: Services, source: str) -> bytes:
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
+        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="payload over 1 MiB")
+    return body
+
+
+def _rejected(using: Services, source: str, rejected: WebhookRejected) -> HTTPException:
+    """A bad signature or payload: counted, logged, and answered with what is wrong."""
+    using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
+    log.warning("webhook rejected", source=source, status=rejected.status, reason=str(rejected))
+    return HTTPException(rejected.status, detail=str(rejected))
