@@ -20,7 +20,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 Severity = Literal["page", "ticket"]
 BudgetingMethod = Literal["Occurrences", "Timeslices", "RatioTimeslices"]
@@ -167,6 +167,36 @@ def max_burn_rate(slo: Slo) -> float:
 def page_threshold_reachable(window: AlertWindow, slo: Slo) -> bool:
     """Can the window fire at all? Only if a total outage (burn 1/b) reaches its burn rate."""
     return alert_fires_after(1.0, window, slo) is not None
+
+
+class BudgetMeasurement(BaseModel):
+    """What Prometheus says an incident's impact window cost one SLO.
+
+    Events are in the SLI queries' own units (a rate times seconds is a count); only ratios of
+    them matter. total_events_in_period is the average traffic over the SLO period ending at
+    `end`, where Prometheus has data, times the period: the denominator of event-based budget.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    slo_id: str
+    start: AwareDatetime
+    end: AwareDatetime
+    bad_events: float = Field(ge=0)
+    total_events: float = Field(ge=0)
+    total_events_in_period: float = Field(ge=0)
+    error_ratio_before: float | None = Field(
+        default=None, description="bad / total over the period before `start`; None: no traffic"
+    )
+    queries: tuple[str, ...] = Field(default=(), description="the PromQL asked, for the evidence")
+
+    @property
+    def duration(self) -> timedelta:
+        return self.end - self.start
+
+    @property
+    def error_ratio(self) -> float:
+        return self.bad_events / self.total_events if self.total_events > 0 else 0.0
 
 
 class ExpectedDetection(BaseModel):
