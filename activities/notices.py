@@ -10,7 +10,6 @@ from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from followthrough.digest import build_digest
-from followthrough.domain.draft import action_item_specs
 from followthrough.domain.notice import (
     Digest,
     DigestRequest,
@@ -143,7 +142,7 @@ class NoticeActivities:
                 teams.add(pm.team)
             teams.update(t for s in pm.incident.services if (t := self.policy.team_of_service(s)))
             items = []
-            for spec in action_item_specs(pm.draft) if pm.draft else []:
+            for spec in pm.action_item_specs():
                 item = self.store.action_item(pm.action_item_id(spec.number))
                 if item is None:
                     items.append(

@@ -68,6 +68,8 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
         ]
         lines += ["", "Detection gaps", *(f"  - {g}" for g in draft.detection_gaps)]
         lines += ["", "Recovery steps", *(f"  - {s}" for s in draft.recovery_steps)]
+        if pm.slo_review:
+            lines += ["", "Error budgets", *_slo_lines(pm)]
         lines += ["", "Action items"]
         if items:
             for item in items:
@@ -90,6 +92,24 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
     return "\n".join(lines)
 
 
+def _slo_lines(pm: Postmortem) -> list[str]:
+    lines = []
+    for a in pm.slo_review:
+        i, slo = a.impact, a.slo
+        lines += [
+            f"  {slo.id} ({slo.service}, {slo.objective:.3%} over {slo.period.days} days) · "
+            f"{a.method}",
+            f"    burn rate {i.burn_rate:.1f}x over {i.duration.total_seconds() / 60:.0f} min · "
+            f"consumed {i.budget_consumed:.1%} · remaining {i.budget_remaining_before:.1%} -> "
+            f"{i.budget_remaining_after:.1%}",
+        ]
+        lines += [f"    {f.kind}: {f.evidence}" for f in a.findings]
+        lines += [f"    note: {note}" for note in a.notes]
+        if a.freeze_recommended:
+            lines.append(f"    release freeze recommended for {slo.service} (council told)")
+    return lines
+
+
 def _one_line(text: str, limit: int = 160) -> str:
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 3] + "..."
@@ -109,6 +129,8 @@ def _item_block(item: ActionItem) -> list[str]:
             else ""
         ),
     ]
+    if spec.slo_change:
+        block.append(f"    changes the {spec.slo_change.change} of SLO {spec.slo_change.slo}")
     history = [(c.at, f"done claimed by {c.by}", c.evidence) for c in item.claims]
     history += [
         (d.at, f"{'verified' if d.verified else 'rejected'} by {d.by}", d.note)
@@ -130,7 +152,14 @@ def _item_block(item: ActionItem) -> list[str]:
 
 
 def action_item_detail(item: ActionItem, trail: list[AuditEvent]) -> str:
-    lines = [*_item_block(item), f"    postmortem {item.postmortem_id}", "", "Audit trail"]
+    lines = [*_item_block(item), f"    postmortem {item.postmortem_id}"]
+    if item.spec.proposed_change:
+        lines += [
+            "",
+            "Proposed change",
+            *(f"  {line}" for line in item.spec.proposed_change.splitlines()),
+        ]
+    lines += ["", "Audit trail"]
     lines += [audit_line(e) for e in trail if e.workflow_id == item.id]
     return "\n".join(lines)
 

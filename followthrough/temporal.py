@@ -34,6 +34,7 @@ from activities.checks import CheckActivities
 from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.records import RecordActivities
+from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.incident import Incident
@@ -94,6 +95,7 @@ def build_worker(
     records = RecordActivities(store)
     notices = NoticeActivities(store, mailer, policy)
     checker = CheckActivities(checks or CheckConfig())
+    slos = SloActivities(store, checks or CheckConfig())
     tickets = JiraActivities(jira, public_url)
     return Worker(
         client,
@@ -115,6 +117,7 @@ def build_worker(
             checker.run_check,
             records.open_items_for_tickets,
             records.note_themes,
+            slos.slo_evidence,
             tickets.open_ticket,
             tickets.comment_ticket,
             tickets.update_ticket_due,

@@ -13,6 +13,8 @@ from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemStart, open_action_item, open_postmortem
+from followthrough.domain.slo import Slo, budget_findings, incident_impact
+from followthrough.domain.slo_review import SloAssessment
 from followthrough.notices.delivery import SmtpServer, build_email
 from followthrough.notices.render import Links, render_notice
 from tests.factories import draft_data, incident_data
@@ -21,8 +23,11 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
 
-# The digest has its own renderer (tested in test_follow_up.py).
-@pytest.mark.parametrize("kind", [k for k in NoticeKind if k is not NoticeKind.COUNCIL_DIGEST])
+# The digest has its own renderer (tested in test_follow_up.py), the exhausted budget its own test.
+@pytest.mark.parametrize(
+    "kind",
+    [k for k in NoticeKind if k not in (NoticeKind.COUNCIL_DIGEST, NoticeKind.BUDGET_EXHAUSTED)],
+)
 def test_every_kind_renders_with_the_item_and_a_way_to_act(
     policy: Policy, kind: NoticeKind
 ) -> None:
@@ -54,6 +59,53 @@ def test_every_kind_renders_with_the_item_and_a_way_to_act(
     if notice.action_item_id:
         assert "A page fires within 5 minutes" in email.text
         assert "3 business days overdue" in email.text or kind is not NoticeKind.ITEM_STEP
+
+
+def test_an_exhausted_budget_tells_the_council_to_freeze_releases(policy: Policy) -> None:
+    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-9"), policy), policy, NOW)
+    slo = Slo(
+        id="checkout-availability",
+        name="availability",
+        service="checkout",
+        objective=0.999,
+        period=timedelta(days=30),
+    )
+    impact = incident_impact(
+        slo,
+        duration=timedelta(minutes=45),
+        error_ratio=0.3,
+        traffic_weight=1.2,
+        budget_remaining_before=0.2,
+    )
+    pm.slo_review = [
+        SloAssessment(
+            slo=slo,
+            method="estimated",
+            impact=impact,
+            findings=budget_findings(impact, slo),
+            notes=["estimated from the draft: no Prometheus to ask"],
+        )
+    ]
+    notice = Notice(
+        dedupe_key=f"{pm.id}/budget-exhausted/{slo.id}",
+        kind=NoticeKind.BUDGET_EXHAUSTED,
+        at=NOW,
+        to=[Recipient(name="heidi", email="heidi@example.com")],
+        postmortem_id=pm.id,
+        notify="council",
+        slo_id=slo.id,
+    )
+    email = render_notice(notice, pm, None, [], LINKS)
+    assert email.subject == (
+        "[INC-9 SEV2] Error budget exhausted: checkout-availability; release freeze recommended"
+    )
+    text = " ".join(email.text.split())
+    assert "Freeze releases of checkout, except P0 and security fixes" in text
+    assert "Budget consumed 37.5 %" in text
+    assert "Remaining before 20.0 % Remaining after -17.5 %" in text
+    assert "budget_exhausted: budget remaining after the incident: -17.5%" in text
+    assert "estimated from the draft: no Prometheus to ask" in text
+    assert "<strong>-17.5 %</strong>" in email.html and LINKS.workflow(pm.id) in email.html
 
 
 def test_owner_emails_carry_one_click_links_that_a_retry_renders_the_same(policy: Policy) -> None:

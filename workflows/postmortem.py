@@ -13,8 +13,8 @@ from temporalio import workflow
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import NOTE_THEMES, RECORD_POSTMORTEM
-    from followthrough.domain.draft import action_item_specs, factor_tags
+    from activities import NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
+    from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import (
         PlannedStep,
         business_deadline,
@@ -43,6 +43,14 @@ with workflow.unsafe.imports_passed_through():
         open_postmortem,
         submit_refusal,
     )
+    from followthrough.domain.problems import Problems, invalid
+    from followthrough.domain.slo_review import (
+        SloAssessment,
+        SloEvidence,
+        SloReview,
+        review_slos,
+        slo_question,
+    )
     from followthrough.domain.themes import FactorTags, Theme
     from workflows import (
         ITEM_RESOLVED,
@@ -59,6 +67,10 @@ with workflow.unsafe.imports_passed_through():
         send_notice,
     )
     from workflows.action_item import ActionItemWorkflow
+
+
+# Prometheus answers within seconds; this bounds a submission waiting on a stuck worker.
+SLO_EVIDENCE_TIMEOUT = timedelta(minutes=2)
 
 
 @workflow.defn
@@ -173,6 +185,9 @@ class PostmortemWorkflow:
         )
         await send_notice(notice)
 
+    def _council(self) -> list[Recipient]:
+        return [Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.council]
+
     def _stage_recipients(self, stage: str, role: str) -> list[str]:
         pm = self.pm
         if role == "council":
@@ -219,10 +234,7 @@ class PostmortemWorkflow:
                         dedupe_key=theme.key,
                         kind=NoticeKind.RECURRING_THEME,
                         at=workflow.now(),
-                        to=[
-                            Recipient(name=n, email=self.policy.email_of(n))
-                            for n in self.policy.council
-                        ],
+                        to=self._council(),
                         postmortem_id=pm.id,
                         notify="council",
                         theme=theme,
@@ -238,7 +250,7 @@ class PostmortemWorkflow:
         """
         assert self.pm.draft is not None
         item_ids = []
-        for spec in action_item_specs(self.pm.draft):
+        for spec in self.pm.action_item_specs():
             item_id = self.pm.action_item_id(spec.number)
             await workflow.start_child_workflow(
                 ActionItemWorkflow.run,
@@ -270,10 +282,12 @@ class PostmortemWorkflow:
     @workflow.update
     async def submit_draft(self, submission: DraftSubmission) -> Postmortem:
         await judge_when_opened(lambda: self.opened, self._validate_submit_draft, submission)
+        slos = await self._review_slos(submission)
         pm = self.pm
         if pm.state is PostmortemState.OPTIONAL:
             pm.owner = submission.by  # opting in makes you the owner
         pm.draft = submission.draft
+        pm.slo_review = slos.assessments
         pm.draft_version += 1
         pm.submitted_at = workflow.now()
         review_days = self.policy.severity(pm.severity).review_due_days
@@ -285,7 +299,60 @@ class PostmortemWorkflow:
             f"version {pm.draft_version} with {len(submission.draft.action_items)} action items; "
             f"needs {pm.approvals_required} approval(s)",
         )
+        for assessment in slos.assessments:
+            await self._record(submission.by, "slo.assessed", assessment.summary())
+            if assessment.freeze_recommended:
+                await self._recommend_freeze(assessment)
         return self.pm
+
+    async def _review_slos(self, submission: DraftSubmission) -> SloReview:
+        """What the incident cost its SLOs; refuses the draft for every duty it does not meet.
+
+        Prometheus is asked (by an activity) before anything changes, so a refusal leaves the
+        postmortem as it was.
+        """
+        if not workflow.patched("slo-review"):  # histories from before SLO reviews replay as ran
+            return SloReview()
+        question = slo_question(self.pm.id, self.pm.incident, submission.draft)
+        if question is None:  # no impact window: the draft's own rules have refused it already
+            return SloReview()
+        evidence = await workflow.execute_activity(
+            SLO_EVIDENCE,
+            question,
+            start_to_close_timeout=SLO_EVIDENCE_TIMEOUT,
+            result_type=list[SloEvidence],
+        )
+        self._validate_submit_draft(submission)  # things may have moved while Prometheus spoke
+        review = review_slos(submission.draft, self.pm.incident, self.policy, question, evidence)
+        if review.problems:
+            problems = Problems(
+                f"draft for {self.pm.id} rejected by the SLO review", review.problems
+            )
+            refuse(invalid(problems.message))
+        return review
+
+    async def _recommend_freeze(self, assessment: SloAssessment) -> None:
+        pm, slo = self.pm, assessment.slo
+        await self._record(
+            SYSTEM_ACTOR,
+            "slo.budget_exhausted",
+            f"{slo.id}: budget remaining {assessment.impact.budget_remaining_after:.1%}; release "
+            f"freeze recommended for {slo.service} (except P0 and security fixes) until it is "
+            "back within its SLO; told the council",
+        )
+        self.in_flight.start(
+            send_notice(
+                Notice(
+                    dedupe_key=f"{pm.id}/budget-exhausted/{slo.id}",
+                    kind=NoticeKind.BUDGET_EXHAUSTED,
+                    at=workflow.now(),
+                    to=self._council(),
+                    postmortem_id=pm.id,
+                    notify="council",
+                    slo_id=slo.id,
+                )
+            )
+        )
 
     @submit_draft.validator
     def _validate_submit_draft(self, submission: DraftSubmission) -> None:
@@ -302,7 +369,7 @@ class PostmortemWorkflow:
         if have >= need:
             assert self.pm.draft is not None  # in review means a draft was submitted
             self.pm.action_item_ids = [
-                self.pm.action_item_id(spec.number) for spec in action_item_specs(self.pm.draft)
+                self.pm.action_item_id(spec.number) for spec in self.pm.action_item_specs()
             ]
             await self._transition(PostmortemState.TRACKING, approval.by, "draft.approved", detail)
         else:

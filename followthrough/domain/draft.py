@@ -56,6 +56,35 @@ class ContributingFactor(BaseModel):
     tags: list[str] = Field(default_factory=list)
 
 
+class SloChange(BaseModel):
+    """Which SLO an action item changes, and what about it: its alerting or its SLI."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slo: str = Field(min_length=1, description="the SLO's id")
+    change: Literal["alerting", "sli"]
+
+
+class SloImpactEstimate(BaseModel):
+    """The draft's own account of what the incident cost its SLOs.
+
+    Used where Prometheus cannot measure it (no SLI queries, no Prometheus URL, or Prometheus
+    failed): the fraction of requests that failed over the impact (timeline 'started' to
+    'mitigated'), weighted by how busy the service was compared with its average.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slos: list[str] | None = Field(
+        default=None, description="the SLOs affected; default: those of the incident's services"
+    )
+    fraction_affected: float | None = Field(default=None, ge=0, le=1)
+    traffic_weight: float = Field(default=1.0, gt=0, description="incident / average traffic")
+    budget_remaining_before: float | None = Field(
+        default=None, le=1, description="the budget left when the incident began; default: all"
+    )
+
+
 class ActionItemDraft(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -67,6 +96,7 @@ class ActionItemDraft(BaseModel):
     # Read as written and judged by draft_problems, so every problem is named in one round.
     acceptance_criterion: dict[str, Any] | list[Any] | None = None
     description: str = ""
+    slo_change: SloChange | None = None
 
 
 class Draft(BaseModel):
@@ -81,6 +111,7 @@ class Draft(BaseModel):
     detection_gaps: list[str] = Field(default_factory=list)
     recovery_steps: list[str] = Field(default_factory=list)
     action_items: list[ActionItemDraft] = Field(default_factory=list)
+    slo_impact: SloImpactEstimate | None = None
 
 
 class ActionItemSpec(BaseModel):
@@ -96,6 +127,10 @@ class ActionItemSpec(BaseModel):
     priority: Priority
     acceptance_criterion: AcceptanceCriterion
     description: str = ""
+    slo_change: SloChange | None = None
+    proposed_change: str = Field(
+        default="", description="for an SLO alerting change: the rules Followthrough proposes"
+    )
 
 
 class InvalidDraft(Problems):
@@ -281,8 +316,14 @@ def factor_tags(draft: Draft) -> list[str]:
     return sorted({t.strip() for f in draft.contributing_factors for t in f.tags if t.strip()})
 
 
-def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
-    """The approved draft's action items; call only on a draft with no problems."""
+def action_item_specs(
+    draft: Draft, proposed_changes: dict[str, str] | None = None
+) -> list[ActionItemSpec]:
+    """The approved draft's action items; call only on a draft with no problems.
+
+    proposed_changes (SLO id -> rules) are attached to the items that change that SLO's alerting.
+    """
+    proposed = proposed_changes or {}
     specs = []
     for number, item in enumerate(draft.action_items, start=1):
         criterion, _ = parse_criterion(the_criterion(item))
@@ -297,6 +338,12 @@ def action_item_specs(draft: Draft) -> list[ActionItemSpec]:
                 priority=Priority(item.priority),
                 acceptance_criterion=criterion,
                 description=item.description,
+                slo_change=item.slo_change,
+                proposed_change=(
+                    proposed.get(item.slo_change.slo, "")
+                    if item.slo_change and item.slo_change.change == "alerting"
+                    else ""
+                ),
             )
         )
     return specs

@@ -26,6 +26,7 @@ class NoticeKind(StrEnum):
     POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
     COUNCIL_DIGEST = "council_digest"  # the weekly list for the reliability council
     RECURRING_THEME = "recurring_theme"  # a contributing-factor tag came back: to the council
+    BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
 
 
 class Recipient(BaseModel):
@@ -52,6 +53,7 @@ class Notice(BaseModel):
     days_overdue: int = 0
     note: str = ""  # a reason, a decision, a new owner
     theme: Theme | None = None  # for a recurring theme: which one
+    slo_id: str | None = None  # for an exhausted budget: which SLO (its assessment is on the pm)
 
 
 class OutboxStatus(StrEnum):

@@ -4,7 +4,8 @@ A policy says, per severity, whether a postmortem is required, when its draft an
 and how many approvals it needs; it names the teams (members, manager, WIP cap), which team owns
 which service, the reviewers and the reliability council, their email addresses, the business
 calendar deadlines are counted on, the escalation ladder for overdue action items, and the
-taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme.
+taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme, and
+what a postmortem's SLO review demands.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.problems import Problems, format_validation_error
+from followthrough.domain.slo import SloReviewPolicy
 from followthrough.domain.themes import ThemePolicy
 
 DEFAULT_POLICY_PATH = Path(__file__).resolve().parent.parent / "default_policy.yaml"
@@ -78,6 +80,7 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
@@ -108,6 +111,9 @@ class Policy(BaseModel):
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
+        for severity in self.slo_review.high_severities or []:
+            if severity not in self.severities:
+                problems.append(f"slo_review.high_severities: unknown severity '{severity}'")
         if not _DOMAIN.fullmatch(self.email_domain):
             problems.append(
                 f"email_domain: '{self.email_domain}' is not a domain (write it without '@')"
@@ -135,6 +141,11 @@ class Policy(BaseModel):
 
     def severity(self, name: str) -> SeverityPolicy:
         return self.severities[name]
+
+    def is_high_severity(self, name: str) -> bool:
+        """Listed in slo_review.high_severities; by default, one of the two worst severities."""
+        high = self.slo_review.high_severities
+        return name in (high if high is not None else list(self.severities)[:2])
 
     def team_of_service(self, service: str) -> str | None:
         return self.services.get(service)

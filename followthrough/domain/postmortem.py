@@ -13,11 +13,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.checks import CheckAttempt
 from followthrough.domain.criteria import Manual
-from followthrough.domain.draft import ActionItemSpec, Draft, draft_problems
+from followthrough.domain.draft import ActionItemSpec, Draft, action_item_specs, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, Refusal, conflict, forbidden, invalid
+from followthrough.domain.slo_review import SloAssessment, proposed_changes
 from followthrough.domain.tickets import TicketRef
 
 SYSTEM_ACTOR = "followthrough"
@@ -103,6 +104,7 @@ class Postmortem(BaseModel):
     escalations: list[EscalationSent] = Field(default_factory=list)
     reviews: list[Review] = Field(default_factory=list)
     action_item_ids: list[str] = Field(default_factory=list)
+    slo_review: list[SloAssessment] = Field(default_factory=list)  # of the submitted draft
     closed_at: AwareDatetime | None = None
     last_seq: int = 0
 
@@ -116,6 +118,12 @@ class Postmortem(BaseModel):
 
     def action_item_id(self, number: int) -> str:
         return f"{self.id}-item-{number}"
+
+    def action_item_specs(self) -> list[ActionItemSpec]:
+        """The submitted draft's action items, with the SLO alerting rules proposed for them."""
+        if self.draft is None:
+            return []
+        return action_item_specs(self.draft, proposed_changes(self.slo_review))
 
 
 def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmortem:

@@ -308,7 +308,10 @@ FindingKind = Literal[
     "page_unreachable",
     "postmortem_required",
     "budget_exhausted",
+    "sli_misses_user_pain",
 ]
+# Findings that ask for the SLO's alerting to change (an action item with change: alerting).
+ALERTING_FINDINGS = frozenset({"late_detection", "missed_detection", "no_slo_alert"})
 
 
 class SloFinding(BaseModel):
@@ -381,15 +384,20 @@ def detection_findings(
     return findings
 
 
-def budget_findings(impact: IncidentImpact, slo: Slo) -> list[SloFinding]:
+def budget_findings(
+    impact: IncidentImpact, slo: Slo, postmortem_budget: float = POSTMORTEM_BUDGET
+) -> list[SloFinding]:
     """Error budget policy findings: a costly incident, an exhausted budget."""
     findings: list[SloFinding] = []
-    if impact.budget_consumed >= POSTMORTEM_BUDGET:
+    if impact.budget_consumed >= postmortem_budget:
         findings.append(
             SloFinding(
                 slo_id=slo.id,
                 kind="postmortem_required",
-                evidence=f"the incident consumed {impact.budget_consumed:.1%} of the budget",
+                evidence=(
+                    f"the incident consumed {impact.budget_consumed:.1%} of the budget "
+                    f"(policy: {postmortem_budget:.0%} or more needs a P0 action item)"
+                ),
                 recommended_action="postmortem with at least one P0 action item",
             )
         )
@@ -404,3 +412,42 @@ def budget_findings(impact: IncidentImpact, slo: Slo) -> list[SloFinding]:
             )
         )
     return findings
+
+
+def sli_findings(impact: IncidentImpact, slo: Slo, negligible: float) -> list[SloFinding]:
+    """A high-severity incident that hardly burned the budget: the SLI misses user pain.
+
+    Call it only for incidents the policy counts as high severity.
+    """
+    if impact.budget_consumed >= negligible:
+        return []
+    return [
+        SloFinding(
+            slo_id=slo.id,
+            kind="sli_misses_user_pain",
+            evidence=(
+                f"a high-severity incident consumed only {impact.budget_consumed:.2%} of the "
+                f"budget (under {negligible:.2%})"
+            ),
+            recommended_action="review the SLI: it does not see what users suffered",
+        )
+    ]
+
+
+class SloReviewPolicy(BaseModel):
+    """What a postmortem's SLO review demands (the policy's `slo_review`)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    postmortem_budget: float = Field(
+        default=POSTMORTEM_BUDGET, gt=0, le=1, description="consumed >= this needs a P0 item"
+    )
+    negligible_budget: float = Field(
+        default=0.001, ge=0, lt=1, description="a high-severity incident under this: SLI review"
+    )
+    detection_slack_minutes: float = Field(
+        default=5, ge=0, description="detected this much after the SLO page would have: late"
+    )
+    high_severities: list[str] | None = Field(
+        default=None, description="severities that must show in the SLI; default: the worst two"
+    )

@@ -89,6 +89,7 @@ def render_notice(
         "links": links,
         "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
         "subject": subject_of(notice, pm, item),
+        "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
     return RenderedEmail(
@@ -105,6 +106,7 @@ def _to_owner(notice: Notice, item: ActionItem) -> bool:
 _TEMPLATE = {
     NoticeKind.ITEM_STEP: "item_step",
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
+    NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
 }
 
 
@@ -140,6 +142,8 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         NoticeKind.REGRESSED: f"{tag} Regressed after verification: '{_title(item)}'",
         NoticeKind.POSTMORTEM_OVERDUE: f"{tag} Overdue {notice.step or 'postmortem'}: "
         f"'{incident.title}' ({_days(notice.days_overdue)} late)",
+        NoticeKind.BUDGET_EXHAUSTED: f"{tag} Error budget exhausted: {notice.slo_id}; release "
+        "freeze recommended",
     }
     return subjects.get(notice.kind, f"{tag} {incident.title}")
 

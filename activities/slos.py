@@ -1,0 +1,61 @@
+"""The SLO activity: find a postmortem's SLOs and ask Prometheus what the incident cost each.
+
+It judges nothing (the workflow does, through followthrough.domain.slo_review): an SLO that
+cannot be measured comes back with the reason, and the draft's estimate stands in for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+
+from activities import SLO_EVIDENCE
+from followthrough.checks import CheckConfig
+from followthrough.domain.slo import Slo
+from followthrough.domain.slo_review import SloEvidence, SloQuestion
+from followthrough.logging import get_logger
+from followthrough.slo_measurement import MeasurementFailed, measure_incident
+from followthrough.storage import Store
+
+log = get_logger(__name__)
+
+MEASUREMENT_TIMEOUT = 10.0  # seconds per PromQL query; the activity allows 120 s in all
+
+
+class SloActivities:
+    def __init__(self, store: Store, config: CheckConfig) -> None:
+        self.store = store
+        self.prometheus_url = config.prometheus_url
+
+    @activity.defn(name=SLO_EVIDENCE)
+    async def slo_evidence(self, question: SloQuestion) -> list[SloEvidence]:
+        """The incident's SLOs (the draft's list, else its services'), each with what it cost."""
+        every = await asyncio.to_thread(self.store.slos)
+        if question.slo_ids is not None:
+            wanted = [s for s in every if s.id in question.slo_ids]
+        else:
+            wanted = [s for s in every if s.service in question.services]
+        found = list(await asyncio.gather(*(self._measure(s, question) for s in wanted)))
+        log.info(
+            "slo evidence",
+            postmortem_id=question.postmortem_id,
+            measured=[e.slo.id for e in found if e.measurement],
+            not_measured={e.slo.id: e.problem for e in found if not e.measurement},
+        )
+        return found
+
+    async def _measure(self, slo: Slo, question: SloQuestion) -> SloEvidence:
+        if not slo.error_query or not slo.total_query:
+            return SloEvidence(slo=slo, problem="the SLO has no SLI queries to measure it with")
+        if not self.prometheus_url:
+            return SloEvidence(
+                slo=slo, problem="no Prometheus to ask (set FOLLOWTHROUGH_PROMETHEUS_URL)"
+            )
+        try:
+            measurement = await measure_incident(
+                slo, self.prometheus_url, question.start, question.end, timeout=MEASUREMENT_TIMEOUT
+            )
+        except MeasurementFailed as err:
+            return SloEvidence(slo=slo, problem=str(err))
+        return SloEvidence(slo=slo, measurement=measurement)
