@@ -11,14 +11,13 @@ subqueries, the points of the fixed-window subqueries) falls on a sample, and so
 of every rate() window the queries use. rate() then has nothing to extrapolate at the window's
 edges (a first sample exactly at the window's start, the last exactly at its end): it is the
 exact difference of two samples over the window. The tests therefore compute what Prometheus
-must answer from the synthetic samples themselves (`_Sli`) and compare within 1e-6; and, apart
-from that, compare with the worked example's round numbers within the tolerances the data's
-shape explains (the daily cycle, the incident's extra traffic).
+must answer from the synthetic samples themselves (`SyntheticSli`, tests/sli.py) and compare
+within 1e-6; and, apart from that, compare with the worked example's round numbers within
+the tolerances the data's shape explains (the daily cycle, the incident's extra traffic).
 """
 
 from __future__ import annotations
 
-import math
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,33 +26,25 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import structlog
 
-from followthrough.domain.slo import Slo, budget_consumed_events
+from followthrough.domain.slo import budget_consumed_events
 from followthrough.slo_measurement import MeasurementFailed, measure_incident
 from tests.processes import free_port
-from tests.prometheus import Prometheus, openmetrics_family
-
-STEP = 60  # seconds between samples
-DAY = 86400
-HOUR = 3600
-HISTORY = 31 * DAY
-PERIOD = timedelta(days=30)
-AVERAGE_RPS = 1000.0
-BACKGROUND_ERRORS = 0.0005
-INCIDENT = 45 * 60
-INCIDENT_RPS = 1200.0
-INCIDENT_ERRORS = 0.30
-
-ERRORS = 'sum(rate(http_requests_total{service="checkout",code=~"5.."}[{{window}}]))'
-TOTAL = 'sum(rate(http_requests_total{service="checkout"}[{{window}}]))'
-CHECKOUT = Slo(
-    id="checkout-availability",
-    name="Checkout availability",
-    service="checkout",
-    objective=0.999,
-    period=PERIOD,
-    error_query=ERRORS,
-    total_query=TOTAL,
+from tests.prometheus import Prometheus
+from tests.sli import (
+    AVERAGE_RPS,
+    BACKGROUND_ERRORS,
+    CHECKOUT,
+    DAY,
+    ERRORS,
+    HOUR,
+    INCIDENT,
+    INCIDENT_ERRORS,
+    STEP,
+    TOTAL,
+    SyntheticSli,
+    sli_history,
 )
+
 FIXED_WINDOW = 300  # the fixed-window variant's [5m]
 FIXED = CHECKOUT.model_copy(
     update={
@@ -63,71 +54,10 @@ FIXED = CHECKOUT.model_copy(
 )
 
 
-def _rps(moment: int) -> float:
-    """Background traffic: 1,000 rps on average over every whole day."""
-    return AVERAGE_RPS * (1 + 0.2 * math.sin(2 * math.pi * moment / DAY))
-
-
-@dataclass
-class _Sli:
-    """The synthetic counters, and what Prometheus must answer about them."""
-
-    errors: dict[int, float]  # unix second -> code="500" counter
-    totals: dict[int, float]  # unix second -> both counters' sum
-    start: int  # the first sample
-    end: int  # the last sample
-
-    def rate(self, counter: dict[int, float], at: int, window: int) -> float | None:
-        """rate(counter[window]) at `at` when both ends are samples (nothing to extrapolate);
-        None where the window holds no data."""
-        if at - window < self.start or at > self.end:
-            return None
-        return (counter[at] - counter[at - window]) / window
-
-    def average(
-        self, counter: dict[int, float], at: int, span: int, step: int, window: int
-    ) -> float:
-        """avg_over_time((rate(counter[window]))[span:step]) at `at`: the points are the
-        multiples of step in [at - span, at], and only those with a value count."""
-        first = math.ceil((at - span) / step) * step
-        values = [self.rate(counter, p, window) for p in range(first, at + 1, step)]
-        present = [v for v in values if v is not None]
-        return sum(present) / len(present)
-
-
-def _history(end: int, incident_start: int, incident_end: int) -> tuple[str, _Sli]:
-    ok = 0.0
-    failed = 0.0
-    ok_samples: list[tuple[float, float]] = []
-    failed_samples: list[tuple[float, float]] = []
-    errors: dict[int, float] = {}
-    totals: dict[int, float] = {}
-    start = end - HISTORY
-    for moment in range(start, end + 1, STEP):
-        incident = incident_start < moment <= incident_end  # the minute ending at `moment`
-        requests = (INCIDENT_RPS if incident else _rps(moment)) * STEP
-        bad = requests * (INCIDENT_ERRORS if incident else BACKGROUND_ERRORS)
-        ok += requests - bad
-        failed += bad
-        ok_samples.append((moment, ok))
-        failed_samples.append((moment, failed))
-        errors[moment] = failed
-        totals[moment] = ok + failed
-    text = openmetrics_family(
-        "http_requests_total",
-        "counter",
-        [
-            ({"service": "checkout", "code": "200"}, ok_samples),
-            ({"service": "checkout", "code": "500"}, failed_samples),
-        ],
-    )
-    return text, _Sli(errors, totals, start, end)
-
-
 @dataclass
 class World:
     prom: Prometheus
-    sli: _Sli
+    sli: SyntheticSli
     start: datetime  # the incident
     end: datetime
 
@@ -143,7 +73,7 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
     end = int(time.time()) // STEP * STEP - 2 * HOUR
     incident_end = end - HOUR
     incident_start = incident_end - INCIDENT
-    text, sli = _history(end, incident_start, incident_end)
+    text, sli = sli_history(end, incident_start, incident_end)
     prom = Prometheus(tmp_path_factory.mktemp("prometheus"))
     # 2 series x 44,641 samples: promtool reads the whole input once per block it makes, so
     # week-long blocks (0.6 s here) rather than day-long ones (4.4 s).
