@@ -39,6 +39,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.problems import Problems
+from followthrough.domain.slo_rules import proposed_change, proposed_windows, sloth_spec
 from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.logging import configure_logging
 from followthrough.render import (
@@ -48,6 +49,7 @@ from followthrough.render import (
     outbox_line,
     postmortem_detail,
     postmortem_line,
+    theme_detail,
     when,
 )
 from followthrough.runtime import (
@@ -73,6 +75,7 @@ slo_app = typer.Typer(
     help="Service level objectives (from Sloth or OpenSLO).", no_args_is_help=True
 )
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
+theme_app = typer.Typer(help="Recurring contributing factors.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
 app.add_typer(action_app, name="action")
@@ -81,6 +84,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(outbox_app, name="outbox")
 app.add_typer(token_app, name="token")
 app.add_typer(slo_app, name="slo")
+app.add_typer(theme_app, name="theme")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -535,6 +539,42 @@ def slo_list(
             f"{slo.id:<40} {slo.service:<14} {slo.objective:.3%} over {slo.period.days}d "
             f"({slo.source}, {len(slo.windows)} alert windows)"
         )
+
+
+@slo_app.command("rules")
+@friendly_errors
+def slo_rules(
+    slo_id: str,
+    sloth: Annotated[bool, typer.Option("--sloth", help="a Sloth spec instead of rules")] = False,
+) -> None:
+    """Prometheus recording and burn-rate alerting rules for an SLO (page windows that cannot
+    fire at its objective retuned), or its Sloth spec."""
+    found = {slo.id: slo for slo in open_migrated_store().slos()}
+    if slo_id not in found:
+        raise LookupError(f"there is no SLO '{slo_id}' (followthrough slo list)")
+    slo = found[slo_id]
+    if sloth:
+        typer.echo(sloth_spec(slo, proposed_windows(slo)), nl=False)
+    else:
+        typer.echo(proposed_change(slo), nl=False)
+
+
+# --- Recurring themes ---------------------------------------------------------------------------
+
+
+@theme_app.command("list")
+@friendly_errors
+def theme_list(
+    tag: Annotated[str | None, typer.Option(help="only this contributing-factor tag")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Contributing factors that came back: when each reached the council, and its postmortems."""
+    themes = open_migrated_store().themes(tag)
+    if as_json:
+        emit([theme.model_dump(mode="json") for theme in themes])
+        return
+    for theme in themes:
+        typer.echo(theme_detail(theme))
 
 
 # --- API tokens --------------------------------------------------------------------------------

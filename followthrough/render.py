@@ -8,6 +8,7 @@ from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import SYSTEM_ACTOR, ActionItem, AuditEvent, Postmortem
+from followthrough.domain.themes import Theme
 
 
 def when(at: datetime | None) -> str:
@@ -97,7 +98,7 @@ def _slo_lines(pm: Postmortem) -> list[str]:
     for a in pm.slo_review:
         i, slo = a.impact, a.slo
         lines += [
-            f"  {slo.id} ({slo.service}, {slo.objective:.3%} over {slo.period.days} days) · "
+            f"  {slo.id} ({slo.service}, {slo.objective * 100:g}% over {slo.period.days} days) · "
             f"{a.method}",
             f"    burn rate {i.burn_rate:.1f}x over {i.duration.total_seconds() / 60:.0f} min · "
             f"consumed {i.budget_consumed:.1%} · remaining {i.budget_remaining_before:.1%} -> "
@@ -168,6 +169,15 @@ def audit_line(event: AuditEvent) -> str:
     subject = event.workflow_id.removeprefix(event.postmortem_id).lstrip("-") or "postmortem"
     at = event.at.strftime("%Y-%m-%d %H:%M:%S")
     return f"  {at}  {event.actor:<13} {event.action:<22} {subject:<10} {event.detail}"
+
+
+def theme_detail(theme: Theme) -> str:
+    lines = [
+        f"{theme.tag}: {len(theme.postmortem_ids)} postmortems whose incidents resolved "
+        f"{theme.window_start.date()} to {theme.window_end.date()}; the council was told "
+        f"{when(theme.reached_at)} (reached by {theme.reached_by})"
+    ]
+    return "\n".join([*lines, *(f"    {pm_id}" for pm_id in theme.postmortem_ids)])
 
 
 def outbox_line(message: OutboxMessage) -> str:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.processes import ROOT, Followthrough, free_port
+from tests.prometheus import promtool_binary
 
 
 @pytest.fixture
@@ -141,3 +143,29 @@ def test_slos_are_imported_from_sloth_and_openslo_and_bad_files_change_nothing(
     assert all(0 < slo["objective"] < 1 and slo["error_query"] for slo in slos)
     ft.cli("slo", "import", str(examples / "sloth-valid.yaml"))  # again: replaced, not doubled
     assert len(ft.cli_json("slo", "list", "--json")) == len(slos)
+
+
+def test_slo_rules_print_what_promtool_accepts_and_a_sloth_spec(
+    ft: Followthrough, tmp_path: Path
+) -> None:
+    ft.cli("slo", "import", str(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml"))
+    [slo_id, *_] = [slo["id"] for slo in ft.cli_json("slo", "list", "--json")]
+    rules = ft.cli("slo", "rules", slo_id).stdout
+    assert rules.startswith(f"# Proposed SLO alerting for {slo_id}")
+    (tmp_path / "rules.yml").write_text(rules)
+    checked = subprocess.run(
+        [promtool_binary(), "check", "rules", str(tmp_path / "rules.yml")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    spec = ft.cli("slo", "rules", slo_id, "--sloth").stdout
+    assert spec.startswith("version: prometheus/v1") or "prometheus/v1" in spec
+    missing = ft.cli("slo", "rules", "nope", check=False)
+    assert missing.returncode == 1 and "there is no SLO 'nope'" in missing.stderr
+
+
+def test_no_themes_yet(ft: Followthrough) -> None:
+    assert ft.cli_json("theme", "list", "--json") == []
+    assert ft.cli("theme", "list").stdout == ""

@@ -19,6 +19,7 @@ from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import Approval, DraftSubmission, Postmortem
 from followthrough.notices.delivery import Mailer
+from followthrough.render import theme_detail
 from followthrough.storage import Store
 from followthrough.temporal import act, start_postmortem
 from tests.conftest import SmtpCapture, eventually, running_worker
@@ -108,6 +109,10 @@ async def test_the_third_postmortem_with_a_tag_tells_the_council_once(
     assert set(theme.postmortem_ids) == {pm for _, pm in done}
     assert [m.kind.value for m in store.outbox()] == ["recurring_theme"]
     assert any(e.action == "theme.reached" for e in store.audit_trail(done[2][1]))
+    shown = theme_detail(theme).splitlines()  # as `followthrough theme list` shows it
+    assert shown[0].startswith("deploy: 3 postmortems whose incidents resolved")
+    assert f"(reached by {done[2][1]})" in shown[0]
+    assert shown[1:] == [f"    {pm}" for pm in theme.postmortem_ids]
 
     # A fourth within the window joins the theme; nothing more is sent.
     _, fourth = await approve_postmortem(client, queue, policy, now, "Deploy again", ["deploy"])

@@ -410,6 +410,11 @@ class ActionItemWorkflow:
                 f"From the postmortem of {self.postmortem_title or item.postmortem_id} "
                 f"({item.postmortem_id}). Followthrough closes it only when the acceptance "
                 "criterion is checked; moving this ticket to Done starts that check."
+                + (  # Jira's wiki markup keeps the rules a copyable block
+                    f"\n\nProposed change:\n{{code:yaml}}\n{spec.proposed_change}{{code}}"
+                    if spec.proposed_change
+                    else ""
+                )
             ),
             priority=spec.priority.value,
             due=item.due,
