@@ -13,11 +13,12 @@ from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemStart, open_action_item, open_postmortem
-from followthrough.domain.slo import Slo, budget_findings, incident_impact
+from followthrough.domain.slo import budget_findings, incident_impact
 from followthrough.domain.slo_review import SloAssessment
 from followthrough.notices.delivery import SmtpServer, build_email
 from followthrough.notices.render import Links, render_notice
 from tests.factories import draft_data, incident_data
+from tests.sli import CHECKOUT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LINKS = Links(temporal_ui="http://127.0.0.1:8233")
@@ -63,13 +64,7 @@ def test_every_kind_renders_with_the_item_and_a_way_to_act(
 
 def test_an_exhausted_budget_tells_the_council_to_freeze_releases(policy: Policy) -> None:
     pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-9"), policy), policy, NOW)
-    slo = Slo(
-        id="checkout-availability",
-        name="availability",
-        service="checkout",
-        objective=0.999,
-        period=timedelta(days=30),
-    )
+    slo = CHECKOUT
     impact = incident_impact(
         slo,
         duration=timedelta(minutes=45),

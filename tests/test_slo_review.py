@@ -26,21 +26,14 @@ from followthrough.domain.slo_review import (
 )
 from followthrough.domain.slo_rules import alert_name
 from tests.factories import draft_data, incident_data
+from tests.sli import CHECKOUT
 
 START = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 END = START + timedelta(minutes=45)
 NOW = START + timedelta(hours=3)
 POLICY = load_policy()
 
-SLO = Slo(
-    id="checkout-availability",
-    name="availability",
-    service="checkout",
-    objective=0.999,
-    period=timedelta(days=30),
-    error_query='sum(rate(http_requests_total{service="checkout",code=~"5.."}[{{window}}]))',
-    total_query='sum(rate(http_requests_total{service="checkout"}[{{window}}]))',
-)
+SLO = CHECKOUT
 
 
 def incident(**overrides: Any) -> Incident:
