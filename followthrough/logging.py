@@ -1,7 +1,10 @@
 """structlog for our events, and the same rendering for the SDK's stdlib loggers.
 
 Workflow code logs through `workflow.logger` (replay-aware); its records carry the workflow's ids
-and are rendered by structlog like everything else.
+and are rendered by structlog like everything else. Activities log through structlog, and
+`ActivityLogContext` binds the running activity's ids, so each of their events says which
+postmortem or action item it was for. With json=True every line on stderr is one JSON object:
+Python warnings, tracebacks and the SDK Core's forwarded lines included.
 """
 
 from __future__ import annotations
@@ -11,6 +14,11 @@ import sys
 
 import structlog
 from temporalio import activity, workflow
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+)
 
 _TEMPORAL_KEYS = ("workflow_id", "workflow_type", "run_id", "update_name", "activity_type")
 
@@ -20,6 +28,10 @@ def _flatten_temporal_info(
 ) -> structlog.types.EventDict:
     """The SDK's `temporal_workflow`/`temporal_activity` extras become top-level ids."""
     event.pop("color_message", None)  # uvicorn's ANSI-coloured copy of the message
+    core = event.pop("temporal_log", None)  # a line forwarded from the SDK Core (Rust)
+    if core is not None:
+        for name, value in dict(getattr(core, "fields", None) or {}).items():
+            event.setdefault(name, value)
     for key in ("temporal_workflow", "temporal_activity"):
         info = event.pop(key, None)
         if isinstance(info, dict):
@@ -41,8 +53,11 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
         structlog.stdlib.ExtraAdder(),
         _flatten_temporal_info,
     ]
-    renderer: structlog.types.Processor = (
-        structlog.processors.JSONRenderer() if json else structlog.dev.ConsoleRenderer(colors=False)
+    # The console renderer prints tracebacks itself; JSON needs them as a string field.
+    renderers: list[structlog.types.Processor] = (
+        [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        if json
+        else [structlog.dev.ConsoleRenderer(colors=False)]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
@@ -56,13 +71,34 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
             foreign_pre_chain=shared,
             processors=[
                 structlog.stdlib.ProcessorFormatter.remove_processors_meta,
-                renderer,
+                *renderers,
             ],
         )
     )
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    logging.captureWarnings(True)  # a warning is a log line too, not a bare stderr line
+
+
+class ActivityLogContext(Interceptor):
+    """Binds the running activity's workflow and activity ids to every structlog event it logs
+    (sync activities run in threads that get a copy of this context)."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _BindActivityIds(next)
+
+
+class _BindActivityIds(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> object:
+        info = activity.info()
+        with structlog.contextvars.bound_contextvars(
+            workflow_id=info.workflow_id,
+            workflow_type=info.workflow_type,
+            run_id=info.workflow_run_id,
+            activity_type=info.activity_type,
+        ):
+            return await super().execute_activity(input)
 
 
 def get_logger(name: str) -> structlog.stdlib.BoundLogger:

@@ -25,6 +25,7 @@ from temporalio.client import Client
 
 from followthrough.binaries import find_binary
 from followthrough.logging import get_logger
+from followthrough.observability import Telemetry, TelemetryError, process_telemetry
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
@@ -155,29 +156,42 @@ async def serve_api_until(
 Serve = Callable[[Client, Store, Settings, asyncio.Event], Awaitable[None]]
 
 
-async def run_against_temporal(serve: Serve, settings: Settings, address: str | None) -> None:
+def start_telemetry(settings: Settings, *, service: str, runs_worker: bool) -> Telemetry:
+    """The process's SDK metrics and tracing (see followthrough.observability)."""
+    try:
+        return process_telemetry(settings, service=service, runs_worker=runs_worker)
+    except TelemetryError as err:
+        raise StartupError(str(err)) from None
+
+
+async def run_against_temporal(
+    serve: Serve, settings: Settings, address: str | None, telemetry: Telemetry
+) -> None:
     """Run the worker or the API against TEMPORAL_ADDRESS until Ctrl-C or SIGTERM."""
     _ = settings.loaded_policy  # fail fast on a bad policy file
     store = prepare_database(settings)
     stop = stop_event()
     try:
-        client = await connect(address)
-    except RuntimeError as err:
-        raise StartupError(f"cannot reach Temporal: {err}") from None
-    try:
+        try:
+            client = await connect(address, telemetry)
+        except RuntimeError as err:
+            raise StartupError(f"cannot reach Temporal: {err}") from None
         await serve(client, store, settings, stop)
     finally:
+        telemetry.close()
         store.close()
 
 
 async def run_worker(settings: Settings, address: str | None = None) -> None:
     """`followthrough worker` and worker.py."""
-    await run_against_temporal(run_worker_until, settings, address)
+    telemetry = start_telemetry(settings, service="followthrough-worker", runs_worker=True)
+    await run_against_temporal(run_worker_until, settings, address, telemetry)
 
 
 async def run_api(settings: Settings, address: str | None = None) -> None:
     """`followthrough api`: webhooks, the human API, /docs and /metrics."""
-    await run_against_temporal(serve_api_until, settings, address)
+    telemetry = start_telemetry(settings, service="followthrough-api", runs_worker=False)
+    await run_against_temporal(serve_api_until, settings, address, telemetry)
 
 
 @dataclass
@@ -222,7 +236,7 @@ class EmbeddedTemporal:
             *attributes,
         ]
 
-    async def start(self) -> Client:
+    async def start(self, telemetry: Telemetry | None = None) -> Client:
         for port in (self.port, self.ui_port):
             if not _port_free(port):
                 raise StartupError(
@@ -246,7 +260,7 @@ class EmbeddedTemporal:
                     f"see {self.log_path}"
                 )
             try:
-                return await connect(self.address)
+                return await connect(self.address, telemetry)
             except RuntimeError:
                 await asyncio.sleep(0.25)
         raise StartupError(f"the Temporal dev server did not answer in 60s; see {self.log_path}")
@@ -280,10 +294,11 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     if "temporal_ui_url" not in settings.model_fields_set:  # links in emails point at our UI
         settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
     store = prepare_database(settings)
+    telemetry = start_telemetry(settings, service="followthrough", runs_worker=True)
     server = EmbeddedTemporal(settings.data_dir, port=port, ui_port=ui_port)
     stop = stop_event()
     try:
-        client = await server.start()
+        client = await server.start(telemetry)
         listening = asyncio.Event()
         api = asyncio.create_task(serve_api_until(client, store, settings, stop, listening))
         worker = asyncio.create_task(run_worker_until(client, store, settings, stop))
@@ -296,6 +311,7 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
         await asyncio.gather(api, worker)
     finally:
         server.stop()
+        telemetry.close()
         store.close()
     print("Followthrough stopped. Run the same command to pick up where it left off.", flush=True)
 

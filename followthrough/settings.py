@@ -68,6 +68,17 @@ class Settings(BaseSettings):
     prometheus_url: str | None = Field(
         default=None, description="Prometheus for criteria that do not name one"
     )
+    worker_metrics_address: str | None = Field(
+        default=None,
+        pattern=r"^(\S+:\d+)?$",  # empty (as compose passes an unset one) is unset
+        description="host:port where a worker (and `up`) serves the Temporal SDK's own "
+        "Prometheus metrics at /metrics; unset: none",
+    )
+    otel_endpoint: str | None = Field(
+        default=None,
+        description="an OTLP/HTTP collector (http://collector:4318) that receives traces of "
+        "client calls, workflows and activities; unset: no tracing",
+    )
     jira_url: str | None = None
     jira_user: str | None = None
     jira_token: str | None = None

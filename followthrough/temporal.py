@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
@@ -43,7 +43,7 @@ from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
 from followthrough.domain.problems import RefusalKind
 from followthrough.jira import JiraConfig
-from followthrough.logging import get_logger
+from followthrough.logging import ActivityLogContext, get_logger
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
@@ -53,18 +53,30 @@ from workflows.postmortem import PostmortemWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
+if TYPE_CHECKING:
+    from followthrough.observability import Telemetry
+
 DEFAULT_ADDRESS = "127.0.0.1:7233"
 log = get_logger(__name__)
 Result = TypeVar("Result", bound=BaseModel)
 
 
-async def connect(address: str | None = None) -> Client:
-    """Connect with Temporal's own environment configuration (TEMPORAL_ADDRESS and friends)."""
+async def connect(address: str | None = None, telemetry: Telemetry | None = None) -> Client:
+    """Connect with Temporal's own environment configuration (TEMPORAL_ADDRESS and friends).
+
+    Long-running processes pass their telemetry (metrics runtime, tracing interceptor); workers
+    built from the client inherit both.
+    """
     config = ClientConfig.load_client_connect_config()
     if address:
         config["target_host"] = address
     config.setdefault("target_host", DEFAULT_ADDRESS)
-    return await Client.connect(**config, data_converter=pydantic_data_converter)
+    return await Client.connect(
+        **config,
+        data_converter=pydantic_data_converter,
+        runtime=telemetry.runtime if telemetry else None,
+        interceptors=telemetry.interceptors if telemetry else (),
+    )
 
 
 async def register_search_attributes(client: Client) -> None:
@@ -124,6 +136,7 @@ def build_worker(
             tickets.find_done_tickets,
         ],
         activity_executor=executor,
+        interceptors=[ActivityLogContext()],
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
         graceful_shutdown_timeout=timedelta(seconds=10),
     )
