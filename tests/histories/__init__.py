@@ -1,0 +1,1 @@
+"""Recorded workflow histories (one directory per workflow type) and their recorder."""

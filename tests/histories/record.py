@@ -1,0 +1,628 @@
+"""Record workflow histories from real lifecycles, for tests/test_replay.py to replay.
+
+Each scenario runs a lifecycle the way the tests do (a time-skipping Temporal server of its own, a
+worker from `tests.conftest.running_worker`, SQLite, the local outbox; Jira is tests/jira_server.py
+and checks probe a server on loopback), then writes the histories worth keeping to
+tests/histories/<workflow type>/<prefix><name>.json: `{"workflowId": ..., "events": [...]}`, the
+events as `WorkflowHistory.to_json()` gives them.
+
+    python -m tests.histories.record                      # every scenario, this tree's code
+    python -m tests.histories.record lifecycle wip        # only these
+    python -m tests.histories.record --list               # the scenarios and what they keep
+
+`--tree DIR` runs the scenarios with the workflow code of another checkout (a `git worktree` of an
+older commit), so a change can be replayed against histories the old code really wrote:
+
+    git worktree add /tmp/ft-old 978dcff
+    python -m tests.histories.record --tree /tmp/ft-old --prefix before-slo-review- \\
+        lifecycle overdue-draft
+    git worktree remove /tmp/ft-old
+
+Only scenarios that the older code supports can run that way.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import Client
+from temporalio.testing import WorkflowEnvironment
+
+from activities.slots import team_slots_id
+from followthrough.checks import CheckConfig
+from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.draft import parse_draft
+from followthrough.domain.incident import parse_incident
+from followthrough.domain.notice import DigestRequest, OutboxStatus
+from followthrough.domain.policy import Policy, load_policy
+from followthrough.domain.postmortem import (
+    Acknowledgement,
+    ActionItem,
+    ActionItemState,
+    Approval,
+    ChangeRequest,
+    DoneClaim,
+    DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
+    Postmortem,
+    PostmortemState,
+    Reassignment,
+    Rejection,
+    RiskAcceptanceRequest,
+    Verification,
+)
+from followthrough.jira import JiraConfig
+from followthrough.logging import configure_logging
+from followthrough.storage import Store
+from followthrough.storage.migrate import upgrade
+from followthrough.temporal import ActionRefused, act, start_postmortem
+from tests.api_support import link_mailer
+from tests.conftest import _start_time_skipping, eventually, running_worker
+from tests.factories import draft_data, incident_data
+from tests.jira_server import JiraServer
+from tests.test_verification import Health
+from workflows.council_digest import CouncilDigestWorkflow
+from workflows.ticket_reconciliation import TicketReconciliationWorkflow
+
+HISTORIES = Path(__file__).resolve().parent
+Result = TypeVar("Result", bound=BaseModel)
+
+
+@dataclass
+class Kept:
+    path: Path
+    events: int
+
+
+@dataclass
+class Output:
+    """Where the histories go, and what was written."""
+
+    directory: Path
+    prefix: str = ""
+    kept: list[Kept] = field(default_factory=list)
+
+
+@dataclass
+class Recording:
+    """One scenario's Temporal server, worker, store and output."""
+
+    env: WorkflowEnvironment
+    store: Store
+    queue: str
+    out: Output
+    policy: Policy = field(default_factory=load_policy)
+
+    @property
+    def client(self) -> Client:
+        return self.env.client
+
+    async def now(self) -> datetime:
+        return await self.env.get_current_time()
+
+    async def keep(self, workflow_id: str, name: str) -> None:
+        """Write the workflow's history as it is now (it may still be running)."""
+        history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+        started = history.events[0].workflow_execution_started_event_attributes
+        path = self.out.directory / started.workflow_type.name / f"{self.out.prefix}{name}.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        document = {"workflowId": workflow_id, **json.loads(history.to_json())}
+        path.write_text(json.dumps(document, indent=1) + "\n")
+        self.out.kept.append(Kept(path, len(history.events)))
+
+    async def act(
+        self, workflow_id: str, update: str, argument: BaseModel, result_type: type[Result]
+    ) -> Result:
+        return await act(self.client, workflow_id, update, argument, result_type)
+
+    async def refused(self, workflow_id: str, update: str, argument: BaseModel, says: str) -> str:
+        """An action that must be refused; its message."""
+        try:
+            await act(self.client, workflow_id, update, argument, BaseModel)
+        except ActionRefused as refusal:
+            if says not in str(refusal):
+                raise AssertionError(f"{update} refused, not with {says!r}: {refusal}") from None
+            return str(refusal)
+        raise AssertionError(f"{update} on {workflow_id} was not refused ({says!r} expected)")
+
+    async def open_postmortem(self, policy: Policy | None = None, **incident: Any) -> str:
+        policy = policy or self.policy
+        parsed = parse_incident(incident_data(await self.now(), **incident), policy)
+        started = await start_postmortem(self.client, parsed, policy, task_queue=self.queue)
+        await eventually(lambda: self.store.postmortem(started.workflow_id))
+        return started.workflow_id
+
+    async def submit(self, pm_id: str, draft: dict[str, Any], by: str = "alice") -> Postmortem:
+        submission = DraftSubmission(by=by, draft=parse_draft(draft))
+        return await self.act(pm_id, "submit_draft", submission, Postmortem)
+
+    async def approve(self, pm_id: str, by: str = "erin") -> list[str]:
+        """Approve the draft in review; the action item ids, once their workflows have opened."""
+        pm = await self.act(pm_id, "approve", Approval(by=by), Postmortem)
+        assert pm.state is PostmortemState.TRACKING, pm.state
+        opened = self.store.action_item
+        await eventually(lambda: all(opened(item_id) for item_id in pm.action_item_ids))
+        return pm.action_item_ids
+
+    async def approved_item(
+        self, due: date, policy: Policy | None = None, **item: Any
+    ) -> tuple[str, str]:
+        """A SEV2 postmortem approved with one P1 item of bob's due on `due`: (pm, item)."""
+        pm_id = await self.open_postmortem(policy)
+        draft = draft_data(await self.now())
+        draft["action_items"] = [{**draft["action_items"][0], "due": due.isoformat(), **item}]
+        await self.submit(pm_id, draft)
+        [item_id] = await self.approve(pm_id)
+        return pm_id, item_id
+
+    def item(self, item_id: str) -> ActionItem:
+        found = self.store.action_item(item_id)
+        assert found is not None, item_id
+        return found
+
+    async def item_reaches(
+        self, item_id: str, state: ActionItemState, *, checks: int | None = None
+    ) -> ActionItem:
+        """The stored item once it is in `state` (after `checks` check attempts, if given)."""
+        found: ActionItem = await eventually(
+            lambda: (
+                (item := self.item(item_id)).state is state
+                and (checks is None or len(item.checks) == checks)
+                and item
+            ),
+            seconds=30,
+        )
+        return found
+
+    async def postmortem_reaches(self, pm_id: str, state: PostmortemState) -> None:
+        await eventually(
+            lambda: (pm := self.store.postmortem(pm_id)) is not None and pm.state is state,
+            seconds=30,
+        )
+
+
+@asynccontextmanager
+async def recording(out: Output, **worker_options: Any) -> AsyncIterator[Recording]:
+    """A time-skipping server, SQLite and a worker of the scenario's own (it skips weeks)."""
+    env = await _start_time_skipping()
+    try:
+        with tempfile.TemporaryDirectory() as tmp:
+            url = f"sqlite:///{Path(tmp) / 'followthrough.db'}"
+            upgrade(url)
+            store = Store(url)
+            try:
+                mailer = link_mailer(Path(tmp) / "outbox")
+                async with running_worker(env.client, store, mailer, **worker_options) as queue:
+                    yield Recording(env, store, queue, out)
+            finally:
+                store.close()
+    finally:
+        await env.shutdown()
+
+
+Scenario = Callable[[Output], Awaitable[None]]
+SCENARIOS: dict[str, Scenario] = {}
+
+
+def scenario(name: str) -> Callable[[Scenario], Scenario]:
+    def register(run: Scenario) -> Scenario:
+        SCENARIOS[name] = run
+        return run
+
+    return register
+
+
+def tuesday_weeks_ahead(today: date) -> date:
+    """A Tuesday two to three weeks ahead: its ladder crosses weekends."""
+    start = today + timedelta(days=14)
+    return start + timedelta(days=(1 - start.weekday() - 1) % 7 + 1)
+
+
+# --- the postmortem ----------------------------------------------------------------------------
+
+
+@scenario("lifecycle")
+async def lifecycle(out: Output) -> None:
+    """Changes requested, resubmitted, approved; one item rejected then verified; closed."""
+    async with recording(out) as rec:
+        pm_id = await rec.open_postmortem()
+        now = await rec.now()
+        bad = draft_data(now, impact="", detection_gaps=[])
+        incomplete = DraftSubmission(by="alice", draft=parse_draft(bad))
+        await rec.refused(pm_id, "submit_draft", incomplete, "impact: missing")
+        await rec.submit(pm_id, draft_data(now))
+        request = ChangeRequest(by="erin", reason="Name the config system")
+        await rec.act(pm_id, "request_changes", request, Postmortem)
+        await rec.submit(pm_id, draft_data(now, summary="An lb-config push dropped backends."))
+        await rec.refused(pm_id, "approve", Approval(by="alice"), "cannot review it")
+        alert, canary = await rec.approve(pm_id)
+
+        await rec.act(alert, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
+        await rec.refused(alert, "verify", Verification(by="bob"), "cannot verify their own work")
+        rejection = Rejection(by="erin", reason="The alert is not routed to the pager")
+        await rec.act(alert, "reject", rejection, ActionItem)
+        claim = DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall")
+        await rec.act(alert, "claim_done", claim, ActionItem)
+        await rec.act(alert, "verify", Verification(by="erin", note="Fired in a drill"), ActionItem)
+        await rec.act(canary, "claim_done", DoneClaim(by="carol", evidence="canary"), ActionItem)
+        await rec.act(canary, "verify", Verification(by="pat", note="12 pushes"), ActionItem)
+        await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
+        await rec.keep(pm_id, "changes-requested-then-closed")
+        await rec.keep(alert, "rejected-then-verified")
+
+
+@scenario("overdue-draft")
+async def overdue_draft(out: Output) -> None:
+    """The draft is late (owner, manager, council told), then the review is late; approved."""
+    async with recording(out) as rec:
+        pm_id = await rec.open_postmortem()
+        await rec.env.sleep(timedelta(days=21))
+        await rec.submit(pm_id, draft_data(await rec.now()))
+        await rec.env.sleep(timedelta(days=21))
+        await rec.approve(pm_id)
+        trail = [e.action for e in rec.store.audit_trail(pm_id)]
+        assert trail.count("postmortem.escalated") == 6, trail
+        await rec.keep(pm_id, "overdue-draft-and-review")
+
+
+@scenario("optional")
+async def optional(out: Output) -> None:
+    """Two SEV4s: nobody opts in to one, which lapses; dan opts in to the other."""
+    async with recording(out) as rec:
+        lapsing = await rec.open_postmortem(severity="SEV4")
+        opted = await rec.open_postmortem(severity="SEV4")
+        draft = draft_data(await rec.now())
+        pm = await rec.submit(opted, draft, by="dan")
+        assert pm.owner == "dan", pm.owner
+        await rec.env.sleep(timedelta(days=8))
+        await rec.postmortem_reaches(lapsing, PostmortemState.NOT_REQUIRED)
+        await rec.approve(opted)
+        await rec.keep(lapsing, "optional-lapsed")
+        await rec.keep(opted, "optional-opted-in")
+
+
+@scenario("slo-review")
+async def slo_review(out: Output) -> None:
+    """The SLO review refuses a draft twice (no estimate, then no P0 or alerting item), then
+    accepts it with the budget estimated and exhausted: a release freeze, the council told."""
+    from tests.sli import CHECKOUT  # the SLO review came after the oldest recorded code
+
+    async with recording(out) as rec:
+        rec.store.save_slos([CHECKOUT], datetime.now(UTC))
+        pm_id = await rec.open_postmortem()
+        draft = draft_data(await rec.now())
+        unmeasured = DraftSubmission(by="alice", draft=parse_draft(draft))
+        await rec.refused(pm_id, "submit_draft", unmeasured, "could not be measured")
+        draft["slo_impact"] = {
+            "fraction_affected": 0.3,
+            "traffic_weight": 1.2,
+            "budget_remaining_before": 0.2,
+        }
+        short = DraftSubmission(by="alice", draft=parse_draft(draft))
+        await rec.refused(pm_id, "submit_draft", short, "at least one action item must be P0")
+        draft["action_items"][0] |= {
+            "priority": "P0",
+            "slo_change": {"slo": CHECKOUT.id, "change": "alerting"},
+        }
+        pm = await rec.submit(pm_id, draft)
+        assert [a.freeze_recommended for a in pm.slo_review] == [True], pm.slo_review
+        await rec.approve(pm_id)
+        await eventually(lambda: rec.store.outbox(), seconds=30)  # the council's freeze notice
+        await rec.keep(pm_id, "slo-review-refused-then-estimated")
+
+
+@scenario("themes")
+async def themes(out: Output) -> None:
+    """The third postmortem whose factors are tagged 'deploy' tells the council of a theme."""
+    async with recording(out) as rec:
+        pm_ids = []
+        titles = ("Checkout 502s after a deploy", "Billing errors after a release", "Gateway 504s")
+        for title in titles:
+            pm_id = await rec.open_postmortem(title=title)
+            await rec.submit(pm_id, draft_data(await rec.now()))
+            await rec.approve(pm_id)
+            pm_ids.append(pm_id)
+        await eventually(lambda: rec.store.themes() and rec.store.outbox(), seconds=30)
+        await rec.keep(pm_ids[-1], "recurring-theme-reached")
+
+
+# --- action items ------------------------------------------------------------------------------
+
+
+@scenario("ladder")
+async def ladder(out: Output) -> None:
+    """An acknowledged item nobody finishes climbs its ladder over 60 days, across weekends and a
+    holiday, to the council; then the weekly council digest lists it."""
+    async with recording(out) as rec:
+        due = tuesday_weeks_ahead((await rec.now()).date())
+        holiday = BusinessCalendar(holidays=[due + timedelta(days=2)])
+        policy = rec.policy.model_copy(update={"calendar": holiday})
+        _, item_id = await rec.approved_item(due, policy)
+        await rec.act(item_id, "acknowledge", Acknowledgement(by="bob"), ActionItem)
+        await rec.env.sleep(timedelta(days=60))
+        steps = [e.step for e in rec.item(item_id).escalations]
+        assert steps == ["reminder", "due", "manager", "council"], steps
+        await rec.keep(item_id, "escalated-to-council")
+
+        digest_id = f"digest-{uuid.uuid4().hex[:6]}"
+        status = await rec.client.execute_workflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(at=await rec.now()),
+            id=digest_id,
+            task_queue=rec.queue,
+        )
+        assert status is OutboxStatus.KEPT, status  # in the local outbox: no SMTP here
+        await rec.keep(digest_id, "weekly-digest")
+
+
+@scenario("extension")
+async def extension(out: Output) -> None:
+    """Extensions: refused, approved (a new plan), denied, approved; the budget then spent."""
+    async with recording(out) as rec:
+        due = tuesday_weeks_ahead((await rec.now()).date())
+        _, item_id = await rec.approved_item(due)
+        later = due + timedelta(days=14)
+
+        def ask(until: date, by: str = "bob") -> ExtensionRequest:
+            return ExtensionRequest(by=by, until=until, reason="Waiting on the LB vendor")
+
+        await rec.refused(item_id, "request_extension", ask(later, by="maria"), "only the owner")
+        await rec.act(item_id, "request_extension", ask(later), ActionItem)
+        own = ExtensionDecision(by="bob", approve=True)
+        await rec.refused(item_id, "decide_extension", own, "cannot decide their own extension")
+        approval = ExtensionDecision(by="maria", approve=True, reason="Vendor confirmed")
+        await rec.act(item_id, "decide_extension", approval, ActionItem)
+        await rec.act(item_id, "request_extension", ask(later + timedelta(days=7)), ActionItem)
+        denial = ExtensionDecision(by="grace", approve=False, reason="Ship the alert first")
+        await rec.act(item_id, "decide_extension", denial, ActionItem)
+        await rec.act(item_id, "request_extension", ask(later + timedelta(days=7)), ActionItem)
+        approval = ExtensionDecision(by="grace", approve=True)
+        await rec.act(item_id, "decide_extension", approval, ActionItem)
+        spent = ask(later + timedelta(days=30))
+        await rec.refused(item_id, "request_extension", spent, "used its extension budget")
+        await rec.env.sleep(timedelta(days=70))
+        plans = {e.plan for e in rec.item(item_id).escalations}
+        assert plans == {3}, plans
+        await rec.keep(item_id, "extensions-approved-and-denied")
+
+
+@scenario("reassignment")
+async def reassignment(out: Output) -> None:
+    """bob's manager hands the item to carol (another team); the ladder follows her."""
+    async with recording(out) as rec:
+        due = tuesday_weeks_ahead((await rec.now()).date())
+        _, item_id = await rec.approved_item(due)
+        wrong = Reassignment(by="carol", to="alice")
+        await rec.refused(item_id, "reassign", wrong, "only the owner")
+        change = Reassignment(by="maria", to="carol", team="platform", reason="LB expertise")
+        await rec.act(item_id, "reassign", change, ActionItem)
+        await rec.env.sleep(timedelta(days=30))
+        assert rec.item(item_id).escalations, "the ladder never climbed"
+        await rec.keep(item_id, "reassigned")
+
+
+@scenario("risk")
+async def risk(out: Output) -> None:
+    """Only the council may accept an item's risk; it closes the postmortem."""
+    async with recording(out) as rec:
+        due = tuesday_weeks_ahead((await rec.now()).date())
+        pm_id, item_id = await rec.approved_item(due)
+        reason = "Legacy checkout retires in Q1"
+        by_owner = RiskAcceptanceRequest(by="bob", reason=reason)
+        await rec.refused(item_id, "accept_risk", by_owner, "only the reliability council")
+        accepted = RiskAcceptanceRequest(by="grace", reason=reason)
+        await rec.act(item_id, "accept_risk", accepted, ActionItem)
+        await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
+        await rec.keep(item_id, "risk-accepted")
+
+
+@scenario("wip")
+async def wip(out: Output) -> None:
+    """payments capped at one open item: two more queue; the P1 is admitted when a slot frees."""
+    async with recording(out) as rec:
+        due = tuesday_weeks_ahead((await rec.now()).date())
+        teams = dict(rec.policy.teams)
+        teams["payments"] = teams["payments"].model_copy(update={"wip_cap": 1})
+        capped = rec.policy.model_copy(update={"teams": teams})
+        _, first = await rec.approved_item(due, capped)
+
+        pm_id = await rec.open_postmortem(capped)
+        draft = draft_data(await rec.now())
+        base = {**draft["action_items"][0], "due": due.isoformat()}
+        draft["action_items"] = [
+            {**base, "title": "Runbook for lb-config rollback", "priority": "P2"},
+            {**base, "title": "Block empty backend pools in the linter", "priority": "P1"},
+        ]
+        await rec.submit(pm_id, draft)
+        runbook, linter = await rec.approve(pm_id)
+        await rec.item_reaches(runbook, ActionItemState.QUEUED)
+        await rec.item_reaches(linter, ActionItemState.QUEUED)
+
+        await rec.env.sleep(timedelta(days=7))
+        claim = DoneClaim(by="bob", evidence="x")
+        await rec.refused(linter, "claim_done", claim, "queued behind its team's WIP cap")
+        await rec.act(first, "claim_done", DoneClaim(by="bob", evidence="PR #900"), ActionItem)
+        await rec.act(first, "verify", Verification(by="erin", note="Drill passed"), ActionItem)
+        await rec.item_reaches(linter, ActionItemState.OPEN)
+        await rec.keep(linter, "queued-then-admitted")
+        await rec.keep(team_slots_id("payments", rec.queue), "payments-at-its-cap")
+
+
+@scenario("check")
+async def check(out: Output) -> None:
+    """An http_check that must pass twice: it fails and reopens the item, passes twice and
+    verifies it, then fails its re-check 30 days later: reopened, the council told."""
+    health = Health()
+    health.serve()
+    try:
+        async with recording(out) as rec:
+            criterion = {
+                "kind": "http_check",
+                "url": health.url,
+                "passes_required": 2,
+                "over_hours": 2,
+                "recheck_after_days": 30,
+            }
+            due = tuesday_weeks_ahead((await rec.now()).date())
+            _, item_id = await rec.approved_item(due, acceptance_criterion=criterion)
+            claim = DoneClaim(by="bob", evidence="deployed the health fix")
+            await rec.act(item_id, "claim_done", claim, ActionItem)
+            await rec.item_reaches(item_id, ActionItemState.OPEN, checks=1)
+
+            health.answer = (200, "ok")
+            claim = DoneClaim(by="bob", evidence="fixed the readiness probe")
+            await rec.act(item_id, "claim_done", claim, ActionItem)
+            await eventually(lambda: len(rec.item(item_id).checks) == 2, seconds=30)
+            await rec.env.sleep(timedelta(hours=2, minutes=1))
+            await rec.item_reaches(item_id, ActionItemState.VERIFIED, checks=3)
+
+            health.answer = (500, "regressed")
+            await rec.env.sleep(timedelta(days=31))
+            await rec.item_reaches(item_id, ActionItemState.OPEN, checks=4)
+            await rec.keep(item_id, "check-failed-passed-then-regressed")
+    finally:
+        health.server.shutdown()
+        health.server.server_close()
+
+
+PEOPLE = ("alice", "bob", "carol")  # Jira's users: the item owners and the author
+
+
+@scenario("jira")
+async def jira(out: Output) -> None:
+    """Both items get Jira tickets; bob's due date moves with an approved extension; both tickets
+    reach Done unseen and the reconciliation claims the items: bob's is verified by a person,
+    carol's (ticket_resolved) by checking her ticket; the postmortem closes."""
+    people = {p: {"displayName": p.title(), "emailAddress": f"{p}@example.com"} for p in PEOPLE}
+    with JiraServer(
+        users={"followthrough-bot": "api-token"}, people=people, projects={"PAY": "Payments"}
+    ) as server:
+        config = JiraConfig(
+            url=server.url,
+            user="followthrough-bot",
+            token="api-token",
+            project="PAY",
+            deployment="server",
+        )
+        checks = CheckConfig(
+            jira_url=server.url, jira_user="followthrough-bot", jira_token="api-token"
+        )
+        async with recording(out, jira=config, checks=checks) as rec:
+            pm_id = await rec.open_postmortem()
+            draft = draft_data(await rec.now())
+            draft["action_items"][1]["acceptance_criterion"] = {"kind": "ticket_resolved"}
+            await rec.submit(pm_id, draft)
+            bob_item, carol_item = await rec.approve(pm_id)
+            await eventually(
+                lambda: rec.item(bob_item).ticket and rec.item(carol_item).ticket, seconds=30
+            )
+            later = rec.item(bob_item).due + timedelta(days=14)
+            asked = ExtensionRequest(by="bob", until=later, reason="waiting on the vendor")
+            await rec.act(bob_item, "request_extension", asked, ActionItem)
+            decided = ExtensionDecision(by="maria", approve=True)
+            await rec.act(bob_item, "decide_extension", decided, ActionItem)
+            bob_ticket = rec.item(bob_item).ticket
+            assert bob_ticket is not None
+            await eventually(
+                lambda: server.issue(bob_ticket.key)["fields"]["duedate"] == later.isoformat()
+            )
+
+            for item_id in (bob_item, carol_item):
+                ticket = rec.item(item_id).ticket
+                assert ticket is not None
+                server.set_status(ticket.key, "Done", resolution="Fixed")
+            reconciliation = f"reconcile-{uuid.uuid4().hex[:6]}"
+            claimed = await rec.client.execute_workflow(
+                TicketReconciliationWorkflow.run, "-1d", id=reconciliation, task_queue=rec.queue
+            )
+            assert sorted(claimed) == sorted([bob_item, carol_item]), claimed
+            await rec.item_reaches(bob_item, ActionItemState.DONE_CLAIMED)
+            await rec.act(bob_item, "verify", Verification(by="erin"), ActionItem)
+            await rec.item_reaches(carol_item, ActionItemState.VERIFIED, checks=1)
+            await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
+            await rec.keep(bob_item, "jira-ticket-extended-then-done")
+            await rec.keep(carol_item, "jira-ticket-resolved-check")
+            await rec.keep(reconciliation, "two-done-tickets")
+
+
+# --- running it --------------------------------------------------------------------------------
+
+
+# What must come from the tree being recorded: the workflows, their activities, the library and
+# the tests' helpers (the recorder's own scenarios are the only code from this checkout).
+CODE = ("workflows.postmortem", "activities.records", "followthrough.temporal", "tests.conftest")
+
+
+def code_paths() -> list[Path]:
+    return [Path(str(sys.modules[name].__file__)).resolve() for name in CODE]
+
+
+def code_in(tree: Path) -> bool:
+    """Is the code this process imported that of `tree`?"""
+    return all(path.is_relative_to(tree) for path in code_paths())
+
+
+def run_in_tree(tree: Path, argv: list[str]) -> int:
+    """Run this recorder again with `tree` first on the path, so its workflow code is used."""
+    if os.environ.get("FOLLOWTHROUGH_RECORDING_TREE"):
+        sys.exit(f"{tree}: its code was not picked up: {[str(p) for p in code_paths()]}")
+    env = {**os.environ, "PYTHONPATH": str(tree), "FOLLOWTHROUGH_RECORDING_TREE": str(tree)}
+    command = [sys.executable, str(Path(__file__).resolve()), *argv]
+    return subprocess.run(command, cwd=tree, env=env, check=False).returncode
+
+
+async def record(names: list[str], out: Output) -> None:
+    for name in names:
+        print(f"recording {name} ...", flush=True)
+        await SCENARIOS[name](out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description="Record workflow histories from real lifecycles.")
+    parser.add_argument("scenarios", nargs="*", help="default: all")
+    parser.add_argument("--out", type=Path, default=HISTORIES, help="default: tests/histories")
+    parser.add_argument("--prefix", default="", help="put before each history's name")
+    parser.add_argument("--tree", type=Path, help="record with the code of this checkout")
+    parser.add_argument("--list", action="store_true", help="list the scenarios and stop")
+    args = parser.parse_args(argv)
+    if args.list:
+        for name, run in SCENARIOS.items():
+            print(f"{name:14} {' '.join((run.__doc__ or '').split())}")
+        return 0
+    unknown = sorted(set(args.scenarios) - set(SCENARIOS))
+    if unknown:
+        parser.error(f"unknown scenarios {unknown}; see --list")
+    out = args.out.resolve()
+    if args.tree is not None and not code_in(args.tree.resolve()):
+        rest = [*args.scenarios, "--out", str(out), "--prefix", args.prefix]
+        return run_in_tree(args.tree.resolve(), [*rest, "--tree", str(args.tree.resolve())])
+
+    configure_logging(level=logging.WARNING)
+    print("recording with", *code_paths(), sep="\n  ")
+    output = Output(out, args.prefix)
+    asyncio.run(record(args.scenarios or list(SCENARIOS), output))
+    for kept in output.kept:
+        size = kept.path.stat().st_size // 1024
+        print(f"{kept.path.relative_to(out)}: {kept.events} events, {size} KiB")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
