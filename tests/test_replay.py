@@ -1,0 +1,186 @@
+"""Recorded histories replay under today's workflow code: the determinism guards.
+
+tests/histories/<workflow type>/*.json were written by real lifecycles (tests/histories/record.py).
+A change to a workflow that a running workflow of one of those shapes could not replay fails here,
+naming the file; the README's "Changing a running workflow" says what to do about it. The
+`before-slo-review-*` histories were recorded with the code of 978dcff, from before the
+`slo-review` patch, and show why that patch is there.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import pkgutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from temporalio import workflow
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer, WorkflowReplayResult
+
+import workflows
+from activities import SLO_EVIDENCE
+from workflows.action_item import ActionItemWorkflow
+from workflows.council_digest import CouncilDigestWorkflow
+from workflows.postmortem import PostmortemWorkflow
+from workflows.team_slots import TeamSlotsWorkflow
+from workflows.ticket_reconciliation import TicketReconciliationWorkflow
+
+HISTORIES = Path(__file__).parent / "histories"
+# The worker's workflows (followthrough/temporal.py, build_worker).
+WORKFLOWS = [
+    PostmortemWorkflow,
+    ActionItemWorkflow,
+    TeamSlotsWorkflow,
+    CouncilDigestWorkflow,
+    TicketReconciliationWorkflow,
+]
+RECORDED = sorted(HISTORIES.glob("*/*.json"))
+BEFORE_SLO_REVIEW = sorted(HISTORIES.glob("PostmortemWorkflow/before-slo-review-*.json"))
+
+
+def load(path: Path) -> WorkflowHistory:
+    document = json.loads(path.read_text())
+    return WorkflowHistory.from_json(document["workflowId"], document)
+
+
+def workflow_type(history: WorkflowHistory) -> str:
+    return history.events[0].workflow_execution_started_event_attributes.workflow_type.name
+
+
+def type_name(cls: type) -> str:
+    """The workflow type a class registers (its @workflow.defn name)."""
+    name = workflow._Definition.must_from_class(cls).name
+    assert name is not None, f"{cls.__name__} is a dynamic workflow"
+    return name
+
+
+async def replay(history: WorkflowHistory) -> WorkflowReplayResult:
+    replayer = Replayer(workflows=WORKFLOWS, data_converter=pydantic_data_converter)
+    return await replayer.replay_workflow(history, raise_on_replay_failure=False)
+
+
+@pytest.mark.parametrize("path", RECORDED, ids=lambda path: f"{path.parent.name}/{path.name}")
+async def test_recorded_history_replays(path: Path) -> None:
+    history = load(path)
+    assert workflow_type(history) == path.parent.name, f"{path}: filed under the wrong type"
+    result = await replay(history)
+    assert result.replay_failure is None, f"{path.relative_to(HISTORIES)}: {result.replay_failure}"
+
+
+def test_every_workflow_type_has_a_recorded_history() -> None:
+    """Every workflow in workflows/ is replayed here, from at least one history: a new workflow
+    type comes with its histories."""
+    defined = {type_name(cls) for cls in workflows_defined()}
+    assert defined == set(map(type_name, WORKFLOWS)), "WORKFLOWS must list every workflow"
+    missing = [name for name in sorted(defined) if not list(HISTORIES.glob(f"{name}/*.json"))]
+    assert not missing, f"no recorded history for {missing}: see python -m tests.histories.record"
+
+
+def workflows_defined() -> Iterator[type]:
+    """The @workflow.defn classes of the workflows package."""
+    for module_info in pkgutil.iter_modules(workflows.__path__):
+        module = importlib.import_module(f"workflows.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if cls.__module__ == module.__name__ and workflow._Definition.from_class(cls):
+                yield cls
+
+
+# --- the slo-review patch, proved on histories the code before it wrote -------------------------
+
+
+def patches(history: WorkflowHistory) -> list[str]:
+    """The ids of the workflow.patched() markers in a history, in order."""
+    found = []
+    for event in history.events:
+        marker = event.marker_recorded_event_attributes
+        if marker.marker_name == "core_patch":
+            [payload] = marker.details["patch-data"].payloads
+            found.append(json.loads(payload.data)["id"])
+    return found
+
+
+def activities(history: WorkflowHistory) -> list[str]:
+    return [
+        event.activity_task_scheduled_event_attributes.activity_type.name
+        for event in history.events
+        if event.HasField("activity_task_scheduled_event_attributes")
+    ]
+
+
+def updates(history: WorkflowHistory) -> list[str]:
+    return [
+        event.workflow_execution_update_accepted_event_attributes.accepted_request.input.name
+        for event in history.events
+        if event.HasField("workflow_execution_update_accepted_event_attributes")
+    ]
+
+
+def test_the_old_histories_were_written_before_the_slo_review() -> None:
+    """They hold submitted drafts that ran no SLO review: what the patch must keep replaying."""
+    assert BEFORE_SLO_REVIEW, "no before-slo-review histories"
+    for path in BEFORE_SLO_REVIEW:
+        old = load(path)
+        assert "submit_draft" in updates(old), path.name
+        assert SLO_EVIDENCE not in activities(old), path.name
+        assert "slo-review" not in patches(old), path.name
+    today = load(HISTORIES / "PostmortemWorkflow/changes-requested-then-closed.json")
+    assert SLO_EVIDENCE in activities(today) and "slo-review" in patches(today)
+
+
+def guard_removed() -> bool:
+    """`if not workflow.patched("slo-review")` deleted: the SLO review always runs."""
+    return True
+
+
+def guard_deprecated() -> bool:
+    """The patch's next step: `workflow.deprecate_patch("slo-review")`, the old path deleted."""
+    workflow.deprecate_patch("slo-review")
+    return True
+
+
+@pytest.fixture
+def slo_review_guard(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], bool]], None]:
+    """Replace `workflow.patched("slo-review")` in PostmortemWorkflow, for this test only."""
+
+    def replace(guard: Callable[[], bool]) -> None:
+        real = workflow.patched
+
+        def patched(patch_id: str) -> bool:
+            return guard() if patch_id == "slo-review" else real(patch_id)
+
+        monkeypatch.setattr(workflow, "patched", patched)
+
+    return replace
+
+
+@pytest.mark.parametrize("path", BEFORE_SLO_REVIEW, ids=lambda path: path.name)
+async def test_without_the_patch_the_old_histories_do_not_replay(
+    path: Path, slo_review_guard: Callable[[Callable[[], bool]], None]
+) -> None:
+    old = load(path)
+    assert (await replay(old)).replay_failure is None  # with the patch, as today's code is
+
+    slo_review_guard(guard_removed)
+    failure = (await replay(old)).replay_failure
+    # Where the old run went on to record the draft (upserting the new state first), the code
+    # without the guard schedules the slo_evidence activity instead.
+    assert isinstance(failure, workflow.NondeterminismError), failure
+    assert "[TMPRL1100] Nondeterminism error" in str(failure), failure
+
+
+async def test_once_deprecated_only_the_histories_from_after_the_patch_replay(
+    slo_review_guard: Callable[[Callable[[], bool]], None],
+) -> None:
+    """So the before-slo-review histories are deleted with the old path, and not before."""
+    slo_review_guard(guard_deprecated)
+    for path in sorted(HISTORIES.glob("PostmortemWorkflow/*.json")):
+        failure = (await replay(load(path))).replay_failure
+        if path in BEFORE_SLO_REVIEW:
+            assert isinstance(failure, workflow.NondeterminismError), (path.name, failure)
+        else:
+            assert failure is None, (path.name, failure)
