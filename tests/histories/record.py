@@ -161,11 +161,14 @@ class Recording:
         return pm.action_item_ids
 
     async def approved_item(
-        self, due: date, policy: Policy | None = None, **item: Any
+        self, policy: Policy | None = None, due: date | None = None, **item: Any
     ) -> tuple[str, str]:
-        """A SEV2 postmortem approved with one P1 item of bob's due on `due`: (pm, item)."""
+        """A SEV2 postmortem approved with one P1 item of bob's, due on a Tuesday two to three
+        weeks ahead (its ladder crosses weekends) unless `due` says: (pm, item)."""
+        now = await self.now()
+        due = due or next_tuesday(now.date() + timedelta(days=14))
         pm_id = await self.open_postmortem(policy)
-        draft = draft_data(await self.now())
+        draft = draft_data(now)
         draft["action_items"] = [{**draft["action_items"][0], "due": due.isoformat(), **item}]
         await self.submit(pm_id, draft)
         [item_id] = await self.approve(pm_id)
@@ -228,10 +231,8 @@ def scenario(name: str) -> Callable[[Scenario], Scenario]:
     return register
 
 
-def tuesday_weeks_ahead(today: date) -> date:
-    """A Tuesday two to three weeks ahead: its ladder crosses weekends."""
-    start = today + timedelta(days=14)
-    return start + timedelta(days=(1 - start.weekday() - 1) % 7 + 1)
+def next_tuesday(after: date) -> date:
+    return after + timedelta(days=(1 - after.weekday() - 1) % 7 + 1)
 
 
 # --- the postmortem ----------------------------------------------------------------------------
@@ -350,10 +351,10 @@ async def ladder(out: Output) -> None:
     """An acknowledged item nobody finishes climbs its ladder over 60 days, across weekends and a
     holiday, to the council; then the weekly council digest lists it."""
     async with recording(out) as rec:
-        due = tuesday_weeks_ahead((await rec.now()).date())
+        due = next_tuesday((await rec.now()).date() + timedelta(days=14))
         holiday = BusinessCalendar(holidays=[due + timedelta(days=2)])
         policy = rec.policy.model_copy(update={"calendar": holiday})
-        _, item_id = await rec.approved_item(due, policy)
+        _, item_id = await rec.approved_item(policy, due)
         await rec.act(item_id, "acknowledge", Acknowledgement(by="bob"), ActionItem)
         await rec.env.sleep(timedelta(days=60))
         steps = [e.step for e in rec.item(item_id).escalations]
@@ -375,8 +376,8 @@ async def ladder(out: Output) -> None:
 async def extension(out: Output) -> None:
     """Extensions: refused, approved (a new plan), denied, approved; the budget then spent."""
     async with recording(out) as rec:
-        due = tuesday_weeks_ahead((await rec.now()).date())
-        _, item_id = await rec.approved_item(due)
+        _, item_id = await rec.approved_item()
+        due = rec.item(item_id).due
         later = due + timedelta(days=14)
 
         def ask(until: date, by: str = "bob") -> ExtensionRequest:
@@ -406,8 +407,7 @@ async def extension(out: Output) -> None:
 async def reassignment(out: Output) -> None:
     """bob's manager hands the item to carol (another team); the ladder follows her."""
     async with recording(out) as rec:
-        due = tuesday_weeks_ahead((await rec.now()).date())
-        _, item_id = await rec.approved_item(due)
+        _, item_id = await rec.approved_item()
         wrong = Reassignment(by="carol", to="alice")
         await rec.refused(item_id, "reassign", wrong, "only the owner")
         change = Reassignment(by="maria", to="carol", team="platform", reason="LB expertise")
@@ -421,8 +421,7 @@ async def reassignment(out: Output) -> None:
 async def risk(out: Output) -> None:
     """Only the council may accept an item's risk; it closes the postmortem."""
     async with recording(out) as rec:
-        due = tuesday_weeks_ahead((await rec.now()).date())
-        pm_id, item_id = await rec.approved_item(due)
+        pm_id, item_id = await rec.approved_item()
         reason = "Legacy checkout retires in Q1"
         by_owner = RiskAcceptanceRequest(by="bob", reason=reason)
         await rec.refused(item_id, "accept_risk", by_owner, "only the reliability council")
@@ -436,11 +435,11 @@ async def risk(out: Output) -> None:
 async def wip(out: Output) -> None:
     """payments capped at one open item: two more queue; the P1 is admitted when a slot frees."""
     async with recording(out) as rec:
-        due = tuesday_weeks_ahead((await rec.now()).date())
         teams = dict(rec.policy.teams)
         teams["payments"] = teams["payments"].model_copy(update={"wip_cap": 1})
         capped = rec.policy.model_copy(update={"teams": teams})
-        _, first = await rec.approved_item(due, capped)
+        _, first = await rec.approved_item(capped)
+        due = rec.item(first).due
 
         pm_id = await rec.open_postmortem(capped)
         draft = draft_data(await rec.now())
@@ -479,8 +478,7 @@ async def check(out: Output) -> None:
                 "over_hours": 2,
                 "recheck_after_days": 30,
             }
-            due = tuesday_weeks_ahead((await rec.now()).date())
-            _, item_id = await rec.approved_item(due, acceptance_criterion=criterion)
+            _, item_id = await rec.approved_item(acceptance_criterion=criterion)
             claim = DoneClaim(by="bob", evidence="deployed the health fix")
             await rec.act(item_id, "claim_done", claim, ActionItem)
             await rec.item_reaches(item_id, ActionItemState.OPEN, checks=1)
