@@ -52,7 +52,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from temporalio.api.enums.v1 import EventType, TaskQueueKind, WorkflowTaskFailedCause
+from temporalio.api.enums.v1 import TaskQueueKind, WorkflowTaskFailedCause
 from temporalio.api.taskqueue.v1 import TaskQueue
 from temporalio.api.workflowservice.v1 import (
     PollWorkflowTaskQueueRequest,
@@ -64,7 +64,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.policy import Policy
 from tests.conftest import SmtpCapture
-from tests.processes import Followthrough, free_port
+from tests.faults import Relay, poll, quiet, retried_activities
+from tests.processes import Followthrough
 from tests.test_follow_up import approved_item, next_weekday
 from workflows.action_item import ActionItemWorkflow
 
@@ -82,71 +83,26 @@ LADDER = [
 # --- the stand-ins for a production Temporal server --------------------------------------------
 
 
-class Relay:
-    """A TCP relay to Temporal that notes each worker's sticky queue name as it goes by."""
+class StickyQueues:
+    """Each worker's sticky queue name, noted as its requests to Temporal go through a Relay."""
 
-    def __init__(self, target: str) -> None:
-        host, port = target.rsplit(":", 1)
-        self.target = (host, int(port))
-        self.port = free_port()
-        self.address = f"127.0.0.1:{self.port}"
+    def __init__(self) -> None:
         self.sticky: dict[int, str] = {}  # worker pid -> its sticky queue
         # The SDK's identity is "{pid}@{hostname}"; core appends "-{uuid}" for the sticky queue.
         self._name = re.compile(
             rb"(\d+)@" + re.escape(socket.gethostname().encode()) + rb"-[0-9a-f]{32}"
         )
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
-        self._server: asyncio.Server | None = None
 
-    def __enter__(self) -> Relay:
-        self._thread.start()
-        asyncio.run_coroutine_threadsafe(self._listen(), self._loop).result(timeout=10)
-        return self
+    def watcher(self) -> Callable[[bytes], None]:
+        """One per connection: the gRPC messages a worker sends, searched for the names."""
+        frames = GrpcRequests()
 
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(timeout=10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(timeout=10)
+        def watch(data: bytes) -> None:
+            for message in frames.feed(data):
+                for found in self._name.finditer(message):
+                    self.sticky.setdefault(int(found.group(1)), found.group(0).decode())
 
-    async def _listen(self) -> None:
-        self._server = await asyncio.start_server(self._connection, "127.0.0.1", self.port)
-
-    async def _close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-        for task in asyncio.all_tasks():
-            if task is not asyncio.current_task():
-                task.cancel()
-
-    async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
-        except OSError:
-            writer.close()
-            return
-        await asyncio.gather(
-            self._pipe(reader, up_writer, scan=True),
-            self._pipe(up_reader, writer, scan=False),
-            return_exceptions=True,
-        )
-
-    async def _pipe(
-        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, scan: bool
-    ) -> None:
-        frames = GrpcRequests() if scan else None
-        try:
-            while data := await reader.read(65536):
-                if frames is not None:
-                    for message in frames.feed(data):
-                        for found in self._name.finditer(message):
-                            self.sticky.setdefault(int(found.group(1)), found.group(0).decode())
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
+        return watch
 
 
 class GrpcRequests:
@@ -225,58 +181,6 @@ async def hand_back_sticky_tasks(
         handed_back.append(task.workflow_execution.workflow_id)
 
 
-async def quiet(client: Client, workflow_ids: list[str]) -> bool:
-    """No workflow task and no activity outstanding: the clock can skip."""
-    closing = {
-        EventType.EVENT_TYPE_ACTIVITY_TASK_COMPLETED: "activity_task_completed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_FAILED: "activity_task_failed_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT: "activity_task_timed_out_event_attributes",
-        EventType.EVENT_TYPE_ACTIVITY_TASK_CANCELED: "activity_task_canceled_event_attributes",
-    }
-    task_done = {
-        EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED,
-        EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT,
-    }
-    for workflow_id in workflow_ids:
-        history = await client.get_workflow_handle(workflow_id).fetch_history()
-        activities: set[int] = set()
-        task_open = False
-        for event in history.events:
-            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-                activities.add(event.event_id)
-            elif event.event_type in closing:
-                activities.discard(getattr(event, closing[event.event_type]).scheduled_event_id)
-            elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED:
-                task_open = True
-            elif event.event_type in task_done:
-                task_open = False
-        if activities or task_open:
-            return False
-    return True
-
-
-async def retried_activities(client: Client, workflow_id: str) -> list[str]:
-    """Activities that took more than one attempt, and workflow tasks that failed or timed out."""
-    history = await client.get_workflow_handle(workflow_id).fetch_history()
-    names: dict[int, str] = {}
-    seen = []
-    for event in history.events:
-        if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
-            scheduled = event.activity_task_scheduled_event_attributes
-            names[event.event_id] = scheduled.activity_type.name
-        elif event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED:
-            started = event.activity_task_started_event_attributes
-            if started.attempt > 1:
-                seen.append(f"{names[started.scheduled_event_id]} attempt {started.attempt}")
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
-            cause = event.workflow_task_failed_event_attributes.cause
-            seen.append(f"workflow task failed ({WorkflowTaskFailedCause.Name(cause)})")
-        elif event.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
-            seen.append("workflow task timed out")
-    return seen
-
-
 # --- fault injection on the other servers ------------------------------------------------------
 
 
@@ -345,22 +249,6 @@ def escalation_events(db: psycopg.Connection[Any], item_id: str) -> list[tuple[i
     return [(int(seq), str(detail)) for seq, detail in rows]
 
 
-async def poll(
-    check: Callable[[], Any], *, what: str, timeout: float = 120, every: float = 0.1
-) -> Any:
-    """Until check() (awaited if need be) is truthy; its value. Bounded in wall-clock time."""
-    deadline = wall.monotonic() + timeout
-    while True:
-        value = check()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return value
-        if wall.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(every)
-
-
 def kill(worker: subprocess.Popen[bytes]) -> None:
     worker.send_signal(signal.SIGKILL)
     worker.wait()
@@ -406,7 +294,8 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
         await poll(lambda: quiet(client, [pm_id, item_id]), what="the workflows to go quiet")
         await time_skipping.sleep(moment - await time_skipping.get_current_time())
 
-    with Relay(client.service_client.config.target_host) as relay:
+    queues = StickyQueues()
+    with Relay(client.service_client.config.target_host, watch=queues.watcher) as relay:
         ft = Followthrough.create(
             tmp_path, temporal_address=relay.address, database_url=postgres_url, task_queue=queue
         )
@@ -420,7 +309,7 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
             def polling() -> bool:
                 if worker.poll() is not None:
                     raise AssertionError(f"worker-{len(ft.workers) - 1} exited on start")
-                return worker.pid in relay.sticky
+                return worker.pid in queues.sticky
 
             await poll(polling, what="the worker to poll its sticky queue", timeout=60)
             await note(f"worker-{len(ft.workers) - 1} (pid {worker.pid}) started")
@@ -431,7 +320,7 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
             await note(f"KILL worker-{ft.workers.index(worker)} (SIGKILL) {why}")
             sweepers.append(
                 asyncio.create_task(
-                    hand_back_sticky_tasks(client, relay.sticky[worker.pid], queue, handed_back)
+                    hand_back_sticky_tasks(client, queues.sticky[worker.pid], queue, handed_back)
                 )
             )
 
