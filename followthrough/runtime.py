@@ -17,6 +17,7 @@ import subprocess
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import IO
 
@@ -79,6 +80,7 @@ async def run_worker_until(
             checks=settings.check_config(),
             jira=settings.jira_config(),
             public_url=settings.effective_public_url,
+            sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
         )
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue

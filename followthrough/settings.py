@@ -65,6 +65,12 @@ class Settings(BaseSettings):
     task_queue: str = Field(
         default=TASK_QUEUE, description="separates environments that share a Temporal namespace"
     )
+    sticky_queue_timeout_seconds: float = Field(
+        default=10,
+        gt=0,
+        description="how long a workflow's next task waits for the worker that ran it last "
+        "before any worker may take it: the delay a crashed worker costs its workflows",
+    )
     prometheus_url: str | None = Field(
         default=None, description="Prometheus for criteria that do not name one"
     )

@@ -102,6 +102,7 @@ def build_worker(
     checks: CheckConfig | None = None,
     jira: JiraConfig | None = None,
     public_url: str | None = None,
+    sticky_queue_timeout: timedelta = timedelta(seconds=10),
 ) -> Worker:
     """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
     records = RecordActivities(store)
@@ -139,6 +140,8 @@ def build_worker(
         interceptors=[ActivityLogContext()],
         # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
         graceful_shutdown_timeout=timedelta(seconds=10),
+        # A killed worker's workflows wait this long for it before another worker takes them.
+        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout,
     )
 
 
