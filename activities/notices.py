@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
@@ -48,8 +49,8 @@ class NoticeActivities:
         """Idempotent by the notice's dedupe key: a retry or a restarted worker sends nothing twice.
 
         The message is recorded as pending before it is handed to SMTP and marked sent after, so
-        only a crash between the server's OK and our commit could repeat it (and the repeat then
-        carries the same Message-ID).
+        only a crash between the server's OK and our commit (or a database down for longer than
+        the attempt can wait) could repeat it, and the repeat then carries the same Message-ID.
         """
         claimed = await asyncio.to_thread(self._claim, notice)
         bound = log.bind(dedupe_key=notice.dedupe_key, workflow_id=activity.info().workflow_id)
@@ -61,7 +62,7 @@ class NoticeActivities:
         except PermanentDeliveryError as err:
             bound.error("notice refused", error=str(err))
             raise ApplicationError(str(err), type="DeliveryRefused", non_retryable=True) from err
-        await asyncio.to_thread(self.store.mark_outbox, notice.dedupe_key, status, notice.at)
+        await self._mark_delivered(notice.dedupe_key, status, notice.at)
         bound.info("notice delivered", status=status.value, to=claimed.recipients)
         return status
 
@@ -91,7 +92,7 @@ class NoticeActivities:
         if claimed.status is not OutboxStatus.PENDING:
             return claimed.status
         status = await self.mailer.deliver(claimed)
-        await asyncio.to_thread(self.store.mark_outbox, claimed.dedupe_key, status, at)
+        await self._mark_delivered(claimed.dedupe_key, status, at)
         log.info(
             "council digest delivered",
             week=digest.week,
@@ -100,6 +101,32 @@ class NoticeActivities:
             overdue=len(digest.overdue),
         )
         return status
+
+    async def _mark_delivered(self, dedupe_key: str, status: OutboxStatus, at: datetime) -> None:
+        """Record a message that has left, waiting out a database that is briefly unreachable.
+
+        Failing here would make the retry find the row still pending and send the message again
+        (tests/test_faults.py cut the database while SMTP said 250: people got it twice). So keep
+        trying while this attempt has time left; only a longer outage, or a crash, repeats it.
+        """
+        info = activity.info()
+        timeout = info.start_to_close_timeout or timedelta(seconds=60)
+        deadline = info.started_time + timeout - timedelta(seconds=5)
+        pause = 0.25
+        while True:
+            try:
+                await asyncio.to_thread(self.store.mark_outbox, dedupe_key, status, at)
+                return
+            except OperationalError as err:  # the connection failed, not the data
+                if datetime.now(UTC) + timedelta(seconds=pause) >= deadline:
+                    raise
+                log.warning(
+                    "delivered, not yet recorded; retrying",
+                    dedupe_key=dedupe_key,
+                    error=str(err).splitlines()[0],
+                )
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, 4)
 
     def _digest(self, at: datetime) -> Digest:
         items = self.store.action_items()
