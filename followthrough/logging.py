@@ -13,6 +13,7 @@ import logging
 import sys
 
 import structlog
+from structlog.dev import plain_traceback
 from temporalio import activity, workflow
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -57,7 +58,9 @@ def configure_logging(*, json: bool = False, level: int = logging.INFO) -> None:
     renderers: list[structlog.types.Processor] = (
         [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
         if json
-        else [structlog.dev.ConsoleRenderer(colors=False)]
+        # Plain tracebacks: the rich ones print every frame's locals (thousands of lines and
+        # seconds of CPU for each failed activity while a database is unreachable).
+        else [structlog.dev.ConsoleRenderer(colors=False, exception_formatter=plain_traceback)]
     )
     structlog.configure(
         processors=[*shared, structlog.stdlib.ProcessorFormatter.wrap_for_formatter],
