@@ -46,7 +46,10 @@ class Services:
         return self.settings.task_queue
 
 
-def services(request: Request) -> Services:
+# async although it awaits nothing: FastAPI runs a plain `def` dependency in its thread pool, a
+# thread hop on every request that took a tenth of the API's CPU under webhook load
+# (bench/README.md, "Ingest").
+async def services(request: Request) -> Services:
     found: Services = request.app.state.services
     return found
 
