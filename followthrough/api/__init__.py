@@ -103,19 +103,23 @@ class CountRequests:
                 status_code = message["status"]
             await send(message)
 
-        await self.app(scope, receive, send_noting_status)
-        route = scope.get("route")  # the router sets it in this very scope
-        template = getattr(route, "path", "unmatched")  # a template, so labels stay few
-        method = scope["method"]
-        self.metrics.requests.labels(method=method, route=template, status=str(status_code)).inc()
-        if status_code >= 500:
-            log.error(
-                "request failed",
-                method=method,
-                route=template,
-                status=status_code,
-                seconds=round(time.perf_counter() - started, 3),
-            )
+        try:
+            await self.app(scope, receive, send_noting_status)
+        finally:  # an exception no handler caught is a 500 too: counted and logged
+            route = scope.get("route")  # the router sets it in this very scope
+            template = getattr(route, "path", "unmatched")  # a template, so labels stay few
+            method = scope["method"]
+            self.metrics.requests.labels(
+                method=method, route=template, status=str(status_code)
+            ).inc()
+            if status_code >= 500:
+                log.error(
+                    "request failed",
+                    method=method,
+                    route=template,
+                    status=status_code,
+                    seconds=round(time.perf_counter() - started, 3),
+                )
 
 
 __all__ = ["Services", "create_app"]
