@@ -53,6 +53,7 @@ from parked_items import (
     log,
     quantile,
     ratio,
+    run_and_exit,
     scan_worker_log,
     secs,
     settle,
@@ -701,21 +702,9 @@ async def bench_main(args: argparse.Namespace) -> int:
 
 def main() -> None:
     args = parse_args()
-    status = 0
-    try:
-        if args.worker:
-            asyncio.run(worker_main(args))
-        elif args.starter:
-            asyncio.run(starter_main(args))
-        else:
-            status = asyncio.run(bench_main(args))
-    except KeyboardInterrupt:
-        status = 130
-    # As the CLI does: the Temporal client's Rust threads can abort interpreter shutdown
-    # (temporalio/sdk-python#300), so leave without it once everything is stopped and flushed.
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(status)
+    if args.worker:
+        run_and_exit(worker_main(args))
+    run_and_exit(starter_main(args) if args.starter else bench_main(args))
 
 
 if __name__ == "__main__":

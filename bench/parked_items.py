@@ -37,11 +37,12 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
 from temporalio import activity, workflow
 
@@ -974,18 +975,24 @@ async def bench_main(args: argparse.Namespace) -> None:
     print(report(results, command.strip(), context), flush=True)
 
 
-def main() -> None:
-    args = parse_args()
-    status = 0
+def run_and_exit(main: Coroutine[Any, Any, int | None]) -> NoReturn:
+    """Run a benchmark process's main coroutine, then leave with its status (130 on Ctrl-C).
+
+    As the CLI does: the Temporal client's Rust threads can abort interpreter shutdown
+    (temporalio/sdk-python#300), so leave without it once everything is stopped and flushed.
+    """
     try:
-        asyncio.run(worker_main(args) if args.worker else bench_main(args))
+        status = asyncio.run(main) or 0
     except KeyboardInterrupt:
         status = 130
-    # As the CLI does: the Temporal client's Rust threads can abort interpreter shutdown
-    # (temporalio/sdk-python#300), so leave without it once everything is stopped and flushed.
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)
+
+
+def main() -> None:
+    args = parse_args()
+    run_and_exit(worker_main(args) if args.worker else bench_main(args))
 
 
 if __name__ == "__main__":
