@@ -159,13 +159,13 @@ async def test_an_incident_revisits_its_slo(
     assert "Error budgets" in shown and "release freeze recommended for checkout" in shown
 
     expect(await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {}), 200)
-    item_id = f"{pm_id}-item-1"
-    await eventually(lambda: store.action_item(item_id))
+    item_id, other_id = f"{pm_id}-item-1", f"{pm_id}-item-2"
+    await eventually(lambda: store.action_item(item_id) and store.action_item(other_id))
     item = stored_item(api, item_id)
     rules = item.spec.proposed_change
     assert f"alert: {PAGE}" in rules and rules.startswith("# Proposed SLO alerting")
     assert "Proposed change" in action_item_detail(item, [])
-    assert stored_item(api, f"{pm_id}-item-2").spec.proposed_change == ""
+    assert stored_item(api, other_id).spec.proposed_change == ""
 
     # The fix: the proposed rules deployed. The check then finds the page rule in Prometheus.
     await sli.prom.reload(rules_yaml=rules)
