@@ -6,7 +6,8 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
-from sqlalchemy import func, inspect, select
+from alembic import command
+from sqlalchemy import func, insert, inspect, select
 from sqlalchemy.orm import Session
 
 from followthrough.domain.criteria import Manual
@@ -27,7 +28,7 @@ from followthrough.domain.postmortem import (
 from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
-from followthrough.storage.migrate import pending, upgrade
+from followthrough.storage.migrate import _config, pending, upgrade
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
 from tests.factories import incident_data
 from tests.processes import ROOT
@@ -458,6 +459,60 @@ def test_upgrade_keeps_existing_records(store: Store, policy: Policy) -> None:
     assert pending(store.url) is False
     assert store.postmortem(pm.id) is not None
     assert len(store.audit_trail(pm.id)) == 1
+
+
+def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
+    database_url: str, policy: Policy
+) -> None:
+    """Rows written before the facts had columns get them from their snapshots."""
+    command.upgrade(_config(database_url), "0006")
+    pm = make_postmortem(policy)
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as connection:
+            connection.execute(
+                # Only the columns 0006 had.
+                insert(PostmortemRow.__table__).values(
+                    **{
+                        "id": pm.id,
+                        "title": pm.incident.title,
+                        "severity": pm.severity,
+                        "team": pm.team,
+                        "owner": pm.owner,
+                        "state": pm.state.value,
+                        "opened_at": pm.opened_at,
+                        "draft_due": pm.draft_due,
+                        "closed_at": None,
+                        "last_seq": 1,
+                        "data": pm.model_dump(mode="json"),
+                    }
+                ),
+            )
+
+        upgrade(database_url)
+
+        with Session(store.engine) as session:
+            row = session.get_one(PostmortemRow, pm.id)
+            assert row.incident_id == "INC-7"
+            assert row.resolved_at == pm.incident.resolved_at
+            assert row.started_at == pm.incident.started_at
+            assert row.detected_at == pm.incident.detected_at
+            assert row.services == pm.incident.services
+            assert row.slo_burns == []
+    finally:
+        store.close()
+
+
+def test_recording_a_postmortem_writes_its_dashboard_facts(store: Store, policy: Policy) -> None:
+    pm = make_postmortem(policy)
+    store.record_postmortem(pm_change(pm, 1))
+
+    with Session(store.engine) as session:
+        row = session.get_one(PostmortemRow, pm.id)
+        assert row.incident_id == pm.incident.id
+        assert row.resolved_at == pm.incident.resolved_at
+        assert row.mitigated_at == pm.incident.mitigated_at
+        assert row.services == pm.incident.services
 
 
 # --- recurring themes -----------------------------------------------------------------------------

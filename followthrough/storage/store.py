@@ -18,6 +18,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from followthrough.domain.access import ApiToken, LinkUse
+from followthrough.domain.incident import MILESTONES
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -120,6 +121,7 @@ class Store:
                     "closed_at": pm.closed_at,
                     "last_seq": pm.last_seq,
                     "data": pm.model_dump(mode="json"),
+                    **_incident_facts(pm),
                 },
             )
             return self._append_event(session, change.event)
@@ -545,6 +547,25 @@ class Store:
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference
+
+
+def _incident_facts(pm: Postmortem) -> dict[str, Any]:
+    """The columns the dashboard's metrics read (migration 0007 fills old rows the same way)."""
+    incident = pm.incident
+    return {
+        "incident_id": incident.id,
+        "services": list(incident.services),
+        "slo_burns": [
+            {
+                "slo": review.slo.id,
+                "service": review.slo.service,
+                "budget_consumed": review.impact.budget_consumed,
+                "burn_rate": review.impact.burn_rate,
+            }
+            for review in pm.slo_review
+        ],
+        **{f"{name}_at": incident.milestone(name) for name in MILESTONES},
+    }
 
 
 def _outbox_message(row: OutboxRow) -> OutboxMessage:

@@ -59,10 +59,21 @@ class PostmortemRow(Base):
     closed_at: Mapped[datetime | None]
     last_seq: Mapped[int]
     data: Mapped[dict[str, Any]]
+    # The incident's facts the dashboard's metrics read, so they need not parse every snapshot.
+    incident_id: Mapped[str | None] = mapped_column(String(128))
+    started_at: Mapped[datetime | None]
+    detected_at: Mapped[datetime | None]
+    acknowledged_at: Mapped[datetime | None]
+    mitigated_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None] = mapped_column(index=True)
+    communicated_at: Mapped[datetime | None]
+    services: Mapped[list[str] | None] = mapped_column(JSON)
+    slo_burns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
 
 
 class ActionItemRow(Base):
     __tablename__ = "action_items"
+    __table_args__ = (Index("ix_action_items_state_due", "state", "due"),)
 
     id: Mapped[str] = mapped_column(String(220), primary_key=True)
     postmortem_id: Mapped[str] = mapped_column(ForeignKey("postmortems.id"), index=True)
@@ -83,7 +94,10 @@ class AuditEventRow(Base):
     """Append-only: rows are inserted, never updated or deleted."""
 
     __tablename__ = "audit_events"
-    __table_args__ = (Index("ix_audit_events_postmortem_at", "postmortem_id", "at"),)
+    __table_args__ = (
+        Index("ix_audit_events_postmortem_at", "postmortem_id", "at"),
+        Index("ix_audit_events_action_at", "action", "at"),
+    )
 
     workflow_id: Mapped[str] = mapped_column(String(220), primary_key=True)
     seq: Mapped[int] = mapped_column(primary_key=True, autoincrement=False)
