@@ -1,0 +1,672 @@
+"""Reliability metrics for the Metrics page, the quarterly report and the monthly digest.
+
+Data in (facts the store reads from lean columns), data out (one ReliabilityMetrics); no I/O.
+These are the product's definitions:
+
+- Durations per incident; one is missing when either end is missing, never invented:
+  time to detect = detected - started; time to acknowledge = acknowledged - detected;
+  time to mitigate = mitigated - started; time to resolve = resolved - started;
+  time to communicate = communicated - started, floored at zero (people may announce an incident
+  before its recorded start).
+- median: the middle value, or the mean of the two middle values for an even count.
+  p90: nearest rank, sorted[ceil(0.9 * n) - 1]. No values: None.
+- Per severity: count, median and p90 of each duration; severities in the caller's order (the
+  policy's, worst first), then any others seen in the data, sorted.
+- Trend: per local month of resolution, every month of the period (empty ones too), the incident
+  count and per severity each duration's median.
+- Follow-up, over the action items of the period's incidents: completion rate = verified / all;
+  on-time rate = verified by the due date (local date) / decided, where decided = verified plus
+  unresolved and already past due (local date of as_of after the due date); risk-accepted items
+  and items not yet due are not decided; median time to verify = verified_at - opened_at.
+  A verified item missing its verified_at counts as verified, but in no timing figure.
+- Repeat incidents: every contributing-factor tag carried by two or more of the period's incidents.
+- Error budget consumed: the sum of budget_consumed per service and per SLO.
+- Customer SLO breach share: incidents with an SLO burn rate above 1 (the SLI was worse than its
+  objective while users were hurt) / all incidents.
+- Follow-ups all verified within four weeks: of the incidents with action items, qualified = every
+  item verified, the last no later than resolved + 28 days; eligible = qualified plus those whose
+  28 days are over by as_of (incidents still inside their four weeks are not held against anyone).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from datetime import UTC, date, datetime, time, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+# The calendar's own zone lookup (UTC without a tz database); private, but the one to share.
+from followthrough.domain.calendar import BusinessCalendar, _zone
+from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, PostmortemState
+
+Duration = Literal["detect", "acknowledge", "mitigate", "resolve", "communicate"]
+
+# Every duration, in display order, with the label tables, charts and emails use.
+DURATIONS: dict[Duration, str] = {
+    "detect": "Time to detect",
+    "acknowledge": "Time to acknowledge",
+    "mitigate": "Time to mitigate",
+    "resolve": "Time to resolve",
+    "communicate": "Time to communicate",
+}
+
+FOUR_WEEKS = timedelta(days=28)
+NO_VALUE = "—"  # what every formatter shows for a figure with no data
+
+
+# --- Input facts -------------------------------------------------------------------------------
+
+
+class SloBurn(BaseModel):
+    """One SLO an incident's SLO review assessed."""
+
+    model_config = ConfigDict(frozen=True)
+
+    slo: str  # SLO id
+    service: str
+    budget_consumed: float  # fraction of the period's error budget, e.g. 0.375
+    burn_rate: float  # error ratio / (1 - objective) over the impact window
+
+
+class IncidentFacts(BaseModel):
+    """One postmortem's incident."""
+
+    model_config = ConfigDict(frozen=True)
+
+    postmortem_id: str
+    incident_id: str
+    title: str
+    severity: str
+    team: str | None
+    state: str  # the postmortem's state (a PostmortemState value)
+    services: list[str] = Field(default_factory=list)
+    started_at: AwareDatetime | None = None
+    detected_at: AwareDatetime | None = None
+    acknowledged_at: AwareDatetime | None = None
+    mitigated_at: AwareDatetime | None = None
+    communicated_at: AwareDatetime | None = None
+    resolved_at: AwareDatetime
+    factor_tags: list[str] = Field(default_factory=list)  # approved postmortems only
+    slo_burns: list[SloBurn] = Field(default_factory=list)
+
+
+class ItemFacts(BaseModel):
+    """One action item."""
+
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    postmortem_id: str
+    title: str
+    team: str
+    owner: str
+    priority: str
+    state: ActionItemState
+    due: date
+    opened_at: AwareDatetime
+    verified_at: AwareDatetime | None
+    ticket: str | None = None  # its Jira key, e.g. PAY-123
+
+
+# --- Output ------------------------------------------------------------------------------------
+
+
+class DurationStats(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    count: int  # incidents that had both ends of this duration
+    median: timedelta | None
+    p90: timedelta | None
+
+
+class SeverityTimings(BaseModel):
+    """One severity class: how many incidents, and how long each phase took."""
+
+    model_config = ConfigDict(frozen=True)
+
+    severity: str
+    incidents: int
+    detect: DurationStats
+    acknowledge: DurationStats
+    mitigate: DurationStats
+    resolve: DurationStats
+    communicate: DurationStats
+
+    def of(self, duration: Duration) -> DurationStats:
+        stats: DurationStats = getattr(self, duration)
+        return stats
+
+
+class SeverityMedians(BaseModel):
+    """One severity in one month of the trend: each duration's median (None: no data)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    severity: str
+    incidents: int
+    detect: timedelta | None
+    acknowledge: timedelta | None
+    mitigate: timedelta | None
+    resolve: timedelta | None
+    communicate: timedelta | None
+
+    def of(self, duration: Duration) -> timedelta | None:
+        median: timedelta | None = getattr(self, duration)
+        return median
+
+
+class MonthTrend(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    month: str  # YYYY-MM, the calendar's local month of resolution
+    incidents: int
+    by_severity: list[SeverityMedians]  # every severity, in the same order every month
+
+
+class FollowUp(BaseModel):
+    """The action items of the period's incidents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    verified: int
+    risk_accepted: int
+    open: int  # everything not verified and not risk accepted
+    completion_rate: float | None  # verified / total
+    on_time: int  # verified no later than the due date (local)
+    decided: int  # verified, or unresolved and past due
+    on_time_rate: float | None  # on_time / decided
+    median_time_to_verify: timedelta | None
+
+
+class FollowUpsWithinFourWeeks(BaseModel):
+    """Postmortems whose follow-ups were all verified within four weeks of resolution."""
+
+    model_config = ConfigDict(frozen=True)
+
+    qualified: int
+    eligible: int
+    share: float | None  # qualified / eligible
+
+
+class RepeatFactor(BaseModel):
+    """A contributing-factor tag shared by several of the period's incidents."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag: str
+    incidents: int
+    postmortem_ids: list[str]  # oldest incident first
+
+
+class BudgetByService(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    consumed: float  # summed fractions of error budget
+    incidents: int
+
+
+class BudgetBySlo(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    slo: str
+    service: str
+    consumed: float
+    incidents: int
+
+
+class SloBreaches(BaseModel):
+    """Incidents where users were hurt beyond an SLO's objective (a burn rate above 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    breached: int
+    incidents: int
+    share: float | None
+
+
+class StateCount(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    state: str
+    postmortems: int
+
+
+class ReliabilityMetrics(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    period_start: AwareDatetime
+    period_end: AwareDatetime  # exclusive
+    as_of: AwareDatetime
+    timezone: str  # the calendar's, which months and due dates are read in
+    incidents: int
+    severities: list[SeverityTimings]  # the per-severity incident counts too
+    postmortems_by_state: list[StateCount]  # states that occur, in lifecycle order
+    trend: list[MonthTrend]
+    follow_up: FollowUp
+    within_four_weeks: FollowUpsWithinFourWeeks
+    repeat_factors: list[RepeatFactor]
+    budget_by_service: list[BudgetByService]
+    budget_by_slo: list[BudgetBySlo]
+    slo_breaches: SloBreaches
+
+
+# --- Statistics --------------------------------------------------------------------------------
+
+
+def median(values: Sequence[timedelta]) -> timedelta | None:
+    """The middle value; the mean of the two middle ones for an even count; None when empty."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return None
+    if n % 2:
+        return ordered[n // 2]
+    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+
+
+def p90(values: Sequence[timedelta]) -> timedelta | None:
+    """The 90th percentile by nearest rank: sorted[ceil(0.9 n) - 1]; None when empty."""
+    ordered = sorted(values)
+    if not ordered:
+        return None
+    rank = -(-9 * len(ordered) // 10)  # ceil(0.9 n) in integers: 0.9 * n in floats can miss
+    return ordered[rank - 1]
+
+
+def duration_stats(values: Sequence[timedelta]) -> DurationStats:
+    return DurationStats(count=len(values), median=median(values), p90=p90(values))
+
+
+def _rate(part: int, whole: int) -> float | None:
+    return part / whole if whole else None
+
+
+def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
+    return None if start is None or end is None else end - start
+
+
+def incident_durations(incident: IncidentFacts) -> dict[Duration, timedelta | None]:
+    """Each duration of one incident; None where a milestone is missing."""
+    communicate = _between(incident.started_at, incident.communicated_at)
+    return {
+        "detect": _between(incident.started_at, incident.detected_at),
+        "acknowledge": _between(incident.detected_at, incident.acknowledged_at),
+        "mitigate": _between(incident.started_at, incident.mitigated_at),
+        "resolve": _between(incident.started_at, incident.resolved_at),
+        "communicate": None if communicate is None else max(communicate, timedelta(0)),
+    }
+
+
+def _measured(incidents: Iterable[IncidentFacts], duration: Duration) -> list[timedelta]:
+    found = (incident_durations(i)[duration] for i in incidents)
+    return [d for d in found if d is not None]
+
+
+# --- Calendar periods --------------------------------------------------------------------------
+
+
+_QUARTER = re.compile(r"(\d{4})Q([1-4])")
+
+
+def _local_midnight(day: date, calendar: BusinessCalendar) -> datetime:
+    return datetime.combine(day, time(0), tzinfo=_zone(calendar.timezone)).astimezone(UTC)
+
+
+def _next_month(year: int, month: int) -> tuple[int, int]:
+    return (year + 1, 1) if month == 12 else (year, month + 1)
+
+
+def _bounds(
+    first: tuple[int, int], after: tuple[int, int], calendar: BusinessCalendar, what: str
+) -> tuple[datetime, datetime]:
+    try:
+        start = _local_midnight(date(first[0], first[1], 1), calendar)
+        end = _local_midnight(date(after[0], after[1], 1), calendar)
+    except (ValueError, OverflowError):
+        raise ValueError(f"{what} is outside the years a date can hold (1 to 9999)") from None
+    return start, end
+
+
+def quarter_bounds(quarter: str, calendar: BusinessCalendar) -> tuple[datetime, datetime]:
+    """Local midnight of the quarter's first day, and of the next quarter's (UTC), e.g. 2026Q4."""
+    match = _QUARTER.fullmatch(quarter.strip().upper())
+    if match is None:
+        raise ValueError(
+            f"quarter '{quarter}' is not a quarter; write the year and 1-4, e.g. '2026Q4'"
+        )
+    year, number = int(match[1]), int(match[2])
+    first_month = 3 * (number - 1) + 1
+    after = (year + 1, 1) if number == 4 else (year, first_month + 3)
+    return _bounds((year, first_month), after, calendar, f"quarter '{quarter}'")
+
+
+def month_bounds(year: int, month: int, calendar: BusinessCalendar) -> tuple[datetime, datetime]:
+    """Local midnight of the month's first day, and of the next month's (UTC)."""
+    if not 1 <= month <= 12:
+        raise ValueError(f"month {month} is not a month; give 1 to 12")
+    return _bounds((year, month), _next_month(year, month), calendar, f"month {year}-{month}")
+
+
+def _month_label(day: date) -> str:
+    return f"{day.year:04d}-{day.month:02d}"
+
+
+def _months_of_period(start: datetime, end: datetime, calendar: BusinessCalendar) -> list[str]:
+    """Every local month from the period's first to its last, empty ones included."""
+    if end <= start:
+        return []
+    first = calendar.local_date(start)
+    last = calendar.local_date(end - timedelta(microseconds=1))  # the end is exclusive
+    months = []
+    year, month = first.year, first.month
+    while (year, month) <= (last.year, last.month):
+        months.append(f"{year:04d}-{month:02d}")
+        year, month = _next_month(year, month)
+    return months
+
+
+# --- The figures -------------------------------------------------------------------------------
+
+
+def _ordered_severities(wanted: list[str], incidents: list[IncidentFacts]) -> list[str]:
+    """The caller's order (duplicates dropped), then severities only the data has, sorted."""
+    ordered = list(dict.fromkeys(wanted))
+    extra = sorted({i.severity for i in incidents} - set(ordered))
+    return ordered + extra
+
+
+def _by_severity(incidents: list[IncidentFacts]) -> dict[str, list[IncidentFacts]]:
+    groups: dict[str, list[IncidentFacts]] = defaultdict(list)
+    for incident in incidents:
+        groups[incident.severity].append(incident)
+    return groups
+
+
+def severity_timings(severity: str, incidents: list[IncidentFacts]) -> SeverityTimings:
+    def stats(duration: Duration) -> DurationStats:
+        return duration_stats(_measured(incidents, duration))
+
+    return SeverityTimings(
+        severity=severity,
+        incidents=len(incidents),
+        detect=stats("detect"),
+        acknowledge=stats("acknowledge"),
+        mitigate=stats("mitigate"),
+        resolve=stats("resolve"),
+        communicate=stats("communicate"),
+    )
+
+
+def _severity_medians(severity: str, incidents: list[IncidentFacts]) -> SeverityMedians:
+    def middle(duration: Duration) -> timedelta | None:
+        return median(_measured(incidents, duration))
+
+    return SeverityMedians(
+        severity=severity,
+        incidents=len(incidents),
+        detect=middle("detect"),
+        acknowledge=middle("acknowledge"),
+        mitigate=middle("mitigate"),
+        resolve=middle("resolve"),
+        communicate=middle("communicate"),
+    )
+
+
+def monthly_trend(
+    incidents: list[IncidentFacts],
+    months: list[str],
+    severities: list[str],
+    calendar: BusinessCalendar,
+) -> list[MonthTrend]:
+    in_month: dict[str, list[IncidentFacts]] = defaultdict(list)
+    for incident in incidents:
+        in_month[_month_label(calendar.local_date(incident.resolved_at))].append(incident)
+    trend = []
+    for month in months:
+        groups = _by_severity(in_month[month])
+        trend.append(
+            MonthTrend(
+                month=month,
+                incidents=len(in_month[month]),
+                by_severity=[_severity_medians(s, groups[s]) for s in severities],
+            )
+        )
+    return trend
+
+
+def _states_in_lifecycle_order(incidents: list[IncidentFacts]) -> list[StateCount]:
+    counts: dict[str, int] = defaultdict(int)
+    for incident in incidents:
+        counts[incident.state] += 1
+    known = [s.value for s in PostmortemState]
+    order = [s for s in known if s in counts] + sorted(set(counts) - set(known))
+    return [StateCount(state=s, postmortems=counts[s]) for s in order]
+
+
+def follow_up(items: list[ItemFacts], as_of: datetime, calendar: BusinessCalendar) -> FollowUp:
+    today = calendar.local_date(as_of)
+    verified = [i for i in items if i.state is ActionItemState.VERIFIED]
+    risk_accepted = sum(1 for i in items if i.state is ActionItemState.RISK_ACCEPTED)
+    unresolved = len(items) - len(verified) - risk_accepted
+    past_due = sum(1 for i in items if i.state not in RESOLVED_STATES and today > i.due)
+    # A verified item without its time (the workflow always stamps one) is left out of the
+    # timing figures rather than guessed on time or late.
+    verified_at = [(i, i.verified_at) for i in verified if i.verified_at is not None]
+    on_time = sum(1 for i, at in verified_at if calendar.local_date(at) <= i.due)
+    decided = len(verified_at) + past_due
+    to_verify = [at - i.opened_at for i, at in verified_at]
+    return FollowUp(
+        total=len(items),
+        verified=len(verified),
+        risk_accepted=risk_accepted,
+        open=unresolved,
+        completion_rate=_rate(len(verified), len(items)),
+        on_time=on_time,
+        decided=decided,
+        on_time_rate=_rate(on_time, decided),
+        median_time_to_verify=median(to_verify),
+    )
+
+
+def follow_ups_within_four_weeks(
+    incidents: list[IncidentFacts], items: list[ItemFacts], as_of: datetime
+) -> FollowUpsWithinFourWeeks:
+    items_of: dict[str, list[ItemFacts]] = defaultdict(list)
+    for item in items:
+        items_of[item.postmortem_id].append(item)
+    qualified = eligible = 0
+    for incident in incidents:
+        its_items = items_of.get(incident.postmortem_id)
+        if not its_items:
+            continue  # nothing to follow up
+        deadline = incident.resolved_at + FOUR_WEEKS
+        done = [i.verified_at for i in its_items if i.state is ActionItemState.VERIFIED]
+        all_in_time = len(done) == len(its_items) and all(
+            at is not None and at <= deadline for at in done
+        )
+        if all_in_time:
+            qualified += 1
+            eligible += 1
+        elif deadline <= as_of:
+            eligible += 1
+    return FollowUpsWithinFourWeeks(
+        qualified=qualified, eligible=eligible, share=_rate(qualified, eligible)
+    )
+
+
+def repeat_factors(incidents: list[IncidentFacts]) -> list[RepeatFactor]:
+    carriers: dict[str, list[IncidentFacts]] = defaultdict(list)
+    for incident in incidents:
+        for tag in dict.fromkeys(incident.factor_tags):  # a tag listed twice is one incident
+            carriers[tag].append(incident)
+    repeats = [
+        RepeatFactor(
+            tag=tag,
+            incidents=len(shared),
+            postmortem_ids=[
+                i.postmortem_id
+                for i in sorted(shared, key=lambda i: (i.resolved_at, i.postmortem_id))
+            ],
+        )
+        for tag, shared in carriers.items()
+        if len(shared) >= 2
+    ]
+    return sorted(repeats, key=lambda r: (-r.incidents, r.tag))
+
+
+def budget_by_service(incidents: list[IncidentFacts]) -> list[BudgetByService]:
+    consumed: dict[str, float] = defaultdict(float)
+    hit: dict[str, set[str]] = defaultdict(set)
+    for incident in incidents:
+        for burn in incident.slo_burns:
+            consumed[burn.service] += burn.budget_consumed
+            hit[burn.service].add(incident.postmortem_id)
+    rows = [BudgetByService(service=s, consumed=consumed[s], incidents=len(hit[s])) for s in hit]
+    return sorted(rows, key=lambda r: (-r.consumed, r.service))
+
+
+def budget_by_slo(incidents: list[IncidentFacts]) -> list[BudgetBySlo]:
+    consumed: dict[str, float] = defaultdict(float)
+    hit: dict[str, set[str]] = defaultdict(set)
+    service: dict[str, str] = {}
+    for incident in incidents:
+        for burn in incident.slo_burns:
+            consumed[burn.slo] += burn.budget_consumed
+            hit[burn.slo].add(incident.postmortem_id)
+            service.setdefault(burn.slo, burn.service)  # an SLO id belongs to one service
+    rows = [
+        BudgetBySlo(slo=s, service=service[s], consumed=consumed[s], incidents=len(hit[s]))
+        for s in hit
+    ]
+    return sorted(rows, key=lambda r: (-r.consumed, r.slo))
+
+
+def slo_breaches(incidents: list[IncidentFacts]) -> SloBreaches:
+    breached = sum(1 for i in incidents if any(b.burn_rate > 1 for b in i.slo_burns))
+    return SloBreaches(
+        breached=breached, incidents=len(incidents), share=_rate(breached, len(incidents))
+    )
+
+
+def _require_aware(**moments: datetime) -> None:
+    for name, moment in moments.items():
+        if moment.tzinfo is None or moment.utcoffset() is None:
+            raise ValueError(f"{name} ({moment.isoformat()}) has no time zone; pass an aware one")
+
+
+def reliability_metrics(
+    incidents: list[IncidentFacts],
+    items: list[ItemFacts],
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    as_of: datetime,
+    calendar: BusinessCalendar,
+    severities: list[str],
+) -> ReliabilityMetrics:
+    """Every figure for incidents resolved in [period_start, period_end) and their action items.
+
+    Incidents outside the period, and items of other incidents, are left out rather than refused.
+    """
+    _require_aware(period_start=period_start, period_end=period_end, as_of=as_of)
+    incidents = [i for i in incidents if period_start <= i.resolved_at < period_end]
+    ours = {i.postmortem_id for i in incidents}
+    items = [i for i in items if i.postmortem_id in ours]
+    ordered = _ordered_severities(severities, incidents)
+    groups = _by_severity(incidents)
+    return ReliabilityMetrics(
+        period_start=period_start,
+        period_end=period_end,
+        as_of=as_of,
+        timezone=calendar.timezone,
+        incidents=len(incidents),
+        severities=[severity_timings(s, groups[s]) for s in ordered],
+        postmortems_by_state=_states_in_lifecycle_order(incidents),
+        trend=monthly_trend(
+            incidents, _months_of_period(period_start, period_end, calendar), ordered, calendar
+        ),
+        follow_up=follow_up(items, as_of, calendar),
+        within_four_weeks=follow_ups_within_four_weeks(incidents, items, as_of),
+        repeat_factors=repeat_factors(incidents),
+        budget_by_service=budget_by_service(incidents),
+        budget_by_slo=budget_by_slo(incidents),
+        slo_breaches=slo_breaches(incidents),
+    )
+
+
+def trend_series(
+    metrics: ReliabilityMetrics, duration: Duration
+) -> tuple[list[str], dict[str, list[float | None]]]:
+    """One duration's monthly medians per severity, in hours: the months and the series for
+    charts.line_chart (format the values with `lambda h: format_duration(timedelta(hours=h))`).
+
+    Every severity gets a series, even an empty one, so its colour is the same in every chart.
+    """
+    months = [m.month for m in metrics.trend]
+    series: dict[str, list[float | None]] = {s.severity: [] for s in metrics.severities}
+    for month in metrics.trend:
+        for row in month.by_severity:
+            value = row.of(duration)
+            series[row.severity].append(None if value is None else value.total_seconds() / 3600)
+    return months, series
+
+
+# --- Formatting (the dashboard, the quarterly report and the digest email all use these) -----
+
+
+def _half_up(value: float, places: int) -> Decimal:
+    # Half up, as people round; format() rounds half to even (12.5% would show as 12%).
+    return Decimal(repr(value)).quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_UP)
+
+
+def _one_decimal(value: float) -> str:
+    text = f"{_half_up(value, 1):f}"
+    return text.removesuffix(".0")
+
+
+def format_duration(duration: timedelta | None) -> str:
+    """'42 s', '42 min', '3.5 h', '2.1 days'; '—' when there is no value."""
+    if duration is None:
+        return NO_VALUE
+    if duration < timedelta(0):
+        return "-" + format_duration(-duration)
+    seconds = duration.total_seconds()
+    if seconds < 60:
+        return f"{int(seconds)} s"
+    minutes = _half_up(seconds / 60, 0)
+    if minutes < 60:
+        return f"{minutes:f} min"
+    if _half_up(seconds / 3600, 1) < 24:
+        return f"{_one_decimal(seconds / 3600)} h"
+    days = _one_decimal(seconds / 86400)
+    return f"{days} day" if days == "1" else f"{days} days"
+
+
+def format_percent(rate: float | None) -> str:
+    """A rate in [0, 1] as a whole percentage, '71%'; '—' when there is no value."""
+    return NO_VALUE if rate is None else f"{_half_up(rate * 100, 0):f}%"
+
+
+def headline(metrics: ReliabilityMetrics) -> list[tuple[str, str]]:
+    """The narrative headline numbers, (label, value), in the order every report shows them."""
+    follow = metrics.follow_up
+    four = metrics.within_four_weeks
+    within = (
+        f"{four.qualified} of {four.eligible} ({format_percent(four.share)})"
+        if four.eligible
+        else NO_VALUE
+    )
+    return [
+        ("Incidents", str(metrics.incidents)),
+        ("Follow-ups completed", format_percent(follow.completion_rate)),
+        ("On time", format_percent(follow.on_time_rate)),
+        ("Median time to verify", format_duration(follow.median_time_to_verify)),
+        ("Follow-ups all verified within 4 weeks", within),
+        ("Incidents breaching a customer SLO", format_percent(metrics.slo_breaches.share)),
+    ]
