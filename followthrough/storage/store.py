@@ -29,6 +29,8 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.domain.slo import Slo
 from followthrough.domain.themes import FactorTags, Theme, theme_window
+from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
+from followthrough.storage.search import search as search_documents
 from followthrough.storage.tables import (
     ActionItemRow,
     ApiTokenRow,
@@ -124,6 +126,7 @@ class Store:
                     **_incident_facts(pm),
                 },
             )
+            index_postmortem(session.connection(), pm)
             return self._append_event(session, change.event)
 
     def record_action_item(self, change: ActionItemChange) -> bool:
@@ -150,6 +153,7 @@ class Store:
                     "data": item.model_dump(mode="json"),
                 },
             )
+            index_action_item(session.connection(), item)
             return self._append_event(session, change.event)
 
     def _upsert_snapshot(self, session: Session, row: Any, values: dict[str, Any]) -> None:
@@ -528,6 +532,16 @@ class Store:
                 )
                 for r in session.scalars(query)
             ]
+
+    def search(
+        self, query: str, *, kinds: set[str] | None = None, limit: int = 50
+    ) -> list[SearchHit]:
+        """Postmortems, action items and contributing factors matching the words, best first.
+
+        ValueError names what is wrong with the query, kinds or limit.
+        """
+        with self.engine.connect() as connection:
+            return search_documents(connection, query, kinds=kinds, limit=limit)
 
     def resolve(self, reference: str, *, action_item: bool = False) -> str:
         """A full workflow id from what a person typed: the id itself or a unique tail of it.
