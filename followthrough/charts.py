@@ -195,7 +195,9 @@ def line_chart(
                 fill=MUTED,
             )
         )
-    every = math.ceil(len(x_labels) / 12)  # at most about 12 x labels, so they do not overlap
+    # Only as many x labels as fit side by side, so they do not overlap.
+    label_room = max(len(label) for label in x_labels) * CHAR_WIDTH + 12
+    every = math.ceil(len(x_labels) / max(1, int((right - left) // label_room) + 1))
     for n, label in enumerate(x_labels):
         if n % every == 0:
             body.append(_text(label, x_of(n), bottom + 16, text_anchor="middle", fill=MUTED))
@@ -264,4 +266,4 @@ def percent_ring(title: str, share: float | None, *, size: int = 120) -> Markup:
         f'transform="rotate(-90 {_num(centre_x)} {_num(centre_y)})"/>',
         _text(percent, centre_x, centre_y + 6, text_anchor="middle", font_size="18px"),
     ]
-    return _svg(title, max(size, len(title) * 8), int(24 + size + 4), body, desc=percent)
+    return _svg(title, max(size, len(title) * 9), int(24 + size + 4), body, desc=percent)

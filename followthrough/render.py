@@ -132,6 +132,13 @@ def _item_block(item: ActionItem) -> list[str]:
     ]
     if spec.slo_change:
         block.append(f"    changes the {spec.slo_change.change} of SLO {spec.slo_change.slo}")
+    for at, what, text in item_history(item):
+        block.append(f"    {when(at)} {what}" + (f": {text}" if text else ""))
+    return block
+
+
+def item_history(item: ActionItem) -> list[tuple[datetime, str, str]]:
+    """Claims, people's verdicts and check evidence, oldest first: (when, what, details)."""
     history = [(c.at, f"done claimed by {c.by}", c.evidence) for c in item.claims]
     history += [
         (d.at, f"{'verified' if d.verified else 'rejected'} by {d.by}", d.note)
@@ -147,9 +154,7 @@ def _item_block(item: ActionItem) -> list[str]:
         )
         for c in item.checks
     ]
-    for at, what, text in sorted(history, key=lambda entry: entry[0]):
-        block.append(f"    {when(at)} {what}" + (f": {text}" if text else ""))
-    return block
+    return sorted(history, key=lambda entry: entry[0])
 
 
 def action_item_detail(item: ActionItem, trail: list[AuditEvent]) -> str:

@@ -325,7 +325,9 @@ def banner(settings: Settings, server: EmbeddedTemporal) -> str:
             "Followthrough is up.",
             f"  Temporal      {server.address}  (task queue {settings.task_queue})",
             f"  Temporal UI   http://127.0.0.1:{server.ui_port}",
-            f"  HTTP API      {settings.effective_public_url}  (docs at /docs)",
+            f"  Dashboard     {settings.effective_public_url}/  (sign in with a token from "
+            "`followthrough token create --for NAME`)",
+            f"  HTTP API      {settings.effective_public_url}/api  (docs at /docs)",
             f"  Database      {settings.effective_database_url}",
             f"  Policy        {policy}",
             f"  Data dir      {settings.data_dir}",

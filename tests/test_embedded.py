@@ -79,9 +79,12 @@ def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
         assert f"Temporal      {address}" in banner
         assert f"Temporal UI   http://127.0.0.1:{ui_port}" in banner
         assert f"sqlite:///{data_dir / 'followthrough.db'}" in banner
-        assert f"HTTP API      {api}" in banner
+        assert f"HTTP API      {api}/api" in banner
+        assert f"Dashboard     {api}/" in banner
         with urllib.request.urlopen(f"http://127.0.0.1:{ui_port}/", timeout=10) as page:
             assert page.status == 200
+        with urllib.request.urlopen(f"{api}/login", timeout=10) as sign_in:
+            assert b"Sign in to Followthrough" in sign_in.read()
         with urllib.request.urlopen(f"{api}/healthz", timeout=10) as health:
             assert json.load(health) == {"status": "ok"}
 

@@ -472,7 +472,7 @@ def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
         with store.engine.begin() as connection:
             connection.execute(
                 # Only the columns 0006 had.
-                insert(PostmortemRow.__table__).values(
+                insert(PostmortemRow).values(
                     **{
                         "id": pm.id,
                         "title": pm.incident.title,

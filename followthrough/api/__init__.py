@@ -1,6 +1,6 @@
-"""The HTTP service: webhooks that start postmortems, the human API, one-click links, health and
-metrics. `create_app` builds it around the services it is given, so tests, `followthrough api`
-and `followthrough up` run the very same app."""
+"""The HTTP service: webhooks that start postmortems, the human API, the web dashboard, one-click
+links, health and metrics. `create_app` builds it around the services it is given, so tests,
+`followthrough api` and `followthrough up` run the very same app."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from temporalio.service import RPCError, RPCStatusCode
 
-from followthrough.api import links, people, webhooks
+from followthrough.api import dashboard, links, people, webhooks
 from followthrough.api.metrics import Metrics
 from followthrough.api.services import Services, Using
 from followthrough.logging import get_logger
@@ -43,6 +43,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(links.router)
+    dashboard.install(app)
     app.add_middleware(CountRequests, metrics=services.metrics)
 
     @app.exception_handler(RPCError)

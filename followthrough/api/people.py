@@ -153,7 +153,7 @@ async def list_postmortems(
 @router.get("/postmortems/{postmortem}")
 async def show_postmortem(postmortem: str, person: Person, using: Using) -> PostmortemView:
     """A postmortem by id or unique tail (e.g. INC-2041), with its action items and audit trail."""
-    pm_id = await _postmortem_id(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem)
     store = using.store
     found = await asyncio.to_thread(store.postmortem, pm_id)
     assert found is not None
@@ -165,26 +165,28 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
 @router.post("/postmortems/{postmortem}/draft")
 async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
     """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
-    pm_id = await _postmortem_id(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem)
     await _preflight(using, pm_id, draft)
-    return await _act(
+    return await act_as(
         using, pm_id, "submit_draft", DraftSubmission(by=person, draft=draft), Postmortem
     )
 
 
 @router.post("/postmortems/{postmortem}/approve")
 async def approve(postmortem: str, body: ApprovalBody, person: Person, using: Using) -> Postmortem:
-    pm_id = await _postmortem_id(using, postmortem)
-    return await _act(using, pm_id, "approve", Approval(by=person, **body.model_dump()), Postmortem)
+    pm_id = await postmortem_id_of(using, postmortem)
+    return await act_as(
+        using, pm_id, "approve", Approval(by=person, **body.model_dump()), Postmortem
+    )
 
 
 @router.post("/postmortems/{postmortem}/request-changes")
 async def request_changes(
     postmortem: str, body: ChangeRequestBody, person: Person, using: Using
 ) -> Postmortem:
-    pm_id = await _postmortem_id(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem)
     request = ChangeRequest(by=person, **body.model_dump())
-    return await _act(using, pm_id, "request_changes", request, Postmortem)
+    return await act_as(using, pm_id, "request_changes", request, Postmortem)
 
 
 @router.get("/action-items")
@@ -196,7 +198,7 @@ async def list_action_items(
     owner: Annotated[str | None, Query(max_length=128)] = None,
     team: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[ActionItem]:
-    pm_id = await _postmortem_id(using, postmortem) if postmortem else None
+    pm_id = await postmortem_id_of(using, postmortem) if postmortem else None
     return await asyncio.to_thread(
         lambda: using.store.action_items(
             postmortem_id=pm_id, state=state.value if state else None, owner=owner, team=team
@@ -216,27 +218,27 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
 @router.post("/action-items/{item}/acknowledge")
 async def acknowledge(item: str, person: Person, using: Using) -> ActionItem:
     """The owner has seen it."""
-    return await _act_on_item(using, item, "acknowledge", Acknowledgement(by=person))
+    return await act_on_item(using, item, "acknowledge", Acknowledgement(by=person))
 
 
 @router.post("/action-items/{item}/claim-done")
 async def claim_done(item: str, body: DoneClaimBody, person: Person, using: Using) -> ActionItem:
     """The owner says it is done; verification comes next."""
     claim = DoneClaim(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "claim_done", claim)
+    return await act_on_item(using, item, "claim_done", claim)
 
 
 @router.post("/action-items/{item}/verify")
 async def verify(item: str, body: VerificationBody, person: Person, using: Using) -> ActionItem:
     """Someone who is not the owner confirms the acceptance criterion holds."""
     verification = Verification(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "verify", verification)
+    return await act_on_item(using, item, "verify", verification)
 
 
 @router.post("/action-items/{item}/reject")
 async def reject(item: str, body: RejectionBody, person: Person, using: Using) -> ActionItem:
     rejection = Rejection(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "reject", rejection)
+    return await act_on_item(using, item, "reject", rejection)
 
 
 @router.post("/action-items/{item}/extension")
@@ -245,7 +247,7 @@ async def request_extension(
 ) -> ActionItem:
     """The owner asks for a later due date; the manager or the council decides."""
     request = ExtensionRequest(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "request_extension", request)
+    return await act_on_item(using, item, "request_extension", request)
 
 
 @router.post("/action-items/{item}/extension/decision")
@@ -253,13 +255,13 @@ async def decide_extension(
     item: str, body: ExtensionDecisionBody, person: Person, using: Using
 ) -> ActionItem:
     decision = ExtensionDecision(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "decide_extension", decision)
+    return await act_on_item(using, item, "decide_extension", decision)
 
 
 @router.post("/action-items/{item}/reassign")
 async def reassign(item: str, body: ReassignmentBody, person: Person, using: Using) -> ActionItem:
     change = Reassignment(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "reassign", change)
+    return await act_on_item(using, item, "reassign", change)
 
 
 @router.post("/action-items/{item}/accept-risk")
@@ -268,7 +270,7 @@ async def accept_risk(
 ) -> ActionItem:
     """The reliability council closes it without the fix, in writing."""
     request = RiskAcceptanceRequest(by=person, **body.model_dump())
-    return await _act_on_item(using, item, "accept_risk", request)
+    return await act_on_item(using, item, "accept_risk", request)
 
 
 # --- one way to find a thing and to act on it ---------------------------------------------------
@@ -284,7 +286,7 @@ async def _preflight(using: Services, pm_id: str, draft: Draft) -> None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=refusal.message)
 
 
-async def _postmortem_id(using: Services, reference: str) -> str:
+async def postmortem_id_of(using: Services, reference: str) -> str:
     return await _known(using, reference, action_item=False)
 
 
@@ -305,11 +307,11 @@ async def _known(using: Services, reference: str, *, action_item: bool) -> str:
     return found
 
 
-async def _act_on_item(using: Services, reference: str, update: str, argument: Any) -> ActionItem:
-    return await _act(using, await _item_id(using, reference), update, argument, ActionItem)
+async def act_on_item(using: Services, reference: str, update: str, argument: Any) -> ActionItem:
+    return await act_as(using, await _item_id(using, reference), update, argument, ActionItem)
 
 
-async def _act(
+async def act_as(
     using: Services, workflow_id: str, update: str, argument: BaseModel, result: type[Result]
 ) -> Result:
     try:

@@ -113,7 +113,15 @@ class BusinessCalendar(BaseModel):
 
     def local_date(self, moment: datetime) -> date:
         """The calendar date of `moment` in the calendar's zone."""
-        return self._aware(moment).astimezone(_zone(self.timezone)).date()
+        return self.local_time(moment).date()
+
+    def midnight(self, day: date) -> datetime:
+        """When `day` begins in the calendar's zone, as an aware UTC datetime."""
+        return datetime.combine(day, time(0), tzinfo=_zone(self.timezone)).astimezone(UTC)
+
+    def local_time(self, moment: datetime) -> datetime:
+        """`moment` on the calendar zone's clock (what pages and reports show)."""
+        return self._aware(moment).astimezone(_zone(self.timezone))
 
     def start_of(self, day: date) -> datetime:
         """When `day`'s business day starts (workday_starts, local), as an aware UTC datetime.

@@ -33,14 +33,13 @@ from __future__ import annotations
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-# The calendar's own zone lookup (UTC without a tz database); private, but the one to share.
-from followthrough.domain.calendar import BusinessCalendar, _zone
+from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, PostmortemState
 
 Duration = Literal["detect", "acknowledge", "mitigate", "resolve", "communicate"]
@@ -315,7 +314,7 @@ _QUARTER = re.compile(r"(\d{4})Q([1-4])")
 
 
 def _local_midnight(day: date, calendar: BusinessCalendar) -> datetime:
-    return datetime.combine(day, time(0), tzinfo=_zone(calendar.timezone)).astimezone(UTC)
+    return calendar.midnight(day)
 
 
 def _next_month(year: int, month: int) -> tuple[int, int]:
@@ -351,6 +350,49 @@ def month_bounds(year: int, month: int, calendar: BusinessCalendar) -> tuple[dat
     if not 1 <= month <= 12:
         raise ValueError(f"month {month} is not a month; give 1 to 12")
     return _bounds((year, month), _next_month(year, month), calendar, f"month {year}-{month}")
+
+
+class Period(BaseModel):
+    """A stretch of time the metrics cover: [start, end), named for people."""
+
+    model_config = ConfigDict(frozen=True)
+
+    label: str
+    start: AwareDatetime
+    end: AwareDatetime
+
+
+def period_of(
+    today: date, calendar: BusinessCalendar, *, quarter: str = "", month: str = ""
+) -> Period:
+    """A quarter ('2026Q4'), a month ('2026-10'), or else the twelve months up to this one."""
+    if quarter and month:
+        raise ValueError("choose a quarter or a month, not both")
+    if quarter:
+        start, end = quarter_bounds(quarter, calendar)
+        return Period(label=quarter.strip().upper(), start=start, end=end)
+    if month:
+        found = re.fullmatch(r"(\d{4})-(\d{2})", month.strip())
+        if found is None:
+            raise ValueError(f"month '{month}' is not a month; write it as e.g. '2026-10'")
+        start, end = month_bounds(int(found[1]), int(found[2]), calendar)
+        return Period(label=month.strip(), start=start, end=end)
+    year, number = today.year, today.month - 11
+    if number < 1:
+        year, number = year - 1, number + 12
+    start, _ = month_bounds(year, number, calendar)
+    _, end = month_bounds(today.year, today.month, calendar)
+    return Period(label="the last 12 months", start=start, end=end)
+
+
+def recent_quarters(today: date, count: int) -> list[str]:
+    """The quarter `today` is in and the ones before it, newest first: ['2026Q4', '2026Q3']."""
+    year, number = today.year, (today.month - 1) // 3 + 1
+    quarters = []
+    for _ in range(count):
+        quarters.append(f"{year}Q{number}")
+        year, number = (year - 1, 4) if number == 1 else (year, number - 1)
+    return quarters
 
 
 def _month_label(day: date) -> str:

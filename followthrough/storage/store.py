@@ -19,10 +19,14 @@ from sqlalchemy.orm import Session
 
 from followthrough.domain.access import ApiToken, LinkUse
 from followthrough.domain.incident import MILESTONES
+from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
+from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import (
+    RESOLVED_STATES,
     ActionItem,
     ActionItemChange,
+    ActionItemState,
     AuditEvent,
     Postmortem,
     PostmortemChange,
@@ -404,6 +408,7 @@ class Store:
         *,
         postmortem_id: str | None = None,
         action_item_id: str | None = None,
+        offset: int = 0,
         limit: int | None = None,
     ) -> list[OutboxMessage]:
         """Messages, newest first."""
@@ -412,6 +417,8 @@ class Store:
             query = query.where(OutboxRow.postmortem_id == postmortem_id)
         if action_item_id:
             query = query.where(OutboxRow.action_item_id == action_item_id)
+        if offset:
+            query = query.offset(offset)
         if limit:
             query = query.limit(limit)
         with Session(self.engine) as session:
@@ -533,6 +540,102 @@ class Store:
                 for r in session.scalars(query)
             ]
 
+    # --- the dashboard's reads: lean columns, never every snapshot's JSON ------------------------
+
+    def incident_facts(self, start: datetime, end: datetime) -> list[IncidentFacts]:
+        """The incidents resolved in [start, end), oldest first, with their factor tags."""
+        query = (
+            select(PostmortemRow, FactorTagRow.tag)
+            .outerjoin(FactorTagRow, FactorTagRow.postmortem_id == PostmortemRow.id)
+            .where(PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
+            .order_by(PostmortemRow.resolved_at, PostmortemRow.id, FactorTagRow.tag)
+        )
+        rows: dict[str, PostmortemRow] = {}
+        tags: dict[str, list[str]] = {}
+        with Session(self.engine) as session:
+            for row, tag in session.execute(query):
+                rows.setdefault(row.id, row)
+                tags.setdefault(row.id, []).extend([tag] if tag is not None else [])
+        return [_incident_facts_of(row, tags[pm_id]) for pm_id, row in rows.items()]
+
+    def item_facts(
+        self,
+        *,
+        resolved_from: datetime | None = None,
+        resolved_before: datetime | None = None,
+        team: str | None = None,
+        owner: str | None = None,
+        state: str | None = None,
+        priority: str | None = None,
+        overdue_on: date | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[ItemFacts]:
+        """Action items, soonest due first; of incidents resolved in a period, if given.
+
+        `overdue_on`: only items still open (not queued, not resolved) due before that day.
+        """
+        query = select(*_ITEM_FACT_COLUMNS).order_by(ActionItemRow.due, ActionItemRow.id)
+        query = _item_filters(
+            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on
+        )
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [ItemFacts.model_validate(row._mapping) for row in session.execute(query)]
+
+    def count_items(
+        self,
+        *,
+        team: str | None = None,
+        owner: str | None = None,
+        state: str | None = None,
+        priority: str | None = None,
+        overdue_on: date | None = None,
+    ) -> int:
+        query = select(func.count()).select_from(ActionItemRow)
+        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on)
+        with Session(self.engine) as session:
+            return session.scalar(query) or 0
+
+    def item_counts_by_team(self) -> dict[str, dict[str, int]]:
+        """Unresolved action items per team and state: who holds WIP slots, who waits."""
+        query = (
+            select(ActionItemRow.team, ActionItemRow.state, func.count())
+            .where(ActionItemRow.state.not_in(_RESOLVED))
+            .group_by(ActionItemRow.team, ActionItemRow.state)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with Session(self.engine) as session:
+            for team, state, count in session.execute(query):
+                counts.setdefault(team, {})[state] = count
+        return counts
+
+    def escalations_since(self, since: datetime, limit: int = 50) -> list[Escalation]:
+        """Ladder steps fired since a moment, newest first, with their action items."""
+        query = (
+            select(AuditEventRow.at, AuditEventRow.detail, *_ITEM_FACT_COLUMNS)
+            .join(ActionItemRow, ActionItemRow.id == AuditEventRow.workflow_id)
+            .where(AuditEventRow.action == "item.escalated", AuditEventRow.at >= since)
+            .order_by(AuditEventRow.at.desc(), AuditEventRow.workflow_id)
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [
+                Escalation(
+                    at=row.at, detail=row.detail, item=ItemFacts.model_validate(row._mapping)
+                )
+                for row in session.execute(query)
+            ]
+
+    def count_escalations_since(self, since: datetime) -> int:
+        query = select(func.count()).where(
+            AuditEventRow.action == "item.escalated", AuditEventRow.at >= since
+        )
+        with Session(self.engine) as session:
+            return session.scalar(query) or 0
+
     def search(
         self, query: str, *, kinds: set[str] | None = None, limit: int = 50
     ) -> list[SearchHit]:
@@ -561,6 +664,69 @@ class Store:
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference
+
+
+_RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+_ITEM_FACT_COLUMNS = (
+    ActionItemRow.id,
+    ActionItemRow.postmortem_id,
+    ActionItemRow.title,
+    ActionItemRow.team,
+    ActionItemRow.owner,
+    ActionItemRow.priority,
+    ActionItemRow.state,
+    ActionItemRow.due,
+    ActionItemRow.opened_at,
+    ActionItemRow.verified_at,
+    ActionItemRow.ticket,
+)
+
+
+def _item_filters(
+    query: Any,
+    resolved_from: datetime | None,
+    resolved_before: datetime | None,
+    team: str | None,
+    owner: str | None,
+    state: str | None,
+    priority: str | None,
+    overdue_on: date | None,
+) -> Any:
+    for column, value in (
+        (ActionItemRow.team, team),
+        (ActionItemRow.owner, owner),
+        (ActionItemRow.state, state),
+        (ActionItemRow.priority, priority),
+    ):
+        if value:
+            query = query.where(column == value)
+    if overdue_on is not None:
+        still_open = (*_RESOLVED, ActionItemState.QUEUED.value)  # a queued item's clock waits
+        query = query.where(ActionItemRow.state.not_in(still_open), ActionItemRow.due < overdue_on)
+    if resolved_from is not None or resolved_before is not None:
+        incidents = select(PostmortemRow.id)
+        if resolved_from is not None:
+            incidents = incidents.where(PostmortemRow.resolved_at >= resolved_from)
+        if resolved_before is not None:
+            incidents = incidents.where(PostmortemRow.resolved_at < resolved_before)
+        query = query.where(ActionItemRow.postmortem_id.in_(incidents))
+    return query
+
+
+def _incident_facts_of(row: PostmortemRow, factor_tags: list[str]) -> IncidentFacts:
+    return IncidentFacts(
+        postmortem_id=row.id,
+        incident_id=row.incident_id or row.id,
+        title=row.title,
+        severity=row.severity,
+        team=row.team,
+        state=row.state,
+        services=row.services or [],
+        factor_tags=factor_tags,
+        slo_burns=[SloBurn.model_validate(burn) for burn in row.slo_burns or []],
+        resolved_at=row.resolved_at or row.opened_at,
+        **{f"{name}_at": getattr(row, f"{name}_at") for name in MILESTONES if name != "resolved"},
+    )
 
 
 def _incident_facts(pm: Postmortem) -> dict[str, Any]:

@@ -1,0 +1,497 @@
+"""The web dashboard: server-rendered pages people read and act from.
+
+Pages are Jinja2 templates over the same record and the same actions as the HTTP API: a person
+signs in with their API token (kept in an HttpOnly, SameSite=Strict cookie), every form carries a
+CSRF token derived from it, and every action is the workflow update the API sends, refused or
+accepted by the workflow with the same message. No scripts, fonts or styles from elsewhere: the
+pages work offline, and the Content-Security-Policy says so.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel
+
+from followthrough.api.people import act_as, act_on_item, postmortem_id_of
+from followthrough.api.services import Services, Using
+from followthrough.domain.access import hash_token
+from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.metrics import (
+    DURATIONS,
+    format_duration,
+    format_percent,
+    headline,
+    period_of,
+    recent_quarters,
+)
+from followthrough.domain.overview import overview
+from followthrough.domain.postmortem import (
+    Acknowledgement,
+    ActionItem,
+    ActionItemState,
+    Approval,
+    ChangeRequest,
+    DoneClaim,
+    Postmortem,
+    PostmortemState,
+    Rejection,
+    Verification,
+)
+from followthrough.metrics_view import measure, metric_charts
+from followthrough.notices.render import Links
+from followthrough.render import item_history
+from followthrough.storage.search import KINDS as SEARCH_KINDS
+
+router = APIRouter(include_in_schema=False)
+
+SESSION_COOKIE = "followthrough_session"
+SESSION_DAYS = 30
+PAGE_SIZE = 50
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+ITEM_ACTIONS = {"acknowledge", "claim-done", "verify", "reject"}
+POSTMORTEM_ACTIONS = {"approve", "request-changes"}
+
+_pages = Environment(
+    loader=FileSystemLoader(Path(__file__).resolve().parent / "templates" / "dashboard"),
+    autoescape=select_autoescape(default=True),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+)
+
+
+# --- who is looking ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Viewer:
+    person: str
+    csrf: str  # every form posts it back; a page elsewhere cannot know it
+
+
+class SignInRequired(Exception):
+    def __init__(self, back_to: str) -> None:
+        self.back_to = back_to
+
+
+def csrf_token(secret: str, token_hash: str) -> str:
+    return hmac.new(secret.encode(), f"csrf:{token_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+async def viewer(request: Request, using: Using) -> Viewer:
+    """The signed-in person, or a redirect to the sign-in page and back."""
+    token = request.cookies.get(SESSION_COOKIE, "")
+    person = await _token_holder(using, token) if token else None
+    if person is None:
+        back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        raise SignInRequired(back_to)
+    return Viewer(person=person, csrf=csrf_token(using.link_secret, hash_token(token)))
+
+
+async def _token_holder(using: Services, token: str) -> str | None:
+    """The person an API token belongs to, if the token is live and they are in the directory."""
+    person = await asyncio.to_thread(
+        using.store.person_with_token, hash_token(token), using.clock()
+    )
+    return person if person in using.policy.people else None
+
+
+SignedIn = Annotated[Viewer, Depends(viewer)]
+
+
+async def checked_form(request: Request, who: SignedIn) -> Viewer:
+    """A form post from one of our pages: its CSRF token must match the session's."""
+    form = await request.form()
+    sent = str(form.get("csrf", ""))
+    if not hmac.compare_digest(sent, who.csrf):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this form is stale; reload the page")
+    return who
+
+
+Posted = Annotated[Viewer, Depends(checked_form)]
+
+
+def install(app: FastAPI) -> None:
+    """Add the pages, and send a visitor who is not signed in to the sign-in page."""
+    app.include_router(router)
+
+    @app.exception_handler(SignInRequired)
+    async def sign_in(request: Request, err: SignInRequired) -> Response:
+        return RedirectResponse(f"/login?{urlencode({'next': err.back_to})}", 303)
+
+
+def _local_path(target: str, default: str = "/") -> str:
+    """Only our own pages: an absolute or scheme-relative URL would be an open redirect."""
+    if target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default
+
+
+# --- rendering -----------------------------------------------------------------------------------
+
+
+def _render(
+    request: Request, using: Services, template: str, who: Viewer | None, **context: Any
+) -> HTMLResponse:
+    calendar = using.policy.calendar
+    html = _pages.get_template(template).render(
+        viewer=who,
+        path=request.url.path,
+        done=request.query_params.get("done", ""),
+        error=request.query_params.get("error", ""),
+        today=calendar.local_date(using.clock()),
+        zone=calendar.timezone,
+        **context,
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+def _local(using: Services, at: datetime | None) -> str:
+    if at is None:
+        return "—"
+    return using.policy.calendar.local_time(at).strftime("%Y-%m-%d %H:%M")
+
+
+def _back(target: str, **message: str) -> RedirectResponse:
+    """Back to the page the form was on, with what happened (POST, redirect, GET)."""
+    path, _, fragment = _local_path(target).partition("#")
+    separator = "&" if "?" in path else "?"
+    url = f"{path}{separator}{urlencode(message)}" + (f"#{fragment}" if fragment else "")
+    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
+
+
+# --- signing in and out --------------------------------------------------------------------------
+
+
+@router.get("/login", response_class=HTMLResponse)
+async def login_page(request: Request, using: Using, next: str = "/") -> HTMLResponse:
+    return _render(request, using, "login.html.j2", None, next=_local_path(next))
+
+
+@router.post("/login")
+async def login(
+    request: Request,
+    using: Using,
+    token: Annotated[str, Form(max_length=200)],
+    next: Annotated[str, Form(max_length=2000)] = "/",
+) -> Response:
+    person = await _token_holder(using, token.strip())
+    if person is None:
+        page = _render(
+            request,
+            using,
+            "login.html.j2",
+            None,
+            next=_local_path(next),
+            problem="That token is unknown, revoked, or its person has left the directory.",
+        )
+        page.status_code = status.HTTP_401_UNAUTHORIZED
+        return page
+    response = RedirectResponse(_local_path(next), status.HTTP_303_SEE_OTHER)
+    response.set_cookie(
+        SESSION_COOKIE,
+        token.strip(),
+        max_age=SESSION_DAYS * 24 * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=request.url.scheme == "https",
+    )
+    return response
+
+
+@router.post("/logout")
+async def logout(who: Posted) -> Response:
+    response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    response.delete_cookie(SESSION_COOKIE)
+    return response
+
+
+# --- pages ---------------------------------------------------------------------------------------
+
+
+@router.get("/", response_class=HTMLResponse)
+async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
+    """What needs attention now."""
+    store, policy = using.store, using.policy
+    now = using.clock()
+    today = policy.calendar.local_date(now)
+    week_ago = now - timedelta(days=7)
+    counts, overdue, escalated, escalated_total, by_team = await asyncio.gather(
+        asyncio.to_thread(store.open_postmortem_counts),
+        asyncio.to_thread(lambda: store.item_facts(overdue_on=today)),
+        asyncio.to_thread(store.escalations_since, week_ago),
+        asyncio.to_thread(store.count_escalations_since, week_ago),
+        asyncio.to_thread(store.item_counts_by_team),
+    )
+    view = overview(
+        open_postmortems=counts,
+        overdue_items=overdue,
+        escalated=escalated,
+        escalated_total=escalated_total,
+        items_by_team=by_team,
+        policy=policy,
+        today=today,
+    )
+    return _render(request, using, "overview.html.j2", who, view=view, local=_at(using))
+
+
+@router.get("/postmortems/{postmortem}", response_class=HTMLResponse)
+async def postmortem_page(
+    request: Request, postmortem: str, who: SignedIn, using: Using
+) -> HTMLResponse:
+    pm_id = await postmortem_id_of(using, postmortem)
+    store = using.store
+    pm = await asyncio.to_thread(store.postmortem, pm_id)
+    assert pm is not None  # postmortem_id_of found it
+    items = await asyncio.to_thread(lambda: store.action_items(postmortem_id=pm_id))
+    trail = await asyncio.to_thread(store.audit_trail, pm_id)
+    timeline = (
+        merged_timeline(pm.incident, pm.draft) if pm.draft else prefilled_timeline(pm.incident)
+    )
+    links = Links(temporal_ui=using.settings.temporal_ui_url, namespace=_namespace(using))
+    return _render(
+        request,
+        using,
+        "postmortem.html.j2",
+        who,
+        pm=pm,
+        items=items,
+        trail=trail,
+        timeline=timeline,
+        histories={item.id: item_history(item) for item in items},
+        workflow_url=links.workflow,
+        local=_at(using),
+        may_review=_may_review(using, pm, who.person),
+    )
+
+
+class ItemFilters(BaseModel):
+    team: str = ""
+    owner: str = ""
+    state: str = ""
+    priority: str = ""
+    overdue: bool = False
+    page: int = 1
+
+
+@router.get("/action-items", response_class=HTMLResponse)
+async def action_items_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    owner: Annotated[str, Query(max_length=128)] = "",
+    state: Annotated[str, Query(max_length=32)] = "",
+    priority: Annotated[str, Query(max_length=8)] = "",
+    overdue: bool = False,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """Every action item, filtered; soonest due first, a page at a time."""
+    if state and state not in {s.value for s in ActionItemState}:
+        known = ", ".join(s.value for s in ActionItemState)
+        raise HTTPException(422, f"state: '{state}' is not one of {known}")
+    filters = ItemFilters(
+        team=team, owner=owner, state=state, priority=priority, overdue=overdue, page=page
+    )
+    today = using.policy.calendar.local_date(using.clock())
+    chosen: dict[str, Any] = {
+        "team": team or None,
+        "owner": owner or None,
+        "state": state or None,
+        "priority": priority or None,
+        "overdue_on": today if overdue else None,
+    }
+    store = using.store
+    items, total = await asyncio.gather(
+        asyncio.to_thread(
+            lambda: store.item_facts(**chosen, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+        ),
+        asyncio.to_thread(lambda: store.count_items(**chosen)),
+    )
+    query = {k: v for k, v in filters.model_dump().items() if v and k != "page"}
+    return _render(
+        request,
+        using,
+        "action_items.html.j2",
+        who,
+        items=items,
+        total=total,
+        filters=filters,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        page_url=lambda n: "/action-items?" + urlencode({**query, "page": n}),
+        teams=sorted(using.policy.teams),
+        people=sorted(using.policy.people),
+        states=[s.value for s in ActionItemState],
+        priorities=["P0", "P1", "P2", "P3"],
+    )
+
+
+@router.get("/metrics", response_class=HTMLResponse)
+async def metrics_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    quarter: Annotated[str, Query(max_length=16)] = "",
+    month: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """Reliability over a period: how fast incidents were handled, and whether follow-ups landed."""
+    policy, now = using.policy, using.clock()
+    today = policy.calendar.local_date(now)
+    try:
+        period = period_of(today, policy.calendar, quarter=quarter, month=month)
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    measured = await asyncio.to_thread(measure, using.store, policy, period, now)
+    return _render(
+        request,
+        using,
+        "metrics.html.j2",
+        who,
+        period=period,
+        metrics=measured,
+        headline=headline(measured),
+        charts=metric_charts(measured),
+        durations=DURATIONS,
+        duration=format_duration,
+        percent=format_percent,
+        quarters=recent_quarters(today, 4),
+    )
+
+
+@router.get("/search", response_class=HTMLResponse)
+async def search_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    q: Annotated[str, Query(max_length=500)] = "",
+    kind: Annotated[str, Query(max_length=32)] = "",
+) -> HTMLResponse:
+    """Postmortems, action items and contributing factors matching the words, best first."""
+    hits, problem = [], ""
+    if q.strip():
+        try:
+            hits = await asyncio.to_thread(
+                lambda: using.store.search(q, kinds={kind} if kind else None)
+            )
+        except ValueError as err:  # what was typed cannot be searched: say why, on the page
+            problem = str(err)
+    return _render(
+        request,
+        using,
+        "search.html.j2",
+        who,
+        q=q,
+        kind=kind,
+        kinds=SEARCH_KINDS,
+        hits=hits,
+        problem=problem,
+    )
+
+
+@router.get("/outbox", response_class=HTMLResponse)
+async def outbox_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """The emails the tracker sent (SMTP) or would send (the local outbox), newest first."""
+    store = using.store
+    messages = await asyncio.to_thread(
+        lambda: store.outbox(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
+    )
+    return _render(
+        request,
+        using,
+        "outbox.html.j2",
+        who,
+        messages=messages[:PAGE_SIZE],
+        page=page,
+        more=len(messages) > PAGE_SIZE,
+        local=_at(using),
+    )
+
+
+# --- acting from the pages (the HTTP API's updates, as the signed-in person) --------------------
+
+
+@router.post("/action-items/{item}/{action}")
+async def act_on_item_page(
+    request: Request, item: str, action: str, who: Posted, using: Using
+) -> Response:
+    form = await request.form()
+    back = str(form.get("back", "/"))
+    text = str(form.get("text", ""))[:10_000]
+    person = who.person
+    arguments: dict[str, tuple[str, BaseModel, str]] = {
+        "acknowledge": ("acknowledge", Acknowledgement(by=person), "Acknowledged."),
+        "claim-done": ("claim_done", DoneClaim(by=person, evidence=text), "Claimed done."),
+        "verify": ("verify", Verification(by=person, note=text), "Verified."),
+        "reject": ("reject", Rejection(by=person, reason=text), "Rejected."),
+    }
+    if action not in arguments:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on action items")
+    update, argument, message = arguments[action]
+    try:
+        done: ActionItem = await act_on_item(using, item, update, argument)
+    except HTTPException as refused:
+        return _back(back, error=str(refused.detail))
+    return _back(back, done=f"{message} {done.spec.title}: now {done.state.value}.")
+
+
+@router.post("/postmortems/{postmortem}/{action}")
+async def act_on_postmortem_page(
+    request: Request, postmortem: str, action: str, who: Posted, using: Using
+) -> Response:
+    form = await request.form()
+    back = str(form.get("back", "/"))
+    text = str(form.get("text", ""))[:10_000]
+    person = who.person
+    arguments: dict[str, tuple[str, BaseModel, str]] = {
+        "approve": ("approve", Approval(by=person, comment=text), "Approved."),
+        "request-changes": (
+            "request_changes",
+            ChangeRequest(by=person, reason=text),
+            "Changes requested.",
+        ),
+    }
+    if action not in arguments:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on postmortems")
+    update, argument, message = arguments[action]
+    try:
+        pm_id = await postmortem_id_of(using, postmortem)
+        done: Postmortem = await act_as(using, pm_id, update, argument, Postmortem)
+    except HTTPException as refused:
+        return _back(back, error=str(refused.detail))
+    return _back(
+        back, done=f"{message} The postmortem is now {done.state.value.replace('_', ' ')}."
+    )
+
+
+# --- small shared pieces -------------------------------------------------------------------------
+
+
+def _at(using: Services) -> Any:
+    return lambda at: _local(using, at)
+
+
+def _namespace(using: Services) -> str:
+    return using.client.namespace
+
+
+def _may_review(using: Services, pm: Postmortem, person: str) -> bool:
+    return pm.state is PostmortemState.IN_REVIEW and using.policy.may_review(person)

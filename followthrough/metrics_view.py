@@ -1,0 +1,72 @@
+"""The metrics as people see them: the charts the Metrics page, the quarterly report and the
+monthly digest share, drawn from one ReliabilityMetrics."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from markupsafe import Markup
+
+from followthrough import charts
+from followthrough.domain.metrics import (
+    DURATIONS,
+    Period,
+    ReliabilityMetrics,
+    format_duration,
+    format_percent,
+    reliability_metrics,
+    trend_series,
+)
+from followthrough.domain.policy import Policy
+from followthrough.storage import Store
+
+
+def _hours(value: float) -> str:
+    return format_duration(timedelta(hours=value))
+
+
+def metric_charts(metrics: ReliabilityMetrics) -> dict[str, Markup]:
+    """Every chart, by name; each is inline SVG (no scripts, nothing fetched)."""
+    follow = metrics.follow_up
+    drawn = {
+        f"trend_{duration}": charts.line_chart(
+            f"{label}, median by month", *trend_series(metrics, duration), format_value=_hours
+        )
+        for duration, label in DURATIONS.items()
+    }
+    drawn.update(
+        incidents_by_month=charts.bar_chart(
+            "Incidents by month", [(m.month, float(m.incidents)) for m in metrics.trend]
+        ),
+        completed=charts.percent_ring("Follow-ups completed", follow.completion_rate),
+        on_time=charts.percent_ring("Verified on time", follow.on_time_rate),
+        within_four_weeks=charts.percent_ring(
+            "All verified within 4 weeks", metrics.within_four_weeks.share
+        ),
+        slo_breaches=charts.percent_ring("Breached a customer SLO", metrics.slo_breaches.share),
+        budget_by_service=charts.bar_chart(
+            "Error budget consumed by incidents, per service",
+            [(b.service, b.consumed) for b in metrics.budget_by_service],
+            format_value=format_percent,
+        ),
+        repeat_factors=charts.bar_chart(
+            "Repeat incidents by contributing factor",
+            [(f.tag, float(f.incidents)) for f in metrics.repeat_factors],
+        ),
+    )
+    return drawn
+
+
+def measure(store: Store, policy: Policy, period: Period, as_of: datetime) -> ReliabilityMetrics:
+    """Every figure for a period, read from the record's lean columns."""
+    incidents = store.incident_facts(period.start, period.end)
+    items = store.item_facts(resolved_from=period.start, resolved_before=period.end)
+    return reliability_metrics(
+        incidents,
+        items,
+        period_start=period.start,
+        period_end=period.end,
+        as_of=as_of,
+        calendar=policy.calendar,
+        severities=list(policy.severities),
+    )

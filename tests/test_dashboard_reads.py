@@ -1,0 +1,98 @@
+"""The record's reads behind the dashboard, on SQLite and PostgreSQL: facts, filters, counts."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+from followthrough.domain.metrics import ItemFacts
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import ActionItemState
+from followthrough.domain.themes import FactorTags
+from followthrough.storage import Store
+from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
+
+
+def record(store: Store, policy: Policy) -> None:
+    """Two incidents a week apart; three items of the first, one of the second."""
+    first = make_postmortem(policy, "INC-1")
+    later = make_postmortem(policy, "INC-2").incident.model_copy(
+        update={"resolved_at": T0 + timedelta(days=7)}
+    )
+    second = make_postmortem(policy, "INC-2", incident=later)
+    store.record_postmortem(pm_change(first, 1))
+    store.record_postmortem(pm_change(second, 1))
+    items = [
+        make_item(first, 1, owner="bob", team="payments"),
+        make_item(first, 2, owner="carol", team="platform", state=ActionItemState.DONE_CLAIMED),
+        make_item(first, 3, owner="bob", team="payments", state=ActionItemState.VERIFIED),
+        make_item(second, 1, owner="bob", team="payments", state=ActionItemState.QUEUED),
+    ]
+    for item in items:
+        store.record_action_item(item_change(item))
+    store.note_factor_tags(
+        FactorTags(
+            postmortem_id=first.id,
+            resolved_at=first.incident.resolved_at,
+            tags=["deploy", "capacity"],
+            team="payments",
+            services=["checkout"],
+            severity="SEV2",
+            at=T0,
+            threshold=3,
+            window_days=90,
+        )
+    )
+
+
+def test_incident_facts_of_a_period(store: Store, policy: Policy) -> None:
+    record(store, policy)
+    first_week = store.incident_facts(T0 - timedelta(days=1), T0)
+    assert [f.incident_id for f in first_week] == ["INC-1"]
+    facts = first_week[0]
+    assert facts.factor_tags == ["capacity", "deploy"]
+    incident = make_postmortem(policy, "INC-1").incident
+    assert facts.started_at == incident.started_at and facts.resolved_at == incident.resolved_at
+    assert facts.services == incident.services
+    both = store.incident_facts(T0 - timedelta(days=1), T0 + timedelta(days=8))
+    assert [f.incident_id for f in both] == ["INC-1", "INC-2"]  # oldest first
+    assert both[1].factor_tags == []
+    assert store.incident_facts(T0 + timedelta(days=8), T0 + timedelta(days=9)) == []
+
+
+def ids(facts: list[ItemFacts]) -> list[str]:
+    return [f.id.removeprefix("postmortem-generic-") for f in facts]
+
+
+def test_item_facts_filter_count_and_page(store: Store, policy: Policy) -> None:
+    record(store, policy)
+    assert len(store.item_facts()) == 4 and store.count_items() == 4
+    assert ids(store.item_facts(owner="bob", state="open")) == ["INC-1-item-1"]
+    assert store.count_items(team="payments") == 3
+    # Overdue: due 2025-04-01, still open or claimed; verified and queued ones are not.
+    overdue = store.item_facts(overdue_on=date(2025, 4, 2))
+    assert ids(overdue) == ["INC-1-item-1", "INC-1-item-2"]
+    assert store.count_items(overdue_on=date(2025, 4, 2)) == 2
+    assert store.item_facts(overdue_on=date(2025, 4, 1)) == []  # due today is not overdue
+    # Of the incidents resolved in a period (INC-1 resolved an hour before T0).
+    first_week = store.item_facts(resolved_from=T0 - timedelta(days=1), resolved_before=T0)
+    assert ids(first_week) == ["INC-1-item-1", "INC-1-item-2", "INC-1-item-3"]
+    later = store.item_facts(resolved_from=T0 + timedelta(days=6))
+    assert ids(later) == ["INC-2-item-1"]
+    # Pages of a stable order (due, then id).
+    assert ids(store.item_facts(offset=1, limit=2)) == ["INC-1-item-2", "INC-1-item-3"]
+
+
+def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
+    record(store, policy)
+    assert store.item_counts_by_team() == {
+        "payments": {"open": 1, "queued": 1},
+        "platform": {"done_claimed": 1},
+    }
+    pm = make_postmortem(policy, "INC-1")
+    bobs = make_item(pm, 1, seq=2)
+    store.record_action_item(item_change(bobs, at=T0 + timedelta(days=3), action="item.escalated"))
+    assert store.escalations_since(T0 + timedelta(days=4)) == []
+    assert store.count_escalations_since(T0 + timedelta(days=4)) == 0
+    (escalation,) = store.escalations_since(T0 + timedelta(days=2))
+    assert escalation.item.id == bobs.id and escalation.at == T0 + timedelta(days=3)
+    assert store.count_escalations_since(T0) == 1
