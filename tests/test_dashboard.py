@@ -59,8 +59,8 @@ async def test_pages_need_a_signed_in_person(api: Api) -> None:
         assert page.status_code == 303
         assert page.headers["location"] == "/login?next=%2Faction-items%3Fteam%3Dpayments"
 
-        login = await anonymous.get("/login?next=/metrics")
-        assert login.status_code == 200 and 'value="/metrics"' in login.text
+        login = await anonymous.get("/login?next=/reliability")
+        assert login.status_code == 200 and 'value="/reliability"' in login.text
 
         wrong = await anonymous.post("/login", data={"token": "ft_nope", "next": "/"})
         assert wrong.status_code == 401
@@ -256,7 +256,7 @@ async def test_the_metrics_page_measures_the_period(
     assert incident.started_at and incident.detected_at
     detect = incident.detected_at - incident.started_at
     async with browser(api, "dan") as dan:
-        page = await dan.get("/metrics")
+        page = await dan.get("/reliability")
         assert page.status_code == 200, page.text
         text = text_of(page)
         assert "1 Incidents" in text  # the headline card: value, then label
@@ -266,11 +266,11 @@ async def test_the_metrics_page_measures_the_period(
         assert not re.search(r"<script|<link|@import|src=\"http", page.text)
 
         quarter = recent_quarters(incident.resolved_at.date(), 1)[0]
-        assert "1 Incidents" in text_of(await dan.get(f"/metrics?quarter={quarter}"))
-        assert "0 Incidents" in text_of(await dan.get("/metrics?quarter=2019Q1"))
+        assert "1 Incidents" in text_of(await dan.get(f"/reliability?quarter={quarter}"))
+        assert "0 Incidents" in text_of(await dan.get("/reliability?quarter=2019Q1"))
 
         for bad, problem in (("quarter=2026Q5", "is not a quarter"), ("month=26-1", "not a month")):
-            refused = await dan.get(f"/metrics?{bad}")
+            refused = await dan.get(f"/reliability?{bad}")
             assert refused.status_code == 422 and problem in refused.text
 
 
@@ -297,3 +297,11 @@ async def test_search_highlights_matches_and_says_what_is_wrong(
 
         blank = await dan.get("/search", params={"q": "*** ()"})
         assert blank.status_code == 200 and "at least one word" in blank.text
+
+
+async def test_prometheus_keeps_metrics_and_the_pages_their_own_paths(api: Api) -> None:
+    """/metrics is the scrape endpoint (no sign-in); the Metrics page lives at /reliability."""
+    scraped = await api.http.get("/metrics")
+    assert scraped.status_code == 200 and "followthrough_http_requests_total" in scraped.text
+    async with browser(api) as anonymous:
+        assert (await anonymous.get("/reliability")).status_code == 303

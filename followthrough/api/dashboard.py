@@ -340,7 +340,7 @@ async def action_items_page(
     )
 
 
-@router.get("/metrics", response_class=HTMLResponse)
+@router.get("/reliability", response_class=HTMLResponse)
 async def metrics_page(
     request: Request,
     who: SignedIn,
@@ -348,7 +348,10 @@ async def metrics_page(
     quarter: Annotated[str, Query(max_length=16)] = "",
     month: Annotated[str, Query(max_length=16)] = "",
 ) -> HTMLResponse:
-    """Reliability over a period: how fast incidents were handled, and whether follow-ups landed."""
+    """Reliability over a period: how fast incidents were handled, and whether follow-ups landed.
+
+    Not /metrics: that is the Prometheus scrape endpoint.
+    """
     policy, now = using.policy, using.clock()
     today = policy.calendar.local_date(now)
     try:
