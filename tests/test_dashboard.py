@@ -305,3 +305,24 @@ async def test_prometheus_keeps_metrics_and_the_pages_their_own_paths(api: Api) 
     assert scraped.status_code == 200 and "followthrough_http_requests_total" in scraped.text
     async with browser(api) as anonymous:
         assert (await anonymous.get("/reliability")).status_code == 303
+
+
+async def test_postmortems_are_listed_by_state(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    tracked, _, _ = await tracked_postmortem(api, time_skipping)
+    drafting = await open_postmortem(api, time_skipping, severity="SEV1")
+    async with browser(api, "dan") as dan:
+        overview = await dan.get("/")
+        assert 'href="/postmortems?state=tracking"' in overview.text
+        listed = await dan.get("/postmortems", params={"state": "tracking"})
+        assert f'href="/postmortems/{tracked}"' in listed.text
+        assert f'href="/postmortems/{drafting}"' not in listed.text
+        assert "Postmortems (1)" in text_of(listed)
+        sev1 = await dan.get("/postmortems", params={"severity": "SEV1"})
+        assert f'href="/postmortems/{drafting}"' in sev1.text
+        assert "Postmortems (1)" in text_of(sev1)
+        everything = await dan.get("/postmortems")
+        assert "Postmortems (2)" in text_of(everything)
+        refused = await dan.get("/postmortems", params={"state": "lost"})
+        assert refused.status_code == 422 and "not one of" in refused.text

@@ -96,3 +96,14 @@ def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
     (escalation,) = store.escalations_since(T0 + timedelta(days=2))
     assert escalation.item.id == bobs.id and escalation.at == T0 + timedelta(days=3)
     assert store.count_escalations_since(T0) == 1
+
+
+def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy: Policy) -> None:
+    record(store, policy)
+    page, total = store.postmortem_facts()
+    assert [f.incident_id for f in page] == ["INC-2", "INC-1"] and total == 2
+    page, total = store.postmortem_facts(limit=1, offset=1)
+    assert [f.incident_id for f in page] == ["INC-1"] and total == 2
+    assert store.postmortem_facts(state="closed") == ([], 0)
+    page, total = store.postmortem_facts(severity="SEV2", team=page[0].team)
+    assert total == 2

@@ -249,6 +249,49 @@ async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLRe
     return _render(request, using, "overview.html.j2", who, view=view, local=_at(using))
 
 
+@router.get("/postmortems", response_class=HTMLResponse)
+async def postmortems_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    state: Annotated[str, Query(max_length=32)] = "",
+    severity: Annotated[str, Query(max_length=32)] = "",
+    team: Annotated[str, Query(max_length=64)] = "",
+    page: Annotated[int, Query(ge=1, le=100_000)] = 1,
+) -> HTMLResponse:
+    """Every postmortem, newest incident first, filtered by state, severity and team."""
+    if state and state not in {s.value for s in PostmortemState}:
+        known = ", ".join(s.value for s in PostmortemState)
+        raise HTTPException(422, f"state: '{state}' is not one of {known}")
+    found, total = await asyncio.to_thread(
+        lambda: using.store.postmortem_facts(
+            state=state or None,
+            severity=severity or None,
+            team=team or None,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE,
+        )
+    )
+    chosen = {"state": state, "severity": severity, "team": team}
+    query = {k: v for k, v in chosen.items() if v}
+    return _render(
+        request,
+        using,
+        "postmortems.html.j2",
+        who,
+        postmortems=found,
+        total=total,
+        chosen=chosen,
+        page=page,
+        pages=max(1, -(-total // PAGE_SIZE)),
+        page_url=lambda n: "/postmortems?" + urlencode({**query, "page": n}),
+        states=[s.value for s in PostmortemState],
+        severities=list(using.policy.severities),
+        teams=sorted(using.policy.teams),
+        local=_at(using),
+    )
+
+
 @router.get("/postmortems/{postmortem}", response_class=HTMLResponse)
 async def postmortem_page(
     request: Request, postmortem: str, who: SignedIn, using: Using

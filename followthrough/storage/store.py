@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, delete, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.access import ApiToken, LinkUse
 from followthrough.domain.incident import MILESTONES
@@ -549,6 +549,7 @@ class Store:
             .outerjoin(FactorTagRow, FactorTagRow.postmortem_id == PostmortemRow.id)
             .where(PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
             .order_by(PostmortemRow.resolved_at, PostmortemRow.id, FactorTagRow.tag)
+            .options(defer(PostmortemRow.data))  # the snapshot is the big column, not needed
         )
         rows: dict[str, PostmortemRow] = {}
         tags: dict[str, list[str]] = {}
@@ -557,6 +558,33 @@ class Store:
                 rows.setdefault(row.id, row)
                 tags.setdefault(row.id, []).extend([tag] if tag is not None else [])
         return [_incident_facts_of(row, tags[pm_id]) for pm_id, row in rows.items()]
+
+    def postmortem_facts(
+        self,
+        *,
+        state: str | None = None,
+        severity: str | None = None,
+        team: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[IncidentFacts], int]:
+        """Postmortems, newest incident first, a page of them; and how many match in all."""
+        query = select(PostmortemRow)
+        for column, value in (
+            (PostmortemRow.state, state),
+            (PostmortemRow.severity, severity),
+            (PostmortemRow.team, team),
+        ):
+            if value:
+                query = query.where(column == value)
+        page = query.order_by(PostmortemRow.resolved_at.desc(), PostmortemRow.id).offset(offset)
+        if limit is not None:
+            page = page.limit(limit)
+        # Only the lean columns: the snapshot (data) is the big one and is not needed here.
+        page = page.options(defer(PostmortemRow.data))
+        with Session(self.engine) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            return [_incident_facts_of(row, []) for row in session.scalars(page)], total
 
     def item_facts(
         self,
