@@ -1,0 +1,1062 @@
+"""Realistic seeded records: `followthrough seed`, the dashboard benchmark and the browser tests.
+
+Fifteen months of incidents before `now`, each with the postmortem and action items the product
+would have recorded for it, written through the store's own write path (snapshots, audit events,
+the search index, factor tags), so the dashboard reads them exactly as it reads production data.
+
+Everything about seeded postmortem number i follows from (seed, i) alone (its own random.Random),
+so the ids are stable (`SEED-000123`), the same seed gives the same record, and a database
+seeded with 1,000 holds the first 1,000 of one seeded with 10,000. Postmortems already recorded
+are skipped: running it again writes nothing new.
+
+How a history is made, per incident:
+- severity weighted (few SEV1, mostly SEV3), services and commander from the policy, milestone
+  gaps drawn per severity (detect and acknowledge in minutes, mitigate in tens of minutes to
+  hours, resolve in hours; acknowledge and communicate sometimes missing);
+- text from a vocabulary of failure scenarios (connection pool exhausted, certificate expired,
+  retry storm, config push, DNS, timeouts, ...), some far more common than others, with their
+  contributing factors and tags repeating across incidents (recurring themes);
+- the postmortem's life by age: drafting, in review (sometimes sent back once), tracking, closed
+  once every item is resolved; optional ones (SEV3, SEV4) mostly lapse unless someone opts in;
+  overdue drafts and reviews climb the ladder; drafts pass the domain's own checks
+  (draft_problems) and, for services with an SLO, the SLO review (estimated from the draft);
+- each action item's life by age: acknowledged, sometimes queued for a WIP slot or extended,
+  claimed done and verified (sometimes rejected once first), risk accepted by the council, or
+  still open past its due date; every escalation step whose time came while it was open fires.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from typing import TypeVar
+
+from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.criteria import Manual
+from followthrough.domain.draft import (
+    ActionItemDraft,
+    ContributingFactor,
+    Draft,
+    Priority,
+    SloChange,
+    SloImpactEstimate,
+    TimelineEntry,
+    factor_tags,
+)
+from followthrough.domain.escalation import (
+    business_deadline,
+    days_overdue,
+    plan_ladder,
+)
+from followthrough.domain.incident import Incident, incident_problems
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    SYSTEM_ACTOR,
+    Acknowledgement,
+    ActionItem,
+    ActionItemChange,
+    ActionItemStart,
+    ActionItemState,
+    Approval,
+    AuditEvent,
+    ChangeRequest,
+    Claim,
+    Decision,
+    DoneClaim,
+    DraftSubmission,
+    EscalationSent,
+    Extension,
+    ExtensionDecision,
+    ExtensionRequest,
+    Postmortem,
+    PostmortemChange,
+    PostmortemState,
+    Rejection,
+    Review,
+    RiskAcceptance,
+    RiskAcceptanceRequest,
+    Verdict,
+    acknowledgement_refusal,
+    approval_refusal,
+    change_request_refusal,
+    claim_refusal,
+    closing_summary,
+    extension_decision_refusal,
+    extension_request_refusal,
+    open_action_item,
+    open_postmortem,
+    rejection_refusal,
+    risk_acceptance_refusal,
+    submit_refusal,
+    verifier_refusal,
+)
+from followthrough.domain.problems import Refusal
+from followthrough.domain.slo import Slo
+from followthrough.domain.slo_review import SloEvidence, SloReview, review_slos, slo_question
+from followthrough.domain.slo_rules import alert_name
+from followthrough.domain.themes import FactorTags
+from followthrough.domain.tickets import TicketRef
+from followthrough.seed_vocabulary import (
+    APPROVAL_COMMENTS,
+    CHANGE_REASONS,
+    DEPENDENCIES,
+    EXTENSION_REASONS,
+    GENERIC_ITEMS,
+    REJECT_REASONS,
+    RISK_REASONS,
+    SCENARIOS,
+    VERIFY_NOTES,
+)
+from followthrough.storage import Store
+
+SOURCE = "seed"  # the incidents' source: their postmortems are postmortem-seed-SEED-000123
+ID_PREFIX = f"postmortem-{SOURCE}-"
+HISTORY = timedelta(days=456)  # fifteen months
+BATCH = 25  # postmortems (with their items and events) per transaction
+# Only some services have SLOs, so only some incidents have an SLO review.
+SLO_OBJECTIVES = {"checkout": 0.999, "billing": 0.999, "api-gateway": 0.9995}
+SLO_PERIOD = timedelta(days=28)
+
+Change = PostmortemChange | ActionItemChange
+T = TypeVar("T")
+Progress = Callable[[int, int], None]
+
+
+def seeded_incident_id(index: int) -> str:
+    return f"SEED-{index:06d}"
+
+
+def seeded_postmortem_id(index: int) -> str:
+    return f"{ID_PREFIX}{seeded_incident_id(index)}"
+
+
+SEVERITY_WEIGHTS = {"SEV1": 5, "SEV2": 25, "SEV3": 50, "SEV4": 20}
+# Share of requests failing while users hurt.
+PERCENT_FAILING = {
+    "SEV1": (25, 38, 60, 80),
+    "SEV2": (5, 8, 12, 18, 25),
+    "SEV3": (1, 2, 3, 5, 8),
+    "SEV4": (1, 2),
+}
+OPT_IN = {"SEV3": 0.75, "SEV4": 0.35}  # chance someone writes an optional postmortem
+ITEMS_PER_DRAFT = {"SEV1": (8, 14), "SEV2": (6, 10), "SEV3": (3, 7), "SEV4": (2, 5)}
+PRIORITY_WEIGHTS = {
+    "SEV1": (30, 40, 20, 10),
+    "SEV2": (10, 40, 35, 15),
+    "SEV3": (3, 25, 45, 27),
+    "SEV4": (0, 15, 45, 40),
+}
+DUE_DAYS = {
+    Priority.P0: (5, 14),
+    Priority.P1: (10, 30),
+    Priority.P2: (20, 45),
+    Priority.P3: (30, 75),
+}
+
+
+@dataclass(frozen=True)
+class Gaps:
+    """Median minutes between milestones for one severity; each draw is spread around it."""
+
+    detect: float  # started -> detected
+    acknowledge: float  # detected -> acknowledged
+    mitigate: float  # acknowledged -> mitigated
+    resolve: float  # mitigated -> resolved
+    communicate: float  # started -> communicated
+    communicated: float  # how often communication is recorded at all
+
+
+GAPS = {
+    "SEV1": Gaps(6, 2, 40, 120, 15, 0.97),
+    "SEV2": Gaps(10, 4, 55, 180, 25, 0.9),
+    "SEV3": Gaps(20, 8, 70, 240, 45, 0.6),
+    "SEV4": Gaps(45, 15, 120, 360, 90, 0.3),
+}
+
+# --- SLOs --------------------------------------------------------------------------------------
+
+
+def seeded_slos(policy: Policy) -> list[Slo]:
+    """An availability SLO for each of the policy's services that SLO_OBJECTIVES names."""
+    return [
+        Slo(
+            id=f"{service}-availability",
+            name=f"{service} availability",
+            service=service,
+            objective=objective,
+            period=SLO_PERIOD,
+        )
+        for service, objective in SLO_OBJECTIVES.items()
+        if service in policy.services
+    ]
+
+
+# --- one incident's history --------------------------------------------------------------------
+
+
+@dataclass
+class Seeded:
+    """Seeded postmortem number `index`: everything it recorded, and the tags its approval noted."""
+
+    postmortem: Postmortem
+    items: list[ActionItem]
+    changes: list[Change]
+    factor_tags: FactorTags | None
+
+
+@dataclass
+class _Trail:
+    """The audit events of one workflow, numbered as its workflow numbers them."""
+
+    workflow_id: str
+    postmortem_id: str
+    events: list[AuditEvent] = field(default_factory=list)
+
+    def record(self, at: datetime, actor: str, action: str, detail: str) -> int:
+        seq = len(self.events) + 1
+        self.events.append(
+            AuditEvent(
+                workflow_id=self.workflow_id,
+                postmortem_id=self.postmortem_id,
+                seq=seq,
+                at=at,
+                actor=actor,
+                action=action,
+                detail=detail,
+            )
+        )
+        return seq
+
+
+def _allowed(refusal: Refusal | None) -> None:
+    """The seeded people act only as the workflows would let them."""
+    if refusal is not None:
+        raise AssertionError(f"the seeded history breaks a rule: {refusal}")
+
+
+def seeded_incident(index: int, policy: Policy, now: datetime, seed: int = 7) -> Seeded:
+    """Seeded postmortem number `index`, as recorded by `now`; the same for the same arguments."""
+    return _History(random.Random(f"followthrough-seed:{seed}:{index}"), index, policy, now).run()
+
+
+class _History:
+    """Plays one incident's postmortem and action items forward to `now`."""
+
+    def __init__(self, rng: random.Random, index: int, policy: Policy, now: datetime) -> None:
+        self.rng = rng
+        self.index = index
+        self.policy = policy
+        self.calendar: BusinessCalendar = policy.calendar
+        self.now = now
+        self.scenario = _weighted(rng, {s: s.weight for s in SCENARIOS})
+        self.dependency = rng.choice(DEPENDENCIES)
+        self.percent = 0  # of requests failing, drawn with the severity
+        self.minutes = rng.choice((7, 12, 18, 25, 40, 55))
+        self.items: list[ActionItem] = []
+        self.item_trails: list[_Trail] = []
+        self.resolved_at: list[datetime] = []  # when each resolved item was resolved
+        self.note: FactorTags | None = None
+
+    def run(self) -> Seeded:
+        incident = self._incident()
+        problems = incident_problems(incident, self.policy)
+        if problems:
+            raise AssertionError(f"seeded incident {incident.id}: {'; '.join(problems)}")
+        opened = incident.resolved_at + timedelta(minutes=self.rng.uniform(1, 10))
+        pm = open_postmortem(incident, self.policy, opened)
+        trail = _Trail(pm.id, pm.id)
+        need = "required" if pm.required else "optional"
+        trail.record(
+            opened,
+            SYSTEM_ACTOR,
+            "postmortem.opened",
+            f"{pm.severity} postmortem ({need}) for '{incident.title}', owner {pm.owner}, "
+            f"draft due {pm.draft_due.isoformat()}",
+        )
+        self._postmortem_life(pm, trail)
+        pm.last_seq = len(trail.events)
+        changes: list[Change] = [PostmortemChange(postmortem=pm, event=e) for e in trail.events]
+        for item, item_trail in zip(self.items, self.item_trails, strict=True):
+            item.last_seq = len(item_trail.events)
+            changes += [ActionItemChange(item=item, event=e) for e in item_trail.events]
+        return Seeded(postmortem=pm, items=self.items, changes=changes, factor_tags=self.note)
+
+    # --- the incident ----------------------------------------------------------------------
+
+    def _incident(self) -> Incident:
+        rng, policy = self.rng, self.policy
+        severity = _weighted(rng, {s: SEVERITY_WEIGHTS.get(s, 10) for s in policy.severities})
+        self.percent = rng.choice(PERCENT_FAILING.get(severity, (2, 5, 10)))
+        services = [rng.choice(sorted(policy.services))] if policy.services else []
+        if services and rng.random() < 0.25:
+            services.append(rng.choice(sorted(policy.services)))
+        services = list(dict.fromkeys(services))
+        team = policy.team_of_service(services[0]) if services else None
+        people = sorted(policy.teams[team].members) if team else sorted(policy.people)
+        commander = rng.choice(people) if rng.random() < 0.8 else None
+        resolved = self.now - timedelta(seconds=rng.uniform(3600, HISTORY.total_seconds()))
+        milestones = self._milestones(severity, resolved)
+        return Incident(
+            id=seeded_incident_id(self.index),
+            title=self._text(rng.choice(self.scenario.titles), services),
+            severity=severity,
+            source=SOURCE,
+            services=services,
+            commander=commander,
+            summary=self._text(self.scenario.summary, services),
+            url=f"https://incidents.example.com/{seeded_incident_id(self.index)}",
+            resolved_at=resolved,
+            **milestones,
+        )
+
+    def _milestones(self, severity: str, resolved: datetime) -> dict[str, datetime | None]:
+        gaps = GAPS.get(severity, GAPS["SEV3"])
+        detect, ack = self._minutes(gaps.detect), self._minutes(gaps.acknowledge)
+        mitigate, resolve = self._minutes(gaps.mitigate), self._minutes(gaps.resolve)
+        started = resolved - timedelta(minutes=detect + ack + mitigate + resolve)
+        communicated = None
+        if self.rng.random() < gaps.communicated:
+            communicated = started + timedelta(minutes=self._minutes(gaps.communicate))
+        return {
+            "started_at": started,
+            "detected_at": started + timedelta(minutes=detect),
+            # Some tools never send an acknowledgement.
+            "acknowledged_at": (
+                started + timedelta(minutes=detect + ack) if self.rng.random() > 0.08 else None
+            ),
+            "mitigated_at": started + timedelta(minutes=detect + ack + mitigate),
+            "communicated_at": communicated,
+        }
+
+    def _minutes(self, median: float) -> float:
+        """Around the median, with the long tail real incidents have."""
+        return round(self.rng.lognormvariate(math.log(median), 0.6), 1)
+
+    def _text(self, template: str, services: Sequence[str]) -> str:
+        return template.format(
+            service=services[0] if services else "the platform",
+            dependency=self.dependency,
+            percent=self.percent,
+            minutes=self.minutes,
+            scenario=self.scenario.name,
+        )
+
+    # --- the postmortem --------------------------------------------------------------------
+
+    def _postmortem_life(self, pm: Postmortem, trail: _Trail) -> None:
+        rng, now = self.rng, self.now
+        severity = self.policy.severity(pm.severity)
+        if not pm.required:
+            window_end = pm.opened_at + timedelta(days=severity.optional_window_days)
+            opt_in = rng.random() < OPT_IN.get(pm.severity, 0.3)
+            submitted = pm.opened_at + (window_end - pm.opened_at) * rng.uniform(0.1, 0.8)
+            if not opt_in and window_end <= now:
+                pm.state = PostmortemState.NOT_REQUIRED
+                pm.closed_at = window_end
+                trail.record(
+                    window_end,
+                    SYSTEM_ACTOR,
+                    "postmortem.not_required",
+                    "nobody opted in within the policy's window",
+                )
+                return
+            if not opt_in or submitted > now:
+                return  # still optional
+            pm.owner = self._author(pm)  # opting in makes you the owner
+        else:
+            submitted = self._draft_done_at(pm)
+            self._stage_escalations(pm, trail, "draft", min(submitted, now))
+            if submitted > now:
+                return  # still drafting
+        self._review(pm, trail, submitted)
+
+    def _author(self, pm: Postmortem) -> str:
+        team = self.policy.teams.get(pm.team or "")
+        return self.rng.choice(sorted(team.members) if team else sorted(self.policy.people))
+
+    def _draft_done_at(self, pm: Postmortem) -> datetime:
+        """Three in four drafts are in by their due date; the rest up to eight days late."""
+        if self.rng.random() < 0.75:
+            return pm.opened_at + (pm.draft_due - pm.opened_at) * self.rng.uniform(0.25, 0.95)
+        return pm.draft_due + timedelta(hours=self.rng.uniform(12, 8 * 24))
+
+    def _review(self, pm: Postmortem, trail: _Trail, submitted: datetime) -> None:
+        """Submitted, sometimes sent back once and submitted again, then approved."""
+        rng, now = self.rng, self.now
+        sent_back = rng.random() < 0.15
+        asked = submitted + timedelta(hours=rng.uniform(4, 72))
+        again = asked + timedelta(hours=rng.uniform(20, 96))
+        # Written for the last submission: its due dates are still ahead then.
+        pm.draft, review = self._draft(pm, again if sent_back else submitted)
+        pm.slo_review = review.assessments
+        self._submit(pm, trail, submitted)
+        if sent_back:
+            self._stage_escalations(pm, trail, "review", min(asked, now))
+            if asked > now:
+                return
+            reviewer = self._reviewers(pm, 1)[0]
+            reason = rng.choice(CHANGE_REASONS)
+            _allowed(
+                change_request_refusal(pm, ChangeRequest(by=reviewer, reason=reason), self.policy)
+            )
+            pm.reviews.append(
+                Review(
+                    reviewer=reviewer,
+                    verdict=Verdict.CHANGES_REQUESTED,
+                    comment=reason,
+                    at=asked,
+                    draft_version=pm.draft_version,
+                )
+            )
+            pm.state = PostmortemState.CHANGES_REQUESTED
+            trail.record(asked, reviewer, "draft.changes_requested", reason)
+            self._stage_escalations(pm, trail, "draft", min(again, now))
+            if again > now:
+                return
+            self._submit(pm, trail, again)
+        self._approvals(pm, trail)
+
+    def _submit(self, pm: Postmortem, trail: _Trail, at: datetime) -> None:
+        draft = pm.draft
+        assert draft is not None
+        submission = DraftSubmission(by=pm.owner, draft=draft)
+        _allowed(submit_refusal(pm, submission, self.policy, at.astimezone(UTC).date()))
+        review_days = self.policy.severity(pm.severity).review_due_days
+        pm.draft_version += 1
+        pm.submitted_at = at
+        pm.review_due = business_deadline(at, review_days, self.calendar)
+        pm.state = PostmortemState.IN_REVIEW
+        trail.record(
+            at,
+            pm.owner,
+            "draft.submitted",
+            f"version {pm.draft_version} with {len(draft.action_items)} action items; "
+            f"needs {pm.approvals_required} approval(s)",
+        )
+        for assessment in pm.slo_review:
+            trail.record(at, pm.owner, "slo.assessed", assessment.summary())
+            if assessment.freeze_recommended:
+                slo = assessment.slo
+                trail.record(
+                    at,
+                    SYSTEM_ACTOR,
+                    "slo.budget_exhausted",
+                    f"{slo.id}: budget remaining {assessment.impact.budget_remaining_after:.1%}; "
+                    f"release freeze recommended for {slo.service} (except P0 and security "
+                    "fixes) until it is back within its SLO; told the council",
+                )
+
+    def _reviewers(self, pm: Postmortem, count: int) -> list[str]:
+        able = sorted(p for p in {*self.policy.reviewers, *self.policy.council} if p != pm.owner)
+        return self.rng.sample(able, min(count, len(able)))
+
+    def _approvals(self, pm: Postmortem, trail: _Trail) -> None:
+        assert pm.submitted_at is not None
+        at = pm.submitted_at
+        for have, reviewer in enumerate(self._reviewers(pm, pm.approvals_required), start=1):
+            at += timedelta(hours=self.rng.uniform(2, 80))
+            self._stage_escalations(pm, trail, "review", min(at, self.now))
+            if at > self.now:
+                return  # still in review
+            comment = self.rng.choice(APPROVAL_COMMENTS)
+            _allowed(approval_refusal(pm, Approval(by=reviewer, comment=comment), self.policy))
+            pm.reviews.append(
+                Review(
+                    reviewer=reviewer,
+                    verdict=Verdict.APPROVED,
+                    comment=comment,
+                    at=at,
+                    draft_version=pm.draft_version,
+                )
+            )
+            detail = f"approval {have} of {pm.approvals_required}" + (
+                f": {comment}" if comment else ""
+            )
+            if have == pm.approvals_required:
+                pm.state = PostmortemState.TRACKING
+                pm.action_item_ids = [pm.action_item_id(s.number) for s in pm.action_item_specs()]
+            trail.record(at, reviewer, "draft.approved", detail)
+        if pm.state is PostmortemState.TRACKING:
+            self._follow_up(pm, trail, at)
+
+    def _stage_escalations(
+        self, pm: Postmortem, trail: _Trail, stage: str, until: datetime
+    ) -> None:
+        """The steps an overdue draft or review fires before `until`, as the workflow fires them:
+        the item ladder's steps from the due date on, once per stage and draft version."""
+        if stage == "review":
+            assert pm.review_due is not None
+            deadline, version = pm.review_due, pm.draft_version
+        else:
+            deadline, version = pm.draft_due, 0
+        fired = {e.step for e in pm.escalations if e.plan == version}
+        ladder = [s for s in self.policy.escalation.default if s.business_days >= 0]
+        due = self.calendar.local_date(deadline)
+        for step in plan_ladder(due, ladder, self.calendar):
+            if f"{stage}:{step.name}" in fired:
+                continue
+            at = max(step.at, trail.events[-1].at)  # a step whose time passed fires at once
+            if at >= until:
+                return
+            late = days_overdue(due, self.calendar.local_date(at), self.calendar)
+            names = self._stage_recipients(pm, stage, step.notify)
+            pm.escalations.append(
+                EscalationSent(
+                    step=f"{stage}:{step.name}",
+                    notify=step.notify,
+                    plan=version,
+                    at=at,
+                    days_overdue=late,
+                )
+            )
+            trail.record(
+                at,
+                SYSTEM_ACTOR,
+                "postmortem.escalated",
+                f"{stage} overdue ({step.name}): told {', '.join(names)}; {late} business days "
+                "late",
+            )
+
+    def _stage_recipients(self, pm: Postmortem, stage: str, role: str) -> list[str]:
+        policy = self.policy
+        if role == "council":
+            return list(policy.council)
+        if role == "manager":
+            return [policy.manager_of_team(pm.team) if pm.team else policy.default_owner]
+        if stage == "review":
+            return sorted({*policy.reviewers, pm.owner} - pm.approvals())
+        return [pm.owner]
+
+    def _follow_up(self, pm: Postmortem, trail: _Trail, approved: datetime) -> None:
+        assert pm.draft is not None
+        tags = factor_tags(pm.draft)
+        if tags:
+            themes = self.policy.themes
+            self.note = FactorTags(
+                postmortem_id=pm.id,
+                resolved_at=pm.incident.resolved_at,
+                tags=tags,
+                team=pm.team,
+                services=pm.incident.services,
+                severity=pm.severity,
+                at=approved,
+                threshold=themes.threshold,
+                window_days=themes.window_days,
+            )
+        for spec in pm.action_item_specs():
+            opened = approved + timedelta(seconds=self.rng.uniform(1, 30))
+            start = ActionItemStart(
+                item_id=pm.action_item_id(spec.number),
+                postmortem_id=pm.id,
+                spec=spec,
+                policy=self.policy,
+                postmortem_title=pm.incident.title,
+            )
+            self._item_life(open_action_item(start, opened))
+        if len(self.resolved_at) == len(self.items):
+            pm.state = PostmortemState.CLOSED
+            pm.closed_at = max(self.resolved_at)
+            trail.record(
+                pm.closed_at, SYSTEM_ACTOR, "postmortem.closed", closing_summary(self.items)
+            )
+
+    # --- the draft -------------------------------------------------------------------------
+
+    def _draft(self, pm: Postmortem, submitted: datetime) -> tuple[Draft, SloReview]:
+        """A draft the SLO review accepts (submit_refusal checks the rest when it is submitted)."""
+        incident = pm.incident
+        today = self.calendar.local_date(submitted)
+        draft = Draft(
+            summary=incident.summary,
+            impact=self._impact(incident),
+            timeline=self._timeline(incident),
+            contributing_factors=self._factors(incident),
+            detection_gaps=[self._text(self.scenario.detection_gap, incident.services)],
+            recovery_steps=[self._text(s, incident.services) for s in self.scenario.recovery],
+            action_items=self._action_items(pm, today),
+            slo_impact=self._slo_estimate(incident),
+        )
+        review = self._slo_review(pm, draft)
+        if review.problems:
+            draft = self._meet_slo_duties(draft, review, today)
+            review = self._slo_review(pm, draft)
+        if review.problems:
+            raise AssertionError(f"seeded draft for {pm.id}: {'; '.join(review.problems)}")
+        return draft, review
+
+    def _impact(self, incident: Incident) -> str:
+        assert incident.started_at is not None and incident.mitigated_at is not None
+        minutes = round((incident.mitigated_at - incident.started_at).total_seconds() / 60)
+        service = incident.services[0] if incident.services else "platform"
+        customers = self.rng.choice((40, 300, 1200, 4100, 9800))
+        return (
+            f"{self.percent}% of {service} requests failed for {minutes} minutes; about "
+            f"{customers:,} customers saw errors."
+        )
+
+    def _timeline(self, incident: Incident) -> list[TimelineEntry]:
+        assert incident.detected_at is not None and incident.mitigated_at is not None
+        decided = incident.detected_at + (incident.mitigated_at - incident.detected_at) * 0.6
+        return [
+            TimelineEntry(
+                at=decided,
+                kind="decision",
+                description=self._text(self.scenario.decision, incident.services),
+            )
+        ]
+
+    def _factors(self, incident: Incident) -> list[ContributingFactor]:
+        chosen = self.scenario.factors
+        if len(chosen) > 1 and self.rng.random() < 0.3:
+            chosen = chosen[:1]
+        return [
+            ContributingFactor(
+                description=self._text(text, incident.services),
+                tags=[t for t in tags if not self.policy.unknown_tags([t])],
+            )
+            for text, tags in chosen
+        ]
+
+    def _action_items(self, pm: Postmortem, today: date) -> list[ActionItemDraft]:
+        rng, policy = self.rng, self.policy
+        services = pm.incident.services
+        templates = list(self.scenario.items) + rng.sample(GENERIC_ITEMS, len(GENERIC_ITEMS))
+        low, high = ITEMS_PER_DRAFT.get(pm.severity, (3, 6))
+        count = min(rng.randint(low, high), len(templates))
+        weights = PRIORITY_WEIGHTS.get(pm.severity, (5, 25, 45, 25))
+        drafted = []
+        for title, criterion in templates[:count]:
+            team = pm.team if pm.team and rng.random() < 0.6 else rng.choice(sorted(policy.teams))
+            owner = rng.choice(sorted(policy.teams[team].members))
+            priority = rng.choices(list(Priority), weights=weights)[0]
+            low_days, high_days = DUE_DAYS[priority]
+            manager = policy.teams[team].manager
+            verifier = manager if manager != owner and rng.random() < 0.3 else None
+            drafted.append(
+                ActionItemDraft(
+                    title=self._text(title, services),
+                    owner=owner,
+                    team=team,
+                    due=today + timedelta(days=rng.randint(low_days, high_days)),
+                    priority=priority.value,
+                    acceptance_criterion={
+                        "description": self._text(criterion, services),
+                        **({"verifier": verifier} if verifier else {}),
+                    },
+                )
+            )
+        return drafted
+
+    # --- the SLO review --------------------------------------------------------------------
+
+    def _slos(self, incident: Incident) -> list[Slo]:
+        return [s for s in seeded_slos(self.policy) if s.service in incident.services]
+
+    def _slo_estimate(self, incident: Incident) -> SloImpactEstimate | None:
+        if not self._slos(incident):
+            return None
+        stated = self.rng.random() < 0.5
+        return SloImpactEstimate(
+            fraction_affected=self.percent / 100,
+            traffic_weight=round(self.rng.uniform(0.6, 1.6), 2),
+            budget_remaining_before=round(self.rng.uniform(0.5, 1.0), 2) if stated else None,
+        )
+
+    def _slo_review(self, pm: Postmortem, draft: Draft) -> SloReview:
+        """The review the workflow runs at submission, with no Prometheus: estimated."""
+        slos = self._slos(pm.incident)
+        question = slo_question(pm.id, pm.incident, draft)
+        if not slos or question is None:
+            return SloReview()
+        evidence = [
+            SloEvidence(slo=slo, problem="no Prometheus to ask (set FOLLOWTHROUGH_PROMETHEUS_URL)")
+            for slo in slos
+        ]
+        return review_slos(draft, pm.incident, self.policy, question, evidence)
+
+    def _meet_slo_duties(self, draft: Draft, review: SloReview, today: date) -> Draft:
+        """What an author adds when the SLO review sends the draft back."""
+        items = list(draft.action_items)
+        for assessment in review.assessments:
+            slo = assessment.slo
+            if assessment.has("postmortem_required") and not any(
+                a.priority == Priority.P0 for a in items
+            ):
+                items[0] = items[0].model_copy(
+                    update={"priority": "P0", "due": today + timedelta(days=10)}
+                )
+            if assessment.has("late_detection", "missed_detection", "no_slo_alert"):
+                items.append(
+                    self._slo_item(
+                        items,
+                        f"Page on the {slo.id} burn rate",
+                        f"The {alert_name(slo, 'page')} alert is loaded in Prometheus and fired "
+                        "in 1 staging test",
+                        SloChange(slo=slo.id, change="alerting"),
+                        today,
+                    )
+                )
+            if assessment.has("sli_misses_user_pain"):
+                items.append(
+                    self._slo_item(
+                        items,
+                        f"Review the {slo.id} SLI against user-facing errors",
+                        "The SLI counts 100% of the 5xx answers users saw in this incident",
+                        SloChange(slo=slo.id, change="sli"),
+                        today,
+                    )
+                )
+        return draft.model_copy(update={"action_items": items})
+
+    def _slo_item(
+        self,
+        items: list[ActionItemDraft],
+        title: str,
+        criterion: str,
+        change: SloChange,
+        today: date,
+    ) -> ActionItemDraft:
+        owner_of = items[0]
+        return ActionItemDraft(
+            title=title,
+            owner=owner_of.owner,
+            team=owner_of.team,
+            due=today + timedelta(days=self.rng.randint(10, 30)),
+            priority="P1",
+            acceptance_criterion={"description": criterion},
+            slo_change=change,
+        )
+
+    # --- an action item --------------------------------------------------------------------
+
+    def _item_life(self, item: ActionItem) -> None:
+        trail = _Trail(item.id, item.postmortem_id)
+        self.items.append(item)
+        self.item_trails.append(trail)
+        spec = item.spec
+        trail.record(
+            item.opened_at,
+            SYSTEM_ACTOR,
+            "item.opened",
+            f"{spec.priority} '{spec.title}' owned by {item.owner} ({item.team}), due "
+            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.summary()}",
+        )
+        _ItemLife(self, item, trail).run()
+        if item.resolved:
+            self.resolved_at.append(trail.events[-1].at)
+
+
+class _ItemLife:
+    """One action item from its opening to `now`: people act at drawn moments, in order, and
+    every escalation step whose time comes while it is open fires first, as its workflow does."""
+
+    def __init__(self, history: _History, item: ActionItem, trail: _Trail) -> None:
+        self.history = history
+        self.rng = history.rng
+        self.policy = history.policy
+        self.calendar = history.calendar
+        self.now = history.now
+        self.item = item
+        self.trail = trail
+        self.started = item.opened_at  # when its clock started (after a wait in line)
+
+    def run(self) -> None:
+        rng = self.rng
+        if rng.random() < 0.45:
+            self._ticket()
+        capped = self.policy.teams[self.item.team].wip_cap is not None
+        if capped and rng.random() < 0.12 and not self._wait_for_a_slot():
+            return  # still waiting in line
+        if rng.random() < 0.7:
+            self._act_at(self.started + timedelta(hours=rng.uniform(1, 48)), self._acknowledge)
+        if rng.random() < 0.1:
+            self._extend()
+        fate = rng.random()
+        if fate < 0.03:  # never done: overdue and escalated until now
+            self._escalate_until(self.now)
+        elif fate < 0.08:  # the council accepts the risk some time after it fell due
+            self._act_at(self._due_at() + timedelta(days=rng.uniform(3, 40)), self._accept)
+            self._escalate_until(self.now)
+        else:
+            self._done(rejected_once=rng.random() < 0.08)
+
+    def _done(self, rejected_once: bool) -> None:
+        """Claimed done (most a little before the due date, a third late), then verified."""
+        rng = self.rng
+        span = max(self._due_at() - self.started, timedelta(days=1))
+        claimed = self.started + span * rng.lognormvariate(math.log(0.8), 0.45)
+        if not self._act_at(claimed, self._claim):
+            return
+        if rejected_once:
+            if not self._act_at(self._last() + timedelta(hours=rng.uniform(2, 96)), self._reject):
+                return
+            if not self._act_at(self._last() + timedelta(days=rng.uniform(1, 10)), self._claim):
+                return
+        self._act_at(self._last() + timedelta(hours=rng.uniform(2, 96)), self._verify)
+
+    # --- time ------------------------------------------------------------------------------
+
+    def _last(self) -> datetime:
+        return self.trail.events[-1].at
+
+    def _due_at(self) -> datetime:
+        return self.calendar.start_of(self.calendar.add_business_days(self.item.due, 0))
+
+    def _reached(self, at: datetime) -> bool:
+        """Fire the steps due before `at`; whether `at` has come by now."""
+        self._escalate_until(min(at, self.now))
+        return at <= self.now
+
+    def _act_at(self, at: datetime, act: Callable[[datetime], None]) -> bool:
+        """Act at `at` (never before the last thing recorded); False when it is still to come."""
+        at = max(at, self._last() + timedelta(minutes=1))
+        if not self._reached(at):
+            return False
+        act(at)
+        return True
+
+    def _escalate_until(self, until: datetime) -> None:
+        item = self.item
+        if item.state is not ActionItemState.OPEN:
+            return  # a done claim pauses the ladder; a queued item's clock has not started
+        fired = {e.step for e in item.escalations if e.plan == item.plan}
+        ladder = self.policy.escalation.ladder(item.spec.priority.value)
+        for step in plan_ladder(item.due, ladder, self.calendar):
+            if step.name in fired:
+                continue
+            # A step whose time passed while the ladder waited (a done claim) fires at once.
+            at = max(step.at, self._last())
+            if at >= until:
+                return
+            late = days_overdue(item.due, self.calendar.local_date(at), self.calendar)
+            names = self._recipients(step.notify)
+            item.escalations.append(
+                EscalationSent(
+                    step=step.name,
+                    notify=step.notify,
+                    plan=item.plan,
+                    at=at,
+                    days_overdue=late,
+                )
+            )
+            self.trail.record(
+                at,
+                SYSTEM_ACTOR,
+                "item.escalated",
+                f"{step.name}: told {', '.join(names)} ({step.notify}); "
+                + (f"{late} business days overdue" if late else f"due {item.due.isoformat()}"),
+            )
+
+    def _recipients(self, role: str) -> list[str]:
+        if role == "council":
+            return list(self.policy.council)
+        if role == "manager":
+            return [self.policy.manager_of_team(self.item.team)]
+        return [self.item.owner]
+
+    # --- what happens to it ----------------------------------------------------------------
+
+    def _ticket(self) -> None:
+        item = self.item
+        key = f"{item.team[:3].upper()}-{1000 + self.history.index * 20 + item.spec.number}"
+        item.ticket = TicketRef(key=key, url=f"https://jira.example.com/browse/{key}")
+        at = item.opened_at + timedelta(seconds=5)
+        self.trail.record(at, SYSTEM_ACTOR, "item.ticket_opened", f"{key} {item.ticket.url}")
+
+    def _wait_for_a_slot(self) -> bool:
+        """Queued behind the team's WIP cap, the clock stopped; whether it was admitted by now."""
+        item, calendar = self.item, self.calendar
+        cap = self.policy.teams[item.team].wip_cap
+        item.state = ActionItemState.QUEUED
+        self.trail.record(
+            self._last(),
+            SYSTEM_ACTOR,
+            "item.queued",
+            f"team {item.team} is at its WIP cap of {cap}; number {self.rng.randint(1, 6)} in "
+            "line, clock stopped",
+        )
+        waited = self.rng.randint(1, 12)
+        admitted_on = calendar.add_business_days(calendar.local_date(item.opened_at), waited)
+        admitted = calendar.start_of(admitted_on) + timedelta(minutes=self.rng.uniform(0, 480))
+        if admitted > self.now:
+            return False
+        item.due = calendar.add_business_days(item.due, waited)
+        item.state = ActionItemState.OPEN
+        self.started = admitted
+        self.trail.record(
+            admitted,
+            SYSTEM_ACTOR,
+            "item.admitted",
+            f"a WIP slot freed up after {waited} business days; due {item.due.isoformat()}",
+        )
+        return True
+
+    def _acknowledge(self, at: datetime) -> None:
+        item = self.item
+        _allowed(acknowledgement_refusal(item, Acknowledgement(by=item.owner)))
+        item.acknowledged_by, item.acknowledged_at = item.owner, at
+        self.trail.record(at, item.owner, "item.acknowledged", f"due {item.due.isoformat()}")
+
+    def _extend(self) -> None:
+        """More time, asked a few days before the due date; the manager (or council) agrees."""
+        item, rng = self.item, self.rng
+        asked = self._due_at() - timedelta(days=rng.uniform(1, 4))
+        if asked <= self._last() or not self._reached(asked):
+            return
+        until = item.due + timedelta(days=rng.randint(7, 30))
+        request = ExtensionRequest(by=item.owner, until=until, reason=rng.choice(EXTENSION_REASONS))
+        _allowed(extension_request_refusal(item, request, self.policy))
+        extension = Extension(
+            requested_by=item.owner,
+            requested_at=asked,
+            previous_due=item.due,
+            until=until,
+            reason=request.reason,
+        )
+        item.extensions.append(extension)
+        self.trail.record(
+            asked,
+            item.owner,
+            "item.extension_requested",
+            f"until {until.isoformat()}: {request.reason}",
+        )
+        decided = asked + timedelta(hours=rng.uniform(2, 40))
+        if not self._reached(decided):
+            return  # still waiting for a decision
+        manager = self.policy.manager_of_team(item.team)
+        by = manager if manager != item.owner else self.policy.council[0]
+        _allowed(
+            extension_decision_refusal(item, ExtensionDecision(by=by, approve=True), self.policy)
+        )
+        extension.approved, extension.decided_by, extension.decided_at = True, by, decided
+        item.due = until
+        item.plan += 1  # the ladder starts over for the new due date
+        self.trail.record(
+            decided, by, "item.extension_approved", f"approved: due {until.isoformat()}"
+        )
+
+    def _claim(self, at: datetime) -> None:
+        item = self.item
+        service = item.spec.title.split()[-1]
+        evidence = (
+            f"https://git.example.com/{item.team}/{service}/-/merge_requests/"
+            f"{self.history.index % 900 + 100} merged"
+        )
+        _allowed(claim_refusal(item, DoneClaim(by=item.owner, evidence=evidence)))
+        item.claims.append(Claim(by=item.owner, evidence=evidence, at=at))
+        item.state = ActionItemState.DONE_CLAIMED
+        self.trail.record(at, item.owner, "item.done_claimed", evidence)
+
+    def _verifier(self) -> str:
+        item, policy = self.item, self.policy
+        criterion = item.spec.acceptance_criterion
+        if isinstance(criterion, Manual) and criterion.verifier is not None:
+            return criterion.verifier
+        manager = policy.manager_of_team(item.team)
+        if manager != item.owner:
+            return manager
+        return self.rng.choice(sorted(p for p in policy.reviewers if p != item.owner))
+
+    def _verify(self, at: datetime) -> None:
+        item = self.item
+        by = self._verifier()
+        _allowed(verifier_refusal(item, by, self.policy))
+        note = self.rng.choice(VERIFY_NOTES)
+        item.decisions.append(Decision(by=by, verified=True, note=note, at=at))
+        item.verified_at = at
+        item.state = ActionItemState.VERIFIED
+        self.trail.record(at, by, "item.verified", note)
+
+    def _reject(self, at: datetime) -> None:
+        item = self.item
+        rejection = Rejection(by=self._verifier(), reason=self.rng.choice(REJECT_REASONS))
+        _allowed(rejection_refusal(item, rejection, self.policy))
+        item.decisions.append(
+            Decision(by=rejection.by, verified=False, note=rejection.reason, at=at)
+        )
+        item.state = ActionItemState.OPEN
+        self.trail.record(at, rejection.by, "item.reopened", rejection.reason)
+
+    def _accept(self, at: datetime) -> None:
+        item = self.item
+        request = RiskAcceptanceRequest(
+            by=self.rng.choice(sorted(self.policy.council)), reason=self.rng.choice(RISK_REASONS)
+        )
+        _allowed(risk_acceptance_refusal(item, request, self.policy))
+        item.risk_acceptance = RiskAcceptance(by=request.by, reason=request.reason, at=at)
+        item.state = ActionItemState.RISK_ACCEPTED
+        self.trail.record(at, request.by, "item.risk_accepted", request.reason)
+
+
+def _weighted(rng: random.Random, weights: dict[T, int]) -> T:
+    choices = list(weights)
+    return rng.choices(choices, weights=[weights[c] for c in choices])[0]
+
+
+# --- writing it --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SeedSummary:
+    postmortems: int  # asked for
+    written: int  # postmortems this run recorded
+    skipped: int  # already recorded
+    action_items: int  # recorded by this run
+    audit_events: int  # new audit events
+    seconds: float
+
+    def line(self) -> str:
+        return (
+            f"{self.written} postmortems, {self.action_items} action items and "
+            f"{self.audit_events} audit events seeded in {self.seconds:.1f} s"
+            + (f"; {self.skipped} postmortems were there already" if self.skipped else "")
+        )
+
+
+def seed(
+    store: Store,
+    policy: Policy,
+    *,
+    postmortems: int,
+    now: datetime,
+    seed: int = 7,
+    progress: Progress | None = None,
+) -> SeedSummary:
+    """Record seeded postmortems 0 .. postmortems-1 (those not recorded yet) as of `now`."""
+    if postmortems < 0:
+        raise ValueError(f"postmortems must be 0 or more, not {postmortems}")
+    if now.tzinfo is None:
+        raise ValueError("now must be an aware datetime (with a time zone)")
+    began = time.perf_counter()
+    known = {slo.id for slo in store.slos()}
+    missing = [slo for slo in seeded_slos(policy) if slo.id not in known]
+    if missing:
+        store.save_slos(missing, now)
+    recorded = store.postmortem_ids(ID_PREFIX)
+    written = items = events = 0
+    for first in range(0, postmortems, BATCH):
+        batch = [
+            seeded_incident(index, policy, now, seed)
+            for index in range(first, min(first + BATCH, postmortems))
+            if seeded_postmortem_id(index) not in recorded
+        ]
+        for one in batch:  # tags first: a crash before the batch lands leaves nothing half done
+            if one.factor_tags is not None:
+                store.note_factor_tags(one.factor_tags)
+        events += store.record_many([change for one in batch for change in one.changes])
+        written += len(batch)
+        items += sum(len(one.items) for one in batch)
+        if progress is not None:
+            progress(min(first + BATCH, postmortems), postmortems)
+    return SeedSummary(
+        postmortems=postmortems,
+        written=written,
+        skipped=postmortems - written,
+        action_items=items,
+        audit_events=events,
+        seconds=time.perf_counter() - began,
+    )

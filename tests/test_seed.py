@@ -1,0 +1,226 @@
+"""Seeded records (`followthrough seed`): realistic, written through the store's own write path,
+the same for the same seed, and never written twice.
+
+On SQLite and PostgreSQL (the `store` fixture); the shape of a larger history is checked on the
+generator alone, without a database.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from followthrough.domain.draft import factor_tags
+from followthrough.domain.incident import ORDERED_MILESTONES
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import ActionItemState, PostmortemState
+from followthrough.seed import (
+    HISTORY,
+    SeedSummary,
+    seed,
+    seeded_incident,
+    seeded_postmortem_id,
+    seeded_slos,
+)
+from followthrough.storage import Store
+from followthrough.storage.migrate import upgrade
+from followthrough.storage.search import KINDS
+
+NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
+N = 30
+
+
+def record_counts(store: Store) -> tuple[int, int, int, int]:
+    """Postmortems, action items, audit events and factor tags in the record."""
+    pm_ids = store.postmortem_ids()
+    events = sum(len(store.audit_trail(pm_id)) for pm_id in pm_ids)
+    tags = sum(len(f.factor_tags) for f in store.incident_facts(NOW - 2 * HISTORY, NOW))
+    return len(pm_ids), len(store.action_items()), events, tags
+
+
+def state_of(store: Store) -> dict[str, tuple[str, ...]]:
+    """What a seeded record says, per postmortem and action item, to compare two of them."""
+    found: dict[str, tuple[str, ...]] = {}
+    for pm in store.postmortems():
+        found[pm.id] = (pm.state.value, pm.severity, pm.owner, pm.incident.title, str(pm.closed_at))
+    for item in store.action_items():
+        found[item.id] = (item.state.value, item.owner, item.due.isoformat(), str(item.verified_at))
+    return found
+
+
+def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
+    store: Store, policy: Policy
+) -> None:
+    steps: list[tuple[int, int]] = []
+    summary = seed(store, policy, postmortems=N, now=NOW, progress=lambda *s: steps.append(s))
+
+    assert store.postmortem_ids() == {seeded_postmortem_id(i) for i in range(N)}
+    items = store.action_items()
+    # About five per postmortem: the generator's draws, so a range, not a number.
+    assert 3 * N <= len(items) <= 7 * N
+    assert summary == SeedSummary(
+        postmortems=N,
+        written=N,
+        skipped=0,
+        action_items=len(items),
+        audit_events=record_counts(store)[2],
+        seconds=summary.seconds,
+    )
+    assert steps == [(25, N), (N, N)]  # after each batch of 25
+
+    # The record holds exactly what the generator made, postmortem by postmortem.
+    for index in range(N):
+        made = seeded_incident(index, policy, NOW)
+        stored = store.postmortem(made.postmortem.id)
+        assert stored == made.postmortem
+        stored_items = store.action_items(postmortem_id=stored.id)
+        assert sorted(stored_items, key=lambda i: i.id) == sorted(made.items, key=lambda i: i.id)
+        trail = store.audit_trail(stored.id)
+        assert len(trail) == len(made.changes)
+        assert trail[0].action == "postmortem.opened" and trail[0].workflow_id == stored.id
+
+    # The dashboard's lean columns are filled as production fills them.
+    facts = store.incident_facts(NOW - HISTORY - timedelta(days=1), NOW)
+    assert len(facts) == N
+    for fact in facts:
+        times = [getattr(fact, f"{name}_at") for name in ORDERED_MILESTONES]
+        present = [t for t in times if t is not None]
+        assert present == sorted(present) and fact.started_at is not None
+        assert fact.detected_at is not None and fact.mitigated_at is not None
+        assert NOW - HISTORY <= fact.resolved_at <= NOW - timedelta(hours=1)
+        assert fact.services and fact.severity in policy.severities
+        pm = store.postmortem(fact.postmortem_id)
+        assert pm is not None and fact.factor_tags == (
+            factor_tags(pm.draft) if pm.draft and pm.state.value in ("tracking", "closed") else []
+        )
+        assert [b.slo for b in fact.slo_burns] == [a.slo.id for a in pm.slo_review]
+    assert any(f.slo_burns for f in facts), "no incident of 30 had an SLO review"
+    assert {slo.id for slo in store.slos()} == {slo.id for slo in seeded_slos(policy)}
+    verified = store.item_facts(state=ActionItemState.VERIFIED.value)
+    assert verified and all(i.verified_at is not None for i in verified)
+
+
+def test_search_finds_the_seeded_words(store: Store, policy: Policy) -> None:
+    seed(store, policy, postmortems=N, now=NOW)
+
+    for pm in store.postmortems():
+        hits = store.search(pm.incident.title, kinds={"postmortem"}, limit=200)
+        assert pm.id in [hit.ref_id for hit in hits], pm.incident.title
+    items = store.action_items()
+    for item in items[::7]:
+        hits = store.search(item.spec.title, kinds={"action_item"}, limit=200)
+        assert item.id in [hit.ref_id for hit in hits], item.spec.title
+    # Every kind of document was indexed.
+    everything = [
+        hit.kind
+        for word in ("timeout", "alert", "capacity", "config", "runbook", "deploy")
+        for hit in store.search(word, limit=200)
+    ]
+    assert set(everything) == set(KINDS)
+
+
+def test_a_second_run_writes_nothing_new(store: Store, policy: Policy) -> None:
+    seed(store, policy, postmortems=N, now=NOW)
+    before = record_counts(store)
+    recorded = state_of(store)
+
+    again = seed(store, policy, postmortems=N, now=NOW)
+    assert (again.written, again.skipped, again.action_items, again.audit_events) == (0, N, 0, 0)
+    # A day later the same postmortems are seeded already: nothing is rewritten as of then.
+    later = seed(store, policy, postmortems=N, now=NOW + timedelta(days=1))
+    assert (later.written, later.skipped, later.audit_events) == (0, N, 0)
+    # And the store's bulk write itself is idempotent, changes written again add nothing.
+    changes = [c for i in range(5) for c in seeded_incident(i, policy, NOW).changes]
+    assert store.record_many(changes) == 0
+
+    assert record_counts(store) == before
+    assert state_of(store) == recorded
+
+
+def test_the_same_seed_gives_the_same_record_and_more_postmortems_extend_it(
+    store: Store, policy: Policy, tmp_path: Path
+) -> None:
+    seed(store, policy, postmortems=12, now=NOW)
+    grown = seed(store, policy, postmortems=N, now=NOW)
+    assert (grown.written, grown.skipped) == (N - 12, 12)
+
+    url = f"sqlite:///{tmp_path / 'again.db'}"
+    upgrade(url)
+    again = Store(url)
+    other_url = f"sqlite:///{tmp_path / 'other.db'}"
+    upgrade(other_url)
+    other = Store(other_url)
+    try:
+        seed(again, policy, postmortems=N, now=NOW)
+        seed(other, policy, postmortems=N, now=NOW, seed=8)
+        assert state_of(again) == state_of(store)
+        assert record_counts(again) == record_counts(store)
+        # Another seed: the same ids, another history.
+        assert other.postmortem_ids() == store.postmortem_ids()
+        assert state_of(other) != state_of(store)
+    finally:
+        again.close()
+        other.close()
+
+
+def test_bad_arguments_are_named(store: Store, policy: Policy) -> None:
+    with pytest.raises(ValueError, match="postmortems must be 0 or more, not -1"):
+        seed(store, policy, postmortems=-1, now=NOW)
+    with pytest.raises(ValueError, match="now must be an aware datetime"):
+        seed(store, policy, postmortems=1, now=NOW.replace(tzinfo=None))
+    assert store.postmortem_ids() == set()
+
+
+def test_a_larger_history_looks_like_a_real_one(policy: Policy) -> None:
+    """The shape of 400 seeded incidents, from the generator alone (no database)."""
+    made = [seeded_incident(i, policy, NOW) for i in range(400)]
+    severities = Counter(m.postmortem.severity for m in made)
+    states = Counter(m.postmortem.state for m in made)
+    items = [item for m in made for item in m.items]
+    item_states = Counter(item.state for item in items)
+    events = [c.event for m in made for c in m.changes]
+
+    assert severities["SEV1"] < severities["SEV2"] < severities["SEV3"]
+    assert 4.0 <= len(items) / len(made) <= 6.0
+    # Old postmortems are closed or lapsed; the newest are still being written and reviewed.
+    assert states[PostmortemState.CLOSED] > states[PostmortemState.TRACKING] > 0
+    assert states[PostmortemState.NOT_REQUIRED] > 0
+    newest = sorted(made, key=lambda m: m.postmortem.incident.resolved_at)[-15:]
+    assert any(m.postmortem.state is not PostmortemState.CLOSED for m in newest)
+    for m in made:
+        if m.postmortem.state is PostmortemState.CLOSED:
+            assert all(item.resolved for item in m.items)
+    # Items: mostly verified, some accepted by the council, some still open past their due date.
+    assert item_states[ActionItemState.VERIFIED] > len(items) / 2
+    assert item_states[ActionItemState.RISK_ACCEPTED] > 0
+    overdue = [
+        i for i in items if i.state is ActionItemState.OPEN and i.due < NOW.date() - timedelta(60)
+    ]
+    assert overdue and all(i.escalations for i in overdue)
+    assert any(i.ticket for i in items) and any(not i.ticket for i in items)
+    assert any(i.extensions for i in items)
+    # Escalations fired this past week, as the overview shows them.
+    week = [e for e in events if e.action == "item.escalated" and e.at >= NOW - timedelta(7)]
+    assert week and all(e.at <= NOW for e in events)
+    assert sum(1 for m in made if m.postmortem.slo_review) >= 40
+    # Every audit trail is in time order, numbered 1, 2, 3, ... per workflow.
+    by_workflow: dict[str, list[int]] = {}
+    for m in made:
+        for change in m.changes:
+            by_workflow.setdefault(change.event.workflow_id, []).append(change.event.seq)
+        trails: dict[str, list[datetime]] = {}
+        for change in m.changes:
+            trails.setdefault(change.event.workflow_id, []).append(change.event.at)
+        assert all(times == sorted(times) for times in trails.values())
+    assert all(seqs == list(range(1, len(seqs) + 1)) for seqs in by_workflow.values())
+    # Recurring themes: some contributing factors come back word for word.
+    factors = Counter(
+        f.description
+        for m in made
+        if m.postmortem.draft
+        for f in m.postmortem.draft.contributing_factors
+    )
+    assert factors.most_common(1)[0][1] >= 10
