@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel
 
 from followthrough.checks import submission_refusal
+from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import load_policy
@@ -42,6 +43,7 @@ from followthrough.domain.problems import Problems
 from followthrough.domain.slo_rules import proposed_change, proposed_windows, sloth_spec
 from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.logging import configure_logging
+from followthrough.progress import Progress
 from followthrough.render import (
     action_item_detail,
     action_item_line,
@@ -76,6 +78,7 @@ slo_app = typer.Typer(
 )
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 theme_app = typer.Typer(help="Recurring contributing factors.", no_args_is_help=True)
+report_app = typer.Typer(help="Reports for the reliability council.", no_args_is_help=True)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
 app.add_typer(action_app, name="action")
@@ -85,6 +88,7 @@ app.add_typer(outbox_app, name="outbox")
 app.add_typer(token_app, name="token")
 app.add_typer(slo_app, name="slo")
 app.add_typer(theme_app, name="theme")
+app.add_typer(report_app, name="report")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -516,10 +520,18 @@ def outbox_show(
 @friendly_errors
 def slo_import(files: list[Path]) -> None:
     """Import SLOs from Sloth or OpenSLO v1 YAML files; all are checked before any is saved."""
-    found = [(file, load_slo_specs(file)) for file in files]  # every file valid, or nothing
-    store = open_migrated_store()
+    with Progress() as progress:
+        found = []
+        for n, file in enumerate(files):  # every file valid, or nothing
+            progress("checking SLO files", n, len(files))
+            found.append((file, load_slo_specs(file)))
+        progress("checking SLO files", len(files), len(files))
+        store = open_migrated_store()
+        for n, (_, slos) in enumerate(found):
+            progress("saving SLOs", n, len(found))
+            store.save_slos(slos, datetime.now(UTC))
+        progress("saving SLOs", len(found), len(found))
     for file, slos in found:
-        store.save_slos(slos, datetime.now(UTC))
         typer.echo(f"{file}: {len(slos)} SLOs: " + ", ".join(slo.id for slo in slos))
 
 
@@ -575,6 +587,71 @@ def theme_list(
         return
     for theme in themes:
         typer.echo(theme_detail(theme))
+
+
+# --- Reports -----------------------------------------------------------------------------------
+
+
+def usage_error(option: str, problem: str) -> NoReturn:
+    """Bad input on the command line: the problem, exit status 2 (a usage error), nothing done."""
+    typer.echo(f"error: {option}: {problem}", err=True)
+    raise typer.Exit(2)
+
+
+def parse_moment(text: str, option: str, calendar: BusinessCalendar) -> datetime:
+    """An ISO 8601 time with its zone, or a date: its start in the calendar's zone."""
+    try:
+        return calendar.midnight(date.fromisoformat(text))
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        usage_error(
+            option, f"'{text}' is not a date or a time like 2027-01-05 or 2027-01-05T09:00Z"
+        )
+    if moment.tzinfo is None:
+        usage_error(
+            option, f"'{text}' has no time zone; add one (e.g. {text}+00:00) or give a date"
+        )
+    return moment
+
+
+@report_app.command("quarterly")
+@friendly_errors
+def report_quarterly(
+    quarter: Annotated[str, typer.Option(help="the quarter, e.g. 2026Q4")],
+    out: Annotated[Path, typer.Option(help="the folder to write both files to")] = Path("."),
+    as_of: Annotated[
+        str | None,
+        typer.Option(
+            help="as of when, ISO 8601 (a date: its start in the policy's time zone); default now",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """The council's quarterly report: DIR/followthrough-QUARTER.html (self-contained: opens
+    offline, can be emailed) and .md; progress on stderr, the two paths on stdout."""
+    from followthrough.report import quarter_period, quarterly_report  # Jinja: loaded when used
+
+    config = settings()
+    policy = config.loaded_policy
+    moment = parse_moment(as_of, "--as-of", policy.calendar) if as_of else datetime.now(UTC)
+    try:
+        quarter_period(quarter, policy, moment)
+    except ValueError as err:
+        usage_error("--quarter", str(err))
+    store = open_migrated_store()
+    with Progress() as progress:
+        report = quarterly_report(
+            store, policy, quarter, moment, progress, public_url=config.public_url
+        )
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / report.file_name("html"), out / report.file_name("md")]
+    paths[0].write_text(report.html, encoding="utf-8")
+    paths[1].write_text(report.markdown, encoding="utf-8")
+    for path in paths:
+        typer.echo(str(path))
 
 
 # --- API tokens --------------------------------------------------------------------------------
