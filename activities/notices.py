@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import OperationalError
 from temporalio import activity
@@ -11,6 +12,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from followthrough.digest import build_digest
+from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
     Digest,
     DigestRequest,
@@ -21,12 +23,14 @@ from followthrough.domain.notice import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
+from followthrough.metrics_view import measure
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
     RenderedEmail,
     ThemeIncident,
     ThemeItem,
     render_digest,
+    render_monthly_digest,
     render_notice,
     render_theme,
 )
@@ -36,6 +40,12 @@ log = get_logger(__name__)
 
 
 COUNCIL_DIGEST_ID = "council-digest"
+
+
+def previous_month(today: date) -> str:
+    """The month before today's, as the Metrics page names it: '2026-10' on any day of 2026-11."""
+    last_day = today.replace(day=1) - timedelta(days=1)
+    return f"{last_day.year:04d}-{last_day.month:02d}"
 
 
 class NoticeActivities:
@@ -68,19 +78,46 @@ class NoticeActivities:
 
     @activity.defn(name=SEND_COUNCIL_DIGEST)
     async def send_council_digest(self, request: DigestRequest) -> OutboxStatus:
-        """One digest per ISO week: a retried or re-triggered run sends nothing twice."""
+        """One weekly digest per ISO week, one monthly per month: a retried or re-triggered run
+        sends nothing twice."""
         at = request.at or activity.info().current_attempt_scheduled_time
+        if request.period == "month":
+            return await self._send_monthly_digest(at)
         digest = await asyncio.to_thread(self._digest, at)
-        recipients = self.policy.council_emails()
-        email = render_digest(digest)
+        return await self._send_to_council(
+            f"{COUNCIL_DIGEST_ID}/{digest.week}",
+            NoticeKind.COUNCIL_DIGEST,
+            render_digest(digest),
+            at,
+            week=digest.week,
+            escalated=len(digest.escalated),
+            overdue=len(digest.overdue),
+        )
+
+    async def _send_monthly_digest(self, at: datetime) -> OutboxStatus:
+        """The previous month's headline numbers (the schedule fires on the 1st)."""
+        period, metrics = await asyncio.to_thread(self._month, at)
+        return await self._send_to_council(
+            f"{COUNCIL_DIGEST_ID}/monthly/{period.label}",
+            NoticeKind.MONTHLY_DIGEST,
+            render_monthly_digest(period, metrics, self.mailer.links),
+            at,
+            month=period.label,
+            incidents=metrics.incidents,
+        )
+
+    async def _send_to_council(
+        self, dedupe_key: str, kind: NoticeKind, email: RenderedEmail, at: datetime, **facts: Any
+    ) -> OutboxStatus:
+        """Record the email under its key, then send it, unless the key was sent before."""
         claimed = await asyncio.to_thread(
             self.store.claim_outbox,
             OutboxMessage(
-                dedupe_key=f"{COUNCIL_DIGEST_ID}/{digest.week}",
-                kind=NoticeKind.COUNCIL_DIGEST,
+                dedupe_key=dedupe_key,
+                kind=kind,
                 postmortem_id=COUNCIL_DIGEST_ID,
                 action_item_id=None,
-                recipients=recipients,
+                recipients=self.policy.council_emails(),
                 subject=email.subject,
                 text=email.text,
                 html=email.html,
@@ -93,13 +130,7 @@ class NoticeActivities:
             return claimed.status
         status = await self.mailer.deliver(claimed)
         await self._mark_delivered(claimed.dedupe_key, status, at)
-        log.info(
-            "council digest delivered",
-            week=digest.week,
-            status=status.value,
-            escalated=len(digest.escalated),
-            overdue=len(digest.overdue),
-        )
+        log.info(f"{kind.value.replace('_', ' ')} delivered", status=status.value, **facts)
         return status
 
     async def _mark_delivered(self, dedupe_key: str, status: OutboxStatus, at: datetime) -> None:
@@ -127,6 +158,12 @@ class NoticeActivities:
                 )
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, 4)
+
+    def _month(self, at: datetime) -> tuple[Period, ReliabilityMetrics]:
+        calendar = self.policy.calendar
+        today = calendar.local_date(at)
+        period = period_of(today, calendar, month=previous_month(today))
+        return period, measure(self.store, self.policy, period, at)
 
     def _digest(self, at: datetime) -> Digest:
         items = self.store.action_items()

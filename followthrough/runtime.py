@@ -34,6 +34,7 @@ from followthrough.temporal import (
     build_worker,
     connect,
     ensure_council_digest_schedule,
+    ensure_monthly_digest_schedule,
     ensure_ticket_reconciliation_schedule,
 )
 from workflows import SEARCH_ATTRIBUTES
@@ -85,6 +86,9 @@ async def run_worker_until(
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue
         )
+        monthly = await ensure_monthly_digest_schedule(
+            client, settings.loaded_policy, task_queue=settings.task_queue
+        )
         jira = settings.jira_config()
         reconciliation = (
             await ensure_ticket_reconciliation_schedule(
@@ -98,6 +102,7 @@ async def run_worker_until(
                 "worker running",
                 task_queue=settings.task_queue,
                 digest_schedule=schedule,
+                monthly_digest_schedule=monthly,
                 ticket_reconciliation=reconciliation,
             )
             await stop.wait()

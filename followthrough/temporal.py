@@ -242,6 +242,28 @@ async def ensure_council_digest_schedule(
     return await _ensure_schedule(client, schedule_id, schedule, "weekly council digest")
 
 
+async def ensure_monthly_digest_schedule(
+    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> str | None:
+    """The council's monthly numbers: the 1st of each month at the start of the policy's working
+    day, local time, for the month before. Created once per task queue, like the weekly one."""
+    schedule_id = f"council-digest-monthly-{task_queue}"
+    start = policy.calendar.workday_starts
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(period="month"),
+            id=f"council-digest-monthly-{task_queue}-run",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(
+            cron_expressions=[f"{start.minute} {start.hour} 1 * *"],
+            time_zone_name=policy.calendar.timezone,
+        ),
+    )
+    return await _ensure_schedule(client, schedule_id, schedule, "monthly council digest")
+
+
 async def ensure_ticket_reconciliation_schedule(
     client: Client, window: str, *, task_queue: str = TASK_QUEUE, every_minutes: int = 15
 ) -> str | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from datetime import date
 from enum import StrEnum
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -25,6 +26,7 @@ class NoticeKind(StrEnum):
     REGRESSED = "regressed"  # a verified item failed its later re-check
     POSTMORTEM_OVERDUE = "postmortem_overdue"  # a draft or a review past its due time
     COUNCIL_DIGEST = "council_digest"  # the weekly list for the reliability council
+    MONTHLY_DIGEST = "monthly_digest"  # the previous month's headline numbers, to the council
     RECURRING_THEME = "recurring_theme"  # a contributing-factor tag came back: to the council
     BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
 
@@ -77,9 +79,11 @@ class OutboxMessage(BaseModel):
 
 
 class DigestRequest(BaseModel):
-    """The weekly council digest, as of a moment (the schedule's firing time)."""
+    """A council digest, as of a moment (the schedule's firing time): the weekly list, or the
+    previous month's numbers."""
 
     at: AwareDatetime | None = None  # None: when the digest workflow runs
+    period: Literal["week", "month"] = "week"  # histories recorded before it carry none: a week
 
 
 class DigestEntry(BaseModel):

@@ -7,12 +7,19 @@ its acceptance criterion, the due date, how overdue it is, what was sent before,
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
 from followthrough.domain.access import LinkAction, OneClickLink, link_nonce, sign_link
+from followthrough.domain.metrics import (
+    Period,
+    ReliabilityMetrics,
+    format_percent,
+    headline,
+)
 from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage
 from followthrough.domain.postmortem import ActionItem, Postmortem
 
@@ -37,6 +44,12 @@ class Links:
     public_url: str | None = None  # the HTTP API, for one-click links; None: no such links
     link_secret: str | None = None
     link_ttl: timedelta = timedelta(days=7)
+
+    def reliability(self, month: str) -> str | None:
+        """The dashboard's Metrics page for a month ('2026-10'); None without a public URL."""
+        if self.public_url is None:
+            return None
+        return f"{self.public_url.rstrip('/')}/reliability?{urlencode({'month': month})}"
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -205,4 +218,30 @@ def render_digest(digest: Digest) -> RenderedEmail:
         subject=digest.subject,
         text=_environment.get_template("council_digest.txt.j2").render(context),
         html=_environment.get_template("council_digest.html.j2").render(context),
+    )
+
+
+def render_monthly_digest(
+    period: Period, metrics: ReliabilityMetrics, links: Links
+) -> RenderedEmail:
+    """The council's monthly numbers: the month's headline figures and its repeat factors."""
+    follow = metrics.follow_up
+    figures = [f"{metrics.incidents} incident{'' if metrics.incidents == 1 else 's'}"]
+    if follow.completion_rate is not None:
+        figures.append(f"{format_percent(follow.completion_rate)} of follow-ups completed")
+    if follow.on_time_rate is not None:
+        figures.append(f"{format_percent(follow.on_time_rate)} on time")
+    subject = f"Reliability council monthly digest, {period.label}: {', '.join(figures)}"
+    context = {
+        "period": period,
+        "metrics": metrics,
+        "headline": headline(metrics),
+        "as_of": metrics.as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "link": links.reliability(period.label),
+        "subject": subject,
+    }
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("monthly_digest.txt.j2").render(context),
+        html=_environment.get_template("monthly_digest.html.j2").render(context),
     )
