@@ -89,13 +89,23 @@ def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
         "platform": {"done_claimed": 1},
     }
     pm = make_postmortem(policy, "INC-1")
-    bobs = make_item(pm, 1, seq=2)
-    store.record_action_item(item_change(bobs, at=T0 + timedelta(days=3), action="item.escalated"))
-    assert store.escalations_since(T0 + timedelta(days=4)) == []
-    assert store.count_escalations_since(T0 + timedelta(days=4)) == 0
-    (escalation,) = store.escalations_since(T0 + timedelta(days=2))
-    assert escalation.item.id == bobs.id and escalation.at == T0 + timedelta(days=3)
-    assert store.count_escalations_since(T0) == 1
+    steps = [  # (seq, days after T0, what the workflow records)
+        (2, 1, "reminder: told bob (owner); due 2025-04-01"),
+        (3, 3, "manager: told maria (manager); 2 business days overdue"),
+        (4, 5, "council: told grace, heidi (council); 5 business days overdue"),
+    ]
+    for seq, days, detail in steps:
+        change = item_change(make_item(pm, 1, seq=seq), at=T0 + timedelta(days=days))
+        event = change.event.model_copy(update={"action": "item.escalated", "detail": detail})
+        store.record_action_item(change.model_copy(update={"event": event}))
+    # Reminders to the owner are not escalations; the manager and the council steps are.
+    assert store.escalations_since(T0 + timedelta(days=6)) == []
+    assert store.count_escalations_since(T0 + timedelta(days=6)) == 0
+    council, manager = store.escalations_since(T0)
+    assert council.detail.startswith("council:") and council.at == T0 + timedelta(days=5)
+    assert manager.detail.startswith("manager:") and manager.item.id == pm.action_item_id(1)
+    assert store.count_escalations_since(T0) == 2
+    assert store.count_escalations_since(T0 + timedelta(days=4)) == 1
 
 
 def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy: Policy) -> None:

@@ -693,7 +693,7 @@ class Store:
         query = (
             select(AuditEventRow.at, AuditEventRow.detail, *_ITEM_FACT_COLUMNS)
             .join(ActionItemRow, ActionItemRow.id == AuditEventRow.workflow_id)
-            .where(AuditEventRow.action == "item.escalated", AuditEventRow.at >= since)
+            .where(*_escalated_since(since))
             .order_by(AuditEventRow.at.desc(), AuditEventRow.workflow_id)
             .limit(limit)
         )
@@ -706,9 +706,7 @@ class Store:
             ]
 
     def count_escalations_since(self, since: datetime) -> int:
-        query = select(func.count()).where(
-            AuditEventRow.action == "item.escalated", AuditEventRow.at >= since
-        )
+        query = select(func.count()).where(*_escalated_since(since))
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
@@ -756,6 +754,19 @@ _ITEM_FACT_COLUMNS = (
     ActionItemRow.verified_at,
     ActionItemRow.ticket,
 )
+
+
+def _escalated_since(since: datetime) -> tuple[Any, ...]:
+    """Ladder steps that went past the owner (to the manager or the council) since a moment.
+
+    The action item workflow records each step as "<step>: told <names> (<notify>); ...";
+    reminders and due notices to the owner are not escalations.
+    """
+    return (
+        AuditEventRow.action == "item.escalated",
+        AuditEventRow.at >= since,
+        AuditEventRow.detail.not_like("%(owner);%"),
+    )
 
 
 def _item_filters(

@@ -1,0 +1,178 @@
+"""The dashboard in a real browser: headless Chromium (Debian's), driven by Playwright.
+
+The service runs as `followthrough api` serves it (uvicorn on a loopback port) over a real
+Temporal server, a real worker and SQLite, seeded with a realistic history plus one live
+postmortem whose action items people act on. Every step saves a screenshot under
+test-artifacts/browser/ (FOLLOWTHROUGH_TEST_ARTIFACTS moves it).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from playwright.async_api import Browser, Page, async_playwright, expect
+from temporalio.testing import WorkflowEnvironment
+
+from followthrough.seed import seed
+from followthrough.storage import Store
+from tests.api_support import Api, api_for, api_served, api_settings, link_mailer
+from tests.conftest import eventually, running_worker
+from tests.debian import ensure_debian_package
+from tests.factories import draft_data
+from tests.processes import ROOT, free_port
+from tests.test_api import open_postmortem, stored_item
+
+ARTIFACTS = Path(os.environ.get("FOLLOWTHROUGH_TEST_ARTIFACTS", ROOT / "test-artifacts"))
+ARTIFACTS /= "browser"
+# Chromium as root in a sandbox-less container on a closed network (see the env notes): no
+# sandbox, no GPU, and none of the background calls home that would be refused.
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture(scope="module")
+async def chromium() -> AsyncIterator[Browser]:
+    executable = ensure_debian_package("chromium", "chromium")
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+class Service:
+    def __init__(self, url: str, api: Api, pm_id: str, bob_item: str) -> None:
+        self.url, self.api, self.pm_id, self.bob_item = url, api, pm_id, bob_item
+
+
+@pytest.fixture
+async def service(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> AsyncIterator[Service]:
+    """The running service: a seeded history, one live postmortem with two action items."""
+    client = time_skipping.client
+    now = await time_skipping.get_current_time()
+    seed(sqlite_store, api_settings(tmp_path, "unused").loaded_policy, postmortems=120, now=now)
+    async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
+        settings = api_settings(tmp_path, queue, api_port=free_port())
+        async with (
+            api_for(client, sqlite_store, settings) as api,
+            api_served(client, sqlite_store, settings) as url,
+        ):
+            pm_id, bob_item = await live_postmortem(api, time_skipping)
+            yield Service(url, api, pm_id, bob_item)
+
+
+async def live_postmortem(api: Api, env: WorkflowEnvironment) -> tuple[str, str]:
+    """Approved through the API, its items' workflows running. Its incident hit `monitoring`,
+    which has no seeded SLO (an SLO's review would ask the draft for more)."""
+    pm_id = await open_postmortem(api, env, services=["monitoring"])
+    now = await env.get_current_time()
+    assert (await api.post(f"/api/postmortems/{pm_id}/draft", "alice", draft_data(now))).is_success
+    assert (await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {})).is_success
+    bob_item = f"{pm_id}-item-1"
+    await eventually(lambda: api.services.store.action_item(bob_item))
+    return pm_id, bob_item
+
+
+async def snap(page: Page, name: str) -> None:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+async def signed_in(chromium: Browser, service: Service, person: str) -> Page:
+    context = await chromium.new_context(viewport={"width": 1280, "height": 900})
+    page = await context.new_page()
+    await page.goto(f"{service.url}/")
+    await expect(page).to_have_url(f"{service.url}/login?next=%2F")
+    await page.fill("input[name=token]", service.api.token(person))
+    await page.click("button:has-text('Sign in')")
+    await expect(page.locator("h1")).to_have_text("Overview")
+    return page
+
+
+async def test_people_find_filter_search_and_act_in_a_browser(
+    chromium: Browser, service: Service
+) -> None:
+    page = await signed_in(chromium, service, "bob")
+    # The overview: the seeded history has open postmortems and overdue items.
+    await expect(page.locator("#open-postmortems .card")).to_have_count(5)
+    await expect(page.locator("#overdue tbody tr").first).to_be_visible()
+    await snap(page, "1-overview")
+
+    # Action items, filtered to bob's open ones.
+    await page.click("nav >> text=Action items")
+    await page.select_option("select[name=owner]", "bob")
+    await page.select_option("select[name=state]", "open")
+    await page.click("#filters button")
+    filtered = "/action-items?team=&owner=bob&state=open&priority="
+    await expect(page).to_have_url(service.url + filtered)
+    rows = page.locator("#items tbody tr")
+    count = await rows.count()
+    expected = service.api.services.store.count_items(owner="bob", state="open")
+    assert count == min(expected, 50) and count > 0
+    for n in range(count):
+        await expect(rows.nth(n).locator("td").nth(3)).to_have_text("bob")
+    await snap(page, "2-action-items-bob-open")
+
+    # Search from the header: matches are highlighted.
+    await page.fill("header input[type=search]", "canary")
+    await page.press("header input[type=search]", "Enter")
+    await expect(page.locator("#hits li").first).to_be_visible()
+    await expect(page.locator("#hits mark").first).to_have_text("canary", ignore_case=True)
+    await snap(page, "3-search-canary")
+
+    # The live postmortem: bob acknowledges his item, then claims it done.
+    await page.goto(f"{service.url}/postmortems/{service.pm_id}")
+    item = page.locator(f"[id='{service.bob_item}']")
+    await item.locator("button:has-text('Acknowledge')").click()
+    await expect(page.locator(".flash.done")).to_contain_text("Acknowledged.")
+    await snap(page, "4-acknowledged")
+    assert stored_item(service.api, service.bob_item).acknowledged_by == "bob"
+
+    item = page.locator(f"[id='{service.bob_item}']")
+    await item.locator("input[name=text]").fill("PR 42 pages on the 5xx ratio")
+    await item.locator("button:has-text('Claim done')").click()
+    await expect(page.locator(".flash.done")).to_contain_text("Claimed done.")
+    await eventually(
+        lambda: stored_item(service.api, service.bob_item).state.value == "done_claimed"
+    )
+    await snap(page, "5-claimed-done")
+
+    # Metrics and the outbox render with their charts.
+    await page.click("nav >> text=Metrics")
+    await expect(page.locator("#headline .card").first).to_be_visible()
+    assert await page.locator("svg[role=img]").count() >= 10
+    await snap(page, "6-metrics")
+    await page.click("nav >> text=Outbox")
+    await expect(page.locator("h1")).to_have_text("Outbox")
+    await snap(page, "7-outbox")
+    await page.context.close()
+
+
+async def test_a_refused_action_is_explained_on_the_page(
+    chromium: Browser, service: Service
+) -> None:
+    page = await signed_in(chromium, service, "carol")
+    await page.goto(f"{service.url}/postmortems/{service.pm_id}")
+    # carol does not own bob's item, so the page offers her no acknowledge button; a stale tab
+    # that still had one would be refused by the workflow. Her verify of an open item likewise:
+    await expect(page.locator(f"[id='{service.bob_item}'] button")).to_have_count(0)
+    response = await page.request.post(
+        f"{service.url}/action-items/{service.bob_item}/acknowledge",
+        form={"csrf": "not-the-token", "back": "/"},
+    )
+    assert response.status == 403
+    await snap(page, "8-carol-no-buttons")
+    await page.context.close()
