@@ -286,7 +286,8 @@ async def leave_nothing_running(client: Client, queue: str, workflow_ids: list[s
     for workflow_id in ids:
         with suppress(RPCError):
             await client.get_workflow_handle(workflow_id).terminate("test over")
-    for schedule in (f"council-digest-{queue}", f"ticket-reconciliation-{queue}"):
+    schedules = ("council-digest", "council-digest-monthly", "ticket-reconciliation")
+    for schedule in (f"{name}-{queue}" for name in schedules):
         with suppress(RPCError):
             await client.get_schedule_handle(schedule).delete()
 

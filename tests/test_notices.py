@@ -24,11 +24,12 @@ NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
 
-# The digest has its own renderer (tested in test_follow_up.py), the exhausted budget its own test.
-@pytest.mark.parametrize(
-    "kind",
-    [k for k in NoticeKind if k not in (NoticeKind.COUNCIL_DIGEST, NoticeKind.BUDGET_EXHAUSTED)],
-)
+# The digests have their own renderers (tested in test_follow_up.py and test_monthly_digest.py),
+# the exhausted budget its own test.
+OWN_TESTS = (NoticeKind.COUNCIL_DIGEST, NoticeKind.MONTHLY_DIGEST, NoticeKind.BUDGET_EXHAUSTED)
+
+
+@pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])
 def test_every_kind_renders_with_the_item_and_a_way_to_act(
     policy: Policy, kind: NoticeKind
 ) -> None:

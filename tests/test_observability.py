@@ -220,8 +220,9 @@ async def _clean_up(client: Client, queue: str, policy: Policy) -> None:
     for team in policy.teams:
         with suppress(RPCError):  # never started
             await client.get_workflow_handle(team_slots_id(team, queue)).terminate("test over")
-    with suppress(RPCError):
-        await client.get_schedule_handle(f"council-digest-{queue}").delete()
+    for schedule in (f"council-digest-{queue}", f"council-digest-monthly-{queue}"):
+        with suppress(RPCError):
+            await client.get_schedule_handle(schedule).delete()
 
 
 # --- metrics -----------------------------------------------------------------------------------
