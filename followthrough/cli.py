@@ -209,6 +209,44 @@ def db_upgrade() -> None:
     typer.echo(f"database at the newest schema: {url}")
 
 
+@app.command("seed")
+@friendly_errors
+def seed_command(
+    postmortems: Annotated[int, typer.Option(min=0, help="how many (about 5 action items each)")],
+    seed: Annotated[int, typer.Option(help="the same seed makes the same records")] = 7,
+    force: Annotated[
+        bool, typer.Option("--force", help="seed beside postmortems that were not seeded")
+    ] = False,
+) -> None:
+    """Fill the database with realistic made-up records for demos, browser tests and benchmarks:
+    postmortems of the past 15 months with their action items, reviews, escalations and SLO
+    reviews. Running it again adds only the postmortems not seeded yet."""
+    from followthrough.seed import ID_PREFIX
+    from followthrough.seed import seed as seed_records
+
+    store = open_migrated_store()
+    others = len(store.postmortem_ids() - store.postmortem_ids(ID_PREFIX))
+    if others and not force:
+        which = "postmortem that was" if others == 1 else "postmortems that were"
+        typer.echo(
+            f"error: the database holds {others} {which} not seeded; made-up records would mix "
+            "with them on every page and in every report. Seed an empty database "
+            "(FOLLOWTHROUGH_DATABASE_URL), or pass --force.",
+            err=True,
+        )
+        raise typer.Exit(1)
+    with Progress() as progress:
+        summary = seed_records(
+            store,
+            settings().loaded_policy,
+            postmortems=postmortems,
+            now=datetime.now(UTC),
+            seed=seed,
+            progress=lambda done, total: progress("seeding postmortems", done, total),
+        )
+    typer.echo(summary.line())
+
+
 @policy_app.command("check")
 @friendly_errors
 def policy_check(file: Path) -> None:

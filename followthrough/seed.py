@@ -1038,6 +1038,8 @@ def seed(
         store.save_slos(missing, now)
     recorded = store.postmortem_ids(ID_PREFIX)
     written = items = events = 0
+    if progress is not None:
+        progress(0, postmortems)
     for first in range(0, postmortems, BATCH):
         batch = [
             seeded_incident(index, policy, now, seed)

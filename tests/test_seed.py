@@ -14,9 +14,15 @@ from pathlib import Path
 import pytest
 
 from followthrough.domain.draft import factor_tags
-from followthrough.domain.incident import ORDERED_MILESTONES
+from followthrough.domain.incident import ORDERED_MILESTONES, Incident
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import ActionItemState, PostmortemState
+from followthrough.domain.postmortem import (
+    ActionItemState,
+    AuditEvent,
+    PostmortemChange,
+    PostmortemState,
+    open_postmortem,
+)
 from followthrough.seed import (
     HISTORY,
     SeedSummary,
@@ -28,6 +34,7 @@ from followthrough.seed import (
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.storage.search import KINDS
+from tests.processes import Followthrough, free_port
 
 NOW = datetime(2026, 11, 24, 10, 30, tzinfo=UTC)
 N = 30
@@ -69,7 +76,7 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
         audit_events=record_counts(store)[2],
         seconds=summary.seconds,
     )
-    assert steps == [(25, N), (N, N)]  # after each batch of 25
+    assert steps == [(0, N), (25, N), (N, N)]  # at the start and after each batch of 25
 
     # The record holds exactly what the generator made, postmortem by postmortem.
     for index in range(N):
@@ -224,3 +231,41 @@ def test_a_larger_history_looks_like_a_real_one(policy: Policy) -> None:
         for f in m.postmortem.draft.contributing_factors
     )
     assert factors.most_common(1)[0][1] >= 10
+
+
+def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
+    tmp_path: Path, policy: Policy
+) -> None:
+    ft = Followthrough.create(
+        tmp_path, temporal_address=f"127.0.0.1:{free_port()}", database_url=None, task_queue="t"
+    )
+    done = ft.cli("seed", "--postmortems", "40")
+    assert done.stdout.startswith("40 postmortems, ") and " seeded in " in done.stdout
+    # Not a terminal: a line when it starts and one per tenth (two batches of 25: 62%, 100%).
+    assert done.stderr.splitlines() == [
+        "Seeding postmortems 0/40 0%",
+        "Seeding postmortems 25/40 62%",
+        "Seeding postmortems 40/40 100%",
+    ]
+
+    again = ft.cli("seed", "--postmortems", "40")
+    assert again.stdout.startswith("0 postmortems, 0 action items and 0 audit events")
+    assert again.stdout.rstrip().endswith("; 40 postmortems were there already")
+
+    # A postmortem that was not seeded: made-up records must not mix with it unless forced.
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'followthrough.db'}")
+    incident = Incident(
+        id="INC-7", title="Checkout down", severity="SEV2", resolved_at=NOW, services=["checkout"]
+    )
+    pm = open_postmortem(incident, policy, NOW)
+    opened = AuditEvent(
+        workflow_id=pm.id, postmortem_id=pm.id, seq=1, at=NOW, actor="followthrough", action="x"
+    )
+    store.record_postmortem(PostmortemChange(postmortem=pm, event=opened))
+    store.close()
+    refused = ft.cli("seed", "--postmortems", "41", check=False)
+    assert refused.returncode == 1
+    assert "the database holds 1 postmortem that was not seeded" in refused.stderr
+    assert "--force" in refused.stderr and refused.stdout == ""
+    forced = ft.cli("seed", "--postmortems", "41", "--force")
+    assert forced.stdout.startswith("1 postmortems, ")
