@@ -216,20 +216,18 @@ class _Trail:
     postmortem_id: str
     events: list[AuditEvent] = field(default_factory=list)
 
-    def record(self, at: datetime, actor: str, action: str, detail: str) -> int:
-        seq = len(self.events) + 1
+    def record(self, at: datetime, actor: str, action: str, detail: str) -> None:
         self.events.append(
             AuditEvent(
                 workflow_id=self.workflow_id,
                 postmortem_id=self.postmortem_id,
-                seq=seq,
+                seq=len(self.events) + 1,
                 at=at,
                 actor=actor,
                 action=action,
                 detail=detail,
             )
         )
-        return seq
 
 
 def _allowed(refusal: Refusal | None) -> None:
@@ -256,6 +254,7 @@ class _History:
         self.dependency = rng.choice(DEPENDENCIES)
         self.percent = 0  # of requests failing, drawn with the severity
         self.minutes = rng.choice((7, 12, 18, 25, 40, 55))
+        self.services: list[str] = []  # the incident's
         self.items: list[ActionItem] = []
         self.item_trails: list[_Trail] = []
         self.resolved_at: list[datetime] = []  # when each resolved item was resolved
@@ -278,6 +277,8 @@ class _History:
             f"draft due {pm.draft_due.isoformat()}",
         )
         self._postmortem_life(pm, trail)
+        # Each event goes with the final snapshot: the store keeps a workflow's newest one, so
+        # the snapshots in between would be written only to be overwritten.
         pm.last_seq = len(trail.events)
         changes: list[Change] = [PostmortemChange(postmortem=pm, event=e) for e in trail.events]
         for item, item_trail in zip(self.items, self.item_trails, strict=True):
@@ -294,7 +295,7 @@ class _History:
         services = [rng.choice(sorted(policy.services))] if policy.services else []
         if services and rng.random() < 0.25:
             services.append(rng.choice(sorted(policy.services)))
-        services = list(dict.fromkeys(services))
+        services = self.services = list(dict.fromkeys(services))
         team = policy.team_of_service(services[0]) if services else None
         people = sorted(policy.teams[team].members) if team else sorted(policy.people)
         commander = rng.choice(people) if rng.random() < 0.8 else None
@@ -941,11 +942,9 @@ class _ItemLife:
 
     def _claim(self, at: datetime) -> None:
         item = self.item
-        service = item.spec.title.split()[-1]
-        evidence = (
-            f"https://git.example.com/{item.team}/{service}/-/merge_requests/"
-            f"{self.history.index % 900 + 100} merged"
-        )
+        services = self.history.services or ["platform"]
+        change = 100 + self.history.index * 16 + len(item.claims) * 8 + item.spec.number
+        evidence = f"https://git.example.com/{item.team}/{services[0]}/-/merge_requests/{change}"
         _allowed(claim_refusal(item, DoneClaim(by=item.owner, evidence=evidence)))
         item.claims.append(Claim(by=item.owner, evidence=evidence, at=at))
         item.state = ActionItemState.DONE_CLAIMED
