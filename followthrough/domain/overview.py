@@ -85,8 +85,11 @@ def overview(
 ) -> Overview:
     """What needs attention now: open postmortems, overdue items, escalations, full teams."""
     by_team: dict[str, list[OverdueItem]] = {}
+    late_by_due: dict[date, int] = {}  # items share due dates; counting days walks the calendar
     for item in overdue_items:
-        late = OverdueItem(item=item, days_overdue=days_overdue(item.due, today, policy.calendar))
+        if item.due not in late_by_due:
+            late_by_due[item.due] = days_overdue(item.due, today, policy.calendar)
+        late = OverdueItem(item=item, days_overdue=late_by_due[item.due])
         by_team.setdefault(item.team, []).append(late)
     teams = []
     for team, late_items in by_team.items():
