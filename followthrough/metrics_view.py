@@ -10,6 +10,8 @@ from markupsafe import Markup
 from followthrough import charts
 from followthrough.domain.metrics import (
     DURATIONS,
+    IncidentFacts,
+    ItemFacts,
     Period,
     ReliabilityMetrics,
     format_duration,
@@ -18,6 +20,7 @@ from followthrough.domain.metrics import (
     trend_series,
 )
 from followthrough.domain.policy import Policy
+from followthrough.progress import ProgressReport, no_progress
 from followthrough.storage import Store
 
 
@@ -57,10 +60,30 @@ def metric_charts(metrics: ReliabilityMetrics) -> dict[str, Markup]:
     return drawn
 
 
-def measure(store: Store, policy: Policy, period: Period, as_of: datetime) -> ReliabilityMetrics:
-    """Every figure for a period, read from the record's lean columns."""
-    incidents = store.incident_facts(period.start, period.end)
-    items = store.item_facts(resolved_from=period.start, resolved_before=period.end)
+def measure(
+    store: Store,
+    policy: Policy,
+    period: Period,
+    as_of: datetime,
+    *,
+    progress: ProgressReport = no_progress,
+    stride: timedelta | None = None,
+    reading: str = "reading incidents and action items",
+) -> ReliabilityMetrics:
+    """Every figure for a period, read from the record's lean columns.
+
+    With a stride the period is read a slice at a time and each slice reported as progress (the
+    quarterly report's); the page reads it at once.
+    """
+    incidents: list[IncidentFacts] = []
+    items: list[ItemFacts] = []
+    slices = _slices(period, stride)
+    progress(reading, 0, len(slices))
+    for n, (start, end) in enumerate(slices, 1):
+        incidents += store.incident_facts(start, end)
+        items += store.item_facts(resolved_from=start, resolved_before=end)
+        progress(reading, n, len(slices))
+    progress("measuring")
     return reliability_metrics(
         incidents,
         items,
@@ -70,3 +93,16 @@ def measure(store: Store, policy: Policy, period: Period, as_of: datetime) -> Re
         calendar=policy.calendar,
         severities=list(policy.severities),
     )
+
+
+def _slices(period: Period, stride: timedelta | None) -> list[tuple[datetime, datetime]]:
+    """[start, end) in consecutive slices of `stride`, the last one cut at the end."""
+    if stride is None:
+        return [(period.start, period.end)]
+    slices = []
+    start = period.start
+    while start < period.end:
+        end = min(start + stride, period.end)
+        slices.append((start, end))
+        start = end
+    return slices

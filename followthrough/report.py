@@ -29,7 +29,6 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 from followthrough.domain.escalation import days_overdue
 from followthrough.domain.metrics import (
     DURATIONS,
-    IncidentFacts,
     ItemFacts,
     Period,
     ReliabilityMetrics,
@@ -39,7 +38,6 @@ from followthrough.domain.metrics import (
     headline,
     period_of,
     recent_quarters,
-    reliability_metrics,
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
@@ -159,7 +157,15 @@ def quarterly_report(
     (whatever their quarter); risk acceptances and themes are those made in the quarter.
     """
     period = quarter_period(quarter, policy, as_of)
-    metrics = _measure_week_by_week(store, policy, period, as_of, progress)
+    metrics = measure(
+        store,
+        policy,
+        period,
+        as_of,
+        progress=progress,
+        stride=READ_STRIDE,
+        reading="reading the quarter's incidents and action items, week",
+    )
     previous = _previous_quarter(store, policy, period, as_of, progress)
 
     steps = "reading themes, overdue items and risk acceptances"
@@ -205,42 +211,6 @@ def quarter_period(quarter: str, policy: Policy, as_of: datetime) -> Period:
         raise ValueError("no quarter given; write the year and 1-4, e.g. '2026Q4'")
     calendar = policy.calendar
     return period_of(calendar.local_date(as_of), calendar, quarter=quarter)
-
-
-def _weeks(period: Period) -> list[tuple[datetime, datetime]]:
-    """[start, end) in consecutive slices of READ_STRIDE, the last one cut at the end."""
-    slices = []
-    start = period.start
-    while start < period.end:
-        end = min(start + READ_STRIDE, period.end)
-        slices.append((start, end))
-        start = end
-    return slices
-
-
-def _measure_week_by_week(
-    store: Store, policy: Policy, period: Period, as_of: datetime, progress: ProgressReport
-) -> ReliabilityMetrics:
-    """What metrics_view.measure computes, read a week at a time so progress is real."""
-    what = "reading the quarter's incidents and action items, week"
-    weeks = _weeks(period)
-    incidents: list[IncidentFacts] = []
-    items: list[ItemFacts] = []
-    progress(what, 0, len(weeks))
-    for n, (start, end) in enumerate(weeks, 1):
-        incidents += store.incident_facts(start, end)
-        items += store.item_facts(resolved_from=start, resolved_before=end)
-        progress(what, n, len(weeks))
-    progress("measuring")
-    return reliability_metrics(
-        incidents,
-        items,
-        period_start=period.start,
-        period_end=period.end,
-        as_of=as_of,
-        calendar=policy.calendar,
-        severities=list(policy.severities),
-    )
 
 
 def _previous_quarter(

@@ -62,8 +62,6 @@ CONTENT_SECURITY_POLICY = (
     "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-ITEM_ACTIONS = {"acknowledge", "claim-done", "verify", "reject"}
-POSTMORTEM_ACTIONS = {"approve", "request-changes"}
 
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates" / "dashboard"),
@@ -479,19 +477,18 @@ async def outbox_page(
 async def act_on_item_page(
     request: Request, item: str, action: str, who: Posted, using: Using
 ) -> Response:
-    form = await request.form()
-    back = str(form.get("back", "/"))
-    text = str(form.get("text", ""))[:10_000]
+    back, text = await _form(request)
     person = who.person
-    arguments: dict[str, tuple[str, BaseModel, str]] = {
-        "acknowledge": ("acknowledge", Acknowledgement(by=person), "Acknowledged."),
-        "claim-done": ("claim_done", DoneClaim(by=person, evidence=text), "Claimed done."),
-        "verify": ("verify", Verification(by=person, note=text), "Verified."),
-        "reject": ("reject", Rejection(by=person, reason=text), "Rejected."),
-    }
-    if action not in arguments:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on action items")
-    update, argument, message = arguments[action]
+    update, argument, message = _chosen(
+        action,
+        "action items",
+        {
+            "acknowledge": ("acknowledge", Acknowledgement(by=person), "Acknowledged."),
+            "claim-done": ("claim_done", DoneClaim(by=person, evidence=text), "Claimed done."),
+            "verify": ("verify", Verification(by=person, note=text), "Verified."),
+            "reject": ("reject", Rejection(by=person, reason=text), "Rejected."),
+        },
+    )
     try:
         done: ActionItem = await act_on_item(using, item, update, argument)
     except HTTPException as refused:
@@ -503,29 +500,42 @@ async def act_on_item_page(
 async def act_on_postmortem_page(
     request: Request, postmortem: str, action: str, who: Posted, using: Using
 ) -> Response:
-    form = await request.form()
-    back = str(form.get("back", "/"))
-    text = str(form.get("text", ""))[:10_000]
+    back, text = await _form(request)
     person = who.person
-    arguments: dict[str, tuple[str, BaseModel, str]] = {
-        "approve": ("approve", Approval(by=person, comment=text), "Approved."),
-        "request-changes": (
-            "request_changes",
-            ChangeRequest(by=person, reason=text),
-            "Changes requested.",
-        ),
-    }
-    if action not in arguments:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on postmortems")
-    update, argument, message = arguments[action]
+    update, argument, message = _chosen(
+        action,
+        "postmortems",
+        {
+            "approve": ("approve", Approval(by=person, comment=text), "Approved."),
+            "request-changes": (
+                "request_changes",
+                ChangeRequest(by=person, reason=text),
+                "Changes requested.",
+            ),
+        },
+    )
     try:
         pm_id = await postmortem_id_of(using, postmortem)
         done: Postmortem = await act_as(using, pm_id, update, argument, Postmortem)
     except HTTPException as refused:
         return _back(back, error=str(refused.detail))
-    return _back(
-        back, done=f"{message} The postmortem is now {done.state.value.replace('_', ' ')}."
-    )
+    state = done.state.value.replace("_", " ")
+    return _back(back, done=f"{message} The postmortem is now {state}.")
+
+
+async def _form(request: Request) -> tuple[str, str]:
+    """Where the form was (to go back to) and what the person typed."""
+    form = await request.form()
+    return str(form.get("back", "/")), str(form.get("text", ""))[:10_000]
+
+
+def _chosen(
+    action: str, what: str, updates: dict[str, tuple[str, BaseModel, str]]
+) -> tuple[str, BaseModel, str]:
+    """The update a button sends, its argument, and what to say when it is done."""
+    if action not in updates:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on {what}")
+    return updates[action]
 
 
 # --- small shared pieces -------------------------------------------------------------------------
