@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.access import ApiToken, LinkUse
 from followthrough.domain.incident import MILESTONES
-from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
+from followthrough.domain.metrics import IncidentFacts, ItemFacts
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import (
@@ -612,7 +612,10 @@ class Store:
             for pm_id, tag in connection.execute(tagged):
                 tags.setdefault(pm_id, []).append(tag)
             rows = connection.execute(query).all()
-        return [_incident_facts_of(row, tags.get(row.id, [])) for row in rows]
+        # One validation of the list, as for the items.
+        return _INCIDENT_FACTS.validate_python(
+            [_incident_fields(row, tags.get(row.id, [])) for row in rows]
+        )
 
     def postmortem_facts(
         self,
@@ -639,7 +642,8 @@ class Store:
         page = page.options(defer(PostmortemRow.data))
         with Session(self.engine) as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            return [_incident_facts_of(row, []) for row in session.scalars(page)], total
+            found = [_incident_fields(row, []) for row in session.scalars(page)]
+        return _INCIDENT_FACTS.validate_python(found), total
 
     def item_facts(
         self,
@@ -766,6 +770,7 @@ _INCIDENT_FACT_COLUMNS = (
     *(getattr(PostmortemRow, f"{name}_at") for name in MILESTONES),
 )
 _ITEM_FACTS = TypeAdapter(list[ItemFacts])
+_INCIDENT_FACTS = TypeAdapter(list[IncidentFacts])
 _ITEM_FACT_COLUMNS = (
     ActionItemRow.id,
     ActionItemRow.postmortem_id,
@@ -825,20 +830,21 @@ def _item_filters(
     return query
 
 
-def _incident_facts_of(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> IncidentFacts:
-    return IncidentFacts(
-        postmortem_id=row.id,
-        incident_id=row.incident_id or row.id,
-        title=row.title,
-        severity=row.severity,
-        team=row.team,
-        state=row.state,
-        services=row.services or [],
-        factor_tags=factor_tags,
-        slo_burns=[SloBurn.model_validate(burn) for burn in row.slo_burns or []],
-        resolved_at=row.resolved_at or row.opened_at,
+def _incident_fields(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> dict[str, Any]:
+    """An IncidentFacts' fields from a postmortems row."""
+    return {
+        "postmortem_id": row.id,
+        "incident_id": row.incident_id or row.id,
+        "title": row.title,
+        "severity": row.severity,
+        "team": row.team,
+        "state": row.state,
+        "services": row.services or [],
+        "factor_tags": factor_tags,
+        "slo_burns": row.slo_burns or [],
+        "resolved_at": row.resolved_at or row.opened_at,
         **{f"{name}_at": getattr(row, f"{name}_at") for name in MILESTONES if name != "resolved"},
-    )
+    }
 
 
 def _incident_facts(pm: Postmortem) -> dict[str, Any]:
