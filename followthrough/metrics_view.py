@@ -3,6 +3,7 @@ monthly digest share, drawn from one ReliabilityMetrics."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from markupsafe import Markup
@@ -106,3 +107,42 @@ def _slices(period: Period, stride: timedelta | None) -> list[tuple[datetime, da
         slices.append((start, end))
         start = end
     return slices
+
+
+@dataclass
+class _Measured:
+    version: int
+    at: datetime
+    metrics: ReliabilityMetrics
+
+
+class MetricsCache:
+    """A period's figures, kept until the record changes, for the pages.
+
+    A year of 10,000 postmortems takes seconds to read and measure (bench/README.md,
+    "Dashboard"), while the record changes only when some workflow records an audit event. So
+    the figures are kept per period and local day, and measured again when the number of audit
+    events has changed (they are only ever appended, and every change of a postmortem or an
+    action item comes with one) or after `ttl` (the four-week eligibility moves with the clock).
+    """
+
+    def __init__(self, ttl: timedelta = timedelta(minutes=10), size: int = 32) -> None:
+        self.ttl, self.size = ttl, size
+        self._kept: dict[tuple[Period, str], _Measured] = {}
+
+    def measure(
+        self, store: Store, policy: Policy, period: Period, as_of: datetime
+    ) -> ReliabilityMetrics:
+        key = (period, policy.calendar.local_date(as_of).isoformat())
+        version = store.record_version()
+        kept = self._kept.get(key)
+        if kept and kept.version == version and timedelta(0) <= as_of - kept.at < self.ttl:
+            return kept.metrics
+        metrics = measure(store, policy, period, as_of)
+        if len(self._kept) >= self.size:
+            self._kept.pop(next(iter(self._kept)))  # the oldest entry
+        self._kept[key] = _Measured(version=version, at=as_of, metrics=metrics)
+        return metrics
+
+    def clear(self) -> None:
+        self._kept.clear()

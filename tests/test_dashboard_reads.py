@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-from followthrough.domain.metrics import ItemFacts
+from followthrough.domain.metrics import ItemFacts, Period
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.domain.themes import FactorTags
+from followthrough.metrics_view import MetricsCache, measure
 from followthrough.storage import Store
 from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
 
@@ -117,3 +118,23 @@ def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy
     assert store.postmortem_facts(state="closed") == ([], 0)
     page, total = store.postmortem_facts(severity="SEV2", team=page[0].team)
     assert total == 2
+
+
+def test_the_metrics_cache_measures_again_when_the_record_changes(
+    store: Store, policy: Policy
+) -> None:
+    record(store, policy)
+    cache = MetricsCache(ttl=timedelta(minutes=10))
+    period = Period(label="then", start=T0 - timedelta(days=30), end=T0 + timedelta(days=30))
+    first = cache.measure(store, policy, period, T0)
+    assert first.incidents == 2 and first == measure(store, policy, period, T0)
+    assert cache.measure(store, policy, period, T0 + timedelta(minutes=5)) is first  # kept
+
+    store.record_postmortem(pm_change(make_postmortem(policy, "INC-3"), 1))  # a change
+    changed = cache.measure(store, policy, period, T0 + timedelta(minutes=6))
+    assert changed is not first and changed.incidents == 3
+
+    later = cache.measure(store, policy, period, T0 + timedelta(minutes=17))  # past the ttl
+    assert later is not changed and later == measure(
+        store, policy, period, T0 + timedelta(minutes=17)
+    )

@@ -48,7 +48,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
-from followthrough.metrics_view import measure, metric_charts
+from followthrough.metrics_view import metric_charts
 from followthrough.notices.render import Links
 from followthrough.render import item_history
 from followthrough.storage.search import KINDS as SEARCH_KINDS
@@ -399,7 +399,7 @@ async def metrics_page(
         period = period_of(today, policy.calendar, quarter=quarter, month=month)
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
-    measured = await asyncio.to_thread(measure, using.store, policy, period, now)
+    measured = await asyncio.to_thread(using.reliability.measure, using.store, policy, period, now)
     return _render(
         request,
         using,

@@ -13,6 +13,7 @@ from temporalio.client import Client
 
 from followthrough.api.metrics import Metrics
 from followthrough.domain.policy import Policy
+from followthrough.metrics_view import MetricsCache
 from followthrough.settings import Settings
 from followthrough.storage import Store
 
@@ -28,6 +29,7 @@ class Services:
     client: Client
     clock: Callable[[], datetime] = field(default=utc_now)  # tests pass the test server's clock
     metrics: Metrics = field(init=False)
+    reliability: MetricsCache = field(default_factory=MetricsCache)  # the Metrics page's figures
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store, lambda: self.policy.calendar.local_date(self.clock()))

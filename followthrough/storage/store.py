@@ -617,6 +617,11 @@ class Store:
             [_incident_fields(row, tags.get(row.id, [])) for row in rows]
         )
 
+    def record_version(self) -> int:
+        """How many audit events there are: it grows with every change to the record."""
+        with self.engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(AuditEventRow)) or 0
+
     def postmortem_facts(
         self,
         *,
