@@ -3,7 +3,6 @@ how it stays current with the record, and what bad input gets."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from typing import Any
 
@@ -450,15 +449,17 @@ _LONG_BODY = (
 )
 
 
-def test_search_stays_fast_over_60000_documents(store: Store) -> None:
-    """Every document matches, yet only the hits kept get a headline or snippet.
+def test_many_matches_give_the_best_hits_with_their_snippets(store: Store) -> None:
+    """Every document matches; the limited hits come back, each with its snippet.
 
-    With ts_headline over every match, PostgreSQL took about 2.5 s here; limited first, 0.07 s.
+    How fast that stays at scale is bench/dashboard.py's question (search at 10,000 postmortems,
+    about 60,000 documents), not a timed test's: ts_headline over every match, rather than over
+    the hits kept after the LIMIT, took 2.5 s there instead of 0.07 s.
     """
     numbers = (
-        "SELECT generate_series(1, 60000) AS i"
+        "SELECT generate_series(1, 2000) AS i"
         if store.engine.dialect.name == "postgresql"
-        else "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 60000) "
+        else "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 2000) "
         "SELECT i FROM n"
     )
     with store.engine.begin() as connection:
@@ -474,12 +475,8 @@ def test_search_stays_fast_over_60000_documents(store: Store) -> None:
         if store.engine.dialect.name == "postgresql":
             connection.execute(text("ANALYZE search_documents"))
 
-    timings = []
-    for _ in range(3):
-        started = time.perf_counter()
-        hits = store.search("ledger timeouts", limit=50)
-        timings.append(time.perf_counter() - started)
+    hits = store.search("ledger timeouts", limit=50)
 
     assert len(hits) == 50
-    assert matched(hits[0].snippet)[:1] == ["ledger"]
-    assert min(timings) < 1.0, f"searching 60,000 documents took {min(timings):.2f} s"
+    assert len({hit.ref_id for hit in hits}) == 50
+    assert all(matched(hit.snippet)[:1] == ["ledger"] for hit in hits)
