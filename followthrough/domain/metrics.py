@@ -437,32 +437,18 @@ def _by_severity(incidents: list[IncidentFacts]) -> dict[str, list[IncidentFacts
 
 
 def severity_timings(severity: str, incidents: list[IncidentFacts]) -> SeverityTimings:
-    def stats(duration: Duration) -> DurationStats:
-        return duration_stats(_measured(incidents, duration))
-
     return SeverityTimings(
         severity=severity,
         incidents=len(incidents),
-        detect=stats("detect"),
-        acknowledge=stats("acknowledge"),
-        mitigate=stats("mitigate"),
-        resolve=stats("resolve"),
-        communicate=stats("communicate"),
+        **{d: duration_stats(_measured(incidents, d)) for d in DURATIONS},
     )
 
 
 def _severity_medians(severity: str, incidents: list[IncidentFacts]) -> SeverityMedians:
-    def middle(duration: Duration) -> timedelta | None:
-        return median(_measured(incidents, duration))
-
     return SeverityMedians(
         severity=severity,
         incidents=len(incidents),
-        detect=middle("detect"),
-        acknowledge=middle("acknowledge"),
-        mitigate=middle("mitigate"),
-        resolve=middle("resolve"),
-        communicate=middle("communicate"),
+        **{d: median(_measured(incidents, d)) for d in DURATIONS},
     )
 
 
