@@ -65,6 +65,10 @@ class Policy(BaseModel):
     services: dict[str, str] = Field(default_factory=dict, description="service -> owning team")
     reviewers: list[str] = Field(default_factory=list)
     council: list[str] = Field(min_length=1, description="the reliability council")
+    operators: list[str] = Field(
+        default_factory=list,
+        description="who runs Followthrough: told of stuck work and policy gaps; default: council",
+    )
     default_owner: str = Field(description="owns a postmortem with no commander and no team")
     source_severities: dict[str, dict[str, str]] = Field(
         default_factory=dict,
@@ -93,6 +97,11 @@ class Policy(BaseModel):
         for service, team in self.services.items():
             if team not in self.teams:
                 problems.append(f"services.{service}: unknown team '{team}'")
+        for person in self.operators:
+            if person not in people:
+                problems.append(
+                    f"operators: '{person}' is not a member, manager, reviewer or council member"
+                )
         if self.default_owner not in people:
             problems.append(
                 f"default_owner: '{self.default_owner}' is not a member or manager of any team"
@@ -175,6 +184,11 @@ class Policy(BaseModel):
 
     def council_emails(self) -> list[str]:
         return [self.email_of(person) for person in self.council]
+
+    @property
+    def operator_names(self) -> list[str]:
+        """Who hears of stuck work and policy gaps: the operators, else the council."""
+        return list(self.operators or self.council)
 
 
 class InvalidPolicy(Problems):
