@@ -644,6 +644,7 @@ class ActionItemWorkflow:
         await judge_when_opened(lambda: self.opened, self._validate_reassign, change)
         item = self.item
         previous = item.owner
+        item.previous_owners.append(previous)  # state only: no new command, histories replay
         item.owner, item.team = change.to, change.team or item.team
         item.acknowledged_by = item.acknowledged_at = None  # the new owner has not seen it yet
         workflow.upsert_search_attributes([OWNING_TEAM.value_set(item.team)])

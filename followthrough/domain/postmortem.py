@@ -215,6 +215,7 @@ class ActionItem(BaseModel):
     ticket: TicketRef | None = None  # its Jira issue, once created (None: the built-in tracker)
     ticket_problem: str | None = None  # why Jira refused to create it, for people to fix
     acknowledged_by: str | None = None  # the current owner has seen it (reset on reassignment)
+    previous_owners: list[str] = Field(default_factory=list)  # before each reassignment, in order
     acknowledged_at: AwareDatetime | None = None
     verified_at: AwareDatetime | None = None
     last_seq: int = 0
@@ -229,6 +230,22 @@ class ActionItem(BaseModel):
 
     def approved_extensions(self) -> int:
         return sum(1 for e in self.extensions if e.approved)
+
+    @property
+    def claimed_by(self) -> str | None:
+        """Who made the done claim waiting for a verdict (None while there is none)."""
+        if self.state is not ActionItemState.DONE_CLAIMED or not self.claims:
+            return None
+        return self.claims[-1].by
+
+    def worked_on_by(self, person: str) -> bool:
+        """Owns it, owned it before a reassignment, or claimed it done at some point."""
+        return (
+            person == self.owner
+            or person == self.spec.owner
+            or person in self.previous_owners
+            or any(claim.by == person for claim in self.claims)
+        )
 
 
 def open_action_item(start: ActionItemStart, now: datetime) -> ActionItem:
@@ -433,6 +450,8 @@ def verifier_refusal(item: ActionItem, by: str, policy: Policy) -> Refusal | Non
         )
     if by == item.owner:
         return forbidden(f"{by} owns {item.id} and cannot verify their own work")
+    if by == item.claimed_by:  # still theirs after reassigning the item to someone else
+        return forbidden(f"{by} claimed {item.id} done and cannot judge their own claim")
     if criterion.verifier is not None and by != criterion.verifier:
         return forbidden(f"only the named verifier ({criterion.verifier}) can verify {item.id}")
     if criterion.role is not None and not _has_role(by, criterion.role, item, policy):
@@ -494,6 +513,8 @@ def extension_decision_refusal(
         return conflict(f"{item.id} has no extension request waiting for a decision")
     if decision.by == item.owner:
         return forbidden(f"{decision.by} owns {item.id} and cannot decide their own extension")
+    if decision.by == item.pending_extension.requested_by:  # even after reassigning the item
+        return forbidden(f"{decision.by} asked for this extension and cannot decide it")
     if not may_decide_for(item, decision.by, policy):
         manager = policy.teams[item.team].manager
         return forbidden(
@@ -531,6 +552,11 @@ def risk_acceptance_refusal(
         return conflict(f"{item.id} is already {item.state}")
     if request.by not in policy.council:
         return forbidden(f"only the reliability council can accept the risk of {item.id}")
+    if item.worked_on_by(request.by):  # owners past and present and claimants: not their call
+        return forbidden(
+            f"{request.by} owns or owned {item.id}, or claimed it done, and cannot accept its "
+            "risk; another council member can"
+        )
     if len(request.reason.split()) < 3:
         return invalid("write down why the risk is acceptable (a reason of a few words at least)")
     return None
