@@ -41,6 +41,7 @@ from followthrough.domain.metrics import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
+from followthrough.hrefs import safe_url
 from followthrough.metrics_view import measure, metric_charts
 from followthrough.progress import ProgressReport, no_progress
 from followthrough.storage import Store
@@ -420,17 +421,6 @@ def _incidents_sentence(
 
 
 # --- Rendering ---------------------------------------------------------------------------------
-
-
-_UNSAFE_URL = re.compile(r"[\s<>()\[\]{}\"'`\\|^]")
-
-
-def safe_url(url: str | None) -> str | None:
-    """The URL if it is a plain http(s) address that can stand in an href and in Markdown
-    unchanged; else None, and the report shows the text without a link."""
-    if not url or not url.startswith(("https://", "http://")) or _UNSAFE_URL.search(url):
-        return None
-    return url
 
 
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")

@@ -25,6 +25,11 @@ import uvicorn
 from temporalio.client import Client
 
 from followthrough.binaries import find_binary
+from followthrough.domain.limits import (
+    CONCURRENT_CONNECTIONS,
+    KEEP_ALIVE_SECONDS,
+    REQUEST_HEAD_BYTES,
+)
 from followthrough.logging import get_logger
 from followthrough.observability import Telemetry, TelemetryError, process_telemetry
 from followthrough.settings import Settings
@@ -35,6 +40,7 @@ from followthrough.temporal import (
     connect,
     ensure_council_digest_schedule,
     ensure_monthly_digest_schedule,
+    ensure_stuck_work_schedule,
     ensure_ticket_reconciliation_schedule,
 )
 from workflows import SEARCH_ATTRIBUTES
@@ -89,6 +95,7 @@ async def run_worker_until(
         monthly = await ensure_monthly_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue
         )
+        stuck_work = await ensure_stuck_work_schedule(client, task_queue=settings.task_queue)
         jira = settings.jira_config()
         reconciliation = (
             await ensure_ticket_reconciliation_schedule(
@@ -104,6 +111,7 @@ async def run_worker_until(
                 digest_schedule=schedule,
                 monthly_digest_schedule=monthly,
                 ticket_reconciliation=reconciliation,
+                stuck_work_schedule=stuck_work,
             )
             await stop.wait()
             log.info("worker stopping")
@@ -145,6 +153,10 @@ async def serve_api_until(
             log_config=None,  # our structlog setup renders uvicorn's loggers too
             access_log=False,
             lifespan="off",
+            # The HTTP edge's own bounds (domain/limits.py); bodies are bounded by api/edge.py.
+            h11_max_incomplete_event_size=REQUEST_HEAD_BYTES,
+            timeout_keep_alive=KEEP_ALIVE_SECONDS,
+            limit_concurrency=CONCURRENT_CONNECTIONS,
         )
     )
     serving = asyncio.create_task(server.serve())

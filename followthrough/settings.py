@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Literal
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from followthrough.domain.limits import REQUEST_BODY_SECONDS
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
@@ -48,6 +49,17 @@ class Settings(BaseSettings):
         default=None, description="signs one-click links; unset: generated in the data dir"
     )
     link_ttl_hours: int = Field(default=7 * 24, ge=1, description="one-click links expire")
+    metrics_token: str | None = Field(
+        default=None,
+        description="a bearer token Prometheus sends to scrape /metrics; unset: only the API "
+        "token of someone in the directory may read it",
+    )
+    request_body_seconds: float = Field(
+        default=REQUEST_BODY_SECONDS,
+        gt=0,
+        le=3600,
+        description="a request's body must arrive within this many seconds (408 after)",
+    )
     # One per source: the HMAC secret, or the bearer token a source that does not sign sends.
     webhook_secret_pagerduty: str | None = None
     webhook_secret_opsgenie: str | None = None

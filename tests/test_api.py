@@ -291,7 +291,7 @@ async def test_health_metrics_and_openapi(api: Api, time_skipping: WorkflowEnvir
     assert (await api.http.get("/healthz")).json() == {"status": "ok"}
     await open_postmortem(api, time_skipping)
     await api.get("/api/postmortems", "dan")
-    metrics = (await api.http.get("/metrics")).text
+    metrics = (await api.get("/metrics", "dan")).text
     assert 'followthrough_open_postmortems{state="drafting"} 1.0' in metrics
     assert (
         'followthrough_http_requests_total{method="GET",route="/api/postmortems",status="200"} 1.0'

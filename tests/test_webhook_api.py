@@ -108,7 +108,7 @@ async def test_each_source_starts_one_postmortem_and_refuses_bad_input(
     incident = await eventually(lambda: store.postmortem(workflow_id))
     assert incident.incident.source == source
 
-    metrics = (await api.http.get("/metrics")).text
+    metrics = (await api.get("/metrics", "dan")).text
     assert f'followthrough_webhooks_total{{outcome="rejected",source="{source}"}}' in metrics
 
 

@@ -5,18 +5,27 @@ links, health and metrics. `create_app` builds it around the services it is give
 from __future__ import annotations
 
 import asyncio
+import hmac
 import time
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request, Response, status
-from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi import Depends, FastAPI, Request, Response, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse
+from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from swagger_ui_bundle import swagger_ui_path
 from temporalio.service import RPCError, RPCStatusCode
 
-from followthrough.api import dashboard, links, people, webhooks
+from followthrough.api import dashboard, links, operations, people, webhooks
+from followthrough.api.auth import token_holder
+from followthrough.api.edge import Edge, SecurityHeaders
 from followthrough.api.metrics import Metrics
 from followthrough.api.services import Services, Using
 from followthrough.logging import get_logger
+from followthrough.operations import readiness
 
 log = get_logger(__name__)
 
@@ -36,7 +45,7 @@ def create_app(services: Services) -> FastAPI:
         title="Followthrough",
         version="0.1.0",
         description=DESCRIPTION,
-        docs_url="/docs",
+        docs_url=None,  # served below from our own copy of Swagger UI: it works offline
         redoc_url=None,
     )
     app.state.services = services
@@ -44,7 +53,22 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(people.router)
     app.include_router(links.router)
     dashboard.install(app)
+    app.include_router(operations.router)
+    _install_docs(app)
+    # The last added runs first: every request is counted, and every answer (the edge's
+    # refusals too) carries the security headers.
+    app.add_middleware(Edge, services=services)
+    app.add_middleware(SecurityHeaders)
     app.add_middleware(CountRequests, metrics=services.metrics)
+
+    @app.exception_handler(RequestValidationError)
+    async def refused_input(request: Request, err: RequestValidationError) -> JSONResponse:
+        """422 naming each field and what is wrong with it, without echoing what was sent: a
+        hostile value (a lone surrogate, NaN, 2 MB of text) must not come back, nor fail to."""
+        return JSONResponse(
+            {"detail": [_named_problem(error) for error in err.errors()]},
+            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+        )
 
     @app.exception_handler(RPCError)
     @app.exception_handler(RuntimeError)
@@ -70,13 +94,67 @@ def create_app(services: Services) -> FastAPI:
         await asyncio.to_thread(using.store.ping)
         return {"status": "ok"}
 
+    @app.get("/readyz", tags=["operations"])
+    async def readyz(using: Using) -> JSONResponse:
+        """Ready for work: Temporal answers and the database takes writes. 503 names the part
+        that failed; /healthz stays the liveness check."""
+        parts = await readiness(using.client, using.store)
+        ready = all(state == "ok" for state in parts.values())
+        return JSONResponse(
+            {"status": "ready" if ready else "not ready", **parts},
+            status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
+        )
+
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
-    async def metrics(using: Using) -> Response:
-        """Prometheus text format; the open and overdue gauges are read from the record."""
+    async def metrics(using: Using, _: Scraper) -> Response:
+        """Prometheus text format; the open and overdue gauges are read from the record.
+        Send FOLLOWTHROUGH_METRICS_TOKEN, or the API token of someone in the directory, as a
+        bearer token."""
         text = await asyncio.to_thread(generate_latest, using.metrics.registry)
         return Response(text, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def scraper(request: Request, using: Using) -> str:
+    """Who reads /metrics: Prometheus with the metrics token, or a person with their API token."""
+    expected = using.settings.metrics_token
+    sent = request.headers.get("authorization", "")
+    if expected and hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
+        return "prometheus"
+    return await token_holder(using, sent)
+
+
+Scraper = Annotated[str, Depends(scraper)]
+
+
+def _install_docs(app: FastAPI) -> None:
+    """/docs from the Swagger UI files the swagger-ui-bundle package ships, not from a CDN."""
+    app.mount("/docs/assets", StaticFiles(directory=str(swagger_ui_path)), name="docs-assets")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="Followthrough API",
+            swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+            swagger_css_url="/docs/assets/swagger-ui.css",
+            swagger_favicon_url="/docs/assets/favicon-32x32.png",
+        )
+
+
+def _named_problem(error: Any) -> dict[str, Any]:
+    return {
+        "loc": [part if isinstance(part, int) else _printable(str(part)) for part in error["loc"]],
+        "msg": _printable(str(error["msg"])),
+        "type": str(error["type"]),
+    }
+
+
+def _printable(text: str, limit: int = 200) -> str:
+    """Text that JSON can carry: lone surrogates escaped, and never longer than `limit`."""
+    safe = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return safe if len(safe) <= limit else safe[: limit - 1] + "…"
 
 
 class CountRequests:

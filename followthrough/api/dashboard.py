@@ -1,10 +1,13 @@
 """The web dashboard: server-rendered pages people read and act from.
 
 Pages are Jinja2 templates over the same record and the same actions as the HTTP API: a person
-signs in with their API token (kept in an HttpOnly, SameSite=Strict cookie), every form carries a
-CSRF token derived from it, and every action is the workflow update the API sends, refused or
-accepted by the workflow with the same message. No scripts, fonts or styles from elsewhere: the
-pages work offline, and the Content-Security-Policy says so.
+signs in with their API token, which opens a server-side session (the HttpOnly, SameSite=Strict
+cookie holds only a random session id, whose hash is stored; it ends at sign-out, after
+SESSION_HOURS, or when the token is revoked). The sign-in form carries a CSRF token tied to a
+cookie of its own, every other form one derived from the session, and every action is the workflow
+update the API sends, refused or accepted by the workflow with the same message, which the next
+page shows from the session (never from the address, which anyone can write). No scripts, fonts
+or styles from elsewhere: the pages work offline, and the Content-Security-Policy says so.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,10 +28,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
 
+from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import act_as, act_on_item, postmortem_id_of
 from followthrough.api.services import Services, Using
-from followthrough.domain.access import hash_token
+from followthrough.api.throttle import client_of
+from followthrough.domain.access import hash_token, without_others_links
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
 from followthrough.domain.metrics import (
     DURATIONS,
     format_duration,
@@ -48,6 +56,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
+from followthrough.hrefs import safe_url
 from followthrough.metrics_view import metric_charts
 from followthrough.notices.render import Links
 from followthrough.render import item_history
@@ -56,12 +65,9 @@ from followthrough.storage.search import KINDS as SEARCH_KINDS
 router = APIRouter(include_in_schema=False)
 
 SESSION_COOKIE = "followthrough_session"
-SESSION_DAYS = 30
+SIGN_IN_COOKIE = "followthrough_sign_in"  # ties the sign-in form's CSRF token to this browser
+_NONCE = re.compile(r"[A-Za-z0-9_-]{43}")  # secrets.token_urlsafe(32)
 PAGE_SIZE = 50
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
-    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
 
 _pages = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent / "templates" / "dashboard"),
@@ -70,6 +76,7 @@ _pages = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+_pages.filters["safe_url"] = safe_url  # only http(s) URLs become links
 
 
 # --- who is looking ------------------------------------------------------------------------------
@@ -79,6 +86,8 @@ _pages = Environment(
 class Viewer:
     person: str
     csrf: str  # every form posts it back; a page elsewhere cannot know it
+    session: str  # the hash of the session id: the record's key, never the cookie itself
+    flash: tuple[str, str] | None = None  # ("done" or "error", text): the last form's outcome
 
 
 class SignInRequired(Exception):
@@ -86,18 +95,32 @@ class SignInRequired(Exception):
         self.back_to = back_to
 
 
-def csrf_token(secret: str, token_hash: str) -> str:
-    return hmac.new(secret.encode(), f"csrf:{token_hash}".encode(), hashlib.sha256).hexdigest()
+def csrf_token(secret: str, session_hash: str) -> str:
+    return hmac.new(secret.encode(), f"csrf:{session_hash}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign_in_csrf(secret: str, nonce: str) -> str:
+    return hmac.new(secret.encode(), f"sign-in:{nonce}".encode(), hashlib.sha256).hexdigest()
 
 
 async def viewer(request: Request, using: Using) -> Viewer:
     """The signed-in person, or a redirect to the sign-in page and back."""
-    token = request.cookies.get(SESSION_COOKIE, "")
-    person = await _token_holder(using, token) if token else None
-    if person is None:
+    session_id = request.cookies.get(SESSION_COOKIE, "")
+    session_hash = hash_token(session_id)
+    found = (
+        await asyncio.to_thread(using.store.open_session, session_hash, using.clock())
+        if _NONCE.fullmatch(session_id)
+        else None
+    )
+    if found is None or found.person not in using.policy.people:
         back_to = request.url.path + (f"?{request.url.query}" if request.url.query else "")
         raise SignInRequired(back_to)
-    return Viewer(person=person, csrf=csrf_token(using.link_secret, hash_token(token)))
+    return Viewer(
+        person=found.person,
+        csrf=csrf_token(using.link_secret, session_hash),
+        session=session_hash,
+        flash=found.flash,
+    )
 
 
 async def _token_holder(using: Services, token: str) -> str | None:
@@ -146,11 +169,12 @@ def _render(
     request: Request, using: Services, template: str, who: Viewer | None, **context: Any
 ) -> HTMLResponse:
     calendar = using.policy.calendar
+    kind, message = who.flash if who and who.flash else ("", "")
     html = _pages.get_template(template).render(
         viewer=who,
         path=request.url.path,
-        done=request.query_params.get("done", ""),
-        error=request.query_params.get("error", ""),
+        done=message if kind == "done" else "",
+        error=message if kind == "error" else "",
         today=calendar.local_date(using.clock()),
         zone=calendar.timezone,
         **context,
@@ -164,20 +188,21 @@ def _local(using: Services, at: datetime | None) -> str:
     return using.policy.calendar.local_time(at).strftime("%Y-%m-%d %H:%M")
 
 
-def _back(target: str, **message: str) -> RedirectResponse:
-    """Back to the page the form was on, with what happened (POST, redirect, GET)."""
-    path, _, fragment = _local_path(target).partition("#")
-    separator = "&" if "?" in path else "?"
-    url = f"{path}{separator}{urlencode(message)}" + (f"#{fragment}" if fragment else "")
-    return RedirectResponse(url, status.HTTP_303_SEE_OTHER)
+async def _back(using: Services, who: Viewer, target: str, kind: str, message: str) -> Response:
+    """Back to the page the form was on (POST, redirect, GET), which says what happened: the
+    message waits in the session, shown once."""
+    await asyncio.to_thread(using.store.flash_session, who.session, kind, message[:FLASH_CHARS])
+    return RedirectResponse(_local_path(target), status.HTTP_303_SEE_OTHER)
 
 
 # --- signing in and out --------------------------------------------------------------------------
 
 
 @router.get("/login", response_class=HTMLResponse)
-async def login_page(request: Request, using: Using, next: str = "/") -> HTMLResponse:
-    return _render(request, using, "login.html.j2", None, next=_local_path(next))
+async def login_page(
+    request: Request, using: Using, next: Annotated[str, Query(max_length=2000)] = "/"
+) -> HTMLResponse:
+    return _sign_in_page(request, using, next)
 
 
 @router.post("/login")
@@ -186,36 +211,87 @@ async def login(
     using: Using,
     token: Annotated[str, Form(max_length=200)],
     next: Annotated[str, Form(max_length=2000)] = "/",
+    csrf: Annotated[str, Form(max_length=64)] = "",
 ) -> Response:
+    nonce = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not _NONCE.fullmatch(nonce) or not hmac.compare_digest(
+        csrf, sign_in_csrf(using.link_secret, nonce)
+    ):
+        problem = "csrf: this sign-in form is stale or was not ours; sign in from this page."
+        return _sign_in_page(request, using, next, problem, status.HTTP_403_FORBIDDEN)
     person = await _token_holder(using, token.strip())
     if person is None:
-        page = _render(
-            request,
-            using,
-            "login.html.j2",
-            None,
-            next=_local_path(next),
-            problem="That token is unknown, revoked, or its person has left the directory.",
-        )
-        page.status_code = status.HTTP_401_UNAUTHORIZED
-        return page
+        using.throttle.failed(client_of(request.scope.get("client")))
+        problem = "That token is unknown, revoked, or its person has left the directory."
+        return _sign_in_page(request, using, next, problem, status.HTTP_401_UNAUTHORIZED)
+    session_id = secrets.token_urlsafe(32)
+    now = using.clock()
+    await asyncio.to_thread(
+        using.store.start_session,
+        hash_token(session_id),
+        person,
+        hash_token(token.strip()),
+        now,
+        now + timedelta(hours=SESSION_HOURS),
+    )
     response = RedirectResponse(_local_path(next), status.HTTP_303_SEE_OTHER)
     response.set_cookie(
         SESSION_COOKIE,
-        token.strip(),
-        max_age=SESSION_DAYS * 24 * 3600,
+        session_id,
+        max_age=SESSION_HOURS * 3600,
         httponly=True,
         samesite="strict",
-        secure=request.url.scheme == "https",
+        secure=_secure(request, using),
     )
+    response.delete_cookie(SIGN_IN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-async def logout(who: Posted) -> Response:
+async def logout(who: Posted, using: Using) -> Response:
+    await asyncio.to_thread(using.store.end_session, who.session)
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def _sign_in_page(
+    request: Request,
+    using: Services,
+    next: str,
+    problem: str = "",
+    code: int = status.HTTP_200_OK,
+) -> HTMLResponse:
+    """The sign-in form, its CSRF token bound to a cookie this browser keeps for the form."""
+    nonce = request.cookies.get(SIGN_IN_COOKIE, "")
+    if not _NONCE.fullmatch(nonce):
+        nonce = secrets.token_urlsafe(32)
+    page = _render(
+        request,
+        using,
+        "login.html.j2",
+        None,
+        next=_local_path(next),
+        csrf=sign_in_csrf(using.link_secret, nonce),
+        problem=problem,
+    )
+    page.status_code = code
+    page.set_cookie(
+        SIGN_IN_COOKIE,
+        nonce,
+        path="/login",
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, using),
+    )
+    return page
+
+
+def _secure(request: Request, using: Services) -> bool:
+    """Cookies only over https when people reach us by https."""
+    return request.url.scheme == "https" or using.settings.effective_public_url.startswith(
+        "https://"
+    )
 
 
 # --- pages ---------------------------------------------------------------------------------------
@@ -453,19 +529,33 @@ async def outbox_page(
     using: Using,
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
 ) -> HTMLResponse:
-    """The emails the tracker sent (SMTP) or would send (the local outbox), newest first."""
-    store = using.store
-    messages = await asyncio.to_thread(
-        lambda: store.outbox(offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1)
+    """The emails the tracker sent (SMTP) or would send (the local outbox), newest first.
+
+    A person sees the mail sent to them; operators see every message, to follow what was sent.
+    A one-click link acts as its addressee for whoever holds it, so every view shows only the
+    reader's own links: other people's are replaced by words saying whose they are.
+    """
+    store, policy = using.store, using.policy
+    operator = who.person in policy.operator_names
+    recipient = None if operator else policy.email_of(who.person)
+    found = await asyncio.to_thread(
+        lambda: store.outbox(
+            recipient=recipient, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
+        )
     )
+    messages = [
+        m.model_copy(update={"text": without_others_links(m.text, who.person), "html": ""})
+        for m in found[:PAGE_SIZE]
+    ]
     return _render(
         request,
         using,
         "outbox.html.j2",
         who,
-        messages=messages[:PAGE_SIZE],
+        messages=messages,
+        everyone=operator,
         page=page,
-        more=len(messages) > PAGE_SIZE,
+        more=len(found) > PAGE_SIZE,
         local=_at(using),
     )
 
@@ -492,8 +582,10 @@ async def act_on_item_page(
     try:
         done: ActionItem = await act_on_item(using, item, update, argument)
     except HTTPException as refused:
-        return _back(back, error=str(refused.detail))
-    return _back(back, done=f"{message} {done.spec.title}: now {done.state.value}.")
+        return await _back(using, who, back, "error", str(refused.detail))
+    return await _back(
+        using, who, back, "done", f"{message} {done.spec.title}: now {done.state.value}."
+    )
 
 
 @router.post("/postmortems/{postmortem}/{action}")
@@ -518,9 +610,9 @@ async def act_on_postmortem_page(
         pm_id = await postmortem_id_of(using, postmortem)
         done: Postmortem = await act_as(using, pm_id, update, argument, Postmortem)
     except HTTPException as refused:
-        return _back(back, error=str(refused.detail))
+        return await _back(using, who, back, "error", str(refused.detail))
     state = done.state.value.replace("_", " ")
-    return _back(back, done=f"{message} The postmortem is now {state}.")
+    return await _back(using, who, back, "done", f"{message} The postmortem is now {state}.")
 
 
 async def _form(request: Request) -> tuple[str, str]:

@@ -4,6 +4,10 @@ Opening a link only shows what it will do (mail scanners open links too); the pe
 a button, which posts back to the same address. A link is signed, expires, is for one person and
 one item, and works once: its nonce is claimed before the action runs and given back only if the
 action was refused, so a replayed or double-clicked link cannot act twice.
+
+A link acts as its addressee. Opened in a browser signed in to the dashboard as someone else, it
+is refused, so nobody acts as another person by holding their link (a forwarded email); signed in
+as the addressee, or not signed in, it acts as the addressee.
 """
 
 from __future__ import annotations
@@ -13,12 +17,14 @@ from datetime import date
 from pathlib import Path
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Form, status
+from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from followthrough.api.dashboard import SignInRequired, viewer
 from followthrough.api.people import STATUS_OF_REFUSAL
 from followthrough.api.services import Services, Using
+from followthrough.api.throttle import client_of
 from followthrough.domain.access import (
     LinkAction,
     LinkExpired,
@@ -53,9 +59,9 @@ HEADINGS = {
 
 
 @router.get("/act/{token}", response_class=HTMLResponse)
-async def show_link(token: str, using: Using) -> HTMLResponse:
+async def show_link(request: Request, token: str, using: Using) -> HTMLResponse:
     """What the link will do, with a button to do it."""
-    link = await _usable(using, token)
+    link = await _usable(request, using, token)
     if isinstance(link, HTMLResponse):
         return link
     item = await asyncio.to_thread(using.store.action_item, link.action_item_id)
@@ -64,13 +70,14 @@ async def show_link(token: str, using: Using) -> HTMLResponse:
 
 @router.post("/act/{token}", response_class=HTMLResponse)
 async def use_link(
+    request: Request,
     token: str,
     using: Using,
     until: Annotated[date | None, Form()] = None,
     reason: Annotated[str, Form(max_length=10_000)] = "",
 ) -> HTMLResponse:
     """Do what the link says, once."""
-    link = await _usable(using, token)
+    link = await _usable(request, using, token)
     if isinstance(link, HTMLResponse):
         return link
     use = LinkUse(
@@ -115,7 +122,7 @@ async def use_link(
     return _page(link, item, status.HTTP_200_OK, form=False, using=using, message=message)
 
 
-async def _usable(using: Services, token: str) -> OneClickLink | HTMLResponse:
+async def _usable(request: Request, using: Services, token: str) -> OneClickLink | HTMLResponse:
     """The link, or the page that says why it cannot be used."""
     try:
         link = read_link(token, using.link_secret, using.clock())
@@ -123,9 +130,26 @@ async def _usable(using: Services, token: str) -> OneClickLink | HTMLResponse:
         return _problem(str(gone), status.HTTP_410_GONE)
     except LinkRefused as refused:
         log.warning("forged or damaged one-click link", reason=str(refused))
+        using.throttle.failed(client_of(request.scope.get("client")))  # guessing links: 429 soon
         return _problem(str(refused), status.HTTP_403_FORBIDDEN)
+    signed_in = await _signed_in_as(request, using)
+    if signed_in is not None and signed_in != link.person:
+        log.warning("one-click link opened by someone else", person=link.person, by=signed_in)
+        return _problem(
+            f"this link is for {link.person}, and you are signed in as {signed_in}: it acts only "
+            f"as {link.person}. Nothing was done; act on your own items from the dashboard.",
+            status.HTTP_403_FORBIDDEN,
+        )
     earlier = await asyncio.to_thread(using.store.link_use, link.nonce)
     return _used(earlier) if earlier is not None else link
+
+
+async def _signed_in_as(request: Request, using: Services) -> str | None:
+    """Who is signed in to the dashboard in this browser, if anyone."""
+    try:
+        return (await viewer(request, using)).person
+    except SignInRequired:
+        return None
 
 
 def _used(earlier: LinkUse) -> HTMLResponse:

@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from followthrough.api.metrics import Metrics
+from followthrough.api.throttle import Throttle
 from followthrough.domain.policy import Policy
 from followthrough.metrics_view import MetricsCache
 from followthrough.settings import Settings
@@ -30,6 +31,7 @@ class Services:
     clock: Callable[[], datetime] = field(default=utc_now)  # tests pass the test server's clock
     metrics: Metrics = field(init=False)
     reliability: MetricsCache = field(default_factory=MetricsCache)  # the Metrics page's figures
+    throttle: Throttle = field(default_factory=Throttle)  # failed attempts per client address
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.store, lambda: self.policy.calendar.local_date(self.clock()))

@@ -16,16 +16,15 @@ from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api.services import Services, Using
+from followthrough.domain.incident import incident_time_problems
 from followthrough.logging import get_logger
 from followthrough.temporal import start_postmortem
-from followthrough.webhooks import SOURCES, Ignored, WebhookRejected, receive
+from followthrough.webhooks import SOURCES, Ignored, Malformed, Resolved, WebhookRejected, receive
 from followthrough.webhooks.jira import jira_delivery, read_jira_event
 from workflows import TICKET_DONE
 
 router = APIRouter(tags=["webhooks"])
 log = get_logger(__name__)
-
-MAX_BODY = 1024 * 1024  # incident payloads are a few KiB; anything this big is not one
 
 
 class WebhookAnswer(BaseModel):
@@ -110,6 +109,8 @@ async def incident_webhook(
     now = using.clock()
     try:
         result = receive(source, request.headers, body, secret, using.policy, now)
+        if isinstance(result, Resolved) and (untimely := incident_time_problems(result.incident, now)):
+            raise Malformed("; ".join(untimely))  # the clock is known here, not in the parser
     except WebhookRejected as rejected:
         raise _rejected(using, source, rejected) from None
     if isinstance(result, Ignored):
@@ -163,11 +164,13 @@ def _secret(using: Services, source: str) -> str:
 
 
 async def _body(request: Request, using: Services, source: str) -> bytes:
-    body = await request.body()
-    if len(body) > MAX_BODY:
+    """The raw body for the signature check: the edge (api/edge.py) stops reading it past
+    REQUEST_BODY_BYTES (413) or past its deadline (408), so no more than that is ever held."""
+    try:
+        return await request.body()
+    except HTTPException:
         using.metrics.webhooks.labels(source=source, outcome="rejected").inc()
-        raise HTTPException(status.HTTP_413_CONTENT_TOO_LARGE, detail="payload over 1 MiB")
-    return body
+        raise
 
 
 def _rejected(using: Services, source: str, rejected: WebhookRejected) -> HTTPException:

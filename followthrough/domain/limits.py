@@ -11,5 +11,102 @@ The README's "Security and limits" section lists these numbers; keep the two in 
 
 from __future__ import annotations
 
+from datetime import date
+
 # Temporal's own hard limit on one payload (an update's input, an activity's input or result).
 TEMPORAL_PAYLOAD_LIMIT = 2 * 1024 * 1024
+
+# --- the HTTP edge (followthrough/api/edge.py, runtime's uvicorn settings) ----------------------
+
+# One request body, any route: a webhook's incident payload is a few KiB and the largest person's
+# request (a draft) stays far below Temporal's payload limit; refused on Content-Length, or while
+# streaming, before the rest is read.
+REQUEST_BODY_BYTES = 1024 * 1024
+# A body must arrive within this many seconds of the request's start (408 after): a client sending
+# a byte every few seconds would otherwise hold a connection and its buffer indefinitely.
+REQUEST_BODY_SECONDS = 30
+# Open connections uvicorn serves at once (503 past it): with REQUEST_BODY_BYTES each, bodies in
+# flight stay under ~100 MiB, so the worker sharing `up`'s process is never starved of memory.
+CONCURRENT_CONNECTIONS = 100
+# uvicorn closes an idle keep-alive connection after this many seconds.
+KEEP_ALIVE_SECONDS = 5
+# The request line and headers (h11's incomplete event): a browser sends a few KiB.
+REQUEST_HEAD_BYTES = 16 * 1024
+# Failed attempts (sign-ins, API tokens, forged one-click links) one client address may make in
+# FAILURE_WINDOW_SECONDS before it is refused with 429 until the window passes: generous for a
+# person mistyping, useless for guessing a 256-bit token.
+FAILED_ATTEMPTS = 10
+FAILURE_WINDOW_SECONDS = 300
+# Client addresses remembered for that count; past it the oldest is forgotten, so a flood of
+# addresses cannot grow the server's memory.
+CLIENTS_REMEMBERED = 10_000
+# A dashboard session ends at sign-out or this many hours after sign-in, whichever comes first.
+SESSION_HOURS = 12
+# A message shown once on the next page after a dashboard action (a workflow's refusal or result).
+FLASH_CHARS = 2_000
+
+# --- what people and vendors send: sizes, counts, dates, numbers (followthrough/domain/bounds.py)
+
+# One update's serialized input (a draft is the largest): an eighth of Temporal's limit, so the
+# postmortem's record activity, which carries the draft beside the incident and the reviews, fits.
+UPDATE_BUDGET_BYTES = 256 * 1024
+# The incident as started: its summary is the only long part.
+INCIDENT_BUDGET_BYTES = 128 * 1024
+# A postmortem's or an action item's whole state, which every record activity carries: half of
+# Temporal's limit, leaving room for the audit event beside it and for the JSON envelope. An action
+# that would grow the state past it is refused (409), so no later step can fail on its size.
+STATE_BUDGET_BYTES = 1024 * 1024
+
+# A title is one line that fits an email subject and a table row.
+TITLE_CHARS = 200
+# A person, a team, a service, a tag, an SLO id: names from the policy are far shorter.
+NAME_CHARS = 128
+# Long prose (impact, summary, an item's description): some ten pages.
+LONG_TEXT_CHARS = 20_000
+# A paragraph: a timeline entry, a contributing factor, a detection gap, a recovery step, any text
+# inside an acceptance criterion (PromQL is at most 4000, criteria.py).
+PARAGRAPH_CHARS = 4_000
+# A comment, a reason, evidence: what the API's bodies already allow.
+NOTE_CHARS = 10_000
+URL_CHARS = 2_000
+
+# How many of each a draft may list: far more than any real postmortem has.
+TIMELINE_ENTRIES = 200
+LIST_ENTRIES = 50  # contributing factors, detection gaps, recovery steps, SLOs, services
+TAGS_PER_FACTOR = 20
+ACTION_ITEMS = 30
+# Nested JSON inside an acceptance criterion (json_equals may be any value).
+CRITERION_DEPTH = 10
+
+# How often an item's history may grow by a person's action: each bounds a list in its state.
+DONE_CLAIMS_PER_ITEM = 20  # each rejection or failed check reopens it for another claim
+EXTENSION_REQUESTS_PER_ITEM = 20  # denied ones count too; approvals are also policy.max_extensions
+REASSIGNMENTS_PER_ITEM = 20
+REVIEWS_PER_POSTMORTEM = 100  # approvals and change requests over every draft version
+
+# Dates people and vendors give are within this window (inclusive), so date arithmetic (ladders,
+# business days, time zones) can never leave Python's calendar, and pages never show year 1.
+EARLIEST_DATE = date(2000, 1, 1)
+LATEST_DATE = date(2099, 12, 31)
+# An incident's times at the edge (webhooks, `incident resolved`): not from the future beyond
+# clock skew, and not older than this: a postmortem is for an incident people still remember.
+FUTURE_SKEW_HOURS = 24
+INCIDENT_MAX_AGE_DAYS = 5 * 365
+# An action item's due date, and an extension's, at most this far ahead: a follow-up, not a roadmap.
+DUE_AHEAD_DAYS = 3 * 365
+
+# Numbers in drafts and criteria are finite and within this magnitude (JSON allows 1e308; a
+# threshold or a byte count is never near 1e15).
+NUMBER_MAGNITUDE = 1e15
+# slo_impact: incident traffic over average traffic, and the budget left when it began (an SLO may
+# already be overspent, but not a hundred times over).
+TRAFFIC_WEIGHT_MAX = 1000.0
+BUDGET_REMAINING_MIN = -100.0
+
+# --- operations (followthrough/operations.py) --------------------------------------------------
+
+# Running workflows one stuck-work sweep (or one view of the operations page) describes: a
+# DescribeWorkflowExecution each, so a namespace of thousands cannot make a sweep take minutes.
+# Those Temporal itself flags (TemporalReportedProblems) are described first; the page says when
+# more were running than this.
+STUCK_WORK_DESCRIBED_PER_SWEEP = 200

@@ -6,6 +6,7 @@ its acceptance criterion, the due date, how overdue it is, what was sent before,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from pathlib import Path
@@ -22,6 +23,8 @@ from followthrough.domain.metrics import (
 )
 from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage
 from followthrough.domain.postmortem import ActionItem, Postmortem
+from followthrough.domain.stuck import StuckWork
+from followthrough.hrefs import safe_url
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -33,6 +36,7 @@ _environment = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
+_environment.filters["safe_url"] = safe_url  # only http(s) URLs become links
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,10 @@ class Links:
         if self.public_url is None:
             return None
         return f"{self.public_url.rstrip('/')}/reliability?{urlencode({'month': month})}"
+
+    def page(self, path: str) -> str | None:
+        """A dashboard page ('/operations'); None without a public URL."""
+        return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -85,6 +93,19 @@ class RenderedEmail:
     html: str
 
 
+# Line breaks and other control characters (C0, DEL, C1, and the Unicode line separators).
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def one_line(text: str) -> str:
+    """Text fit for a header: control characters (a title's line break) become one space.
+
+    A header value with a line break is refused by the email library (and would otherwise let a
+    title add headers of its own), so whatever a stored title holds, the subject is one line.
+    """
+    return " ".join(_CONTROL.sub(" ", text).split())
+
+
 def render_notice(
     notice: Notice,
     pm: Postmortem,
@@ -101,7 +122,7 @@ def render_notice(
         "earlier": earlier,
         "links": links,
         "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
-        "subject": subject_of(notice, pm, item),
+        "subject": one_line(subject_of(notice, pm, item)),
         "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
@@ -193,7 +214,7 @@ def render_theme(
     """The council's email about a recurring contributing factor."""
     theme = notice.theme
     assert theme is not None
-    subject = (
+    subject = one_line(
         f"[theme {theme.tag}] Recurring contributing factor: '{theme.tag}' in "
         f"{len(incidents)} postmortems since {theme.window_start.date().isoformat()}"
     )
@@ -213,9 +234,9 @@ def render_theme(
 
 
 def render_digest(digest: Digest) -> RenderedEmail:
-    context = {"digest": digest, "subject": digest.subject}
+    context = {"digest": digest, "subject": one_line(digest.subject)}
     return RenderedEmail(
-        subject=digest.subject,
+        subject=one_line(digest.subject),
         text=_environment.get_template("council_digest.txt.j2").render(context),
         html=_environment.get_template("council_digest.html.j2").render(context),
     )
@@ -244,4 +265,20 @@ def render_monthly_digest(
         subject=subject,
         text=_environment.get_template("monthly_digest.txt.j2").render(context),
         html=_environment.get_template("monthly_digest.html.j2").render(context),
+    )
+
+
+def render_stuck_work(stuck: StuckWork, links: Links) -> RenderedEmail:
+    """The operators' email about one workflow that stopped moving."""
+    subject = one_line(f"[stuck] {stuck.workflow_id}: {stuck.problem} keeps failing")
+    context = {
+        "stuck": stuck,
+        "workflow_link": links.workflow(stuck.workflow_id),
+        "operations_link": links.page("/operations"),
+        "subject": subject,
+    }
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("stuck_work.txt.j2").render(context),
+        html=_environment.get_template("stuck_work.html.j2").render(context),
     )

@@ -7,15 +7,32 @@ overwritten by a snapshot with a higher sequence number.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Engine, Row, create_engine, delete, event, func, select
+from sqlalchemy import (
+    Engine,
+    Row,
+    String,
+    cast,
+    create_engine,
+    delete,
+    event,
+    false,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.access import ApiToken, LinkUse
@@ -34,12 +51,14 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.domain.slo import Slo
 from followthrough.domain.themes import FactorTags, Theme, theme_window
+from followthrough.logging import get_logger
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
 from followthrough.storage.search import search as search_documents
 from followthrough.storage.tables import (
     ActionItemRow,
     ApiTokenRow,
     AuditEventRow,
+    DashboardSessionRow,
     FactorTagRow,
     IncidentRow,
     OutboxRow,
@@ -50,12 +69,26 @@ from followthrough.storage.tables import (
     WebhookDeliveryRow,
 )
 
+log = get_logger(__name__)
+
+# A token's last use is noted at most this often: who still uses it is a question of days, and a
+# write on every request would make each read wait for the database's write lock.
+TOKEN_USE_RESOLUTION = timedelta(minutes=5)
+
+
+def private_file(path: Path) -> None:
+    """Create an empty file readable by its owner only (and its directory, 0700, if missing)
+    unless it exists; SQLite then gives its -wal and -shm files the same mode."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+
 
 def make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
         database = url.split("///", 1)[-1]
         if database and database != ":memory:":
-            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            private_file(Path(database))
         engine = create_engine(url, connect_args={"timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -72,6 +105,14 @@ def _sqlite_pragmas(connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+@dataclass(frozen=True)
+class OpenSession:
+    """A live dashboard session: who it is, and the message its next page shows once."""
+
+    person: str
+    flash: tuple[str, str] | None  # ("done" or "error", the text)
+
+
 class Store:
     def __init__(self, url: str) -> None:
         self.url = url
@@ -84,6 +125,13 @@ class Store:
     def ping(self) -> None:
         with self.engine.connect() as connection:
             connection.execute(select(1))
+
+    def check_writable(self) -> None:
+        """Raise unless the database takes a write; the write (deleting no rows) is rolled back,
+        so readiness checks leave nothing behind."""
+        with self.engine.connect() as connection, connection.begin() as transaction:
+            connection.execute(delete(ApiTokenRow).where(false()))
+            transaction.rollback()
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -335,6 +383,15 @@ class Store:
             row.status = status.value
             row.sent_at = at
 
+    def fail_outbox(self, message: OutboxMessage, error: str) -> None:
+        """Keep a message that will not go out as failed, with the reason (recorded first if it
+        never got as far as the outbox, e.g. it could not be rendered)."""
+        self.claim_outbox(message)
+        with self._session() as session:
+            row = session.get_one(OutboxRow, message.dedupe_key)
+            row.status = OutboxStatus.FAILED.value
+            row.error = error
+
     # --- the HTTP API's own records -------------------------------------------------------------
 
     def add_api_token(self, token: ApiToken, token_hash: str) -> None:
@@ -342,8 +399,10 @@ class Store:
             session.add(ApiTokenRow(**token.model_dump(), token_hash=token_hash))
 
     def person_with_token(self, token_hash: str, at: datetime) -> str | None:
-        """Who holds this (unrevoked) token; marks it used."""
-        with self._session() as session:
+        """Who holds this (unrevoked) token; notes when it was last used, at most every
+        TOKEN_USE_RESOLUTION and best effort: a database that takes no writes (a read-only
+        replica, a full disk) must not turn every signed-in read into an error."""
+        with Session(self.engine) as session:
             row = session.scalar(
                 select(ApiTokenRow).where(
                     ApiTokenRow.token_hash == token_hash, ApiTokenRow.revoked_at.is_(None)
@@ -351,8 +410,70 @@ class Store:
             )
             if row is None:
                 return None
-            row.last_used_at = at
-            return row.person
+            person, last_used = row.person, row.last_used_at
+        if last_used is None or at - last_used >= TOKEN_USE_RESOLUTION:
+            try:
+                with self._session() as session:
+                    session.execute(
+                        update(ApiTokenRow)
+                        .where(ApiTokenRow.token_hash == token_hash)
+                        .values(last_used_at=at)
+                    )
+            except SQLAlchemyError as err:
+                log.warning("token use not noted", error=str(err).splitlines()[0])
+        return person
+
+    def start_session(
+        self, id_hash: str, person: str, token_hash: str, at: datetime, expires_at: datetime
+    ) -> None:
+        """A signed-in browser; sessions that have expired go at the same time."""
+        with self._session() as session:
+            session.execute(
+                delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at)
+            )
+            session.add(
+                DashboardSessionRow(
+                    id_hash=id_hash,
+                    person=person,
+                    token_hash=token_hash,
+                    created_at=at,
+                    expires_at=expires_at,
+                )
+            )
+
+    def open_session(self, id_hash: str, at: datetime) -> OpenSession | None:
+        """The session if it is live and its API token is not revoked; its one-time message is
+        taken, so only this page shows it."""
+        with self._session() as session:
+            row = session.scalar(
+                select(DashboardSessionRow)
+                .join(ApiTokenRow, ApiTokenRow.token_hash == DashboardSessionRow.token_hash)
+                .where(
+                    DashboardSessionRow.id_hash == id_hash,
+                    DashboardSessionRow.expires_at > at,
+                    ApiTokenRow.revoked_at.is_(None),
+                )
+            )
+            if row is None:
+                return None
+            flash = None
+            if row.flash_kind and row.flash_text is not None:
+                flash = (row.flash_kind, row.flash_text)
+                row.flash_kind = row.flash_text = None
+            return OpenSession(person=row.person, flash=flash)
+
+    def flash_session(self, id_hash: str, kind: str, text: str) -> None:
+        """What the session's next page says about the form just posted."""
+        with self._session() as session:
+            row = session.get(DashboardSessionRow, id_hash)
+            if row is not None:
+                row.flash_kind, row.flash_text = kind, text
+
+    def end_session(self, id_hash: str) -> None:
+        with self._session() as session:
+            row = session.get(DashboardSessionRow, id_hash)
+            if row is not None:
+                session.delete(row)
 
     def api_tokens(self, person: str | None = None) -> list[ApiToken]:
         query = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
@@ -448,15 +569,18 @@ class Store:
         *,
         postmortem_id: str | None = None,
         action_item_id: str | None = None,
+        recipient: str | None = None,
         offset: int = 0,
         limit: int | None = None,
     ) -> list[OutboxMessage]:
-        """Messages, newest first."""
+        """Messages, newest first; with `recipient` (an address), only those sent to it."""
         query = select(OutboxRow).order_by(OutboxRow.created_at.desc(), OutboxRow.dedupe_key)
         if postmortem_id:
             query = query.where(OutboxRow.postmortem_id == postmortem_id)
         if action_item_id:
             query = query.where(OutboxRow.action_item_id == action_item_id)
+        if recipient:
+            query = query.where(_lists_address(OutboxRow.recipients, recipient))
         if offset:
             query = query.offset(offset)
         if limit:
@@ -871,6 +995,14 @@ def _incident_facts(pm: Postmortem) -> dict[str, Any]:
     }
 
 
+def _lists_address(column: Any, address: str) -> Any:
+    """The JSON list of addresses holds this one. Matched on the list's JSON text, quotes
+    included, which SQLite and PostgreSQL both store as json.dumps wrote it; portable where the
+    two databases' JSON functions are not."""
+    needle = json.dumps(address).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(column, String).like(f"%{needle}%", escape="\\")
+
+
 def _outbox_message(row: OutboxRow) -> OutboxMessage:
     return OutboxMessage(
         dedupe_key=row.dedupe_key,
@@ -884,4 +1016,5 @@ def _outbox_message(row: OutboxRow) -> OutboxMessage:
         status=row.status,
         created_at=row.created_at,
         sent_at=row.sent_at,
+        error=row.error,
     )

@@ -121,9 +121,10 @@ class OutboxRow(Base):
     subject: Mapped[str] = mapped_column(Text)
     text: Mapped[str] = mapped_column(Text)
     html: Mapped[str] = mapped_column(Text)
-    status: Mapped[str] = mapped_column(String(16))  # pending, sent (SMTP) or kept (local outbox)
+    status: Mapped[str] = mapped_column(String(16))  # pending, sent, kept (local) or failed
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)  # why a failed message did not go out
 
 
 class ApiTokenRow(Base):
@@ -138,6 +139,22 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+
+
+class DashboardSessionRow(Base):
+    """A signed-in browser: only the SHA-256 of its cookie is kept. It ends at sign-out, at
+    `expires_at`, or when the API token it was opened with is revoked."""
+
+    __tablename__ = "dashboard_sessions"
+
+    id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    person: Mapped[str] = mapped_column(String(128))
+    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    # What the next page shows once (the outcome of the last form post): "done" or "error".
+    flash_kind: Mapped[str | None] = mapped_column(String(8))
+    flash_text: Mapped[str | None] = mapped_column(Text)
 
 
 class WebhookDeliveryRow(Base):

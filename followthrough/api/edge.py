@@ -1,0 +1,158 @@
+"""What every request meets before the app reads it.
+
+FastAPI reads and parses a body before it runs a route's dependencies, so a check made there comes
+after the memory is spent. These plain ASGI middlewares decide first:
+
+* `Edge` refuses a client past its failed attempts (429), a body over REQUEST_BODY_BYTES by its
+  Content-Length (413), and an `/api/...` request without a live API token (401), all before one
+  body byte is read; it then bounds what the app may read: 413 past the limit while streaming, 408
+  when the body has not arrived within the deadline.
+* `SecurityHeaders` puts the Content-Security-Policy, nosniff and no-referrer on every response,
+  the app's own error pages and the refusals above included.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from fastapi import HTTPException, status
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from followthrough.api.auth import token_holder
+from followthrough.api.throttle import client_of
+from followthrough.domain.limits import REQUEST_BODY_BYTES
+
+if TYPE_CHECKING:
+    from followthrough.api.services import Services
+
+# The dashboard's pages: nothing from elsewhere, no scripts at all, never framed.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; style-src 'unsafe-inline'; img-src 'self' data:; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+# /docs runs Swagger UI: its script and styles from our own /docs/assets, plus the one inline
+# script FastAPI writes to start it; "Try it out" calls this same server.
+DOCS_CONTENT_SECURITY_POLICY = (
+    "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'self' 'unsafe-inline'; "
+    "img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+
+BODY_LIMIT = f"{REQUEST_BODY_BYTES} bytes ({REQUEST_BODY_BYTES // 1024 // 1024} MiB)"
+
+
+def _throttled(method: str, path: str) -> bool:
+    """Where failed attempts are counted: API tokens, sign-ins, one-click links."""
+    return path.startswith(("/api/", "/act/")) or (method == "POST" and path == "/login")
+
+
+class Edge:
+    def __init__(self, app: ASGIApp, services: Services) -> None:
+        self.app = app
+        self.services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            await self._admit(scope)
+        except HTTPException as refused:
+            await _answer(refused)(scope, receive, send)
+            return
+        await self.app(scope, self._bounded(receive), send)
+
+    async def _admit(self, scope: Scope) -> None:
+        """Everything decided from the request's head alone: raises the refusal."""
+        method, path = scope["method"], scope["path"]
+        headers = Headers(scope=scope)
+        client = client_of(scope.get("client"))
+        throttle = self.services.throttle
+        if _throttled(method, path) and (wait := throttle.retry_after(client)) is not None:
+            raise HTTPException(
+                status.HTTP_429_TOO_MANY_REQUESTS,
+                f"too many failed attempts from your address; try again in {wait} s",
+                headers={"Retry-After": str(wait)},
+            )
+        length = headers.get("content-length")
+        if length is not None and not length.isdigit():
+            raise HTTPException(status.HTTP_400_BAD_REQUEST, "Content-Length: not a number")
+        if length is not None and int(length) > REQUEST_BODY_BYTES:
+            raise _too_large()
+        if path.startswith("/api/"):
+            try:
+                person = await token_holder(self.services, headers.get("authorization", ""))
+            except HTTPException as refused:
+                if refused.status_code == status.HTTP_401_UNAUTHORIZED:
+                    throttle.failed(client)
+                raise
+            scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
+
+    def _bounded(self, receive: Receive) -> Receive:
+        """`receive`, refusing a body past the limit or past the deadline."""
+        seconds = self.services.settings.request_body_seconds
+        deadline = asyncio.get_running_loop().time() + seconds
+        received, complete = 0, False
+
+        async def bounded() -> Message:
+            nonlocal received, complete
+            if complete:  # after the body: a disconnect, awaited for as long as the app likes
+                return await receive()
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                raise HTTPException(
+                    status.HTTP_408_REQUEST_TIMEOUT,
+                    f"the request body did not arrive within {seconds:g} s",
+                    headers={"Connection": "close"},
+                ) from None
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > REQUEST_BODY_BYTES:
+                    raise _too_large()
+                complete = not message.get("more_body", False)
+            else:
+                complete = True
+            return message
+
+        return bounded
+
+
+def _too_large() -> HTTPException:
+    return HTTPException(
+        status.HTTP_413_CONTENT_TOO_LARGE,
+        f"request body over the limit of {BODY_LIMIT}",
+        headers={"Connection": "close"},  # the rest of the body is not read
+    )
+
+
+def _answer(refused: HTTPException) -> JSONResponse:
+    return JSONResponse(
+        {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
+    )
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        policy = (
+            DOCS_CONTENT_SECURITY_POLICY if scope["path"] == "/docs" else CONTENT_SECURITY_POLICY
+        )
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableHeaders(scope=message)
+                headers.setdefault("Content-Security-Policy", policy)
+                headers.setdefault("X-Content-Type-Options", "nosniff")
+                headers.setdefault("Referrer-Policy", "no-referrer")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
