@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -48,6 +50,41 @@ def previous_month(today: date) -> str:
     return f"{last_day.year:04d}-{last_day.month:02d}"
 
 
+class Unrenderable(Exception):
+    """A notice the templates cannot turn into an email: `message` is what the outbox keeps."""
+
+    def __init__(self, message: OutboxMessage, reason: str) -> None:
+        super().__init__(reason)
+        self.message = message
+        self.reason = reason
+
+
+@contextmanager
+def _rendering(notice: Notice, postmortem_id: str) -> Iterator[None]:
+    """Rendering reads nothing but its facts, so any error in it is for good: Unrenderable."""
+    try:
+        yield
+    except Exception as err:
+        reason = f"the notice cannot be rendered: {type(err).__name__}: {err}"
+        raise Unrenderable(
+            OutboxMessage(
+                dedupe_key=notice.dedupe_key,
+                kind=notice.kind,
+                postmortem_id=postmortem_id,
+                action_item_id=notice.action_item_id,
+                recipients=[r.email for r in notice.to],
+                subject=f"({notice.kind.value} for {postmortem_id}: not rendered)",
+                text="",
+                html="",
+                status=OutboxStatus.FAILED,
+                created_at=notice.at,
+                sent_at=None,
+                error=reason,
+            ),
+            reason,
+        ) from err
+
+
 class NoticeActivities:
     def __init__(self, store: Store, mailer: Mailer, policy: Policy) -> None:
         self.store = store
@@ -62,17 +99,39 @@ class NoticeActivities:
         only a crash between the server's OK and our commit (or a database down for longer than
         the attempt can wait) could repeat it, and the repeat then carries the same Message-ID.
         """
-        claimed = await asyncio.to_thread(self._claim, notice)
         bound = log.bind(dedupe_key=notice.dedupe_key, workflow_id=activity.info().workflow_id)
+        try:
+            claimed = await asyncio.to_thread(self._claim, notice)
+        except Unrenderable as err:  # the same facts fail the same template every time
+            bound.error("notice cannot be rendered", error=err.reason)
+            await asyncio.to_thread(self.store.fail_outbox, err.message, err.reason)
+            raise ApplicationError(
+                err.reason, type="NoticeUnrenderable", non_retryable=True
+            ) from err
         if claimed.status is not OutboxStatus.PENDING:
-            bound.info("notice already delivered", status=claimed.status.value)
+            bound.info("notice already handled", status=claimed.status.value)
             return claimed.status
+        return await self._deliver(claimed, notice.at)
+
+    async def _deliver(self, claimed: OutboxMessage, at: datetime) -> OutboxStatus:
+        """Hand a recorded message over; a refusal, or the last attempt failing, is kept as failed
+        (with the reason) for the operators to see, and the workflow is not held up by it."""
+        bound = log.bind(dedupe_key=claimed.dedupe_key, workflow_id=activity.info().workflow_id)
         try:
             status = await self.mailer.deliver(claimed)
         except PermanentDeliveryError as err:
             bound.error("notice refused", error=str(err))
+            await asyncio.to_thread(self.store.fail_outbox, claimed, str(err))
             raise ApplicationError(str(err), type="DeliveryRefused", non_retryable=True) from err
-        await self._mark_delivered(notice.dedupe_key, status, notice.at)
+        except Exception as err:
+            info = activity.info()
+            last = info.retry_policy.maximum_attempts if info.retry_policy else 0
+            if last and info.attempt >= last:
+                reason = f"given up after {info.attempt} attempts: {err}"
+                bound.error("notice not delivered", error=reason)
+                await asyncio.to_thread(self.store.fail_outbox, claimed, reason)
+            raise
+        await self._mark_delivered(claimed.dedupe_key, status, at)
         bound.info("notice delivered", status=status.value, to=claimed.recipients)
         return status
 
@@ -128,8 +187,7 @@ class NoticeActivities:
         )
         if claimed.status is not OutboxStatus.PENDING:
             return claimed.status
-        status = await self.mailer.deliver(claimed)
-        await self._mark_delivered(claimed.dedupe_key, status, at)
+        status = await self._deliver(claimed, at)
         log.info(f"{kind.value.replace('_', ' ')} delivered", status=status.value, **facts)
         return status
 
@@ -189,7 +247,8 @@ class NoticeActivities:
             if m.dedupe_key != notice.dedupe_key
         ]
         earlier.reverse()  # oldest first reads like a story
-        email = render_notice(notice, pm, item, earlier, self.mailer.links)
+        with _rendering(notice, pm.id):
+            email = render_notice(notice, pm, item, earlier, self.mailer.links)
         return self._store_claim(notice, pm.id, email)
 
     def _theme_email(self, notice: Notice) -> RenderedEmail:
@@ -231,7 +290,8 @@ class NoticeActivities:
                         )
                     )
             incidents.append(ThemeIncident(pm=pm, open_items=items))
-        return render_theme(notice, incidents, sorted(teams), self.mailer.links)
+        with _rendering(notice, notice.postmortem_id):
+            return render_theme(notice, incidents, sorted(teams), self.mailer.links)
 
     def _store_claim(
         self, notice: Notice, postmortem_id: str, email: RenderedEmail

@@ -3,7 +3,12 @@ workflow needs: which open items own some tickets, which recurring themes an app
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from activities import NOTE_THEMES, OPEN_ITEMS_FOR_TICKETS, RECORD_ACTION_ITEM, RECORD_POSTMORTEM
 from followthrough.domain.postmortem import ActionItemChange, PostmortemChange
@@ -14,6 +19,20 @@ from followthrough.storage import Store
 log = get_logger(__name__)
 
 
+@contextmanager
+def refused_for_good() -> Iterator[None]:
+    """A write the database refuses for what it holds (too long, a NUL byte, a broken constraint)
+    is refused the same way on every retry: non-retryable. A lost connection is retried."""
+    try:
+        yield
+    except (OperationalError, InterfaceError):
+        raise
+    except (DBAPIError, ValueError) as err:
+        reason = str(err).splitlines()[0]
+        log.error("record refused", error=reason)
+        raise ApplicationError(reason, type="RecordRefused", non_retryable=True) from err
+
+
 class RecordActivities:
     """Sync activities (run in the worker's thread pool) over one Store."""
 
@@ -22,12 +41,14 @@ class RecordActivities:
 
     @activity.defn(name=RECORD_POSTMORTEM)
     def record_postmortem(self, change: PostmortemChange) -> None:
-        written = self.store.record_postmortem(change)
+        with refused_for_good():
+            written = self.store.record_postmortem(change)
         self._log(change.event.workflow_id, change.event.seq, change.event.action, written)
 
     @activity.defn(name=RECORD_ACTION_ITEM)
     def record_action_item(self, change: ActionItemChange) -> None:
-        written = self.store.record_action_item(change)
+        with refused_for_good():
+            written = self.store.record_action_item(change)
         self._log(change.event.workflow_id, change.event.seq, change.event.action, written)
 
     @activity.defn(name=OPEN_ITEMS_FOR_TICKETS)

@@ -26,12 +26,16 @@ ITEM_RESOLVED = "item_resolved"
 # A ticket reached a done status (a Jira webhook or the reconciliation): a done claim.
 TICKET_DONE = "ticket_done"
 # Jira down for an hour must delay tickets, not lose them: retry with backoff, without a deadline.
+# That never stalls a follow-up: ticket work runs in the background (InFlight) or on a schedule,
+# and what Jira refuses for good (a 4xx) is non-retryable (activities/jira.py) and stops at once.
 TICKET_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 # Storage writes are small; a slow database gets retried rather than waited on.
 RECORD_TIMEOUT = timedelta(seconds=10)
-# SMTP down for hours must delay mail, not lose it: retry with backoff, without a deadline.
-NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10))
+# SMTP down for hours must delay mail, not lose it: retry with backoff, every 10 minutes at most,
+# for about two days; then the activity keeps it in the outbox as failed, with the reason. What
+# fails for good (it cannot be rendered, the server refuses it) fails at once: non-retryable.
+NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=300)
 
 POSTMORTEM_STATE = SearchAttributeKey.for_keyword("PostmortemState")
 POSTMORTEM_SEVERITY = SearchAttributeKey.for_keyword("PostmortemSeverity")
@@ -89,14 +93,20 @@ async def record(activity: str, change: PostmortemChange | ActionItemChange) -> 
     """
     event = change.event
     workflow.logger.info("%s by %s", event.action, event.actor, extra={"seq": event.seq})
-    await workflow.execute_activity(activity, change, start_to_close_timeout=RECORD_TIMEOUT)
+    try:
+        await workflow.execute_activity(activity, change, start_to_close_timeout=RECORD_TIMEOUT)
+    except ActivityError as err:
+        # Only a write the database refuses for good ends here (a database that is down is
+        # retried). The follow-up goes on: the next write stores the whole snapshot again.
+        workflow.logger.error("%s not recorded: %s", event.action, err.cause)
 
 
 async def send_notice(notice: Notice) -> None:
     """Have the activity render, record and deliver the notice (once per dedupe key).
 
-    A message the mail server refuses for good (a bad address) is logged and left in the outbox;
-    it must not fail the follow-up it is about.
+    A message that cannot be rendered, that the mail server refuses for good (a bad address) or
+    that was given up on is logged and kept in the outbox as failed; it must not fail the
+    follow-up it is about. Callers run it in the background (InFlight), never awaiting it inline.
     """
     try:
         await workflow.execute_activity(

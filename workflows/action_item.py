@@ -87,6 +87,9 @@ with workflow.unsafe.imports_passed_through():
 # A check calls out with its own timeout (at most 60 s); a broken checker gets a few tries.
 CHECK_TIMEOUT = timedelta(seconds=120)
 CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
+# Asking the team's slots workflow for a slot: about half an hour of tries (Temporal restarting),
+# then the item starts without one rather than wait forever.
+SLOT_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes=1))
 # A ticket is a handful of Jira requests of at most 30 s each (search, create, search, link).
 TICKET_TIMEOUT = timedelta(minutes=5)
 TRACKER_ACTOR = "jira"  # who claims an item done when its ticket moves to done
@@ -127,11 +130,15 @@ class ActionItemWorkflow:
             await self._take_a_slot(cap)
         await self._follow_the_ladder()
         if cap is not None:
-            await workflow.execute_activity(
-                RELEASE_SLOT,
-                SlotRelease(team=start.spec.team, cap=cap, item_id=item.id),
-                start_to_close_timeout=timedelta(seconds=30),
-            )
+            try:
+                await workflow.execute_activity(
+                    RELEASE_SLOT,
+                    SlotRelease(team=start.spec.team, cap=cap, item_id=item.id),
+                    start_to_close_timeout=timedelta(seconds=30),
+                    retry_policy=SLOT_RETRY,
+                )
+            except ActivityError as err:  # the item is resolved either way; the team's record
+                workflow.logger.error("slot of %s not released: %s", item.id, err.cause)
         await self._tell_the_postmortem()
         while await self._still_effective_is_due():
             if await self._recheck():
@@ -149,17 +156,24 @@ class ActionItemWorkflow:
     async def _take_a_slot(self, cap: int) -> None:
         """Hold one of the team's WIP slots; beyond the cap, wait with the clock stopped."""
         item = self.item
-        await workflow.execute_activity(
-            REQUEST_SLOT,
-            SlotRequest(
-                team=item.spec.team,
-                cap=cap,
-                item_id=item.id,
-                priority=item.spec.priority.value,
-                requested_at=workflow.now(),
-            ),
-            start_to_close_timeout=timedelta(seconds=30),
-        )
+        try:
+            await workflow.execute_activity(
+                REQUEST_SLOT,
+                SlotRequest(
+                    team=item.spec.team,
+                    cap=cap,
+                    item_id=item.id,
+                    priority=item.spec.priority.value,
+                    requested_at=workflow.now(),
+                ),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SLOT_RETRY,
+            )
+        except ActivityError as err:  # better over the cap than never started
+            await self._record(
+                SYSTEM_ACTOR, "item.slot_unavailable", f"started without a WIP slot: {err.cause}"
+            )
+            return
         await workflow.wait_condition(lambda: self.admitted or self.place_in_line is not None)
         if self.admitted:
             return

@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
@@ -43,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
         open_postmortem,
         submit_refusal,
     )
-    from followthrough.domain.problems import Problems, invalid
+    from followthrough.domain.problems import Problems, conflict, invalid
     from followthrough.domain.slo_review import (
         SloAssessment,
         SloEvidence,
@@ -71,6 +73,11 @@ with workflow.unsafe.imports_passed_through():
 
 # Prometheus answers within seconds; this bounds a submission waiting on a stuck worker.
 SLO_EVIDENCE_TIMEOUT = timedelta(minutes=2)
+# A person waits on the SLO review: a few tries, then the submission is refused (nothing changes).
+SLO_EVIDENCE_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=10))
+# Counting factor tags stands between approval and the action items: tries for about half an
+# hour (a database restart), then the items start without the themes, and the audit says so.
+THEMES_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes=1))
 
 
 @workflow.defn
@@ -81,7 +88,7 @@ class PostmortemWorkflow:
         self.pm: Postmortem = open_postmortem(start.incident, start.policy, workflow.now())
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
-        self.in_flight = InFlight()  # council notices, sent while the items are followed
+        self.in_flight = InFlight()  # notices, sent while the process goes on
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
@@ -183,7 +190,12 @@ class PostmortemWorkflow:
             days_overdue=overdue,
             note=f"It is waiting on {waiting_on}.",
         )
-        await send_notice(notice)
+        # In the background: a notice that cannot go out must not hold up the stage (and with
+        # it, once approved, the action items). Histories from before awaited it inline.
+        if workflow.patched("stage-notices-in-background"):
+            self.in_flight.start(send_notice(notice))
+        else:
+            await send_notice(notice)
 
     def _council(self) -> list[Recipient]:
         return [Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.council]
@@ -205,22 +217,13 @@ class PostmortemWorkflow:
         tags = factor_tags(pm.draft)
         if not tags:
             return
-        themes: list[Theme] = await workflow.execute_activity(
-            NOTE_THEMES,
-            FactorTags(
-                postmortem_id=pm.id,
-                resolved_at=pm.incident.resolved_at,
-                tags=tags,
-                team=pm.team,
-                services=pm.incident.services,
-                severity=pm.severity,
-                at=workflow.now(),
-                threshold=self.policy.themes.threshold,
-                window_days=self.policy.themes.window_days,
-            ),
-            start_to_close_timeout=RECORD_TIMEOUT,
-            result_type=list[Theme],
-        )
+        try:
+            themes = await self._count_themes(tags)
+        except ActivityError as err:
+            await self._record(
+                SYSTEM_ACTOR, "themes.not_counted", f"the factor tags were not counted: {err.cause}"
+            )
+            return
         for theme in themes:
             await self._record(
                 SYSTEM_ACTOR,
@@ -241,6 +244,27 @@ class PostmortemWorkflow:
                     )
                 )
             )
+
+    async def _count_themes(self, tags: list[str]) -> list[Theme]:
+        pm = self.pm
+        themes: list[Theme] = await workflow.execute_activity(
+            NOTE_THEMES,
+            FactorTags(
+                postmortem_id=pm.id,
+                resolved_at=pm.incident.resolved_at,
+                tags=tags,
+                team=pm.team,
+                services=pm.incident.services,
+                severity=pm.severity,
+                at=workflow.now(),
+                threshold=self.policy.themes.threshold,
+                window_days=self.policy.themes.window_days,
+            ),
+            start_to_close_timeout=RECORD_TIMEOUT,
+            retry_policy=THEMES_RETRY,
+            result_type=list[Theme],
+        )
+        return themes
 
     async def _follow_action_items(self) -> list[ActionItem]:
         """Each approved action item becomes a child workflow; wait until every one is resolved.
@@ -316,12 +340,22 @@ class PostmortemWorkflow:
         question = slo_question(self.pm.id, self.pm.incident, submission.draft)
         if question is None:  # no impact window: the draft's own rules have refused it already
             return SloReview()
-        evidence = await workflow.execute_activity(
-            SLO_EVIDENCE,
-            question,
-            start_to_close_timeout=SLO_EVIDENCE_TIMEOUT,
-            result_type=list[SloEvidence],
-        )
+        try:
+            evidence = await workflow.execute_activity(
+                SLO_EVIDENCE,
+                question,
+                start_to_close_timeout=SLO_EVIDENCE_TIMEOUT,
+                retry_policy=SLO_EVIDENCE_RETRY,
+                result_type=list[SloEvidence],
+            )
+        except ActivityError as err:
+            refuse(
+                conflict(
+                    f"the SLO review of {self.pm.id} could not run ({err.cause or err}); "
+                    "nothing changed: submit the draft again"
+                )
+            )
+            raise  # refuse() has raised already
         self._validate_submit_draft(submission)  # things may have moved while Prometheus spoke
         review = review_slos(submission.draft, self.pm.incident, self.policy, question, evidence)
         if review.problems:

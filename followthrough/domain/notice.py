@@ -29,6 +29,7 @@ class NoticeKind(StrEnum):
     MONTHLY_DIGEST = "monthly_digest"  # the previous month's headline numbers, to the council
     RECURRING_THEME = "recurring_theme"  # a contributing-factor tag came back: to the council
     BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
+    STUCK_WORK = "stuck_work"  # a workflow's tasks or an activity keep failing: to the operators
 
 
 class Recipient(BaseModel):
@@ -62,6 +63,7 @@ class OutboxStatus(StrEnum):
     PENDING = "pending"  # recorded, not yet handed to SMTP or the local outbox
     SENT = "sent"  # accepted by the SMTP server
     KEPT = "kept"  # no SMTP configured: kept in the local outbox
+    FAILED = "failed"  # cannot be rendered, refused for good, or given up on: `error` says why
 
 
 class OutboxMessage(BaseModel):
@@ -76,6 +78,7 @@ class OutboxMessage(BaseModel):
     status: OutboxStatus
     created_at: AwareDatetime
     sent_at: AwareDatetime | None
+    error: str | None = None  # why a failed message did not go out
 
 
 class DigestRequest(BaseModel):

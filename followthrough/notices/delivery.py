@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass
+from email import policy as email_policy
 from email.message import EmailMessage
 from email.utils import format_datetime
 from pathlib import Path
@@ -17,7 +18,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import aiosmtplib
 
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
-from followthrough.notices.render import Links
+from followthrough.notices.render import Links, one_line
 
 
 class PermanentDeliveryError(Exception):
@@ -64,7 +65,10 @@ class Mailer:
     smtp: SmtpServer | None = None
 
     async def deliver(self, message: OutboxMessage) -> OutboxStatus:
-        email = build_email(message, self.sender)
+        try:
+            email = build_email(message, self.sender)
+        except (ValueError, TypeError) as err:  # the same message fails the same way every time
+            raise PermanentDeliveryError(f"the message cannot be built: {err}") from err
         if self.smtp is None:
             self.outbox_dir.mkdir(parents=True, exist_ok=True)
             (self.outbox_dir / f"{safe_name(message.dedupe_key)}.eml").write_bytes(bytes(email))
@@ -96,14 +100,16 @@ class Mailer:
 def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     """multipart/alternative, text first; the Message-ID comes from the dedupe key so a copy that
     slipped through twice (a crash between SMTP's OK and our record) threads as one."""
-    email = EmailMessage()
-    email["Subject"] = message.subject
-    email["From"] = sender
-    email["To"] = ", ".join(message.recipients)
+    # The default policy refuses a header value with a line break, so nothing a title holds can
+    # add a header; one_line makes every value one line first, so such a title is still sent.
+    email = EmailMessage(policy=email_policy.default)
+    email["Subject"] = one_line(message.subject)
+    email["From"] = one_line(sender)
+    email["To"] = one_line(", ".join(message.recipients))
     email["Date"] = format_datetime(message.created_at)
     digest = hashlib.sha256(message.dedupe_key.encode()).hexdigest()[:32]
     email["Message-ID"] = f"<{digest}@followthrough>"  # the same for every copy of this notice
-    email["X-Followthrough-Key"] = message.dedupe_key
+    email["X-Followthrough-Key"] = one_line(message.dedupe_key)
     email.set_content(message.text)
     email.add_alternative(message.html, subtype="html")
     return email
