@@ -21,9 +21,11 @@ import yaml
 from pydantic import BaseModel
 
 from followthrough.checks import submission_refusal
+from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
-from followthrough.domain.draft import parse_draft
-from followthrough.domain.incident import parse_incident
+from followthrough.domain.draft import draft_bounds, parse_draft
+from followthrough.domain.incident import incident_time_problems, parse_incident
+from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -266,6 +268,8 @@ def policy_check(file: Path) -> None:
 def resolve_incident(file: Path) -> dict[str, Any]:
     config = settings()
     incident = parse_incident(read_mapping(file), config.loaded_policy, origin=str(file))
+    if untimely := incident_time_problems(incident, datetime.now(UTC)):
+        raise Problems(str(file), untimely)
 
     async def start() -> dict[str, Any]:
         result = await start_postmortem(
@@ -333,6 +337,9 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
 def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
+    today = settings().loaded_policy.calendar.local_date(datetime.now(UTC))
+    if past_limits := draft_bounds(draft, today=today):  # before anything is sent
+        raise Problems(str(draft_file), past_limits)
     pm_id = open_store().resolve(postmortem)
     pm = open_store().postmortem(pm_id)
     if pm is not None:  # else Temporal answers that it does not exist
@@ -533,7 +540,7 @@ def outbox_list(
         limit=limit,
     )
     if as_json:
-        emit([m.model_dump(mode="json", exclude={"html"}) for m in messages])
+        emit([_without_links(m).model_dump(mode="json", exclude={"html"}) for m in messages])
         return
     for message in messages:
         typer.echo(outbox_line(message))
@@ -544,11 +551,23 @@ def outbox_list(
 def outbox_show(
     key: str, html: Annotated[bool, typer.Option("--html", help="the HTML part")] = False
 ) -> None:
-    """One message as its reader sees it (the plain-text part unless --html)."""
+    """One message as its reader sees it (the plain-text part unless --html), its one-click
+    links replaced: they are for the addressee alone."""
     message = open_store().outbox_message(key)
     if message is None:
         raise LookupError(f"no message '{key}' in the outbox")
-    typer.echo(message.html if html else outbox_detail(message))
+    shown = _without_links(message)
+    typer.echo(shown.html if html else outbox_detail(shown))
+
+
+def _without_links(message: OutboxMessage) -> OutboxMessage:
+    """Whoever runs the CLI is not the addressee, and a one-click link acts as its addressee."""
+    return message.model_copy(
+        update={
+            "text": without_others_links(message.text, None),
+            "html": without_others_links(message.html, None),
+        }
+    )
 
 
 # --- SLOs ---------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 from datetime import UTC, datetime
 from enum import StrEnum
 
@@ -97,6 +98,35 @@ def sign_link(link: OneClickLink, secret: str) -> str:
     }
     payload = _b64(json.dumps(body, separators=(",", ":"), sort_keys=True).encode())
     return f"{payload}.{_signature(secret, payload)}"
+
+
+# A one-click link as emails carry it, in text or in an href: the address up to /act/, the token.
+_LINK_IN_MAIL = re.compile(r"(?:https?://[^\s\"'<>]*)?/act/([A-Za-z0-9_-]+)\.[A-Za-z0-9_-]+")
+
+
+def link_addressee(token: str) -> str | None:
+    """Whom a link token was made for, read without checking its signature (enough to decide
+    whether to show it: a forged link acts for nobody); None when it cannot be read."""
+    payload = token.partition(".")[0]
+    try:
+        person = json.loads(_unb64(payload)).get("p")
+    except (ValueError, AttributeError):
+        return None
+    return person if isinstance(person, str) else None
+
+
+def without_others_links(text: str, reader: str | None) -> str:
+    """Mail text as `reader` may see it: every one-click link made for someone else is replaced
+    by words saying whose it is, since a link acts as its addressee for whoever holds it.
+    `reader` None (an operator's tool, not a person's view): every link is replaced."""
+
+    def redacted(found: re.Match[str]) -> str:
+        addressee = link_addressee(found.group(1))
+        if reader is not None and addressee == reader:
+            return found.group(0)
+        return f"[one-click link for {addressee or 'its addressee'}, shown only to them]"
+
+    return _LINK_IN_MAIL.sub(redacted, text)
 
 
 def read_link(token: str, secret: str, now: datetime) -> OneClickLink:
