@@ -33,15 +33,18 @@ from temporalio.worker import Worker
 from activities.checks import CheckActivities
 from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
+from activities.operations import OperationsActivities
 from activities.records import RecordActivities
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
 from followthrough.checks.config import CheckConfig
+from followthrough.domain.bounds import update_problems
 from followthrough.domain.incident import Incident
 from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
-from followthrough.domain.problems import RefusalKind
+from followthrough.domain.problems import Problems, RefusalKind
+from followthrough.domain.stuck import StuckWorkSweep
 from followthrough.jira import JiraConfig
 from followthrough.logging import ActivityLogContext, get_logger
 from followthrough.notices.delivery import Mailer
@@ -50,6 +53,7 @@ from workflows import SEARCH_ATTRIBUTES, TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
+from workflows.stuck_work import StuckWorkWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
@@ -110,6 +114,7 @@ def build_worker(
     checker = CheckActivities(checks or CheckConfig())
     slos = SloActivities(store, checks or CheckConfig())
     tickets = JiraActivities(jira, public_url)
+    operations = OperationsActivities(store, mailer, policy)
     return Worker(
         client,
         task_queue=task_queue,
@@ -119,6 +124,7 @@ def build_worker(
             TeamSlotsWorkflow,
             CouncilDigestWorkflow,
             TicketReconciliationWorkflow,
+            StuckWorkWorkflow,
         ],
         activities=[
             records.record_postmortem,
@@ -135,6 +141,7 @@ def build_worker(
             tickets.comment_ticket,
             tickets.update_ticket_due,
             tickets.find_done_tickets,
+            operations.report_stuck_work,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],
@@ -202,7 +209,12 @@ class ActionRefused(Exception):
 async def act(
     client: Client, workflow_id: str, update: str, argument: BaseModel, result_type: type[Result]
 ) -> Result:
-    """Send a person's action to a workflow as an update and return the new state."""
+    """Send a person's action to a workflow as an update and return the new state.
+
+    Refused (422) before anything is sent when it is past the limits (domain/limits.py).
+    """
+    if problems := update_problems(argument):
+        raise ActionRefused(Problems(update, problems).message, RefusalKind.INVALID)
     handle = client.get_workflow_handle(workflow_id)
     try:
         result: Any = await handle.execute_update(update, argument, result_type=result_type)
@@ -279,6 +291,24 @@ async def ensure_ticket_reconciliation_schedule(
         spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
     )
     return await _ensure_schedule(client, schedule_id, schedule, "ticket reconciliation")
+
+
+async def ensure_stuck_work_schedule(
+    client: Client, *, task_queue: str = TASK_QUEUE, every_minutes: int = 5
+) -> str | None:
+    """Every 5 minutes, find the workflows on this queue that stopped moving and tell the
+    operators of each once (created once per queue)."""
+    schedule_id = f"stuck-work-{task_queue}"
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            StuckWorkWorkflow.run,
+            StuckWorkSweep(task_queue=task_queue),
+            id=f"stuck-work-{task_queue}-run",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=timedelta(minutes=every_minutes))]),
+    )
+    return await _ensure_schedule(client, schedule_id, schedule, "stuck-work sweep")
 
 
 async def _ensure_schedule(

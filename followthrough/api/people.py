@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from followthrough.api.auth import Person
 from followthrough.api.services import Services, Using
 from followthrough.checks import submission_refusal
-from followthrough.domain.draft import Draft
+from followthrough.domain.draft import Draft, draft_bounds
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -37,7 +37,7 @@ from followthrough.domain.postmortem import (
     RiskAcceptanceRequest,
     Verification,
 )
-from followthrough.domain.problems import RefusalKind
+from followthrough.domain.problems import Problems, RefusalKind
 from followthrough.temporal import ActionRefused, act
 
 router = APIRouter(
@@ -280,6 +280,9 @@ async def _preflight(using: Services, pm_id: str, draft: Draft) -> None:
     pm = await asyncio.to_thread(using.store.postmortem, pm_id)
     assert pm is not None
     today = using.policy.calendar.local_date(using.clock())
+    if past_limits := draft_bounds(draft, today=today):  # before any check asks the world
+        problems = Problems(f"draft for {pm_id} rejected", past_limits)
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems.message)
     config = using.settings.check_config()
     refusal = await submission_refusal(pm, draft, using.policy, config, today)
     if refusal is not None:

@@ -87,29 +87,39 @@ class BusinessCalendar(BaseModel):
 
         With n == 0: `day` itself when it is a business day, else the next business day.
         """
-        if n == 0:
-            while not self.is_business_day(day):
-                day += _ONE_DAY
+        try:
+            if n == 0:
+                while not self.is_business_day(day):
+                    day += _ONE_DAY
+                return day
+            step = _ONE_DAY if n > 0 else -_ONE_DAY
+            remaining = abs(n)
+            while remaining:
+                day += step
+                if self.is_business_day(day):
+                    remaining -= 1
             return day
-        step = _ONE_DAY if n > 0 else -_ONE_DAY
-        remaining = abs(n)
-        while remaining:
-            day += step
-            if self.is_business_day(day):
-                remaining -= 1
-        return day
+        except OverflowError:  # an odd stored date at the calendar's end: stay at that end
+            return date.min if n < 0 else date.max
 
     def business_days_between(self, start: date, end: date) -> int:
-        """Business days d with start < d <= end; negative, mirrored, when end is before start."""
+        """Business days d with start < d <= end; negative, mirrored, when end is before start.
+
+        Counted by whole weeks, not day by day, so an odd stored date (year 1) costs no more
+        than a recent one: a workflow task must finish in well under two seconds.
+        """
         if end < start:
             return -self.business_days_between(end, start)
-        count = 0
-        day = start
-        while day < end:
-            day += _ONE_DAY
-            if self.is_business_day(day):
-                count += 1
-        return count
+        weeks, rest = divmod((end - start).days, 7)
+        count = weeks * len(self.working_days)
+        last_full_week = start + timedelta(days=7 * weeks)
+        count += sum(
+            1
+            for i in range(1, rest + 1)
+            if WEEKDAYS[(last_full_week + timedelta(days=i)).weekday()] in self.working_days
+        )
+        holidays = {h for h in self.holidays if start < h <= end}
+        return count - sum(1 for h in holidays if WEEKDAYS[h.weekday()] in self.working_days)
 
     def local_date(self, moment: datetime) -> date:
         """The calendar date of `moment` in the calendar's zone."""
@@ -117,11 +127,14 @@ class BusinessCalendar(BaseModel):
 
     def midnight(self, day: date) -> datetime:
         """When `day` begins in the calendar's zone, as an aware UTC datetime."""
-        return datetime.combine(day, time(0), tzinfo=_zone(self.timezone)).astimezone(UTC)
+        return self._in_utc(datetime.combine(day, time(0), tzinfo=_zone(self.timezone)))
 
     def local_time(self, moment: datetime) -> datetime:
         """`moment` on the calendar zone's clock (what pages and reports show)."""
-        return self._aware(moment).astimezone(_zone(self.timezone))
+        try:
+            return self._aware(moment).astimezone(_zone(self.timezone))
+        except OverflowError:  # within hours of the calendar's first or last day: as given
+            return moment
 
     def start_of(self, day: date) -> datetime:
         """When `day`'s business day starts (workday_starts, local), as an aware UTC datetime.
@@ -129,9 +142,15 @@ class BusinessCalendar(BaseModel):
         zoneinfo picks the offset in force on that day, so 09:00 in Berlin is 08:00Z in winter
         and 07:00Z in summer. A start time inside a DST gap resolves to the pre-gap offset.
         """
-        return datetime.combine(day, self.workday_starts, tzinfo=_zone(self.timezone)).astimezone(
-            UTC
-        )
+        return self._in_utc(datetime.combine(day, self.workday_starts, tzinfo=_zone(self.timezone)))
+
+    @staticmethod
+    def _in_utc(moment: datetime) -> datetime:
+        try:
+            return moment.astimezone(UTC)
+        except OverflowError:  # the first or last day of the calendar, in a zone off UTC
+            edge = datetime.max if moment.year == date.max.year else datetime.min
+            return edge.replace(tzinfo=UTC)
 
     @staticmethod
     def _aware(moment: datetime) -> datetime:

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from followthrough.domain import limits
+from followthrough.domain.bounds import Bounds, due_date_problem
 from followthrough.domain.criteria import AcceptanceCriterion, Manual, parse_criterion
 from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
 from followthrough.domain.policy import Policy
@@ -190,9 +192,75 @@ def vagueness(criterion: Manual) -> str | None:
     return None
 
 
+def draft_bounds(draft: Draft, *, today: date) -> list[str]:
+    """Every limit the draft passes (limits.py), each naming its field; [] when within them all.
+
+    Checked by the API, dashboard and CLI before anything is sent, and again by the workflow's
+    validator, so no draft can make the postmortem's record too large to store.
+    """
+    check = Bounds()
+    paragraph = limits.PARAGRAPH_CHARS
+    check.within_budget("draft", draft, limits.UPDATE_BUDGET_BYTES)
+    check.text("summary", draft.summary, limits.LONG_TEXT_CHARS, lines=True)
+    check.text("impact", draft.impact, limits.LONG_TEXT_CHARS, lines=True)
+    if check.count("timeline", draft.timeline, limits.TIMELINE_ENTRIES):
+        for i, entry in enumerate(draft.timeline):
+            check.moment(f"timeline[{i}].at", entry.at)
+            check.text(f"timeline[{i}].description", entry.description, paragraph, lines=True)
+            if entry.at.date() > today + timedelta(days=1):
+                check.problems.append(f"timeline[{i}].at: {entry.at.isoformat()} is in the future")
+    if check.count("contributing_factors", draft.contributing_factors, limits.LIST_ENTRIES):
+        for i, factor in enumerate(draft.contributing_factors):
+            where = f"contributing_factors[{i}]"
+            check.text(f"{where}.description", factor.description, paragraph, lines=True)
+            if check.count(f"{where}.tags", factor.tags, limits.TAGS_PER_FACTOR):
+                for j, tag in enumerate(factor.tags):
+                    check.name(f"{where}.tags[{j}]", tag)
+    for section in ("detection_gaps", "recovery_steps"):
+        entries: list[str] = getattr(draft, section)
+        if check.count(section, entries, limits.LIST_ENTRIES):
+            for i, text in enumerate(entries):
+                check.text(f"{section}[{i}]", text, paragraph, lines=True)
+    if check.count("action_items", draft.action_items, limits.ACTION_ITEMS):
+        for i, item in enumerate(draft.action_items):
+            _action_item_bounds(check, f"action_items[{i}]", item, today)
+    if (estimate := draft.slo_impact) is not None:
+        slos = estimate.slos or []
+        if check.count("slo_impact.slos", slos, limits.LIST_ENTRIES):
+            for i, slo in enumerate(slos):
+                check.name(f"slo_impact.slos[{i}]", slo)
+        check.number("slo_impact.fraction_affected", estimate.fraction_affected, 0, 1)
+        weight = estimate.traffic_weight
+        check.number("slo_impact.traffic_weight", weight, 0, limits.TRAFFIC_WEIGHT_MAX)
+        check.number(
+            "slo_impact.budget_remaining_before",
+            estimate.budget_remaining_before,
+            limits.BUDGET_REMAINING_MIN,
+            1,
+        )
+    return check.problems
+
+
+def _action_item_bounds(check: Bounds, where: str, item: ActionItemDraft, today: date) -> None:
+    check.title(f"{where}.title", item.title)
+    check.name(f"{where}.owner", item.owner)
+    check.name(f"{where}.team", item.team)
+    check.name(f"{where}.priority", item.priority)
+    check.text(f"{where}.description", item.description, limits.LONG_TEXT_CHARS, lines=True)
+    if item.due is not None:
+        check.day(f"{where}.due", item.due)
+        if (too_far := due_date_problem(f"{where}.due", item.due, today)) is not None:
+            check.problems.append(too_far)
+    if item.slo_change is not None:
+        check.name(f"{where}.slo_change.slo", item.slo_change.slo)
+    check.json_value(f"{where}.acceptance_criterion", item.acceptance_criterion)
+
+
 def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: date) -> list[str]:
     """Every reason this draft cannot go to review; an empty list means it can."""
-    problems: list[str] = []
+    problems: list[str] = draft_bounds(draft, today=today)
+    if problems:  # the rules below would only repeat them at length
+        return problems
 
     if not draft.impact.strip():
         problems.append("impact: missing; say who was affected, how, and for how long")

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import re
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
+from followthrough.domain import limits
+from followthrough.domain.bounds import Bounds
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, format_validation_error
 
@@ -17,6 +21,36 @@ ORDERED_MILESTONES = ("started", "detected", "acknowledged", "mitigated", "resol
 MILESTONES = (*ORDERED_MILESTONES, "communicated")
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+_KEY_PART = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+
+
+class UnmappedSeverity(BaseModel):
+    """A vendor's severity the policy does not map, or none given: the source's default severity
+    stood in, so the incident was not lost; its postmortem says so and the operators are told."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    value: str | None = Field(description="the vendor's value (one line); None: it gave none")
+    default: str = Field(description="the policy's default severity for the source, used instead")
+
+    @property
+    def note(self) -> str:
+        if self.value is None:
+            return f"{self.source} gave no severity; mapped to {self.default} by default"
+        return f"severity '{self.value}' is not mapped; mapped to {self.default} by default"
+
+    @property
+    def dedupe_key(self) -> str:
+        """The operators hear of each (source, value) once, whichever incident brings it."""
+        value = self.value
+        if value is None:
+            part = "none"
+        elif _KEY_PART.match(value):
+            part = f"v-{value}"
+        else:  # a value unfit for a key (spaces, other scripts, length) goes by its hash
+            part = "h-" + hashlib.sha256(value.encode("utf-8", "surrogatepass")).hexdigest()[:16]
+        return f"policy-gap/{self.source}/severity/{part}"
 
 
 class Incident(BaseModel):
@@ -38,6 +72,9 @@ class Incident(BaseModel):
     commander: str | None = None
     summary: str = ""
     url: str | None = None
+    # Set by the webhook adapters only. A default, so incidents recorded before it still load
+    # and workflows started before it replay with the same input.
+    unmapped_severities: list[UnmappedSeverity] = Field(default_factory=list)
 
     @property
     def postmortem_id(self) -> str:
@@ -54,7 +91,9 @@ class InvalidIncident(Problems):
 
 def incident_problems(incident: Incident, policy: Policy) -> list[str]:
     """What is wrong with an incident that parsed, judged against the policy."""
-    problems = []
+    problems = incident_bounds(incident)
+    if problems:  # times outside the window cannot even be compared
+        return problems
     if not _ID_PATTERN.match(incident.id):
         problems.append(f"id: '{incident.id}' must be 1-128 letters, digits, '.', '_', ':' or '-'")
     if incident.severity not in policy.severities:
@@ -72,6 +111,45 @@ def incident_problems(incident: Incident, policy: Policy) -> list[str]:
     return problems
 
 
+def incident_bounds(incident: Incident) -> list[str]:
+    """Every limit the incident passes (limits.py), each naming its field.
+
+    A vendor's title and summary are made to fit before this (webhooks/base.py); a generic
+    incident, which a person or a script writes, is refused instead.
+    """
+    check = Bounds()
+    check.within_budget("incident", incident, limits.INCIDENT_BUDGET_BYTES)
+    check.title("title", incident.title)
+    check.name("severity", incident.severity)
+    check.name("commander", incident.commander)
+    check.text("summary", incident.summary, limits.LONG_TEXT_CHARS, lines=True)
+    check.text("url", incident.url, limits.URL_CHARS)
+    if check.count("services", incident.services, limits.LIST_ENTRIES):
+        for i, service in enumerate(incident.services):
+            check.name(f"services[{i}]", service)
+    for name in MILESTONES:
+        check.moment(f"{name}_at", incident.milestone(name))
+    return check.problems
+
+
+def incident_time_problems(incident: Incident, now: datetime) -> list[str]:
+    """At the edge, where the clock is known: no time from the future (beyond clock skew) and
+    no incident too old to follow up (limits.INCIDENT_MAX_AGE_DAYS)."""
+    problems = []
+    latest = now + timedelta(hours=limits.FUTURE_SKEW_HOURS)
+    for name in MILESTONES:
+        at = incident.milestone(name)
+        if at is not None and at > latest:
+            problems.append(f"{name}_at: {at.isoformat()} is in the future")
+    earliest = now - timedelta(days=limits.INCIDENT_MAX_AGE_DAYS)
+    if incident.resolved_at < earliest:
+        problems.append(
+            f"resolved_at: {incident.resolved_at.isoformat()} is more than "
+            f"{limits.INCIDENT_MAX_AGE_DAYS} days ago"
+        )
+    return problems
+
+
 def parse_incident(data: Any, policy: Policy, *, origin: str = "incident") -> Incident:
     """Validate a generic incident (a dict or JSON text) against the schema and the policy."""
     if isinstance(data, str | bytes):
@@ -81,6 +159,8 @@ def parse_incident(data: Any, policy: Policy, *, origin: str = "incident") -> In
             raise InvalidIncident(origin, [f"not valid JSON: {err}"]) from None
     if not isinstance(data, dict):
         raise InvalidIncident(origin, ["the incident must be a JSON object"])
+    if "unmapped_severities" in data:  # a generic incident names a policy severity itself
+        raise InvalidIncident(origin, ["unmapped_severities: set by Followthrough, not by senders"])
     try:
         incident = Incident.model_validate(data)
     except ValidationError as err:

@@ -110,3 +110,23 @@ BUDGET_REMAINING_MIN = -100.0
 # Those Temporal itself flags (TemporalReportedProblems) are described first; the page says when
 # more were running than this.
 STUCK_WORK_DESCRIBED_PER_SWEEP = 200
+
+# --- severities the policy does not map (webhooks/base.py) ------------------------------------
+
+# Distinct unmapped severity values kept on one incident (an Alertmanager group may carry one per
+# alert): each is shown on its postmortem and mailed to the operators once, so a group of
+# thousands of alerts with made-up values cannot grow the incident or flood anyone's inbox.
+UNMAPPED_SEVERITIES_PER_INCIDENT = 5
+
+# --- outbound requests: acceptance-criterion checks (followthrough/checks/) ----------------------
+
+# Criteria one draft submission probes before it reaches the workflow (Prometheus parses each
+# query; http_check URLs are resolved against the policy's allow-list): a draft of 30 items is
+# not 30 requests. The rest are judged when their checks run.
+PREFLIGHT_PROBES = 5
+# All of one submission's probes together, in seconds: a slow or silent host costs the author at
+# most this long, and then the draft goes on unprobed (the workflow's own rules still apply).
+PREFLIGHT_SECONDS = 10.0
+# The part of a check's answer that is kept as evidence: enough to see what came back (a status
+# line and a little body), never a page of whatever the URL serves.
+EVIDENCE_EXCERPT_CHARS = 300

@@ -13,11 +13,18 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
-from followthrough.domain.incident import Incident, incident_problems
+from followthrough.domain.bounds import cut, one_line
+from followthrough.domain.incident import Incident, UnmappedSeverity, incident_problems
+from followthrough.domain.limits import (
+    LONG_TEXT_CHARS,
+    NAME_CHARS,
+    UNMAPPED_SEVERITIES_PER_INCIDENT,
+    URL_CHARS,
+)
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import format_validation_error
 from followthrough.webhooks.errors import Malformed
-from followthrough.webhooks.fields import Fields, FieldValue, shown
+from followthrough.webhooks.fields import Fields, FieldValue
 
 # Request headers as given (starlette's Headers or a plain dict); sources look names up
 # ignoring case.
@@ -108,22 +115,28 @@ class VendorSource(WebhookSource):
 
 
 def normalize(source: str, reported: Reported, policy: Policy) -> Incident:
-    """Our incident from the vendor's facts: severity and commander through the policy."""
+    """Our incident from the vendor's facts: severity and commander through the policy.
+
+    The title is made one line and the summary cut to fit (an authentic delivery is never dropped
+    for its wording); what still does not fit the limits, such as a date out of range, is refused.
+    """
+    severity, unmapped = worst_severity(source, reported.severities, policy)
     try:
         incident = Incident(
             id=incident_id(reported.id),
-            title=reported.title,
-            severity=worst_severity(source, reported.severities, policy),
+            title=one_line(reported.title),
+            severity=severity,
+            unmapped_severities=unmapped,
             resolved_at=reported.resolved_at,
             source=source,
-            services=list(dict.fromkeys(reported.services)),
+            services=list(dict.fromkeys(one_line(s, NAME_CHARS) for s in reported.services)),
             started_at=reported.started_at,
             detected_at=reported.detected_at,
             acknowledged_at=reported.acknowledged_at,
             mitigated_at=reported.mitigated_at,
             commander=person_in_policy(reported.lead, policy),
-            summary=reported.summary,
-            url=reported.url,
+            summary=cut(reported.summary, LONG_TEXT_CHARS),
+            url=_fitting_url(reported.url),
         )
     except ValidationError as err:
         raise Malformed("; ".join(format_validation_error(err))) from None
@@ -131,6 +144,12 @@ def normalize(source: str, reported: Reported, policy: Policy) -> Incident:
     if problems:
         raise Malformed("; ".join(problems))
     return incident
+
+
+def _fitting_url(url: str | None) -> str | None:
+    """The vendor's link to the incident, left out when it is not one short line (it is a
+    convenience; the incident is kept without it)."""
+    return url if url is not None and url == one_line(url, URL_CHARS) else None
 
 
 _FITTING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -147,23 +166,28 @@ def incident_id(vendor_id: str) -> str:
     return f"{readable}-{digest}" if readable else f"h-{digest}"
 
 
-def worst_severity(source: str, values: list[FieldValue], policy: Policy) -> str:
-    """Each vendor value mapped through `source_severities[source]`; the worst one wins."""
-    if not values:
-        raise Malformed("severity: the payload gives none")
+def worst_severity(
+    source: str, values: list[FieldValue], policy: Policy
+) -> tuple[str, list[UnmappedSeverity]]:
+    """Each vendor value mapped through `source_severities[source]`; the worst one wins.
+
+    A value the policy does not map, or no value at all, counts as the source's default severity
+    and comes back marked: an authentic delivery is never dropped for a gap in the policy.
+    """
     mapping = policy.source_severities.get(source, {})
+    default = policy.default_severity_for(source)
+    mapped = [mapping[value.text] for value in values if value.text in mapping]
+    gaps = [one_line(value.text, NAME_CHARS) for value in values if value.text not in mapping]
+    unmapped = [
+        UnmappedSeverity(source=source, value=value, default=default)
+        for value in list(dict.fromkeys(gaps))[:UNMAPPED_SEVERITIES_PER_INCIDENT]
+    ]
+    if not values:
+        unmapped = [UnmappedSeverity(source=source, value=None, default=default)]
+    if unmapped:
+        mapped.append(default)
     ranking = list(policy.severities)
-    mapped = []
-    for value in values:
-        severity = mapping.get(value.text)
-        if severity is None:
-            known = ", ".join(mapping) if mapping else "it maps none"
-            raise Malformed(
-                f"{value.path}: {shown(value.text)} is not mapped in the policy's "
-                f"source_severities.{source} ({known})"
-            )
-        mapped.append(severity)
-    return min(mapped, key=ranking.index)
+    return min(mapped, key=ranking.index), unmapped
 
 
 def person_in_policy(lead: Lead | None, policy: Policy) -> str | None:
