@@ -259,8 +259,6 @@ def _action_item_bounds(check: Bounds, where: str, item: ActionItemDraft, today:
 def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: date) -> list[str]:
     """Every reason this draft cannot go to review; an empty list means it can."""
     problems: list[str] = draft_bounds(draft, today=today)
-    if problems:  # the rules below would only repeat them at length
-        return problems
 
     if not draft.impact.strip():
         problems.append("impact: missing; say who was affected, how, and for how long")
