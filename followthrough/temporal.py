@@ -7,6 +7,7 @@ connect, one way to start a postmortem and one way to turn a person's action int
 from __future__ import annotations
 
 import concurrent.futures
+import dataclasses
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -111,8 +112,10 @@ def build_worker(
     """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
     records = RecordActivities(store)
     notices = NoticeActivities(store, mailer, policy)
-    checker = CheckActivities(checks or CheckConfig())
-    slos = SloActivities(store, checks or CheckConfig())
+    # Checks call out only where the policy's outbound section allows.
+    checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
+    checker = CheckActivities(checks)
+    slos = SloActivities(store, checks)
     tickets = JiraActivities(jira, public_url)
     operations = OperationsActivities(store, mailer, policy)
     return Worker(

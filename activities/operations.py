@@ -1,0 +1,75 @@
+"""The stuck-work sweep's activity: find what is stuck, and tell the operators of each once."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+
+from temporalio import activity
+
+from activities import REPORT_STUCK_WORK
+from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
+from followthrough.domain.policy import Policy
+from followthrough.domain.stuck import STUCK_WORK_ID, StuckWork, StuckWorkSweep
+from followthrough.logging import get_logger
+from followthrough.notices.delivery import Mailer, PermanentDeliveryError
+from followthrough.notices.render import render_stuck_work
+from followthrough.operations import find_stuck_work
+from followthrough.storage import Store
+
+log = get_logger(__name__)
+
+
+class OperationsActivities:
+    def __init__(self, store: Store, mailer: Mailer, policy: Policy) -> None:
+        self.store = store
+        self.mailer = mailer
+        self.policy = policy  # today's directory: who the operators are now
+
+    @activity.defn(name=REPORT_STUCK_WORK)
+    async def report_stuck_work(self, sweep: StuckWorkSweep) -> list[str]:
+        """Email the operators about each stuck workflow they have not heard of; the outbox keys
+        of the emails sent. Each is recorded before it is sent, under its workflow and problem,
+        so however often the sweep runs (or this activity is retried) it goes out once."""
+        report = await find_stuck_work(activity.client(), sweep.task_queue)
+        at = sweep.at or activity.info().current_attempt_scheduled_time
+        recipients = [self.policy.email_of(person) for person in self.policy.operator_names]
+        sent = []
+        for stuck in report.stuck:
+            claimed = await asyncio.to_thread(self._claim, stuck, recipients, at)
+            if claimed.status is not OutboxStatus.PENDING:
+                continue  # told before (or refused for good before)
+            try:
+                status = await self.mailer.deliver(claimed)
+            except PermanentDeliveryError as err:
+                # The mail server will refuse it again: kept as failed, with why, and not retried.
+                log.error("stuck work report refused", dedupe_key=stuck.dedupe_key, error=str(err))
+                await asyncio.to_thread(self.store.fail_outbox, claimed, str(err))
+                continue
+            await asyncio.to_thread(self.store.mark_outbox, stuck.dedupe_key, status, at)
+            log.warning(
+                "stuck work reported",
+                workflow_id=stuck.workflow_id,
+                problem=stuck.problem,
+                error=stuck.error.splitlines()[0] if stuck.error else "",
+            )
+            sent.append(stuck.dedupe_key)
+        return sent
+
+    def _claim(self, stuck: StuckWork, recipients: list[str], at: datetime) -> OutboxMessage:
+        email = render_stuck_work(stuck, self.mailer.links)
+        return self.store.claim_outbox(
+            OutboxMessage(
+                dedupe_key=stuck.dedupe_key,
+                kind=NoticeKind.STUCK_WORK,
+                postmortem_id=STUCK_WORK_ID,
+                action_item_id=None,
+                recipients=recipients,
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
+                status=OutboxStatus.PENDING,
+                created_at=at,
+                sent_at=None,
+            )
+        )
