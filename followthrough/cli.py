@@ -21,6 +21,7 @@ import yaml
 from pydantic import BaseModel
 
 from followthrough.checks import submission_refusal
+from followthrough.checks.configured import uncheckable_criteria
 from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import draft_bounds, parse_draft
@@ -40,6 +41,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     RiskAcceptanceRequest,
     Verification,
+    submitter_refusal,
 )
 from followthrough.domain.problems import Problems
 from followthrough.domain.slo_rules import proposed_change, proposed_windows, sloth_spec
@@ -338,12 +340,19 @@ def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> No
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
     today = settings().loaded_policy.calendar.local_date(datetime.now(UTC))
-    if past_limits := draft_bounds(draft, today=today):  # before anything is sent
+    # Before anything is sent: the limits, and whether each criterion could ever be checked.
+    past_limits = draft_bounds(draft, today=today) + uncheckable_criteria(
+        draft, settings().check_config()
+    )
+    if past_limits:
         raise Problems(str(draft_file), past_limits)
     pm_id = open_store().resolve(postmortem)
     pm = open_store().postmortem(pm_id)
     if pm is not None:  # else Temporal answers that it does not exist
         config = settings()
+        # Who may submit first: the draft's criteria call out, and only its owner's may.
+        if (refused := submitter_refusal(pm, actor(by), config.loaded_policy)) is not None:
+            raise ActionRefused(refused, refused.kind)
         today = config.loaded_policy.calendar.local_date(datetime.now(UTC))
         refusal = asyncio.run(
             submission_refusal(pm, draft, config.loaded_policy, config.check_config(), today)

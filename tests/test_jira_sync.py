@@ -75,7 +75,14 @@ async def synced(
         ),
         public_url="http://followthrough.test",
     ) as queue:
-        settings = api_settings(tmp_path, queue, webhook_secret_jira=JIRA_SECRET)
+        settings = api_settings(
+            tmp_path,
+            queue,
+            webhook_secret_jira=JIRA_SECRET,
+            jira_url=jira.url,  # the API refuses ticket_resolved criteria when no Jira is set
+            jira_user="followthrough-bot",
+            jira_token="api-token",
+        )
         async with api_for(client, sqlite_store, settings) as api:
             yield api
 

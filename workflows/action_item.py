@@ -28,6 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
     from followthrough.domain.criteria import TicketResolved
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
+    from followthrough.domain.limits import DONE_CLAIMS_PER_ITEM
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         SYSTEM_ACTOR,
@@ -58,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         reassignment_refusal,
         rejection_refusal,
         risk_acceptance_refusal,
+        room_refusal,
         verifier_refusal,
     )
     from followthrough.domain.tickets import (
@@ -478,6 +480,8 @@ class ActionItemWorkflow:
             return
         if item.state is not ActionItemState.OPEN:
             return
+        if len(item.claims) >= DONE_CLAIMS_PER_ITEM:  # as for people (room_refusal): the council
+            return  # decides an item that keeps failing; its state must not grow without end
         moved = f"{done.key} moved to {done.status}" + (
             f" ({done.resolution})" if done.resolution else ""
         )
@@ -547,7 +551,7 @@ class ActionItemWorkflow:
 
     @claim_done.validator
     def _validate_claim_done(self, claim: DoneClaim) -> None:
-        refuse(claim_refusal(self.item, claim))
+        refuse(claim_refusal(self.item, claim) or room_refusal(self.item, claim))
 
     @workflow.update
     async def verify(self, verification: Verification) -> ActionItem:
@@ -579,7 +583,10 @@ class ActionItemWorkflow:
 
     @reject.validator
     def _validate_reject(self, rejection: Rejection) -> None:
-        refuse(rejection_refusal(self.item, rejection, self.policy))
+        refuse(
+            rejection_refusal(self.item, rejection, self.policy)
+            or room_refusal(self.item, rejection)
+        )
 
     @workflow.update
     async def request_extension(self, request: ExtensionRequest) -> ActionItem:
@@ -609,7 +616,10 @@ class ActionItemWorkflow:
 
     @request_extension.validator
     def _validate_request_extension(self, request: ExtensionRequest) -> None:
-        refuse(extension_request_refusal(self.item, request, self.policy))
+        refuse(
+            extension_request_refusal(self.item, request, self.policy)
+            or room_refusal(self.item, request)
+        )
 
     @workflow.update
     async def decide_extension(self, decision: ExtensionDecision) -> ActionItem:
@@ -651,7 +661,10 @@ class ActionItemWorkflow:
 
     @decide_extension.validator
     def _validate_decide_extension(self, decision: ExtensionDecision) -> None:
-        refuse(extension_decision_refusal(self.item, decision, self.policy))
+        refuse(
+            extension_decision_refusal(self.item, decision, self.policy)
+            or room_refusal(self.item, decision)
+        )
 
     @workflow.update
     async def reassign(self, change: Reassignment) -> ActionItem:
@@ -681,7 +694,9 @@ class ActionItemWorkflow:
 
     @reassign.validator
     def _validate_reassign(self, change: Reassignment) -> None:
-        refuse(reassignment_refusal(self.item, change, self.policy))
+        refuse(
+            reassignment_refusal(self.item, change, self.policy) or room_refusal(self.item, change)
+        )
 
     @workflow.update
     async def accept_risk(self, request: RiskAcceptanceRequest) -> ActionItem:

@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
         change_request_refusal,
         closing_summary,
         open_postmortem,
+        room_refusal,
         submit_refusal,
     )
     from followthrough.domain.problems import Problems, conflict, invalid
@@ -95,6 +96,10 @@ class PostmortemWorkflow:
         self._set_search_attributes()
         await self._record(SYSTEM_ACTOR, "postmortem.opened", self._opened_detail())
         self.opened = True
+        # Only incidents from after unmapped severities were kept have any: recorded histories
+        # never take this branch, and the patch marks the new command for any that would.
+        if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
+            self._tell_operators_of_policy_gaps()
 
         if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
             await self._transition(
@@ -196,6 +201,24 @@ class PostmortemWorkflow:
             self.in_flight.start(send_notice(notice))
         else:
             await send_notice(notice)
+
+    def _tell_operators_of_policy_gaps(self) -> None:
+        """Each severity the policy did not map, to the operators, once per source and value
+        (the notice's dedupe key), in the background: a policy gap never holds up a postmortem."""
+        pm = self.pm
+        operators = [
+            Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.operator_names
+        ]
+        for gap in pm.incident.unmapped_severities:
+            notice = Notice(
+                dedupe_key=gap.dedupe_key,
+                kind=NoticeKind.SEVERITY_UNMAPPED,
+                at=workflow.now(),
+                to=operators,
+                postmortem_id=pm.id,
+                unmapped_severity=gap,
+            )
+            self.in_flight.start(send_notice(notice))
 
     def _council(self) -> list[Recipient]:
         return [Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.council]
@@ -412,7 +435,7 @@ class PostmortemWorkflow:
 
     @approve.validator
     def _validate_approve(self, approval: Approval) -> None:
-        refuse(approval_refusal(self.pm, approval, self.policy))
+        refuse(approval_refusal(self.pm, approval, self.policy) or room_refusal(self.pm, approval))
 
     @workflow.update
     async def request_changes(self, request: ChangeRequest) -> Postmortem:
@@ -425,7 +448,9 @@ class PostmortemWorkflow:
 
     @request_changes.validator
     def _validate_request_changes(self, request: ChangeRequest) -> None:
-        refuse(change_request_refusal(self.pm, request, self.policy))
+        refuse(
+            change_request_refusal(self.pm, request, self.policy) or room_refusal(self.pm, request)
+        )
 
     @workflow.query
     def snapshot(self) -> Postmortem:
@@ -448,7 +473,7 @@ class PostmortemWorkflow:
         return (
             f"{pm.severity} postmortem ({need}) for '{pm.incident.title}', owner {pm.owner}, "
             f"draft due {pm.draft_due.isoformat()}"
-        )
+        ) + "".join(f"; {gap.note}" for gap in pm.incident.unmapped_severities)
 
     def _set_search_attributes(self) -> None:
         updates = [

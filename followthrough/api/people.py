@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from followthrough.api.auth import Person
 from followthrough.api.services import Services, Using
 from followthrough.checks import submission_refusal
+from followthrough.checks.configured import uncheckable_criteria
 from followthrough.domain.draft import Draft, draft_bounds
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -36,6 +37,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     RiskAcceptanceRequest,
     Verification,
+    submitter_refusal,
 )
 from followthrough.domain.problems import Problems, RefusalKind
 from followthrough.temporal import ActionRefused, act
@@ -166,7 +168,7 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
 async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
     """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
     pm_id = await postmortem_id_of(using, postmortem)
-    await _preflight(using, pm_id, draft)
+    await _preflight(using, pm_id, draft, person)
     return await act_as(
         using, pm_id, "submit_draft", DraftSubmission(by=person, draft=draft), Postmortem
     )
@@ -276,14 +278,19 @@ async def accept_risk(
 # --- one way to find a thing and to act on it ---------------------------------------------------
 
 
-async def _preflight(using: Services, pm_id: str, draft: Draft) -> None:
+async def _preflight(using: Services, pm_id: str, draft: Draft, person: str) -> None:
     pm = await asyncio.to_thread(using.store.postmortem, pm_id)
     assert pm is not None
+    # Who may submit first: a draft's criteria call out (Prometheus, URLs), and only its owner's
+    # may. The workflow's validator still has the final say.
+    if (refused := submitter_refusal(pm, person, using.policy)) is not None:
+        raise HTTPException(STATUS_OF_REFUSAL[refused.kind], detail=str(refused))
     today = using.policy.calendar.local_date(using.clock())
-    if past_limits := draft_bounds(draft, today=today):  # before any check asks the world
+    config = using.settings.check_config()
+    # Before any check asks the world: the limits, and whether each criterion could ever be checked.
+    if past_limits := draft_bounds(draft, today=today) + uncheckable_criteria(draft, config):
         problems = Problems(f"draft for {pm_id} rejected", past_limits)
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems.message)
-    config = using.settings.check_config()
     refusal = await submission_refusal(pm, draft, using.policy, config, today)
     if refusal is not None:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=refusal.message)

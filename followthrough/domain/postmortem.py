@@ -11,6 +11,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain import limits
+from followthrough.domain.bounds import due_date_problem, kib, serialized_size
 from followthrough.domain.checks import CheckAttempt
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import ActionItemSpec, Draft, action_item_specs, draft_problems
@@ -364,18 +366,24 @@ class ActionItemChange(BaseModel):
 _DRAFTABLE = (PostmortemState.OPTIONAL, PostmortemState.DRAFTING, PostmortemState.CHANGES_REQUESTED)
 
 
-def submit_refusal(
-    pm: Postmortem, submission: DraftSubmission, policy: Policy, today: date
-) -> Refusal | None:
+def submitter_refusal(pm: Postmortem, by: str, policy: Policy) -> Refusal | None:
+    """Whether `by` may submit a draft now, judged before anything about the draft (the edge
+    asks it before a draft's criteria call out anywhere)."""
     if pm.state not in _DRAFTABLE:
         return conflict(f"{pm.id} is {pm.state}; a draft can be submitted only while drafting")
     if pm.state is PostmortemState.OPTIONAL:
-        if submission.by not in policy.people:
-            return forbidden(
-                f"'{submission.by}' is not in the policy's directory and cannot opt in"
-            )
-    elif submission.by != pm.owner:
+        if by not in policy.people:
+            return forbidden(f"'{by}' is not in the policy's directory and cannot opt in")
+    elif by != pm.owner:
         return forbidden(f"only the postmortem owner ({pm.owner}) can submit its draft")
+    return None
+
+
+def submit_refusal(
+    pm: Postmortem, submission: DraftSubmission, policy: Policy, today: date
+) -> Refusal | None:
+    if (refusal := submitter_refusal(pm, submission.by, policy)) is not None:
+        return refusal
     problems = draft_problems(submission.draft, pm.incident, policy, today=today)
     if problems:
         return invalid(Problems(f"draft for {pm.id} rejected", problems).message)
@@ -494,6 +502,8 @@ def extension_request_refusal(
         )
     if request.until <= item.due:
         return invalid(f"the new due date must be after the current one ({item.due.isoformat()})")
+    if (too_far := due_date_problem("until", request.until, item.due)) is not None:
+        return invalid(too_far)  # counted from the current due date
     if not request.reason.strip():
         return invalid("say why more time is needed (a reason is required)")
     return None
@@ -559,6 +569,36 @@ def risk_acceptance_refusal(
         )
     if len(request.reason.split()) < 3:
         return invalid("write down why the risk is acceptable (a reason of a few words at least)")
+    return None
+
+
+# Which of a record's lists each action grows, and how long that list may get (limits.py).
+_GROWS = {
+    DoneClaim: ("claims", limits.DONE_CLAIMS_PER_ITEM, "done claims"),
+    ExtensionRequest: ("extensions", limits.EXTENSION_REQUESTS_PER_ITEM, "extension requests"),
+    Reassignment: ("previous_owners", limits.REASSIGNMENTS_PER_ITEM, "reassignments"),
+    Approval: ("reviews", limits.REVIEWS_PER_POSTMORTEM, "reviews"),
+    ChangeRequest: ("reviews", limits.REVIEWS_PER_POSTMORTEM, "reviews"),
+}
+
+
+def room_refusal(record: Postmortem | ActionItem, action: BaseModel) -> Refusal | None:
+    """Refuses an action that would grow the record past its limits: every record activity
+    carries the whole state, so a state past Temporal's payload limit would stall its workflow.
+    Asked after who-may-do-what, so it never tells a stranger about the record."""
+    if (grows := _GROWS.get(type(action))) is not None:
+        field, most, what = grows
+        if len(getattr(record, field)) >= most:
+            return conflict(
+                f"{record.id} already has {most} {what}, the most one record keeps; ask the "
+                "reliability council to decide it (accept the risk, or write a new action item)"
+            )
+    size = serialized_size(record) + serialized_size(action)
+    if size > limits.STATE_BUDGET_BYTES:
+        return conflict(
+            f"{record.id}'s record would be {kib(size)}, over its {kib(limits.STATE_BUDGET_BYTES)}"
+            " budget; say it in fewer words, or ask the reliability council to decide it"
+        )
     return None
 
 
