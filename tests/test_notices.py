@@ -25,8 +25,13 @@ LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
 
 # The digests have their own renderers (tested in test_follow_up.py and test_monthly_digest.py),
-# the exhausted budget its own test.
-OWN_TESTS = (NoticeKind.COUNCIL_DIGEST, NoticeKind.MONTHLY_DIGEST, NoticeKind.BUDGET_EXHAUSTED)
+# the exhausted budget and the unmapped severity (test_unmapped_severity.py) their own tests.
+OWN_TESTS = (
+    NoticeKind.COUNCIL_DIGEST,
+    NoticeKind.MONTHLY_DIGEST,
+    NoticeKind.BUDGET_EXHAUSTED,
+    NoticeKind.SEVERITY_UNMAPPED,
+)
 
 
 @pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])

@@ -17,6 +17,7 @@ import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from followthrough.domain.incident import UnmappedSeverity
 from followthrough.domain.policy import DEFAULT_POLICY_PATH, Policy, load_policy, parse_policy
 from followthrough.webhooks import (
     SOURCES,
@@ -393,23 +394,21 @@ def test_a_resolution_without_its_incident_id_is_malformed_naming_the_field(sour
 
 
 @pytest.mark.parametrize("source", list(SEVERITY_FIELD))
-def test_an_unmapped_severity_is_malformed_naming_the_policy_key(source: str) -> None:
-    path, name = SEVERITY_FIELD[source]
-    with pytest.raises(Malformed) as caught:
-        deliver(source, edited(EXPECTED[source].payload, path, "P9"))
-    known = ", ".join(POLICY.source_severities[source])
-    assert str(caught.value) == (
-        f"{name}: 'P9' is not mapped in the policy's source_severities.{source} ({known})"
-    )
+def test_an_unmapped_severity_takes_the_sources_default_and_is_marked(source: str) -> None:
+    path, _ = SEVERITY_FIELD[source]
+    incident = resolved(source, edited(EXPECTED[source].payload, path, "P9")).incident
+    default = POLICY.default_severity_for(source)
+    assert incident.unmapped_severities == [
+        UnmappedSeverity(source=source, value="P9", default=default)
+    ]
+    ranking = list(POLICY.severities)  # the worst of what is mapped and the default
+    assert ranking.index(incident.severity) <= ranking.index(default)
 
 
-def test_the_pagerduty_unmapped_priority_message_reads_as_documented() -> None:
-    with pytest.raises(Malformed) as caught:
-        deliver("pagerduty", edited("pagerduty_resolved", SEVERITY_FIELD["pagerduty"][0], "P9"))
-    assert str(caught.value).startswith(
-        "event.data.priority.summary: 'P9' is not mapped in the policy's "
-        "source_severities.pagerduty (P1, P2, "
-    )
+def test_the_unmapped_severity_note_reads_as_documented() -> None:
+    body = edited("pagerduty_resolved", SEVERITY_FIELD["pagerduty"][0], "P9")
+    (gap,) = resolved("pagerduty", body).incident.unmapped_severities
+    assert gap.note == "severity 'P9' is not mapped; mapped to SEV3 by default"
 
 
 def test_a_generic_severity_must_be_one_of_the_policy_s() -> None:
@@ -605,13 +604,15 @@ def test_alertmanager_severity_comes_from_the_common_label_first() -> None:
     assert resolved("alertmanager", body).incident.severity == "SEV4"
 
 
-def test_alertmanager_without_any_severity_label_is_malformed() -> None:
+def test_alertmanager_without_any_severity_label_takes_the_default() -> None:
     data = json.loads(load_payload("alertmanager_resolved"))
     for alert in data["alerts"]:
         del alert["labels"]["severity"]
-    with pytest.raises(Malformed) as caught:
-        deliver("alertmanager", json.dumps(data).encode())
-    assert str(caught.value) == "commonLabels.severity: missing, and no alert has one"
+    incident = resolved("alertmanager", json.dumps(data).encode()).incident
+    assert incident.severity == "SEV3"
+    assert [gap.note for gap in incident.unmapped_severities] == [
+        "alertmanager gave no severity; mapped to SEV3 by default"
+    ]
 
 
 def test_alertmanager_services_fall_back_to_the_job_label() -> None:

@@ -346,6 +346,9 @@ async def postmortems_page(
             limit=PAGE_SIZE,
         )
     )
+    unmapped = await asyncio.to_thread(
+        using.store.unmapped_severities, [pm.postmortem_id for pm in found]
+    )
     chosen = {"state": state, "severity": severity, "team": team}
     query = {k: v for k, v in chosen.items() if v}
     return _render(
@@ -354,6 +357,7 @@ async def postmortems_page(
         "postmortems.html.j2",
         who,
         postmortems=found,
+        unmapped=unmapped,
         total=total,
         chosen=chosen,
         page=page,

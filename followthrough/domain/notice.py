@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.incident import UnmappedSeverity
 from followthrough.domain.themes import Theme
 
 
@@ -29,6 +30,7 @@ class NoticeKind(StrEnum):
     MONTHLY_DIGEST = "monthly_digest"  # the previous month's headline numbers, to the council
     RECURRING_THEME = "recurring_theme"  # a contributing-factor tag came back: to the council
     BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
+    SEVERITY_UNMAPPED = "severity_unmapped"  # a source's severity the policy lacks: operators
     STUCK_WORK = "stuck_work"  # a workflow's tasks or an activity keep failing: to the operators
 
 
@@ -57,6 +59,7 @@ class Notice(BaseModel):
     note: str = ""  # a reason, a decision, a new owner
     theme: Theme | None = None  # for a recurring theme: which one
     slo_id: str | None = None  # for an exhausted budget: which SLO (its assessment is on the pm)
+    unmapped_severity: UnmappedSeverity | None = None  # for a policy gap: which value, and source
 
 
 class OutboxStatus(StrEnum):

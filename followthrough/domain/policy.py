@@ -75,6 +75,16 @@ class Policy(BaseModel):
         description="per webhook source: its severity/urgency/priority value -> our severity",
     )
     calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
+    source_default_severity: dict[str, str] = Field(
+        default_factory=dict,
+        description="per webhook source: our severity for a value source_severities does not "
+        "map, or when the source gives none (the incident is marked and the operators told)",
+    )
+    default_severity: str | None = Field(
+        default=None,
+        description="the same for a source not in source_default_severity; none: the least "
+        "severe severity",
+    )
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     max_extensions: int = Field(
         default=2, ge=0, description="approved due-date extensions an action item may have"
@@ -117,6 +127,11 @@ class Policy(BaseModel):
             problems.append(f"contributing_factor_tags: '{tag}' is listed more than once")
         for tag in tags:
             if not tag.strip() or tag != tag.strip():
+        for source, severity in self.source_default_severity.items():
+            if severity not in self.severities:
+                problems.append(f"source_default_severity.{source}: unknown severity '{severity}'")
+        if self.default_severity is not None and self.default_severity not in self.severities:
+            problems.append(f"default_severity: unknown severity '{self.default_severity}'")
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
@@ -161,6 +176,14 @@ class Policy(BaseModel):
 
     def may_review(self, person: str) -> bool:
         return person in self.reviewers or person in self.council
+    def default_severity_for(self, source: str) -> str:
+        """Our severity for an incident from `source` whose own is missing or not mapped."""
+        return (
+            self.source_default_severity.get(source)
+            or self.default_severity
+            or list(self.severities)[-1]
+        )
+
 
     def is_in_team(self, person: str, team: str) -> bool:
         found = self.teams.get(team)

@@ -141,6 +141,7 @@ _TEMPLATE = {
     NoticeKind.ITEM_STEP: "item_step",
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
     NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
+    NoticeKind.SEVERITY_UNMAPPED: "severity_unmapped",
 }
 
 
@@ -178,8 +179,14 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         f"'{incident.title}' ({_days(notice.days_overdue)} late)",
         NoticeKind.BUDGET_EXHAUSTED: f"{tag} Error budget exhausted: {notice.slo_id}; release "
         "freeze recommended",
+        NoticeKind.SEVERITY_UNMAPPED: f"{tag} Policy gap: {_gap(notice)}",
     }
     return subjects.get(notice.kind, f"{tag} {incident.title}")
+
+
+def _gap(notice: Notice) -> str:
+    gap = notice.unmapped_severity
+    return gap.note if gap is not None else "a severity the policy does not map"
 
 
 def _title(item: ActionItem | None) -> str:

@@ -36,7 +36,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.access import ApiToken, LinkUse
-from followthrough.domain.incident import MILESTONES
+from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.domain.overview import Escalation
@@ -774,6 +774,19 @@ class Store:
             found = [_incident_fields(row, []) for row in session.scalars(page)]
         return _INCIDENT_FACTS.validate_python(found), total
 
+    def unmapped_severities(self, postmortem_ids: list[str]) -> dict[str, list[UnmappedSeverity]]:
+        """The severities the policy did not map, by postmortem, for those that have any.
+
+        Read from the snapshot's JSON in the database, so a page of postmortems need not load
+        their snapshots for it."""
+        if not postmortem_ids:
+            return {}
+        marks = PostmortemRow.data["incident"]["unmapped_severities"]
+        query = select(PostmortemRow.id, marks).where(PostmortemRow.id.in_(postmortem_ids))
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
+        return {pm_id: _UNMAPPED.validate_python(found) for pm_id, found in rows if found}
+
     def item_facts(
         self,
         *,
@@ -1001,6 +1014,9 @@ def _lists_address(column: Any, address: str) -> Any:
     two databases' JSON functions are not."""
     needle = json.dumps(address).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
     return cast(column, String).like(f"%{needle}%", escape="\\")
+
+
+_UNMAPPED = TypeAdapter(list[UnmappedSeverity])
 
 
 def _outbox_message(row: OutboxRow) -> OutboxMessage:

@@ -99,14 +99,12 @@ class Grafana(Alertmanager):
 
 
 def _severities(common_labels: Fields, labels: list[Fields]) -> list[FieldValue]:
-    """The group's common severity, else every alert's (the worst will be the incident's)."""
+    """The group's common severity, else every alert's (the worst will be the incident's); none
+    when no alert has a severity label (most Grafana alerts): the policy's default applies."""
     common = common_labels.maybe_value("severity")
     if common is not None:
         return [common]
-    each = [found for alert in labels if (found := alert.maybe_value("severity")) is not None]
-    if not each:
-        raise Malformed(f"{common_labels.where('severity')}: missing, and no alert has one")
-    return each
+    return [found for alert in labels if (found := alert.maybe_value("severity")) is not None]
 
 
 def _ended_at(alerts: list[Fields]) -> datetime:
