@@ -11,6 +11,7 @@ import uuid
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.calendar import BusinessCalendar
@@ -20,6 +21,7 @@ from tests.api_support import WEBHOOK_SECRETS, Api
 from tests.conftest import eventually
 from tests.factories import draft_data, incident_data
 from tests.test_api import expect, open_postmortem, stored_postmortem, tracked_postmortem
+from tests.test_dashboard import browser
 from tests.webhook_signing import load_payload, signed_request
 
 
@@ -161,6 +163,22 @@ async def test_numbers_out_of_range_are_refused_naming_the_field(
     overspent = draft_data(now, slo_impact={"budget_remaining_before": -1e308})
     expect(await api.post(url, "alice", overspent), 422, "slo_impact.budget_remaining_before")
     assert stored_postmortem(api, pm_id).state.value == "drafting"
+
+
+async def test_an_odd_number_already_in_the_record_does_not_break_the_reliability_page(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    pm_id = await open_postmortem(api, time_skipping)
+    burn = '{"slo": "checkout-availability", "service": "checkout", "budget_consumed": %s, '
+    burns = f'[{burn % "1e308"}"burn_rate": 1e308}}, {burn % "1e308"}"burn_rate": NaN}}]'
+    with api.services.store.engine.begin() as db:  # as a record written before the limits
+        db.execute(
+            text("UPDATE postmortems SET slo_burns = :b WHERE id = :i"), {"b": burns, "i": pm_id}
+        )
+    async with browser(api, "dan") as dan:
+        page = await dan.get("/reliability")
+    assert page.status_code == 200, page.text[-2000:]
+    assert "checkout-availability" in page.text
 
 
 # --- criteria that could never be checked --------------------------------------------------------

@@ -102,6 +102,9 @@ NUMBER_MAGNITUDE = 1e15
 # already be overspent, but not a hundred times over).
 TRAFFIC_WEIGHT_MAX = 1000.0
 BUDGET_REMAINING_MIN = -100.0
+# An SLO burn as the reports read it from the record (metrics.SloBurn): a thousand error budgets
+# is far past any real incident; an older record's infinity or 1e308 is read as this.
+BURN_MAX = 1000.0
 
 # --- operations (followthrough/operations.py) --------------------------------------------------
 

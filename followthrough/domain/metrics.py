@@ -30,17 +30,19 @@ These are the product's definitions:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.limits import BURN_MAX
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, PostmortemState
 
 Duration = Literal["detect", "acknowledge", "mitigate", "resolve", "communicate"]
@@ -70,6 +72,15 @@ class SloBurn(BaseModel):
     service: str
     budget_consumed: float  # fraction of the period's error budget, e.g. 0.375
     burn_rate: float  # error ratio / (1 - objective) over the impact window
+
+    @field_validator("budget_consumed", "burn_rate", mode="before")
+    @classmethod
+    def _plausible(cls, value: Any) -> float:
+        """A record stored before the edge bounded its numbers (NaN, infinity, 1e308) must not
+        break the pages and reports that sum it: read as 0, or at most BURN_MAX."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
+            return 0.0
+        return min(max(float(value), 0.0), BURN_MAX)
 
 
 class IncidentFacts(BaseModel):
