@@ -18,6 +18,8 @@ from temporalio.client import Client
 
 from followthrough.api import Services, create_app
 from followthrough.api.auth import issue_token
+from followthrough.domain.outbound import OutboundPolicy
+from followthrough.domain.policy import DEFAULT_POLICY_PATH, Policy, load_policy
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links
 from followthrough.runtime import serve_api_until
@@ -37,10 +39,33 @@ WEBHOOK_SECRETS = {
 }
 
 
+# The test servers (HTTP endpoints, Prometheus) listen on loopback, which the shipped policy does
+# not let checks call: the tests' policies list it, as an operator would list internal hosts.
+LOOPBACK_HOSTS = ["127.0.0.1", "::1", "localhost"]
+
+
+def loopback_policy_file(directory: Path) -> Path:
+    """The shipped policy, with loopback under outbound.allowed_hosts, as a file in `directory`."""
+    shipped = DEFAULT_POLICY_PATH.read_text(encoding="utf-8")
+    allowed = "allowed_hosts: [" + ", ".join(f"'{h}'" for h in LOOPBACK_HOSTS) + "]"
+    assert "allowed_hosts: []" in shipped
+    path = directory / "loopback-policy.yaml"
+    directory.mkdir(parents=True, exist_ok=True)
+    path.write_text(shipped.replace("allowed_hosts: []", allowed), encoding="utf-8")
+    return path
+
+
+def loopback_policy() -> Policy:
+    """The shipped policy, with loopback under outbound.allowed_hosts."""
+    shipped = load_policy()
+    return shipped.model_copy(update={"outbound": OutboundPolicy(allowed_hosts=LOOPBACK_HOSTS)})
+
+
 def api_settings(data_dir: Path, task_queue: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "data_dir": data_dir,
         "task_queue": task_queue,
+        "policy": loopback_policy_file(data_dir),
         "link_secret": LINK_SECRET,
         "public_url": PUBLIC_URL,
         **{f"webhook_secret_{source}": secret for source, secret in WEBHOOK_SECRETS.items()},

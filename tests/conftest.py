@@ -36,7 +36,7 @@ from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal import build_worker, register_search_attributes
-from tests.api_support import Api, api_for, api_settings, link_mailer
+from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy
 from workflows import SEARCH_ATTRIBUTES
 
 POSTGRES_ADMIN = "postgresql://postgres@127.0.0.1:5432/test"
@@ -241,7 +241,7 @@ async def running_worker(
     queue = f"test-{uuid.uuid4().hex[:8]}"
     with ThreadPoolExecutor(max_workers=8) as executor:
         worker = build_worker(
-            client, store, executor, mailer, load_policy(), task_queue=queue, **options
+            client, store, executor, mailer, loopback_policy(), task_queue=queue, **options
         )
         async with worker:
             try:

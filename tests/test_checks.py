@@ -37,7 +37,9 @@ from followthrough.domain.criteria import (
     PrometheusQuery,
     TicketResolved,
 )
+from followthrough.domain.outbound import OutboundPolicy
 from followthrough.settings import Settings
+from tests.api_support import LOOPBACK_HOSTS
 from tests.jira_server import JiraServer
 from tests.metrics_target import MetricsTarget
 from tests.processes import free_port
@@ -114,8 +116,12 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
+# The servers here listen on loopback, which checks may call only when it is listed.
+LOOPBACK = OutboundPolicy(allowed_hosts=LOOPBACK_HOSTS)
+
+
 async def _http(**fields: Any) -> CheckResult:
-    return await run_check(HttpCheck(**fields), CheckConfig(), _now())
+    return await run_check(HttpCheck(**fields), CheckConfig(outbound=LOOPBACK), _now())
 
 
 async def test_http_status_and_body(site: str) -> None:
@@ -454,7 +460,7 @@ async def test_unreachable_or_unconfigured_prometheus_fails_with_a_reason(
     world: World, site: str
 ) -> None:
     port = free_port()
-    closed = CheckConfig(prometheus_url=f"http://127.0.0.1:{port}")
+    closed = CheckConfig(prometheus_url=f"http://127.0.0.1:{port}", outbound=LOOPBACK)
     criterion = PrometheusQuery(query=CHECKOUT, op="<", threshold=0.02)
     refused = await run_check(criterion, closed, _now())
     assert not refused.passed
@@ -634,9 +640,8 @@ async def test_ticket_done_with_a_resolution_passes(jira: JiraServer) -> None:
         passed.asked == f"GET {jira.url}/rest/api/2/issue/PM-1?fields=status,resolution (as {USER})"
     )
     assert passed.reason == "PM-1 is Done (status category done) with resolution Fixed"
-    answer = json.loads(passed.answer)
-    assert answer["fields"]["status"]["statusCategory"]["key"] == "done"
-    assert answer["fields"]["resolution"]["name"] == "Fixed"
+    # The evidence is an excerpt of Jira's answer (the reason above carries the verdict).
+    assert passed.answer.startswith('{"fields": {') and len(passed.answer) <= EVIDENCE_LIMIT
     # One request, authenticated, no serverInfo first.
     calls = jira.requests[before:]
     assert [(r.method, r.path, r.query, r.user) for r in calls] == [
@@ -721,7 +726,7 @@ async def test_ticket_without_jira_or_a_ticket_fails_with_reasons(jira: JiraServ
 
 
 async def test_the_activity_runs_the_check(site: str) -> None:
-    activities = CheckActivities(CheckConfig())
+    activities = CheckActivities(CheckConfig(outbound=LOOPBACK))
     request = CheckRequest(
         action_item_id="PM-2026-001/1",
         attempt=3,

@@ -20,6 +20,7 @@ from followthrough.api.services import Services, Using
 from followthrough.checks import submission_refusal
 from followthrough.checks.configured import uncheckable_criteria
 from followthrough.domain.draft import Draft, draft_bounds
+from followthrough.domain.evidence import as_seen_by
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -161,7 +162,8 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
     assert found is not None
     items = await asyncio.to_thread(lambda: store.action_items(postmortem_id=pm_id))
     trail = await asyncio.to_thread(store.audit_trail, pm_id)
-    return PostmortemView(postmortem=found, action_items=items, audit=trail)
+    seen = [as_seen_by(person, item, using.policy) for item in items]
+    return PostmortemView(postmortem=found, action_items=seen, audit=trail)
 
 
 @router.post("/postmortems/{postmortem}/draft")
@@ -201,11 +203,12 @@ async def list_action_items(
     team: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[ActionItem]:
     pm_id = await postmortem_id_of(using, postmortem) if postmortem else None
-    return await asyncio.to_thread(
+    items = await asyncio.to_thread(
         lambda: using.store.action_items(
             postmortem_id=pm_id, state=state.value if state else None, owner=owner, team=team
         )
     )
+    return [as_seen_by(person, item, using.policy) for item in items]
 
 
 @router.get("/action-items/{item}")
@@ -214,7 +217,10 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
     found = await asyncio.to_thread(using.store.action_item, item_id)
     assert found is not None
     trail = await asyncio.to_thread(using.store.audit_trail, found.postmortem_id)
-    return ActionItemView(action_item=found, audit=[e for e in trail if e.workflow_id == found.id])
+    return ActionItemView(
+        action_item=as_seen_by(person, found, using.policy),
+        audit=[e for e in trail if e.workflow_id == found.id],
+    )
 
 
 @router.post("/action-items/{item}/acknowledge")
@@ -318,7 +324,8 @@ async def _known(using: Services, reference: str, *, action_item: bool) -> str:
 
 
 async def act_on_item(using: Services, reference: str, update: str, argument: Any) -> ActionItem:
-    return await act_as(using, await _item_id(using, reference), update, argument, ActionItem)
+    item = await act_as(using, await _item_id(using, reference), update, argument, ActionItem)
+    return as_seen_by(argument.by, item, using.policy)
 
 
 async def act_as(

@@ -14,6 +14,8 @@ cheap (the CLI builds a CheckConfig through Settings).
 
 from __future__ import annotations
 
+import asyncio
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -25,9 +27,11 @@ from followthrough.checks.tickets import TicketChecker
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import AcceptanceCriterion, parse_criterion
 from followthrough.domain.draft import Draft, draft_problems, the_criterion
+from followthrough.domain.limits import PREFLIGHT_PROBES, PREFLIGHT_SECONDS
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import Postmortem
 from followthrough.domain.problems import Problems
+from followthrough.logging import get_logger
 
 CHECKERS: dict[str, Checker[Any]] = {
     checker.kind: checker
@@ -63,15 +67,29 @@ async def preflight_problems(criterion: AcceptanceCriterion, config: CheckConfig
 
 async def draft_preflight(draft: Draft, config: CheckConfig) -> list[str]:
     """Problems with a draft's criteria that only the real world shows, named as draft_problems
-    names them (e.g. PromQL that Prometheus rejects)."""
+    names them (e.g. PromQL that Prometheus rejects, a URL the policy does not let checks call).
+
+    Bounded: the first PREFLIGHT_PROBES automated criteria, within PREFLIGHT_SECONDS in all; what
+    is left unprobed is judged when its check runs.
+    """
     problems: list[str] = []
-    for i, item in enumerate(draft.action_items):
-        criterion, _ = parse_criterion(the_criterion(item))
-        if criterion is None:
-            continue  # draft_problems says what is wrong with it
-        name = f"action_items[{i}]" + (f" '{item.title.strip()}'" if item.title.strip() else "")
-        found = await preflight_problems(criterion, config)
-        problems.extend(f"{name}: acceptance criterion: {problem}" for problem in found)
+    probed = 0
+    try:
+        async with asyncio.timeout(PREFLIGHT_SECONDS):
+            for i, item in enumerate(draft.action_items):
+                criterion, _ = parse_criterion(the_criterion(item))
+                if criterion is None or not criterion.automated:
+                    continue  # draft_problems says what is wrong with it; people sign off manual
+                if probed == PREFLIGHT_PROBES:
+                    break
+                probed += 1
+                title = item.title.strip()
+                name = f"action_items[{i}]" + (f" '{title}'" if title else "")
+                found = await preflight_problems(criterion, config)
+                problems.extend(f"{name}: acceptance criterion: {problem}" for problem in found)
+    except TimeoutError:
+        get_logger(__name__).warning(  # a fresh logger each time, as prometheus.py says why
+            "preflight stopped at its deadline", seconds=PREFLIGHT_SECONDS, probed=probed)
     return problems
 
 
@@ -79,8 +97,10 @@ async def submission_refusal(
     pm: Postmortem, draft: Draft, policy: Policy, config: CheckConfig, today: date
 ) -> Problems | None:
     """Before a draft is sent to its workflow: refused if the real world rejects a criterion,
-    listing the draft's other problems too, so its author fixes everything in one round."""
-    found = await draft_preflight(draft, config)
+    listing the draft's other problems too, so its author fixes everything in one round.
+
+    Call it only for someone who may submit (submitter_refusal): it calls out."""
+    found = await draft_preflight(draft, replace(config, outbound=policy.outbound))
     if not found:
         return None  # the workflow's validator judges the rest
     problems = draft_problems(draft, pm.incident, policy, today=today) + found

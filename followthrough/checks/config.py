@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from followthrough.domain.outbound import OutboundPolicy
+
 
 @dataclass(frozen=True)
 class CheckConfig:
@@ -22,6 +24,9 @@ class CheckConfig:
     prometheus_timeout: float = 30.0  # seconds for one query (Prometheus's own default is 2 min)
     jira_timeout: float = 30.0  # seconds to read Jira's answer (connecting: at most 10)
     preflight_timeout: float = 5.0  # a submission waits at most this long for Prometheus
+    # Where a URL named in a criterion may point (the policy's outbound section); the
+    # prometheus_url above is the operator's own and is not judged by it.
+    outbound: OutboundPolicy = field(default_factory=OutboundPolicy)
 
     @property
     def jira_configured(self) -> bool:

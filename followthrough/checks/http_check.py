@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import socket
 from datetime import datetime
 from typing import Any
 
@@ -25,8 +26,10 @@ import httpx
 
 from followthrough.checks.base import Checker, describe_error, network_failure, result
 from followthrough.checks.config import CheckConfig
+from followthrough.checks.outbound import OutboundRefused, pin
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import HttpCheck
+from followthrough.domain.outbound import OutboundPolicy
 
 MAX_BODY = 1_000_000
 USER_AGENT = "Followthrough-check/1 (+acceptance criterion)"
@@ -41,7 +44,11 @@ class HttpChecker(Checker[HttpCheck]):
         timeout = criterion.timeout_seconds
         asked = f"GET {criterion.url} (timeout {timeout:g}s, redirects not followed)"
         try:
-            status_line, headers, body, cut = await _get(criterion.url, timeout)
+            status_line, headers, body, cut = await _get(criterion.url, timeout, config.outbound)
+        except OutboundRefused as err:
+            return result(False, now, asked, "", f"not called: {err.reason}")
+        except socket.gaierror as err:
+            return result(False, now, asked, "", _connect_failure(criterion.url, err))
         except (TimeoutError, httpx.TimeoutException):
             return result(False, now, asked, "", f"no answer within {timeout:g}s (the timeout)")
         except httpx.ConnectError as err:
@@ -90,29 +97,49 @@ class HttpChecker(Checker[HttpCheck]):
 
         return result(True, now, asked, answer, "; ".join(passed_because))
 
+    async def preflight(self, criterion: HttpCheck, config: CheckConfig) -> list[str]:
+        """The URL must be one the policy lets checks call: its name is resolved, nothing asked."""
+        try:
+            await pin(criterion.url, config.outbound, config.preflight_timeout)
+        except OutboundRefused as err:
+            return [f"url: {err.reason}"]
+        except (OSError, TimeoutError):
+            return []  # it does not resolve now: the check says so when it runs
+        return []
 
-async def _get(url: str, timeout: float) -> tuple[tuple[int, str], dict[str, str], bytes, bool]:
+
+async def _get(
+    url: str, timeout: float, outbound: OutboundPolicy
+) -> tuple[tuple[int, str], dict[str, str], bytes, bool]:
     """(status, reason phrase), headers (lower-case names), at most MAX_BODY bytes, and whether
-    the body was cut; the whole exchange within `timeout` seconds."""
+    the body was cut; the whole exchange (the name's lookup included) within `timeout` seconds,
+    and only to an address the policy allows."""
     async with (
+        asyncio.timeout(timeout),
         httpx.AsyncClient(
             follow_redirects=False,
             timeout=httpx.Timeout(timeout),
             headers={"User-Agent": USER_AGENT},
         ) as client,
-        asyncio.timeout(timeout),
-        client.stream("GET", url) as response,
     ):
-        body = bytearray()
-        cut = False
-        async for chunk in response.aiter_bytes():
-            body += chunk
-            if len(body) > MAX_BODY:
-                del body[MAX_BODY:]
-                cut = True
-                break
-        headers = {k.lower(): v for k, v in response.headers.items()}
-        return (response.status_code, response.reason_phrase), headers, bytes(body), cut
+        target = await pin(url, outbound, timeout)
+        async with client.stream(
+            "GET", target.url, headers=target.headers, extensions=target.extensions
+        ) as response:
+            return await _read(response)
+
+
+async def _read(response: httpx.Response) -> tuple[tuple[int, str], dict[str, str], bytes, bool]:
+    body = bytearray()
+    cut = False
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) > MAX_BODY:
+            del body[MAX_BODY:]
+            cut = True
+            break
+    headers = {k.lower(): v for k, v in response.headers.items()}
+    return (response.status_code, response.reason_phrase), headers, bytes(body), cut
 
 
 def _text(body: bytes, headers: dict[str, str]) -> str:
@@ -126,7 +153,7 @@ def _text(body: bytes, headers: dict[str, str]) -> str:
         return body.decode("utf-8", errors="replace")
 
 
-def _connect_failure(url: str, err: httpx.ConnectError) -> str:
+def _connect_failure(url: str, err: httpx.ConnectError | socket.gaierror) -> str:
     return f"could not connect to {httpx.URL(url).netloc.decode()}: {network_failure(err)}"
 
 

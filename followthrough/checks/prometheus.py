@@ -21,6 +21,7 @@ rule that cannot evaluate never fires, and the reason carries its lastError.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ import httpx
 
 from followthrough.checks.base import Checker, moment, network_failure, number, result
 from followthrough.checks.config import CheckConfig
+from followthrough.checks.outbound import OutboundRefused, Target, pin
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import (
     AlertRulePresent,
@@ -38,6 +40,7 @@ from followthrough.domain.criteria import (
     compare,
     parse_duration,
 )
+from followthrough.domain.outbound import OutboundPolicy
 from followthrough.logging import get_logger
 
 RANGE_POINTS = 2016  # a week at one point every 5 minutes
@@ -66,17 +69,39 @@ def prometheus_base(criterion: PrometheusQuery | AlertRulePresent, config: Check
     return (criterion.prometheus_url or config.prometheus_url or "").rstrip("/")
 
 
+def judged_by(
+    criterion: PrometheusQuery | AlertRulePresent, config: CheckConfig
+) -> OutboundPolicy | None:
+    """The allow-list for a Prometheus the draft names; None for the installation's own."""
+    return config.outbound if criterion.prometheus_url else None
+
+
 async def prometheus_get(
-    base: str, path: str, params: dict[str, str], timeout: float
+    base: str,
+    path: str,
+    params: dict[str, str],
+    timeout: float,
+    outbound: OutboundPolicy | None = None,
 ) -> PrometheusAnswer:
-    """GET base + path: never raises for what Prometheus (or the network) does."""
+    """GET base + path: never raises for what Prometheus (or the network) does. With `outbound`,
+    only to an address it allows (redirects are not followed either way)."""
     try:
-        async with httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as client:
-            response = await client.get(f"{base}{path}", params=params)
-    except httpx.TimeoutException:
+        async with (
+            asyncio.timeout(timeout),
+            httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as client,
+        ):
+            target = Target(url=httpx.URL(f"{base}{path}"))
+            if outbound is not None:
+                target = await pin(f"{base}{path}", outbound, timeout)
+            response = await client.get(
+                target.url, params=params, headers=target.headers, extensions=target.extensions
+            )
+    except OutboundRefused as err:
+        return PrometheusAnswer(False, None, None, "refused", f"not asked: {err.reason}", "")
+    except (httpx.TimeoutException, TimeoutError):
         error = f"Prometheus at {base} did not answer within {timeout:g}s"
         return PrometheusAnswer(False, None, None, "timeout", error, "")
-    except httpx.HTTPError as err:
+    except (httpx.HTTPError, httpx.InvalidURL, OSError) as err:
         error = f"could not reach Prometheus at {base}: {network_failure(err)}"
         return PrometheusAnswer(False, None, None, "unreachable", error, "")
     text = response.text
@@ -102,7 +127,7 @@ async def prometheus_get(
 
 
 def _failure_reason(answer: PrometheusAnswer) -> str:
-    if answer.error_type in ("timeout", "unreachable", "not_json"):
+    if answer.error_type in ("timeout", "unreachable", "not_json", "refused"):
         return answer.error
     return f"Prometheus answered {answer.status} {answer.error_type}: {answer.error}"
 
@@ -165,8 +190,14 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
         if not base:
             return [f"prometheus_url: {NO_PROMETHEUS}"]
         answer = await prometheus_get(
-            base, "/api/v1/query", {"query": criterion.query}, config.preflight_timeout
+            base,
+            "/api/v1/query",
+            {"query": criterion.query},
+            config.preflight_timeout,
+            judged_by(criterion, config),
         )
+        if answer.error_type == "refused":
+            return [f"prometheus_url: {answer.error}"]
         if answer.status == 400 and answer.error_type == "bad_data":
             return [f"query: Prometheus rejected it: {answer.error}"]
         if not answer.ok:
@@ -186,7 +217,9 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
         self, criterion: PrometheusQuery, config: CheckConfig, now: datetime, base: str, asked: str
     ) -> CheckResult:
         params = {"query": criterion.query, "time": f"{now.timestamp():.3f}"}
-        answer = await prometheus_get(base, "/api/v1/query", params, config.prometheus_timeout)
+        answer = await prometheus_get(
+            base, "/api/v1/query", params, config.prometheus_timeout, judged_by(criterion, config)
+        )
         if not answer.ok:
             return result(False, now, asked, answer.shown, _failure_reason(answer))
         kind = answer.data.get("resultType")
@@ -236,7 +269,11 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             "step": str(step),
         }
         answer = await prometheus_get(
-            base, "/api/v1/query_range", params, config.prometheus_timeout
+            base,
+            "/api/v1/query_range",
+            params,
+            config.prometheus_timeout,
+            judged_by(criterion, config),
         )
         if not answer.ok:
             return result(False, now, asked, answer.shown, _failure_reason(answer))
@@ -340,7 +377,11 @@ class AlertRuleChecker(Checker[AlertRulePresent]):
         if not base:
             return result(False, now, asked, "", NO_PROMETHEUS)
         answer = await prometheus_get(
-            base, "/api/v1/rules", {"type": "alert"}, config.prometheus_timeout
+            base,
+            "/api/v1/rules",
+            {"type": "alert"},
+            config.prometheus_timeout,
+            judged_by(criterion, config),
         )
         if not answer.ok:
             return result(False, now, asked, answer.shown, _failure_reason(answer))

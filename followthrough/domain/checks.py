@@ -9,9 +9,10 @@ from __future__ import annotations
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.criteria import AcceptanceCriterion
+from followthrough.domain.limits import EVIDENCE_EXCERPT_CHARS
 
 # Enough of a body or query result to see what happened, not a whole payload.
-EVIDENCE_LIMIT = 2000
+EVIDENCE_LIMIT = EVIDENCE_EXCERPT_CHARS
 
 
 def trimmed(text: str, limit: int = EVIDENCE_LIMIT) -> str:

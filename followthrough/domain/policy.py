@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.escalation import EscalationPolicy
+from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
 from followthrough.domain.slo import SloReviewPolicy
 from followthrough.domain.themes import ThemePolicy
@@ -74,7 +75,6 @@ class Policy(BaseModel):
         default_factory=dict,
         description="per webhook source: its severity/urgency/priority value -> our severity",
     )
-    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
     source_default_severity: dict[str, str] = Field(
         default_factory=dict,
         description="per webhook source: our severity for a value source_severities does not "
@@ -85,6 +85,7 @@ class Policy(BaseModel):
         description="the same for a source not in source_default_severity; none: the least "
         "severe severity",
     )
+    calendar: BusinessCalendar = Field(default_factory=BusinessCalendar)
     escalation: EscalationPolicy = Field(default_factory=EscalationPolicy)
     max_extensions: int = Field(
         default=2, ge=0, description="approved due-date extensions an action item may have"
@@ -95,6 +96,10 @@ class Policy(BaseModel):
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
     slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
+    outbound: OutboundPolicy = Field(
+        default_factory=OutboundPolicy,
+        description="the non-public hosts acceptance-criterion checks may call",
+    )
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
@@ -122,16 +127,16 @@ class Policy(BaseModel):
                     problems.append(
                         f"source_severities.{source}.{value}: unknown severity '{severity}'"
                     )
-        tags = self.contributing_factor_tags
-        for tag in sorted({t for t in tags if tags.count(t) > 1}):
-            problems.append(f"contributing_factor_tags: '{tag}' is listed more than once")
-        for tag in tags:
-            if not tag.strip() or tag != tag.strip():
         for source, severity in self.source_default_severity.items():
             if severity not in self.severities:
                 problems.append(f"source_default_severity.{source}: unknown severity '{severity}'")
         if self.default_severity is not None and self.default_severity not in self.severities:
             problems.append(f"default_severity: unknown severity '{self.default_severity}'")
+        tags = self.contributing_factor_tags
+        for tag in sorted({t for t in tags if tags.count(t) > 1}):
+            problems.append(f"contributing_factor_tags: '{tag}' is listed more than once")
+        for tag in tags:
+            if not tag.strip() or tag != tag.strip():
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
@@ -171,11 +176,6 @@ class Policy(BaseModel):
         high = self.slo_review.high_severities
         return name in (high if high is not None else list(self.severities)[:2])
 
-    def team_of_service(self, service: str) -> str | None:
-        return self.services.get(service)
-
-    def may_review(self, person: str) -> bool:
-        return person in self.reviewers or person in self.council
     def default_severity_for(self, source: str) -> str:
         """Our severity for an incident from `source` whose own is missing or not mapped."""
         return (
@@ -184,6 +184,11 @@ class Policy(BaseModel):
             or list(self.severities)[-1]
         )
 
+    def team_of_service(self, service: str) -> str | None:
+        return self.services.get(service)
+
+    def may_review(self, person: str) -> bool:
+        return person in self.reviewers or person in self.council
 
     def is_in_team(self, person: str, team: str) -> bool:
         found = self.teams.get(team)

@@ -1,0 +1,87 @@
+"""Calling out only where the policy allows (followthrough.domain.outbound says where).
+
+    target = await pin(url, policy.outbound, timeout)   # OutboundRefused: not there
+    await client.get(target.url, headers=target.headers, extensions=target.extensions)
+
+The host name is resolved once, every address it resolves to is judged, and the request goes to
+the address that was judged (with the name as Host and as the TLS server name, so certificates
+are still verified for the name). A DNS answer that changes between the check and the connection
+cannot smuggle in 127.0.0.1. Redirects are never followed by the checkers, so a public host
+cannot bounce a check to a refused one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from followthrough.domain.outbound import IPAddress, OutboundPolicy
+
+
+class OutboundRefused(Exception):
+    """The URL may not be called: `reason` says why, in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Target:
+    """Where to send the request: the judged address, and the name it stands for."""
+
+    url: httpx.URL
+    headers: dict[str, str] = field(default_factory=dict)
+    extensions: dict[str, Any] = field(default_factory=dict)
+
+
+async def pin(url: str, policy: OutboundPolicy, timeout: float) -> Target:
+    """The URL with its host resolved and judged; OutboundRefused when the policy does not allow
+    it. A name that does not resolve raises socket.gaierror, as a connection would."""
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL as err:
+        raise OutboundRefused(f"'{url}' is not a URL: {err}") from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise OutboundRefused(f"'{url}' is not an http:// or https:// URL with a host")
+    host = parsed.host
+    literal = _literal(host)
+    addresses = [literal] if literal is not None else await _resolve(parsed, timeout)
+    for address in addresses:
+        reason = policy.refusal(host, address)
+        if reason is not None:
+            raise OutboundRefused(reason)
+    if literal is not None:
+        return Target(url=parsed)
+    return Target(
+        url=parsed.copy_with(host=str(addresses[0])),
+        headers={"Host": parsed.netloc.decode("ascii")},
+        extensions={"sni_hostname": host},
+    )
+
+
+async def _resolve(url: httpx.URL, timeout: float) -> list[IPAddress]:
+    port = url.port or (443 if url.scheme == "https" else 80)
+    loop = asyncio.get_running_loop()
+    async with asyncio.timeout(timeout):
+        found = await loop.getaddrinfo(url.host, port, type=socket.SOCK_STREAM)
+    addresses: list[IPAddress] = []
+    for *_, sockaddr in found:
+        address = ipaddress.ip_address(str(sockaddr[0]).split("%")[0])  # fe80::1%eth0
+        if address not in addresses:
+            addresses.append(address)
+    if not addresses:
+        raise socket.gaierror(socket.EAI_NONAME, "no address")
+    return addresses
+
+
+def _literal(host: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
