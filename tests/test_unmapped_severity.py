@@ -15,10 +15,19 @@ from typing import Any
 
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.domain.incident import UnmappedSeverity, parse_incident
 from followthrough.domain.notice import NoticeKind, OutboxMessage
-from followthrough.domain.postmortem import Postmortem
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    AuditEvent,
+    Postmortem,
+    PostmortemChange,
+    open_postmortem,
+)
+from followthrough.storage import Store
 from tests.api_support import WEBHOOK_SECRETS, Api
 from tests.conftest import eventually
+from tests.factories import incident_data
 from tests.faults import quiet
 from tests.test_dashboard import browser
 from tests.webhook_signing import load_payload, signed_request
@@ -97,3 +106,25 @@ async def test_a_grafana_alert_without_a_severity_starts_its_postmortem(
     assert [gap.note for gap in pm.incident.unmapped_severities] == [note]
     (mail,) = await eventually(lambda: policy_gap_mail(api))
     assert mail.dedupe_key == "policy-gap/grafana/severity/none" and note in mail.subject
+
+
+def test_the_postmortem_list_reads_the_marks_on_either_database(
+    store: Store, policy: Policy
+) -> None:
+    now = datetime(2026, 11, 20, 12, tzinfo=UTC)
+    gap = UnmappedSeverity(source="alertmanager", value="pageteam", default="SEV3")
+    marked = parse_incident(incident_data(now, id="INC-1"), policy).model_copy(
+        update={"unmapped_severities": [gap]}
+    )
+    plain = parse_incident(incident_data(now, id="INC-2"), policy)
+    for incident in (marked, plain):
+        pm = open_postmortem(incident, policy, now)
+        event = AuditEvent(
+            workflow_id=pm.id, postmortem_id=pm.id, seq=1, at=now, actor="t", action="opened"
+        )
+        store.record_postmortem(
+            PostmortemChange(postmortem=pm.model_copy(update={"last_seq": 1}), event=event)
+        )
+
+    found = store.unmapped_severities([marked.postmortem_id, plain.postmortem_id])
+    assert found == {marked.postmortem_id: [gap]}
