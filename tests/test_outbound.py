@@ -9,18 +9,27 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.checks import CheckConfig, preflight_problems, run_check
 from followthrough.domain.criteria import HttpCheck, PrometheusQuery
 from followthrough.domain.evidence import HIDDEN_ANSWER
+from followthrough.domain.incident import parse_incident
 from followthrough.domain.limits import EVIDENCE_EXCERPT_CHARS, PREFLIGHT_PROBES
 from followthrough.domain.outbound import OutboundPolicy
-from tests.api_support import Api
-from tests.factories import draft_data
+from followthrough.domain.policy import load_policy
+from followthrough.domain.postmortem import AuditEvent, PostmortemChange
+from followthrough.domain.postmortem import open_postmortem as opened
+from followthrough.storage import Store
+from followthrough.storage.migrate import upgrade
+from tests.api_support import Api, loopback_policy_file
+from tests.factories import draft_data, incident_data
+from tests.processes import Followthrough, free_port
 from tests.test_api import expect, open_postmortem
 from tests.test_verification import Health, approved_with, settled
 
@@ -154,3 +163,40 @@ async def test_evidence_is_a_short_excerpt_shown_only_to_those_who_work_on_the_i
         await api.get(f"/api/action-items?postmortem={item_id.removesuffix('-item-1')}", "dan"), 200
     )
     assert [c["result"]["answer"] for c in listed[0]["checks"]] == [HIDDEN_ANSWER]
+
+
+def test_the_cli_refuses_a_non_owner_before_the_draft_calls_out(
+    tmp_path: Path, health: Health
+) -> None:
+    """`postmortem submit` repeats the API's preflight on the user's machine: same order."""
+    ft = Followthrough.create(
+        tmp_path,
+        temporal_address=f"127.0.0.1:{free_port()}",  # nothing listens: nothing reaches Temporal
+        database_url=None,
+        task_queue="outbound-test",
+    )
+    ft.env["FOLLOWTHROUGH_POLICY"] = str(loopback_policy_file(tmp_path))  # loopback is allowed
+    now = datetime.now(UTC)
+    pm = opened(parse_incident(incident_data(now), load_policy()), load_policy(), now)  # alice's
+    url = f"sqlite:///{tmp_path / 'data' / 'followthrough.db'}"
+    (tmp_path / "data").mkdir()
+    upgrade(url)
+    store = Store(url)
+    opening = AuditEvent(
+        workflow_id=pm.id,
+        postmortem_id=pm.id,
+        seq=1,
+        at=now,
+        actor="system",
+        action="postmortem.opened",
+        detail="opened",
+    )
+    store.record_postmortem(PostmortemChange(postmortem=pm, event=opening))
+    store.close()
+    draft = tmp_path / "draft.yaml"
+    draft.write_text(yaml.safe_dump(drafted(now, prometheus_at(health.url))))
+
+    refused = ft.cli("postmortem", "submit", pm.id, str(draft), "--as", "bob", check=False)
+    assert health.requests == 0  # before this fix the preflight asked it, then Temporal refused
+    assert refused.returncode == 1
+    assert "only the postmortem owner (alice) can submit its draft" in refused.stderr
