@@ -184,3 +184,28 @@ async def test_once_deprecated_only_the_histories_from_after_the_patch_replay(
             assert isinstance(failure, workflow.NondeterminismError), (path.name, failure)
         else:
             assert failure is None, (path.name, failure)
+
+
+# --- the stage-notices-in-background patch ------------------------------------------------------
+
+BEFORE_STAGE_NOTICES = sorted(HISTORIES.glob("PostmortemWorkflow/before-stage-notices-*.json"))
+
+
+async def test_stage_notices_once_awaited_inline_replay_only_with_their_patch(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """An overdue draft's notice used to hold up its stage; histories from then replay as they ran
+    (`workflow.patched("stage-notices-in-background")` in PostmortemWorkflow._escalate_stage)."""
+    assert BEFORE_STAGE_NOTICES, "no before-stage-notices histories"
+    [old] = [load(path) for path in BEFORE_STAGE_NOTICES]
+    assert "stage-notices-in-background" not in patches(old)
+    assert (await replay(old)).replay_failure is None
+
+    real = workflow.patched
+    monkeypatch.setattr(
+        workflow,
+        "patched",
+        lambda patch_id: True if patch_id == "stage-notices-in-background" else real(patch_id),
+    )
+    failure = (await replay(old)).replay_failure
+    assert isinstance(failure, workflow.NondeterminismError), failure
