@@ -11,25 +11,35 @@ are made one line (`one_line`), because an authentic delivery is never dropped f
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
+from pydantic_core import PydanticSerializationError
 
 from followthrough.domain import limits
 
 # C0 and C1 control characters and the Unicode line and paragraph separators (email headers and
-# log lines split on them); long text may keep its tabs and line breaks.
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
-_CONTROL_BUT_LINES = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]")
-_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+# log lines split on them); long text may keep its tabs and line breaks. Lone surrogates too: JSON
+# readers let them through, but nothing can encode them as UTF-8, Temporal's payloads included.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]")
+_CONTROL_BUT_LINES = re.compile(
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]"
+)
+_SPACE_OR_CONTROL = re.compile(r"[\s\x00-\x1f\x7f-\x9f\u2028\u2029\ud800-\udfff]+")
 
 
 def serialized_size(model: BaseModel) -> int:
-    """Bytes of the model as JSON, which is how Temporal carries it."""
-    return len(model.model_dump_json().encode("utf-8", "surrogatepass"))
+    """Bytes of the model as JSON, which is how Temporal carries it; a lone surrogate (which
+    the text checks refuse by name) is counted rather than raised on."""
+    try:
+        return len(model.model_dump_json().encode("utf-8"))
+    except PydanticSerializationError:
+        as_json = json.dumps(model.model_dump(mode="json"), ensure_ascii=False)
+        return len(as_json.encode("utf-8", "surrogatepass"))
 
 
 def kib(size: int) -> str:
