@@ -11,15 +11,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import socket
 import subprocess
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import uvicorn
 from temporalio.client import Client
@@ -35,6 +37,7 @@ from followthrough.observability import Telemetry, TelemetryError, process_telem
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
+from followthrough.storage.store import private_file
 from followthrough.temporal import (
     build_worker,
     connect,
@@ -188,6 +191,7 @@ async def run_against_temporal(
 ) -> None:
     """Run the worker or the API against TEMPORAL_ADDRESS until Ctrl-C or SIGTERM."""
     _ = settings.loaded_policy  # fail fast on a bad policy file
+    keep_data_private(settings.data_dir)
     store = prepare_database(settings)
     stop = stop_event()
     try:
@@ -231,6 +235,15 @@ class EmbeddedTemporal:
     def log_path(self) -> Path:
         return self.data_dir / "temporal.log"
 
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "temporal.db"
+
+    @property
+    def pid_path(self) -> Path:
+        """The running server's pid and the pid of the `up` that started it."""
+        return self.data_dir / "temporal.pid"
+
     def command(self) -> list[str]:
         attributes = [f"--search-attribute={key.name}=Keyword" for key in SEARCH_ATTRIBUTES]
         return [
@@ -244,7 +257,7 @@ class EmbeddedTemporal:
             "--ui-port",
             str(self.ui_port),
             "--db-filename",
-            str(self.data_dir / "temporal.db"),
+            str(self.db_path),
             # WAL more than doubles the file-backed server's throughput (see shared notes).
             "--sqlite-pragma",
             "journal_mode=wal",
@@ -252,17 +265,22 @@ class EmbeddedTemporal:
             "synchronous=normal",
             "--log-level",
             "warn",
+            # Flag a workflow whose task failed twice in a row (TemporalReportedProblems), so the
+            # stuck-work sweep finds it first however many workflows are running.
+            "--dynamic-config-value",
+            "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",
             *attributes,
         ]
 
     async def start(self, telemetry: Telemetry | None = None) -> Client:
+        self.stop_orphan()
         for port in (self.port, self.ui_port):
             if not _port_free(port):
                 raise StartupError(
                     f"port {port} on 127.0.0.1 is in use: is Followthrough or another Temporal "
                     "server already running? Stop it, or pass --temporal-port/--ui-port"
                 )
-        self.data_dir.mkdir(parents=True, exist_ok=True)
+        private_file(self.log_path)  # temporal.db: the server creates it, under its umask
         self.log_file = self.log_path.open("ab")
         # Its own session, so Ctrl-C reaches us first and we stop the worker before the server.
         self.process = subprocess.Popen(
@@ -271,7 +289,9 @@ class EmbeddedTemporal:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
+            umask=0o077,  # what the server creates is its owner's only
         )
+        self.pid_path.write_text(f"{self.process.pid} {os.getpid()}\n")
         for _ in range(240):
             if self.process.poll() is not None:
                 raise StartupError(
@@ -284,6 +304,13 @@ class EmbeddedTemporal:
                 await asyncio.sleep(0.25)
         raise StartupError(f"the Temporal dev server did not answer in 60s; see {self.log_path}")
 
+    async def exited(self) -> int:
+        """Wait until the server exits, however it does; its exit status."""
+        assert self.process is not None
+        while (code := self.process.poll()) is None:
+            await asyncio.sleep(0.5)
+        return code
+
     def stop(self) -> None:
         if self.process is not None and self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -292,8 +319,59 @@ class EmbeddedTemporal:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        if self.process is not None:
+            self.pid_path.unlink(missing_ok=True)
         if self.log_file is not None:
             self.log_file.close()
+
+    def stop_orphan(self) -> None:
+        """Stop the server an earlier `up` on this data directory left running when it was killed
+        before it could stop it (it would hold the ports and temporal.db).
+
+        Only a process whose command line is a dev server on this very temporal.db is stopped, so
+        a pid the system has since given to another process is left alone; and an `up` that is
+        still running keeps its server.
+        """
+        try:
+            server, owner = (int(pid) for pid in self.pid_path.read_text().split())
+        except (FileNotFoundError, ValueError):
+            return
+        if not self._is_our_server(server):
+            self.pid_path.unlink(missing_ok=True)
+            return
+        if "followthrough" in _command_line(owner):
+            raise StartupError(
+                f"Followthrough is already running on {self.data_dir} (process {owner}); "
+                "stop it first"
+            )
+        log.warning("stopping the Temporal server an earlier run left behind", pid=server)
+        os.kill(server, signal.SIGTERM)
+        for _ in range(80):
+            if not self._is_our_server(server):
+                break
+            time.sleep(0.25)
+        else:
+            os.kill(server, signal.SIGKILL)
+        self.pid_path.unlink(missing_ok=True)
+
+    def _is_our_server(self, pid: int) -> bool:
+        command = _command_line(pid)
+        return "start-dev" in command and str(self.db_path) in command
+
+
+def _command_line(pid: int) -> str:
+    """The process's command line, arguments joined by spaces; empty if there is no such process
+    (or it has exited and awaits its parent)."""
+    proc = Path(f"/proc/{pid}/cmdline")
+    if Path("/proc/self").exists():
+        try:
+            return proc.read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return ""
+    answer = subprocess.run(  # macOS and the BSDs have no /proc
+        ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, check=False
+    )
+    return answer.stdout.strip()
 
 
 def _port_free(port: int, host: str = "127.0.0.1") -> bool:
@@ -312,6 +390,7 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     require_api_port(settings)
     if "temporal_ui_url" not in settings.model_fields_set:  # links in emails point at our UI
         settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
+    keep_data_private(settings.data_dir)
     store = prepare_database(settings)
     telemetry = start_telemetry(settings, service="followthrough", runs_worker=True)
     server = EmbeddedTemporal(settings.data_dir, port=port, ui_port=ui_port)
@@ -327,12 +406,54 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
         )
         if listening.is_set():
             print(banner(settings, server), flush=True)
-        await asyncio.gather(api, worker)
+        await supervise(server, asyncio.gather(api, worker), stop)
     finally:
         server.stop()
         telemetry.close()
         store.close()
     print("Followthrough stopped. Run the same command to pick up where it left off.", flush=True)
+
+
+async def supervise(
+    server: EmbeddedTemporal, running: asyncio.Future[Any], stop: asyncio.Event
+) -> None:
+    """Run until `running` (the worker and the API) ends, or until the Temporal server exits.
+
+    A server that exits is not restarted here: whatever made it exit (a full disk, a damaged
+    temporal.db, the OOM killer) would most likely do it again, and a restart loop behind a
+    healthy-looking API hides that. Everything stops with the reason instead, and the next
+    `followthrough up` (by hand, or by systemd or a container's restart policy) resumes every open
+    postmortem from the same files.
+    """
+    exited = asyncio.create_task(server.exited())
+    either: list[asyncio.Future[Any]] = [running, exited]
+    await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if not exited.done():
+        exited.cancel()
+        await running
+        return
+    stop.set()  # the worker and the API cannot do anything without the server
+    try:
+        await asyncio.wait_for(running, timeout=30)
+    except Exception as err:  # a worker losing its server may end with an error: we know why
+        log.warning("stopped after the Temporal server exited", error=str(err))
+    code = exited.result()
+    how = f"was killed by signal {-code}" if code < 0 else f"exited with {code}"
+    raise StartupError(
+        f"the Temporal dev server {how}, so Followthrough stopped; see {server.log_path}. "
+        "Run `followthrough up` again to pick up where it left off."
+    )
+
+
+def keep_data_private(data_dir: Path) -> None:
+    """The data directory holds the record, Temporal's state, the mail and the link secret: its
+    owner's only. What this process (and the server it starts) creates is 0600, directories 0700
+    (the umask); what an earlier version created is tightened here."""
+    os.umask(0o077)
+    data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for path in [data_dir, *data_dir.rglob("*")]:
+        if not path.is_symlink():  # a link may point anywhere: not ours to change
+            path.chmod(0o700 if path.is_dir() else 0o600)
 
 
 def banner(settings: Settings, server: EmbeddedTemporal) -> str:

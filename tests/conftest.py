@@ -187,6 +187,11 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
         data_converter=pydantic_data_converter,
         search_attributes=SEARCH_ATTRIBUTES,
         ip="127.0.0.1",
+        # As `followthrough up` runs it: a workflow whose task failed twice in a row is flagged.
+        dev_server_extra_args=[
+            "--dynamic-config-value",
+            "system.numConsecutiveWorkflowTaskProblemsToTriggerSearchAttribute=2",
+        ],
     )
     yield env
     await env.shutdown()

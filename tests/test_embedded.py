@@ -4,7 +4,9 @@ again picks up every open postmortem where it was."""
 from __future__ import annotations
 
 import json
+import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -173,3 +175,74 @@ def test_up_refuses_a_busy_port_clearly(tmp_path: Path) -> None:
         )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+
+
+def _alive(pid: int) -> bool:
+    """A live process (not one that has exited and waits to be reaped)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes() != b""
+    except FileNotFoundError:
+        return False
+
+
+def test_up_keeps_its_files_private_clears_its_orphan_and_stops_when_its_server_dies(
+    tmp_path: Path,
+) -> None:
+    port, ui_port = free_port(), free_port()
+    ft = Followthrough.create(
+        tmp_path,
+        temporal_address=f"127.0.0.1:{port}",
+        database_url=None,
+        task_queue="followthrough",
+    )
+    data_dir = Path(ft.env["FOLLOWTHROUGH_DATA_DIR"])
+    api = f"http://127.0.0.1:{ft.env['FOLLOWTHROUGH_API_PORT']}"
+    pid_file = data_dir / "temporal.pid"
+    # A pid file from long ago whose pid the system has since given to something else.
+    data_dir.mkdir(parents=True)
+    bystander = subprocess.Popen(["sleep", "300"])
+    pid_file.write_text(f"{bystander.pid} 1\n")
+    try:
+        first = Up(ft, port, ui_port)
+        assert bystander.poll() is None  # not ours: left alone
+    finally:
+        bystander.kill()
+        bystander.wait()
+    with urllib.request.urlopen(f"{api}/readyz", timeout=10) as ready:
+        assert json.load(ready) == {"status": "ready", "temporal": "ok", "database": "ok"}
+    # Nobody else on the machine may read the record, Temporal's state, the log or the secret.
+    assert stat.S_IMODE(data_dir.stat().st_mode) == 0o700
+    private = [p for p in data_dir.iterdir() if p.is_file()]
+    assert {"followthrough.db", "temporal.db", "temporal.log", "link-secret"} <= {
+        p.name for p in private
+    }
+    assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in private} == {
+        p.name: "0o600" for p in private
+    }
+
+    # `up` killed outright leaves its server running (it has a session of its own) ...
+    server_pid = int(pid_file.read_text().split()[0])
+    first.process.kill()
+    first.process.wait(timeout=30)
+    assert _alive(server_pid)
+    # ... and the next `up` stops it rather than finding the port taken.
+    try:
+        second = Up(ft, port, ui_port)
+        orphan_stopped = not _alive(server_pid)
+    finally:
+        if _alive(server_pid):  # a failed start must not leave it to the next test run
+            os.kill(server_pid, signal.SIGKILL)
+    try:
+        assert orphan_stopped
+        assert "stopping the Temporal server an earlier run left behind" in second.output
+
+        # Its server dying (the OOM killer, say) stops everything, saying why.
+        os.kill(int(pid_file.read_text().split()[0]), signal.SIGKILL)
+        assert second.process.wait(timeout=90) == 1, second.output
+    finally:
+        if second.process.poll() is None:
+            second.ctrl_c()
+    assert "error: the Temporal dev server was killed by signal 9, so Followthrough stopped" in (
+        second.output
+    )
+    assert not pid_file.exists()
