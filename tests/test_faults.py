@@ -80,7 +80,7 @@ from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal import start_postmortem
-from tests.api_support import Api, api_for, api_settings
+from tests.api_support import Api, api_for, api_settings, loopback_policy_file
 from tests.conftest import SmtpCapture, running_worker
 from tests.factories import draft_data, incident_data
 from tests.faults import Relay, poll, quiet, retried_activities
@@ -261,6 +261,8 @@ async def deployment(
                 "FOLLOWTHROUGH_JIRA_PROJECT": JIRA_PROJECT,
                 "FOLLOWTHROUGH_JIRA_DEPLOYMENT": "server",
                 "FOLLOWTHROUGH_STICKY_QUEUE_TIMEOUT_SECONDS": "1",
+                # item 3's http_check calls the health server on loopback: listed, as it must be
+                "FOLLOWTHROUGH_POLICY": str(loopback_policy_file(tmp_path)),
             }
         )
         abandoned = AbandonedActivities(client)
