@@ -27,6 +27,7 @@ from activities import SLO_EVIDENCE
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
+from workflows.stuck_work import StuckWorkWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
@@ -38,6 +39,7 @@ WORKFLOWS = [
     TeamSlotsWorkflow,
     CouncilDigestWorkflow,
     TicketReconciliationWorkflow,
+    StuckWorkWorkflow,
 ]
 RECORDED = sorted(HISTORIES.glob("*/*.json"))
 BEFORE_SLO_REVIEW = sorted(HISTORIES.glob("PostmortemWorkflow/before-slo-review-*.json"))

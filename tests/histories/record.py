@@ -67,6 +67,7 @@ from followthrough.domain.postmortem import (
     RiskAcceptanceRequest,
     Verification,
 )
+from followthrough.domain.stuck import StuckWorkSweep
 from followthrough.jira import JiraConfig
 from followthrough.logging import configure_logging
 from followthrough.storage import Store
@@ -78,6 +79,7 @@ from tests.factories import draft_data, incident_data
 from tests.jira_server import JiraServer
 from tests.test_verification import Health
 from workflows.council_digest import CouncilDigestWorkflow
+from workflows.stuck_work import StuckWorkWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
 HISTORIES = Path(__file__).resolve().parent
@@ -557,6 +559,25 @@ async def jira(out: Output) -> None:
             await rec.keep(bob_item, "jira-ticket-extended-then-done")
             await rec.keep(carol_item, "jira-ticket-resolved-check")
             await rec.keep(reconciliation, "two-done-tickets")
+
+
+# --- operations ----------------------------------------------------------------------------------
+
+
+@scenario("stuck-work")
+async def stuck_work(out: Output) -> None:
+    """One stuck-work sweep, as its schedule starts it (the time-skipping server lists no
+    workflows, so it finds nothing: its commands are the same either way)."""
+    async with recording(out) as rec:
+        sweep = f"stuck-work-{uuid.uuid4().hex[:6]}"
+        sent = await rec.client.execute_workflow(
+            StuckWorkWorkflow.run,
+            StuckWorkSweep(task_queue=rec.queue),
+            id=sweep,
+            task_queue=rec.queue,
+        )
+        assert sent == [], sent
+        await rec.keep(sweep, "sweep-found-nothing")
 
 
 # --- running it --------------------------------------------------------------------------------
