@@ -345,13 +345,14 @@ class EmbeddedTemporal:
                 "stop it first"
             )
         log.warning("stopping the Temporal server an earlier run left behind", pid=server)
-        os.kill(server, signal.SIGTERM)
-        for _ in range(80):
-            if not self._is_our_server(server):
-                break
-            time.sleep(0.25)
-        else:
-            os.kill(server, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):  # it may exit by itself meanwhile
+            os.kill(server, signal.SIGTERM)
+            for _ in range(80):
+                if not self._is_our_server(server):
+                    break
+                time.sleep(0.25)
+            else:
+                os.kill(server, signal.SIGKILL)
         self.pid_path.unlink(missing_ok=True)
 
     def _is_our_server(self, pid: int) -> bool:

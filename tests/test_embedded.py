@@ -200,6 +200,10 @@ def test_up_keeps_its_files_private_clears_its_orphan_and_stops_when_its_server_
     pid_file = data_dir / "temporal.pid"
     # A pid file from long ago whose pid the system has since given to something else.
     data_dir.mkdir(parents=True)
+    # Mail an earlier version kept readable by anyone on the machine.
+    (data_dir / "outbox").mkdir(mode=0o755)
+    (data_dir / "outbox" / "earlier.eml").write_text("Subject: kept\n")
+    (data_dir / "outbox" / "earlier.eml").chmod(0o644)
     bystander = subprocess.Popen(["sleep", "300"])
     pid_file.write_text(f"{bystander.pid} 1\n")
     try:
@@ -219,6 +223,8 @@ def test_up_keeps_its_files_private_clears_its_orphan_and_stops_when_its_server_
     assert {p.name: oct(stat.S_IMODE(p.stat().st_mode)) for p in private} == {
         p.name: "0o600" for p in private
     }
+    assert stat.S_IMODE((data_dir / "outbox").stat().st_mode) == 0o700
+    assert stat.S_IMODE((data_dir / "outbox" / "earlier.eml").stat().st_mode) == 0o600
 
     # `up` killed outright leaves its server running (it has a session of its own) ...
     server_pid = int(pid_file.read_text().split()[0])
