@@ -109,7 +109,10 @@ async def incident_webhook(
     now = using.clock()
     try:
         result = receive(source, request.headers, body, secret, using.policy, now)
-        if isinstance(result, Resolved) and (untimely := incident_time_problems(result.incident, now)):
+        untimely = (
+            incident_time_problems(result.incident, now) if isinstance(result, Resolved) else []
+        )
+        if untimely:
             raise Malformed("; ".join(untimely))  # the clock is known here, not in the parser
     except WebhookRejected as rejected:
         raise _rejected(using, source, rejected) from None
