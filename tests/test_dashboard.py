@@ -16,7 +16,8 @@ from html import unescape
 import httpx
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.api.dashboard import CONTENT_SECURITY_POLICY, SESSION_COOKIE
+from followthrough.api.dashboard import SESSION_COOKIE
+from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.domain.metrics import format_duration, recent_quarters
 from tests.api_support import Api
 from tests.conftest import eventually
