@@ -40,11 +40,23 @@ Followthrough turns resolved incidents into postmortems whose follow-ups get don
 """
 
 
+# What the edge (api/edge.py) may answer any request before the route sees it.
+EDGE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    408: {"description": "the body did not arrive within FOLLOWTHROUGH_REQUEST_BODY_SECONDS"},
+    413: {"description": "the body is over the limit of 1 MiB"},
+    429: {
+        "description": "too many failed attempts at API tokens (/api, sign-in) or one-click "
+        "links from this address; Retry-After says when to try again"
+    },
+}
+
+
 def create_app(services: Services) -> FastAPI:
     app = FastAPI(
         title="Followthrough",
         version="0.1.0",
         description=DESCRIPTION,
+        responses=EDGE_RESPONSES,
         docs_url=None,  # served below from our own copy of Swagger UI: it works offline
         redoc_url=None,
     )
@@ -105,7 +117,12 @@ def create_app(services: Services) -> FastAPI:
             status_code=status.HTTP_200_OK if ready else status.HTTP_503_SERVICE_UNAVAILABLE,
         )
 
-    @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
+    @app.get(
+        "/metrics",
+        tags=["operations"],
+        response_class=PlainTextResponse,
+        responses={401: {"description": "no metrics token or API token, or a wrong one"}},
+    )
     async def metrics(using: Using, _: Scraper) -> Response:
         """Prometheus text format; the open and overdue gauges are read from the record.
         Send FOLLOWTHROUGH_METRICS_TOKEN, or the API token of someone in the directory, as a

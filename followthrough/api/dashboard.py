@@ -31,7 +31,7 @@ from pydantic import BaseModel
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import act_as, act_on_item, postmortem_id_of
 from followthrough.api.services import Services, Using
-from followthrough.api.throttle import client_of
+from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
 from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
@@ -221,7 +221,7 @@ async def login(
         return _sign_in_page(request, using, next, problem, status.HTTP_403_FORBIDDEN)
     person = await _token_holder(using, token.strip())
     if person is None:
-        using.throttle.failed(client_of(request.scope.get("client")))
+        using.throttle.failed(TOKENS, request.scope.get("client"))
         problem = "That token is unknown, revoked, or its person has left the directory."
         return _sign_in_page(request, using, next, problem, status.HTTP_401_UNAUTHORIZED)
     session_id = secrets.token_urlsafe(32)

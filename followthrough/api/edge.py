@@ -22,7 +22,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from followthrough.api.auth import token_holder
-from followthrough.api.throttle import client_of
+from followthrough.api.throttle import LINKS, TOKENS, Guessed
 from followthrough.domain.limits import REQUEST_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -43,9 +43,11 @@ DOCS_CONTENT_SECURITY_POLICY = (
 BODY_LIMIT = f"{REQUEST_BODY_BYTES} bytes ({REQUEST_BODY_BYTES // 1024 // 1024} MiB)"
 
 
-def _throttled(method: str, path: str) -> bool:
-    """Where failed attempts are counted: API tokens, sign-ins, one-click links."""
-    return path.startswith(("/api/", "/act/")) or (method == "POST" and path == "/login")
+def _guessed_at(method: str, path: str) -> Guessed | None:
+    """The secret a request to this path presents, which failed attempts are counted for."""
+    if path.startswith("/api/") or (method == "POST" and path == "/login"):
+        return TOKENS
+    return LINKS if path.startswith("/act/") else None
 
 
 class Edge:
@@ -68,12 +70,12 @@ class Edge:
         """Everything decided from the request's head alone: raises the refusal."""
         method, path = scope["method"], scope["path"]
         headers = Headers(scope=scope)
-        client = client_of(scope.get("client"))
-        throttle = self.services.throttle
-        if _throttled(method, path) and (wait := throttle.retry_after(client)) is not None:
+        client, throttle = scope.get("client"), self.services.throttle
+        guessed = _guessed_at(method, path)
+        if guessed and (wait := throttle.retry_after(guessed, client)) is not None:
             raise HTTPException(
                 status.HTTP_429_TOO_MANY_REQUESTS,
-                f"too many failed attempts from your address; try again in {wait} s",
+                f"too many failed attempts at {guessed} from your address; try again in {wait} s",
                 headers={"Retry-After": str(wait)},
             )
         length = headers.get("content-length")
@@ -82,11 +84,12 @@ class Edge:
         if length is not None and int(length) > REQUEST_BODY_BYTES:
             raise _too_large()
         if path.startswith("/api/"):
+            credentials = headers.get("authorization", "")
             try:
-                person = await token_holder(self.services, headers.get("authorization", ""))
+                person = await token_holder(self.services, credentials)
             except HTTPException as refused:
-                if refused.status_code == status.HTTP_401_UNAUTHORIZED:
-                    throttle.failed(client)
+                if refused.status_code == status.HTTP_401_UNAUTHORIZED and credentials.strip():
+                    throttle.failed(TOKENS, client)  # a request without a token guesses nothing
                 raise
             scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
 

@@ -24,7 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from followthrough.api.dashboard import SignInRequired, viewer
 from followthrough.api.people import STATUS_OF_REFUSAL
 from followthrough.api.services import Services, Using
-from followthrough.api.throttle import client_of
+from followthrough.api.throttle import LINKS
 from followthrough.domain.access import (
     LinkAction,
     LinkExpired,
@@ -130,7 +130,7 @@ async def _usable(request: Request, using: Services, token: str) -> OneClickLink
         return _problem(str(gone), status.HTTP_410_GONE)
     except LinkRefused as refused:
         log.warning("forged or damaged one-click link", reason=str(refused))
-        using.throttle.failed(client_of(request.scope.get("client")))  # guessing links: 429 soon
+        using.throttle.failed(LINKS, request.scope.get("client"))  # guessing links: 429 soon
         return _problem(str(refused), status.HTTP_403_FORBIDDEN)
     signed_in = await _signed_in_as(request, using)
     if signed_in is not None and signed_in != link.person:
