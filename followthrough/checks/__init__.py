@@ -89,7 +89,8 @@ async def draft_preflight(draft: Draft, config: CheckConfig) -> list[str]:
                 problems.extend(f"{name}: acceptance criterion: {problem}" for problem in found)
     except TimeoutError:
         get_logger(__name__).warning(  # a fresh logger each time, as prometheus.py says why
-            "preflight stopped at its deadline", seconds=PREFLIGHT_SECONDS, probed=probed)
+            "preflight stopped at its deadline", seconds=PREFLIGHT_SECONDS, probed=probed
+        )
     return problems
 
 

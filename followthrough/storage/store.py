@@ -429,9 +429,7 @@ class Store:
     ) -> None:
         """A signed-in browser; sessions that have expired go at the same time."""
         with self._session() as session:
-            session.execute(
-                delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at)
-            )
+            session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at))
             session.add(
                 DashboardSessionRow(
                     id_hash=id_hash,
