@@ -8,7 +8,7 @@ A benchmark, not a test: it prints timings and asserts none, but it checks its o
 that fails. Two scratch databases beside --database-url (created and dropped here, through an
 AUTOCOMMIT connection to it), migrated and filled by `followthrough seed`'s generator through the
 store's own write path. The pages are the real app in-process (httpx's ASGI transport around
-create_app), signed in with an API token's session cookie; Temporal is a lazy client that never
+create_app), signed in through the sign-in form with an API token; Temporal is a lazy client that never
 connects (no page read here needs it). After a warm-up, every round asks every page once of each
 database, the two alternating (ABAB...), so neither gains from going first. Run from the project
 root:
@@ -43,7 +43,6 @@ from temporalio.client import Client
 
 from followthrough.api import Services, create_app
 from followthrough.api.auth import issue_token
-from followthrough.api.dashboard import SESSION_COOKIE
 from followthrough.domain.metrics import recent_quarters
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.seed import seed
@@ -226,6 +225,17 @@ def temporary_directory() -> Iterator[Path]:
         yield Path(directory)
 
 
+async def sign_in(http: httpx.AsyncClient, token: str) -> None:
+    """As a person signs in: open the form, paste the token, press the button."""
+    form = await http.get("/login")
+    csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', form.text)
+    if csrf is None:
+        raise SystemExit(f"the sign-in page has no form: {form.status_code}")
+    done = await http.post("/login", data={"token": token, "next": "/", "csrf": csrf.group(1)})
+    if done.status_code != 303 or done.headers.get("location") != "/":
+        raise SystemExit(f"signing in as {VIEWER} failed: {done.status_code} {done.text[:200]}")
+
+
 async def run_pages(args: argparse.Namespace, sizes: list[Size], stores: list[Store]) -> None:
     client = await Client.connect("127.0.0.1:1", lazy=True)  # pages read; they never act
     now = datetime.now(UTC)
@@ -242,14 +252,13 @@ async def run_pages(args: argparse.Namespace, sizes: list[Size], stores: list[St
             services = Services(settings=settings, store=store, client=client)
             all_services.append(services)
             token = issue_token(store, services.policy, VIEWER, "bench", now)
-            clients.append(
-                httpx.AsyncClient(
-                    transport=httpx.ASGITransport(app=create_app(services)),
-                    base_url="http://followthrough.bench",
-                    cookies={SESSION_COOKIE: token},
-                    timeout=REQUEST_TIMEOUT,
-                )
+            http = httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=create_app(services)),
+                base_url="http://followthrough.bench",
+                timeout=REQUEST_TIMEOUT,
             )
+            clients.append(http)
+            await sign_in(http, token)
         try:
             log(f"warm-up: every page {args.warmup} times per size")
             for _ in range(args.warmup):
