@@ -8,10 +8,10 @@ A benchmark, not a test: it prints timings and asserts none, but it checks its o
 that fails. Two scratch databases beside --database-url (created and dropped here, through an
 AUTOCOMMIT connection to it), migrated and filled by `followthrough seed`'s generator through the
 store's own write path. The pages are the real app in-process (httpx's ASGI transport around
-create_app), signed in through the sign-in form with an API token; Temporal is a lazy client that never
-connects (no page read here needs it). After a warm-up, every round asks every page once of each
-database, the two alternating (ABAB...), so neither gains from going first. Run from the project
-root:
+create_app), signed in through the sign-in form with an API token; Temporal is a lazy client
+that never connects (no page read here needs it). After a warm-up, every round asks every page
+once of each database, the two alternating (ABAB...), so neither gains from going first. Run from
+the project root:
 
     python bench/dashboard.py                              # 1,000 vs 10,000 postmortems
     python bench/dashboard.py --small 200 --large 2000 --rounds 3
