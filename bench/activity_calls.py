@@ -6,7 +6,7 @@ Today the workflows call activities by name (`workflow.execute_activity(RECORD_A
 with the names from `activities/__init__.py`), so no activity module is imported where a workflow
 runs. The SDK's guidance (samples-python) imports the activities through the sandbox's
 passthrough and calls them typed (`workflow.execute_activity_method(RecordActivities.
-record_action_item, ...)`). Both variants run here, in one run, on one dev server:
+record_action_item, ...)`). Both variants run here, in one run, on the same dev servers:
 
 * names: today's `workflows/` package on the product's worker (`build_worker`);
 * typed: a copy of today's `workflows/` package, rewritten mechanically (`write_typed_workflows`):
@@ -15,10 +15,10 @@ record_action_item, ...)`). Both variants run here, in one run, on one dev serve
   function, and `execute_activity(` with a method becomes `execute_activity_method(`. The worker is
   the same `build_worker` with the copy first on PYTHONPATH. The product's files are not touched.
 
-Each round starts one worker process per variant, in alternating order, starts N action items that
-park on their first escalation step (a day away) and measures the worker's RSS per cached workflow
-and CPU per started workflow and per workflow task; the report gives typed/names ratios per round
-and their median. Run from the project root:
+Each round starts a dev server and one worker process per variant, in alternating order, starts
+N action items that park on their first escalation step (a day away) and measures the worker's RSS
+per cached workflow and CPU per started workflow and per workflow task; the report gives
+typed/names ratios per round and their median. Run from the project root:
 
     python bench/activity_calls.py --items 300 --rounds 3
 """
@@ -391,9 +391,15 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--items", type=int, default=300, help="workflows per variant and round")
     parser.add_argument("--rounds", type=int, default=3, help="rounds, variants alternating")
-    parser.add_argument("--concurrency", type=int, default=20, help="start calls in flight")
-    parser.add_argument("--cap", type=float, default=600, help="seconds to park, per variant")
+    parser.add_argument("--concurrency", type=int, default=10, help="start calls in flight")
+    parser.add_argument("--cap", type=float, default=300, help="seconds to park, per variant")
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    parser.add_argument(
+        "--write-typed",
+        metavar="DIR",
+        type=Path,
+        help="only write the typed copy of workflows/ to DIR (which must not exist) and exit",
+    )
     parser.add_argument(
         "--no-bytecode-cache",
         action="store_true",
@@ -418,19 +424,28 @@ async def bench_main(args: argparse.Namespace) -> None:
     try:
         typed = write_typed_workflows(Path(workflows.__file__).parent, root / "typed" / "workflows")
         log(f"typed copy of workflows/: {len(typed)} activities called typed")
-        env = await WorkflowEnvironment.start_local(
-            dev_server_existing_path=find_binary("temporal"),
-            ip="127.0.0.1",
-            data_converter=pydantic_data_converter,
-            search_attributes=SEARCH_ATTRIBUTES,
-        )
-        try:
-            for number in range(1, args.rounds + 1):
+        for number in range(1, args.rounds + 1):
+            # A fresh dev server per round (a SQLite file in WAL mode, as parked_items.py), so no
+            # round inherits the parked workflows of the ones before it.
+            env = await WorkflowEnvironment.start_local(
+                dev_server_existing_path=find_binary("temporal"),
+                ip="127.0.0.1",
+                data_converter=pydantic_data_converter,
+                search_attributes=SEARCH_ATTRIBUTES,
+                dev_server_database_filename=str(root / f"temporal-{number}.db"),
+                dev_server_extra_args=[
+                    "--sqlite-pragma",
+                    "journal_mode=wal",
+                    "--sqlite-pragma",
+                    "synchronous=normal",
+                ],
+            )
+            try:
                 order = VARIANTS if number % 2 else tuple(reversed(VARIANTS))
                 for variant in order:
                     results.append(await run_variant(variant, number, args, root, env.client))
-        finally:
-            await env.shutdown()
+            finally:
+                await env.shutdown()
     finally:
         if args.keep:
             log(f"kept {root}")
@@ -438,7 +453,7 @@ async def bench_main(args: argparse.Namespace) -> None:
             shutil.rmtree(root, ignore_errors=True)
     context = [
         f"typed: {', '.join(typed)}",
-        f"one dev server (in memory) for every round; workers: {EXECUTOR_THREADS} activity "
+        f"a dev server per round (SQLite file, WAL); workers: {EXECUTOR_THREADS} activity "
         f"threads, workflow cache {SDK_CACHE}; {os.cpu_count()} CPUs, Python "
         f"{sys.version.split()[0]}, temporalio {temporalio_version}",
     ]
@@ -447,6 +462,10 @@ async def bench_main(args: argparse.Namespace) -> None:
 
 def main() -> None:
     args = parse_args()
+    if args.write_typed:
+        typed = write_typed_workflows(Path(workflows.__file__).parent, args.write_typed)
+        print(f"wrote {args.write_typed}: {', '.join(typed)} called typed")
+        return
     run_and_exit(worker_main(args) if args.worker else bench_main(args))
 
 
