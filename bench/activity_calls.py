@@ -131,7 +131,9 @@ def typed_source(text: str, references: dict[str, tuple[str, str, str]]) -> tupl
     for constant in constants:
         used.append(references[names[constant]][2])
         text = re.sub(rf"\b{constant}\b", used[-1], text)
-    # execute_activity takes methods too; execute_activity_method is its typed form for them.
+    # The typed call decodes the result as the activity's return annotation says: no result_type
+    # (execute_activity_method takes none). execute_activity_method is the typed form for methods.
+    text = re.sub(r"^[ \t]*result_type=.*\n", "", text, flags=re.MULTILINE)
     text = re.sub(
         r"workflow\.execute_activity\((\s*)([A-Z]\w*\.\w+),",
         r"workflow.execute_activity_method(\1\2,",
@@ -238,6 +240,7 @@ class Measured:
     cpu: float | None = None  # worker CPU seconds from idle to parked
     tasks_per_workflow: float | None = None
     wall: float | None = None
+    scheduled: list[str] = field(default_factory=list)  # activity types, sampled workflows
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -257,14 +260,19 @@ class Measured:
         return self.ms_per_workflow / self.tasks_per_workflow
 
 
-async def workflow_tasks(client: Client, workflow_ids: Sequence[str]) -> float:
-    """Workflow tasks completed per workflow, the mean over a few workflows' histories."""
+async def workflow_tasks(client: Client, workflow_ids: Sequence[str]) -> tuple[float, list[str]]:
+    """Workflow tasks completed per workflow, the mean over a few workflows' histories; and the
+    activities they scheduled, by type (both variants must schedule the same ones)."""
     counts = []
+    scheduled: set[str] = set()
     for workflow_id in workflow_ids:
         history = await client.get_workflow_handle(workflow_id).fetch_history()
         completed = EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED
         counts.append(sum(1 for event in history.events if event.event_type == completed))
-    return statistics.mean(counts)
+        for event in history.events:
+            if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                scheduled.add(event.activity_task_scheduled_event_attributes.activity_type.name)
+    return statistics.mean(counts), sorted(scheduled)
 
 
 async def run_variant(
@@ -327,7 +335,9 @@ async def run_variant(
         result.cpu = cpu_of(worker) - cpu_before
         result.parked = opened()
         sample = [f"{pm_id}-{variant}-{round_number}-item-{n}" for n in range(1, TASKS_SAMPLE + 1)]
-        result.tasks_per_workflow = await workflow_tasks(client, sample[: args.items])
+        result.tasks_per_workflow, result.scheduled = await workflow_tasks(
+            client, sample[: args.items]
+        )
     finally:
         await stop_worker(process)
         store.close()
@@ -386,6 +396,11 @@ def report(results: list[Measured], command: str, context: list[str]) -> str:
             f"round {r.round} {r.variant}: {r.parked}/{r.items} parked, workflows from "
             f"{r.workflows_dir}; " + "; ".join(r.notes)
         )
+        out.append(f"round {r.round} {r.variant}: scheduled {', '.join(r.scheduled) or 'nothing'}")
+    for number in rounds:
+        scheduled = {r.variant: r.scheduled for r in results if r.round == number}
+        same = scheduled.get("names") == scheduled.get("typed")
+        out.append(f"round {number}: {'the same' if same else 'DIFFERENT'} activities both ways")
     out.extend(context)
     out.append(f"reproduce: {command}")
     return "\n".join(out)
