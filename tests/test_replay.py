@@ -15,7 +15,7 @@ import json
 import pkgutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import pytest
 from temporalio import workflow
@@ -239,7 +239,7 @@ def test_notices_and_tickets_recorded_with_their_words_still_send_them() -> None
     """Before workflows passed facts, a notice's words travelled in `note`, a ticket's in
     `description` and a comment's in `text`: an activity still pending when the new code
     deploys, or retried after, sends those very words (and no second text from the facts)."""
-    item_event = render_environment.get_template("_item_event.txt.j2").module
+    item_event: Any = render_environment.get_template("_item_event.txt.j2").module  # its macros
     notes = [n for n in scheduled_inputs(SEND_NOTICE, Notice) if n.note]
     assert {n.kind for n in notes} >= {NoticeKind.EXTENSION_REQUESTED, NoticeKind.REASSIGNED}
     for notice in notes:
