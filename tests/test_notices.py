@@ -22,7 +22,13 @@ from followthrough.domain.notice import (
     Recipient,
 )
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import ActionItemStart, open_action_item, open_postmortem
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemStart,
+    Postmortem,
+    open_action_item,
+    open_postmortem,
+)
 from followthrough.domain.slo import budget_findings, incident_impact
 from followthrough.domain.slo_review import SloAssessment
 from followthrough.notices.delivery import SmtpServer, build_email
@@ -44,17 +50,23 @@ OWN_TESTS = (
 )
 
 
-@pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])
-def test_every_kind_renders_with_the_item_and_a_way_to_act(
-    policy: Policy, kind: NoticeKind
-) -> None:
-    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-7"), policy), policy, NOW)
+def postmortem_with_an_item(policy: Policy, incident: str) -> tuple[Postmortem, ActionItem]:
+    """A postmortem with its draft, and its first action item open."""
+    pm = open_postmortem(parse_incident(incident_data(NOW, id=incident), policy), policy, NOW)
     pm.draft = parse_draft(draft_data(NOW))
     spec = action_item_specs(pm.draft)[0]
     item = open_action_item(
         ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
         NOW,
     )
+    return pm, item
+
+
+@pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])
+def test_every_kind_renders_with_the_item_and_a_way_to_act(
+    policy: Policy, kind: NoticeKind
+) -> None:
+    pm, item = postmortem_with_an_item(policy, "INC-7")
     notice = Notice(
         dedupe_key="k",
         kind=kind,
@@ -148,13 +160,7 @@ def test_each_item_event_is_worded_by_the_templates_from_its_facts(
 ) -> None:
     """The workflow sends facts; the item_event templates hold the words, once per message."""
     kind, facts, words = ITEM_EVENTS[event]
-    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-7"), policy), policy, NOW)
-    pm.draft = parse_draft(draft_data(NOW))
-    spec = action_item_specs(pm.draft)[0]
-    item = open_action_item(
-        ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
-        NOW,
-    )
+    pm, item = postmortem_with_an_item(policy, "INC-7")
     notice = Notice(
         dedupe_key="k",
         kind=kind,
@@ -243,13 +249,7 @@ def test_an_exhausted_budget_tells_the_council_to_freeze_releases(policy: Policy
 
 
 def test_owner_emails_carry_one_click_links_that_a_retry_renders_the_same(policy: Policy) -> None:
-    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-8"), policy), policy, NOW)
-    pm.draft = parse_draft(draft_data(NOW))
-    spec = action_item_specs(pm.draft)[0]  # owned by bob
-    item = open_action_item(
-        ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
-        NOW,
-    )
+    pm, item = postmortem_with_an_item(policy, "INC-8")  # its item is bob's
     links = Links(
         temporal_ui="http://127.0.0.1:8233", public_url="https://ft.example", link_secret="k" * 32
     )
