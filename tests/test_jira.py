@@ -18,7 +18,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.jira import JiraActivities
-from followthrough.domain.tickets import TicketComment, TicketDue, TicketRequest, item_label
+from followthrough.domain.tickets import (
+    TicketComment,
+    TicketDue,
+    TicketEscalation,
+    TicketRequest,
+    item_label,
+)
 from followthrough.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
 from followthrough.jira.tracker import has_marker, marker
 from followthrough.settings import Settings
@@ -29,6 +35,11 @@ ALICE = {"displayName": "Alice Example", "emailAddress": "alice@example.com", "a
 PM_URL = "http://followthrough.example/postmortems/postmortem-pagerduty-P123"
 ISSUE_PATH = r"/rest/api/2/issue"
 CRITERION = "p99 latency of checkout stays under 300 ms over 7 days (prometheus_query)"
+# What a ticket says, once, about moving it to Done (followthrough/jira/templates/description.j2).
+DONE_STARTS_THE_CHECK = (
+    "Followthrough keeps this ticket in sync: moving it to Done starts the check of its "
+    "acceptance criterion, and the item closes only when the check passes."
+)
 
 
 @pytest.fixture(params=["Server", "Cloud"])
@@ -61,7 +72,7 @@ def _request(number: int = 1, **overrides: Any) -> TicketRequest:
         "postmortem_id": "postmortem-pagerduty-P123",
         "postmortem_title": "Checkout latency | 2026-11-20",
         "summary": f"Add a canary stage to the checkout deploy ({number})",
-        "description": f"Acceptance criterion: {CRITERION}",
+        "accepted_when": CRITERION,
         "priority": "P1",
         "due": date(2026, 12, 18),
         "owner": "alice",
@@ -310,7 +321,53 @@ def test_epics_one_per_postmortem(jira: JiraServer) -> None:
     assert jira.count("create_issue") == 3
 
 
+def test_a_ticket_is_worded_from_its_facts_and_says_once_that_done_starts_the_check(
+    jira: JiraServer,
+) -> None:
+    rules = "groups:\n- name: checkout\n"
+    request = _request(details="Add a canary stage.", proposed_change=rules)
+    key = _tracker(jira).ensure_ticket(request).key
+    assert jira.issue(key)["fields"]["description"] == (
+        "Add a canary stage.\n\n"
+        f"Accepted when: {CRITERION}\n\n"
+        "Proposed change:\n{code:yaml}\n" + rules + "{code}\n\n"
+        "----\n"
+        f"Action item {request.action_item_id} of the postmortem "
+        f"[Checkout latency / 2026-11-20|{PM_URL}] ({request.postmortem_id}).\n"
+        "Owner: alice <alice@example.com>.\n" + DONE_STARTS_THE_CHECK
+    )
+
+
+def test_a_ticket_asked_for_before_the_facts_keeps_the_words_it_came_with(
+    jira: JiraServer,
+) -> None:
+    """A history recorded before TicketRequest carried facts hands the activity its words."""
+    recorded = _request().model_dump(mode="json", exclude={"details", "accepted_when"})
+    recorded.pop("proposed_change")
+    recorded["description"] = f"Accepted when: {CRITERION}\nFrom the postmortem of ..."
+    key = _tracker(jira).ensure_ticket(TicketRequest.model_validate(recorded)).key
+    description = jira.issue(key)["fields"]["description"]
+    assert description.startswith(recorded["description"] + "\n\n----\nAction item ")
+    assert description.endswith(DONE_STARTS_THE_CHECK)
+
+
 # -- comments, due dates -------------------------------------------------------------------------
+
+
+def test_an_escalation_comment_is_worded_from_its_facts(jira: JiraServer) -> None:
+    tracker = _tracker(jira)
+    key = tracker.ensure_ticket(_request()).key
+    for dedupe_key, overdue in (("due/plan-1", 0), ("manager/plan-1", 3)):
+        step = dedupe_key.split("/")[0]
+        told = ["alice"] if step == "due" else ["maria", "ops"]
+        escalation = TicketEscalation(
+            step=step, told=told, due=date(2026, 12, 18), days_overdue=overdue
+        )
+        tracker.comment(TicketComment(key=key, dedupe_key=dedupe_key, escalation=escalation))
+    assert [body.split("\n\n")[0] for body in _comments(jira, key)] == [
+        "Followthrough: due (due 2026-12-18); alice told by email.",
+        "Followthrough: manager (3 business days overdue); maria, ops told by email.",
+    ]
 
 
 def test_comments_are_posted_once_per_dedupe_key(jira: JiraServer) -> None:

@@ -29,6 +29,7 @@ from tests.api_support import Api, api_for, api_settings, link_mailer
 from tests.conftest import eventually, running_worker
 from tests.jira_server import JiraServer
 from tests.test_api import expect, stored_item, stored_postmortem, tracked_postmortem
+from tests.test_jira import DONE_STARTS_THE_CHECK
 from tests.test_verification import approved_with
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
@@ -146,6 +147,7 @@ async def test_approved_items_become_tickets_and_a_done_ticket_starts_verificati
     assert fields["assignee"]["name"] == "bob"
     assert bob.spec.acceptance_criterion.summary() in fields["description"]
     assert pm_id in fields["description"]
+    assert fields["description"].count(DONE_STARTS_THE_CHECK) == 1  # one text: the tracker's
     issue_id = jira.issue(bob_key)["id"]
     links = [link["object"]["url"] for link in jira.remote_links.get(issue_id, [])]
     assert links == [f"http://followthrough.test/api/postmortems/{pm_id}"]
@@ -228,6 +230,9 @@ async def test_escalations_comment_and_extensions_move_the_due_date(
         seconds=30,
     )
     assert len(comments) == 1 and "Followthrough" in comments[0]["body"]
+    assert comments[0]["body"].startswith(
+        f"Followthrough: reminder (due {later}); bob told by email."
+    )
 
 
 async def test_a_lost_reply_and_a_429_storm_make_exactly_one_ticket_each(

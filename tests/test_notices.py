@@ -3,16 +3,32 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
+from markupsafe import escape
 
 from followthrough.domain.access import read_link
+from followthrough.domain.checks import CheckResult
 from followthrough.domain.draft import action_item_specs, parse_draft
 from followthrough.domain.incident import parse_incident
-from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
+from followthrough.domain.notice import (
+    ItemFacts,
+    Notice,
+    NoticeKind,
+    OutboxMessage,
+    OutboxStatus,
+    Recipient,
+)
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import ActionItemStart, open_action_item, open_postmortem
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemStart,
+    Postmortem,
+    open_action_item,
+    open_postmortem,
+)
 from followthrough.domain.slo import budget_findings, incident_impact
 from followthrough.domain.slo_review import SloAssessment
 from followthrough.notices.delivery import SmtpServer, build_email
@@ -34,17 +50,23 @@ OWN_TESTS = (
 )
 
 
-@pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])
-def test_every_kind_renders_with_the_item_and_a_way_to_act(
-    policy: Policy, kind: NoticeKind
-) -> None:
-    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-7"), policy), policy, NOW)
+def postmortem_with_an_item(policy: Policy, incident: str) -> tuple[Postmortem, ActionItem]:
+    """A postmortem with its draft, and its first action item open."""
+    pm = open_postmortem(parse_incident(incident_data(NOW, id=incident), policy), policy, NOW)
     pm.draft = parse_draft(draft_data(NOW))
     spec = action_item_specs(pm.draft)[0]
     item = open_action_item(
         ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
         NOW,
     )
+    return pm, item
+
+
+@pytest.mark.parametrize("kind", [k for k in NoticeKind if k not in OWN_TESTS])
+def test_every_kind_renders_with_the_item_and_a_way_to_act(
+    policy: Policy, kind: NoticeKind
+) -> None:
+    pm, item = postmortem_with_an_item(policy, "INC-7")
     notice = Notice(
         dedupe_key="k",
         kind=kind,
@@ -66,6 +88,123 @@ def test_every_kind_renders_with_the_item_and_a_way_to_act(
     if notice.action_item_id:
         assert "A page fires within 5 minutes" in email.text
         assert "3 business days overdue" in email.text or kind is not NoticeKind.ITEM_STEP
+
+
+FAILED = CheckResult(passed=False, at=NOW, asked="GET https://status/<x>", answer="", reason="503")
+UNTIL = date(2026, 12, 24)
+
+# Each event of an item: its facts, and the words the email says them in ({due}: the item's).
+ITEM_EVENTS: dict[str, tuple[NoticeKind, dict[str, Any], str]] = {
+    "queued": (
+        NoticeKind.WIP_QUEUED,
+        {"team": "payments", "wip_cap": 3, "place_in_line": 2},
+        "Team payments already has 3 open action items, its WIP cap, so 'Alert on checkout 5xx "
+        "ratio' waits in line (number 2) with its clock stopped. It starts when a slot frees up: "
+        "verifying the team's open items, or the council accepting their risk, makes room.",
+    ),
+    "check failed": (
+        NoticeKind.CHECK_FAILED,
+        {"check": FAILED, "check_number": 1, "checks_required": 3},
+        "Your done claim was checked and the check failed, so the item is open again. Check 1 of "
+        "3 failed. Asked: GET https://status/<x>. Answer: (none). Why: 503. Fix it and claim it "
+        "done again.",
+    ),
+    "re-check failed": (
+        NoticeKind.CHECK_FAILED,
+        {"check": FAILED},
+        "Your done claim was checked and the check failed, so the item is open again. The "
+        "re-check after verification failed. Asked: GET https://status/<x>. Answer: (none). "
+        "Why: 503. Fix it and claim it done again.",
+    ),
+    "regressed": (
+        NoticeKind.REGRESSED,
+        {"check": FAILED, "owner": "carol"},
+        "'Alert on checkout 5xx ratio' was verified, but its re-check failed: the fix regressed. "
+        "Asked: GET https://status/<x>. Why: 503. It is open again, owned by carol, due {due}.",
+    ),
+    "extension requested": (
+        NoticeKind.EXTENSION_REQUESTED,
+        {"by": "bob", "until": UNTIL, "reason": "waiting on the vendor"},
+        "bob asks to move the due date from {due} to 2026-12-24: waiting on the vendor. Decide "
+        "with `followthrough action decide-extension {item} --approve|--deny --reason ...`.",
+    ),
+    "extension approved": (
+        NoticeKind.EXTENSION_DECIDED,
+        {"by": "maria", "approved": True, "until": UNTIL, "reason": "fair"},
+        "maria approved your request to move the due date to 2026-12-24: fair. It is now due "
+        "{due}.",
+    ),
+    "extension denied": (
+        NoticeKind.EXTENSION_DECIDED,
+        {"by": "maria", "approved": False, "until": UNTIL},
+        "maria denied your request to move the due date to 2026-12-24. It is still due {due}.",
+    ),
+    "reassigned": (
+        NoticeKind.REASSIGNED,
+        {"by": "pat", "previous_owner": "bob", "reason": "bob moved teams"},
+        "pat made you the owner of this follow-up (it was bob's): bob moved teams. It is due "
+        "{due}.",
+    ),
+    "risk accepted": (
+        NoticeKind.RISK_ACCEPTED,
+        {"by": "heidi", "reason": "the service retires in January"},
+        "The reliability council (heidi) closed this follow-up without the fix, accepting the "
+        "risk: the service retires in January",
+    ),
+}
+
+
+@pytest.mark.parametrize("event", ITEM_EVENTS)
+def test_each_item_event_is_worded_by_the_templates_from_its_facts(
+    policy: Policy, event: str
+) -> None:
+    """The workflow sends facts; the item_event templates hold the words, once per message."""
+    kind, facts, words = ITEM_EVENTS[event]
+    pm, item = postmortem_with_an_item(policy, "INC-7")
+    notice = Notice(
+        dedupe_key="k",
+        kind=kind,
+        at=NOW,
+        to=[Recipient(name="bob", email="bob@example.com")],
+        postmortem_id=pm.id,
+        action_item_id=item.id,
+        due=item.due,
+        facts=ItemFacts(**facts),
+    )
+    assert notice.note == ""
+    email = render_notice(notice, pm, item, [], LINKS)
+    said = words.format(due=item.due.isoformat(), item=item.id)
+    assert email.text.count(said) == 1
+    assert email.html.count(f"<p>{escape(said)}</p>") == 1
+
+    # A notice recorded before the facts (a history, a pending activity) keeps its own words.
+    recorded = notice.model_dump(mode="json", exclude={"facts"}) | {"note": "Earlier words."}
+    earlier = render_notice(Notice.model_validate(recorded), pm, item, [], LINKS)
+    assert "Earlier words." in earlier.text and said not in earlier.text
+    assert "<p>Earlier words.</p>" in earlier.html
+
+
+@pytest.mark.parametrize(
+    ("stage", "waiting_on"), [("draft", "the owner's draft"), ("review", "a review")]
+)
+def test_an_overdue_postmortem_says_what_it_waits_on(
+    policy: Policy, stage: str, waiting_on: str
+) -> None:
+    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-7"), policy), policy, NOW)
+    notice = Notice(
+        dedupe_key="k",
+        kind=NoticeKind.POSTMORTEM_OVERDUE,
+        at=NOW,
+        to=[Recipient(name="bob", email="bob@example.com")],
+        postmortem_id=pm.id,
+        step=stage,
+        notify="owner",
+        due=NOW.date(),
+        days_overdue=2,
+    )
+    email = render_notice(notice, pm, None, [], LINKS)
+    assert email.text.count(f"It is waiting on {waiting_on}.") == 1
+    assert email.html.count(f"It is waiting on {escape(waiting_on)}.") == 1
 
 
 def test_an_exhausted_budget_tells_the_council_to_freeze_releases(policy: Policy) -> None:
@@ -110,13 +249,7 @@ def test_an_exhausted_budget_tells_the_council_to_freeze_releases(policy: Policy
 
 
 def test_owner_emails_carry_one_click_links_that_a_retry_renders_the_same(policy: Policy) -> None:
-    pm = open_postmortem(parse_incident(incident_data(NOW, id="INC-8"), policy), policy, NOW)
-    pm.draft = parse_draft(draft_data(NOW))
-    spec = action_item_specs(pm.draft)[0]  # owned by bob
-    item = open_action_item(
-        ActionItemStart(item_id=f"{pm.id}-item-1", postmortem_id=pm.id, spec=spec, policy=policy),
-        NOW,
-    )
+    pm, item = postmortem_with_an_item(policy, "INC-8")  # its item is bob's
     links = Links(
         temporal_ui="http://127.0.0.1:8233", public_url="https://ft.example", link_secret="k" * 32
     )

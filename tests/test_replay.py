@@ -15,6 +15,7 @@ import json
 import pkgutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 from temporalio import workflow
@@ -23,7 +24,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer, WorkflowReplayResult
 
 import workflows
-from activities import SLO_EVIDENCE
+from activities import OPEN_TICKET, SEND_NOTICE, SLO_EVIDENCE
+from followthrough.domain.notice import Notice, NoticeKind
+from followthrough.domain.tickets import TicketComment, TicketRequest
+from followthrough.jira.wording import comment_text, ticket_description
+from followthrough.notices.render import _environment as render_environment
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
@@ -42,6 +47,7 @@ WORKFLOWS = [
     StuckWorkWorkflow,
 ]
 RECORDED = sorted(HISTORIES.glob("*/*.json"))
+T = TypeVar("T")
 BEFORE_SLO_REVIEW = sorted(HISTORIES.glob("PostmortemWorkflow/before-slo-review-*.json"))
 
 
@@ -211,3 +217,42 @@ async def test_stage_notices_once_awaited_inline_replay_only_with_their_patch(
     )
     failure = (await replay(old)).replay_failure
     assert isinstance(failure, workflow.NondeterminismError), failure
+
+
+# --- the inputs histories hold still read, with their words -------------------------------------
+
+
+def scheduled_inputs(activity: str, model: type[T]) -> Iterator[T]:
+    """Every input of `activity` the recorded histories hold, read as today's model."""
+    converter = pydantic_data_converter.payload_converter
+    for path in RECORDED:
+        for event in load(path).events:
+            scheduled = event.activity_task_scheduled_event_attributes
+            if event.HasField("activity_task_scheduled_event_attributes") and (
+                scheduled.activity_type.name == activity
+            ):
+                [value] = converter.from_payloads(list(scheduled.input.payloads), [model])
+                yield value
+
+
+def test_notices_and_tickets_recorded_with_their_words_still_send_them() -> None:
+    """Before workflows passed facts, a notice's words travelled in `note`, a ticket's in
+    `description` and a comment's in `text`: an activity still pending when the new code
+    deploys, or retried after, sends those very words (and no second text from the facts)."""
+    item_event: Any = render_environment.get_template("_item_event.txt.j2").module  # its macros
+    notes = [n for n in scheduled_inputs(SEND_NOTICE, Notice) if n.note]
+    assert {n.kind for n in notes} >= {NoticeKind.EXTENSION_REQUESTED, NoticeKind.REASSIGNED}
+    for notice in notes:
+        assert notice.facts is None
+        if notice.kind is not NoticeKind.POSTMORTEM_OVERDUE:
+            assert str(item_event.what_happened(notice, None)).strip() == notice.note
+
+    requests = list(scheduled_inputs(OPEN_TICKET, TicketRequest))
+    assert requests and all(r.description and not r.accepted_when for r in requests)
+    for request in requests:
+        words = ticket_description(request, "*the postmortem*", request.owner, None)
+        assert words.startswith(request.description.strip() + "\n\n----\n")
+
+    # No history holds a ticket comment; one from then had only its text.
+    comment = TicketComment.model_validate({"key": "PM-1", "dedupe_key": "k", "text": "Late."})
+    assert comment_text(comment) == "Late."

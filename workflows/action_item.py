@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.criteria import TicketResolved
     from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
     from followthrough.domain.limits import DONE_CLAIMS_PER_ITEM
-    from followthrough.domain.notice import Notice, NoticeKind, Recipient
+    from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         SYSTEM_ACTOR,
         Acknowledgement,
@@ -66,6 +66,7 @@ with workflow.unsafe.imports_passed_through():
         TicketComment,
         TicketDone,
         TicketDue,
+        TicketEscalation,
         TicketRef,
         TicketRequest,
     )
@@ -191,10 +192,7 @@ class ActionItemWorkflow:
             NoticeKind.WIP_QUEUED,
             self._recipients("manager"),
             "queued",
-            note=f"Team {item.spec.team} already has {cap} open action items, its WIP cap, so "
-            f"'{item.spec.title}' waits in line (number {self.place_in_line}) with its clock "
-            "stopped. It starts when a slot frees up: verifying the team's open items, or the "
-            "council accepting their risk, makes room.",
+            ItemFacts(team=item.spec.team, wip_cap=cap, place_in_line=self.place_in_line),
         )
         await workflow.wait_condition(lambda: self.admitted or item.resolved)
         if item.resolved:
@@ -271,7 +269,7 @@ class ActionItemWorkflow:
                     return  # resolved some other way meanwhile (the council accepted the risk)
             result = await self._check(claim, "verification")
             if not result.passed:
-                await self._reopen(result, f"check {number} of {needed} failed")
+                await self._reopen(result, number, needed)
                 return
         now = workflow.now()
         item.decisions.append(Decision(by=SYSTEM_ACTOR, verified=True, note=result.reason, at=now))
@@ -316,8 +314,16 @@ class ActionItemWorkflow:
         )
         return result
 
-    async def _reopen(self, result: CheckResult, why: str) -> None:
+    async def _reopen(
+        self, result: CheckResult, number: int | None = None, needed: int | None = None
+    ) -> None:
+        """Check `number` of `needed` failed; without them, the re-check after verification."""
         item = self.item
+        why = (
+            f"check {number} of {needed} failed"
+            if number
+            else "the re-check after verification failed"
+        )
         item.decisions.append(
             Decision(by=SYSTEM_ACTOR, verified=False, note=result.reason, at=workflow.now())
         )
@@ -328,9 +334,7 @@ class ActionItemWorkflow:
             NoticeKind.CHECK_FAILED,
             self._recipients("owner"),
             f"check-{len(item.checks)}/failed",
-            note=f"Your done claim was checked and the check failed, so the item is open again. "
-            f"{why}. Asked: {result.asked}. Answer: {result.answer or '(none)'}. "
-            f"Why: {result.reason}. Fix it and claim it done again.",
+            ItemFacts(check=result, check_number=number, checks_required=needed),
         )
 
     # --- after verification: tell the postmortem, and re-check if the criterion asks ---------
@@ -362,14 +366,12 @@ class ActionItemWorkflow:
         item.due = calendar.add_business_days(calendar.local_date(workflow.now()), REGRESSION_DAYS)
         item.plan += 1
         item.verified_at = None
-        await self._reopen(result, "the re-check after verification failed")
+        await self._reopen(result)
         self._notify(
             NoticeKind.REGRESSED,
             self._recipients("council"),
             f"check-{len(item.checks)}/regressed",
-            note=f"'{item.spec.title}' was verified, but its re-check failed: the fix regressed. "
-            f"Asked: {result.asked}. Why: {result.reason}. It is open again, owned by "
-            f"{item.owner}, due {item.due.isoformat()}.",
+            ItemFacts(check=result, owner=item.owner),
         )
         return False
 
@@ -404,11 +406,10 @@ class ActionItemWorkflow:
             notify=step.notify,
             days_overdue=overdue,
         )
-        late = f"{overdue} business days overdue" if overdue else f"due {item.due.isoformat()}"
-        self._comment_on_ticket(
-            f"{step.name}/plan-{item.plan}",
-            f"Followthrough: {step.name} ({late}); {', '.join(r.name for r in to)} told by email.",
+        escalation = TicketEscalation(
+            step=step.name, told=[r.name for r in to], due=item.due, days_overdue=overdue
         )
+        self._comment_on_ticket(f"{step.name}/plan-{item.plan}", escalation)
 
     # --- the item's ticket (Jira; nothing when the built-in tracker is used) -------------------
 
@@ -420,18 +421,9 @@ class ActionItemWorkflow:
             postmortem_id=item.postmortem_id,
             postmortem_title=self.postmortem_title,
             summary=spec.title,
-            description=(
-                (f"{spec.description}\n\n" if spec.description else "")
-                + f"Accepted when: {spec.acceptance_criterion.summary()}\n"
-                f"From the postmortem of {self.postmortem_title or item.postmortem_id} "
-                f"({item.postmortem_id}). Followthrough closes it only when the acceptance "
-                "criterion is checked; moving this ticket to Done starts that check."
-                + (  # Jira's wiki markup keeps the rules a copyable block
-                    f"\n\nProposed change:\n{{code:yaml}}\n{spec.proposed_change}{{code}}"
-                    if spec.proposed_change
-                    else ""
-                )
-            ),
+            details=spec.description,
+            accepted_when=spec.acceptance_criterion.summary(),
+            proposed_change=spec.proposed_change,
             priority=spec.priority.value,
             due=item.due,
             owner=item.owner,
@@ -455,10 +447,10 @@ class ActionItemWorkflow:
         item.ticket = ticket
         await self._record(SYSTEM_ACTOR, "item.ticket_opened", f"{ticket.key} {ticket.url}")
 
-    def _comment_on_ticket(self, key: str, text: str) -> None:
+    def _comment_on_ticket(self, key: str, escalation: TicketEscalation) -> None:
         if self.item.ticket is not None:
             comment = TicketComment(
-                key=self.item.ticket.key, dedupe_key=f"{self.item.id}/{key}", text=text
+                key=self.item.ticket.key, dedupe_key=f"{self.item.id}/{key}", escalation=escalation
             )
             self.in_flight.start(self._update_ticket(COMMENT_TICKET, comment))
 
@@ -505,11 +497,11 @@ class ActionItemWorkflow:
         kind: NoticeKind,
         to: list[Recipient],
         key: str,
+        facts: ItemFacts | None = None,
         *,
         step: str | None = None,
         notify: str | None = None,
         days_overdue: int = 0,
-        note: str = "",
     ) -> None:
         notice = Notice(
             dedupe_key=f"{self.item.id}/{key}",
@@ -522,7 +514,7 @@ class ActionItemWorkflow:
             notify=notify,
             due=self.item.due,
             days_overdue=days_overdue,
-            note=note,
+            facts=facts,
         )
         self.in_flight.start(send_notice(notice))
 
@@ -608,9 +600,7 @@ class ActionItemWorkflow:
             NoticeKind.EXTENSION_REQUESTED,
             self._recipients("manager"),
             f"extension-{number}/requested",
-            note=f"{request.by} asks to move the due date from {item.due.isoformat()} to "
-            f"{request.until.isoformat()}: {request.reason}. Decide with `followthrough action "
-            f"decide-extension {item.id} --approve|--deny --reason ...`.",
+            ItemFacts(by=request.by, until=request.until, reason=request.reason),
         )
         return item
 
@@ -647,15 +637,13 @@ class ActionItemWorkflow:
             NoticeKind.EXTENSION_DECIDED,
             self._recipients("owner"),
             f"extension-{number}/{verdict}",
-            step=verdict,
-            note=f"{decision.by} {verdict} your request to move the due date to "
-            f"{extension.until.isoformat()}"
-            + (f": {decision.reason}." if decision.reason else ".")
-            + (
-                f" It is now due {item.due.isoformat()}."
-                if decision.approve
-                else f" It is still due {item.due.isoformat()}."
+            ItemFacts(
+                by=decision.by,
+                approved=decision.approve,
+                until=extension.until,
+                reason=decision.reason,
             ),
+            step=verdict,
         )
         return item
 
@@ -686,9 +674,7 @@ class ActionItemWorkflow:
             NoticeKind.REASSIGNED,
             self._recipients("owner"),
             f"reassigned-{number}",
-            note=f"{change.by} made you the owner of this follow-up (it was {previous}'s)"
-            + (f": {change.reason}." if change.reason else ".")
-            + f" It is due {item.due.isoformat()}.",
+            ItemFacts(by=change.by, previous_owner=previous, reason=change.reason),
         )
         return item
 
@@ -712,8 +698,7 @@ class ActionItemWorkflow:
             NoticeKind.RISK_ACCEPTED,
             self._recipients("owner") + self._recipients("manager"),
             "risk-accepted",
-            note=f"The reliability council ({request.by}) closed this follow-up without the fix, "
-            f"accepting the risk: {request.reason}",
+            ItemFacts(by=request.by, reason=request.reason),
         )
         return item
 

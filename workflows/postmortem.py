@@ -182,7 +182,6 @@ class PostmortemWorkflow:
             "postmortem.escalated",
             f"{stage} overdue ({step.name}): told {', '.join(names)}; {overdue} business days late",
         )
-        waiting_on = "the owner's draft" if stage == "draft" else "a review"
         notice = Notice(
             dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
             kind=NoticeKind.POSTMORTEM_OVERDUE,
@@ -193,7 +192,6 @@ class PostmortemWorkflow:
             notify=step.notify,
             due=calendar.local_date(deadline),
             days_overdue=overdue,
-            note=f"It is waiting on {waiting_on}.",
         )
         # In the background: a notice that cannot go out must not hold up the stage (and with
         # it, once approved, the action items). Histories from before awaited it inline.

@@ -1,7 +1,8 @@
 """Notices: the messages workflows ask to send, and the outbox record of each one.
 
-A workflow decides *that* someone must be told and whom (deterministically, from its policy); an
-activity renders the message from templates, sends it once per dedupe key and records it.
+A workflow decides *that* someone must be told, whom (deterministically, from its policy) and the
+facts of it; an activity renders the message from templates (followthrough/notices/templates),
+which hold all its wording, sends it once per dedupe key and records it.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.checks import CheckResult
 from followthrough.domain.incident import UnmappedSeverity
 from followthrough.domain.themes import Theme
 
@@ -41,6 +43,29 @@ class Recipient(BaseModel):
     email: str
 
 
+class ItemFacts(BaseModel):
+    """What happened to an action item, as facts: the item_event templates put them into words.
+
+    Each kind fills what its message needs (the notice itself carries the item, the due date as
+    it stands after the change, and the step).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    by: str | None = None  # who asked for time, decided, reassigned or accepted the risk
+    reason: str | None = None  # theirs, in their words
+    until: date | None = None  # the due date an extension asks for
+    approved: bool | None = None  # an extension's decision
+    previous_owner: str | None = None  # reassigned: whose it was
+    owner: str | None = None  # regressed: who owns it now
+    team: str | None = None  # queued: the team at its WIP cap, the cap and the item's place
+    wip_cap: int | None = None
+    place_in_line: int | None = None
+    check: CheckResult | None = None  # a failed check: what was asked, the answer, why
+    check_number: int | None = None  # check N of M failed; None: the re-check after verifying
+    checks_required: int | None = None
+
+
 class Notice(BaseModel):
     """What to tell whom, and the key that makes telling it idempotent."""
 
@@ -56,7 +81,8 @@ class Notice(BaseModel):
     notify: str | None = None  # owner, manager or council: who the step is addressed to
     due: date | None = None
     days_overdue: int = 0
-    note: str = ""  # a reason, a decision, a new owner
+    note: str = ""  # only in histories from before `facts`: the message's words, sent as they are
+    facts: ItemFacts | None = None  # what happened to the item: an extension, a reassignment, ...
     theme: Theme | None = None  # for a recurring theme: which one
     slo_id: str | None = None  # for an exhausted budget: which SLO (its assessment is on the pm)
     unmapped_severity: UnmappedSeverity | None = None  # for a policy gap: which value, and source

@@ -18,7 +18,7 @@ def item_label(item_id: str) -> str:
 
 
 class TicketRequest(BaseModel):
-    """Everything the ticket is created from."""
+    """Everything the ticket is created from: facts; the tracker words its description."""
 
     model_config = ConfigDict(frozen=True)
 
@@ -26,7 +26,11 @@ class TicketRequest(BaseModel):
     postmortem_id: str
     postmortem_title: str
     summary: str
-    description: str = Field(description="the acceptance criterion and a link back")
+    details: str = ""  # the item's own description, as its author wrote it
+    accepted_when: str = ""  # the acceptance criterion, summarized
+    proposed_change: str | None = None  # e.g. alert rules, shown as a copyable block
+    # Histories from before `details` carry the words of the description's first part here.
+    description: str = ""
     priority: str  # P0..P3; the settings map it to the tracker's priority names
     due: date
     owner: str  # a person in the policy; the settings map them to a Jira account
@@ -41,14 +45,27 @@ class TicketRef(BaseModel):
     url: str
 
 
+class TicketEscalation(BaseModel):
+    """A step of the item's escalation ladder, for the ticket's comment."""
+
+    model_config = ConfigDict(frozen=True)
+
+    step: str  # reminder, due, manager, council, ...
+    told: list[str]  # who was told by email
+    due: date
+    days_overdue: int = 0
+
+
 class TicketComment(BaseModel):
-    """A comment, posted at most once per dedupe key (a marker in its text finds it again)."""
+    """A comment, posted at most once per dedupe key (a marker in its text finds it again): its
+    text, or the tracker's words for an escalation."""
 
     model_config = ConfigDict(frozen=True)
 
     key: str
     dedupe_key: str
-    text: str
+    text: str = ""
+    escalation: TicketEscalation | None = None
 
 
 class TicketDue(BaseModel):

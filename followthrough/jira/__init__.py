@@ -2,7 +2,7 @@
 
     tracker = JiraTracker(settings.jira_config())       # None config: no Jira, the built-in one
     ref = tracker.ensure_ticket(request)                 # TicketRef(key, url); found again on retry
-    tracker.comment(TicketComment(key=..., dedupe_key=..., text=...))  # once per dedupe key
+    tracker.comment(TicketComment(key=..., dedupe_key=..., escalation=...))  # once per key
     tracker.set_due(TicketDue(key=..., due=...))
     done = tracker.done_tickets("-1d")                   # [TicketDone], source="reconciliation"
 
@@ -10,7 +10,8 @@ An edge like followthrough.checks: synchronous `jira` library calls (the activit
 threads), each failure either JiraRefused (permanent: credentials, permissions, a project, issue
 type, priority or field Jira does not know) or JiraUnavailable (transient: 429, 5xx, timeouts,
 refused connections). `connect()` builds the library's client without its surprises (no server
-info request, no retries of its own, a timeout); the ticket_resolved check uses it too.
+info request, no retries of its own, a timeout); the ticket_resolved check uses it too. The words
+people read on a ticket, its description and comments, are in templates/ (wording.py).
 """
 
 from followthrough.jira.client import connect

@@ -41,6 +41,7 @@ from followthrough.domain.tickets import (
 from followthrough.jira.client import connect, field_errors, translate
 from followthrough.jira.config import JiraConfig
 from followthrough.jira.errors import JiraRefused
+from followthrough.jira.wording import comment_text, ticket_description
 from followthrough.logging import get_logger
 
 if TYPE_CHECKING:
@@ -122,7 +123,8 @@ class JiraTracker:
         """Post the comment unless one with its marker is there already; True when posted."""
         doing = f"commenting on {comment.key} ({comment.dedupe_key})"
         with self._client(doing) as client:
-            posted = self._comment_once(client, comment.key, comment.dedupe_key, comment.text)
+            text = comment_text(comment)
+            posted = self._comment_once(client, comment.key, comment.dedupe_key, text)
         log.info("jira comment", key=comment.key, dedupe_key=comment.dedupe_key, posted=posted)
         return posted
 
@@ -236,7 +238,9 @@ class JiraTracker:
             "project": {"key": c.project},
             "issuetype": {"name": c.issue_type},
             "summary": _one_line(request.summary),
-            "description": self._description(request, unassigned_why),
+            "description": ticket_description(
+                request, self._link_to_postmortem(request), _owner(request), unassigned_why
+            ),
             "labels": [*LABELS, label],
             c.due_field: request.due.isoformat(),
             **parent,
@@ -248,26 +252,9 @@ class JiraTracker:
             fields["assignee"] = assignee
         return fields
 
-    def _description(self, request: TicketRequest, unassigned_why: str | None) -> str:
-        title = _wiki_text(request.postmortem_title)
-        source = f"[{title}|{request.postmortem_url}]" if request.postmortem_url else f"*{title}*"
-        lines = [
-            request.description.strip(),
-            "",
-            "----",
-            f"Action item {request.action_item_id} of the postmortem {source}.",
-            f"Owner: {_owner(request)}.",
-        ]
-        if unassigned_why:
-            lines.append(
-                f"This ticket is unassigned: {unassigned_why}. Assign it by hand, or map "
-                f"{request.owner} in FOLLOWTHROUGH_JIRA_ACCOUNTS."
-            )
-        lines.append(
-            "Followthrough keeps this ticket in sync: moving it to a done status asks "
-            "Followthrough to verify the acceptance criterion; the item closes when it passes."
-        )
-        return "\n".join(lines)
+    def _link_to_postmortem(self, request: TicketRequest) -> str:
+        title = _wiki_text(request.postmortem_title or request.postmortem_id)
+        return f"[{title}|{request.postmortem_url}]" if request.postmortem_url else f"*{title}*"
 
     def _assignee(
         self, client: JIRA, request: TicketRequest
