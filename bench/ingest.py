@@ -73,7 +73,7 @@ from followthrough.runtime import EmbeddedTemporal
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.storage.tables import PostmortemRow, WebhookDeliveryRow
-from followthrough.temporal import connect
+from followthrough.temporal.client import connect
 from followthrough.webhooks.generic import DELIVERY, sign_generic
 
 ROOT = Path(__file__).resolve().parent.parent

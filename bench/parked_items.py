@@ -77,7 +77,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.storage import Store
     from followthrough.storage.migrate import upgrade
     from followthrough.storage.tables import AuditEventRow, OutboxRow
-    from followthrough.temporal import build_worker
+    from followthrough.temporal.worker import build_worker
     from workflows import SEARCH_ATTRIBUTES
     from workflows.action_item import ActionItemWorkflow
 

@@ -11,7 +11,7 @@ import functools
 import json
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -20,11 +20,10 @@ import typer
 import yaml
 from pydantic import BaseModel
 
-from followthrough.checks import submission_refusal
-from followthrough.checks.configured import uncheckable_criteria
+from followthrough.actions import ActionRefused, Actions
 from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
-from followthrough.domain.draft import draft_bounds, parse_draft
+from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import incident_time_problems, parse_incident
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.policy import load_policy
@@ -36,12 +35,10 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
-    Postmortem,
     Reassignment,
     Rejection,
     RiskAcceptanceRequest,
     Verification,
-    submitter_refusal,
 )
 from followthrough.domain.problems import Problems
 from followthrough.domain.slo_rules import proposed_change, proposed_windows, sloth_spec
@@ -68,7 +65,7 @@ from followthrough.runtime import (
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
-from followthrough.temporal import ActionRefused, act, connect, start_postmortem
+from followthrough.temporal.client import connect, start_postmortem
 
 app = typer.Typer(help="Postmortems whose follow-ups actually get done.", no_args_is_help=True)
 incident_app = typer.Typer(help="Resolved incidents.", no_args_is_help=True)
@@ -95,6 +92,7 @@ app.add_typer(theme_app, name="theme")
 app.add_typer(report_app, name="report")
 
 F = TypeVar("F", bound=Callable[..., Any])
+Result = TypeVar("Result", bound=BaseModel)
 
 Actor = Annotated[
     str | None,
@@ -164,11 +162,14 @@ def emit(model: BaseModel | list[Any] | dict[str, Any]) -> None:
         typer.echo(json.dumps(model, indent=2, default=str))
 
 
-def update(workflow_id: str, name: str, argument: BaseModel, result: type[Any]) -> Any:
-    async def send() -> Any:
-        return await act(await connect(), workflow_id, name, argument, result)
+def act(action: Callable[[Actions], Awaitable[Result]]) -> Result:
+    """A person's action, decided as the API decides it (followthrough/actions.py), straight to
+    Temporal; it connects only once the action has passed its preflight."""
 
-    return asyncio.run(send())
+    async def take() -> Result:
+        return await action(Actions(temporal=connect, store=open_store(), settings=settings()))
+
+    return asyncio.run(take())
 
 
 # --- running it --------------------------------------------------------------------------------
@@ -339,27 +340,9 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
 def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
-    today = settings().loaded_policy.calendar.local_date(datetime.now(UTC))
-    # Before anything is sent: the limits, and whether each criterion could ever be checked.
-    past_limits = draft_bounds(draft, today=today) + uncheckable_criteria(
-        draft, settings().check_config()
-    )
-    if past_limits:
-        raise Problems(str(draft_file), past_limits)
     pm_id = open_store().resolve(postmortem)
-    pm = open_store().postmortem(pm_id)
-    if pm is not None:  # else Temporal answers that it does not exist
-        config = settings()
-        # Who may submit first: the draft's criteria call out, and only its owner's may.
-        if (refused := submitter_refusal(pm, actor(by), config.loaded_policy)) is not None:
-            raise ActionRefused(refused, refused.kind)
-        today = config.loaded_policy.calendar.local_date(datetime.now(UTC))
-        refusal = asyncio.run(
-            submission_refusal(pm, draft, config.loaded_policy, config.check_config(), today)
-        )
-        if refusal is not None:
-            raise refusal
-    pm = update(pm_id, "submit_draft", DraftSubmission(by=actor(by), draft=draft), Postmortem)
+    submission = DraftSubmission(by=actor(by), draft=draft)
+    pm = act(lambda actions: actions.submit_draft(pm_id, submission))
     typer.echo(
         f"{pm.id} is {pm.state.value}: draft version {pm.draft_version} needs "
         f"{pm.approvals_required} approval(s)"
@@ -373,7 +356,8 @@ def postmortem_approve(
 ) -> None:
     """Approve the draft under review (reviewers only; never the author)."""
     pm_id = open_store().resolve(postmortem)
-    pm = update(pm_id, "approve", Approval(by=actor(by), comment=comment), Postmortem)
+    approval = Approval(by=actor(by), comment=comment)
+    pm = act(lambda actions: actions.approve(pm_id, approval))
     typer.echo(
         f"{pm.id} is {pm.state.value}: {len(pm.approvals())}/{pm.approvals_required} approvals"
         + (f"; {len(pm.action_item_ids)} action items opened" if pm.action_item_ids else "")
@@ -389,7 +373,8 @@ def postmortem_request_changes(
 ) -> None:
     """Send the draft back to its owner with a reason."""
     pm_id = open_store().resolve(postmortem)
-    pm = update(pm_id, "request_changes", ChangeRequest(by=actor(by), reason=reason), Postmortem)
+    request = ChangeRequest(by=actor(by), reason=reason)
+    pm = act(lambda actions: actions.request_changes(pm_id, request))
     typer.echo(f"{pm.id} is {pm.state.value}")
 
 
@@ -430,9 +415,10 @@ def action_show(item: str, as_json: AsJson = False) -> None:
     typer.echo(action_item_detail(found, store.audit_trail(found.postmortem_id)))
 
 
-def _item_action(item: str, name: str, argument: BaseModel) -> None:
+def _item_action(item: str, action: Callable[[Actions, str], Awaitable[ActionItem]]) -> None:
+    """The action on the item the person named (by id or a unique tail), and what it is now."""
     item_id = open_store().resolve(item, action_item=True)
-    result: ActionItem = update(item_id, name, argument, ActionItem)
+    result = act(lambda actions: action(actions, item_id))
     pending = result.pending_extension
     typer.echo(
         f"{result.id} is {result.state.value}, owned by {result.owner}, due {result.due}"
@@ -448,14 +434,16 @@ def action_done(
     by: Actor = None,
 ) -> None:
     """Claim an action item done (its owner); verification comes next."""
-    _item_action(item, "claim_done", DoneClaim(by=actor(by), evidence=evidence))
+    claim = DoneClaim(by=actor(by), evidence=evidence)
+    _item_action(item, lambda actions, item_id: actions.claim_done(item_id, claim))
 
 
 @action_app.command("verify")
 @friendly_errors
 def action_verify(item: str, by: Actor = None, note: Annotated[str, typer.Option()] = "") -> None:
     """Verify a done claim against the acceptance criterion (never the owner)."""
-    _item_action(item, "verify", Verification(by=actor(by), note=note))
+    verification = Verification(by=actor(by), note=note)
+    _item_action(item, lambda actions, item_id: actions.verify(item_id, verification))
 
 
 @action_app.command("reject")
@@ -466,7 +454,8 @@ def action_reject(
     by: Actor = None,
 ) -> None:
     """Reject a done claim; the item reopens with the reason."""
-    _item_action(item, "reject", Rejection(by=actor(by), reason=reason))
+    rejection = Rejection(by=actor(by), reason=reason)
+    _item_action(item, lambda actions, item_id: actions.reject(item_id, rejection))
 
 
 @action_app.command("extend")
@@ -478,11 +467,8 @@ def action_extend(
     by: Actor = None,
 ) -> None:
     """Ask for a later due date (the owner); the manager or the council decides."""
-    _item_action(
-        item,
-        "request_extension",
-        ExtensionRequest(by=actor(by), until=parse_day(until), reason=reason),
-    )
+    request = ExtensionRequest(by=actor(by), until=parse_day(until), reason=reason)
+    _item_action(item, lambda actions, item_id: actions.request_extension(item_id, request))
 
 
 @action_app.command("decide-extension")
@@ -494,9 +480,8 @@ def action_decide_extension(
     by: Actor = None,
 ) -> None:
     """Approve or deny a pending extension (the owner's manager or a council member)."""
-    _item_action(
-        item, "decide_extension", ExtensionDecision(by=actor(by), approve=approve, reason=reason)
-    )
+    decision = ExtensionDecision(by=actor(by), approve=approve, reason=reason)
+    _item_action(item, lambda actions, item_id: actions.decide_extension(item_id, decision))
 
 
 @action_app.command("reassign")
@@ -509,7 +494,8 @@ def action_reassign(
     by: Actor = None,
 ) -> None:
     """Give an action item to a new owner, who is told by email."""
-    _item_action(item, "reassign", Reassignment(by=actor(by), to=to, team=team, reason=reason))
+    change = Reassignment(by=actor(by), to=to, team=team, reason=reason)
+    _item_action(item, lambda actions, item_id: actions.reassign(item_id, change))
 
 
 @action_app.command("accept-risk")
@@ -520,7 +506,8 @@ def action_accept_risk(
     by: Actor = None,
 ) -> None:
     """Close an action item as risk accepted (the reliability council only)."""
-    _item_action(item, "accept_risk", RiskAcceptanceRequest(by=actor(by), reason=reason))
+    request = RiskAcceptanceRequest(by=actor(by), reason=reason)
+    _item_action(item, lambda actions, item_id: actions.accept_risk(item_id, request))
 
 
 def parse_day(text: str) -> date:

@@ -38,9 +38,8 @@ from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import pending, upgrade
 from followthrough.storage.store import private_file
-from followthrough.temporal import (
-    build_worker,
-    connect,
+from followthrough.temporal.client import connect
+from followthrough.temporal.schedules import (
     ensure_council_digest_schedule,
     ensure_monthly_digest_schedule,
     ensure_stuck_work_schedule,
@@ -79,6 +78,8 @@ def prepare_database(settings: Settings) -> Store:
 async def run_worker_until(
     client: Client, store: Store, settings: Settings, stop: asyncio.Event
 ) -> None:
+    from followthrough.temporal.worker import build_worker  # activities: the API need not load them
+
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(
             client,

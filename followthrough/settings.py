@@ -21,7 +21,7 @@ from followthrough.domain.limits import REQUEST_BODY_SECONDS
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
-from workflows import TASK_QUEUE
+from followthrough.temporal import TASK_QUEUE
 
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig

@@ -35,7 +35,8 @@ from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
-from followthrough.temporal import build_worker, register_search_attributes
+from followthrough.temporal.client import register_search_attributes
+from followthrough.temporal.worker import build_worker
 from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy
 from workflows import SEARCH_ATTRIBUTES
 

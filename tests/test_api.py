@@ -16,7 +16,7 @@ from followthrough.domain.access import LinkAction, OneClickLink, sign_link
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.storage import Store
-from followthrough.temporal import start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.api_support import LINK_SECRET, Api
 from tests.conftest import eventually
 from tests.factories import draft_data, incident_data

@@ -79,7 +79,7 @@ from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
-from followthrough.temporal import start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.api_support import Api, api_for, api_settings, loopback_policy_file
 from tests.conftest import SmtpCapture, running_worker
 from tests.factories import draft_data, incident_data

@@ -18,6 +18,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.actions import ActionRefused, act
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
@@ -31,14 +32,13 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
-    Postmortem,
     Reassignment,
     RiskAcceptanceRequest,
     Verification,
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
-from followthrough.temporal import ActionRefused, act, start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
@@ -97,11 +97,10 @@ async def approved_item(
     await act(
         client,
         pm_id,
-        "submit_draft",
+        PostmortemWorkflow.submit_draft,
         DraftSubmission(by="alice", draft=parse_draft(draft)),
-        Postmortem,
     )
-    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     item_id = f"{pm_id}-item-1"
     handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
     for _ in range(100):
@@ -189,14 +188,13 @@ async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_re
         return act(
             client,
             item_id,
-            "request_extension",
+            ActionItemWorkflow.request_extension,
             ExtensionRequest(by=by, until=until, reason="Waiting on the LB vendor"),
-            ActionItem,
         )
 
     def decide(by: str, approve: bool, reason: str = "") -> Any:
         decision = ExtensionDecision(by=by, approve=approve, reason=reason)
-        return act(client, item_id, "decide_extension", decision, ActionItem)
+        return act(client, item_id, ActionItemWorkflow.decide_extension, decision)
 
     with pytest.raises(ActionRefused, match=r"only the owner \(bob\) can ask for more time"):
         await ask(later, by="maria")
@@ -218,7 +216,10 @@ async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_re
     assert item.due == later
     await ask(later + timedelta(days=7))
     await act(
-        client, item_id, "decide_extension", ExtensionDecision(by="grace", approve=True), ActionItem
+        client,
+        item_id,
+        ActionItemWorkflow.decide_extension,
+        ExtensionDecision(by="grace", approve=True),
     )
     with pytest.raises(ActionRefused, match=r"used its extension budget \(2 of 2\)"):
         await ask(later + timedelta(days=30))
@@ -258,15 +259,18 @@ async def test_reassignment_tells_the_new_owner_and_the_ladder_follows_them(
     client = time_skipping.client
     item_id = await approved_item(client, queue, policy, now, due)
     with pytest.raises(ActionRefused, match="only the owner, bob's manager or a council member"):
-        await act(client, item_id, "reassign", Reassignment(by="carol", to="alice"), ActionItem)
+        await act(
+            client, item_id, ActionItemWorkflow.reassign, Reassignment(by="carol", to="alice")
+        )
     with pytest.raises(ActionRefused, match="'carol' is not in team 'payments'"):
-        await act(client, item_id, "reassign", Reassignment(by="maria", to="carol"), ActionItem)
+        await act(
+            client, item_id, ActionItemWorkflow.reassign, Reassignment(by="maria", to="carol")
+        )
     item = await act(
         client,
         item_id,
-        "reassign",
+        ActionItemWorkflow.reassign,
         Reassignment(by="maria", to="carol", team="platform", reason="LB expertise"),
-        ActionItem,
     )
     assert (item.owner, item.team) == ("carol", "platform")
 
@@ -301,24 +305,21 @@ async def test_only_the_council_accepts_risk_and_it_closes_the_postmortem(
             await act(
                 client,
                 item_id,
-                "accept_risk",
+                ActionItemWorkflow.accept_risk,
                 RiskAcceptanceRequest(by=by, reason="Legacy path retires in Q1"),
-                ActionItem,
             )
     with pytest.raises(ActionRefused, match="write down why the risk is acceptable"):
         await act(
             client,
             item_id,
-            "accept_risk",
+            ActionItemWorkflow.accept_risk,
             RiskAcceptanceRequest(by="grace", reason="ok"),
-            ActionItem,
         )
     item = await act(
         client,
         item_id,
-        "accept_risk",
+        ActionItemWorkflow.accept_risk,
         RiskAcceptanceRequest(by="grace", reason="Legacy checkout retires in Q1"),
-        ActionItem,
     )
     assert item.state is ActionItemState.RISK_ACCEPTED
 
@@ -369,11 +370,10 @@ async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
     await act(
         client,
         pm_id,
-        "submit_draft",
+        PostmortemWorkflow.submit_draft,
         DraftSubmission(by="alice", draft=parse_draft(draft)),
-        Postmortem,
     )
-    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     runbook, linter = f"{pm_id}-item-1", f"{pm_id}-item-2"
 
     async def state(item_id: str) -> ActionItem:
@@ -394,9 +394,11 @@ async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
     # A week later the first item is verified: the P1 item gets the slot before the older P2.
     await time_skipping.sleep(timedelta(days=7))
     with pytest.raises(ActionRefused, match="queued behind its team's WIP cap"):
-        await act(client, linter, "claim_done", DoneClaim(by="bob", evidence="x"), ActionItem)
-    await act(client, first, "claim_done", DoneClaim(by="bob", evidence="PR #900"), ActionItem)
-    await act(client, first, "verify", Verification(by="erin", note="Drill passed"), ActionItem)
+        await act(client, linter, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="x"))
+    await act(client, first, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #900"))
+    await act(
+        client, first, ActionItemWorkflow.verify, Verification(by="erin", note="Drill passed")
+    )
     admitted = await client.get_workflow_handle_for(ActionItemWorkflow.run, linter).query(
         ActionItemWorkflow.snapshot
     )
@@ -492,9 +494,8 @@ async def test_an_overdue_draft_and_then_an_overdue_review_climb_the_ladder(
     await act(
         client,
         pm_id,
-        "submit_draft",
+        PostmortemWorkflow.submit_draft,
         DraftSubmission(by="alice", draft=parse_draft(draft_data(today))),
-        Postmortem,
     )
     review_due = calendar.add_business_days(calendar.local_date(today), 5)  # SEV2: 5 days
     await time_skipping.sleep(at_nine(review_due) - today - timedelta(hours=1))

@@ -12,6 +12,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.actions import ActionRefused, act
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
@@ -30,7 +31,7 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
-from followthrough.temporal import ActionRefused, act, start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.conftest import eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
@@ -56,7 +57,7 @@ async def task_queue(client: Client, store: Store, mailer: Mailer) -> AsyncItera
 
 async def submit(client: Client, pm_id: str, by: str, draft: dict[str, Any]) -> Postmortem:
     submission = DraftSubmission(by=by, draft=parse_draft(draft))
-    return await act(client, pm_id, "submit_draft", submission, Postmortem)
+    return await act(client, pm_id, PostmortemWorkflow.submit_draft, submission)
 
 
 async def test_incident_to_closed_postmortem(
@@ -76,53 +77,55 @@ async def test_incident_to_closed_postmortem(
     pm = await act(
         client,
         pm_id,
-        "request_changes",
+        PostmortemWorkflow.request_changes,
         ChangeRequest(by="erin", reason="Name the config system"),
-        Postmortem,
     )
     assert pm.state is PostmortemState.CHANGES_REQUESTED
     pm = await submit(client, pm_id, "alice", draft_data(now, summary="lb-config push ..."))
     assert pm.draft_version == 2
     with pytest.raises(ActionRefused, match="alice wrote this draft and cannot review it"):
-        await act(client, pm_id, "approve", Approval(by="alice"), Postmortem)
-    pm = await act(client, pm_id, "approve", Approval(by="erin", comment="Thorough"), Postmortem)
+        await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="alice"))
+    pm = await act(
+        client, pm_id, PostmortemWorkflow.approve, Approval(by="erin", comment="Thorough")
+    )
     assert pm.state is PostmortemState.TRACKING
     assert pm.action_item_ids == [f"{pm_id}-item-1", f"{pm_id}-item-2"]
 
     alert, canary = pm.action_item_ids
     item = await _wait_for_item(client, alert)
     assert item.state is ActionItemState.OPEN
-    await act(client, alert, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
+    await act(client, alert, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #812"))
     with pytest.raises(ActionRefused, match="cannot verify their own work"):
-        await act(client, alert, "verify", Verification(by="bob"), ActionItem)
+        await act(client, alert, ActionItemWorkflow.verify, Verification(by="bob"))
     item = await act(
         client,
         alert,
-        "reject",
+        ActionItemWorkflow.reject,
         Rejection(by="erin", reason="The alert is not routed to the pager"),
-        ActionItem,
     )
     assert item.state is ActionItemState.OPEN
     await act(
         client,
         alert,
-        "claim_done",
+        ActionItemWorkflow.claim_done,
         DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall"),
-        ActionItem,
     )
     item = await act(
-        client, alert, "verify", Verification(by="erin", note="Fired in a drill"), ActionItem
+        client, alert, ActionItemWorkflow.verify, Verification(by="erin", note="Fired in a drill")
     )
     assert item.state is ActionItemState.VERIFIED
 
     await _wait_for_item(client, canary)
     await act(
-        client, canary, "claim_done", DoneClaim(by="carol", evidence="lb canary on"), ActionItem
+        client,
+        canary,
+        ActionItemWorkflow.claim_done,
+        DoneClaim(by="carol", evidence="lb canary on"),
     )
     with pytest.raises(ActionRefused, match=r"only the named verifier \(pat\)"):
-        await act(client, canary, "verify", Verification(by="erin"), ActionItem)
+        await act(client, canary, ActionItemWorkflow.verify, Verification(by="erin"))
     await act(
-        client, canary, "verify", Verification(by="pat", note="Checked 12 pushes"), ActionItem
+        client, canary, ActionItemWorkflow.verify, Verification(by="pat", note="Checked 12 pushes")
     )
 
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
@@ -208,13 +211,13 @@ async def test_sev1_needs_two_distinct_reviewers(
     pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
     await submit(client, pm_id, "alice", draft_data(now))
 
-    pm = await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     assert (pm.state, len(pm.approvals())) == (PostmortemState.IN_REVIEW, 1)
     with pytest.raises(ActionRefused, match="erin already approved draft version 1"):
-        await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+        await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     with pytest.raises(ActionRefused, match="bob is not a reviewer"):
-        await act(client, pm_id, "approve", Approval(by="bob"), Postmortem)
-    pm = await act(client, pm_id, "approve", Approval(by="grace"), Postmortem)
+        await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="bob"))
+    pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="grace"))
     assert pm.state is PostmortemState.TRACKING
 
 
@@ -226,14 +229,14 @@ async def test_simultaneous_verify_and_reject_cannot_both_apply(
     incident = parse_incident(incident_data(now), policy)
     pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
     await submit(client, pm_id, "alice", draft_data(now))
-    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     item_id = f"{pm_id}-item-1"
     await _wait_for_item(client, item_id)
-    await act(client, item_id, "claim_done", DoneClaim(by="bob", evidence="PR 1"), ActionItem)
+    await act(client, item_id, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR 1"))
 
     outcomes = await asyncio.gather(
-        act(client, item_id, "verify", Verification(by="erin"), ActionItem),
-        act(client, item_id, "reject", Rejection(by="frank", reason="no pager"), ActionItem),
+        act(client, item_id, ActionItemWorkflow.verify, Verification(by="erin")),
+        act(client, item_id, ActionItemWorkflow.reject, Rejection(by="frank", reason="no pager")),
         return_exceptions=True,
     )
     refused = [o for o in outcomes if isinstance(o, ActionRefused)]

@@ -32,7 +32,7 @@ from followthrough.domain.postmortem import ActionItemState
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
-from followthrough.temporal import ensure_monthly_digest_schedule
+from followthrough.temporal.schedules import ensure_monthly_digest_schedule
 from tests.conftest import SmtpCapture, running_worker
 from tests.recorded import at, minutes_after, note_tags, record_item, record_postmortem
 from workflows.council_digest import CouncilDigestWorkflow

@@ -19,18 +19,20 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.actions import act
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import OutboxStatus
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import Approval, DraftSubmission, Postmortem
+from followthrough.domain.postmortem import Approval, DraftSubmission
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
-from followthrough.temporal import act, start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
+from workflows.postmortem import PostmortemWorkflow
 
 REFUSED = "maria@example.com"  # the payments manager: the ladder's second step
 
@@ -97,8 +99,10 @@ async def overdue_then_approved(
     await env.sleep(timedelta(days=21))  # owner, manager and council are all told
     today = await env.get_current_time()
     draft = parse_draft(draft_data(today))
-    await act(client, pm_id, "submit_draft", DraftSubmission(by="alice", draft=draft), Postmortem)
-    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(
+        client, pm_id, PostmortemWorkflow.submit_draft, DraftSubmission(by="alice", draft=draft)
+    )
+    await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     return pm_id
 
 

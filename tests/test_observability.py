@@ -38,24 +38,24 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.slots import team_slots_id
+from followthrough.actions import act
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
-    ActionItem,
     Approval,
     DoneClaim,
     DraftSubmission,
-    Postmortem,
     PostmortemState,
     Verification,
 )
 from followthrough.observability import Telemetry
-from followthrough.temporal import act, connect, start_postmortem
+from followthrough.temporal.client import connect, start_postmortem
 from tests.conftest import eventually
 from tests.factories import draft_data, incident_data
 from tests.processes import Followthrough, free_port
 from tests.test_lifecycle import _wait_for_item
+from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 # --- an OTLP/HTTP collector on loopback --------------------------------------------------------
@@ -204,12 +204,14 @@ async def _close_one_postmortem(client: Client, policy: Policy, queue: str) -> t
     one_item = draft_data(now)
     one_item["action_items"] = one_item["action_items"][:1]
     submission = DraftSubmission(by="alice", draft=parse_draft(one_item))
-    await act(client, pm_id, "submit_draft", submission, Postmortem)
-    pm = await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(client, pm_id, PostmortemWorkflow.submit_draft, submission)
+    pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     (item_id,) = pm.action_item_ids
     await _wait_for_item(client, item_id)
-    await act(client, item_id, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
-    await act(client, item_id, "verify", Verification(by="erin"), ActionItem)
+    await act(
+        client, item_id, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #812")
+    )
+    await act(client, item_id, ActionItemWorkflow.verify, Verification(by="erin"))
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state is PostmortemState.CLOSED
     return pm_id, item_id

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import fnmatch
 import re
 import subprocess
 import sys
 import tomllib
+from collections.abc import Iterator
 from typing import Any
 
 import yaml
@@ -126,3 +128,80 @@ def test_workflow_code_imports_no_storage_or_http_clients() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
     )
     assert result.stdout.strip() == "[]"
+
+
+def _imported_by(statement: str, prefix: str) -> list[str]:
+    """The modules under `prefix` that a fresh interpreter has loaded after `statement`."""
+    listing = f"print(sorted(m for m in sys.modules if m.startswith({prefix!r})))"
+    probe = f"import sys\n{statement}\n{listing}"
+    result = subprocess.run(
+        [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded: list[str] = ast.literal_eval(result.stdout.strip())
+    return loaded
+
+
+def test_settings_load_no_workflows_and_the_api_no_activities() -> None:
+    """Settings name the task queue without workflow code; the API and CLI processes load the
+    Temporal client and activity names, never the activities themselves (only workers do)."""
+    assert _imported_by("import followthrough.settings", "workflows") == []
+    assert _imported_by("import followthrough.api, followthrough.cli", "activities") == [
+        "activities"  # the names workflows refer to
+    ]
+
+
+_UPDATE_CALLS = {
+    "execute_update",
+    "start_update",
+    "execute_update_with_start_workflow",
+    "start_update_with_start_workflow",
+}
+
+
+def _untyped_updates(node: ast.AST, typed: frozenset[str] = frozenset()) -> Iterator[ast.Call]:
+    """Update calls under `node` that do not name a workflow's handler or a parameter typed as
+    one (`UpdateMethodMultiParam`), or that pass `result_type=` (only a name needs it)."""
+    if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        typed = typed | {
+            argument.arg
+            for argument in arguments
+            if argument.annotation is not None
+            and "UpdateMethodMultiParam" in ast.unparse(argument.annotation)
+        }
+    if (
+        isinstance(node, ast.Call)
+        and isinstance(node.func, ast.Attribute)
+        and node.func.attr in _UPDATE_CALLS
+    ):
+        update = node.args[0] if node.args else None
+        handler = (
+            isinstance(update, ast.Attribute)
+            and isinstance(update.value, ast.Name)
+            and update.value.id.endswith("Workflow")
+        )
+        parameter = isinstance(update, ast.Name) and update.id in typed
+        by_name = any(keyword.arg == "result_type" for keyword in node.keywords)
+        if not (handler or parameter) or by_name:
+            yield node
+    for child in ast.iter_child_nodes(node):
+        yield from _untyped_updates(child, typed)
+
+
+def test_people_act_through_typed_updates_only() -> None:
+    """No update is sent by name in product code: each goes through its workflow's handler
+    (`PostmortemWorkflow.approve`) or a parameter typed as one, so mypy checks what is sent and
+    what comes back."""
+    sources = [
+        *(ROOT / "followthrough").rglob("*.py"),
+        *(ROOT / "activities").rglob("*.py"),
+        *(ROOT / "workflows").rglob("*.py"),
+        ROOT / "worker.py",
+        ROOT / "starter.py",
+    ]
+    untyped = [
+        f"{path.relative_to(ROOT)}:{call.lineno}: {ast.unparse(call)}"
+        for path in sources
+        for call in _untyped_updates(ast.parse(path.read_text(), filename=str(path)))
+    ]
+    assert untyped == [], "\n".join(untyped)

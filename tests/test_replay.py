@@ -37,7 +37,7 @@ from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
 HISTORIES = Path(__file__).parent / "histories"
-# The worker's workflows (followthrough/temporal.py, build_worker).
+# The worker's workflows (followthrough/temporal/worker.py, build_worker).
 WORKFLOWS = [
     PostmortemWorkflow,
     ActionItemWorkflow,

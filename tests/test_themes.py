@@ -14,16 +14,18 @@ import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.actions import act
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import Approval, DraftSubmission, Postmortem
+from followthrough.domain.postmortem import Approval, DraftSubmission
 from followthrough.notices.delivery import Mailer
 from followthrough.render import theme_detail
 from followthrough.storage import Store
-from followthrough.temporal import act, start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
+from workflows.postmortem import PostmortemWorkflow
 
 
 @pytest.fixture
@@ -45,8 +47,8 @@ async def approve_postmortem(
         {"description": f"Factor tagged {tag}", "tags": [tag]} for tag in tags
     ]
     submission = DraftSubmission(by="alice", draft=parse_draft(draft))
-    await act(client, pm_id, "submit_draft", submission, Postmortem)
-    await act(client, pm_id, "approve", Approval(by="erin"), Postmortem)
+    await act(client, pm_id, PostmortemWorkflow.submit_draft, submission)
+    await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     return incident.id, pm_id
 
 

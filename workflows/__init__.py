@@ -1,7 +1,7 @@
 """Orchestration only: deterministic workflow code, no I/O.
 
-The one task queue and the custom search attributes live here so the worker, the starter and the
-embedded Temporal server agree on them.
+The custom search attributes live here so the worker, the starter and the embedded Temporal
+server agree on them (the task queue's name is followthrough.temporal.TASK_QUEUE).
 """
 
 import asyncio
@@ -18,8 +18,6 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import ActionItemChange, AuditEvent, PostmortemChange
     from followthrough.domain.problems import Refusal
-
-TASK_QUEUE = "followthrough"
 
 # An action item tells its postmortem it is resolved (verified or risk accepted) by this signal.
 ITEM_RESOLVED = "item_resolved"

@@ -4,10 +4,10 @@ Pages are Jinja2 templates over the same record and the same actions as the HTTP
 signs in with their API token, which opens a server-side session (the HttpOnly, SameSite=Strict
 cookie holds only a random session id, whose hash is stored; it ends at sign-out, after
 SESSION_HOURS, or when the token is revoked). The sign-in form carries a CSRF token tied to a
-cookie of its own, every other form one derived from the session, and every action is the workflow
-update the API sends, refused or accepted by the workflow with the same message, which the next
-page shows from the session (never from the address, which anyone can write). No scripts, fonts
-or styles from elsewhere: the pages work offline, and the Content-Security-Policy says so.
+cookie of its own, every other form one derived from the session, and every action is the API's
+(followthrough/actions.py), refused or accepted with the same message, which the next page shows
+from the session (never from the address, which anyone can write). No scripts, fonts or styles
+from elsewhere: the pages work offline, and the Content-Security-Policy says so.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ import hashlib
 import hmac
 import re
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
@@ -29,7 +30,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 from pydantic import BaseModel
 
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
-from followthrough.api.people import act_as, act_on_item, postmortem_id_of
+from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
@@ -46,7 +47,6 @@ from followthrough.domain.metrics import (
 from followthrough.domain.overview import overview
 from followthrough.domain.postmortem import (
     Acknowledgement,
-    ActionItem,
     ActionItemState,
     Approval,
     ChangeRequest,
@@ -63,6 +63,9 @@ from followthrough.render import item_history
 from followthrough.storage.search import KINDS as SEARCH_KINDS
 
 router = APIRouter(include_in_schema=False)
+Result = TypeVar("Result", bound=BaseModel)
+# What a button does: its action on the postmortem or item whose id it is given.
+Send = Callable[[str], Awaitable[Result]]
 
 SESSION_COOKIE = "followthrough_session"
 SIGN_IN_COOKIE = "followthrough_sign_in"  # ties the sign-in form's CSRF token to this browser
@@ -572,19 +575,31 @@ async def act_on_item_page(
     request: Request, item: str, action: str, who: Posted, using: Using
 ) -> Response:
     back, text = await _form(request)
-    person = who.person
-    update, argument, message = _chosen(
+    person, actions = who.person, using.actions
+    send, message = _chosen(
         action,
         "action items",
         {
-            "acknowledge": ("acknowledge", Acknowledgement(by=person), "Acknowledged."),
-            "claim-done": ("claim_done", DoneClaim(by=person, evidence=text), "Claimed done."),
-            "verify": ("verify", Verification(by=person, note=text), "Verified."),
-            "reject": ("reject", Rejection(by=person, reason=text), "Rejected."),
+            "acknowledge": (
+                lambda item_id: actions.acknowledge(item_id, Acknowledgement(by=person)),
+                "Acknowledged.",
+            ),
+            "claim-done": (
+                lambda item_id: actions.claim_done(item_id, DoneClaim(by=person, evidence=text)),
+                "Claimed done.",
+            ),
+            "verify": (
+                lambda item_id: actions.verify(item_id, Verification(by=person, note=text)),
+                "Verified.",
+            ),
+            "reject": (
+                lambda item_id: actions.reject(item_id, Rejection(by=person, reason=text)),
+                "Rejected.",
+            ),
         },
     )
     try:
-        done: ActionItem = await act_on_item(using, item, update, argument)
+        done = await answer(send(await item_id_of(using, item)))
     except HTTPException as refused:
         return await _back(using, who, back, "error", str(refused.detail))
     return await _back(
@@ -597,22 +612,23 @@ async def act_on_postmortem_page(
     request: Request, postmortem: str, action: str, who: Posted, using: Using
 ) -> Response:
     back, text = await _form(request)
-    person = who.person
-    update, argument, message = _chosen(
+    person, actions = who.person, using.actions
+    send, message = _chosen(
         action,
         "postmortems",
         {
-            "approve": ("approve", Approval(by=person, comment=text), "Approved."),
+            "approve": (
+                lambda pm_id: actions.approve(pm_id, Approval(by=person, comment=text)),
+                "Approved.",
+            ),
             "request-changes": (
-                "request_changes",
-                ChangeRequest(by=person, reason=text),
+                lambda pm_id: actions.request_changes(pm_id, ChangeRequest(by=person, reason=text)),
                 "Changes requested.",
             ),
         },
     )
     try:
-        pm_id = await postmortem_id_of(using, postmortem)
-        done: Postmortem = await act_as(using, pm_id, update, argument, Postmortem)
+        done = await answer(send(await postmortem_id_of(using, postmortem)))
     except HTTPException as refused:
         return await _back(using, who, back, "error", str(refused.detail))
     state = done.state.value.replace("_", " ")
@@ -626,12 +642,12 @@ async def _form(request: Request) -> tuple[str, str]:
 
 
 def _chosen(
-    action: str, what: str, updates: dict[str, tuple[str, BaseModel, str]]
-) -> tuple[str, BaseModel, str]:
-    """The update a button sends, its argument, and what to say when it is done."""
-    if action not in updates:
+    action: str, what: str, buttons: dict[str, tuple[Send[Result], str]]
+) -> tuple[Send[Result], str]:
+    """What a button does to the postmortem or item it is on, and what to say when it is done."""
+    if action not in buttons:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on {what}")
-    return updates[action]
+    return buttons[action]
 
 
 # --- small shared pieces -------------------------------------------------------------------------

@@ -15,12 +15,13 @@ from __future__ import annotations
 import asyncio
 from datetime import date
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request, status
 from fastapi.responses import HTMLResponse
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
+from followthrough.actions import ActionRefused
 from followthrough.api.dashboard import SignInRequired, viewer
 from followthrough.api.people import STATUS_OF_REFUSAL
 from followthrough.api.services import Services, Using
@@ -36,7 +37,6 @@ from followthrough.domain.access import (
 from followthrough.domain.postmortem import Acknowledgement, ActionItem, ExtensionRequest
 from followthrough.domain.problems import RefusalKind
 from followthrough.logging import get_logger
-from followthrough.temporal import ActionRefused, act
 
 router = APIRouter(
     tags=["one-click links"],
@@ -93,12 +93,13 @@ async def use_link(
     bound = log.bind(action_item_id=link.action_item_id, person=link.person, action=link.action)
     try:
         if link.action is LinkAction.ACKNOWLEDGE:
-            argument: Any = Acknowledgement(by=link.person)
+            acknowledgement = Acknowledgement(by=link.person)
+            item = await using.actions.acknowledge(link.action_item_id, acknowledgement)
         elif until is None:
             raise ActionRefused("choose the new due date", RefusalKind.INVALID)
         else:
-            argument = ExtensionRequest(by=link.person, until=until, reason=reason)
-        item = await act(using.client, link.action_item_id, link.action.value, argument, ActionItem)
+            asked = ExtensionRequest(by=link.person, until=until, reason=reason)
+            item = await using.actions.request_extension(link.action_item_id, asked)
     except ActionRefused as refused:
         await asyncio.to_thread(using.store.release_link, link.nonce)  # nothing happened
         bound.info("one-click link refused", reason=str(refused))

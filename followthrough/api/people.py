@@ -1,25 +1,24 @@
 """The human API: read postmortems and action items, and act on them.
 
-Reads come from the record (the database); every action is the workflow update of the same name,
-sent as the person the API token belongs to. The workflow's validator decides, and its message
-comes back verbatim: 403 when this person may not, 409 when not now, 422 when what was sent is
-wrong.
+Reads come from the record (the database); every action is followthrough/actions.py's, taken as
+the person the API token belongs to. Its refusal comes back verbatim: 403 when this person may
+not, 409 when not now, 422 when what was sent is wrong.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import date
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, TypeVar
 
 from fastapi import APIRouter, HTTPException, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
+from followthrough.actions import ActionRefused
 from followthrough.api.auth import Person
 from followthrough.api.services import Services, Using
-from followthrough.checks import submission_refusal
-from followthrough.checks.configured import uncheckable_criteria
-from followthrough.domain.draft import Draft, draft_bounds
+from followthrough.domain.draft import Draft
 from followthrough.domain.evidence import as_seen_by
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -38,10 +37,8 @@ from followthrough.domain.postmortem import (
     Rejection,
     RiskAcceptanceRequest,
     Verification,
-    submitter_refusal,
 )
-from followthrough.domain.problems import Problems, RefusalKind
-from followthrough.temporal import ActionRefused, act
+from followthrough.domain.problems import RefusalKind
 
 router = APIRouter(
     prefix="/api",
@@ -170,18 +167,15 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
 async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
     """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
     pm_id = await postmortem_id_of(using, postmortem)
-    await _preflight(using, pm_id, draft, person)
-    return await act_as(
-        using, pm_id, "submit_draft", DraftSubmission(by=person, draft=draft), Postmortem
-    )
+    submission = DraftSubmission(by=person, draft=draft)
+    return await answer(using.actions.submit_draft(pm_id, submission))
 
 
 @router.post("/postmortems/{postmortem}/approve")
 async def approve(postmortem: str, body: ApprovalBody, person: Person, using: Using) -> Postmortem:
     pm_id = await postmortem_id_of(using, postmortem)
-    return await act_as(
-        using, pm_id, "approve", Approval(by=person, **body.model_dump()), Postmortem
-    )
+    approval = Approval(by=person, **body.model_dump())
+    return await answer(using.actions.approve(pm_id, approval))
 
 
 @router.post("/postmortems/{postmortem}/request-changes")
@@ -190,7 +184,7 @@ async def request_changes(
 ) -> Postmortem:
     pm_id = await postmortem_id_of(using, postmortem)
     request = ChangeRequest(by=person, **body.model_dump())
-    return await act_as(using, pm_id, "request_changes", request, Postmortem)
+    return await answer(using.actions.request_changes(pm_id, request))
 
 
 @router.get("/action-items")
@@ -213,7 +207,7 @@ async def list_action_items(
 
 @router.get("/action-items/{item}")
 async def show_action_item(item: str, person: Person, using: Using) -> ActionItemView:
-    item_id = await _item_id(using, item)
+    item_id = await item_id_of(using, item)
     found = await asyncio.to_thread(using.store.action_item, item_id)
     assert found is not None
     trail = await asyncio.to_thread(using.store.audit_trail, found.postmortem_id)
@@ -226,27 +220,32 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
 @router.post("/action-items/{item}/acknowledge")
 async def acknowledge(item: str, person: Person, using: Using) -> ActionItem:
     """The owner has seen it."""
-    return await act_on_item(using, item, "acknowledge", Acknowledgement(by=person))
+    acknowledgement = Acknowledgement(by=person)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.acknowledge(item_id, acknowledgement))
 
 
 @router.post("/action-items/{item}/claim-done")
 async def claim_done(item: str, body: DoneClaimBody, person: Person, using: Using) -> ActionItem:
     """The owner says it is done; verification comes next."""
     claim = DoneClaim(by=person, **body.model_dump())
-    return await act_on_item(using, item, "claim_done", claim)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.claim_done(item_id, claim))
 
 
 @router.post("/action-items/{item}/verify")
 async def verify(item: str, body: VerificationBody, person: Person, using: Using) -> ActionItem:
     """Someone who is not the owner confirms the acceptance criterion holds."""
     verification = Verification(by=person, **body.model_dump())
-    return await act_on_item(using, item, "verify", verification)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.verify(item_id, verification))
 
 
 @router.post("/action-items/{item}/reject")
 async def reject(item: str, body: RejectionBody, person: Person, using: Using) -> ActionItem:
     rejection = Rejection(by=person, **body.model_dump())
-    return await act_on_item(using, item, "reject", rejection)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.reject(item_id, rejection))
 
 
 @router.post("/action-items/{item}/extension")
@@ -255,7 +254,8 @@ async def request_extension(
 ) -> ActionItem:
     """The owner asks for a later due date; the manager or the council decides."""
     request = ExtensionRequest(by=person, **body.model_dump())
-    return await act_on_item(using, item, "request_extension", request)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.request_extension(item_id, request))
 
 
 @router.post("/action-items/{item}/extension/decision")
@@ -263,13 +263,15 @@ async def decide_extension(
     item: str, body: ExtensionDecisionBody, person: Person, using: Using
 ) -> ActionItem:
     decision = ExtensionDecision(by=person, **body.model_dump())
-    return await act_on_item(using, item, "decide_extension", decision)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.decide_extension(item_id, decision))
 
 
 @router.post("/action-items/{item}/reassign")
 async def reassign(item: str, body: ReassignmentBody, person: Person, using: Using) -> ActionItem:
     change = Reassignment(by=person, **body.model_dump())
-    return await act_on_item(using, item, "reassign", change)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.reassign(item_id, change))
 
 
 @router.post("/action-items/{item}/accept-risk")
@@ -278,35 +280,31 @@ async def accept_risk(
 ) -> ActionItem:
     """The reliability council closes it without the fix, in writing."""
     request = RiskAcceptanceRequest(by=person, **body.model_dump())
-    return await act_on_item(using, item, "accept_risk", request)
+    item_id = await item_id_of(using, item)
+    return await answer_seen_by(person, using, using.actions.accept_risk(item_id, request))
 
 
 # --- one way to find a thing and to act on it ---------------------------------------------------
 
 
-async def _preflight(using: Services, pm_id: str, draft: Draft, person: str) -> None:
-    pm = await asyncio.to_thread(using.store.postmortem, pm_id)
-    assert pm is not None
-    # Who may submit first: a draft's criteria call out (Prometheus, URLs), and only its owner's
-    # may. The workflow's validator still has the final say.
-    if (refused := submitter_refusal(pm, person, using.policy)) is not None:
-        raise HTTPException(STATUS_OF_REFUSAL[refused.kind], detail=str(refused))
-    today = using.policy.calendar.local_date(using.clock())
-    config = using.settings.check_config()
-    # Before any check asks the world: the limits, and whether each criterion could ever be checked.
-    if past_limits := draft_bounds(draft, today=today) + uncheckable_criteria(draft, config):
-        problems = Problems(f"draft for {pm_id} rejected", past_limits)
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=problems.message)
-    refusal = await submission_refusal(pm, draft, using.policy, config, today)
-    if refusal is not None:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, detail=refusal.message)
+async def answer(action: Awaitable[Result]) -> Result:
+    """The action's result, or its refusal as 403, 409 or 422 with the message people read."""
+    try:
+        return await action
+    except ActionRefused as refused:
+        raise HTTPException(STATUS_OF_REFUSAL[refused.kind], detail=str(refused)) from None
+
+
+async def answer_seen_by(person: str, using: Services, action: Awaitable[ActionItem]) -> ActionItem:
+    """An action on an item answered as answer() does, the item as `person` may see it."""
+    return as_seen_by(person, await answer(action), using.policy)
 
 
 async def postmortem_id_of(using: Services, reference: str) -> str:
     return await _known(using, reference, action_item=False)
 
 
-async def _item_id(using: Services, reference: str) -> str:
+async def item_id_of(using: Services, reference: str) -> str:
     return await _known(using, reference, action_item=True)
 
 
@@ -321,17 +319,3 @@ async def _known(using: Services, reference: str, *, action_item: bool) -> str:
     if await asyncio.to_thread(read, found) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} '{reference}'")
     return found
-
-
-async def act_on_item(using: Services, reference: str, update: str, argument: Any) -> ActionItem:
-    item = await act_as(using, await _item_id(using, reference), update, argument, ActionItem)
-    return as_seen_by(argument.by, item, using.policy)
-
-
-async def act_as(
-    using: Services, workflow_id: str, update: str, argument: BaseModel, result: type[Result]
-) -> Result:
-    try:
-        return await act(using.client, workflow_id, update, argument, result)
-    except ActionRefused as refused:
-        raise HTTPException(STATUS_OF_REFUSAL[refused.kind], detail=str(refused)) from None

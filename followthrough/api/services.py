@@ -11,6 +11,7 @@ from typing import Annotated
 from fastapi import Depends, Request
 from temporalio.client import Client
 
+from followthrough.actions import Actions
 from followthrough.api.metrics import Metrics
 from followthrough.api.throttle import Throttle
 from followthrough.domain.policy import Policy
@@ -39,6 +40,13 @@ class Services:
     @property
     def policy(self) -> Policy:
         return self.settings.loaded_policy
+
+    @property
+    def actions(self) -> Actions:
+        """People's actions, as the person each request is from takes them."""
+        return Actions(
+            temporal=self.client, store=self.store, settings=self.settings, clock=self.clock
+        )
 
     @cached_property
     def link_secret(self) -> str:

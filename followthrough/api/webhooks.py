@@ -18,7 +18,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from followthrough.api.services import Services, Using
 from followthrough.domain.incident import incident_time_problems
 from followthrough.logging import get_logger
-from followthrough.temporal import start_postmortem
+from followthrough.temporal.client import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, Malformed, Resolved, WebhookRejected, receive
 from followthrough.webhooks.jira import jira_delivery, read_jira_event
 from workflows import TICKET_DONE

@@ -42,8 +42,10 @@ from typing import Any, TypeVar
 from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from temporalio.workflow import UpdateMethodMultiParam
 
 from activities.slots import team_slots_id
+from followthrough.actions import ActionRefused, act
 from followthrough.checks import CheckConfig
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
@@ -72,17 +74,20 @@ from followthrough.jira import JiraConfig
 from followthrough.logging import configure_logging
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
-from followthrough.temporal import ActionRefused, act, start_postmortem
+from followthrough.temporal.client import start_postmortem
 from tests.api_support import link_mailer
 from tests.conftest import _start_time_skipping, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from tests.jira_server import JiraServer
 from tests.test_verification import Health
+from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
+from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 
 HISTORIES = Path(__file__).resolve().parent
+Argument = TypeVar("Argument", bound=BaseModel)
 Result = TypeVar("Result", bound=BaseModel)
 
 
@@ -129,19 +134,29 @@ class Recording:
         self.out.kept.append(Kept(path, len(history.events)))
 
     async def act(
-        self, workflow_id: str, update: str, argument: BaseModel, result_type: type[Result]
+        self,
+        workflow_id: str,
+        update: UpdateMethodMultiParam[[Any, Argument], Result],
+        argument: Argument,
     ) -> Result:
-        return await act(self.client, workflow_id, update, argument, result_type)
+        return await act(self.client, workflow_id, update, argument)
 
-    async def refused(self, workflow_id: str, update: str, argument: BaseModel, says: str) -> str:
+    async def refused(
+        self,
+        workflow_id: str,
+        update: UpdateMethodMultiParam[[Any, Argument], Any],
+        argument: Argument,
+        says: str,
+    ) -> str:
         """An action that must be refused; its message."""
+        name = getattr(update, "__name__", "update")
         try:
-            await act(self.client, workflow_id, update, argument, BaseModel)
+            await act(self.client, workflow_id, update, argument)
         except ActionRefused as refusal:
             if says not in str(refusal):
-                raise AssertionError(f"{update} refused, not with {says!r}: {refusal}") from None
+                raise AssertionError(f"{name} refused, not with {says!r}: {refusal}") from None
             return str(refusal)
-        raise AssertionError(f"{update} on {workflow_id} was not refused ({says!r} expected)")
+        raise AssertionError(f"{name} on {workflow_id} was not refused ({says!r} expected)")
 
     async def open_postmortem(self, policy: Policy | None = None, **incident: Any) -> str:
         policy = policy or self.policy
@@ -152,11 +167,11 @@ class Recording:
 
     async def submit(self, pm_id: str, draft: dict[str, Any], by: str = "alice") -> Postmortem:
         submission = DraftSubmission(by=by, draft=parse_draft(draft))
-        return await self.act(pm_id, "submit_draft", submission, Postmortem)
+        return await self.act(pm_id, PostmortemWorkflow.submit_draft, submission)
 
     async def approve(self, pm_id: str, by: str = "erin") -> list[str]:
         """Approve the draft in review; the action item ids, once their workflows have opened."""
-        pm = await self.act(pm_id, "approve", Approval(by=by), Postmortem)
+        pm = await self.act(pm_id, PostmortemWorkflow.approve, Approval(by=by))
         assert pm.state is PostmortemState.TRACKING, pm.state
         opened = self.store.action_item
         await eventually(lambda: all(opened(item_id) for item_id in pm.action_item_ids))
@@ -248,23 +263,31 @@ async def lifecycle(out: Output) -> None:
         now = await rec.now()
         bad = draft_data(now, impact="", detection_gaps=[])
         incomplete = DraftSubmission(by="alice", draft=parse_draft(bad))
-        await rec.refused(pm_id, "submit_draft", incomplete, "impact: missing")
+        await rec.refused(pm_id, PostmortemWorkflow.submit_draft, incomplete, "impact: missing")
         await rec.submit(pm_id, draft_data(now))
         request = ChangeRequest(by="erin", reason="Name the config system")
-        await rec.act(pm_id, "request_changes", request, Postmortem)
+        await rec.act(pm_id, PostmortemWorkflow.request_changes, request)
         await rec.submit(pm_id, draft_data(now, summary="An lb-config push dropped backends."))
-        await rec.refused(pm_id, "approve", Approval(by="alice"), "cannot review it")
+        await rec.refused(
+            pm_id, PostmortemWorkflow.approve, Approval(by="alice"), "cannot review it"
+        )
         alert, canary = await rec.approve(pm_id)
 
-        await rec.act(alert, "claim_done", DoneClaim(by="bob", evidence="PR #812"), ActionItem)
-        await rec.refused(alert, "verify", Verification(by="bob"), "cannot verify their own work")
+        await rec.act(alert, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #812"))
+        await rec.refused(
+            alert, ActionItemWorkflow.verify, Verification(by="bob"), "cannot verify their own work"
+        )
         rejection = Rejection(by="erin", reason="The alert is not routed to the pager")
-        await rec.act(alert, "reject", rejection, ActionItem)
+        await rec.act(alert, ActionItemWorkflow.reject, rejection)
         claim = DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall")
-        await rec.act(alert, "claim_done", claim, ActionItem)
-        await rec.act(alert, "verify", Verification(by="erin", note="Fired in a drill"), ActionItem)
-        await rec.act(canary, "claim_done", DoneClaim(by="carol", evidence="canary"), ActionItem)
-        await rec.act(canary, "verify", Verification(by="pat", note="12 pushes"), ActionItem)
+        await rec.act(alert, ActionItemWorkflow.claim_done, claim)
+        await rec.act(
+            alert, ActionItemWorkflow.verify, Verification(by="erin", note="Fired in a drill")
+        )
+        await rec.act(
+            canary, ActionItemWorkflow.claim_done, DoneClaim(by="carol", evidence="canary")
+        )
+        await rec.act(canary, ActionItemWorkflow.verify, Verification(by="pat", note="12 pushes"))
         await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
         await rec.keep(pm_id, "changes-requested-then-closed")
         await rec.keep(alert, "rejected-then-verified")
@@ -311,14 +334,18 @@ async def slo_review(out: Output) -> None:
         pm_id = await rec.open_postmortem()
         draft = draft_data(await rec.now())
         unmeasured = DraftSubmission(by="alice", draft=parse_draft(draft))
-        await rec.refused(pm_id, "submit_draft", unmeasured, "could not be measured")
+        await rec.refused(
+            pm_id, PostmortemWorkflow.submit_draft, unmeasured, "could not be measured"
+        )
         draft["slo_impact"] = {
             "fraction_affected": 0.3,
             "traffic_weight": 1.2,
             "budget_remaining_before": 0.2,
         }
         short = DraftSubmission(by="alice", draft=parse_draft(draft))
-        await rec.refused(pm_id, "submit_draft", short, "at least one action item must be P0")
+        await rec.refused(
+            pm_id, PostmortemWorkflow.submit_draft, short, "at least one action item must be P0"
+        )
         draft["action_items"][0] |= {
             "priority": "P0",
             "slo_change": {"slo": CHECKOUT.id, "change": "alerting"},
@@ -357,7 +384,7 @@ async def ladder(out: Output) -> None:
         holiday = BusinessCalendar(holidays=[due + timedelta(days=2)])
         policy = rec.policy.model_copy(update={"calendar": holiday})
         _, item_id = await rec.approved_item(policy, due)
-        await rec.act(item_id, "acknowledge", Acknowledgement(by="bob"), ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.acknowledge, Acknowledgement(by="bob"))
         await rec.env.sleep(timedelta(days=60))
         steps = [e.step for e in rec.item(item_id).escalations]
         assert steps == ["reminder", "due", "manager", "council"], steps
@@ -385,20 +412,26 @@ async def extension(out: Output) -> None:
         def ask(until: date, by: str = "bob") -> ExtensionRequest:
             return ExtensionRequest(by=by, until=until, reason="Waiting on the LB vendor")
 
-        await rec.refused(item_id, "request_extension", ask(later, by="maria"), "only the owner")
-        await rec.act(item_id, "request_extension", ask(later), ActionItem)
+        await rec.refused(
+            item_id, ActionItemWorkflow.request_extension, ask(later, by="maria"), "only the owner"
+        )
+        await rec.act(item_id, ActionItemWorkflow.request_extension, ask(later))
         own = ExtensionDecision(by="bob", approve=True)
-        await rec.refused(item_id, "decide_extension", own, "cannot decide their own extension")
+        await rec.refused(
+            item_id, ActionItemWorkflow.decide_extension, own, "cannot decide their own extension"
+        )
         approval = ExtensionDecision(by="maria", approve=True, reason="Vendor confirmed")
-        await rec.act(item_id, "decide_extension", approval, ActionItem)
-        await rec.act(item_id, "request_extension", ask(later + timedelta(days=7)), ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.decide_extension, approval)
+        await rec.act(item_id, ActionItemWorkflow.request_extension, ask(later + timedelta(days=7)))
         denial = ExtensionDecision(by="grace", approve=False, reason="Ship the alert first")
-        await rec.act(item_id, "decide_extension", denial, ActionItem)
-        await rec.act(item_id, "request_extension", ask(later + timedelta(days=7)), ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.decide_extension, denial)
+        await rec.act(item_id, ActionItemWorkflow.request_extension, ask(later + timedelta(days=7)))
         approval = ExtensionDecision(by="grace", approve=True)
-        await rec.act(item_id, "decide_extension", approval, ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.decide_extension, approval)
         spent = ask(later + timedelta(days=30))
-        await rec.refused(item_id, "request_extension", spent, "used its extension budget")
+        await rec.refused(
+            item_id, ActionItemWorkflow.request_extension, spent, "used its extension budget"
+        )
         await rec.env.sleep(timedelta(days=70))
         plans = {e.plan for e in rec.item(item_id).escalations}
         assert plans == {3}, plans
@@ -411,9 +444,9 @@ async def reassignment(out: Output) -> None:
     async with recording(out) as rec:
         _, item_id = await rec.approved_item()
         wrong = Reassignment(by="carol", to="alice")
-        await rec.refused(item_id, "reassign", wrong, "only the owner")
+        await rec.refused(item_id, ActionItemWorkflow.reassign, wrong, "only the owner")
         change = Reassignment(by="maria", to="carol", team="platform", reason="LB expertise")
-        await rec.act(item_id, "reassign", change, ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.reassign, change)
         await rec.env.sleep(timedelta(days=30))
         assert rec.item(item_id).escalations, "the ladder never climbed"
         await rec.keep(item_id, "reassigned")
@@ -426,9 +459,11 @@ async def risk(out: Output) -> None:
         pm_id, item_id = await rec.approved_item()
         reason = "Legacy checkout retires in Q1"
         by_owner = RiskAcceptanceRequest(by="bob", reason=reason)
-        await rec.refused(item_id, "accept_risk", by_owner, "only the reliability council")
+        await rec.refused(
+            item_id, ActionItemWorkflow.accept_risk, by_owner, "only the reliability council"
+        )
         accepted = RiskAcceptanceRequest(by="grace", reason=reason)
-        await rec.act(item_id, "accept_risk", accepted, ActionItem)
+        await rec.act(item_id, ActionItemWorkflow.accept_risk, accepted)
         await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
         await rec.keep(item_id, "risk-accepted")
 
@@ -457,9 +492,13 @@ async def wip(out: Output) -> None:
 
         await rec.env.sleep(timedelta(days=7))
         claim = DoneClaim(by="bob", evidence="x")
-        await rec.refused(linter, "claim_done", claim, "queued behind its team's WIP cap")
-        await rec.act(first, "claim_done", DoneClaim(by="bob", evidence="PR #900"), ActionItem)
-        await rec.act(first, "verify", Verification(by="erin", note="Drill passed"), ActionItem)
+        await rec.refused(
+            linter, ActionItemWorkflow.claim_done, claim, "queued behind its team's WIP cap"
+        )
+        await rec.act(first, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #900"))
+        await rec.act(
+            first, ActionItemWorkflow.verify, Verification(by="erin", note="Drill passed")
+        )
         await rec.item_reaches(linter, ActionItemState.OPEN)
         await rec.keep(linter, "queued-then-admitted")
         await rec.keep(team_slots_id("payments", rec.queue), "payments-at-its-cap")
@@ -482,12 +521,12 @@ async def check(out: Output) -> None:
             }
             _, item_id = await rec.approved_item(acceptance_criterion=criterion)
             claim = DoneClaim(by="bob", evidence="deployed the health fix")
-            await rec.act(item_id, "claim_done", claim, ActionItem)
+            await rec.act(item_id, ActionItemWorkflow.claim_done, claim)
             await rec.item_reaches(item_id, ActionItemState.OPEN, checks=1)
 
             health.answer = (200, "ok")
             claim = DoneClaim(by="bob", evidence="fixed the readiness probe")
-            await rec.act(item_id, "claim_done", claim, ActionItem)
+            await rec.act(item_id, ActionItemWorkflow.claim_done, claim)
             await eventually(lambda: len(rec.item(item_id).checks) == 2, seconds=30)
             await rec.env.sleep(timedelta(hours=2, minutes=1))
             await rec.item_reaches(item_id, ActionItemState.VERIFIED, checks=3)
@@ -534,9 +573,9 @@ async def jira(out: Output) -> None:
             )
             later = rec.item(bob_item).due + timedelta(days=14)
             asked = ExtensionRequest(by="bob", until=later, reason="waiting on the vendor")
-            await rec.act(bob_item, "request_extension", asked, ActionItem)
+            await rec.act(bob_item, ActionItemWorkflow.request_extension, asked)
             decided = ExtensionDecision(by="maria", approve=True)
-            await rec.act(bob_item, "decide_extension", decided, ActionItem)
+            await rec.act(bob_item, ActionItemWorkflow.decide_extension, decided)
             bob_ticket = rec.item(bob_item).ticket
             assert bob_ticket is not None
             await eventually(
@@ -553,7 +592,7 @@ async def jira(out: Output) -> None:
             )
             assert sorted(claimed) == sorted([bob_item, carol_item]), claimed
             await rec.item_reaches(bob_item, ActionItemState.DONE_CLAIMED)
-            await rec.act(bob_item, "verify", Verification(by="erin"), ActionItem)
+            await rec.act(bob_item, ActionItemWorkflow.verify, Verification(by="erin"))
             await rec.item_reaches(carol_item, ActionItemState.VERIFIED, checks=1)
             await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
             await rec.keep(bob_item, "jira-ticket-extended-then-done")
@@ -585,7 +624,12 @@ async def stuck_work(out: Output) -> None:
 
 # What must come from the tree being recorded: the workflows, their activities, the library and
 # the tests' helpers (the recorder's own scenarios are the only code from this checkout).
-CODE = ("workflows.postmortem", "activities.records", "followthrough.temporal", "tests.conftest")
+CODE = (
+    "workflows.postmortem",
+    "activities.records",
+    "followthrough.temporal.client",
+    "tests.conftest",
+)
 
 
 def code_paths() -> list[Path]:

@@ -1,0 +1,191 @@
+"""People's actions, one function each, for every front door: the HTTP API, the dashboard,
+one-click links and the CLI.
+
+    actions = Actions(temporal=client, store=store, settings=settings)
+    pm = await actions.submit_draft(pm_id, DraftSubmission(by="alice", draft=draft))
+    item = await actions.claim_done(item_id, DoneClaim(by="bob", evidence="PR #812"))
+
+Each action is decided here before anything leaves the process: the limits of what was sent
+(domain/bounds.py), and for a draft, who may submit it, then whether each criterion could ever be
+checked, then what only the real world shows (Prometheus, URLs), so nobody else's draft makes us
+call out. Then it is the workflow's update, called through its handler so mypy checks the
+argument and the result against it; the update's validator has the final say. A refusal is
+ActionRefused, whose message people read and whose kind the API answers as 403, 409 or 422.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+from temporalio.workflow import UpdateMethodMultiParam
+
+from followthrough.checks import submission_refusal
+from followthrough.checks.configured import uncheckable_criteria
+from followthrough.domain.bounds import update_problems
+from followthrough.domain.draft import draft_bounds
+from followthrough.domain.postmortem import (
+    Acknowledgement,
+    ActionItem,
+    Approval,
+    ChangeRequest,
+    DoneClaim,
+    DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
+    Postmortem,
+    Reassignment,
+    Rejection,
+    RiskAcceptanceRequest,
+    Verification,
+    submitter_refusal,
+)
+from followthrough.domain.problems import Problems, RefusalKind
+from followthrough.settings import Settings
+from followthrough.storage import Store
+from workflows.action_item import ActionItemWorkflow
+from workflows.postmortem import PostmortemWorkflow
+
+Argument = TypeVar("Argument", bound=BaseModel)
+Result = TypeVar("Result", bound=BaseModel)
+
+_KINDS = {kind.value for kind in RefusalKind}
+
+
+class ActionRefused(Exception):
+    """A person's action was refused; the message says why, and nothing changed."""
+
+    def __init__(self, message: str, kind: RefusalKind = RefusalKind.CONFLICT) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+async def act(
+    client: Client,
+    workflow_id: str,
+    update: UpdateMethodMultiParam[[Any, Argument], Result],
+    argument: Argument,
+) -> Result:
+    """Send a person's action to a workflow as its update and return the new state.
+
+    Refused (INVALID) before anything is sent when it is past the limits (domain/limits.py).
+    """
+    if problems := update_problems(argument):
+        name = getattr(update, "__name__", "update")  # the handler's name is the update's
+        raise ActionRefused(Problems(name, problems).message, RefusalKind.INVALID)
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        return await handle.execute_update(update, argument)
+    except WorkflowUpdateFailedError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type in _KINDS:
+            raise ActionRefused(cause.message, RefusalKind(cause.type)) from None
+        raise ActionRefused(str(cause)) from None
+    except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND:
+            raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
+        raise
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class Actions:
+    """Every action a person takes on a postmortem or an action item.
+
+    `temporal` is a client, or how to connect to Temporal: the CLI connects only once an action
+    has passed its preflight, so a refused one never needs a server.
+    """
+
+    temporal: Client | Callable[[], Awaitable[Client]]
+    store: Store  # whose postmortem it is: read from the record
+    settings: Settings  # the policy, and where checks find Prometheus and Jira
+    clock: Callable[[], datetime] = field(default=_utc_now)  # the API's tests pass the server's
+
+    async def _act(
+        self,
+        workflow_id: str,
+        update: UpdateMethodMultiParam[[Any, Argument], Result],
+        argument: Argument,
+    ) -> Result:
+        client = self.temporal if isinstance(self.temporal, Client) else await self.temporal()
+        return await act(client, workflow_id, update, argument)
+
+    # --- postmortems ------------------------------------------------------------------------
+
+    async def submit_draft(self, pm_id: str, submission: DraftSubmission) -> Postmortem:
+        """Submit the draft for review (its owner; anyone may opt in to an optional postmortem).
+
+        A postmortem the record does not know yet is left to Temporal to judge (the CLI passes
+        ids through); only the limits are checked before it is sent.
+        """
+        policy = self.settings.loaded_policy
+        pm = await asyncio.to_thread(self.store.postmortem, pm_id)
+        # Who may submit first: a draft's criteria call out (Prometheus, URLs), and only its
+        # owner's may. The workflow's validator still has the final say.
+        refused = submitter_refusal(pm, submission.by, policy) if pm is not None else None
+        if refused is not None:
+            raise ActionRefused(refused, refused.kind)
+        draft, config = submission.draft, self.settings.check_config()
+        today = policy.calendar.local_date(self.clock())
+        # Before any check asks the world: the limits, and whether each criterion could ever be
+        # checked.
+        if past_limits := draft_bounds(draft, today=today) + uncheckable_criteria(draft, config):
+            problems = Problems(f"draft for {pm_id} rejected", past_limits)
+            raise ActionRefused(problems.message, RefusalKind.INVALID)
+        if pm is not None:
+            refusal = await submission_refusal(pm, draft, policy, config, today)
+            if refusal is not None:
+                raise ActionRefused(refusal.message, RefusalKind.INVALID)
+        return await self._act(pm_id, PostmortemWorkflow.submit_draft, submission)
+
+    async def approve(self, pm_id: str, approval: Approval) -> Postmortem:
+        """Approve the draft under review (reviewers only; never its author)."""
+        return await self._act(pm_id, PostmortemWorkflow.approve, approval)
+
+    async def request_changes(self, pm_id: str, request: ChangeRequest) -> Postmortem:
+        """Send the draft back to its owner with a reason."""
+        return await self._act(pm_id, PostmortemWorkflow.request_changes, request)
+
+    # --- action items -----------------------------------------------------------------------
+
+    async def acknowledge(self, item_id: str, acknowledgement: Acknowledgement) -> ActionItem:
+        """The owner has seen it."""
+        return await self._act(item_id, ActionItemWorkflow.acknowledge, acknowledgement)
+
+    async def claim_done(self, item_id: str, claim: DoneClaim) -> ActionItem:
+        """The owner says it is done; verification comes next."""
+        return await self._act(item_id, ActionItemWorkflow.claim_done, claim)
+
+    async def verify(self, item_id: str, verification: Verification) -> ActionItem:
+        """Someone who is not the owner confirms the acceptance criterion holds."""
+        return await self._act(item_id, ActionItemWorkflow.verify, verification)
+
+    async def reject(self, item_id: str, rejection: Rejection) -> ActionItem:
+        """A done claim does not meet the criterion; the item reopens with the reason."""
+        return await self._act(item_id, ActionItemWorkflow.reject, rejection)
+
+    async def request_extension(self, item_id: str, request: ExtensionRequest) -> ActionItem:
+        """The owner asks for a later due date; the manager or the council decides."""
+        return await self._act(item_id, ActionItemWorkflow.request_extension, request)
+
+    async def decide_extension(self, item_id: str, decision: ExtensionDecision) -> ActionItem:
+        """The owner's manager or a council member approves or denies a pending extension."""
+        return await self._act(item_id, ActionItemWorkflow.decide_extension, decision)
+
+    async def reassign(self, item_id: str, change: Reassignment) -> ActionItem:
+        """A new owner, who is told by email."""
+        return await self._act(item_id, ActionItemWorkflow.reassign, change)
+
+    async def accept_risk(self, item_id: str, request: RiskAcceptanceRequest) -> ActionItem:
+        """The reliability council closes it without the fix, in writing."""
+        return await self._act(item_id, ActionItemWorkflow.accept_risk, request)

@@ -1,0 +1,94 @@
+"""The worker: every workflow and every activity, for `followthrough worker` and `up`.
+
+Only worker processes import this (and with it storage, mail, checks and Jira for the
+activities); the API and the CLI use followthrough.temporal.client.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import dataclasses
+from datetime import timedelta
+
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+from activities.checks import CheckActivities
+from activities.jira import JiraActivities
+from activities.notices import NoticeActivities
+from activities.operations import OperationsActivities
+from activities.records import RecordActivities
+from activities.slos import SloActivities
+from activities.slots import release_slot, request_slot
+from followthrough.checks.config import CheckConfig
+from followthrough.domain.policy import Policy
+from followthrough.jira import JiraConfig
+from followthrough.logging import ActivityLogContext
+from followthrough.notices.delivery import Mailer
+from followthrough.storage import Store
+from followthrough.temporal import TASK_QUEUE
+from workflows.action_item import ActionItemWorkflow
+from workflows.council_digest import CouncilDigestWorkflow
+from workflows.postmortem import PostmortemWorkflow
+from workflows.stuck_work import StuckWorkWorkflow
+from workflows.team_slots import TeamSlotsWorkflow
+from workflows.ticket_reconciliation import TicketReconciliationWorkflow
+
+
+def build_worker(
+    client: Client,
+    store: Store,
+    executor: concurrent.futures.ThreadPoolExecutor,
+    mailer: Mailer,
+    policy: Policy,
+    *,
+    task_queue: str = TASK_QUEUE,
+    checks: CheckConfig | None = None,
+    jira: JiraConfig | None = None,
+    public_url: str | None = None,
+    sticky_queue_timeout: timedelta = timedelta(seconds=10),
+) -> Worker:
+    """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
+    records = RecordActivities(store)
+    notices = NoticeActivities(store, mailer, policy)
+    # Checks call out only where the policy's outbound section allows.
+    checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
+    checker = CheckActivities(checks)
+    slos = SloActivities(store, checks)
+    tickets = JiraActivities(jira, public_url)
+    operations = OperationsActivities(store, mailer, policy)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[
+            PostmortemWorkflow,
+            ActionItemWorkflow,
+            TeamSlotsWorkflow,
+            CouncilDigestWorkflow,
+            TicketReconciliationWorkflow,
+            StuckWorkWorkflow,
+        ],
+        activities=[
+            records.record_postmortem,
+            records.record_action_item,
+            notices.send_notice,
+            notices.send_council_digest,
+            request_slot,
+            release_slot,
+            checker.run_check,
+            records.open_items_for_tickets,
+            records.note_themes,
+            slos.slo_evidence,
+            tickets.open_ticket,
+            tickets.comment_ticket,
+            tickets.update_ticket_due,
+            tickets.find_done_tickets,
+            operations.report_stuck_work,
+        ],
+        activity_executor=executor,
+        interceptors=[ActivityLogContext()],
+        # On Ctrl-C or SIGTERM, let in-flight storage writes finish before stopping.
+        graceful_shutdown_timeout=timedelta(seconds=10),
+        # A killed worker's workflows wait this long for it before another worker takes them.
+        sticky_queue_schedule_to_start_timeout=sticky_queue_timeout,
+    )
