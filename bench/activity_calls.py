@@ -81,7 +81,7 @@ from followthrough.logging import configure_logging
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.storage.tables import AuditEventRow
-from followthrough.temporal import build_worker
+from followthrough.temporal.worker import build_worker
 from workflows import SEARCH_ATTRIBUTES
 from workflows.action_item import ActionItemWorkflow
 
