@@ -156,7 +156,7 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> Trail:
             continue
         item = items[target]
         _allowed(_item_rule(action, item, request, policy))
-        items[target] = took(_item_step(action, item, request, at))
+        items[target] = took(ITEM_STEPS[action](item, request, at))
     if all(item.resolved for item in items.values()):
         took(steps.close(pm, list(items.values()), at))
     return trails(events)
@@ -175,17 +175,15 @@ def _item_rule(action: str, item: ActionItem, request: Any, policy: Policy) -> R
     return rules[action]()
 
 
-def _item_step(action: str, item: ActionItem, request: Any, at: datetime) -> steps.Step[ActionItem]:
-    step: Callable[[ActionItem, Any, datetime], steps.Step[ActionItem]] = {
-        "acknowledge": steps.acknowledge,
-        "request_extension": steps.request_extension,
-        "decide_extension": steps.decide_extension,
-        "claim_done": steps.claim_done,
-        "reject": steps.reject,
-        "verify": steps.verify,
-        "accept_risk": steps.accept_risk,
-    }[action]
-    return step(item, request, at)
+ITEM_STEPS: dict[str, Callable[[ActionItem, Any, datetime], steps.Step[ActionItem]]] = {
+    "acknowledge": steps.acknowledge,
+    "request_extension": steps.request_extension,
+    "decide_extension": steps.decide_extension,
+    "claim_done": steps.claim_done,
+    "reject": steps.reject,
+    "verify": steps.verify,
+    "accept_risk": steps.accept_risk,
+}
 
 
 # --- real: people act on the running workflows ---------------------------------------------------
