@@ -51,7 +51,7 @@ from followthrough.domain.draft import (
 from followthrough.domain.escalation import (
     plan_ladder,
 )
-from followthrough.domain.incident import Incident, incident_problems
+from followthrough.domain.incident import DEMO_SOURCE, Incident, incident_problems
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -104,7 +104,7 @@ from followthrough.seed_vocabulary import (
 )
 from followthrough.storage import Store
 
-SOURCE = "seed"  # the incidents' source: their postmortems are postmortem-seed-SEED-000123
+SOURCE = DEMO_SOURCE  # their postmortems are postmortem-seed-SEED-000123: demo records
 ID_PREFIX = f"postmortem-{SOURCE}-"
 HISTORY = timedelta(days=456)  # fifteen months
 BATCH = 25  # postmortems (with their items and events) per transaction

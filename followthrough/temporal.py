@@ -40,7 +40,7 @@ from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.bounds import update_problems
-from followthrough.domain.incident import Incident
+from followthrough.domain.incident import Incident, is_demo_record
 from followthrough.domain.notice import DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
@@ -227,6 +227,11 @@ async def act(
             raise ActionRefused(cause.message, RefusalKind(cause.type)) from None
         raise ActionRefused(str(cause)) from None
     except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND and is_demo_record(workflow_id):
+            raise ActionRefused(
+                f"{workflow_id} is a demo record (made by `followthrough seed`); it has no "
+                "workflow to act on"
+            ) from None
         if err.status is RPCStatusCode.NOT_FOUND:
             raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
         raise

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
+import pytest
 from pydantic import BaseModel
 from temporalio.client import Client
 from temporalio.service import RPCError
@@ -18,7 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain import steps
 from followthrough.domain.draft import parse_draft
-from followthrough.domain.incident import Incident, parse_incident
+from followthrough.domain.incident import Incident, is_demo_record, parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -51,8 +52,10 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.domain.problems import Refusal
 from followthrough.notices.delivery import Mailer
+from followthrough.render import postmortem_detail
+from followthrough.seed import seeded_incident
 from followthrough.storage import Store
-from followthrough.temporal import act, start_postmortem
+from followthrough.temporal import ActionRefused, act, start_postmortem
 from tests.conftest import running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
@@ -248,3 +251,23 @@ async def test_a_seeded_trail_reads_like_the_real_one(
         "item.risk_accepted",
         "postmortem.closed",
     } <= actions
+
+
+async def test_acting_on_a_seeded_record_says_it_is_a_demo_record(
+    time_skipping: WorkflowEnvironment, policy: Policy
+) -> None:
+    now = await time_skipping.get_current_time()
+    made = seeded_incident(0, policy, now)
+    for record_id in (made.postmortem.id, *(item.id for item in made.items)):
+        assert is_demo_record(record_id)
+    with pytest.raises(ActionRefused, match=r"is a demo record .* it has no workflow to act on"):
+        await act(
+            time_skipping.client, made.postmortem.id, "approve", Approval(by="erin"), Postmortem
+        )
+    assert "demo record" in postmortem_detail(made.postmortem, made.items, []).splitlines()[0]
+
+    real = open_postmortem(parse_incident(incident_data(now), policy), policy, now)
+    assert not is_demo_record(real.id)
+    assert "demo" not in postmortem_detail(real, [], []).splitlines()[0]
+    with pytest.raises(ActionRefused, match="does not exist or has already closed"):
+        await act(time_skipping.client, real.id, "approve", Approval(by="erin"), Postmortem)
