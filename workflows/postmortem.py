@@ -18,7 +18,7 @@ with workflow.unsafe.imports_passed_through():
     from activities import NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
     from followthrough.domain import steps
     from followthrough.domain.draft import factor_tags
-    from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
+    from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         ActionItem,
@@ -146,13 +146,12 @@ class PostmortemWorkflow:
         self, stage: str, deadline: datetime, version: int, step: PlannedStep
     ) -> None:
         now = workflow.now()
-        calendar = self.policy.calendar
-        overdue = days_overdue(calendar.local_date(deadline), calendar.local_date(now), calendar)
         names = steps.stage_recipients(self.pm, self.policy, stage, step.notify)
         await self._apply(
             steps.escalate_stage(self.pm, self.policy, stage, deadline, version, step, now)
         )
-        pm = self.pm
+        pm, calendar = self.pm, self.policy.calendar
+        overdue = pm.escalations[-1].days_overdue
         waiting_on = "the owner's draft" if stage == "draft" else "a review"
         notice = Notice(
             dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
