@@ -31,6 +31,7 @@ from followthrough.checks import submission_refusal
 from followthrough.checks.configured import uncheckable_criteria
 from followthrough.domain.bounds import update_problems
 from followthrough.domain.draft import draft_bounds
+from followthrough.domain.incident import is_demo_record
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -89,6 +90,11 @@ async def act(
             raise ActionRefused(cause.message, RefusalKind(cause.type)) from None
         raise ActionRefused(str(cause)) from None
     except RPCError as err:
+        if err.status is RPCStatusCode.NOT_FOUND and is_demo_record(workflow_id):
+            raise ActionRefused(
+                f"{workflow_id} is a demo record (made by `followthrough seed`); it has no "
+                "workflow to act on"
+            ) from None
         if err.status is RPCStatusCode.NOT_FOUND:
             raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
         raise

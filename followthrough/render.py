@@ -6,6 +6,7 @@ from datetime import datetime
 
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.incident import is_demo_record
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import SYSTEM_ACTOR, ActionItem, AuditEvent, Postmortem
 from followthrough.domain.themes import Theme
@@ -34,7 +35,8 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
     incident = pm.incident
     approvals = sorted(pm.approvals())
     lines = [
-        f"{pm.id}  [{pm.state.value}]",
+        f"{pm.id}  [{pm.state.value}]"
+        + ("  demo record: seeded, no workflow behind it" if is_demo_record(pm.id) else ""),
         f"  {incident.title}",
         f"  severity {pm.severity} ({'required' if pm.required else 'optional'}) · "
         f"team {pm.team or '-'} · owner {pm.owner}",

@@ -31,10 +31,11 @@ import math
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import TypeVar
 
+from followthrough.domain import steps
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import (
@@ -48,14 +49,11 @@ from followthrough.domain.draft import (
     factor_tags,
 )
 from followthrough.domain.escalation import (
-    business_deadline,
-    days_overdue,
     plan_ladder,
 )
-from followthrough.domain.incident import Incident, incident_problems
+from followthrough.domain.incident import DEMO_SOURCE, Incident, incident_problems
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
-    SYSTEM_ACTOR,
     Acknowledgement,
     ActionItem,
     ActionItemChange,
@@ -64,27 +62,20 @@ from followthrough.domain.postmortem import (
     Approval,
     AuditEvent,
     ChangeRequest,
-    Claim,
-    Decision,
     DoneClaim,
     DraftSubmission,
-    EscalationSent,
-    Extension,
     ExtensionDecision,
     ExtensionRequest,
     Postmortem,
     PostmortemChange,
     PostmortemState,
     Rejection,
-    Review,
-    RiskAcceptance,
     RiskAcceptanceRequest,
-    Verdict,
+    Verification,
     acknowledgement_refusal,
     approval_refusal,
     change_request_refusal,
     claim_refusal,
-    closing_summary,
     extension_decision_refusal,
     extension_request_refusal,
     open_action_item,
@@ -113,7 +104,7 @@ from followthrough.seed_vocabulary import (
 )
 from followthrough.storage import Store
 
-SOURCE = "seed"  # the incidents' source: their postmortems are postmortem-seed-SEED-000123
+SOURCE = DEMO_SOURCE  # their postmortems are postmortem-seed-SEED-000123: demo records
 ID_PREFIX = f"postmortem-{SOURCE}-"
 HISTORY = timedelta(days=456)  # fifteen months
 BATCH = 25  # postmortems (with their items and events) per transaction
@@ -208,28 +199,6 @@ class Seeded:
     factor_tags: FactorTags | None
 
 
-@dataclass
-class _Trail:
-    """The audit events of one workflow, numbered as its workflow numbers them."""
-
-    workflow_id: str
-    postmortem_id: str
-    events: list[AuditEvent] = field(default_factory=list)
-
-    def record(self, at: datetime, actor: str, action: str, detail: str) -> None:
-        self.events.append(
-            AuditEvent(
-                workflow_id=self.workflow_id,
-                postmortem_id=self.postmortem_id,
-                seq=len(self.events) + 1,
-                at=at,
-                actor=actor,
-                action=action,
-                detail=detail,
-            )
-        )
-
-
 def _allowed(refusal: Refusal | None) -> None:
     """The seeded people act only as the workflows would let them."""
     if refusal is not None:
@@ -255,36 +224,36 @@ class _History:
         self.percent = 0  # of requests failing, drawn with the severity
         self.minutes = rng.choice((7, 12, 18, 25, 40, 55))
         self.services: list[str] = []  # the incident's
-        self.items: list[ActionItem] = []
-        self.item_trails: list[_Trail] = []
-        self.resolved_at: list[datetime] = []  # when each resolved item was resolved
+        self.author: str | None = None  # who opted in to an optional postmortem
+        self.events: list[AuditEvent] = []  # the postmortem's, in order
+        self.lives: list[_ItemLife] = []  # its action items'
         self.note: FactorTags | None = None
-
-    def run(self) -> Seeded:
         incident = self._incident()
-        problems = incident_problems(incident, self.policy)
+        problems = incident_problems(incident, policy)
         if problems:
             raise AssertionError(f"seeded incident {incident.id}: {'; '.join(problems)}")
         opened = incident.resolved_at + timedelta(minutes=self.rng.uniform(1, 10))
-        pm = open_postmortem(incident, self.policy, opened)
-        trail = _Trail(pm.id, pm.id)
-        need = "required" if pm.required else "optional"
-        trail.record(
-            opened,
-            SYSTEM_ACTOR,
-            "postmortem.opened",
-            f"{pm.severity} postmortem ({need}) for '{incident.title}', owner {pm.owner}, "
-            f"draft due {pm.draft_due.isoformat()}",
-        )
-        self._postmortem_life(pm, trail)
+        self.pm = open_postmortem(incident, policy, opened)
+
+    def run(self) -> Seeded:
+        self._take(steps.record_opening(self.pm, self.pm.opened_at))
+        self._postmortem_life()
         # Each event goes with the final snapshot: the store keeps a workflow's newest one, so
         # the snapshots in between would be written only to be overwritten.
-        pm.last_seq = len(trail.events)
-        changes: list[Change] = [PostmortemChange(postmortem=pm, event=e) for e in trail.events]
-        for item, item_trail in zip(self.items, self.item_trails, strict=True):
-            item.last_seq = len(item_trail.events)
-            changes += [ActionItemChange(item=item, event=e) for e in item_trail.events]
-        return Seeded(postmortem=pm, items=self.items, changes=changes, factor_tags=self.note)
+        pm = self.pm
+        changes: list[Change] = [PostmortemChange(postmortem=pm, event=e) for e in self.events]
+        for life in self.lives:
+            changes += [ActionItemChange(item=life.item, event=e) for e in life.events]
+        items = [life.item for life in self.lives]
+        return Seeded(postmortem=pm, items=items, changes=changes, factor_tags=self.note)
+
+    def _take(self, step: steps.Step[Postmortem]) -> None:
+        """One step of the postmortem's process, as its workflow takes it."""
+        self.pm = step.state
+        self.events.append(step.event)
+
+    def _last(self) -> datetime:
+        return self.events[-1].at
 
     # --- the incident ----------------------------------------------------------------------
 
@@ -348,32 +317,25 @@ class _History:
 
     # --- the postmortem --------------------------------------------------------------------
 
-    def _postmortem_life(self, pm: Postmortem, trail: _Trail) -> None:
-        rng, now = self.rng, self.now
+    def _postmortem_life(self) -> None:
+        rng, now, pm = self.rng, self.now, self.pm
         severity = self.policy.severity(pm.severity)
         if not pm.required:
             window_end = pm.opened_at + timedelta(days=severity.optional_window_days)
             opt_in = rng.random() < OPT_IN.get(pm.severity, 0.3)
             submitted = pm.opened_at + (window_end - pm.opened_at) * rng.uniform(0.1, 0.8)
             if not opt_in and window_end <= now:
-                pm.state = PostmortemState.NOT_REQUIRED
-                pm.closed_at = window_end
-                trail.record(
-                    window_end,
-                    SYSTEM_ACTOR,
-                    "postmortem.not_required",
-                    "nobody opted in within the policy's window",
-                )
+                self._take(steps.lapse(pm, window_end))
                 return
             if not opt_in or submitted > now:
                 return  # still optional
-            pm.owner = self._author(pm)  # opting in makes you the owner
+            self.author = self._author(pm)  # opting in makes you the owner
         else:
             submitted = self._draft_done_at(pm)
-            self._stage_escalations(pm, trail, "draft", min(submitted, now))
+            self._stage_escalations("draft", min(submitted, now))
             if submitted > now:
                 return  # still drafting
-        self._review(pm, trail, submitted)
+        self._review(submitted)
 
     def _author(self, pm: Postmortem) -> str:
         team = self.policy.teams.get(pm.team or "")
@@ -385,110 +347,60 @@ class _History:
             return pm.opened_at + (pm.draft_due - pm.opened_at) * self.rng.uniform(0.25, 0.95)
         return pm.draft_due + timedelta(hours=self.rng.uniform(12, 8 * 24))
 
-    def _review(self, pm: Postmortem, trail: _Trail, submitted: datetime) -> None:
+    def _review(self, submitted: datetime) -> None:
         """Submitted, sometimes sent back once and submitted again, then approved."""
         rng, now = self.rng, self.now
         sent_back = rng.random() < 0.15
         asked = submitted + timedelta(hours=rng.uniform(4, 72))
         again = asked + timedelta(hours=rng.uniform(20, 96))
         # Written for the last submission: its due dates are still ahead then.
-        pm.draft, review = self._draft(pm, again if sent_back else submitted)
-        pm.slo_review = review.assessments
-        self._submit(pm, trail, submitted)
+        draft, review = self._draft(self.pm, again if sent_back else submitted)
+        self._submit(draft, review, submitted)
         if sent_back:
-            self._stage_escalations(pm, trail, "review", min(asked, now))
+            self._stage_escalations("review", min(asked, now))
             if asked > now:
                 return
-            reviewer = self._reviewers(pm, 1)[0]
-            reason = rng.choice(CHANGE_REASONS)
-            _allowed(
-                change_request_refusal(pm, ChangeRequest(by=reviewer, reason=reason), self.policy)
-            )
-            pm.reviews.append(
-                Review(
-                    reviewer=reviewer,
-                    verdict=Verdict.CHANGES_REQUESTED,
-                    comment=reason,
-                    at=asked,
-                    draft_version=pm.draft_version,
-                )
-            )
-            pm.state = PostmortemState.CHANGES_REQUESTED
-            trail.record(asked, reviewer, "draft.changes_requested", reason)
-            self._stage_escalations(pm, trail, "draft", min(again, now))
+            request = ChangeRequest(by=self._reviewers(1)[0], reason=rng.choice(CHANGE_REASONS))
+            _allowed(change_request_refusal(self.pm, request, self.policy))
+            self._take(steps.request_changes(self.pm, request, asked))
+            self._stage_escalations("draft", min(again, now))
             if again > now:
                 return
-            self._submit(pm, trail, again)
-        self._approvals(pm, trail)
+            self._submit(draft, review, again)
+        self._approvals()
 
-    def _submit(self, pm: Postmortem, trail: _Trail, at: datetime) -> None:
-        draft = pm.draft
-        assert draft is not None
-        submission = DraftSubmission(by=pm.owner, draft=draft)
-        _allowed(submit_refusal(pm, submission, self.policy, at.astimezone(UTC).date()))
-        review_days = self.policy.severity(pm.severity).review_due_days
-        pm.draft_version += 1
-        pm.submitted_at = at
-        pm.review_due = business_deadline(at, review_days, self.calendar)
-        pm.state = PostmortemState.IN_REVIEW
-        trail.record(
-            at,
-            pm.owner,
-            "draft.submitted",
-            f"version {pm.draft_version} with {len(draft.action_items)} action items; "
-            f"needs {pm.approvals_required} approval(s)",
-        )
-        for assessment in pm.slo_review:
-            trail.record(at, pm.owner, "slo.assessed", assessment.summary())
+    def _submit(self, draft: Draft, review: SloReview, at: datetime) -> None:
+        submission = DraftSubmission(by=self.author or self.pm.owner, draft=draft)
+        _allowed(submit_refusal(self.pm, submission, self.policy, at.astimezone(UTC).date()))
+        self._take(steps.submit_draft(self.pm, submission, review.assessments, self.policy, at))
+        for assessment in review.assessments:
+            self._take(steps.assess_slo(self.pm, submission.by, assessment, at))
             if assessment.freeze_recommended:
-                slo = assessment.slo
-                trail.record(
-                    at,
-                    SYSTEM_ACTOR,
-                    "slo.budget_exhausted",
-                    f"{slo.id}: budget remaining {assessment.impact.budget_remaining_after:.1%}; "
-                    f"release freeze recommended for {slo.service} (except P0 and security "
-                    "fixes) until it is back within its SLO; told the council",
-                )
+                self._take(steps.recommend_freeze(self.pm, assessment, at))
 
-    def _reviewers(self, pm: Postmortem, count: int) -> list[str]:
-        able = sorted(p for p in {*self.policy.reviewers, *self.policy.council} if p != pm.owner)
+    def _reviewers(self, count: int) -> list[str]:
+        policy, owner = self.policy, self.pm.owner
+        able = sorted(p for p in {*policy.reviewers, *policy.council} if p != owner)
         return self.rng.sample(able, min(count, len(able)))
 
-    def _approvals(self, pm: Postmortem, trail: _Trail) -> None:
-        assert pm.submitted_at is not None
-        at = pm.submitted_at
-        for have, reviewer in enumerate(self._reviewers(pm, pm.approvals_required), start=1):
+    def _approvals(self) -> None:
+        assert self.pm.submitted_at is not None
+        at = self.pm.submitted_at
+        for reviewer in self._reviewers(self.pm.approvals_required):
             at += timedelta(hours=self.rng.uniform(2, 80))
-            self._stage_escalations(pm, trail, "review", min(at, self.now))
+            self._stage_escalations("review", min(at, self.now))
             if at > self.now:
                 return  # still in review
-            comment = self.rng.choice(APPROVAL_COMMENTS)
-            _allowed(approval_refusal(pm, Approval(by=reviewer, comment=comment), self.policy))
-            pm.reviews.append(
-                Review(
-                    reviewer=reviewer,
-                    verdict=Verdict.APPROVED,
-                    comment=comment,
-                    at=at,
-                    draft_version=pm.draft_version,
-                )
-            )
-            detail = f"approval {have} of {pm.approvals_required}" + (
-                f": {comment}" if comment else ""
-            )
-            if have == pm.approvals_required:
-                pm.state = PostmortemState.TRACKING
-                pm.action_item_ids = [pm.action_item_id(s.number) for s in pm.action_item_specs()]
-            trail.record(at, reviewer, "draft.approved", detail)
-        if pm.state is PostmortemState.TRACKING:
-            self._follow_up(pm, trail, at)
+            approval = Approval(by=reviewer, comment=self.rng.choice(APPROVAL_COMMENTS))
+            _allowed(approval_refusal(self.pm, approval, self.policy))
+            self._take(steps.approve(self.pm, approval, at))
+        if self.pm.state is PostmortemState.TRACKING:
+            self._follow_up(at)
 
-    def _stage_escalations(
-        self, pm: Postmortem, trail: _Trail, stage: str, until: datetime
-    ) -> None:
+    def _stage_escalations(self, stage: str, until: datetime) -> None:
         """The steps an overdue draft or review fires before `until`, as the workflow fires them:
         the item ladder's steps from the due date on, once per stage and draft version."""
+        pm = self.pm
         if stage == "review":
             assert pm.review_due is not None
             deadline, version = pm.review_due, pm.draft_version
@@ -496,43 +408,18 @@ class _History:
             deadline, version = pm.draft_due, 0
         fired = {e.step for e in pm.escalations if e.plan == version}
         ladder = [s for s in self.policy.escalation.default if s.business_days >= 0]
-        due = self.calendar.local_date(deadline)
-        for step in plan_ladder(due, ladder, self.calendar):
+        for step in plan_ladder(self.calendar.local_date(deadline), ladder, self.calendar):
             if f"{stage}:{step.name}" in fired:
                 continue
-            at = max(step.at, trail.events[-1].at)  # a step whose time passed fires at once
+            at = max(step.at, self._last())  # a step whose time passed fires at once
             if at >= until:
                 return
-            late = days_overdue(due, self.calendar.local_date(at), self.calendar)
-            names = self._stage_recipients(pm, stage, step.notify)
-            pm.escalations.append(
-                EscalationSent(
-                    step=f"{stage}:{step.name}",
-                    notify=step.notify,
-                    plan=version,
-                    at=at,
-                    days_overdue=late,
-                )
-            )
-            trail.record(
-                at,
-                SYSTEM_ACTOR,
-                "postmortem.escalated",
-                f"{stage} overdue ({step.name}): told {', '.join(names)}; {late} business days "
-                "late",
+            self._take(
+                steps.escalate_stage(self.pm, self.policy, stage, deadline, version, step, at)
             )
 
-    def _stage_recipients(self, pm: Postmortem, stage: str, role: str) -> list[str]:
-        policy = self.policy
-        if role == "council":
-            return list(policy.council)
-        if role == "manager":
-            return [policy.manager_of_team(pm.team) if pm.team else policy.default_owner]
-        if stage == "review":
-            return sorted({*policy.reviewers, pm.owner} - pm.approvals())
-        return [pm.owner]
-
-    def _follow_up(self, pm: Postmortem, trail: _Trail, approved: datetime) -> None:
+    def _follow_up(self, approved: datetime) -> None:
+        pm = self.pm
         assert pm.draft is not None
         tags = factor_tags(pm.draft)
         if tags:
@@ -557,13 +444,12 @@ class _History:
                 policy=self.policy,
                 postmortem_title=pm.incident.title,
             )
-            self._item_life(open_action_item(start, opened))
-        if len(self.resolved_at) == len(self.items):
-            pm.state = PostmortemState.CLOSED
-            pm.closed_at = max(self.resolved_at)
-            trail.record(
-                pm.closed_at, SYSTEM_ACTOR, "postmortem.closed", closing_summary(self.items)
-            )
+            life = _ItemLife(self, open_action_item(start, opened))
+            life.run()
+            self.lives.append(life)
+        if all(life.item.resolved for life in self.lives):
+            closed = max(life.events[-1].at for life in self.lives)
+            self._take(steps.close(self.pm, [life.item for life in self.lives], closed))
 
     # --- the draft -------------------------------------------------------------------------
 
@@ -732,41 +618,24 @@ class _History:
             slo_change=change,
         )
 
-    # --- an action item --------------------------------------------------------------------
-
-    def _item_life(self, item: ActionItem) -> None:
-        trail = _Trail(item.id, item.postmortem_id)
-        self.items.append(item)
-        self.item_trails.append(trail)
-        spec = item.spec
-        trail.record(
-            item.opened_at,
-            SYSTEM_ACTOR,
-            "item.opened",
-            f"{spec.priority} '{spec.title}' owned by {item.owner} ({item.team}), due "
-            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.summary()}",
-        )
-        _ItemLife(self, item, trail).run()
-        if item.resolved:
-            self.resolved_at.append(trail.events[-1].at)
-
 
 class _ItemLife:
     """One action item from its opening to `now`: people act at drawn moments, in order, and
     every escalation step whose time comes while it is open fires first, as its workflow does."""
 
-    def __init__(self, history: _History, item: ActionItem, trail: _Trail) -> None:
+    def __init__(self, history: _History, item: ActionItem) -> None:
         self.history = history
         self.rng = history.rng
         self.policy = history.policy
         self.calendar = history.calendar
         self.now = history.now
         self.item = item
-        self.trail = trail
+        self.events: list[AuditEvent] = []
         self.started = item.opened_at  # when its clock started (after a wait in line)
 
     def run(self) -> None:
         rng = self.rng
+        self._take(steps.record_item_opening(self.item, self.item.opened_at))
         if rng.random() < 0.45:
             self._ticket()
         capped = self.policy.teams[self.item.team].wip_cap is not None
@@ -785,6 +654,11 @@ class _ItemLife:
         else:
             self._done(rejected_once=rng.random() < 0.08)
 
+    def _take(self, step: steps.Step[ActionItem]) -> None:
+        """One step of the item's process, as its workflow takes it."""
+        self.item = step.state
+        self.events.append(step.event)
+
     def _done(self, rejected_once: bool) -> None:
         """Claimed done (most a little before the due date, a third late), then verified."""
         rng = self.rng
@@ -802,7 +676,7 @@ class _ItemLife:
     # --- time ------------------------------------------------------------------------------
 
     def _last(self) -> datetime:
-        return self.trail.events[-1].at
+        return self.events[-1].at
 
     def _due_at(self) -> datetime:
         return self.calendar.start_of(self.calendar.add_business_days(self.item.due, 0))
@@ -821,9 +695,9 @@ class _ItemLife:
         return True
 
     def _escalate_until(self, until: datetime) -> None:
-        item = self.item
-        if item.state is not ActionItemState.OPEN:
+        if self.item.state is not ActionItemState.OPEN:
             return  # a done claim pauses the ladder; a queued item's clock has not started
+        item = self.item
         fired = {e.step for e in item.escalations if e.plan == item.plan}
         ladder = self.policy.escalation.ladder(item.spec.priority.value)
         for step in plan_ladder(item.due, ladder, self.calendar):
@@ -833,74 +707,36 @@ class _ItemLife:
             at = max(step.at, self._last())
             if at >= until:
                 return
-            late = days_overdue(item.due, self.calendar.local_date(at), self.calendar)
-            names = self._recipients(step.notify)
-            item.escalations.append(
-                EscalationSent(
-                    step=step.name,
-                    notify=step.notify,
-                    plan=item.plan,
-                    at=at,
-                    days_overdue=late,
-                )
-            )
-            self.trail.record(
-                at,
-                SYSTEM_ACTOR,
-                "item.escalated",
-                f"{step.name}: told {', '.join(names)} ({step.notify}); "
-                + (f"{late} business days overdue" if late else f"due {item.due.isoformat()}"),
-            )
-
-    def _recipients(self, role: str) -> list[str]:
-        if role == "council":
-            return list(self.policy.council)
-        if role == "manager":
-            return [self.policy.manager_of_team(self.item.team)]
-        return [self.item.owner]
+            self._take(steps.escalate(self.item, self.policy, step, at))
 
     # --- what happens to it ----------------------------------------------------------------
 
     def _ticket(self) -> None:
         item = self.item
         key = f"{item.team[:3].upper()}-{1000 + self.history.index * 20 + item.spec.number}"
-        item.ticket = TicketRef(key=key, url=f"https://jira.example.com/browse/{key}")
-        at = item.opened_at + timedelta(seconds=5)
-        self.trail.record(at, SYSTEM_ACTOR, "item.ticket_opened", f"{key} {item.ticket.url}")
+        ticket = TicketRef(key=key, url=f"https://jira.example.com/browse/{key}")
+        self._take(steps.ticket_opened(item, ticket, item.opened_at + timedelta(seconds=5)))
 
     def _wait_for_a_slot(self) -> bool:
         """Queued behind the team's WIP cap, the clock stopped; whether it was admitted by now."""
         item, calendar = self.item, self.calendar
         cap = self.policy.teams[item.team].wip_cap
-        item.state = ActionItemState.QUEUED
-        self.trail.record(
-            self._last(),
-            SYSTEM_ACTOR,
-            "item.queued",
-            f"team {item.team} is at its WIP cap of {cap}; number {self.rng.randint(1, 6)} in "
-            "line, clock stopped",
-        )
+        assert cap is not None
+        queued_at = self._last()
+        self._take(steps.queue(item, cap, self.rng.randint(1, 6), queued_at))
         waited = self.rng.randint(1, 12)
         admitted_on = calendar.add_business_days(calendar.local_date(item.opened_at), waited)
         admitted = calendar.start_of(admitted_on) + timedelta(minutes=self.rng.uniform(0, 480))
         if admitted > self.now:
             return False
-        item.due = calendar.add_business_days(item.due, waited)
-        item.state = ActionItemState.OPEN
+        self._take(steps.admit(self.item, calendar, queued_at, admitted))
         self.started = admitted
-        self.trail.record(
-            admitted,
-            SYSTEM_ACTOR,
-            "item.admitted",
-            f"a WIP slot freed up after {waited} business days; due {item.due.isoformat()}",
-        )
         return True
 
     def _acknowledge(self, at: datetime) -> None:
-        item = self.item
-        _allowed(acknowledgement_refusal(item, Acknowledgement(by=item.owner)))
-        item.acknowledged_by, item.acknowledged_at = item.owner, at
-        self.trail.record(at, item.owner, "item.acknowledged", f"due {item.due.isoformat()}")
+        ack = Acknowledgement(by=self.item.owner)
+        _allowed(acknowledgement_refusal(self.item, ack))
+        self._take(steps.acknowledge(self.item, ack, at))
 
     def _extend(self) -> None:
         """More time, asked a few days before the due date; the manager (or council) agrees."""
@@ -908,47 +744,28 @@ class _ItemLife:
         asked = self._due_at() - timedelta(days=rng.uniform(1, 4))
         if asked <= self._last() or not self._reached(asked):
             return
+        item = self.item
         until = item.due + timedelta(days=rng.randint(7, 30))
         request = ExtensionRequest(by=item.owner, until=until, reason=rng.choice(EXTENSION_REASONS))
         _allowed(extension_request_refusal(item, request, self.policy))
-        extension = Extension(
-            requested_by=item.owner,
-            requested_at=asked,
-            previous_due=item.due,
-            until=until,
-            reason=request.reason,
-        )
-        item.extensions.append(extension)
-        self.trail.record(
-            asked,
-            item.owner,
-            "item.extension_requested",
-            f"until {until.isoformat()}: {request.reason}",
-        )
+        self._take(steps.request_extension(item, request, asked))
         decided = asked + timedelta(hours=rng.uniform(2, 40))
         if not self._reached(decided):
             return  # still waiting for a decision
-        manager = self.policy.manager_of_team(item.team)
-        by = manager if manager != item.owner else self.policy.council[0]
-        _allowed(
-            extension_decision_refusal(item, ExtensionDecision(by=by, approve=True), self.policy)
-        )
-        extension.approved, extension.decided_by, extension.decided_at = True, by, decided
-        item.due = until
-        item.plan += 1  # the ladder starts over for the new due date
-        self.trail.record(
-            decided, by, "item.extension_approved", f"approved: due {until.isoformat()}"
-        )
+        manager = self.policy.manager_of_team(self.item.team)
+        by = manager if manager != self.item.owner else self.policy.council[0]
+        decision = ExtensionDecision(by=by, approve=True)
+        _allowed(extension_decision_refusal(self.item, decision, self.policy))
+        self._take(steps.decide_extension(self.item, decision, decided))
 
     def _claim(self, at: datetime) -> None:
         item = self.item
         services = self.history.services or ["platform"]
         change = 100 + self.history.index * 16 + len(item.claims) * 8 + item.spec.number
         evidence = f"https://git.example.com/{item.team}/{services[0]}/-/merge_requests/{change}"
-        _allowed(claim_refusal(item, DoneClaim(by=item.owner, evidence=evidence)))
-        item.claims.append(Claim(by=item.owner, evidence=evidence, at=at))
-        item.state = ActionItemState.DONE_CLAIMED
-        self.trail.record(at, item.owner, "item.done_claimed", evidence)
+        claim = DoneClaim(by=item.owner, evidence=evidence)
+        _allowed(claim_refusal(item, claim))
+        self._take(steps.claim_done(item, claim, at))
 
     def _verifier(self) -> str:
         item, policy = self.item, self.policy
@@ -961,34 +778,21 @@ class _ItemLife:
         return self.rng.choice(sorted(p for p in policy.reviewers if p != item.owner))
 
     def _verify(self, at: datetime) -> None:
-        item = self.item
-        by = self._verifier()
-        _allowed(verifier_refusal(item, by, self.policy))
-        note = self.rng.choice(VERIFY_NOTES)
-        item.decisions.append(Decision(by=by, verified=True, note=note, at=at))
-        item.verified_at = at
-        item.state = ActionItemState.VERIFIED
-        self.trail.record(at, by, "item.verified", note)
+        verification = Verification(by=self._verifier(), note=self.rng.choice(VERIFY_NOTES))
+        _allowed(verifier_refusal(self.item, verification.by, self.policy))
+        self._take(steps.verify(self.item, verification, at))
 
     def _reject(self, at: datetime) -> None:
-        item = self.item
         rejection = Rejection(by=self._verifier(), reason=self.rng.choice(REJECT_REASONS))
-        _allowed(rejection_refusal(item, rejection, self.policy))
-        item.decisions.append(
-            Decision(by=rejection.by, verified=False, note=rejection.reason, at=at)
-        )
-        item.state = ActionItemState.OPEN
-        self.trail.record(at, rejection.by, "item.reopened", rejection.reason)
+        _allowed(rejection_refusal(self.item, rejection, self.policy))
+        self._take(steps.reject(self.item, rejection, at))
 
     def _accept(self, at: datetime) -> None:
-        item = self.item
         request = RiskAcceptanceRequest(
             by=self.rng.choice(sorted(self.policy.council)), reason=self.rng.choice(RISK_REASONS)
         )
-        _allowed(risk_acceptance_refusal(item, request, self.policy))
-        item.risk_acceptance = RiskAcceptance(by=request.by, reason=request.reason, at=at)
-        item.state = ActionItemState.RISK_ACCEPTED
-        self.trail.record(at, request.by, "item.risk_accepted", request.reason)
+        _allowed(risk_acceptance_refusal(self.item, request, self.policy))
+        self._take(steps.accept_risk(self.item, request, at))
 
 
 def _weighted(rng: random.Random, weights: dict[T, int]) -> T:

@@ -25,28 +25,23 @@ with workflow.unsafe.imports_passed_through():
         RUN_CHECK,
         UPDATE_TICKET_DUE,
     )
+    from followthrough.domain import steps
     from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
     from followthrough.domain.criteria import TicketResolved
-    from followthrough.domain.escalation import PlannedStep, days_overdue, plan_ladder
+    from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.limits import DONE_CLAIMS_PER_ITEM
     from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
-        SYSTEM_ACTOR,
         Acknowledgement,
         ActionItem,
         ActionItemChange,
         ActionItemStart,
         ActionItemState,
-        Claim,
-        Decision,
         DoneClaim,
-        EscalationSent,
-        Extension,
         ExtensionDecision,
         ExtensionRequest,
         Reassignment,
         Rejection,
-        RiskAcceptance,
         RiskAcceptanceRequest,
         SlotRelease,
         SlotRequest,
@@ -77,7 +72,6 @@ with workflow.unsafe.imports_passed_through():
         TICKET_DONE,
         TICKET_RETRY,
         InFlight,
-        audit_event,
         judge_when_opened,
         reached,
         record,
@@ -95,9 +89,6 @@ CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes
 SLOT_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes=1))
 # A ticket is a handful of Jira requests of at most 30 s each (search, create, search, link).
 TICKET_TIMEOUT = timedelta(minutes=5)
-TRACKER_ACTOR = "jira"  # who claims an item done when its ticket moves to done
-# A fix that regressed is due again this many business days after its failed re-check.
-REGRESSION_DAYS = 10
 
 
 @workflow.defn
@@ -119,13 +110,7 @@ class ActionItemWorkflow:
         workflow.upsert_search_attributes(
             [ACTION_ITEM_STATE.value_set(item.state.value), OWNING_TEAM.value_set(item.team)]
         )
-        spec = item.spec
-        await self._record(
-            SYSTEM_ACTOR,
-            "item.opened",
-            f"{spec.priority} '{spec.title}' owned by {item.owner} ({item.team}), due "
-            f"{item.due.isoformat()}; accepted when: {spec.acceptance_criterion.summary()}",
-        )
+        await self._apply(steps.record_item_opening(item, workflow.now()))
         self.opened = True
         self.in_flight.start(self._open_ticket())
         cap = self._wip_cap()
@@ -136,12 +121,12 @@ class ActionItemWorkflow:
             try:
                 await workflow.execute_activity(
                     RELEASE_SLOT,
-                    SlotRelease(team=start.spec.team, cap=cap, item_id=item.id),
+                    SlotRelease(team=start.spec.team, cap=cap, item_id=start.item_id),
                     start_to_close_timeout=timedelta(seconds=30),
                     retry_policy=SLOT_RETRY,
                 )
             except ActivityError as err:  # the item is resolved either way; the team's record
-                workflow.logger.error("slot of %s not released: %s", item.id, err.cause)
+                workflow.logger.error("slot of %s not released: %s", start.item_id, err.cause)
         await self._tell_the_postmortem()
         while await self._still_effective_is_due():
             if await self._recheck():
@@ -173,42 +158,24 @@ class ActionItemWorkflow:
                 retry_policy=SLOT_RETRY,
             )
         except ActivityError as err:  # better over the cap than never started
-            await self._record(
-                SYSTEM_ACTOR, "item.slot_unavailable", f"started without a WIP slot: {err.cause}"
-            )
+            await self._apply(steps.start_without_slot(self.item, str(err.cause), workflow.now()))
             return
         await workflow.wait_condition(lambda: self.admitted or self.place_in_line is not None)
         if self.admitted:
             return
         queued_at = workflow.now()
-        await self._transition(
-            ActionItemState.QUEUED,
-            SYSTEM_ACTOR,
-            "item.queued",
-            f"team {item.spec.team} is at its WIP cap of {cap}; number {self.place_in_line} "
-            "in line, clock stopped",
-        )
+        await self._apply(steps.queue(self.item, cap, self.place_in_line, queued_at))
+        item = self.item
         self._notify(
             NoticeKind.WIP_QUEUED,
             self._recipients("manager"),
             "queued",
             ItemFacts(team=item.spec.team, wip_cap=cap, place_in_line=self.place_in_line),
         )
-        await workflow.wait_condition(lambda: self.admitted or item.resolved)
-        if item.resolved:
+        await workflow.wait_condition(lambda: self.admitted or self.item.resolved)
+        if self.item.resolved:
             return
-        calendar = self.policy.calendar
-        waited = calendar.business_days_between(
-            calendar.local_date(queued_at), calendar.local_date(workflow.now())
-        )
-        if waited > 0:  # the clock did not run while queued
-            item.due = calendar.add_business_days(item.due, waited)
-        await self._transition(
-            ActionItemState.OPEN,
-            SYSTEM_ACTOR,
-            "item.admitted",
-            f"a WIP slot freed up after {waited} business days; due {item.due.isoformat()}",
-        )
+        await self._apply(steps.admit(self.item, self.policy.calendar, queued_at, workflow.now()))
 
     @workflow.signal(name=ADMITTED)
     def slot_admitted(self) -> None:
@@ -226,20 +193,20 @@ class ActionItemWorkflow:
         A done claim pauses the ladder (the verifier has the ball); an approved extension starts a
         new plan for the new due date.
         """
-        item = self.item
-        while not item.resolved:
-            if item.state is ActionItemState.DONE_CLAIMED:
-                if item.spec.acceptance_criterion.automated:
+        while not self.item.resolved:
+            if self.item.state is ActionItemState.DONE_CLAIMED:
+                if self.item.spec.acceptance_criterion.automated:
                     await self._verify_by_check()
                 else:  # a person verifies or rejects
                     await workflow.wait_condition(
-                        lambda: item.state is not ActionItemState.DONE_CLAIMED
+                        lambda: self.item.state is not ActionItemState.DONE_CLAIMED
                     )
                 continue
             step = self._next_step()
-            plan = item.plan
+            plan = self.item.plan
 
             def changed(plan: int = plan) -> bool:
+                item = self.item
                 return (
                     item.resolved
                     or item.plan != plan
@@ -257,30 +224,20 @@ class ActionItemWorkflow:
     async def _verify_by_check(self) -> None:
         """Run the criterion's check (N times, spaced over M hours if it asks): all pass, the item
         is verified; the first failure reopens it and tells the owner what failed."""
-        item = self.item
-        criterion = item.spec.acceptance_criterion
-        claim = len(item.claims)
+        criterion = self.item.spec.acceptance_criterion
+        claim = len(self.item.claims)
         needed = criterion.passes_required
         claimed_done = ActionItemState.DONE_CLAIMED
         for number in range(1, needed + 1):
             if number > 1:
                 next_check = workflow.now() + criterion.spacing
-                if not await reached(next_check, lambda: item.state is not claimed_done):
+                if not await reached(next_check, lambda: self.item.state is not claimed_done):
                     return  # resolved some other way meanwhile (the council accepted the risk)
             result = await self._check(claim, "verification")
             if not result.passed:
                 await self._reopen(result, number, needed)
                 return
-        now = workflow.now()
-        item.decisions.append(Decision(by=SYSTEM_ACTOR, verified=True, note=result.reason, at=now))
-        item.verified_at = now
-        passes = f" ({needed} of {needed} passes)" if needed > 1 else ""
-        await self._transition(
-            ActionItemState.VERIFIED,
-            SYSTEM_ACTOR,
-            "item.verified",
-            f"{criterion.kind} check passed{passes}: {result.reason}",
-        )
+        await self._apply(steps.verify_by_check(self.item, result, needed, workflow.now()))
 
     async def _check(self, round: int, purpose: str) -> CheckResult:
         """One attempt, recorded with its evidence whatever the outcome."""
@@ -305,31 +262,21 @@ class ActionItemWorkflow:
                 answer="",
                 reason=f"the check could not run: {err.cause or err}",
             )
-        item.checks.append(
-            CheckAttempt(attempt=attempt, round=round, purpose=purpose, result=result)
-        )
-        verdict = "passed" if result.passed else "failed"
-        await self._record(
-            SYSTEM_ACTOR, f"item.check_{verdict}", f"{result.asked}: {result.reason}"
-        )
+        checked = CheckAttempt(attempt=attempt, round=round, purpose=purpose, result=result)
+        await self._apply(steps.record_check(self.item, checked, workflow.now()))
         return result
 
-    async def _reopen(
+    async def _reopen(self, result: CheckResult, number: int, needed: int) -> None:
+        """Check `number` of `needed` failed: the item is open again and the owner hears."""
+        why = f"check {number} of {needed} failed"
+        await self._apply(steps.reopen(self.item, result, why, workflow.now()))
+        self._told_the_check_failed(result, number, needed)
+
+    def _told_the_check_failed(
         self, result: CheckResult, number: int | None = None, needed: int | None = None
     ) -> None:
-        """Check `number` of `needed` failed; without them, the re-check after verification."""
+        """Without `number` and `needed`, it was the re-check after verification that failed."""
         item = self.item
-        why = (
-            f"check {number} of {needed} failed"
-            if number
-            else "the re-check after verification failed"
-        )
-        item.decisions.append(
-            Decision(by=SYSTEM_ACTOR, verified=False, note=result.reason, at=workflow.now())
-        )
-        await self._transition(
-            ActionItemState.OPEN, SYSTEM_ACTOR, "item.reopened", f"{why}: {result.reason}"
-        )
         self._notify(
             NoticeKind.CHECK_FAILED,
             self._recipients("owner"),
@@ -358,15 +305,12 @@ class ActionItemWorkflow:
 
     async def _recheck(self) -> bool:
         """Still effective? If not, the item reopens with a new due date and the council hears."""
-        item = self.item
-        result = await self._check(len(item.claims), "recheck")
+        result = await self._check(len(self.item.claims), "recheck")
         if result.passed:
             return True
-        calendar = self.policy.calendar
-        item.due = calendar.add_business_days(calendar.local_date(workflow.now()), REGRESSION_DAYS)
-        item.plan += 1
-        item.verified_at = None
-        await self._reopen(result)
+        await self._apply(steps.regress(self.item, result, self.policy.calendar, workflow.now()))
+        self._told_the_check_failed(result)
+        item = self.item
         self._notify(
             NoticeKind.REGRESSED,
             self._recipients("council"),
@@ -383,21 +327,10 @@ class ActionItemWorkflow:
         return next((step for step in planned if step.name not in fired), None)
 
     async def _escalate(self, step: PlannedStep) -> None:
-        item = self.item
-        now = workflow.now()
-        overdue = days_overdue(item.due, self.policy.calendar.local_date(now), self.policy.calendar)
         to = self._recipients(step.notify)
-        item.escalations.append(
-            EscalationSent(
-                step=step.name, notify=step.notify, plan=item.plan, at=now, days_overdue=overdue
-            )
-        )
-        await self._record(
-            SYSTEM_ACTOR,
-            "item.escalated",
-            f"{step.name}: told {', '.join(r.name for r in to)} ({step.notify}); "
-            + (f"{overdue} business days overdue" if overdue else f"due {item.due.isoformat()}"),
-        )
+        await self._apply(steps.escalate(self.item, self.policy, step, workflow.now()))
+        item = self.item
+        overdue = item.escalations[-1].days_overdue
         self._notify(
             NoticeKind.ITEM_STEP,
             to,
@@ -439,13 +372,12 @@ class ActionItemWorkflow:
                 retry_policy=TICKET_RETRY,
             )
         except ActivityError as err:  # Jira refused for good: bad credentials, no such project
-            item.ticket_problem = str(err.cause or err)
-            await self._record(SYSTEM_ACTOR, "item.ticket_refused", item.ticket_problem)
+            problem = str(err.cause or err)
+            await self._apply(steps.ticket_refused(self.item, problem, workflow.now()))
             return
         if ticket is None:
             return  # no Jira configured: the built-in tracker
-        item.ticket = ticket
-        await self._record(SYSTEM_ACTOR, "item.ticket_opened", f"{ticket.key} {ticket.url}")
+        await self._apply(steps.ticket_opened(self.item, ticket, workflow.now()))
 
     def _comment_on_ticket(self, key: str, escalation: TicketEscalation) -> None:
         if self.item.ticket is not None:
@@ -474,22 +406,10 @@ class ActionItemWorkflow:
             return
         if len(item.claims) >= DONE_CLAIMS_PER_ITEM:  # as for people (room_refusal): the council
             return  # decides an item that keeps failing; its state must not grow without end
-        moved = f"{done.key} moved to {done.status}" + (
-            f" ({done.resolution})" if done.resolution else ""
-        )
-        evidence = moved + (f" by {done.by}" if done.by else "") + f", seen by {done.source}"
-        item.claims.append(Claim(by=TRACKER_ACTOR, evidence=evidence, at=workflow.now()))
-        await self._transition(
-            ActionItemState.DONE_CLAIMED, TRACKER_ACTOR, "item.done_claimed", evidence
-        )
+        await self._apply(steps.ticket_done(item, done, workflow.now()))
 
     def _recipients(self, role: str) -> list[Recipient]:
-        if role == "owner":
-            names = [self.item.owner]
-        elif role == "manager":
-            names = [self.policy.manager_of_team(self.item.team)]
-        else:
-            names = list(self.policy.council)
+        names = steps.item_recipients(self.item, self.policy, role)
         return [Recipient(name=n, email=self.policy.email_of(n)) for n in names]
 
     def _notify(
@@ -524,8 +444,7 @@ class ActionItemWorkflow:
     async def acknowledge(self, ack: Acknowledgement) -> ActionItem:
         """The owner has seen the item; escalations say so (the ladder itself keeps going)."""
         await judge_when_opened(lambda: self.opened, self._validate_acknowledge, ack)
-        self.item.acknowledged_by, self.item.acknowledged_at = ack.by, workflow.now()
-        await self._record(ack.by, "item.acknowledged", f"due {self.item.due.isoformat()}")
+        await self._apply(steps.acknowledge(self.item, ack, workflow.now()))
         return self.item
 
     @acknowledge.validator
@@ -535,10 +454,7 @@ class ActionItemWorkflow:
     @workflow.update
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_claim_done, claim)
-        self.item.claims.append(Claim(by=claim.by, evidence=claim.evidence, at=workflow.now()))
-        await self._transition(
-            ActionItemState.DONE_CLAIMED, claim.by, "item.done_claimed", claim.evidence
-        )
+        await self._apply(steps.claim_done(self.item, claim, workflow.now()))
         return self.item
 
     @claim_done.validator
@@ -548,14 +464,7 @@ class ActionItemWorkflow:
     @workflow.update
     async def verify(self, verification: Verification) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_verify, verification)
-        now = workflow.now()
-        self.item.decisions.append(
-            Decision(by=verification.by, verified=True, note=verification.note, at=now)
-        )
-        self.item.verified_at = now
-        await self._transition(
-            ActionItemState.VERIFIED, verification.by, "item.verified", verification.note
-        )
+        await self._apply(steps.verify(self.item, verification, workflow.now()))
         return self.item
 
     @verify.validator
@@ -565,12 +474,7 @@ class ActionItemWorkflow:
     @workflow.update
     async def reject(self, rejection: Rejection) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_reject, rejection)
-        self.item.decisions.append(
-            Decision(by=rejection.by, verified=False, note=rejection.reason, at=workflow.now())
-        )
-        await self._transition(
-            ActionItemState.OPEN, rejection.by, "item.reopened", rejection.reason
-        )
+        await self._apply(steps.reject(self.item, rejection, workflow.now()))
         return self.item
 
     @reject.validator
@@ -583,19 +487,9 @@ class ActionItemWorkflow:
     @workflow.update
     async def request_extension(self, request: ExtensionRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_request_extension, request)
+        await self._apply(steps.request_extension(self.item, request, workflow.now()))
         item = self.item
-        item.extensions.append(
-            Extension(
-                requested_by=request.by,
-                requested_at=workflow.now(),
-                previous_due=item.due,
-                until=request.until,
-                reason=request.reason,
-            )
-        )
         number = len(item.extensions)
-        detail = f"until {request.until.isoformat()}: {request.reason}"
-        await self._record(request.by, "item.extension_requested", detail)
         self._notify(
             NoticeKind.EXTENSION_REQUESTED,
             self._recipients("manager"),
@@ -614,25 +508,16 @@ class ActionItemWorkflow:
     @workflow.update
     async def decide_extension(self, decision: ExtensionDecision) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_decide_extension, decision)
-        item = self.item
-        extension = item.pending_extension
+        extension = self.item.pending_extension
         assert extension is not None  # the validator just checked
-        number = item.extensions.index(extension) + 1
-        extension.approved = decision.approve
-        extension.decided_by = decision.by
-        extension.decided_at = workflow.now()
-        extension.decision_reason = decision.reason
+        number = self.item.extensions.index(extension) + 1
+        step = steps.decide_extension(self.item, decision, workflow.now())
+        item = step.state
         verdict = "approved" if decision.approve else "denied"
-        if decision.approve:
-            item.due = extension.until
-            item.plan += 1  # the ladder starts over for the new due date
-            if item.ticket is not None:
-                due = TicketDue(key=item.ticket.key, due=item.due)
-                self.in_flight.start(self._update_ticket(UPDATE_TICKET_DUE, due))
-        detail = f"{verdict}: due {item.due.isoformat()}" + (
-            f"; {decision.reason}" if decision.reason else ""
-        )
-        await self._record(decision.by, f"item.extension_{verdict}", detail)
+        if decision.approve and item.ticket is not None:
+            due = TicketDue(key=item.ticket.key, due=item.due)
+            self.in_flight.start(self._update_ticket(UPDATE_TICKET_DUE, due))
+        await self._apply(step)
         self._notify(
             NoticeKind.EXTENSION_DECIDED,
             self._recipients("owner"),
@@ -657,19 +542,12 @@ class ActionItemWorkflow:
     @workflow.update
     async def reassign(self, change: Reassignment) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_reassign, change)
+        previous = self.item.owner
+        step = steps.reassign(self.item, change, workflow.now())
+        workflow.upsert_search_attributes([OWNING_TEAM.value_set(step.state.team)])
+        await self._apply(step)
         item = self.item
-        previous = item.owner
-        item.previous_owners.append(previous)  # state only: no new command, histories replay
-        item.owner, item.team = change.to, change.team or item.team
-        item.acknowledged_by = item.acknowledged_at = None  # the new owner has not seen it yet
-        workflow.upsert_search_attributes([OWNING_TEAM.value_set(item.team)])
-        number = item.last_seq + 1  # the seq of the reassignment event below: unique per item
-        await self._record(
-            change.by,
-            "item.reassigned",
-            f"from {previous} to {item.owner} ({item.team})"
-            + (f": {change.reason}" if change.reason else ""),
-        )
+        number = step.event.seq  # the reassignment's own seq: unique per item
         self._notify(
             NoticeKind.REASSIGNED,
             self._recipients("owner"),
@@ -687,20 +565,14 @@ class ActionItemWorkflow:
     @workflow.update
     async def accept_risk(self, request: RiskAcceptanceRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_accept_risk, request)
-        item = self.item
-        item.risk_acceptance = RiskAcceptance(
-            by=request.by, reason=request.reason, at=workflow.now()
-        )
-        await self._transition(
-            ActionItemState.RISK_ACCEPTED, request.by, "item.risk_accepted", request.reason
-        )
+        await self._apply(steps.accept_risk(self.item, request, workflow.now()))
         self._notify(
             NoticeKind.RISK_ACCEPTED,
             self._recipients("owner") + self._recipients("manager"),
             "risk-accepted",
             ItemFacts(by=request.by, reason=request.reason),
         )
-        return item
+        return self.item
 
     @accept_risk.validator
     def _validate_accept_risk(self, request: RiskAcceptanceRequest) -> None:
@@ -712,16 +584,11 @@ class ActionItemWorkflow:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
-    async def _transition(
-        self, state: ActionItemState, actor: str, action: str, detail: str
-    ) -> None:
-        self.item.state = state
-        workflow.upsert_search_attributes([ACTION_ITEM_STATE.value_set(state.value)])
-        await self._record(actor, action, detail)
-
-    async def _record(self, actor: str, action: str, detail: str) -> None:
-        item = self.item
-        item.last_seq += 1
-        event = audit_event(item.id, item.postmortem_id, item.last_seq, actor, action, detail)
-        snapshot = item.model_copy(deep=True)
-        await record(RECORD_ACTION_ITEM, ActionItemChange(item=snapshot, event=event))
+    async def _apply(self, step: steps.Step[ActionItem]) -> None:
+        """Take a step of the process: hold its new state (findable by its state) and record it."""
+        moved = step.state.state is not self.item.state
+        self.item = step.state
+        if moved:
+            workflow.upsert_search_attributes([ACTION_ITEM_STATE.value_set(self.item.state.value)])
+        snapshot = self.item.model_copy(deep=True)
+        await record(RECORD_ACTION_ITEM, ActionItemChange(item=snapshot, event=step.event))

@@ -16,32 +16,23 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from activities import NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
+    from followthrough.domain import steps
     from followthrough.domain.draft import factor_tags
-    from followthrough.domain.escalation import (
-        PlannedStep,
-        business_deadline,
-        days_overdue,
-        plan_ladder,
-    )
+    from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
-        SYSTEM_ACTOR,
         ActionItem,
         ActionItemStart,
         Approval,
         ChangeRequest,
         DraftSubmission,
-        EscalationSent,
         Postmortem,
         PostmortemChange,
         PostmortemOutcome,
         PostmortemStart,
         PostmortemState,
-        Review,
-        Verdict,
         approval_refusal,
         change_request_refusal,
-        closing_summary,
         open_postmortem,
         room_refusal,
         submit_refusal,
@@ -62,7 +53,6 @@ with workflow.unsafe.imports_passed_through():
         POSTMORTEM_STATE,
         RECORD_TIMEOUT,
         InFlight,
-        audit_event,
         judge_when_opened,
         reached,
         record,
@@ -94,7 +84,7 @@ class PostmortemWorkflow:
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
         self._set_search_attributes()
-        await self._record(SYSTEM_ACTOR, "postmortem.opened", self._opened_detail())
+        await self._apply(steps.record_opening(self.pm, workflow.now()))
         self.opened = True
         # Only incidents from after unmapped severities were kept have any: recorded histories
         # never take this branch, and the patch marks the new command for any that would.
@@ -102,21 +92,14 @@ class PostmortemWorkflow:
             self._tell_operators_of_policy_gaps()
 
         if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
-            await self._transition(
-                PostmortemState.NOT_REQUIRED,
-                SYSTEM_ACTOR,
-                "postmortem.not_required",
-                "nobody opted in within the policy's window",
-            )
+            await self._apply(steps.lapse(self.pm, workflow.now()))
             return await self._finish([])
 
         await self._until_approved()
         if workflow.patched("recurring-themes"):  # histories from before themes replay as they ran
             await self._note_themes()
         items = await self._follow_action_items()
-        await self._transition(
-            PostmortemState.CLOSED, SYSTEM_ACTOR, "postmortem.closed", closing_summary(items)
-        )
+        await self._apply(steps.close(self.pm, items, workflow.now()))
         return await self._finish(items)
 
     # --- the process, step by step ------------------------------------------------------------
@@ -130,14 +113,13 @@ class PostmortemWorkflow:
 
     async def _until_approved(self) -> None:
         """Wait for approval; an overdue draft or review climbs the ladder meanwhile."""
-        pm = self.pm
-        while pm.state is not PostmortemState.TRACKING:
+        while self.pm.state is not PostmortemState.TRACKING:
             stage, deadline, version = self._stage()
             step = self._next_stage_step(stage, deadline, version)
-            state, submitted = pm.state, pm.draft_version
+            state, submitted = self.pm.state, self.pm.draft_version
 
             def changed(state: PostmortemState = state, submitted: int = submitted) -> bool:
-                return pm.state is not state or pm.draft_version != submitted
+                return self.pm.state is not state or self.pm.draft_version != submitted
 
             if step is None:
                 await workflow.wait_condition(changed)
@@ -163,25 +145,13 @@ class PostmortemWorkflow:
     async def _escalate_stage(
         self, stage: str, deadline: datetime, version: int, step: PlannedStep
     ) -> None:
-        pm = self.pm
         now = workflow.now()
-        calendar = self.policy.calendar
-        overdue = days_overdue(calendar.local_date(deadline), calendar.local_date(now), calendar)
-        names = self._stage_recipients(stage, step.notify)
-        pm.escalations.append(
-            EscalationSent(
-                step=f"{stage}:{step.name}",
-                notify=step.notify,
-                plan=version,
-                at=now,
-                days_overdue=overdue,
-            )
+        names = steps.stage_recipients(self.pm, self.policy, stage, step.notify)
+        await self._apply(
+            steps.escalate_stage(self.pm, self.policy, stage, deadline, version, step, now)
         )
-        await self._record(
-            SYSTEM_ACTOR,
-            "postmortem.escalated",
-            f"{stage} overdue ({step.name}): told {', '.join(names)}; {overdue} business days late",
-        )
+        pm, calendar = self.pm, self.policy.calendar
+        overdue = pm.escalations[-1].days_overdue
         notice = Notice(
             dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
             kind=NoticeKind.POSTMORTEM_OVERDUE,
@@ -221,37 +191,19 @@ class PostmortemWorkflow:
     def _council(self) -> list[Recipient]:
         return [Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.council]
 
-    def _stage_recipients(self, stage: str, role: str) -> list[str]:
-        pm = self.pm
-        if role == "council":
-            return list(self.policy.council)
-        if role == "manager":
-            return [self.policy.manager_of_team(pm.team) if pm.team else self.policy.default_owner]
-        if stage == "review":  # the reviewers are late; the owner hears of it too
-            return sorted({*self.policy.reviewers, pm.owner} - pm.approvals())
-        return [pm.owner]
-
     async def _note_themes(self) -> None:
         """Count the approved draft's factor tags; tell the council of each theme they reached."""
-        pm = self.pm
-        assert pm.draft is not None
-        tags = factor_tags(pm.draft)
+        assert self.pm.draft is not None
+        tags = factor_tags(self.pm.draft)
         if not tags:
             return
         try:
             themes = await self._count_themes(tags)
         except ActivityError as err:
-            await self._record(
-                SYSTEM_ACTOR, "themes.not_counted", f"the factor tags were not counted: {err.cause}"
-            )
+            await self._apply(steps.themes_not_counted(self.pm, str(err.cause), workflow.now()))
             return
         for theme in themes:
-            await self._record(
-                SYSTEM_ACTOR,
-                "theme.reached",
-                f"'{theme.tag}' is in {len(theme.postmortem_ids)} postmortems since "
-                f"{theme.window_start.date().isoformat()}: told the council",
-            )
+            await self._apply(steps.theme_reached(self.pm, theme, workflow.now()))
             self.in_flight.start(
                 send_notice(
                     Notice(
@@ -259,7 +211,7 @@ class PostmortemWorkflow:
                         kind=NoticeKind.RECURRING_THEME,
                         at=workflow.now(),
                         to=self._council(),
-                        postmortem_id=pm.id,
+                        postmortem_id=self.pm.id,
                         notify="council",
                         theme=theme,
                     )
@@ -328,24 +280,11 @@ class PostmortemWorkflow:
     async def submit_draft(self, submission: DraftSubmission) -> Postmortem:
         await judge_when_opened(lambda: self.opened, self._validate_submit_draft, submission)
         slos = await self._review_slos(submission)
-        pm = self.pm
-        if pm.state is PostmortemState.OPTIONAL:
-            pm.owner = submission.by  # opting in makes you the owner
-        pm.draft = submission.draft
-        pm.slo_review = slos.assessments
-        pm.draft_version += 1
-        pm.submitted_at = workflow.now()
-        review_days = self.policy.severity(pm.severity).review_due_days
-        pm.review_due = business_deadline(pm.submitted_at, review_days, self.policy.calendar)
-        await self._transition(
-            PostmortemState.IN_REVIEW,
-            submission.by,
-            "draft.submitted",
-            f"version {pm.draft_version} with {len(submission.draft.action_items)} action items; "
-            f"needs {pm.approvals_required} approval(s)",
+        await self._apply(
+            steps.submit_draft(self.pm, submission, slos.assessments, self.policy, workflow.now())
         )
         for assessment in slos.assessments:
-            await self._record(submission.by, "slo.assessed", assessment.summary())
+            await self._apply(steps.assess_slo(self.pm, submission.by, assessment, workflow.now()))
             if assessment.freeze_recommended:
                 await self._recommend_freeze(assessment)
         return self.pm
@@ -387,14 +326,8 @@ class PostmortemWorkflow:
         return review
 
     async def _recommend_freeze(self, assessment: SloAssessment) -> None:
+        await self._apply(steps.recommend_freeze(self.pm, assessment, workflow.now()))
         pm, slo = self.pm, assessment.slo
-        await self._record(
-            SYSTEM_ACTOR,
-            "slo.budget_exhausted",
-            f"{slo.id}: budget remaining {assessment.impact.budget_remaining_after:.1%}; release "
-            f"freeze recommended for {slo.service} (except P0 and security fixes) until it is "
-            "back within its SLO; told the council",
-        )
         self.in_flight.start(
             send_notice(
                 Notice(
@@ -416,19 +349,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def approve(self, approval: Approval) -> Postmortem:
         await judge_when_opened(lambda: self.opened, self._validate_approve, approval)
-        self.pm.reviews.append(self._review(approval.by, Verdict.APPROVED, approval.comment))
-        have, need = len(self.pm.approvals()), self.pm.approvals_required
-        detail = f"approval {have} of {need}"
-        if approval.comment:
-            detail += f": {approval.comment}"
-        if have >= need:
-            assert self.pm.draft is not None  # in review means a draft was submitted
-            self.pm.action_item_ids = [
-                self.pm.action_item_id(spec.number) for spec in self.pm.action_item_specs()
-            ]
-            await self._transition(PostmortemState.TRACKING, approval.by, "draft.approved", detail)
-        else:
-            await self._record(approval.by, "draft.approved", detail)
+        await self._apply(steps.approve(self.pm, approval, workflow.now()))
         return self.pm
 
     @approve.validator
@@ -438,10 +359,7 @@ class PostmortemWorkflow:
     @workflow.update
     async def request_changes(self, request: ChangeRequest) -> Postmortem:
         await judge_when_opened(lambda: self.opened, self._validate_request_changes, request)
-        self.pm.reviews.append(self._review(request.by, Verdict.CHANGES_REQUESTED, request.reason))
-        await self._transition(
-            PostmortemState.CHANGES_REQUESTED, request.by, "draft.changes_requested", request.reason
-        )
+        await self._apply(steps.request_changes(self.pm, request, workflow.now()))
         return self.pm
 
     @request_changes.validator
@@ -456,23 +374,6 @@ class PostmortemWorkflow:
 
     # --- bookkeeping --------------------------------------------------------------------------
 
-    def _review(self, reviewer: str, verdict: Verdict, comment: str) -> Review:
-        return Review(
-            reviewer=reviewer,
-            verdict=verdict,
-            comment=comment,
-            at=workflow.now(),
-            draft_version=self.pm.draft_version,
-        )
-
-    def _opened_detail(self) -> str:
-        pm = self.pm
-        need = "required" if pm.required else "optional"
-        return (
-            f"{pm.severity} postmortem ({need}) for '{pm.incident.title}', owner {pm.owner}, "
-            f"draft due {pm.draft_due.isoformat()}"
-        ) + "".join(f"; {gap.note}" for gap in pm.incident.unmapped_severities)
-
     def _set_search_attributes(self) -> None:
         updates = [
             POSTMORTEM_STATE.value_set(self.pm.state.value),
@@ -482,17 +383,11 @@ class PostmortemWorkflow:
             updates.append(OWNING_TEAM.value_set(self.pm.team))
         workflow.upsert_search_attributes(updates)
 
-    async def _transition(
-        self, state: PostmortemState, actor: str, action: str, detail: str
-    ) -> None:
-        self.pm.state = state
-        if state in (PostmortemState.CLOSED, PostmortemState.NOT_REQUIRED):
-            self.pm.closed_at = workflow.now()
-        workflow.upsert_search_attributes([POSTMORTEM_STATE.value_set(state.value)])
-        await self._record(actor, action, detail)
-
-    async def _record(self, actor: str, action: str, detail: str) -> None:
-        self.pm.last_seq += 1
-        event = audit_event(self.pm.id, self.pm.id, self.pm.last_seq, actor, action, detail)
+    async def _apply(self, step: steps.Step[Postmortem]) -> None:
+        """Take a step of the process: hold its new state (findable by its state) and record it."""
+        moved = step.state.state is not self.pm.state
+        self.pm = step.state
+        if moved:
+            workflow.upsert_search_attributes([POSTMORTEM_STATE.value_set(self.pm.state.value)])
         snapshot = self.pm.model_copy(deep=True)
-        await record(RECORD_POSTMORTEM, PostmortemChange(postmortem=snapshot, event=event))
+        await record(RECORD_POSTMORTEM, PostmortemChange(postmortem=snapshot, event=step.event))

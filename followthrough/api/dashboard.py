@@ -35,6 +35,7 @@ from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.incident import is_demo_record
 from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
 from followthrough.domain.metrics import (
     DURATIONS,
@@ -398,6 +399,7 @@ async def postmortem_page(
         timeline=timeline,
         histories={item.id: item_history(item) for item in items},
         workflow_url=links.workflow,
+        demo=is_demo_record(pm.id),
         local=_at(using),
         may_review=_may_review(using, pm, who.person),
     )

@@ -85,6 +85,14 @@ class Incident(BaseModel):
         return getattr(self, f"{name}_at")
 
 
+DEMO_SOURCE = "seed"  # the source of `followthrough seed`'s incidents: demo records, no workflow
+
+
+def is_demo_record(record_id: str) -> bool:
+    """A seeded postmortem or action item: made for demos, with no workflow behind it."""
+    return record_id.startswith(f"postmortem-{DEMO_SOURCE}-")
+
+
 class InvalidIncident(Problems):
     """An incident that cannot start a postmortem, with every problem found."""
 

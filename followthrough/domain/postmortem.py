@@ -62,6 +62,42 @@ class Review(BaseModel):
     draft_version: int
 
 
+class AuditAction(StrEnum):
+    """What an audit event records: one per step of the process (domain/steps.py makes each).
+
+    The values are the stored strings, so recorded rows and histories read the same."""
+
+    POSTMORTEM_OPENED = "postmortem.opened"
+    POSTMORTEM_NOT_REQUIRED = "postmortem.not_required"
+    POSTMORTEM_ESCALATED = "postmortem.escalated"
+    DRAFT_SUBMITTED = "draft.submitted"
+    SLO_ASSESSED = "slo.assessed"
+    SLO_BUDGET_EXHAUSTED = "slo.budget_exhausted"
+    DRAFT_CHANGES_REQUESTED = "draft.changes_requested"
+    DRAFT_APPROVED = "draft.approved"
+    THEMES_NOT_COUNTED = "themes.not_counted"
+    THEME_REACHED = "theme.reached"
+    POSTMORTEM_CLOSED = "postmortem.closed"
+    ITEM_OPENED = "item.opened"
+    ITEM_TICKET_OPENED = "item.ticket_opened"
+    ITEM_TICKET_REFUSED = "item.ticket_refused"
+    ITEM_SLOT_UNAVAILABLE = "item.slot_unavailable"
+    ITEM_QUEUED = "item.queued"
+    ITEM_ADMITTED = "item.admitted"
+    ITEM_ESCALATED = "item.escalated"
+    ITEM_ACKNOWLEDGED = "item.acknowledged"
+    ITEM_DONE_CLAIMED = "item.done_claimed"
+    ITEM_CHECK_PASSED = "item.check_passed"
+    ITEM_CHECK_FAILED = "item.check_failed"
+    ITEM_VERIFIED = "item.verified"
+    ITEM_REOPENED = "item.reopened"
+    ITEM_EXTENSION_REQUESTED = "item.extension_requested"
+    ITEM_EXTENSION_APPROVED = "item.extension_approved"
+    ITEM_EXTENSION_DENIED = "item.extension_denied"
+    ITEM_REASSIGNED = "item.reassigned"
+    ITEM_RISK_ACCEPTED = "item.risk_accepted"
+
+
 class AuditEvent(BaseModel):
     """One row of the append-only audit log; (workflow_id, seq) makes writing it idempotent."""
 
@@ -72,7 +108,7 @@ class AuditEvent(BaseModel):
     seq: int = Field(ge=1)
     at: AwareDatetime
     actor: str
-    action: str
+    action: str  # an AuditAction's value (a plain string, as the store keeps it)
     detail: str = ""
 
 
