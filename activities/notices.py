@@ -13,7 +13,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
-from followthrough.digest import build_digest
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
     Digest,
@@ -25,7 +24,6 @@ from followthrough.domain.notice import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
-from followthrough.metrics_view import measure
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
     RenderedEmail,
@@ -36,6 +34,8 @@ from followthrough.notices.render import (
     render_notice,
     render_theme,
 )
+from followthrough.reporting.digest import build_digest
+from followthrough.reporting.metrics_view import measure
 from followthrough.storage import Store
 
 log = get_logger(__name__)

@@ -698,7 +698,10 @@ def report_quarterly(
 ) -> None:
     """The council's quarterly report: DIR/followthrough-QUARTER.html (self-contained: opens
     offline, can be emailed) and .md; progress on stderr, the two paths on stdout."""
-    from followthrough.report import quarter_period, quarterly_report  # Jinja: loaded when used
+    from followthrough.reporting.report import (  # Jinja: loaded when used
+        quarter_period,
+        quarterly_report,
+    )
 
     config = settings()
     policy = config.loaded_policy

@@ -8,7 +8,7 @@ from followthrough.domain.metrics import ItemFacts, Period
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.domain.themes import FactorTags
-from followthrough.metrics_view import MetricsCache, measure
+from followthrough.reporting.metrics_view import MetricsCache, measure
 from followthrough.storage import Store
 from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
 

@@ -57,9 +57,9 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.hrefs import safe_url
-from followthrough.metrics_view import metric_charts
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.metrics_view import metric_charts
 from followthrough.storage.search import KINDS as SEARCH_KINDS
 
 router = APIRouter(include_in_schema=False)

@@ -42,8 +42,8 @@ from followthrough.domain.metrics import (
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.hrefs import safe_url
-from followthrough.metrics_view import measure, metric_charts
 from followthrough.progress import ProgressReport, no_progress
+from followthrough.reporting.metrics_view import measure, metric_charts
 from followthrough.storage import Store
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"

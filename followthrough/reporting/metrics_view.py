@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
-from followthrough import charts
 from followthrough.domain.metrics import (
     DURATIONS,
     IncidentFacts,
@@ -22,6 +21,7 @@ from followthrough.domain.metrics import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.progress import ProgressReport, no_progress
+from followthrough.reporting import charts
 from followthrough.storage import Store
 
 
