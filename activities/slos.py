@@ -14,8 +14,8 @@ from activities import SLO_EVIDENCE
 from followthrough.checks import CheckConfig
 from followthrough.domain.slo import Slo
 from followthrough.domain.slo_review import SloEvidence, SloQuestion
+from followthrough.integrations.slo_measurement import MeasurementFailed, measure_incident
 from followthrough.logging import get_logger
-from followthrough.slo_measurement import MeasurementFailed, measure_incident
 from followthrough.storage import Store
 
 log = get_logger(__name__)
