@@ -13,7 +13,6 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
-from followthrough.digest import build_digest
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
     Digest,
@@ -25,7 +24,6 @@ from followthrough.domain.notice import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
-from followthrough.metrics_view import measure
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
     RenderedEmail,
@@ -36,6 +34,8 @@ from followthrough.notices.render import (
     render_notice,
     render_theme,
 )
+from followthrough.reporting.digest import build_digest
+from followthrough.reporting.metrics_view import measure
 from followthrough.storage import Store
 
 log = get_logger(__name__)
@@ -104,7 +104,7 @@ class NoticeActivities:
             claimed = await asyncio.to_thread(self._claim, notice)
         except Unrenderable as err:  # the same facts fail the same template every time
             bound.error("notice cannot be rendered", error=err.reason)
-            await asyncio.to_thread(self.store.fail_outbox, err.message, err.reason)
+            await asyncio.to_thread(self.store.outbox.fail, err.message, err.reason)
             raise ApplicationError(
                 err.reason, type="NoticeUnrenderable", non_retryable=True
             ) from err
@@ -121,7 +121,7 @@ class NoticeActivities:
             status = await self.mailer.deliver(claimed)
         except PermanentDeliveryError as err:
             bound.error("notice refused", error=str(err))
-            await asyncio.to_thread(self.store.fail_outbox, claimed, str(err))
+            await asyncio.to_thread(self.store.outbox.fail, claimed, str(err))
             raise ApplicationError(str(err), type="DeliveryRefused", non_retryable=True) from err
         except Exception as err:
             info = activity.info()
@@ -129,7 +129,7 @@ class NoticeActivities:
             if last and info.attempt >= last:
                 reason = f"given up after {info.attempt} attempts: {err}"
                 bound.error("notice not delivered", error=reason)
-                await asyncio.to_thread(self.store.fail_outbox, claimed, reason)
+                await asyncio.to_thread(self.store.outbox.fail, claimed, reason)
             raise
         await self._mark_delivered(claimed.dedupe_key, status, at)
         bound.info("notice delivered", status=status.value, to=claimed.recipients)
@@ -170,7 +170,7 @@ class NoticeActivities:
     ) -> OutboxStatus:
         """Record the email under its key, then send it, unless the key was sent before."""
         claimed = await asyncio.to_thread(
-            self.store.claim_outbox,
+            self.store.outbox.claim,
             OutboxMessage(
                 dedupe_key=dedupe_key,
                 kind=kind,
@@ -204,7 +204,7 @@ class NoticeActivities:
         pause = 0.25
         while True:
             try:
-                await asyncio.to_thread(self.store.mark_outbox, dedupe_key, status, at)
+                await asyncio.to_thread(self.store.outbox.mark, dedupe_key, status, at)
                 return
             except OperationalError as err:  # the connection failed, not the data
                 if datetime.now(UTC) + timedelta(seconds=pause) >= deadline:
@@ -224,23 +224,25 @@ class NoticeActivities:
         return period, measure(self.store, self.policy, period, at)
 
     def _digest(self, at: datetime) -> Digest:
-        items = self.store.action_items()
-        postmortems = {pm.id: pm for pm in self.store.postmortems()}
+        items = self.store.records.action_items()
+        postmortems = {pm.id: pm for pm in self.store.records.postmortems()}
         return build_digest(at, items, postmortems, self.policy)
 
     def _claim(self, notice: Notice) -> OutboxMessage:
-        existing = self.store.outbox_message(notice.dedupe_key)
+        existing = self.store.outbox.message(notice.dedupe_key)
         if existing is not None:
             return existing
-        pm = self.store.postmortem(notice.postmortem_id)
+        pm = self.store.records.postmortem(notice.postmortem_id)
         if pm is None:
             raise RuntimeError(f"{notice.postmortem_id} is not recorded yet")  # retried
         if notice.kind is NoticeKind.RECURRING_THEME:
             return self._store_claim(notice, pm.id, self._theme_email(notice))
-        item = self.store.action_item(notice.action_item_id) if notice.action_item_id else None
+        item = (
+            self.store.records.action_item(notice.action_item_id) if notice.action_item_id else None
+        )
         earlier = [
             m
-            for m in self.store.outbox(
+            for m in self.store.outbox.messages(
                 postmortem_id=None if item else pm.id,
                 action_item_id=item.id if item else None,
             )
@@ -258,7 +260,7 @@ class NoticeActivities:
         incidents = []
         teams: set[str] = set()
         for pm_id in notice.theme.postmortem_ids:
-            pm = self.store.postmortem(pm_id)
+            pm = self.store.records.postmortem(pm_id)
             if pm is None:
                 continue
             if pm.team:
@@ -266,7 +268,7 @@ class NoticeActivities:
             teams.update(t for s in pm.incident.services if (t := self.policy.team_of_service(s)))
             items = []
             for spec in pm.action_item_specs():
-                item = self.store.action_item(pm.action_item_id(spec.number))
+                item = self.store.records.action_item(pm.action_item_id(spec.number))
                 if item is None:
                     items.append(
                         ThemeItem(
@@ -296,7 +298,7 @@ class NoticeActivities:
     def _store_claim(
         self, notice: Notice, postmortem_id: str, email: RenderedEmail
     ) -> OutboxMessage:
-        return self.store.claim_outbox(
+        return self.store.outbox.claim(
             OutboxMessage(
                 dedupe_key=notice.dedupe_key,
                 kind=notice.kind,

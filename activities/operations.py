@@ -44,9 +44,9 @@ class OperationsActivities:
             except PermanentDeliveryError as err:
                 # The mail server will refuse it again: kept as failed, with why, and not retried.
                 log.error("stuck work report refused", dedupe_key=stuck.dedupe_key, error=str(err))
-                await asyncio.to_thread(self.store.fail_outbox, claimed, str(err))
+                await asyncio.to_thread(self.store.outbox.fail, claimed, str(err))
                 continue
-            await asyncio.to_thread(self.store.mark_outbox, stuck.dedupe_key, status, at)
+            await asyncio.to_thread(self.store.outbox.mark, stuck.dedupe_key, status, at)
             log.warning(
                 "stuck work reported",
                 workflow_id=stuck.workflow_id,
@@ -58,7 +58,7 @@ class OperationsActivities:
 
     def _claim(self, stuck: StuckWork, recipients: list[str], at: datetime) -> OutboxMessage:
         email = render_stuck_work(stuck, self.mailer.links)
-        return self.store.claim_outbox(
+        return self.store.outbox.claim(
             OutboxMessage(
                 dedupe_key=stuck.dedupe_key,
                 kind=NoticeKind.STUCK_WORK,

@@ -42,25 +42,25 @@ class RecordActivities:
     @activity.defn(name=RECORD_POSTMORTEM)
     def record_postmortem(self, change: PostmortemChange) -> None:
         with refused_for_good():
-            written = self.store.record_postmortem(change)
+            written = self.store.records.record_postmortem(change)
         self._log(change.event.workflow_id, change.event.seq, change.event.action, written)
 
     @activity.defn(name=RECORD_ACTION_ITEM)
     def record_action_item(self, change: ActionItemChange) -> None:
         with refused_for_good():
-            written = self.store.record_action_item(change)
+            written = self.store.records.record_action_item(change)
         self._log(change.event.workflow_id, change.event.seq, change.event.action, written)
 
     @activity.defn(name=OPEN_ITEMS_FOR_TICKETS)
     def open_items_for_tickets(self, keys: list[str]) -> dict[str, str]:
         """Ticket key -> action item id, for open items whose ticket is one of `keys`."""
-        return self.store.items_with_tickets(keys, state="open")
+        return self.store.records.items_with_tickets(keys, state="open")
 
     @activity.defn(name=NOTE_THEMES)
     def note_themes(self, note: FactorTags) -> list[Theme]:
         """Record an approved postmortem's factor tags; the recurring themes it newly reached
         (the same ones again on a retry)."""
-        themes = self.store.note_factor_tags(note)
+        themes = self.store.themes.note_factor_tags(note)
         log.info(
             "factor tags recorded",
             postmortem_id=note.postmortem_id,

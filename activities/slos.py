@@ -14,8 +14,8 @@ from activities import SLO_EVIDENCE
 from followthrough.checks import CheckConfig
 from followthrough.domain.slo import Slo
 from followthrough.domain.slo_review import SloEvidence, SloQuestion
+from followthrough.integrations.slo_measurement import MeasurementFailed, measure_incident
 from followthrough.logging import get_logger
-from followthrough.slo_measurement import MeasurementFailed, measure_incident
 from followthrough.storage import Store
 
 log = get_logger(__name__)
@@ -31,7 +31,7 @@ class SloActivities:
     @activity.defn(name=SLO_EVIDENCE)
     async def slo_evidence(self, question: SloQuestion) -> list[SloEvidence]:
         """The incident's SLOs (the draft's list, else its services'), each with what it cost."""
-        every = await asyncio.to_thread(self.store.slos)
+        every = await asyncio.to_thread(self.store.slos.all)
         if question.slo_ids is not None:
             wanted = [s for s in every if s.id in question.slo_ids]
         else:

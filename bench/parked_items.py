@@ -224,7 +224,7 @@ def record_postmortem(store: Store, policy: Policy, now: datetime) -> str:
         action="postmortem.opened",
         detail="benchmark fixture",
     )
-    store.record_postmortem(PostmortemChange(postmortem=pm, event=event))
+    store.records.record_postmortem(PostmortemChange(postmortem=pm, event=event))
     return pm.id
 
 

@@ -135,7 +135,7 @@ class Actions:
         ids through); only the limits are checked before it is sent.
         """
         policy = self.settings.loaded_policy
-        pm = await asyncio.to_thread(self.store.postmortem, pm_id)
+        pm = await asyncio.to_thread(self.store.records.postmortem, pm_id)
         # Who may submit first: a draft's criteria call out (Prometheus, URLs), and only its
         # owner's may. The workflow's validator still has the final say.
         refused = submitter_refusal(pm, submission.by, policy) if pm is not None else None

@@ -230,7 +230,7 @@ def seed_command(
     from followthrough.seed import seed as seed_records
 
     store = open_migrated_store()
-    others = len(store.postmortem_ids() - store.postmortem_ids(ID_PREFIX))
+    others = len(store.records.postmortem_ids() - store.records.postmortem_ids(ID_PREFIX))
     if others and not force:
         which = "postmortem that was" if others == 1 else "postmortems that were"
         typer.echo(
@@ -304,7 +304,7 @@ def postmortem_list(
     as_json: AsJson = False,
 ) -> None:
     """Postmortems, newest first."""
-    postmortems = open_store().postmortems(state)
+    postmortems = open_store().records.postmortems(state)
     if as_json:
         emit([pm.model_dump(mode="json") for pm in postmortems])
         return
@@ -317,12 +317,12 @@ def postmortem_list(
 def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
     """State, sections, action items and the audit trail of one postmortem."""
     store = open_store()
-    pm_id = store.resolve(postmortem)
-    pm = store.postmortem(pm_id)
+    pm_id = store.records.resolve(postmortem)
+    pm = store.records.postmortem(pm_id)
     if pm is None:
         raise LookupError(f"no postmortem '{postmortem}'")
-    items = store.action_items(postmortem_id=pm_id)
-    trail = store.audit_trail(pm_id)
+    items = store.records.action_items(postmortem_id=pm_id)
+    trail = store.records.audit_trail(pm_id)
     if as_json:
         emit(
             {
@@ -340,7 +340,7 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
 def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
-    pm_id = open_store().resolve(postmortem)
+    pm_id = open_store().records.resolve(postmortem)
     submission = DraftSubmission(by=actor(by), draft=draft)
     pm = act(lambda actions: actions.submit_draft(pm_id, submission))
     typer.echo(
@@ -355,7 +355,7 @@ def postmortem_approve(
     postmortem: str, by: Actor = None, comment: Annotated[str, typer.Option()] = ""
 ) -> None:
     """Approve the draft under review (reviewers only; never the author)."""
-    pm_id = open_store().resolve(postmortem)
+    pm_id = open_store().records.resolve(postmortem)
     approval = Approval(by=actor(by), comment=comment)
     pm = act(lambda actions: actions.approve(pm_id, approval))
     typer.echo(
@@ -372,7 +372,7 @@ def postmortem_request_changes(
     by: Actor = None,
 ) -> None:
     """Send the draft back to its owner with a reason."""
-    pm_id = open_store().resolve(postmortem)
+    pm_id = open_store().records.resolve(postmortem)
     request = ChangeRequest(by=actor(by), reason=reason)
     pm = act(lambda actions: actions.request_changes(pm_id, request))
     typer.echo(f"{pm.id} is {pm.state.value}")
@@ -392,8 +392,8 @@ def action_list(
 ) -> None:
     """Action items, by postmortem."""
     store = open_store()
-    pm_id = store.resolve(postmortem) if postmortem else None
-    items = store.action_items(postmortem_id=pm_id, state=state, owner=owner, team=team)
+    pm_id = store.records.resolve(postmortem) if postmortem else None
+    items = store.records.action_items(postmortem_id=pm_id, state=state, owner=owner, team=team)
     if as_json:
         emit([i.model_dump(mode="json") for i in items])
         return
@@ -406,18 +406,18 @@ def action_list(
 def action_show(item: str, as_json: AsJson = False) -> None:
     """One action item: its acceptance criterion, claims, verdicts and audit trail."""
     store = open_store()
-    found = store.action_item(store.resolve(item, action_item=True))
+    found = store.records.action_item(store.records.resolve(item, action_item=True))
     if found is None:
         raise LookupError(f"no action item '{item}'")
     if as_json:
         emit(found)
         return
-    typer.echo(action_item_detail(found, store.audit_trail(found.postmortem_id)))
+    typer.echo(action_item_detail(found, store.records.audit_trail(found.postmortem_id)))
 
 
 def _item_action(item: str, action: Callable[[Actions, str], Awaitable[ActionItem]]) -> None:
     """The action on the item the person named (by id or a unique tail), and what it is now."""
-    item_id = open_store().resolve(item, action_item=True)
+    item_id = open_store().records.resolve(item, action_item=True)
     result = act(lambda actions: action(actions, item_id))
     pending = result.pending_extension
     typer.echo(
@@ -530,9 +530,9 @@ def outbox_list(
 ) -> None:
     """Messages, newest first: when, status, recipients and subject."""
     store = open_store()
-    messages = store.outbox(
-        postmortem_id=store.resolve(postmortem) if postmortem else None,
-        action_item_id=store.resolve(item, action_item=True) if item else None,
+    messages = store.outbox.messages(
+        postmortem_id=store.records.resolve(postmortem) if postmortem else None,
+        action_item_id=store.records.resolve(item, action_item=True) if item else None,
         limit=limit,
     )
     if as_json:
@@ -549,7 +549,7 @@ def outbox_show(
 ) -> None:
     """One message as its reader sees it (the plain-text part unless --html), its one-click
     links replaced: they are for the addressee alone."""
-    message = open_store().outbox_message(key)
+    message = open_store().outbox.message(key)
     if message is None:
         raise LookupError(f"no message '{key}' in the outbox")
     shown = _without_links(message)
@@ -582,7 +582,7 @@ def slo_import(files: list[Path]) -> None:
         store = open_migrated_store()
         for n, (_, slos) in enumerate(found):
             progress("saving SLOs", n, len(found))
-            store.save_slos(slos, datetime.now(UTC))
+            store.slos.save(slos, datetime.now(UTC))
         progress("saving SLOs", len(found), len(found))
     for file, slos in found:
         typer.echo(f"{file}: {len(slos)} SLOs: " + ", ".join(slo.id for slo in slos))
@@ -595,7 +595,7 @@ def slo_list(
     as_json: AsJson = False,
 ) -> None:
     """SLOs by service: objective, period and their queries."""
-    slos = open_migrated_store().slos(service)
+    slos = open_migrated_store().slos.all(service)
     if as_json:
         emit([slo.model_dump(mode="json") for slo in slos])
         return
@@ -614,7 +614,7 @@ def slo_rules(
 ) -> None:
     """Prometheus recording and burn-rate alerting rules for an SLO (page windows that cannot
     fire at its objective retuned), or its Sloth spec."""
-    found = {slo.id: slo for slo in open_migrated_store().slos()}
+    found = {slo.id: slo for slo in open_migrated_store().slos.all()}
     if slo_id not in found:
         raise LookupError(f"there is no SLO '{slo_id}' (followthrough slo list)")
     slo = found[slo_id]
@@ -634,7 +634,7 @@ def theme_list(
     as_json: AsJson = False,
 ) -> None:
     """Contributing factors that came back: when each reached the council, and its postmortems."""
-    themes = open_migrated_store().themes(tag)
+    themes = open_migrated_store().themes.all(tag)
     if as_json:
         emit([theme.model_dump(mode="json") for theme in themes])
         return
@@ -685,7 +685,10 @@ def report_quarterly(
 ) -> None:
     """The council's quarterly report: DIR/followthrough-QUARTER.html (self-contained: opens
     offline, can be emailed) and .md; progress on stderr, the two paths on stdout."""
-    from followthrough.report import quarter_period, quarterly_report  # Jinja: loaded when used
+    from followthrough.reporting.report import (  # Jinja: loaded when used
+        quarter_period,
+        quarterly_report,
+    )
 
     config = settings()
     policy = config.loaded_policy
@@ -736,7 +739,7 @@ def token_list(
     as_json: AsJson = False,
 ) -> None:
     """Tokens by id, person and name (never the token itself)."""
-    tokens = open_migrated_store().api_tokens(person)
+    tokens = open_migrated_store().tokens.all(person)
     if as_json:
         emit([t.model_dump(mode="json") for t in tokens])
         return
@@ -751,7 +754,7 @@ def token_list(
 @friendly_errors
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `token list`); it stops working at once."""
-    revoked = open_migrated_store().revoke_api_token(token_id, datetime.now(UTC))
+    revoked = open_migrated_store().tokens.revoke(token_id, datetime.now(UTC))
     if revoked is None:
         raise LookupError(f"no token with id '{token_id}'")
     typer.echo(f"token {revoked.id} of {revoked.person} revoked")

@@ -36,8 +36,8 @@ from followthrough.logging import get_logger
 from followthrough.observability import Telemetry, TelemetryError, process_telemetry
 from followthrough.settings import Settings
 from followthrough.storage import Store
+from followthrough.storage.database import private_file
 from followthrough.storage.migrate import pending, upgrade
-from followthrough.storage.store import private_file
 from followthrough.temporal.client import connect
 from followthrough.temporal.schedules import (
     ensure_council_digest_schedule,

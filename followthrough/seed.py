@@ -835,11 +835,11 @@ def seed(
     if now.tzinfo is None:
         raise ValueError("now must be an aware datetime (with a time zone)")
     began = time.perf_counter()
-    known = {slo.id for slo in store.slos()}
+    known = {slo.id for slo in store.slos.all()}
     missing = [slo for slo in seeded_slos(policy) if slo.id not in known]
     if missing:
-        store.save_slos(missing, now)
-    recorded = store.postmortem_ids(ID_PREFIX)
+        store.slos.save(missing, now)
+    recorded = store.records.postmortem_ids(ID_PREFIX)
     written = items = events = 0
     if progress is not None:
         progress(0, postmortems)
@@ -851,8 +851,8 @@ def seed(
         ]
         for one in batch:  # tags first: a crash before the batch lands leaves nothing half done
             if one.factor_tags is not None:
-                store.note_factor_tags(one.factor_tags)
-        events += store.record_many([change for one in batch for change in one.changes])
+                store.themes.note_factor_tags(one.factor_tags)
+        events += store.records.record_many([change for one in batch for change in one.changes])
         written += len(batch)
         items += sum(len(one.items) for one in batch)
         if progress is not None:

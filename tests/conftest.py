@@ -253,8 +253,8 @@ async def running_worker(
             try:
                 yield queue
             finally:
-                ids = [pm.id for pm in store.postmortems()]
-                ids += [item.id for item in store.action_items()]
+                ids = [pm.id for pm in store.records.postmortems()]
+                ids += [item.id for item in store.records.action_items()]
                 ids += [team_slots_id(team, queue) for team in load_policy().teams]
                 for workflow_id in ids:
                     with suppress(RPCError):  # already closed, or never started

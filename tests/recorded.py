@@ -62,7 +62,7 @@ def record_postmortem(
         actor=SYSTEM_ACTOR,
         action="opened",
     )
-    store.record_postmortem(PostmortemChange(postmortem=pm, event=event))
+    store.records.record_postmortem(PostmortemChange(postmortem=pm, event=event))
     return pm
 
 
@@ -109,13 +109,13 @@ def record_item(
         actor=SYSTEM_ACTOR,
         action="opened",
     )
-    store.record_action_item(ActionItemChange(item=item, event=event))
+    store.records.record_action_item(ActionItemChange(item=item, event=event))
     return item
 
 
 def note_tags(store: Store, pm_id: str, resolved: datetime, approved: datetime, tag: str) -> None:
     """An approved postmortem's factor tag; two postmortems sharing one make a theme."""
-    store.note_factor_tags(
+    store.themes.note_factor_tags(
         FactorTags(
             postmortem_id=pm_id,
             resolved_at=resolved,

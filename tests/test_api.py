@@ -29,7 +29,7 @@ async def open_postmortem(api: Api, env: WorkflowEnvironment, **overrides: Any) 
     started = await start_postmortem(
         api.services.client, incident, policy, task_queue=api.services.task_queue
     )
-    await eventually(lambda: api.services.store.postmortem(started.workflow_id))
+    await eventually(lambda: api.services.store.records.postmortem(started.workflow_id))
     return started.workflow_id
 
 
@@ -41,18 +41,20 @@ async def tracked_postmortem(api: Api, env: WorkflowEnvironment) -> tuple[str, s
     assert (await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {})).is_success
     store = api.services.store
     bob_item, carol_item = f"{pm_id}-item-1", f"{pm_id}-item-2"
-    await eventually(lambda: store.action_item(bob_item) and store.action_item(carol_item))
+    await eventually(
+        lambda: store.records.action_item(bob_item) and store.records.action_item(carol_item)
+    )
     return pm_id, bob_item, carol_item
 
 
 def stored_item(api: Api, item_id: str) -> ActionItem:
-    found = api.services.store.action_item(item_id)
+    found = api.services.store.records.action_item(item_id)
     assert found is not None, item_id
     return found
 
 
 def stored_postmortem(api: Api, pm_id: str) -> Postmortem:
-    found = api.services.store.postmortem(pm_id)
+    found = api.services.store.records.postmortem(pm_id)
     assert found is not None, pm_id
     return found
 
@@ -85,10 +87,10 @@ async def test_requests_need_a_valid_unrevoked_token(api: Api) -> None:
         "council": False,
     }
     store = api.services.store
-    (token,) = store.api_tokens("maria")
+    (token,) = store.tokens.all("maria")
     assert token.last_used_at is not None
-    assert all(api.token("maria") not in str(row) for row in store.api_tokens())  # only a hash
-    store.revoke_api_token(token.id, datetime.now(UTC))
+    assert all(api.token("maria") not in str(row) for row in store.tokens.all())  # only a hash
+    store.tokens.revoke(token.id, datetime.now(UTC))
     expect(await api.get("/api/me", "maria"), 401, "unknown or revoked")
 
 
@@ -209,7 +211,7 @@ async def test_every_action_item_action_is_authorized(
 
 def links_in_outbox(store: Store, item_id: str) -> dict[str, str]:
     found: dict[str, str] = {}
-    for message in store.outbox(action_item_id=item_id):
+    for message in store.outbox.messages(action_item_id=item_id):
         for action, path in re.findall(r"(Acknowledge|more time):\s+\S+?(/act/\S+)", message.text):
             found.setdefault("acknowledge" if action == "Acknowledge" else "extend", path)
     return found
@@ -280,7 +282,7 @@ async def test_expired_and_misdirected_links_change_nothing(
     assert forged.status_code == 403 and "signature" in forged.text
     misdirected = await api.http.post(link("carol", now + timedelta(days=1), "n3"))
     assert misdirected.status_code == 403 and "only the owner (bob)" in misdirected.text
-    assert api.services.store.link_use("n3") is None  # refused: the link was given back
+    assert api.services.store.links.use("n3") is None  # refused: the link was given back
     assert stored_item(api, bob_item).acknowledged_at is None
 
 

@@ -291,8 +291,8 @@ async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
             # No postmortem or item exists, so no action got as far as a workflow (409).
             assert set(tally.statuses) <= {200, 400, 401, 403, 404, 422, 429}, tally.statuses
 
-            assert sqlite_store.postmortems() == []
-            assert sqlite_store.action_items() == []
+            assert sqlite_store.records.postmortems() == []
+            assert sqlite_store.records.action_items() == []
             assert await workflows_on(client, queue) == []
 
             # Visibility lags a little, so the empty listing alone could miss a late start. A
@@ -300,4 +300,6 @@ async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
             # alone once it is listed at all (it starts nothing else until a draft is approved).
             control = await signed_resolution(base_url)
             assert await eventually_listed(client, queue, control) == [control]
-            await eventually(lambda: sqlite_store.postmortem(control))  # so the worker ends it
+            await eventually(
+                lambda: sqlite_store.records.postmortem(control)
+            )  # so the worker ends it

@@ -82,7 +82,7 @@ async def live_postmortem(api: Api, env: WorkflowEnvironment) -> tuple[str, str]
     assert (await api.post(f"/api/postmortems/{pm_id}/draft", "alice", draft_data(now))).is_success
     assert (await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {})).is_success
     bob_item = f"{pm_id}-item-1"
-    await eventually(lambda: api.services.store.action_item(bob_item))
+    await eventually(lambda: api.services.store.records.action_item(bob_item))
     return pm_id, bob_item
 
 
@@ -120,7 +120,7 @@ async def test_people_find_filter_search_and_act_in_a_browser(
     await expect(page).to_have_url(service.url + filtered)
     rows = page.locator("#items tbody tr")
     count = await rows.count()
-    expected = service.api.services.store.count_items(owner="bob", state="open")
+    expected = service.api.services.store.facts.count_items(owner="bob", state="open")
     assert count == min(expected, 50) and count > 0
     for n in range(count):
         await expect(rows.nth(n).locator("td").nth(3)).to_have_text("bob")

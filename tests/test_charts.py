@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from jinja2 import Environment
 from markupsafe import Markup
 
-from followthrough.charts import PALETTE, bar_chart, line_chart, nice_ticks, percent_ring
 from followthrough.domain.metrics import format_duration
+from followthrough.reporting.charts import PALETTE, bar_chart, line_chart, nice_ticks, percent_ring
 
 NS = "{http://www.w3.org/2000/svg}"
 XMLNS = 'xmlns="http://www.w3.org/2000/svg"'

@@ -93,8 +93,8 @@ async def test_pages_need_a_signed_in_person(api: Api) -> None:
 async def test_a_revoked_token_signs_the_browser_out(api: Api) -> None:
     async with browser(api, "dan") as dan:
         assert (await dan.get("/")).status_code == 200
-        token_id = api.services.store.api_tokens("dan")[0].id
-        api.services.store.revoke_api_token(token_id, api.services.clock())
+        token_id = api.services.store.tokens.all("dan")[0].id
+        api.services.store.tokens.revoke(token_id, api.services.clock())
         assert (await dan.get("/")).status_code == 303
 
 
@@ -201,7 +201,7 @@ async def test_reviewers_approve_from_the_page(
             data={"csrf": csrf_of(page), "back": page_path, "text": "clear and complete"},
         )
         assert "now tracking" in (await flash(erin, approved))["done"]
-    await eventually(lambda: api.services.store.action_item(f"{pm_id}-item-1"))
+    await eventually(lambda: api.services.store.records.action_item(f"{pm_id}-item-1"))
     assert stored_postmortem(api, pm_id).state.value == "tracking"
 
 
@@ -232,7 +232,7 @@ async def test_the_outbox_page_lists_what_was_sent(
     due = stored_item(api, bob_item).due
     ask = {"until": (due + timedelta(days=7)).isoformat(), "reason": "vendor <delay> & more"}
     assert (await api.post(f"/api/action-items/{bob_item}/extension", "bob", ask)).is_success
-    messages = await eventually(api.services.store.outbox)  # the manager is asked by email
+    messages = await eventually(api.services.store.outbox.messages)  # the manager is asked by email
     async with browser(api, "maria") as maria:  # a person sees the mail sent to them
         page = await maria.get("/outbox")
         for message in messages:

@@ -8,7 +8,7 @@ from followthrough.domain.metrics import ItemFacts, Period
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.domain.themes import FactorTags
-from followthrough.metrics_view import MetricsCache, measure
+from followthrough.reporting.metrics_view import MetricsCache, measure
 from followthrough.storage import Store
 from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
 
@@ -20,8 +20,8 @@ def record(store: Store, policy: Policy) -> None:
         update={"resolved_at": T0 + timedelta(days=7)}
     )
     second = make_postmortem(policy, "INC-2", incident=later)
-    store.record_postmortem(pm_change(first, 1))
-    store.record_postmortem(pm_change(second, 1))
+    store.records.record_postmortem(pm_change(first, 1))
+    store.records.record_postmortem(pm_change(second, 1))
     items = [
         make_item(first, 1, owner="bob", team="payments"),
         make_item(first, 2, owner="carol", team="platform", state=ActionItemState.DONE_CLAIMED),
@@ -29,8 +29,8 @@ def record(store: Store, policy: Policy) -> None:
         make_item(second, 1, owner="bob", team="payments", state=ActionItemState.QUEUED),
     ]
     for item in items:
-        store.record_action_item(item_change(item))
-    store.note_factor_tags(
+        store.records.record_action_item(item_change(item))
+    store.themes.note_factor_tags(
         FactorTags(
             postmortem_id=first.id,
             resolved_at=first.incident.resolved_at,
@@ -47,17 +47,17 @@ def record(store: Store, policy: Policy) -> None:
 
 def test_incident_facts_of_a_period(store: Store, policy: Policy) -> None:
     record(store, policy)
-    first_week = store.incident_facts(T0 - timedelta(days=1), T0)
+    first_week = store.facts.incidents(T0 - timedelta(days=1), T0)
     assert [f.incident_id for f in first_week] == ["INC-1"]
     facts = first_week[0]
     assert facts.factor_tags == ["capacity", "deploy"]
     incident = make_postmortem(policy, "INC-1").incident
     assert facts.started_at == incident.started_at and facts.resolved_at == incident.resolved_at
     assert facts.services == incident.services
-    both = store.incident_facts(T0 - timedelta(days=1), T0 + timedelta(days=8))
+    both = store.facts.incidents(T0 - timedelta(days=1), T0 + timedelta(days=8))
     assert [f.incident_id for f in both] == ["INC-1", "INC-2"]  # oldest first
     assert both[1].factor_tags == []
-    assert store.incident_facts(T0 + timedelta(days=8), T0 + timedelta(days=9)) == []
+    assert store.facts.incidents(T0 + timedelta(days=8), T0 + timedelta(days=9)) == []
 
 
 def ids(facts: list[ItemFacts]) -> list[str]:
@@ -66,26 +66,26 @@ def ids(facts: list[ItemFacts]) -> list[str]:
 
 def test_item_facts_filter_count_and_page(store: Store, policy: Policy) -> None:
     record(store, policy)
-    assert len(store.item_facts()) == 4 and store.count_items() == 4
-    assert ids(store.item_facts(owner="bob", state="open")) == ["INC-1-item-1"]
-    assert store.count_items(team="payments") == 3
+    assert len(store.facts.items()) == 4 and store.facts.count_items() == 4
+    assert ids(store.facts.items(owner="bob", state="open")) == ["INC-1-item-1"]
+    assert store.facts.count_items(team="payments") == 3
     # Overdue: due 2025-04-01, still open or claimed; verified and queued ones are not.
-    overdue = store.item_facts(overdue_on=date(2025, 4, 2))
+    overdue = store.facts.items(overdue_on=date(2025, 4, 2))
     assert ids(overdue) == ["INC-1-item-1", "INC-1-item-2"]
-    assert store.count_items(overdue_on=date(2025, 4, 2)) == 2
-    assert store.item_facts(overdue_on=date(2025, 4, 1)) == []  # due today is not overdue
+    assert store.facts.count_items(overdue_on=date(2025, 4, 2)) == 2
+    assert store.facts.items(overdue_on=date(2025, 4, 1)) == []  # due today is not overdue
     # Of the incidents resolved in a period (INC-1 resolved an hour before T0).
-    first_week = store.item_facts(resolved_from=T0 - timedelta(days=1), resolved_before=T0)
+    first_week = store.facts.items(resolved_from=T0 - timedelta(days=1), resolved_before=T0)
     assert ids(first_week) == ["INC-1-item-1", "INC-1-item-2", "INC-1-item-3"]
-    later = store.item_facts(resolved_from=T0 + timedelta(days=6))
+    later = store.facts.items(resolved_from=T0 + timedelta(days=6))
     assert ids(later) == ["INC-2-item-1"]
     # Pages of a stable order (due, then id).
-    assert ids(store.item_facts(offset=1, limit=2)) == ["INC-1-item-2", "INC-1-item-3"]
+    assert ids(store.facts.items(offset=1, limit=2)) == ["INC-1-item-2", "INC-1-item-3"]
 
 
 def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
     record(store, policy)
-    assert store.item_counts_by_team() == {
+    assert store.facts.item_counts_by_team() == {
         "payments": {"open": 1, "queued": 1},
         "platform": {"done_claimed": 1},
     }
@@ -98,25 +98,25 @@ def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
     for seq, days, detail in steps:
         change = item_change(make_item(pm, 1, seq=seq), at=T0 + timedelta(days=days))
         event = change.event.model_copy(update={"action": "item.escalated", "detail": detail})
-        store.record_action_item(change.model_copy(update={"event": event}))
+        store.records.record_action_item(change.model_copy(update={"event": event}))
     # Reminders to the owner are not escalations; the manager and the council steps are.
-    assert store.escalations_since(T0 + timedelta(days=6)) == []
-    assert store.count_escalations_since(T0 + timedelta(days=6)) == 0
-    council, manager = store.escalations_since(T0)
+    assert store.facts.escalations_since(T0 + timedelta(days=6)) == []
+    assert store.facts.count_escalations_since(T0 + timedelta(days=6)) == 0
+    council, manager = store.facts.escalations_since(T0)
     assert council.detail.startswith("council:") and council.at == T0 + timedelta(days=5)
     assert manager.detail.startswith("manager:") and manager.item.id == pm.action_item_id(1)
-    assert store.count_escalations_since(T0) == 2
-    assert store.count_escalations_since(T0 + timedelta(days=4)) == 1
+    assert store.facts.count_escalations_since(T0) == 2
+    assert store.facts.count_escalations_since(T0 + timedelta(days=4)) == 1
 
 
 def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy: Policy) -> None:
     record(store, policy)
-    page, total = store.postmortem_facts()
+    page, total = store.facts.postmortems()
     assert [f.incident_id for f in page] == ["INC-2", "INC-1"] and total == 2
-    page, total = store.postmortem_facts(limit=1, offset=1)
+    page, total = store.facts.postmortems(limit=1, offset=1)
     assert [f.incident_id for f in page] == ["INC-1"] and total == 2
-    assert store.postmortem_facts(state="closed") == ([], 0)
-    page, total = store.postmortem_facts(severity="SEV2", team=page[0].team)
+    assert store.facts.postmortems(state="closed") == ([], 0)
+    page, total = store.facts.postmortems(severity="SEV2", team=page[0].team)
     assert total == 2
 
 
@@ -130,7 +130,7 @@ def test_the_metrics_cache_measures_again_when_the_record_changes(
     assert first.incidents == 2 and first == measure(store, policy, period, T0)
     assert cache.measure(store, policy, period, T0 + timedelta(minutes=5)) is first  # kept
 
-    store.record_postmortem(pm_change(make_postmortem(policy, "INC-3"), 1))  # a change
+    store.records.record_postmortem(pm_change(make_postmortem(policy, "INC-3"), 1))  # a change
     changed = cache.measure(store, policy, period, T0 + timedelta(minutes=6))
     assert changed is not first and changed.incidents == 3
 

@@ -367,7 +367,7 @@ class Lifecycle:
         self.items = [f"{self.pm_id}-item-{n}" for n in (1, 2, 3)]
         d.watch(self.pm_id, *self.items)
         d.watch(*(team_slots_id(team, d.queue) for team in ("payments", "platform")))
-        await poll(lambda: d.store.postmortem(self.pm_id), what="the postmortem's record")
+        await poll(lambda: d.store.records.postmortem(self.pm_id), what="the postmortem's record")
 
     async def submit(self) -> None:
         await self.post("alice", f"/api/postmortems/{self.pm_id}/draft", self.draft())
@@ -375,7 +375,9 @@ class Lifecycle:
     async def approve(self) -> None:
         await self.post("erin", f"/api/postmortems/{self.pm_id}/approve", {"comment": "Clear"})
         store = self.d.store
-        await poll(lambda: all(store.action_item(i) for i in self.items), what="the items' records")
+        await poll(
+            lambda: all(store.records.action_item(i) for i in self.items), what="the items' records"
+        )
 
     async def ask_extension(self, item: str) -> None:
         await self.act(item, "extension", "bob", until=self.extended_to, reason="Needs a router")
@@ -394,7 +396,7 @@ class Lifecycle:
         want = "verified" if fixed else "open"
 
         def settled() -> bool:
-            found = self.d.store.action_item(item_id)
+            found = self.d.store.records.action_item(item_id)
             return found is not None and found.state.value == want and len(found.checks) == checks
 
         await poll(settled, what=f"{item} {want} after {checks} check(s)", timeout=240)
@@ -406,7 +408,9 @@ class Lifecycle:
             handle = self.d.client.get_workflow_handle(workflow_id)
             await asyncio.wait_for(handle.result(), timeout=240)
         await poll(
-            lambda: (pm := self.d.store.postmortem(self.pm_id)) and pm.state.value == "closed",
+            lambda: (
+                (pm := self.d.store.records.postmortem(self.pm_id)) and pm.state.value == "closed"
+            ),
             what="the postmortem's record to say closed",
         )
 
@@ -492,9 +496,9 @@ async def assert_nothing_lost_or_doubled(d: Deployment, life: Lifecycle) -> list
     store, pm_id = d.store, life.pm_id
     print("checks:")
 
-    postmortems = store.postmortems()
+    postmortems = store.records.postmortems()
     assert [(pm.id, pm.state.value) for pm in postmortems] == [(pm_id, "closed")]
-    items = store.action_items()
+    items = store.records.action_items()
     assert sorted((i.id, i.state.value) for i in items) == [(i, "verified") for i in life.items]
     for workflow_id in [pm_id, *life.items]:
         described = await d.client.get_workflow_handle(workflow_id).describe()
@@ -516,7 +520,7 @@ async def assert_nothing_lost_or_doubled(d: Deployment, life: Lifecycle) -> list
         f"requests); item-1's due date moved to {life.extended_to}"
     )
 
-    trail = store.audit_trail(pm_id)
+    trail = store.records.audit_trail(pm_id)
     by_workflow: dict[str, list[tuple[int, str]]] = {}
     for event in trail:
         by_workflow.setdefault(event.workflow_id, []).append((event.seq, event.action))
@@ -539,7 +543,7 @@ async def assert_nothing_lost_or_doubled(d: Deployment, life: Lifecycle) -> list
         f"{two}/reassigned-{reassigned}",
         f"{three}/check-1/failed",
     }
-    outbox = [(m.dedupe_key, m.status.value) for m in store.outbox(postmortem_id=pm_id)]
+    outbox = [(m.dedupe_key, m.status.value) for m in store.outbox.messages(postmortem_id=pm_id)]
     assert sorted(key for key, _ in outbox) == sorted(expected_keys)
     attempts = await notice_attempts(d.client, [pm_id, *life.items])
     window = assert_mail_once(d.smtp.messages, outbox, attempts)
@@ -793,7 +797,8 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
                 for step, offset, _, _ in LADDER
             }
             found = await poll(
-                lambda: (item := store.action_item(item_id)) and item.ticket, what="the ticket"
+                lambda: (item := store.records.action_item(item_id)) and item.ticket,
+                what="the ticket",
             )
             key = found.key
 
@@ -825,7 +830,9 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
             await note("CUT SMTP (connections refused); Jira answers 503 to comments")
             await env.sleep(day_at("due", 13) - await env.get_current_time())
             await note("five simulated hours later")
-            outbox = {m.dedupe_key: m.status.value for m in store.outbox(action_item_id=item_id)}
+            outbox = {
+                m.dedupe_key: m.status.value for m in store.outbox.messages(action_item_id=item_id)
+            }
             described = await client.get_workflow_handle(item_id).describe()
             pending = {
                 p.activity_type.name: p.attempt
@@ -871,12 +878,13 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
                 assert str(message["To"]).split(", ") == to
             print(f"  one email per step, each dated when its step fired: {keys}")
             outbox_now = [
-                (m.dedupe_key, m.status.value) for m in store.outbox(action_item_id=item_id)
+                (m.dedupe_key, m.status.value)
+                for m in store.outbox.messages(action_item_id=item_id)
             ]
             assert sorted(outbox_now) == sorted((k, "sent") for k in keys)
             escalated = [
                 (e.seq, e.detail.split(":", 1)[0])
-                for e in store.audit_trail(workflows[0])
+                for e in store.records.audit_trail(workflows[0])
                 if e.workflow_id == item_id and e.action == "item.escalated"
             ]
             assert [step for _, step in escalated] == [step for step, *_ in LADDER]

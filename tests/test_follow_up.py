@@ -160,7 +160,7 @@ async def test_the_ladder_climbs_on_business_days_and_sends_each_step_once(
     for earlier in ("Reminder", "Due today", "Overdue 2 business days"):
         assert earlier in council_text  # what was sent before
 
-    stored = store.action_item(item_id)
+    stored = store.records.action_item(item_id)
     assert stored is not None
     assert [(e.step, e.days_overdue) for e in stored.escalations] == [
         ("reminder", 0),
@@ -168,7 +168,7 @@ async def test_the_ladder_climbs_on_business_days_and_sends_each_step_once(
         ("manager", 2),
         ("council", 5),
     ]
-    assert [m.status.value for m in store.outbox(action_item_id=item_id)] == ["sent"] * 4
+    assert [m.status.value for m in store.outbox.messages(action_item_id=item_id)] == ["sent"] * 4
 
 
 async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_refused(
@@ -325,7 +325,7 @@ async def test_only_the_council_accepts_risk_and_it_closes_the_postmortem(
 
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state.value == "closed"
-    trail = store.audit_trail(pm_id)
+    trail = store.records.audit_trail(pm_id)
     accepted = item.risk_acceptance
     assert accepted is not None
     assert trail[-1].detail.splitlines() == [
@@ -420,9 +420,9 @@ async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
 
     queued_mail = [m for m in smtp_server.messages if "Queued at the WIP cap" in str(m["Subject"])]
     assert [str(m["To"]) for m in queued_mail] == ["maria@example.com"] * 2
-    stored = store.action_item(linter)
+    stored = store.records.action_item(linter)
     assert stored is not None
-    actions = [e.action for e in store.audit_trail(pm_id) if e.workflow_id == linter]
+    actions = [e.action for e in store.records.audit_trail(pm_id) if e.workflow_id == linter]
     assert actions[:3] == ["item.opened", "item.queued", "item.admitted"]
 
 
@@ -514,5 +514,5 @@ async def test_an_overdue_draft_and_then_an_overdue_review_climb_the_ladder(
             "grace@example.com, heidi@example.com",
         ),
     ]
-    actions = [e.action for e in store.audit_trail(pm_id)]
+    actions = [e.action for e in store.records.audit_trail(pm_id)]
     assert actions.count("postmortem.escalated") == 6

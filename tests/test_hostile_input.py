@@ -286,7 +286,7 @@ async def _record_agrees(client: Client, store: Store, workflow_id: str) -> bool
         live = await handle.query("snapshot", result_type=kind)
     except RPCError:
         return True  # closed: its last write was awaited before it completed
-    read: Callable[[str], Any] = store.action_item if is_item else store.postmortem
+    read: Callable[[str], Any] = store.records.action_item if is_item else store.records.postmortem
     stored = await asyncio.to_thread(read, workflow_id)
     return stored is not None and (stored.state, stored.last_seq) == (live.state, live.last_seq)
 

@@ -261,7 +261,7 @@ async def test_bad_credentials_are_surfaced_on_the_item_and_not_retried(
     _, bob_item, _ = await tracked_postmortem(api, time_skipping)
     item = await eventually(lambda: (i := stored_item(api, bob_item)).ticket_problem and i)
     assert "401" in item.ticket_problem or "credentials" in item.ticket_problem.lower()
-    trail = api.services.store.audit_trail(item.postmortem_id)
+    trail = api.services.store.records.audit_trail(item.postmortem_id)
     assert any(e.action == "item.ticket_refused" and e.workflow_id == bob_item for e in trail)
     creates_then = jira.count("create_issue")
     expect(await api.post(f"/api/action-items/{bob_item}/acknowledge", "bob"), 200)  # still works

@@ -132,9 +132,9 @@ async def test_incident_to_closed_postmortem(
     assert outcome.state is PostmortemState.CLOSED
     assert [i.state for i in outcome.action_items] == [ActionItemState.VERIFIED] * 2
 
-    stored = store.postmortem(pm_id)
+    stored = store.records.postmortem(pm_id)
     assert stored is not None and stored.state is PostmortemState.CLOSED
-    actions = [(e.actor, e.action) for e in store.audit_trail(pm_id)]
+    actions = [(e.actor, e.action) for e in store.records.audit_trail(pm_id)]
     assert actions.count(("bob", "item.done_claimed")) == 2
     assert ("erin", "item.reopened") in actions
     assert actions[-1] == ("followthrough", "postmortem.closed")
@@ -159,7 +159,7 @@ async def test_optional_postmortem_lapses_when_nobody_opts_in(
         outcome = await handle.result()
     assert outcome.state is PostmortemState.NOT_REQUIRED
     assert (await handle.describe()).status is WorkflowExecutionStatus.COMPLETED
-    stored = store.postmortem(started.workflow_id)
+    stored = store.records.postmortem(started.workflow_id)
     assert stored is not None and stored.state is PostmortemState.NOT_REQUIRED
 
 
@@ -180,7 +180,7 @@ async def test_bad_draft_is_refused_whole_and_changes_nothing(
     now = time_skipping_now
     incident = parse_incident(incident_data(now), policy)
     pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
-    await eventually(lambda: store.postmortem(pm_id) is not None)
+    await eventually(lambda: store.records.postmortem(pm_id) is not None)
     draft = draft_data(now, impact="", detection_gaps=[])
     draft["action_items"][0]["acceptance_criterion"] = {"description": "Improve monitoring a lot"}
     del draft["action_items"][1]["owner"]
@@ -200,7 +200,7 @@ async def test_bad_draft_is_refused_whole_and_changes_nothing(
     handle = client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id)
     pm = await handle.query(PostmortemWorkflow.snapshot)
     assert (pm.state, pm.draft, pm.draft_version) == (PostmortemState.DRAFTING, None, 0)
-    assert [e.action for e in store.audit_trail(pm_id)] == ["postmortem.opened"]
+    assert [e.action for e in store.records.audit_trail(pm_id)] == ["postmortem.opened"]
 
 
 async def test_sev1_needs_two_distinct_reviewers(
@@ -243,6 +243,6 @@ async def test_simultaneous_verify_and_reject_cannot_both_apply(
     applied = [o for o in outcomes if isinstance(o, ActionItem)]
     assert (len(applied), len(refused)) == (1, 1), outcomes
     assert "only an item claimed done can be verified or rejected" in str(refused[0])
-    stored = store.action_item(item_id)
+    stored = store.records.action_item(item_id)
     assert stored is not None and len(stored.decisions) == 1
     assert stored.state is applied[0].state

@@ -133,7 +133,9 @@ async def test_a_vendors_multi_line_title_is_made_one_line_and_a_persons_is_refu
     payload["groupKey"] = f'{{}}:{{alertname="{uuid.uuid4().hex}"}}'
     payload["commonAnnotations"]["summary"] = "Pods crash looping\r\non the cluster\n" + "x" * 300
     started = expect(await deliver(api, "alertmanager", payload), 202)
-    recorded = await eventually(lambda: api.services.store.postmortem(started["workflow_id"]))
+    recorded = await eventually(
+        lambda: api.services.store.records.postmortem(started["workflow_id"])
+    )
     title = recorded.incident.title
     assert title.startswith("Pods crash looping on the cluster x") and title.endswith("…")
     assert len(title) == 200 and "\n" not in title

@@ -172,7 +172,7 @@ async def test_the_council_gets_last_months_numbers_once(
     assert "<strong>deploy</strong>" in page and "capacity" not in text + page
     link = f"{PUBLIC_URL}/reliability?month=2026-10"
     assert link in text and f'href="{link}"' in page
-    stored = store.outbox_message("council-digest/monthly/2026-10")
+    stored = store.outbox.message("council-digest/monthly/2026-10")
     assert stored is not None and stored.kind == "monthly_digest" and stored.status == "sent"
 
     # The weekly digest of the same morning is another email, under its own key.

@@ -146,7 +146,11 @@ async def test_a_refused_recipient_is_tried_once_kept_as_failed_and_the_ladder_g
     assert await item_started(time_skipping.client, f"{pm_id}-item-1")
     assert refusing_smtp.tries == 1  # 550 is for good: never retried
     failed = await eventually(
-        lambda: [m for m in sqlite_store.outbox(postmortem_id=pm_id) if m.recipients == [REFUSED]]
+        lambda: [
+            m
+            for m in sqlite_store.outbox.messages(postmortem_id=pm_id)
+            if m.recipients == [REFUSED]
+        ]
     )
     assert [m.status for m in failed] == [OutboxStatus.FAILED]
     assert failed[0].error is not None and "550" in failed[0].error

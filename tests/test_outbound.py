@@ -191,7 +191,7 @@ def test_the_cli_refuses_a_non_owner_before_the_draft_calls_out(
         action="postmortem.opened",
         detail="opened",
     )
-    store.record_postmortem(PostmortemChange(postmortem=pm, event=opening))
+    store.records.record_postmortem(PostmortemChange(postmortem=pm, event=opening))
     store.close()
     draft = tmp_path / "draft.yaml"
     draft.write_text(yaml.safe_dump(drafted(now, prometheus_at(health.url))))

@@ -33,7 +33,7 @@ async def alice_owns_an_item_by_email(api: Api, env: WorkflowEnvironment) -> tup
 
 
 def message(api: Api, key: str) -> OutboxMessage:
-    found = api.services.store.outbox_message(key)
+    found = api.services.store.outbox.message(key)
     assert found is not None, key
     return found
 
@@ -74,7 +74,7 @@ async def test_a_link_in_someone_elses_signed_in_browser_does_nothing(
     assert stored_item(api, item_id).acknowledged_at is None
     token = link.rsplit("/", 1)[-1]
     nonce = read_link(token, LINK_SECRET, datetime.now(UTC)).nonce
-    assert api.services.store.link_use(nonce) is None  # not spent: alice can still use it
+    assert api.services.store.links.use(nonce) is None  # not spent: alice can still use it
 
     async with browser(api, "alice") as alice:
         done = await alice.post(link)
@@ -103,7 +103,7 @@ def test_mail_to_a_person_is_found_by_their_exact_address(store: Store) -> None:
     at = datetime(2026, 11, 20, 9, tzinfo=UTC)
 
     def sent(key: str, *recipients: str) -> None:
-        store.claim_outbox(
+        store.outbox.claim(
             OutboxMessage(
                 dedupe_key=key,
                 kind=NoticeKind.ITEM_STEP,
@@ -124,6 +124,6 @@ def test_mail_to_a_person_is_found_by_their_exact_address(store: Store) -> None:
     sent("look-alike", "annxlee@example.com")  # '_' is a LIKE wildcard: must not match
     sent("longer", "joann_lee@example.com")
 
-    found = store.outbox(recipient="ann_lee@example.com")
+    found = store.outbox.messages(recipient="ann_lee@example.com")
     assert sorted(m.dedupe_key for m in found) == ["to-ann", "to-both"]
-    assert [m.dedupe_key for m in store.outbox(recipient="bo@example.com")] == ["to-both"]
+    assert [m.dedupe_key for m in store.outbox.messages(recipient="bo@example.com")] == ["to-both"]

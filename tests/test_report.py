@@ -18,9 +18,9 @@ import pytest
 
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState, RiskAcceptance
-from followthrough.metrics_view import measure
 from followthrough.progress import Progress, no_progress
-from followthrough.report import QuarterlyReport, markdown_escape, quarterly_report
+from followthrough.reporting.metrics_view import measure
+from followthrough.reporting.report import QuarterlyReport, markdown_escape, quarterly_report
 from followthrough.seed import seed
 from followthrough.storage import Store
 from tests.processes import ROOT, Followthrough, free_port
@@ -419,7 +419,7 @@ def test_a_seeded_quarter_holds_together(store: Store, policy: Policy) -> None:
     assert all(period.start <= a.at < period.end for a in report.risk_acceptances)
     days = [o.days_overdue for o in report.overdue]
     assert 0 < len(days) <= 10 and days == sorted(days, reverse=True) and min(days) > 0
-    worst = store.item_facts(overdue_on=AS_OF.date(), limit=1)
+    worst = store.facts.items(overdue_on=AS_OF.date(), limit=1)
     assert report.overdue[0].item.id == worst[0].id
     assert not {"script", "link", "img"} & {tag for tag, _ in Tags(report.html).found}
     for table in re.findall(r"((?:^\|.*\|\n)+)", report.markdown, re.MULTILINE):

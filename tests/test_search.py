@@ -107,9 +107,9 @@ def test_every_typed_word_is_quoted_for_fts5() -> None:
 
 def test_stemming_finds_timeout_when_timeouts_is_typed(store: Store, policy: Policy) -> None:
     pm = with_draft(make_postmortem(policy), draft(summary="The ledger hit a timeout on writes."))
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    hits = store.search("timeouts")
+    hits = store.records.search("timeouts")
 
     assert found(hits) == [("postmortem", pm.id, pm.id)]
     assert matched(hits[0].snippet) == ["timeout"]
@@ -126,22 +126,22 @@ def test_a_match_in_each_kind_is_found_with_its_ids(store: Store, policy: Policy
             ],
         ),
     )
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     item = item_with(pm, 2, description="Make payment writes idempotent")
-    store.record_action_item(item_change(item))
+    store.records.record_action_item(item_change(item))
 
-    assert found(store.search("ledger")) == [("postmortem", pm.id, pm.id)]
-    assert found(store.search("idempotent")) == [("action_item", item.id, pm.id)]
-    factor_hits = store.search("amplified")
+    assert found(store.records.search("ledger")) == [("postmortem", pm.id, pm.id)]
+    assert found(store.records.search("idempotent")) == [("action_item", item.id, pm.id)]
+    factor_hits = store.records.search("amplified")
     assert found(factor_hits) == [("contributing_factor", f"{pm.id}#factor-2", pm.id)]
     assert whole(factor_hits[0].title) == "capacity, dependency"
     assert matched(factor_hits[0].snippet) == ["amplified"]
     # The factor's tags are its title; the incident id and title are the postmortem's.
-    assert found(store.search("dependency")) == [
+    assert found(store.records.search("dependency")) == [
         ("contributing_factor", f"{pm.id}#factor-2", pm.id)
     ]
     # make_item's title, "Action 2 for INC-11", names the incident too.
-    assert sorted(found(store.search("INC-11"))) == [
+    assert sorted(found(store.records.search("INC-11"))) == [
         ("action_item", item.id, pm.id),
         ("postmortem", pm.id, pm.id),
     ]
@@ -151,18 +151,18 @@ def test_an_action_item_is_found_by_owner_team_criterion_and_ticket(
     store: Store, policy: Policy
 ) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     item = make_item(pm, 1, owner="bob", team="payments").model_copy(
         update={"ticket": TicketRef(key="PAY-4321", url="https://jira.example.com/browse/PAY-4321")}
     )
-    store.record_action_item(item_change(item))
+    store.records.record_action_item(item_change(item))
 
     expected = [("action_item", item.id, pm.id)]
-    assert found(store.search("bob", kinds={"action_item"})) == expected
-    assert found(store.search("payments", kinds={"action_item"})) == expected
+    assert found(store.records.search("bob", kinds={"action_item"})) == expected
+    assert found(store.records.search("payments", kinds={"action_item"})) == expected
     # make_item's criterion: "p99 below 300 ms for 7 days".
-    assert found(store.search("p99 below 300 ms")) == expected
-    assert found(store.search("PAY-4321")) == expected
+    assert found(store.records.search("p99 below 300 ms")) == expected
+    assert found(store.records.search("PAY-4321")) == expected
 
 
 def test_highlights_mark_exactly_the_matched_words(store: Store, policy: Policy) -> None:
@@ -170,9 +170,9 @@ def test_highlights_mark_exactly_the_matched_words(store: Store, policy: Policy)
         titled(make_postmortem(policy, "INC-21"), "Timeouts in checkout, then more timeouts"),
         draft(summary="A timeout (the first) led to retries."),
     )
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    [hit] = store.search("timeouts")
+    [hit] = store.records.search("timeouts")
 
     assert whole(hit.title) == "INC-21 Timeouts in checkout, then more timeouts"
     assert matched(hit.title) == ["Timeouts", "timeouts"]
@@ -186,10 +186,10 @@ def test_highlights_are_plain_text_and_stored_markers_cannot_fake_one(
     """Markup comes back as text for the page to escape; private markers are not stored."""
     pm = titled(make_postmortem(policy), "The \ue000ledger\ue001 <b>bold</b> & stalled writes")
     pm = with_draft(pm, draft(summary="The ledger <b>stalled</b> on writes."))
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    [by_title] = store.search("writes")
-    [by_body] = store.search("ledger stalled")
+    [by_title] = store.records.search("writes")
+    [by_body] = store.records.search("ledger stalled")
 
     assert by_title.title == [("INC-7 The ledger <b>bold</b> & stalled ", False), ("writes", True)]
     assert matched(by_body.snippet) == ["ledger", "stalled"]
@@ -205,10 +205,10 @@ def test_a_title_match_ranks_above_a_body_match(store: Store, policy: Policy) ->
         titled(make_postmortem(policy, "INC-32"), "Ledger writes failed"),
         draft(summary="Payments stalled for an hour."),
     )
-    store.record_postmortem(pm_change(in_body, 1))
-    store.record_postmortem(pm_change(in_title, 1))
+    store.records.record_postmortem(pm_change(in_body, 1))
+    store.records.record_postmortem(pm_change(in_title, 1))
 
-    hits = store.search("ledger")
+    hits = store.records.search("ledger")
 
     assert [hit.ref_id for hit in hits] == [in_title.id, in_body.id]
     assert hits[0].rank > hits[1].rank
@@ -221,24 +221,28 @@ def test_the_kinds_filter_and_limit(store: Store, policy: Policy) -> None:
             summary="The ledger stalled.", factors=[("The ledger had one primary", ["capacity"])]
         ),
     )
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     item = item_with(pm, 1, description="Give the ledger a standby")
-    store.record_action_item(item_change(item))
+    store.records.record_action_item(item_change(item))
     factor = ("contributing_factor", f"{pm.id}#factor-1", pm.id)
 
-    assert found(store.search("ledger", kinds={"action_item"})) == [("action_item", item.id, pm.id)]
-    assert sorted(found(store.search("ledger", kinds={"postmortem", "contributing_factor"}))) == [
+    assert found(store.records.search("ledger", kinds={"action_item"})) == [
+        ("action_item", item.id, pm.id)
+    ]
+    assert sorted(
+        found(store.records.search("ledger", kinds={"postmortem", "contributing_factor"}))
+    ) == [
         factor,
         ("postmortem", pm.id, pm.id),
     ]
-    assert len(store.search("ledger")) == 3
-    assert len(store.search("ledger", limit=2)) == 2
+    assert len(store.records.search("ledger")) == 3
+    assert len(store.records.search("ledger", limit=2)) == 2
     with pytest.raises(ValueError, match="unknown kind incident"):
-        store.search("ledger", kinds={"incident"})
+        store.records.search("ledger", kinds={"incident"})
     with pytest.raises(ValueError, match="at least one kind"):
-        store.search("ledger", kinds=set())
+        store.records.search("ledger", kinds=set())
     with pytest.raises(ValueError, match="limit must be between 1 and 200"):
-        store.search("ledger", limit=0)
+        store.records.search("ledger", limit=0)
 
 
 # --- bad input ------------------------------------------------------------------------------------
@@ -269,36 +273,38 @@ def test_hostile_input_never_raises_a_database_error(
     store: Store, policy: Policy, query: str
 ) -> None:
     pm = with_draft(make_postmortem(policy), draft(summary="The ledger stalled on writes."))
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    hits = store.search(query)
+    hits = store.records.search(query)
 
     assert all(hit.postmortem_id == pm.id for hit in hits)
-    assert found(store.search("ledger")) == [("postmortem", pm.id, pm.id)]  # nothing was dropped
+    assert found(store.records.search("ledger")) == [
+        ("postmortem", pm.id, pm.id)
+    ]  # nothing was dropped
 
 
 @pytest.mark.parametrize("query", ["ledger*", "(ledger))", '"ledger', "^ledger"])
 def test_syntax_around_a_word_still_finds_it(store: Store, policy: Policy, query: str) -> None:
     pm = with_draft(make_postmortem(policy), draft(summary="The ledger stalled on writes."))
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    assert found(store.search(query)) == [("postmortem", pm.id, pm.id)]
+    assert found(store.records.search(query)) == [("postmortem", pm.id, pm.id)]
 
 
 @pytest.mark.parametrize("query", ["", "   ", "\n\t", "*", '"', "'", '"" ()', "-- ; ' _"])
 def test_a_query_without_a_word_is_refused(store: Store, query: str) -> None:
     with pytest.raises(ValueError, match="type at least one word to search for"):
-        store.search(query)
+        store.records.search(query)
 
 
 def test_a_too_long_query_is_refused(store: Store, policy: Policy) -> None:
     pm = with_draft(make_postmortem(policy), draft(summary="The ledger stalled."))
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     longest = "ledger " + "." * 193  # 200 characters
 
-    assert found(store.search(longest)) == [("postmortem", pm.id, pm.id)]
+    assert found(store.records.search(longest)) == [("postmortem", pm.id, pm.id)]
     with pytest.raises(ValueError, match="201 characters long; keep it to 200"):
-        store.search(longest + "y")
+        store.records.search(longest + "y")
 
 
 # --- kept current with the record -----------------------------------------------------------------
@@ -306,23 +312,25 @@ def test_a_too_long_query_is_refused(store: Store, policy: Policy) -> None:
 
 def test_a_newer_snapshot_replaces_the_old_text(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(with_draft(pm, draft(summary="The ledger stalled.")), 1))
+    store.records.record_postmortem(
+        pm_change(with_draft(pm, draft(summary="The ledger stalled.")), 1)
+    )
     item = item_with(pm, 1, seq=1, description="Add a ledger standby")
-    store.record_action_item(item_change(item))
+    store.records.record_action_item(item_change(item))
 
     newer = with_draft(pm, draft(summary="The warehouse stalled."))
-    store.record_postmortem(pm_change(newer, 2))
-    store.record_postmortem(pm_change(newer, 2))  # a retry
+    store.records.record_postmortem(pm_change(newer, 2))
+    store.records.record_postmortem(pm_change(newer, 2))  # a retry
     newer_item = item_with(pm, 1, seq=2, description="Add a warehouse standby")
-    store.record_action_item(item_change(newer_item))
-    store.record_action_item(item_change(newer_item))  # a retry
+    store.records.record_action_item(item_change(newer_item))
+    store.records.record_action_item(item_change(newer_item))  # a retry
 
-    assert store.search("ledger") == []
-    assert sorted(found(store.search("warehouse"))) == [
+    assert store.records.search("ledger") == []
+    assert sorted(found(store.records.search("warehouse"))) == [
         ("action_item", newer_item.id, pm.id),
         ("postmortem", pm.id, pm.id),
     ]
-    assert len(store.search("stalled")) == 1
+    assert len(store.records.search("stalled")) == 1
     check_fts_index(store)
 
 
@@ -330,28 +338,41 @@ def test_an_older_snapshot_arriving_late_does_not_replace_newer_text(
     store: Store, policy: Policy
 ) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(with_draft(pm, draft(summary="The warehouse stalled.")), 3))
-    store.record_action_item(item_change(item_with(pm, 1, seq=3, description="warehouse standby")))
+    store.records.record_postmortem(
+        pm_change(with_draft(pm, draft(summary="The warehouse stalled.")), 3)
+    )
+    store.records.record_action_item(
+        item_change(item_with(pm, 1, seq=3, description="warehouse standby"))
+    )
 
-    store.record_postmortem(pm_change(with_draft(pm, draft(summary="The ledger stalled.")), 2))
-    store.record_action_item(item_change(item_with(pm, 1, seq=2, description="ledger standby")))
+    store.records.record_postmortem(
+        pm_change(with_draft(pm, draft(summary="The ledger stalled.")), 2)
+    )
+    store.records.record_action_item(
+        item_change(item_with(pm, 1, seq=2, description="ledger standby"))
+    )
 
-    assert store.search("ledger") == []
-    assert sorted(hit.kind for hit in store.search("warehouse")) == ["action_item", "postmortem"]
+    assert store.records.search("ledger") == []
+    assert sorted(hit.kind for hit in store.records.search("warehouse")) == [
+        "action_item",
+        "postmortem",
+    ]
     check_fts_index(store)
 
 
 def test_a_factor_removed_from_the_draft_disappears(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
     two = draft(factors=[("Config pushes skip the canary", ["deploy"]), ("Retries amplified", [])])
-    store.record_postmortem(pm_change(with_draft(pm, two), 1))
-    assert len(store.search("amplified")) == 1
+    store.records.record_postmortem(pm_change(with_draft(pm, two), 1))
+    assert len(store.records.search("amplified")) == 1
 
     one = draft(factors=[("Config pushes skip the canary", ["deploy"])])
-    store.record_postmortem(pm_change(with_draft(pm, one), 2))
+    store.records.record_postmortem(pm_change(with_draft(pm, one), 2))
 
-    assert store.search("amplified") == []
-    assert found(store.search("canary")) == [("contributing_factor", f"{pm.id}#factor-1", pm.id)]
+    assert store.records.search("amplified") == []
+    assert found(store.records.search("canary")) == [
+        ("contributing_factor", f"{pm.id}#factor-1", pm.id)
+    ]
     check_fts_index(store)
 
 
@@ -359,11 +380,13 @@ def test_a_postmortem_without_a_draft_is_found_by_its_incident(
     store: Store, policy: Policy
 ) -> None:
     pm = make_postmortem(policy)  # the incident: "a bad load-balancer config ...", checkout
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
-    assert found(store.search("load-balancer backends")) == [("postmortem", pm.id, pm.id)]
-    assert found(store.search("checkout", kinds={"postmortem"})) == [("postmortem", pm.id, pm.id)]
-    assert store.search("checkout", kinds={"contributing_factor"}) == []
+    assert found(store.records.search("load-balancer backends")) == [("postmortem", pm.id, pm.id)]
+    assert found(store.records.search("checkout", kinds={"postmortem"})) == [
+        ("postmortem", pm.id, pm.id)
+    ]
+    assert store.records.search("checkout", kinds={"contributing_factor"}) == []
 
 
 # --- the migration --------------------------------------------------------------------------------
@@ -418,21 +441,23 @@ def test_migration_0008_fills_documents_for_existing_records(
 
         upgrade(database_url)
 
-        assert found(store.search("ledger")) == [("postmortem", pm.id, pm.id)]
-        assert found(store.search("amplified")) == [
+        assert found(store.records.search("ledger")) == [("postmortem", pm.id, pm.id)]
+        assert found(store.records.search("amplified")) == [
             ("contributing_factor", f"{pm.id}#factor-1", pm.id)
         ]
-        assert found(store.search("idempotent")) == [("action_item", item.id, pm.id)]
+        assert found(store.records.search("idempotent")) == [("action_item", item.id, pm.id)]
         # The filled documents know their snapshot's seq: an older one arriving now is ignored.
-        store.record_postmortem(pm_change(with_draft(pm, draft(summary="The warehouse.")), 3))
-        assert store.search("warehouse") == []
+        store.records.record_postmortem(
+            pm_change(with_draft(pm, draft(summary="The warehouse.")), 3)
+        )
+        assert store.records.search("warehouse") == []
         check_fts_index(store)
 
         command.downgrade(_config(database_url), "0007")
         tables = set(inspect(store.engine).get_table_names())
         assert not {"search_documents", "search_fts"} & tables
         upgrade(database_url)
-        assert found(store.search("ledger")) == [("postmortem", pm.id, pm.id)]
+        assert found(store.records.search("ledger")) == [("postmortem", pm.id, pm.id)]
     finally:
         store.close()
 
@@ -475,7 +500,7 @@ def test_many_matches_give_the_best_hits_with_their_snippets(store: Store) -> No
         if store.engine.dialect.name == "postgresql":
             connection.execute(text("ANALYZE search_documents"))
 
-    hits = store.search("ledger timeouts", limit=50)
+    hits = store.records.search("ledger timeouts", limit=50)
 
     assert len(hits) == 50
     assert len({hit.ref_id for hit in hits}) == 50

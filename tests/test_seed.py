@@ -42,18 +42,18 @@ N = 30
 
 def record_counts(store: Store) -> tuple[int, int, int, int]:
     """Postmortems, action items, audit events and factor tags in the record."""
-    pm_ids = store.postmortem_ids()
-    events = sum(len(store.audit_trail(pm_id)) for pm_id in pm_ids)
-    tags = sum(len(f.factor_tags) for f in store.incident_facts(NOW - 2 * HISTORY, NOW))
-    return len(pm_ids), len(store.action_items()), events, tags
+    pm_ids = store.records.postmortem_ids()
+    events = sum(len(store.records.audit_trail(pm_id)) for pm_id in pm_ids)
+    tags = sum(len(f.factor_tags) for f in store.facts.incidents(NOW - 2 * HISTORY, NOW))
+    return len(pm_ids), len(store.records.action_items()), events, tags
 
 
 def state_of(store: Store) -> dict[str, tuple[str, ...]]:
     """What a seeded record says, per postmortem and action item, to compare two of them."""
     found: dict[str, tuple[str, ...]] = {}
-    for pm in store.postmortems():
+    for pm in store.records.postmortems():
         found[pm.id] = (pm.state.value, pm.severity, pm.owner, pm.incident.title, str(pm.closed_at))
-    for item in store.action_items():
+    for item in store.records.action_items():
         found[item.id] = (item.state.value, item.owner, item.due.isoformat(), str(item.verified_at))
     return found
 
@@ -64,8 +64,8 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
     steps: list[tuple[int, int]] = []
     summary = seed(store, policy, postmortems=N, now=NOW, progress=lambda *s: steps.append(s))
 
-    assert store.postmortem_ids() == {seeded_postmortem_id(i) for i in range(N)}
-    items = store.action_items()
+    assert store.records.postmortem_ids() == {seeded_postmortem_id(i) for i in range(N)}
+    items = store.records.action_items()
     # About five per postmortem: the generator's draws, so a range, not a number.
     assert 3 * N <= len(items) <= 7 * N
     assert summary == SeedSummary(
@@ -81,16 +81,16 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
     # The record holds exactly what the generator made, postmortem by postmortem.
     for index in range(N):
         made = seeded_incident(index, policy, NOW)
-        stored = store.postmortem(made.postmortem.id)
+        stored = store.records.postmortem(made.postmortem.id)
         assert stored == made.postmortem
-        stored_items = store.action_items(postmortem_id=stored.id)
+        stored_items = store.records.action_items(postmortem_id=stored.id)
         assert sorted(stored_items, key=lambda i: i.id) == sorted(made.items, key=lambda i: i.id)
-        trail = store.audit_trail(stored.id)
+        trail = store.records.audit_trail(stored.id)
         assert len(trail) == len(made.changes)
         assert trail[0].action == "postmortem.opened" and trail[0].workflow_id == stored.id
 
     # The dashboard's lean columns are filled as production fills them.
-    facts = store.incident_facts(NOW - HISTORY - timedelta(days=1), NOW)
+    facts = store.facts.incidents(NOW - HISTORY - timedelta(days=1), NOW)
     assert len(facts) == N
     for fact in facts:
         times = [getattr(fact, f"{name}_at") for name in ORDERED_MILESTONES]
@@ -99,32 +99,32 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
         assert fact.detected_at is not None and fact.mitigated_at is not None
         assert NOW - HISTORY <= fact.resolved_at <= NOW - timedelta(hours=1)
         assert fact.services and fact.severity in policy.severities
-        pm = store.postmortem(fact.postmortem_id)
+        pm = store.records.postmortem(fact.postmortem_id)
         assert pm is not None and fact.factor_tags == (
             factor_tags(pm.draft) if pm.draft and pm.state.value in ("tracking", "closed") else []
         )
         assert [b.slo for b in fact.slo_burns] == [a.slo.id for a in pm.slo_review]
     assert any(f.slo_burns for f in facts), "no incident of 30 had an SLO review"
-    assert {slo.id for slo in store.slos()} == {slo.id for slo in seeded_slos(policy)}
-    verified = store.item_facts(state=ActionItemState.VERIFIED.value)
+    assert {slo.id for slo in store.slos.all()} == {slo.id for slo in seeded_slos(policy)}
+    verified = store.facts.items(state=ActionItemState.VERIFIED.value)
     assert verified and all(i.verified_at is not None for i in verified)
 
 
 def test_search_finds_the_seeded_words(store: Store, policy: Policy) -> None:
     seed(store, policy, postmortems=N, now=NOW)
 
-    for pm in store.postmortems():
-        hits = store.search(pm.incident.title, kinds={"postmortem"}, limit=200)
+    for pm in store.records.postmortems():
+        hits = store.records.search(pm.incident.title, kinds={"postmortem"}, limit=200)
         assert pm.id in [hit.ref_id for hit in hits], pm.incident.title
-    items = store.action_items()
+    items = store.records.action_items()
     for item in items[::7]:
-        hits = store.search(item.spec.title, kinds={"action_item"}, limit=200)
+        hits = store.records.search(item.spec.title, kinds={"action_item"}, limit=200)
         assert item.id in [hit.ref_id for hit in hits], item.spec.title
     # Every kind of document was indexed.
     everything = [
         hit.kind
         for word in ("timeout", "alert", "capacity", "config", "runbook", "deploy")
-        for hit in store.search(word, limit=200)
+        for hit in store.records.search(word, limit=200)
     ]
     assert set(everything) == set(KINDS)
 
@@ -141,7 +141,7 @@ def test_a_second_run_writes_nothing_new(store: Store, policy: Policy) -> None:
     assert (later.written, later.skipped, later.audit_events) == (0, N, 0)
     # And the store's bulk write itself is idempotent, changes written again add nothing.
     changes = [c for i in range(5) for c in seeded_incident(i, policy, NOW).changes]
-    assert store.record_many(changes) == 0
+    assert store.records.record_many(changes) == 0
 
     assert record_counts(store) == before
     assert state_of(store) == recorded
@@ -166,7 +166,7 @@ def test_the_same_seed_gives_the_same_record_and_more_postmortems_extend_it(
         assert state_of(again) == state_of(store)
         assert record_counts(again) == record_counts(store)
         # Another seed: the same ids, another history.
-        assert other.postmortem_ids() == store.postmortem_ids()
+        assert other.records.postmortem_ids() == store.records.postmortem_ids()
         assert state_of(other) != state_of(store)
     finally:
         again.close()
@@ -178,7 +178,7 @@ def test_bad_arguments_are_named(store: Store, policy: Policy) -> None:
         seed(store, policy, postmortems=-1, now=NOW)
     with pytest.raises(ValueError, match="now must be an aware datetime"):
         seed(store, policy, postmortems=1, now=NOW.replace(tzinfo=None))
-    assert store.postmortem_ids() == set()
+    assert store.records.postmortem_ids() == set()
 
 
 def test_a_larger_history_looks_like_a_real_one(policy: Policy) -> None:
@@ -261,7 +261,7 @@ def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
     opened = AuditEvent(
         workflow_id=pm.id, postmortem_id=pm.id, seq=1, at=NOW, actor="followthrough", action="x"
     )
-    store.record_postmortem(PostmortemChange(postmortem=pm, event=opened))
+    store.records.record_postmortem(PostmortemChange(postmortem=pm, event=opened))
     store.close()
     refused = ft.cli("seed", "--postmortems", "41", check=False)
     assert refused.returncode == 1

@@ -206,7 +206,7 @@ async def lived(
         await act(client, item_id, getattr(ActionItemWorkflow, action), request)
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state is PostmortemState.CLOSED
-    return trails(store.audit_trail(pm_id))
+    return trails(store.records.audit_trail(pm_id))
 
 
 async def _started(client: Client, item_id: str) -> None:

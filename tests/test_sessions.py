@@ -161,10 +161,10 @@ async def test_only_web_addresses_become_links(
     # The owner asks for more time: the email to the decider describes the incident.
     item = f"{pm_id}-item-1"
     store = api.services.store
-    due = (await eventually(lambda: store.action_item(item))).due
+    due = (await eventually(lambda: store.records.action_item(item))).due
     ask = {"until": (due + timedelta(days=7)).isoformat(), "reason": "vendor delay"}
     assert (await api.post(f"/api/action-items/{item}/extension", "bob", ask)).is_success
-    mail = await eventually(lambda: store.outbox(postmortem_id=pm_id))
+    mail = await eventually(lambda: store.outbox.messages(postmortem_id=pm_id))
     for message in mail:
         assert "Incident" in message.html
         assert 'href="javascript:' not in message.html, message.subject

@@ -27,7 +27,7 @@ import pytest
 import structlog
 
 from followthrough.domain.slo import budget_consumed_events
-from followthrough.slo_measurement import MeasurementFailed, measure_incident
+from followthrough.integrations.slo_measurement import MeasurementFailed, measure_incident
 from tests.processes import free_port
 from tests.prometheus import Prometheus
 from tests.sli import (

@@ -71,7 +71,7 @@ async def api(
     tmp_path: Path,
 ) -> AsyncIterator[Api]:
     client, url = time_skipping.client, sli.prom.base_url
-    sqlite_store.save_slos([CHECKOUT], datetime.now(UTC))
+    sqlite_store.slos.save([CHECKOUT], datetime.now(UTC))
     async with (
         running_worker(
             client, sqlite_store, smtp_mailer, checks=CheckConfig(prometheus_url=url)
@@ -114,7 +114,7 @@ async def test_an_incident_revisits_its_slo(
     assert "detected after 21.0 min; the SLO page would have fired after 2.9 min" in detail
     assert f"alert {PAGE}" in detail
     assert stored_postmortem(api, pm_id).state is PostmortemState.DRAFTING  # nothing changed
-    assert not [e for e in store.audit_trail(pm_id) if e.action.startswith("slo.")]
+    assert not [e for e in store.records.audit_trail(pm_id) if e.action.startswith("slo.")]
 
     alerting = {
         **draft["action_items"][0],
@@ -142,7 +142,7 @@ async def test_an_incident_revisits_its_slo(
         "budget_exhausted",
         "late_detection",
     }
-    actions = [e.action for e in store.audit_trail(pm_id)]
+    actions = [e.action for e in store.records.audit_trail(pm_id)]
     assert actions.count("slo.assessed") == 1 and actions.count("slo.budget_exhausted") == 1
 
     await eventually(lambda: smtp_server.messages)
@@ -155,12 +155,14 @@ async def test_an_incident_revisits_its_slo(
     assert "Freeze releases of checkout, except P0 and security fixes" in text
     assert "Remaining before 20.0 %" in text
 
-    shown = postmortem_detail(pm, [], store.audit_trail(pm_id))
+    shown = postmortem_detail(pm, [], store.records.audit_trail(pm_id))
     assert "Error budgets" in shown and "release freeze recommended for checkout" in shown
 
     expect(await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {}), 200)
     item_id, other_id = f"{pm_id}-item-1", f"{pm_id}-item-2"
-    await eventually(lambda: store.action_item(item_id) and store.action_item(other_id))
+    await eventually(
+        lambda: store.records.action_item(item_id) and store.records.action_item(other_id)
+    )
     item = stored_item(api, item_id)
     rules = item.spec.proposed_change
     assert f"alert: {PAGE}" in rules and rules.startswith("# Proposed SLO alerting")

@@ -135,12 +135,12 @@ def test_same_postmortem_change_writes_one_audit_row(store: Store, policy: Polic
     pm = make_postmortem(policy)
     change = pm_change(pm, 1)
 
-    store.record_postmortem(change)
-    store.record_postmortem(change)
+    store.records.record_postmortem(change)
+    store.records.record_postmortem(change)
 
     assert audit_rows(store, pm.id) == 1
-    assert [e.seq for e in store.audit_trail(pm.id)] == [1]
-    assert store.postmortem(pm.id) == change.postmortem
+    assert [e.seq for e in store.records.audit_trail(pm.id)] == [1]
+    assert store.records.postmortem(pm.id) == change.postmortem
 
 
 def test_record_postmortem_reports_a_repeat(
@@ -148,16 +148,18 @@ def test_record_postmortem_reports_a_repeat(
 ) -> None:
     change = pm_change(make_postmortem(policy), 1)
 
-    assert store.record_postmortem(change) is True
-    assert store.record_postmortem(change) is False
+    assert store.records.record_postmortem(change) is True
+    assert store.records.record_postmortem(change) is False
 
 
 def test_newer_snapshot_replaces_the_older(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
-    store.record_postmortem(pm_change(pm, 2, state=PostmortemState.IN_REVIEW, draft_version=1))
+    store.records.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(
+        pm_change(pm, 2, state=PostmortemState.IN_REVIEW, draft_version=1)
+    )
 
-    stored = store.postmortem(pm.id)
+    stored = store.records.postmortem(pm.id)
     assert stored is not None
     assert (stored.state, stored.draft_version, stored.last_seq) == (
         PostmortemState.IN_REVIEW,
@@ -171,10 +173,10 @@ def test_older_snapshot_does_not_overwrite_a_newer_one(store: Store, policy: Pol
     newer = pm_change(pm, 3, state=PostmortemState.IN_REVIEW, draft_version=1, action="submitted")
     older = pm_change(pm, 2, state=PostmortemState.DRAFTING, action="reminded")
 
-    assert store.record_postmortem(newer) is True
-    assert store.record_postmortem(older) is True  # its audit event is new, so it is kept
+    assert store.records.record_postmortem(newer) is True
+    assert store.records.record_postmortem(older) is True  # its audit event is new, so it is kept
 
-    stored = store.postmortem(pm.id)
+    stored = store.records.postmortem(pm.id)
     assert stored is not None
     assert (stored.state, stored.last_seq, stored.draft_version) == (
         PostmortemState.IN_REVIEW,
@@ -182,20 +184,20 @@ def test_older_snapshot_does_not_overwrite_a_newer_one(store: Store, policy: Pol
         1,
     )
     # The queryable columns did not regress either.
-    assert [p.id for p in store.postmortems(state="in_review")] == [pm.id]
-    assert store.postmortems(state="drafting") == []
-    assert [e.action for e in store.audit_trail(pm.id)] == ["reminded", "submitted"]
+    assert [p.id for p in store.records.postmortems(state="in_review")] == [pm.id]
+    assert store.records.postmortems(state="drafting") == []
+    assert [e.action for e in store.records.audit_trail(pm.id)] == ["reminded", "submitted"]
 
 
 def test_postmortems_filter_by_state(store: Store, policy: Policy) -> None:
     drafting = make_postmortem(policy, "INC-1")
     optional = make_postmortem(policy, "INC-2", severity="SEV3", state=PostmortemState.OPTIONAL)
-    store.record_postmortem(pm_change(drafting, 1))
-    store.record_postmortem(pm_change(optional, 1))
+    store.records.record_postmortem(pm_change(drafting, 1))
+    store.records.record_postmortem(pm_change(optional, 1))
 
-    assert {p.id for p in store.postmortems()} == {drafting.id, optional.id}
-    assert [p.id for p in store.postmortems(state="optional")] == [optional.id]
-    assert store.postmortem("postmortem-generic-INC-404") is None
+    assert {p.id for p in store.records.postmortems()} == {drafting.id, optional.id}
+    assert [p.id for p in store.records.postmortems(state="optional")] == [optional.id]
+    assert store.records.postmortem("postmortem-generic-INC-404") is None
 
 
 # --- action items ---------------------------------------------------------------------------------
@@ -203,58 +205,58 @@ def test_postmortems_filter_by_state(store: Store, policy: Policy) -> None:
 
 def test_same_action_item_change_writes_one_audit_row(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     change = item_change(make_item(pm, 1))
 
-    store.record_action_item(change)
-    store.record_action_item(change)
+    store.records.record_action_item(change)
+    store.records.record_action_item(change)
 
     assert audit_rows(store, change.item.id) == 1
-    assert store.action_item(change.item.id) == change.item
+    assert store.records.action_item(change.item.id) == change.item
 
 
 def test_record_action_item_reports_a_repeat(
     store: Store, policy: Policy, request: pytest.FixtureRequest
 ) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     change = item_change(make_item(pm, 1))
 
-    assert store.record_action_item(change) is True
-    assert store.record_action_item(change) is False
+    assert store.records.record_action_item(change) is True
+    assert store.records.record_action_item(change) is False
 
 
 def test_older_action_item_snapshot_does_not_regress(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     claimed = make_item(pm, 1, state=ActionItemState.DONE_CLAIMED, seq=2)
     opened = make_item(pm, 1, state=ActionItemState.OPEN, seq=1)
 
-    assert store.record_action_item(item_change(claimed, action="claimed")) is True
-    assert store.record_action_item(item_change(opened, action="opened")) is True
+    assert store.records.record_action_item(item_change(claimed, action="claimed")) is True
+    assert store.records.record_action_item(item_change(opened, action="opened")) is True
 
-    stored = store.action_item(claimed.id)
+    stored = store.records.action_item(claimed.id)
     assert stored is not None
     assert (stored.state, stored.last_seq) == (ActionItemState.DONE_CLAIMED, 2)
-    assert [i.id for i in store.action_items(state="done_claimed")] == [claimed.id]
-    assert store.action_items(state="open") == []
+    assert [i.id for i in store.records.action_items(state="done_claimed")] == [claimed.id]
+    assert store.records.action_items(state="open") == []
 
 
 def test_action_item_listing_filters(store: Store, policy: Policy) -> None:
     first = make_postmortem(policy, "INC-1")
     second = make_postmortem(policy, "INC-2")
     for pm in (first, second):
-        store.record_postmortem(pm_change(pm, 1))
+        store.records.record_postmortem(pm_change(pm, 1))
     items = [
         make_item(first, 1, owner="bob", team="payments"),
         make_item(first, 2, owner="carol", team="platform", state=ActionItemState.DONE_CLAIMED),
         make_item(second, 1, owner="bob", team="payments", state=ActionItemState.VERIFIED),
     ]
     for item in items:
-        store.record_action_item(item_change(item))
+        store.records.record_action_item(item_change(item))
 
     def ids(**filters: str) -> list[str]:
-        return [i.id for i in store.action_items(**filters)]
+        return [i.id for i in store.records.action_items(**filters)]
 
     a1, a2, b1 = (i.id for i in items)
     assert ids() == [a1, a2, b1]
@@ -267,7 +269,7 @@ def test_action_item_listing_filters(store: Store, policy: Policy) -> None:
     assert ids(owner="bob", postmortem_id=second.id) == [b1]
     assert ids(owner="carol", team="payments") == []
     assert ids(postmortem_id="postmortem-generic-INC-404") == []
-    assert store.action_item(f"{second.id}-item-9") is None
+    assert store.records.action_item(f"{second.id}-item-9") is None
 
 
 # --- the audit trail ------------------------------------------------------------------------------
@@ -281,20 +283,22 @@ def test_audit_trail_merges_postmortem_and_items_in_time_order(
     plus_five = timezone(timedelta(hours=5))
 
     # Written out of order, with offsets other than UTC.
-    store.record_postmortem(pm_change(pm, 2, at=T0 + timedelta(hours=3), action="approved"))
-    store.record_postmortem(pm_change(pm, 1, at=T0, action="opened"))
-    store.record_postmortem(pm_change(other, 1, at=T0 + timedelta(hours=1), action="opened"))
+    store.records.record_postmortem(pm_change(pm, 2, at=T0 + timedelta(hours=3), action="approved"))
+    store.records.record_postmortem(pm_change(pm, 1, at=T0, action="opened"))
+    store.records.record_postmortem(
+        pm_change(other, 1, at=T0 + timedelta(hours=1), action="opened")
+    )
     item = make_item(pm, 1, seq=1)
-    store.record_action_item(
+    store.records.record_action_item(
         item_change(item, at=(T0 + timedelta(hours=4)).astimezone(plus_five), action="opened")
     )
     claimed = make_item(pm, 1, seq=2, state=ActionItemState.DONE_CLAIMED)
     # 16:30 at +05:00 is 11:30 UTC: before the postmortem was opened at 12:00 UTC.
-    store.record_action_item(
+    store.records.record_action_item(
         item_change(claimed, at=datetime(2025, 3, 10, 16, 30, tzinfo=plus_five), action="claimed")
     )
 
-    trail = store.audit_trail(pm.id)
+    trail = store.records.audit_trail(pm.id)
 
     assert [(e.workflow_id, e.seq, e.action) for e in trail] == [
         (item.id, 2, "claimed"),
@@ -304,36 +308,38 @@ def test_audit_trail_merges_postmortem_and_items_in_time_order(
     ]
     assert [e.at for e in trail] == sorted(e.at for e in trail)
     assert all(e.postmortem_id == pm.id for e in trail)
-    assert [e.action for e in store.audit_trail(other.id)] == ["opened"]
-    assert store.audit_trail("postmortem-generic-INC-404") == []
+    assert [e.action for e in store.records.audit_trail(other.id)] == ["opened"]
+    assert store.records.audit_trail("postmortem-generic-INC-404") == []
 
 
 def test_audit_event_round_trips(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
     change = pm_change(pm, 1)
-    store.record_postmortem(change)
-    assert store.audit_trail(pm.id) == [change.event]
+    store.records.record_postmortem(change)
+    assert store.records.audit_trail(pm.id) == [change.event]
 
 
 # --- resolving what a person typed ----------------------------------------------------------------
 
 
 def record_with_item(store: Store, pm: Postmortem, numbers: tuple[int, ...] = (1, 2)) -> None:
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     for number in numbers:
-        store.record_action_item(item_change(make_item(pm, number)))
+        store.records.record_action_item(item_change(make_item(pm, number)))
 
 
 def test_resolve_full_id_and_unique_tail(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy, "INC-7")
     record_with_item(store, pm)
 
-    assert store.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
-    assert store.resolve("INC-7") == "postmortem-generic-INC-7"
-    assert store.resolve("generic-INC-7") == "postmortem-generic-INC-7"
-    assert store.resolve("INC-7-item-2", action_item=True) == "postmortem-generic-INC-7-item-2"
+    assert store.records.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
+    assert store.records.resolve("INC-7") == "postmortem-generic-INC-7"
+    assert store.records.resolve("generic-INC-7") == "postmortem-generic-INC-7"
     assert (
-        store.resolve("postmortem-generic-INC-7-item-1", action_item=True)
+        store.records.resolve("INC-7-item-2", action_item=True) == "postmortem-generic-INC-7-item-2"
+    )
+    assert (
+        store.records.resolve("postmortem-generic-INC-7-item-1", action_item=True)
         == "postmortem-generic-INC-7-item-1"
     )
 
@@ -341,11 +347,11 @@ def test_resolve_full_id_and_unique_tail(store: Store, policy: Policy) -> None:
 def test_resolve_passes_unknown_ids_through(store: Store, policy: Policy) -> None:
     record_with_item(store, make_postmortem(policy, "INC-7"))
 
-    assert store.resolve("INC-404") == "INC-404"
-    assert store.resolve("INC-7-item-9", action_item=True) == "INC-7-item-9"
+    assert store.records.resolve("INC-404") == "INC-404"
+    assert store.records.resolve("INC-7-item-9", action_item=True) == "INC-7-item-9"
     # A postmortem reference is not looked up among action items, nor the other way round.
-    assert store.resolve("INC-7-item-2") == "INC-7-item-2"
-    assert store.resolve("NC-7") == "NC-7"  # a tail must start at a '-'
+    assert store.records.resolve("INC-7-item-2") == "INC-7-item-2"
+    assert store.records.resolve("NC-7") == "NC-7"  # a tail must start at a '-'
 
 
 def test_resolve_ambiguous_tail_names_every_match(store: Store, policy: Policy) -> None:
@@ -355,30 +361,30 @@ def test_resolve_ambiguous_tail_names_every_match(store: Store, policy: Policy) 
     record_with_item(store, pagerduty, (2,))
 
     with pytest.raises(LookupError) as caught:
-        store.resolve("INC-7")
+        store.records.resolve("INC-7")
     message = str(caught.value)
     assert message == ("'INC-7' is ambiguous: postmortem-generic-INC-7, postmortem-pagerduty-INC-7")
 
     with pytest.raises(LookupError, match="'INC-7-item-2' is ambiguous") as caught:
-        store.resolve("INC-7-item-2", action_item=True)
+        store.records.resolve("INC-7-item-2", action_item=True)
     assert "postmortem-generic-INC-7-item-2" in str(caught.value)
     assert "postmortem-pagerduty-INC-7-item-2" in str(caught.value)
 
     # The full id, or a longer tail, is still unambiguous.
-    assert store.resolve("pagerduty-INC-7") == "postmortem-pagerduty-INC-7"
-    assert store.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
+    assert store.records.resolve("pagerduty-INC-7") == "postmortem-pagerduty-INC-7"
+    assert store.records.resolve("postmortem-generic-INC-7") == "postmortem-generic-INC-7"
 
 
 def test_resolve_treats_underscore_literally(store: Store, policy: Policy) -> None:
     record_with_item(store, make_postmortem(policy, "INC-7"))
-    assert store.resolve("INC_7") == "INC_7"
+    assert store.records.resolve("INC_7") == "INC_7"
 
 
 def test_resolve_is_case_sensitive(
     store: Store, policy: Policy, request: pytest.FixtureRequest
 ) -> None:
     record_with_item(store, make_postmortem(policy, "INC-7"))
-    assert store.resolve("inc-7") == "inc-7"
+    assert store.records.resolve("inc-7") == "inc-7"
 
 
 # --- time zones -----------------------------------------------------------------------------------
@@ -389,11 +395,11 @@ def test_datetimes_come_back_aware_utc(store: Store, policy: Policy) -> None:
     opened = datetime(2025, 3, 10, 21, 0, tzinfo=tokyo)  # 12:00 UTC
     pm = make_postmortem(policy, opened_at=opened, draft_due=opened + timedelta(days=7))
     at = datetime(2025, 3, 10, 7, 15, tzinfo=timezone(timedelta(hours=-5)))  # 12:15 UTC
-    store.record_postmortem(pm_change(pm, 1, at=at))
+    store.records.record_postmortem(pm_change(pm, 1, at=at))
     item = make_item(pm, 1).model_copy(
         update={"opened_at": opened, "verified_at": opened + timedelta(days=3)}
     )
-    store.record_action_item(item_change(item, at=at + timedelta(minutes=1)))
+    store.records.record_action_item(item_change(item, at=at + timedelta(minutes=1)))
 
     with Session(store.engine) as session:
         pm_row = session.get_one(PostmortemRow, pm.id)
@@ -411,23 +417,23 @@ def test_datetimes_come_back_aware_utc(store: Store, policy: Policy) -> None:
     assert stored_times[0] == datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
     assert due == date(2025, 4, 1)
 
-    trail = store.audit_trail(pm.id)
+    trail = store.records.audit_trail(pm.id)
     assert [e.at for e in trail] == [at, at + timedelta(minutes=1)]
     assert all(e.at.tzinfo is UTC for e in trail)
     assert trail[0].at == datetime(2025, 3, 10, 12, 15, tzinfo=UTC)
 
     # The snapshots keep aware datetimes for the same instants.
-    stored_pm = store.postmortem(pm.id)
+    stored_pm = store.records.postmortem(pm.id)
     assert stored_pm is not None and stored_pm.opened_at.utcoffset() is not None
     assert stored_pm.opened_at == opened
     assert stored_pm.incident.resolved_at == pm.incident.resolved_at
-    stored_item = store.action_item(item.id)
+    stored_item = store.records.action_item(item.id)
     assert stored_item is not None and stored_item.verified_at == opened + timedelta(days=3)
 
 
 def test_null_datetimes_stay_null(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
     with Session(store.engine) as session:
         assert session.get_one(PostmortemRow, pm.id).closed_at is None
 
@@ -452,13 +458,13 @@ def test_migration_is_idempotent(database_url: str) -> None:
 
 def test_upgrade_keeps_existing_records(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
     upgrade(store.url)
 
     assert pending(store.url) is False
-    assert store.postmortem(pm.id) is not None
-    assert len(store.audit_trail(pm.id)) == 1
+    assert store.records.postmortem(pm.id) is not None
+    assert len(store.records.audit_trail(pm.id)) == 1
 
 
 def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
@@ -505,7 +511,7 @@ def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
 
 def test_recording_a_postmortem_writes_its_dashboard_facts(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
-    store.record_postmortem(pm_change(pm, 1))
+    store.records.record_postmortem(pm_change(pm, 1))
 
     with Session(store.engine) as session:
         row = session.get_one(PostmortemRow, pm.id)
@@ -533,46 +539,48 @@ def note(pm_id: str, resolved_at: datetime, *tags: str, threshold: int = 3) -> F
 
 
 def test_a_postmortem_noted_twice_counts_once(store: Store) -> None:
-    assert store.note_factor_tags(note("pm-1", T0, "deploy")) == []
-    assert store.note_factor_tags(note("pm-1", T0, "deploy")) == []  # a retry
-    assert store.note_factor_tags(note("pm-2", T0 + timedelta(days=1), "deploy")) == []
-    assert store.themes() == []
+    assert store.themes.note_factor_tags(note("pm-1", T0, "deploy")) == []
+    assert store.themes.note_factor_tags(note("pm-1", T0, "deploy")) == []  # a retry
+    assert store.themes.note_factor_tags(note("pm-2", T0 + timedelta(days=1), "deploy")) == []
+    assert store.themes.all() == []
 
 
 def test_the_third_postmortem_reaches_a_theme_once(store: Store) -> None:
-    store.note_factor_tags(note("pm-1", T0, "deploy", "capacity"))
-    store.note_factor_tags(note("pm-2", T0 + timedelta(days=10), "deploy"))
-    [theme] = store.note_factor_tags(note("pm-3", T0 + timedelta(days=20), "deploy", "capacity"))
+    store.themes.note_factor_tags(note("pm-1", T0, "deploy", "capacity"))
+    store.themes.note_factor_tags(note("pm-2", T0 + timedelta(days=10), "deploy"))
+    [theme] = store.themes.note_factor_tags(
+        note("pm-3", T0 + timedelta(days=20), "deploy", "capacity")
+    )
     assert (theme.tag, theme.reached_by, theme.window_start) == ("deploy", "pm-3", T0)
     assert theme.window_end == T0 + timedelta(days=90)
     assert theme.postmortem_ids == ["pm-1", "pm-2", "pm-3"]
     # A retry of the note that reached it answers the same theme (its notice is deduplicated).
-    assert store.note_factor_tags(note("pm-3", T0 + timedelta(days=20), "deploy")) == [theme]
+    assert store.themes.note_factor_tags(note("pm-3", T0 + timedelta(days=20), "deploy")) == [theme]
     # A fourth within the window joins the theme but reaches nothing new.
-    assert store.note_factor_tags(note("pm-4", T0 + timedelta(days=30), "deploy")) == []
-    [recorded] = store.themes()
+    assert store.themes.note_factor_tags(note("pm-4", T0 + timedelta(days=30), "deploy")) == []
+    [recorded] = store.themes.all()
     assert recorded.postmortem_ids == ["pm-1", "pm-2", "pm-3", "pm-4"]
-    assert store.theme("deploy", T0) == recorded
-    assert store.themes(tag="capacity") == []
+    assert store.themes.get("deploy", T0) == recorded
+    assert store.themes.all(tag="capacity") == []
 
 
 def test_postmortems_further_apart_than_the_window_make_no_theme(store: Store) -> None:
-    store.note_factor_tags(note("pm-1", T0, "deploy"))
-    store.note_factor_tags(note("pm-2", T0 + timedelta(days=60), "deploy"))
-    assert store.note_factor_tags(note("pm-3", T0 + timedelta(days=120), "deploy")) == []
+    store.themes.note_factor_tags(note("pm-1", T0, "deploy"))
+    store.themes.note_factor_tags(note("pm-2", T0 + timedelta(days=60), "deploy"))
+    assert store.themes.note_factor_tags(note("pm-3", T0 + timedelta(days=120), "deploy")) == []
     # Noted out of order: an earlier incident approved last still completes a window.
-    [theme] = store.note_factor_tags(note("pm-0", T0 + timedelta(days=50), "deploy"))
+    [theme] = store.themes.note_factor_tags(note("pm-0", T0 + timedelta(days=50), "deploy"))
     assert theme.window_start == T0 and theme.postmortem_ids == ["pm-1", "pm-0", "pm-2"]
 
 
 def test_slos_are_saved_by_id_and_replaced_on_reimport(store: Store) -> None:
     slos = load_slo_specs(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml")
     at = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
-    store.save_slos(slos, at)
-    store.save_slos([slos[0].model_copy(update={"objective": 0.995})], at)
-    saved = {slo.id: slo for slo in store.slos()}
+    store.slos.save(slos, at)
+    store.slos.save([slos[0].model_copy(update={"objective": 0.995})], at)
+    saved = {slo.id: slo for slo in store.slos.all()}
     assert set(saved) == {slo.id for slo in slos}
     assert saved[slos[0].id].objective == 0.995 and saved[slos[1].id] == slos[1]
-    services = store.slos(service=slos[0].service)
+    services = store.slos.all(service=slos[0].service)
     assert services and all(slo.service == slos[0].service for slo in services)
-    assert store.slos(service="no-such-service") == []
+    assert store.slos.all(service="no-such-service") == []

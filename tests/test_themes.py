@@ -56,8 +56,8 @@ async def noted(store: Store, pm_id: str) -> None:
     """Wait until the approval's theme count is recorded (its audit event follows)."""
     await eventually(
         lambda: (
-            any(e.action == "draft.approved" for e in store.audit_trail(pm_id))
-            and store.action_item(f"{pm_id}-item-1") is not None
+            any(e.action == "draft.approved" for e in store.records.audit_trail(pm_id))
+            and store.records.action_item(f"{pm_id}-item-1") is not None
         )
     )
 
@@ -84,7 +84,7 @@ async def test_the_third_postmortem_with_a_tag_tells_the_council_once(
         await noted(store, done[-1][1])
     await asyncio.sleep(0.5)
     assert smtp_server.messages == []  # two of a tag are not a theme yet
-    assert store.themes() == []
+    assert store.themes.all() == []
 
     done.append(await approve_postmortem(client, queue, policy, now, titles[2], tags[2]))
     await eventually(lambda: smtp_server.messages)
@@ -103,14 +103,14 @@ async def test_the_third_postmortem_with_a_tag_tells_the_council_once(
     assert "Pause feature work for payments" in body
     assert now.date().isoformat() in body
 
-    [theme] = store.themes()
+    [theme] = store.themes.all()
     assert theme.tag == "deploy" and theme.reached_by == done[2][1]
     assert theme.postmortem_ids == sorted(
         (pm for _, pm in done), key=lambda pm: theme.postmortem_ids.index(pm)
     )
     assert set(theme.postmortem_ids) == {pm for _, pm in done}
-    assert [m.kind.value for m in store.outbox()] == ["recurring_theme"]
-    assert any(e.action == "theme.reached" for e in store.audit_trail(done[2][1]))
+    assert [m.kind.value for m in store.outbox.messages()] == ["recurring_theme"]
+    assert any(e.action == "theme.reached" for e in store.records.audit_trail(done[2][1]))
     shown = theme_detail(theme).splitlines()  # as `followthrough theme list` shows it
     assert shown[0].startswith("deploy: 3 postmortems whose incidents resolved")
     assert f"(reached by {done[2][1]})" in shown[0]
@@ -122,6 +122,6 @@ async def test_the_third_postmortem_with_a_tag_tells_the_council_once(
     await asyncio.sleep(0.5)
     council = [m for m in smtp_server.messages if "heidi@example.com" in str(m["To"])]
     assert len(council) == 1, smtp_server.subjects()  # (the WIP cap queued an item: maria hears)
-    assert [m.kind.value for m in store.outbox()].count("recurring_theme") == 1
-    [theme] = store.themes()
+    assert [m.kind.value for m in store.outbox.messages()].count("recurring_theme") == 1
+    [theme] = store.themes.all()
     assert fourth in theme.postmortem_ids and len(theme.postmortem_ids) == 4

@@ -56,7 +56,7 @@ async def delivered(api: Api, source: str, body: bytes) -> Postmortem:
     )
     assert response.status_code == 202 and response.json()["status"] == "started", response.text
     pm_id = response.json()["workflow_id"]
-    return await eventually(lambda: api.services.store.postmortem(pm_id))  # type: ignore[no-any-return]
+    return await eventually(lambda: api.services.store.records.postmortem(pm_id))  # type: ignore[no-any-return]
 
 
 async def settled(api: Api, *postmortems: Postmortem) -> None:
@@ -69,7 +69,9 @@ async def settled(api: Api, *postmortems: Postmortem) -> None:
 
 
 def policy_gap_mail(api: Api) -> list[OutboxMessage]:
-    return [m for m in api.services.store.outbox() if m.kind is NoticeKind.SEVERITY_UNMAPPED]
+    return [
+        m for m in api.services.store.outbox.messages() if m.kind is NoticeKind.SEVERITY_UNMAPPED
+    ]
 
 
 async def test_an_unmapped_severity_starts_a_marked_postmortem_and_tells_the_operators_once(
@@ -122,9 +124,9 @@ def test_the_postmortem_list_reads_the_marks_on_either_database(
         event = AuditEvent(
             workflow_id=pm.id, postmortem_id=pm.id, seq=1, at=now, actor="t", action="opened"
         )
-        store.record_postmortem(
+        store.records.record_postmortem(
             PostmortemChange(postmortem=pm.model_copy(update={"last_seq": 1}), event=event)
         )
 
-    found = store.unmapped_severities([marked.postmortem_id, plain.postmortem_id])
+    found = store.facts.unmapped_severities([marked.postmortem_id, plain.postmortem_id])
     assert found == {marked.postmortem_id: [gap]}

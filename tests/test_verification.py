@@ -72,7 +72,7 @@ async def approved_with(api: Api, env: WorkflowEnvironment, criterion: dict[str,
     expect(await api.post(f"/api/postmortems/{pm_id}/draft", "alice", draft), 200)
     expect(await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {}), 200)
     item_id = f"{pm_id}-item-1"
-    await eventually(lambda: api.services.store.action_item(item_id))
+    await eventually(lambda: api.services.store.records.action_item(item_id))
     return item_id
 
 
@@ -105,7 +105,9 @@ async def test_a_failed_check_reopens_with_evidence_and_the_fix_verifies(
     assert "down" in failed.answer
     store = api.services.store
     told = await eventually(
-        lambda: [m for m in store.outbox(action_item_id=item_id) if m.kind == "check_failed"]
+        lambda: [
+            m for m in store.outbox.messages(action_item_id=item_id) if m.kind == "check_failed"
+        ]
     )
     assert told[0].recipients == ["bob@example.com"] and "503" in told[0].text
     expect(await api.post(f"/api/action-items/{item_id}/verify", "erin", {}), 409, "not by hand")
@@ -119,7 +121,8 @@ async def test_a_failed_check_reopens_with_evidence_and_the_fix_verifies(
     pm_id = verified.postmortem_id
     closed = await eventually(
         lambda: (
-            stored_postmortem(api, pm_id).state.value == "closed" and store.audit_trail(pm_id)[-1]
+            stored_postmortem(api, pm_id).state.value == "closed"
+            and store.records.audit_trail(pm_id)[-1]
         )
     )
     headline, evidence = closed.detail.splitlines()
@@ -129,7 +132,7 @@ async def test_a_failed_check_reopens_with_evidence_and_the_fix_verifies(
     assert [c["result"]["passed"] for c in shown["action_item"]["checks"]] == [False, True]
     actions = [e["action"] for e in shown["audit"]]
     assert actions.count("item.check_failed") == 1 and actions[-1] == "item.verified"
-    shown_by_cli = action_item_detail(verified, store.audit_trail(pm_id))  # `action show`
+    shown_by_cli = action_item_detail(verified, store.records.audit_trail(pm_id))  # `action show`
     assert "verification check 1 FAILED: 503 where 200 was expected" in shown_by_cli
     assert (
         f"asked:  GET {health.url}" in shown_by_cli
@@ -158,7 +161,9 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
     first, second = (c.result for c in reopened.checks)
     assert first.passed and not second.passed
     store = api.services.store
-    trail = [e for e in store.audit_trail(reopened.postmortem_id) if e.workflow_id == item_id]
+    trail = [
+        e for e in store.records.audit_trail(reopened.postmortem_id) if e.workflow_id == item_id
+    ]
     checked = [e.at for e in trail if e.action.startswith("item.check_")]
     assert checked[0] >= began and checked[1] - checked[0] >= timedelta(hours=2)  # workflow time
     assert "check 2 of 3 failed" in trail[-1].detail
@@ -175,7 +180,9 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
     verified = await settled(api, item_id, attempts=5)
     assert verified.state.value == "verified"
     assert [c.round for c in verified.checks] == [1, 1, 2, 2, 2]
-    assert any("(3 of 3 passes)" in e.detail for e in store.audit_trail(verified.postmortem_id))
+    assert any(
+        "(3 of 3 passes)" in e.detail for e in store.records.audit_trail(verified.postmortem_id)
+    )
 
 
 async def test_a_fix_that_regresses_reopens_at_its_recheck_and_the_council_hears(
@@ -198,7 +205,7 @@ async def test_a_fix_that_regresses_reopens_at_its_recheck_and_the_council_hears
     assert reopened.due > verified.due  # a new due date to fix it by
     store = api.services.store
     council = await eventually(
-        lambda: [m for m in store.outbox(action_item_id=item_id) if m.kind == "regressed"]
+        lambda: [m for m in store.outbox.messages(action_item_id=item_id) if m.kind == "regressed"]
     )
     assert council[0].recipients == ["grace@example.com", "heidi@example.com"]
     assert "500" in council[0].text

@@ -105,7 +105,7 @@ async def test_each_source_starts_one_postmortem_and_refuses_bad_input(
     # Sources with delivery ids tell a redelivery from a new delivery of the same incident.
     assert again["duplicate_delivery"] is (expected.delivery_id is not None)
     store = api.services.store
-    incident = await eventually(lambda: store.postmortem(workflow_id))
+    incident = await eventually(lambda: store.records.postmortem(workflow_id))
     assert incident.incident.source == source
 
     metrics = (await api.get("/metrics", "dan")).text
@@ -142,9 +142,9 @@ async def test_a_flood_of_duplicates_starts_exactly_one_postmortem(api: Api) -> 
     assert [a["status"] for a in answers].count("started") == 1
     assert [a["duplicate_delivery"] for a in answers].count(False) == 1  # one new delivery id
     store = api.services.store
-    await eventually(lambda: store.postmortem("postmortem-generic-INC-FLOOD-1"))
+    await eventually(lambda: store.records.postmortem("postmortem-generic-INC-FLOOD-1"))
     await asyncio.sleep(0.5)  # had a second workflow started, its record would land by now
-    assert [pm.id for pm in store.postmortems()] == ["postmortem-generic-INC-FLOOD-1"]
+    assert [pm.id for pm in store.records.postmortems()] == ["postmortem-generic-INC-FLOOD-1"]
     history = await api.services.client.get_workflow_handle(
         "postmortem-generic-INC-FLOOD-1"
     ).fetch_history()
@@ -164,7 +164,7 @@ async def test_with_temporal_down_a_webhook_is_refused_for_a_retry_and_nothing_r
         answer = await api.http.post("/webhooks/generic", content=body, headers=headers)
     assert answer.status_code == 503 and answer.headers["retry-after"] == "30"
     # The delivery is not remembered, so the source's retry is treated as new, not a duplicate.
-    assert sqlite_store.record_delivery("generic", "retry-me", datetime.now(UTC), "started", None)
+    assert sqlite_store.deliveries.record("generic", "retry-me", datetime.now(UTC), "started", None)
 
 
 async def test_a_severity_that_needs_no_postmortem_still_gets_an_optional_one(api: Api) -> None:
@@ -174,7 +174,9 @@ async def test_a_severity_that_needs_no_postmortem_still_gets_an_optional_one(ap
     headers = signed_request("generic", WEBHOOK_SECRETS["generic"], body, datetime.now(UTC))
     answer = await deliver(api, "generic", body, headers)
     assert (answer["code"], answer["status"]) == (202, "started")
-    pm = await eventually(lambda: api.services.store.postmortem("postmortem-generic-INC-MINOR-1"))
+    pm = await eventually(
+        lambda: api.services.store.records.postmortem("postmortem-generic-INC-MINOR-1")
+    )
     assert (pm.state.value, pm.required) == ("optional", False)
 
 
@@ -202,9 +204,11 @@ async def test_a_real_alertmanager_resolution_starts_a_postmortem(
             started = datetime.now(UTC) - timedelta(minutes=20)
             await alertmanager.fire(labels, annotations, started)
             await asyncio.sleep(1.5)  # a fire and resolve within group_wait sends nothing
-            assert sqlite_store.postmortems() == []  # firing starts nothing
+            assert sqlite_store.records.postmortems() == []  # firing starts nothing
             await alertmanager.resolve(labels, annotations, started)
-            pm = await eventually(lambda: next(iter(sqlite_store.postmortems()), None), seconds=30)
+            pm = await eventually(
+                lambda: next(iter(sqlite_store.records.postmortems()), None), seconds=30
+            )
     assert pm.id.startswith("postmortem-alertmanager-am-")
     assert pm.severity == "SEV2" and pm.team == "payments"  # critical -> SEV2; checkout's team
     assert pm.incident.title == "Checkout 5xx ratio above 2% for 5 minutes"

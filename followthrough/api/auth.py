@@ -28,7 +28,7 @@ def issue_token(store: Store, policy: Policy, person: str, name: str, now: datet
         )
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
     record = ApiToken(id=secrets.token_hex(4), person=person, name=name or "api", created_at=now)
-    store.add_api_token(record, hash_token(token))
+    store.tokens.add(record, hash_token(token))
     return token
 
 
@@ -56,7 +56,7 @@ async def token_holder(found: Services, authorization: str) -> str:
             "(create one with `followthrough token create --for NAME`)"
         )
     person = await asyncio.to_thread(
-        found.store.person_with_token, hash_token(token.strip()), found.clock()
+        found.store.tokens.person_with, hash_token(token.strip()), found.clock()
     )
     if person is None:
         raise _unauthorized("this API token is unknown or revoked")

@@ -58,9 +58,9 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.hrefs import safe_url
-from followthrough.metrics_view import metric_charts
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.metrics_view import metric_charts
 from followthrough.storage.search import KINDS as SEARCH_KINDS
 
 router = APIRouter(include_in_schema=False)
@@ -112,7 +112,7 @@ async def viewer(request: Request, using: Using) -> Viewer:
     session_id = request.cookies.get(SESSION_COOKIE, "")
     session_hash = hash_token(session_id)
     found = (
-        await asyncio.to_thread(using.store.open_session, session_hash, using.clock())
+        await asyncio.to_thread(using.store.sessions.open, session_hash, using.clock())
         if _NONCE.fullmatch(session_id)
         else None
     )
@@ -130,7 +130,7 @@ async def viewer(request: Request, using: Using) -> Viewer:
 async def _token_holder(using: Services, token: str) -> str | None:
     """The person an API token belongs to, if the token is live and they are in the directory."""
     person = await asyncio.to_thread(
-        using.store.person_with_token, hash_token(token), using.clock()
+        using.store.tokens.person_with, hash_token(token), using.clock()
     )
     return person if person in using.policy.people else None
 
@@ -195,7 +195,7 @@ def _local(using: Services, at: datetime | None) -> str:
 async def _back(using: Services, who: Viewer, target: str, kind: str, message: str) -> Response:
     """Back to the page the form was on (POST, redirect, GET), which says what happened: the
     message waits in the session, shown once."""
-    await asyncio.to_thread(using.store.flash_session, who.session, kind, message[:FLASH_CHARS])
+    await asyncio.to_thread(using.store.sessions.flash, who.session, kind, message[:FLASH_CHARS])
     return RedirectResponse(_local_path(target), status.HTTP_303_SEE_OTHER)
 
 
@@ -231,7 +231,7 @@ async def login(
     session_id = secrets.token_urlsafe(32)
     now = using.clock()
     await asyncio.to_thread(
-        using.store.start_session,
+        using.store.sessions.start,
         hash_token(session_id),
         person,
         hash_token(token.strip()),
@@ -253,7 +253,7 @@ async def login(
 
 @router.post("/logout")
 async def logout(who: Posted, using: Using) -> Response:
-    await asyncio.to_thread(using.store.end_session, who.session)
+    await asyncio.to_thread(using.store.sessions.end, who.session)
     response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
     response.delete_cookie(SESSION_COOKIE)
     return response
@@ -309,11 +309,11 @@ async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLRe
     today = policy.calendar.local_date(now)
     week_ago = now - timedelta(days=7)
     counts, overdue, escalated, escalated_total, by_team = await asyncio.gather(
-        asyncio.to_thread(store.open_postmortem_counts),
-        asyncio.to_thread(lambda: store.item_facts(overdue_on=today)),
-        asyncio.to_thread(store.escalations_since, week_ago),
-        asyncio.to_thread(store.count_escalations_since, week_ago),
-        asyncio.to_thread(store.item_counts_by_team),
+        asyncio.to_thread(store.facts.open_postmortem_counts),
+        asyncio.to_thread(lambda: store.facts.items(overdue_on=today)),
+        asyncio.to_thread(store.facts.escalations_since, week_ago),
+        asyncio.to_thread(store.facts.count_escalations_since, week_ago),
+        asyncio.to_thread(store.facts.item_counts_by_team),
     )
     view = overview(
         open_postmortems=counts,
@@ -342,7 +342,7 @@ async def postmortems_page(
         known = ", ".join(s.value for s in PostmortemState)
         raise HTTPException(422, f"state: '{state}' is not one of {known}")
     found, total = await asyncio.to_thread(
-        lambda: using.store.postmortem_facts(
+        lambda: using.store.facts.postmortems(
             state=state or None,
             severity=severity or None,
             team=team or None,
@@ -351,7 +351,7 @@ async def postmortems_page(
         )
     )
     unmapped = await asyncio.to_thread(
-        using.store.unmapped_severities, [pm.postmortem_id for pm in found]
+        using.store.facts.unmapped_severities, [pm.postmortem_id for pm in found]
     )
     chosen = {"state": state, "severity": severity, "team": team}
     query = {k: v for k, v in chosen.items() if v}
@@ -380,10 +380,10 @@ async def postmortem_page(
 ) -> HTMLResponse:
     pm_id = await postmortem_id_of(using, postmortem)
     store = using.store
-    pm = await asyncio.to_thread(store.postmortem, pm_id)
+    pm = await asyncio.to_thread(store.records.postmortem, pm_id)
     assert pm is not None  # postmortem_id_of found it
-    items = await asyncio.to_thread(lambda: store.action_items(postmortem_id=pm_id))
-    trail = await asyncio.to_thread(store.audit_trail, pm_id)
+    items = await asyncio.to_thread(lambda: store.records.action_items(postmortem_id=pm_id))
+    trail = await asyncio.to_thread(store.records.audit_trail, pm_id)
     timeline = (
         merged_timeline(pm.incident, pm.draft) if pm.draft else prefilled_timeline(pm.incident)
     )
@@ -444,9 +444,9 @@ async def action_items_page(
     store = using.store
     items, total = await asyncio.gather(
         asyncio.to_thread(
-            lambda: store.item_facts(**chosen, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
+            lambda: store.facts.items(**chosen, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE)
         ),
-        asyncio.to_thread(lambda: store.count_items(**chosen)),
+        asyncio.to_thread(lambda: store.facts.count_items(**chosen)),
     )
     query = {k: v for k, v in filters.model_dump().items() if v and k != "page"}
     return _render(
@@ -514,7 +514,7 @@ async def search_page(
     if q.strip():
         try:
             hits = await asyncio.to_thread(
-                lambda: using.store.search(q, kinds={kind} if kind else None)
+                lambda: using.store.records.search(q, kinds={kind} if kind else None)
             )
         except ValueError as err:  # what was typed cannot be searched: say why, on the page
             problem = str(err)
@@ -548,7 +548,7 @@ async def outbox_page(
     operator = who.person in policy.operator_names
     recipient = None if operator else policy.email_of(who.person)
     found = await asyncio.to_thread(
-        lambda: store.outbox(
+        lambda: store.outbox.messages(
             recipient=recipient, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
         )
     )

@@ -64,7 +64,7 @@ async def show_link(request: Request, token: str, using: Using) -> HTMLResponse:
     link = await _usable(request, using, token)
     if isinstance(link, HTMLResponse):
         return link
-    item = await asyncio.to_thread(using.store.action_item, link.action_item_id)
+    item = await asyncio.to_thread(using.store.records.action_item, link.action_item_id)
     return _page(link, item, status.HTTP_200_OK, form=True, using=using)
 
 
@@ -87,7 +87,7 @@ async def use_link(
         person=link.person,
         used_at=using.clock(),
     )
-    earlier = await asyncio.to_thread(using.store.claim_link, use)
+    earlier = await asyncio.to_thread(using.store.links.claim, use)
     if earlier is not None:  # a double click or a replay racing the first use
         return _used(earlier)
     bound = log.bind(action_item_id=link.action_item_id, person=link.person, action=link.action)
@@ -101,9 +101,9 @@ async def use_link(
             asked = ExtensionRequest(by=link.person, until=until, reason=reason)
             item = await using.actions.request_extension(link.action_item_id, asked)
     except ActionRefused as refused:
-        await asyncio.to_thread(using.store.release_link, link.nonce)  # nothing happened
+        await asyncio.to_thread(using.store.links.release, link.nonce)  # nothing happened
         bound.info("one-click link refused", reason=str(refused))
-        current = await asyncio.to_thread(using.store.action_item, link.action_item_id)
+        current = await asyncio.to_thread(using.store.records.action_item, link.action_item_id)
         return _page(
             link,
             current,
@@ -141,7 +141,7 @@ async def _usable(request: Request, using: Services, token: str) -> OneClickLink
             f"as {link.person}. Nothing was done; act on your own items from the dashboard.",
             status.HTTP_403_FORBIDDEN,
         )
-    earlier = await asyncio.to_thread(using.store.link_use, link.nonce)
+    earlier = await asyncio.to_thread(using.store.links.use, link.nonce)
     return _used(earlier) if earlier is not None else link
 
 

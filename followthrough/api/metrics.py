@@ -24,7 +24,7 @@ class RecordCollector(Collector):
         open_postmortems = GaugeMetricFamily(
             "followthrough_open_postmortems", "Postmortems not yet closed", labels=["state"]
         )
-        for state, count in sorted(self.store.open_postmortem_counts().items()):
+        for state, count in sorted(self.store.facts.open_postmortem_counts().items()):
             open_postmortems.add_metric([state], count)
         yield open_postmortems
         overdue = GaugeMetricFamily(
@@ -32,7 +32,7 @@ class RecordCollector(Collector):
             "Unresolved action items past their due date",
             labels=["team"],
         )
-        for team, count in sorted(self.store.overdue_item_counts(self.today()).items()):
+        for team, count in sorted(self.store.facts.overdue_item_counts(self.today()).items()):
             overdue.add_metric([team], count)
         yield overdue
 

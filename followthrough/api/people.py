@@ -147,7 +147,7 @@ def me(person: Person, using: Using) -> Me:
 async def list_postmortems(
     person: Person, using: Using, state: PostmortemState | None = None
 ) -> list[Postmortem]:
-    return await asyncio.to_thread(using.store.postmortems, state.value if state else None)
+    return await asyncio.to_thread(using.store.records.postmortems, state.value if state else None)
 
 
 @router.get("/postmortems/{postmortem}")
@@ -155,10 +155,10 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
     """A postmortem by id or unique tail (e.g. INC-2041), with its action items and audit trail."""
     pm_id = await postmortem_id_of(using, postmortem)
     store = using.store
-    found = await asyncio.to_thread(store.postmortem, pm_id)
+    found = await asyncio.to_thread(store.records.postmortem, pm_id)
     assert found is not None
-    items = await asyncio.to_thread(lambda: store.action_items(postmortem_id=pm_id))
-    trail = await asyncio.to_thread(store.audit_trail, pm_id)
+    items = await asyncio.to_thread(lambda: store.records.action_items(postmortem_id=pm_id))
+    trail = await asyncio.to_thread(store.records.audit_trail, pm_id)
     seen = [as_seen_by(person, item, using.policy) for item in items]
     return PostmortemView(postmortem=found, action_items=seen, audit=trail)
 
@@ -198,7 +198,7 @@ async def list_action_items(
 ) -> list[ActionItem]:
     pm_id = await postmortem_id_of(using, postmortem) if postmortem else None
     items = await asyncio.to_thread(
-        lambda: using.store.action_items(
+        lambda: using.store.records.action_items(
             postmortem_id=pm_id, state=state.value if state else None, owner=owner, team=team
         )
     )
@@ -208,9 +208,9 @@ async def list_action_items(
 @router.get("/action-items/{item}")
 async def show_action_item(item: str, person: Person, using: Using) -> ActionItemView:
     item_id = await item_id_of(using, item)
-    found = await asyncio.to_thread(using.store.action_item, item_id)
+    found = await asyncio.to_thread(using.store.records.action_item, item_id)
     assert found is not None
-    trail = await asyncio.to_thread(using.store.audit_trail, found.postmortem_id)
+    trail = await asyncio.to_thread(using.store.records.audit_trail, found.postmortem_id)
     return ActionItemView(
         action_item=as_seen_by(person, found, using.policy),
         audit=[e for e in trail if e.workflow_id == found.id],
@@ -312,10 +312,10 @@ async def _known(using: Services, reference: str, *, action_item: bool) -> str:
     store = using.store
     what = "action item" if action_item else "postmortem"
     try:
-        found = await asyncio.to_thread(store.resolve, reference, action_item=action_item)
+        found = await asyncio.to_thread(store.records.resolve, reference, action_item=action_item)
     except LookupError as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
-    read = store.action_item if action_item else store.postmortem
+    read = store.records.action_item if action_item else store.records.postmortem
     if await asyncio.to_thread(read, found) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} '{reference}'")
     return found

@@ -15,7 +15,7 @@ from followthrough.actions import Actions
 from followthrough.api.metrics import Metrics
 from followthrough.api.throttle import Throttle
 from followthrough.domain.policy import Policy
-from followthrough.metrics_view import MetricsCache
+from followthrough.reporting.metrics_view import MetricsCache
 from followthrough.settings import Settings
 from followthrough.storage import Store
 

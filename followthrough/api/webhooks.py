@@ -62,7 +62,7 @@ async def jira_webhook(request: Request, response: Response, using: Using) -> Ti
     if isinstance(event, Ignored):
         using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
         return TicketAnswer(status="ignored", reason=event.reason)
-    found = await asyncio.to_thread(using.store.items_with_tickets, [event.key])
+    found = await asyncio.to_thread(using.store.records.items_with_tickets, [event.key])
     item_id = found.get(event.key)
     if item_id is None:
         using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
@@ -75,7 +75,7 @@ async def jira_webhook(request: Request, response: Response, using: Using) -> Ti
         return TicketAnswer(status="ignored", action_item_id=item_id, reason="the item is closed")
     delivery = jira_delivery(request.headers)
     first = delivery is None or await asyncio.to_thread(
-        using.store.record_delivery, "jira", delivery[:200], using.clock(), "claimed", item_id
+        using.store.deliveries.record, "jira", delivery[:200], using.clock(), "claimed", item_id
     )
     using.metrics.webhooks.labels(source="jira", outcome="accepted" if first else "duplicate").inc()
     log.info("ticket done", key=event.key, action_item_id=item_id, duplicate=not first)
@@ -128,7 +128,7 @@ async def incident_webhook(
     first = True
     if result.delivery_id:
         first = await asyncio.to_thread(
-            using.store.record_delivery,
+            using.store.deliveries.record,
             source,
             result.delivery_id[:200],
             now,

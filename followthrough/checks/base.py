@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-import ssl
 from datetime import datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
@@ -35,41 +33,6 @@ class Checker(Generic[C]):
 def result(passed: bool, at: datetime, asked: str, answer: str, reason: str) -> CheckResult:
     """A CheckResult with the answer trimmed to what evidence keeps."""
     return CheckResult(passed=passed, at=at, asked=asked, answer=trimmed(answer), reason=reason)
-
-
-def describe_error(err: BaseException) -> str:
-    """An exception as words a reader of the evidence understands, with its type for searching."""
-    text = str(err).strip()
-    name = type(err).__name__
-    return f"{name}: {text}" if text else name
-
-
-def network_failure(err: BaseException) -> str:
-    """What went wrong on the network, in words: the innermost cause of a client library's
-    wrapped exception (httpx says 'All connection attempts failed'; the socket said refused)."""
-    seen: set[int] = set()
-    chain: list[BaseException] = []
-    current: BaseException | None = err
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        chain.append(current)
-        reason = getattr(current, "reason", None)  # urllib3 keeps the cause in .reason
-        following = current.__cause__ or current.__context__
-        current = reason if isinstance(reason, BaseException) else following
-    for cause in reversed(chain):
-        if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS certificate verification failed ({cause.verify_message})"
-        if isinstance(cause, ssl.SSLError):
-            return f"the TLS handshake failed ({cause.reason or cause})"
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, ConnectionResetError):
-            return "the connection was reset"
-        if isinstance(cause, socket.gaierror):
-            return f"the host name does not resolve ({cause.strerror})"
-        if isinstance(cause, TimeoutError):
-            return "the connection timed out"
-    return describe_error(chain[-1] if len(chain) > 1 else err)
 
 
 def number(value: Any) -> str:

@@ -24,12 +24,17 @@ from typing import Any
 
 import httpx
 
-from followthrough.checks.base import Checker, describe_error, network_failure, result
+from followthrough.checks.base import Checker, result
 from followthrough.checks.config import CheckConfig
-from followthrough.checks.outbound import OutboundRefused, pin
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import HttpCheck
 from followthrough.domain.outbound import OutboundPolicy
+from followthrough.integrations.outbound import (
+    OutboundRefused,
+    describe_error,
+    network_failure,
+    pin,
+)
 
 MAX_BODY = 1_000_000
 USER_AGENT = "Followthrough-check/1 (+acceptance criterion)"

@@ -1,4 +1,5 @@
-"""prometheus_query and alert_rule_present: ask Prometheus's HTTP API and keep its own words.
+"""prometheus_query and alert_rule_present: ask Prometheus's HTTP API and keep its own words
+(through followthrough.integrations.prometheus, the one client).
 
 prometheus_query without hold_for is one instant query (`/api/v1/query`) at the check's moment;
 every series it returns must satisfy `op threshold` (a scalar result is one value). No series is
@@ -21,18 +22,13 @@ rule that cannot evaluate never fires, and the reason carries its lastError.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import httpx
-
-from followthrough.checks.base import Checker, moment, network_failure, number, result
+from followthrough.checks.base import Checker, moment, number, result
 from followthrough.checks.config import CheckConfig
-from followthrough.checks.outbound import OutboundRefused, Target, pin
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import (
     AlertRulePresent,
@@ -41,28 +37,13 @@ from followthrough.domain.criteria import (
     parse_duration,
 )
 from followthrough.domain.outbound import OutboundPolicy
+from followthrough.integrations.prometheus import prometheus_get
 from followthrough.logging import get_logger
 
 RANGE_POINTS = 2016  # a week at one point every 5 minutes
 NO_PROMETHEUS = (
     "no Prometheus to ask: set FOLLOWTHROUGH_PROMETHEUS_URL, or prometheus_url in the criterion"
 )
-
-
-@dataclass(frozen=True)
-class PrometheusAnswer:
-    """One API call's outcome: `data` when Prometheus said success, else what went wrong."""
-
-    ok: bool
-    data: Any
-    status: int | None  # HTTP status; None when nothing came back
-    error_type: str  # Prometheus's errorType, or unreachable, timeout, not_json
-    error: str  # in words, Prometheus's own when it gave one
-    text: str  # the body as it came, for the evidence
-
-    @property
-    def shown(self) -> str:
-        return f"HTTP {self.status}\n{self.text}" if self.status is not None else ""
 
 
 def prometheus_base(criterion: PrometheusQuery | AlertRulePresent, config: CheckConfig) -> str:
@@ -74,62 +55,6 @@ def judged_by(
 ) -> OutboundPolicy | None:
     """The allow-list for a Prometheus the draft names; None for the installation's own."""
     return config.outbound if criterion.prometheus_url else None
-
-
-async def prometheus_get(
-    base: str,
-    path: str,
-    params: dict[str, str],
-    timeout: float,
-    outbound: OutboundPolicy | None = None,
-) -> PrometheusAnswer:
-    """GET base + path: never raises for what Prometheus (or the network) does. With `outbound`,
-    only to an address it allows (redirects are not followed either way)."""
-    try:
-        async with (
-            asyncio.timeout(timeout),
-            httpx.AsyncClient(timeout=httpx.Timeout(timeout)) as client,
-        ):
-            target = Target(url=httpx.URL(f"{base}{path}"))
-            if outbound is not None:
-                target = await pin(f"{base}{path}", outbound, timeout)
-            response = await client.get(
-                target.url, params=params, headers=target.headers, extensions=target.extensions
-            )
-    except OutboundRefused as err:
-        return PrometheusAnswer(False, None, None, "refused", f"not asked: {err.reason}", "")
-    except (httpx.TimeoutException, TimeoutError):
-        error = f"Prometheus at {base} did not answer within {timeout:g}s"
-        return PrometheusAnswer(False, None, None, "timeout", error, "")
-    except (httpx.HTTPError, httpx.InvalidURL, OSError) as err:
-        error = f"could not reach Prometheus at {base}: {network_failure(err)}"
-        return PrometheusAnswer(False, None, None, "unreachable", error, "")
-    text = response.text
-    try:
-        body = response.json()
-    except ValueError:
-        body = None
-    if (
-        not isinstance(body, dict)
-        or body.get("status") not in ("success", "error")
-        or (body["status"] == "success" and not isinstance(body.get("data"), dict))
-    ):
-        error = (
-            f"{base}{path} answered {response.status_code} {response.reason_phrase}, "
-            "not a Prometheus API answer (is the URL Prometheus's, without /api/v1?)"
-        )
-        return PrometheusAnswer(False, None, response.status_code, "not_json", error, text)
-    if body["status"] != "success" or response.status_code != 200:
-        error_type = str(body.get("errorType") or "error")
-        error = str(body.get("error") or f"{response.status_code} {response.reason_phrase}")
-        return PrometheusAnswer(False, None, response.status_code, error_type, error, text)
-    return PrometheusAnswer(True, body.get("data"), response.status_code, "", "", text)
-
-
-def _failure_reason(answer: PrometheusAnswer) -> str:
-    if answer.error_type in ("timeout", "unreachable", "not_json", "refused"):
-        return answer.error
-    return f"Prometheus answered {answer.status} {answer.error_type}: {answer.error}"
 
 
 def selector(labels: dict[str, str]) -> str:
@@ -205,7 +130,7 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             get_logger(__name__).warning(
                 "preflight could not ask Prometheus; the query is not checked",
                 prometheus_url=base,
-                reason=_failure_reason(answer),
+                reason=answer.reason,
             )
             return []
         kind = answer.data.get("resultType") if isinstance(answer.data, dict) else None
@@ -221,7 +146,7 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             base, "/api/v1/query", params, config.prometheus_timeout, judged_by(criterion, config)
         )
         if not answer.ok:
-            return result(False, now, asked, answer.shown, _failure_reason(answer))
+            return result(False, now, asked, answer.shown, answer.reason)
         kind = answer.data.get("resultType")
         series: list[tuple[dict[str, str], float]]
         if kind == "scalar":
@@ -276,7 +201,7 @@ class PrometheusQueryChecker(Checker[PrometheusQuery]):
             judged_by(criterion, config),
         )
         if not answer.ok:
-            return result(False, now, asked, answer.shown, _failure_reason(answer))
+            return result(False, now, asked, answer.shown, answer.reason)
         kind = answer.data.get("resultType")
         if kind != "matrix":
             return result(False, now, asked, answer.text, _not_a_number(kind))
@@ -384,7 +309,7 @@ class AlertRuleChecker(Checker[AlertRulePresent]):
             judged_by(criterion, config),
         )
         if not answer.ok:
-            return result(False, now, asked, answer.shown, _failure_reason(answer))
+            return result(False, now, asked, answer.shown, answer.reason)
         rules = [
             (group.get("name", ""), rule)
             for group in answer.data.get("groups", [])

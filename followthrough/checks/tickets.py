@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from followthrough.checks.base import Checker, describe_error, network_failure, result
+from followthrough.checks.base import Checker, result
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.checks import CheckResult
 from followthrough.domain.criteria import TicketResolved
+from followthrough.integrations.outbound import describe_error, network_failure
 
 FIELDS = "status,resolution"
 SETTINGS = ("FOLLOWTHROUGH_JIRA_URL", "FOLLOWTHROUGH_JIRA_USER", "FOLLOWTHROUGH_JIRA_TOKEN")

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from followthrough.integrations.outbound import describe_error, network_failure
 from followthrough.jira.errors import JiraError, JiraRefused, JiraUnavailable
 
 if TYPE_CHECKING:
@@ -76,12 +77,8 @@ def translate(
     elif isinstance(err, requests.Timeout):
         found = JiraUnavailable(f"Jira at {base} did not answer within {timeout:g}s ({doing})")
     elif isinstance(err, requests.ConnectionError):
-        from followthrough.checks.base import network_failure
-
         found = JiraUnavailable(f"could not reach Jira at {base} ({doing}): {network_failure(err)}")
     elif isinstance(err, requests.RequestException):
-        from followthrough.checks.base import describe_error
-
         found = JiraRefused(
             f"the request to Jira at {base} failed ({doing}): {describe_error(err)}"
         )

@@ -9,7 +9,7 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 
-from followthrough.storage.store import make_engine
+from followthrough.storage.database import make_engine
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 

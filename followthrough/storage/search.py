@@ -1,7 +1,7 @@
 """Full-text search over postmortems, action items and contributing factors.
 
 One search document per thing a person looks for, kept in `search_documents` and rewritten in the
-same transaction as the snapshot it comes from (Store.record_postmortem / record_action_item):
+same transaction as the snapshot it comes from (RecordStore.record_postmortem / record_action_item):
 
 - a postmortem (ref = its id): the incident's id and title; the incident's summary and services,
   the draft's summary, impact, timeline, detection gaps and recovery steps;
@@ -12,7 +12,7 @@ same transaction as the snapshot it comes from (Store.record_postmortem / record
 
 Each document remembers the sequence number of the snapshot it was built from (`source_seq`), so
 an older snapshot arriving late, or a repeat, leaves the search text alone, as the snapshot row is
-left alone (Store._upsert_snapshot).
+left alone (RecordStore._upsert_snapshot).
 
 PostgreSQL keeps a weighted tsvector (title A, body B, 'english') as a generated column with a GIN
 index. SQLite keeps an FTS5 index ('porter unicode61') over the same table as external content,

@@ -162,7 +162,7 @@ class Recording:
         policy = policy or self.policy
         parsed = parse_incident(incident_data(await self.now(), **incident), policy)
         started = await start_postmortem(self.client, parsed, policy, task_queue=self.queue)
-        await eventually(lambda: self.store.postmortem(started.workflow_id))
+        await eventually(lambda: self.store.records.postmortem(started.workflow_id))
         return started.workflow_id
 
     async def submit(self, pm_id: str, draft: dict[str, Any], by: str = "alice") -> Postmortem:
@@ -173,7 +173,7 @@ class Recording:
         """Approve the draft in review; the action item ids, once their workflows have opened."""
         pm = await self.act(pm_id, PostmortemWorkflow.approve, Approval(by=by))
         assert pm.state is PostmortemState.TRACKING, pm.state
-        opened = self.store.action_item
+        opened = self.store.records.action_item
         await eventually(lambda: all(opened(item_id) for item_id in pm.action_item_ids))
         return pm.action_item_ids
 
@@ -192,7 +192,7 @@ class Recording:
         return pm_id, item_id
 
     def item(self, item_id: str) -> ActionItem:
-        found = self.store.action_item(item_id)
+        found = self.store.records.action_item(item_id)
         assert found is not None, item_id
         return found
 
@@ -212,7 +212,7 @@ class Recording:
 
     async def postmortem_reaches(self, pm_id: str, state: PostmortemState) -> None:
         await eventually(
-            lambda: (pm := self.store.postmortem(pm_id)) is not None and pm.state is state,
+            lambda: (pm := self.store.records.postmortem(pm_id)) is not None and pm.state is state,
             seconds=30,
         )
 
@@ -302,7 +302,7 @@ async def overdue_draft(out: Output) -> None:
         await rec.submit(pm_id, draft_data(await rec.now()))
         await rec.env.sleep(timedelta(days=21))
         await rec.approve(pm_id)
-        trail = [e.action for e in rec.store.audit_trail(pm_id)]
+        trail = [e.action for e in rec.store.records.audit_trail(pm_id)]
         assert trail.count("postmortem.escalated") == 6, trail
         await rec.keep(pm_id, "overdue-draft-and-review")
 
@@ -330,7 +330,7 @@ async def slo_review(out: Output) -> None:
     from tests.sli import CHECKOUT  # the SLO review came after the oldest recorded code
 
     async with recording(out) as rec:
-        rec.store.save_slos([CHECKOUT], datetime.now(UTC))
+        rec.store.slos.save([CHECKOUT], datetime.now(UTC))
         pm_id = await rec.open_postmortem()
         draft = draft_data(await rec.now())
         unmeasured = DraftSubmission(by="alice", draft=parse_draft(draft))
@@ -353,7 +353,9 @@ async def slo_review(out: Output) -> None:
         pm = await rec.submit(pm_id, draft)
         assert [a.freeze_recommended for a in pm.slo_review] == [True], pm.slo_review
         await rec.approve(pm_id)
-        await eventually(lambda: rec.store.outbox(), seconds=30)  # the council's freeze notice
+        await eventually(
+            lambda: rec.store.outbox.messages(), seconds=30
+        )  # the council's freeze notice
         await rec.keep(pm_id, "slo-review-refused-then-estimated")
 
 
@@ -368,7 +370,7 @@ async def themes(out: Output) -> None:
             await rec.submit(pm_id, draft_data(await rec.now()))
             await rec.approve(pm_id)
             pm_ids.append(pm_id)
-        await eventually(lambda: rec.store.themes() and rec.store.outbox(), seconds=30)
+        await eventually(lambda: rec.store.themes.all() and rec.store.outbox.messages(), seconds=30)
         await rec.keep(pm_ids[-1], "recurring-theme-reached")
 
 

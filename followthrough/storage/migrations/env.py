@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from followthrough.storage.store import make_engine
+from followthrough.storage.database import make_engine
 from followthrough.storage.tables import Base
 
 url = context.config.get_main_option("sqlalchemy.url")

@@ -58,7 +58,7 @@ def _fill_from_snapshots() -> None:
 
 
 def _facts(data: dict[str, Any]) -> dict[str, Any]:
-    """The same columns Store.record_postmortem writes, read from a stored snapshot."""
+    """The same columns RecordStore.record_postmortem writes, read from a stored snapshot."""
     incident = data["incident"]
     facts: dict[str, Any] = {
         "incident_id": incident["id"],

@@ -8,7 +8,6 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
-from followthrough import charts
 from followthrough.domain.metrics import (
     DURATIONS,
     IncidentFacts,
@@ -22,6 +21,7 @@ from followthrough.domain.metrics import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.progress import ProgressReport, no_progress
+from followthrough.reporting import charts
 from followthrough.storage import Store
 
 
@@ -81,8 +81,8 @@ def measure(
     slices = _slices(period, stride)
     progress(reading, 0, len(slices))
     for n, (start, end) in enumerate(slices, 1):
-        incidents += store.incident_facts(start, end)
-        items += store.item_facts(resolved_from=start, resolved_before=end)
+        incidents += store.facts.incidents(start, end)
+        items += store.facts.items(resolved_from=start, resolved_before=end)
         progress(reading, n, len(slices))
     progress("measuring")
     return reliability_metrics(
@@ -134,7 +134,7 @@ class MetricsCache:
         self, store: Store, policy: Policy, period: Period, as_of: datetime
     ) -> ReliabilityMetrics:
         key = (period, policy.calendar.local_date(as_of).isoformat())
-        version = store.record_version()
+        version = store.records.version()
         kept = self._kept.get(key)
         if kept and kept.version == version and timedelta(0) <= as_of - kept.at < self.ttl:
             return kept.metrics

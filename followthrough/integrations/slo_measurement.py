@@ -43,13 +43,13 @@ import math
 from datetime import datetime
 from typing import Any
 
-from followthrough.checks.prometheus import PrometheusAnswer, prometheus_get
 from followthrough.domain.slo import (
     WINDOW_PLACEHOLDER,
     BudgetMeasurement,
     Slo,
     budget_consumed_events,
 )
+from followthrough.integrations.prometheus import prometheus_get
 from followthrough.logging import get_logger
 
 PERIOD_STEP = "1h"  # the period's averages: one point (and one rate window) per hour
@@ -156,7 +156,7 @@ class _Asker:
         params = {"query": query, "time": f"{at.timestamp():.3f}"}
         answer = await prometheus_get(self.base, "/api/v1/query", params, self.timeout)
         if not answer.ok:
-            raise MeasurementFailed(_failure(answer), query)
+            raise MeasurementFailed(answer.reason, query)
         values = _numbers(answer.data, query)
         if not values:
             return None
@@ -185,12 +185,6 @@ class _Asker:
                 query,
             )
         return value
-
-
-def _failure(answer: PrometheusAnswer) -> str:
-    if answer.status is None or answer.error_type == "not_json":
-        return answer.error  # unreachable, timeout, not Prometheus: already in words
-    return f"Prometheus answered {answer.status} {answer.error_type}: {answer.error}"
 
 
 def _numbers(data: Any, query: str) -> list[float]:

@@ -1,7 +1,9 @@
-"""Calling out only where the policy allows (followthrough.domain.outbound says where).
+"""Calling out only where the policy allows (followthrough.domain.outbound says where), and
+what went wrong on the way, in words.
 
     target = await pin(url, policy.outbound, timeout)   # OutboundRefused: not there
     await client.get(target.url, headers=target.headers, extensions=target.extensions)
+    except httpx.HTTPError as err: network_failure(err)  # "connection refused", ...
 
 The host name is resolved once, every address it resolves to is judged, and the request goes to
 the address that was judged (with the name as Host and as the TLS server name, so certificates
@@ -15,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import ssl
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -85,3 +88,38 @@ def _literal(host: str) -> IPAddress | None:
         return ipaddress.ip_address(host.strip("[]"))
     except ValueError:
         return None
+
+
+def describe_error(err: BaseException) -> str:
+    """An exception as words a reader of the evidence understands, with its type for searching."""
+    text = str(err).strip()
+    name = type(err).__name__
+    return f"{name}: {text}" if text else name
+
+
+def network_failure(err: BaseException) -> str:
+    """What went wrong on the network, in words: the innermost cause of a client library's
+    wrapped exception (httpx says 'All connection attempts failed'; the socket said refused)."""
+    seen: set[int] = set()
+    chain: list[BaseException] = []
+    current: BaseException | None = err
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        chain.append(current)
+        reason = getattr(current, "reason", None)  # urllib3 keeps the cause in .reason
+        following = current.__cause__ or current.__context__
+        current = reason if isinstance(reason, BaseException) else following
+    for cause in reversed(chain):
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate verification failed ({cause.verify_message})"
+        if isinstance(cause, ssl.SSLError):
+            return f"the TLS handshake failed ({cause.reason or cause})"
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, ConnectionResetError):
+            return "the connection was reset"
+        if isinstance(cause, socket.gaierror):
+            return f"the host name does not resolve ({cause.strerror})"
+        if isinstance(cause, TimeoutError):
+            return "the connection timed out"
+    return describe_error(chain[-1] if len(chain) > 1 else err)

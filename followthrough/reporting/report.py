@@ -42,8 +42,8 @@ from followthrough.domain.metrics import (
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.hrefs import safe_url
-from followthrough.metrics_view import measure, metric_charts
 from followthrough.progress import ProgressReport, no_progress
+from followthrough.reporting.metrics_view import measure, metric_charts
 from followthrough.storage import Store
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
@@ -246,7 +246,7 @@ class _PostmortemNames:
             if self.public_url
             else None
         )
-        pm = self.store.postmortem(postmortem_id)
+        pm = self.store.records.postmortem(postmortem_id)
         if pm is None:  # a theme can count a postmortem the record does not hold (yet)
             return ReportPostmortem(
                 id=postmortem_id, incident_id=postmortem_id, severity="", title=""
@@ -273,7 +273,7 @@ def _themes_reached(
             window_end=theme.window_end,
             postmortems=[postmortems(pm_id) for pm_id in theme.postmortem_ids],
         )
-        for theme in store.themes()
+        for theme in store.themes.all()
         if period.start <= theme.reached_at < period.end
     ]
 
@@ -289,7 +289,7 @@ def _worst_overdue(
     """
     calendar = policy.calendar
     today = calendar.local_date(as_of)
-    found = store.item_facts(overdue_on=today, limit=WORST_OVERDUE)
+    found = store.facts.items(overdue_on=today, limit=WORST_OVERDUE)
     overdue = [
         OverdueItem(
             item=item,
@@ -306,7 +306,7 @@ def _risk_acceptances(
     store: Store, period: Period, postmortems: _PostmortemNames
 ) -> list[RiskAcceptanceMade]:
     made = []
-    for item in store.action_items(state=ActionItemState.RISK_ACCEPTED.value):
+    for item in store.records.action_items(state=ActionItemState.RISK_ACCEPTED.value):
         acceptance = item.risk_acceptance
         if acceptance is None or not period.start <= acceptance.at < period.end:
             continue

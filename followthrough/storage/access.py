@@ -1,0 +1,141 @@
+"""Who is signed in: the HTTP API's tokens and the dashboard's sessions (each tied to a token)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from followthrough.domain.access import ApiToken
+from followthrough.logging import get_logger
+from followthrough.storage.database import Database
+from followthrough.storage.tables import ApiTokenRow, DashboardSessionRow
+
+log = get_logger(__name__)
+
+# A token's last use is noted at most this often: who still uses it is a question of days, and a
+# write on every request would make each read wait for the database's write lock.
+TOKEN_USE_RESOLUTION = timedelta(minutes=5)
+
+
+@dataclass(frozen=True)
+class OpenSession:
+    """A live dashboard session: who it is, and the message its next page shows once."""
+
+    person: str
+    flash: tuple[str, str] | None  # ("done" or "error", the text)
+
+
+class TokenStore:
+    """API tokens, stored by hash."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+
+    def add(self, token: ApiToken, token_hash: str) -> None:
+        with self.db.transaction() as session:
+            session.add(ApiTokenRow(**token.model_dump(), token_hash=token_hash))
+
+    def person_with(self, token_hash: str, at: datetime) -> str | None:
+        """Who holds this (unrevoked) token; notes when it was last used, at most every
+        TOKEN_USE_RESOLUTION and best effort: a database that takes no writes (a read-only
+        replica, a full disk) must not turn every signed-in read into an error."""
+        with Session(self.engine) as session:
+            row = session.scalar(
+                select(ApiTokenRow).where(
+                    ApiTokenRow.token_hash == token_hash, ApiTokenRow.revoked_at.is_(None)
+                )
+            )
+            if row is None:
+                return None
+            person, last_used = row.person, row.last_used_at
+        if last_used is None or at - last_used >= TOKEN_USE_RESOLUTION:
+            try:
+                with self.db.transaction() as session:
+                    session.execute(
+                        update(ApiTokenRow)
+                        .where(ApiTokenRow.token_hash == token_hash)
+                        .values(last_used_at=at)
+                    )
+            except SQLAlchemyError as err:
+                log.warning("token use not noted", error=str(err).splitlines()[0])
+        return person
+
+    def all(self, person: str | None = None) -> list[ApiToken]:
+        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
+        if person:
+            query = query.where(ApiTokenRow.person == person)
+        with Session(self.engine) as session:
+            return [
+                ApiToken.model_validate(row, from_attributes=True) for row in session.scalars(query)
+            ]
+
+    def revoke(self, token_id: str, at: datetime) -> ApiToken | None:
+        with self.db.transaction() as session:
+            row = session.get(ApiTokenRow, token_id)
+            if row is None:
+                return None
+            row.revoked_at = row.revoked_at or at
+            return ApiToken.model_validate(row, from_attributes=True)
+
+
+class SessionStore:
+    """Signed-in browsers: a session lives while its token is not revoked."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+
+    def start(
+        self, id_hash: str, person: str, token_hash: str, at: datetime, expires_at: datetime
+    ) -> None:
+        """A signed-in browser; sessions that have expired go at the same time."""
+        with self.db.transaction() as session:
+            session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at))
+            session.add(
+                DashboardSessionRow(
+                    id_hash=id_hash,
+                    person=person,
+                    token_hash=token_hash,
+                    created_at=at,
+                    expires_at=expires_at,
+                )
+            )
+
+    def open(self, id_hash: str, at: datetime) -> OpenSession | None:
+        """The session if it is live and its API token is not revoked; its one-time message is
+        taken, so only this page shows it."""
+        with self.db.transaction() as session:
+            row = session.scalar(
+                select(DashboardSessionRow)
+                .join(ApiTokenRow, ApiTokenRow.token_hash == DashboardSessionRow.token_hash)
+                .where(
+                    DashboardSessionRow.id_hash == id_hash,
+                    DashboardSessionRow.expires_at > at,
+                    ApiTokenRow.revoked_at.is_(None),
+                )
+            )
+            if row is None:
+                return None
+            flash = None
+            if row.flash_kind and row.flash_text is not None:
+                flash = (row.flash_kind, row.flash_text)
+                row.flash_kind = row.flash_text = None
+            return OpenSession(person=row.person, flash=flash)
+
+    def flash(self, id_hash: str, kind: str, text: str) -> None:
+        """What the session's next page says about the form just posted."""
+        with self.db.transaction() as session:
+            row = session.get(DashboardSessionRow, id_hash)
+            if row is not None:
+                row.flash_kind, row.flash_text = kind, text
+
+    def end(self, id_hash: str) -> None:
+        with self.db.transaction() as session:
+            row = session.get(DashboardSessionRow, id_hash)
+            if row is not None:
+                session.delete(row)

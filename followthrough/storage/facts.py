@@ -1,0 +1,291 @@
+"""The dashboard's and the metrics' reads of the record: lean columns, never every snapshot's
+JSON (bench/README.md, "Dashboard", measured why)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from pydantic import TypeAdapter
+from sqlalchemy import Row, func, select
+from sqlalchemy.orm import Session, defer
+
+from followthrough.domain.incident import MILESTONES, UnmappedSeverity
+from followthrough.domain.metrics import IncidentFacts, ItemFacts
+from followthrough.domain.overview import Escalation
+from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState
+from followthrough.storage.database import Database
+from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
+
+
+class FactStore:
+    """Facts and counts about incidents, action items and escalations."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+
+    def incidents(self, start: datetime, end: datetime) -> list[IncidentFacts]:
+        """The incidents resolved in [start, end), oldest first, with their factor tags."""
+        # Plain columns, and the tags in a query of their own: ORM rows, one per tag, took twice
+        # as long for a year of 10,000 postmortems (bench/README.md, "Dashboard").
+        within = (PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
+        query = (
+            select(*_INCIDENT_FACT_COLUMNS)
+            .where(*within)
+            .order_by(PostmortemRow.resolved_at, PostmortemRow.id)
+        )
+        tagged = (
+            select(FactorTagRow.postmortem_id, FactorTagRow.tag)
+            .join(PostmortemRow, PostmortemRow.id == FactorTagRow.postmortem_id)
+            .where(*within)
+            .order_by(FactorTagRow.tag)
+        )
+        tags: dict[str, list[str]] = {}
+        with self.engine.connect() as connection:  # Core: the ORM's row loading costs here
+            for pm_id, tag in connection.execute(tagged):
+                tags.setdefault(pm_id, []).append(tag)
+            rows = connection.execute(query).all()
+        # One validation of the list, as for the items.
+        return _INCIDENT_FACTS.validate_python(
+            [_incident_fields(row, tags.get(row.id, [])) for row in rows]
+        )
+
+    def postmortems(
+        self,
+        *,
+        state: str | None = None,
+        severity: str | None = None,
+        team: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> tuple[list[IncidentFacts], int]:
+        """Postmortems, newest incident first, a page of them; and how many match in all."""
+        query = select(PostmortemRow)
+        for column, value in (
+            (PostmortemRow.state, state),
+            (PostmortemRow.severity, severity),
+            (PostmortemRow.team, team),
+        ):
+            if value:
+                query = query.where(column == value)
+        page = query.order_by(PostmortemRow.resolved_at.desc(), PostmortemRow.id).offset(offset)
+        if limit is not None:
+            page = page.limit(limit)
+        # Only the lean columns: the snapshot (data) is the big one and is not needed here.
+        page = page.options(defer(PostmortemRow.data))
+        with Session(self.engine) as session:
+            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+            found = [_incident_fields(row, []) for row in session.scalars(page)]
+        return _INCIDENT_FACTS.validate_python(found), total
+
+    def unmapped_severities(self, postmortem_ids: list[str]) -> dict[str, list[UnmappedSeverity]]:
+        """The severities the policy did not map, by postmortem, for those that have any.
+
+        Read from the snapshot's JSON in the database, so a page of postmortems need not load
+        their snapshots for it."""
+        if not postmortem_ids:
+            return {}
+        marks = PostmortemRow.data["incident"]["unmapped_severities"]
+        query = select(PostmortemRow.id, marks).where(PostmortemRow.id.in_(postmortem_ids))
+        with Session(self.engine) as session:
+            rows = session.execute(query).all()
+        return {pm_id: _UNMAPPED.validate_python(found) for pm_id, found in rows if found}
+
+    def items(
+        self,
+        *,
+        resolved_from: datetime | None = None,
+        resolved_before: datetime | None = None,
+        team: str | None = None,
+        owner: str | None = None,
+        state: str | None = None,
+        priority: str | None = None,
+        overdue_on: date | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[ItemFacts]:
+        """Action items, soonest due first; of incidents resolved in a period, if given.
+
+        `overdue_on`: only items still open (not queued, not resolved) due before that day.
+        """
+        query = select(*_ITEM_FACT_COLUMNS).order_by(ActionItemRow.due, ActionItemRow.id)
+        query = _item_filters(
+            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on
+        )
+        query = query.offset(offset)
+        if limit is not None:
+            query = query.limit(limit)
+        with self.engine.connect() as connection:  # Core: the ORM's row loading costs here
+            result = connection.execute(query)
+            names = list(result.keys())
+            rows = result.all()
+        # One validation of the list: per row it took twice as long for 37,000 items.
+        return _ITEM_FACTS.validate_python([dict(zip(names, row, strict=True)) for row in rows])
+
+    def count_items(
+        self,
+        *,
+        team: str | None = None,
+        owner: str | None = None,
+        state: str | None = None,
+        priority: str | None = None,
+        overdue_on: date | None = None,
+    ) -> int:
+        query = select(func.count()).select_from(ActionItemRow)
+        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on)
+        with Session(self.engine) as session:
+            return session.scalar(query) or 0
+
+    def item_counts_by_team(self) -> dict[str, dict[str, int]]:
+        """Unresolved action items per team and state: who holds WIP slots, who waits."""
+        query = (
+            select(ActionItemRow.team, ActionItemRow.state, func.count())
+            .where(ActionItemRow.state.not_in(_RESOLVED))
+            .group_by(ActionItemRow.team, ActionItemRow.state)
+        )
+        counts: dict[str, dict[str, int]] = {}
+        with Session(self.engine) as session:
+            for team, state, count in session.execute(query):
+                counts.setdefault(team, {})[state] = count
+        return counts
+
+    def escalations_since(self, since: datetime, limit: int = 50) -> list[Escalation]:
+        """Ladder steps fired since a moment, newest first, with their action items."""
+        query = (
+            select(AuditEventRow.at, AuditEventRow.detail, *_ITEM_FACT_COLUMNS)
+            .join(ActionItemRow, ActionItemRow.id == AuditEventRow.workflow_id)
+            .where(*_escalated_since(since))
+            .order_by(AuditEventRow.at.desc(), AuditEventRow.workflow_id)
+            .limit(limit)
+        )
+        with Session(self.engine) as session:
+            return [
+                Escalation(
+                    at=row.at, detail=row.detail, item=ItemFacts.model_validate(row._mapping)
+                )
+                for row in session.execute(query)
+            ]
+
+    def count_escalations_since(self, since: datetime) -> int:
+        query = select(func.count()).where(*_escalated_since(since))
+        with Session(self.engine) as session:
+            return session.scalar(query) or 0
+
+    def open_postmortem_counts(self) -> dict[str, int]:
+        """Postmortems not yet closed, by state."""
+        query = (
+            select(PostmortemRow.state, func.count())
+            .where(PostmortemRow.state.not_in(("closed", "not_required")))
+            .group_by(PostmortemRow.state)
+        )
+        with Session(self.engine) as session:
+            return {state: count for state, count in session.execute(query).all()}
+
+    def overdue_item_counts(self, today: date) -> dict[str, int]:
+        """Unresolved action items past their due date, by team."""
+        query = (
+            select(ActionItemRow.team, func.count())
+            .where(
+                ActionItemRow.state.not_in(("verified", "risk_accepted")),
+                ActionItemRow.due < today,
+            )
+            .group_by(ActionItemRow.team)
+        )
+        with Session(self.engine) as session:
+            return {team: count for team, count in session.execute(query).all()}
+
+
+_RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+# What IncidentFacts is made of (_incident_facts_of reads them by name).
+_INCIDENT_FACT_COLUMNS = (
+    PostmortemRow.id,
+    PostmortemRow.incident_id,
+    PostmortemRow.title,
+    PostmortemRow.severity,
+    PostmortemRow.team,
+    PostmortemRow.state,
+    PostmortemRow.services,
+    PostmortemRow.slo_burns,
+    PostmortemRow.opened_at,
+    *(getattr(PostmortemRow, f"{name}_at") for name in MILESTONES),
+)
+_ITEM_FACTS = TypeAdapter(list[ItemFacts])
+_INCIDENT_FACTS = TypeAdapter(list[IncidentFacts])
+_ITEM_FACT_COLUMNS = (
+    ActionItemRow.id,
+    ActionItemRow.postmortem_id,
+    ActionItemRow.title,
+    ActionItemRow.team,
+    ActionItemRow.owner,
+    ActionItemRow.priority,
+    ActionItemRow.state,
+    ActionItemRow.due,
+    ActionItemRow.opened_at,
+    ActionItemRow.verified_at,
+    ActionItemRow.ticket,
+)
+
+
+def _escalated_since(since: datetime) -> tuple[Any, ...]:
+    """Ladder steps that went past the owner (to the manager or the council) since a moment.
+
+    The action item workflow records each step as "<step>: told <names> (<notify>); ...";
+    reminders and due notices to the owner are not escalations.
+    """
+    return (
+        AuditEventRow.action == "item.escalated",
+        AuditEventRow.at >= since,
+        AuditEventRow.detail.not_like("%(owner);%"),
+    )
+
+
+def _item_filters(
+    query: Any,
+    resolved_from: datetime | None,
+    resolved_before: datetime | None,
+    team: str | None,
+    owner: str | None,
+    state: str | None,
+    priority: str | None,
+    overdue_on: date | None,
+) -> Any:
+    for column, value in (
+        (ActionItemRow.team, team),
+        (ActionItemRow.owner, owner),
+        (ActionItemRow.state, state),
+        (ActionItemRow.priority, priority),
+    ):
+        if value:
+            query = query.where(column == value)
+    if overdue_on is not None:
+        still_open = (*_RESOLVED, ActionItemState.QUEUED.value)  # a queued item's clock waits
+        query = query.where(ActionItemRow.state.not_in(still_open), ActionItemRow.due < overdue_on)
+    if resolved_from is not None or resolved_before is not None:
+        incidents = select(PostmortemRow.id)
+        if resolved_from is not None:
+            incidents = incidents.where(PostmortemRow.resolved_at >= resolved_from)
+        if resolved_before is not None:
+            incidents = incidents.where(PostmortemRow.resolved_at < resolved_before)
+        query = query.where(ActionItemRow.postmortem_id.in_(incidents))
+    return query
+
+
+def _incident_fields(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> dict[str, Any]:
+    """An IncidentFacts' fields from a postmortems row."""
+    return {
+        "postmortem_id": row.id,
+        "incident_id": row.incident_id or row.id,
+        "title": row.title,
+        "severity": row.severity,
+        "team": row.team,
+        "state": row.state,
+        "services": row.services or [],
+        "factor_tags": factor_tags,
+        "slo_burns": row.slo_burns or [],
+        "resolved_at": row.resolved_at or row.opened_at,
+        **{f"{name}_at": getattr(row, f"{name}_at") for name in MILESTONES if name != "resolved"},
+    }
+
+
+_UNMAPPED = TypeAdapter(list[UnmappedSeverity])

@@ -1,0 +1,105 @@
+"""The outbox: every notice, recorded before it is sent, with what became of it."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import String, cast, select
+from sqlalchemy.orm import Session
+
+from followthrough.domain.notice import OutboxMessage, OutboxStatus
+from followthrough.storage.database import Database
+from followthrough.storage.tables import OutboxRow
+
+
+class OutboxStore:
+    """Messages by dedupe key: claimed once, then marked sent or failed."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+
+    def claim(self, message: OutboxMessage) -> OutboxMessage:
+        """Record a message before sending it; return what is recorded under its key.
+
+        The first rendering wins: a retry finds the row and sends nothing if it was already sent.
+        """
+        with self.db.transaction() as session:
+            session.execute(
+                self.db.insert(OutboxRow)
+                .values(**message.model_dump())
+                .on_conflict_do_nothing(index_elements=["dedupe_key"])
+            )
+            row = session.get_one(OutboxRow, message.dedupe_key)
+            return _outbox_message(row)
+
+    def mark(self, dedupe_key: str, status: OutboxStatus, at: datetime) -> None:
+        with self.db.transaction() as session:
+            row = session.get_one(OutboxRow, dedupe_key)
+            row.status = status.value
+            row.sent_at = at
+
+    def fail(self, message: OutboxMessage, error: str) -> None:
+        """Keep a message that will not go out as failed, with the reason (recorded first if it
+        never got as far as the outbox, e.g. it could not be rendered)."""
+        self.claim(message)
+        with self.db.transaction() as session:
+            row = session.get_one(OutboxRow, message.dedupe_key)
+            row.status = OutboxStatus.FAILED.value
+            row.error = error
+
+    def messages(
+        self,
+        *,
+        postmortem_id: str | None = None,
+        action_item_id: str | None = None,
+        recipient: str | None = None,
+        offset: int = 0,
+        limit: int | None = None,
+    ) -> list[OutboxMessage]:
+        """Messages, newest first; with `recipient` (an address), only those sent to it."""
+        query = select(OutboxRow).order_by(OutboxRow.created_at.desc(), OutboxRow.dedupe_key)
+        if postmortem_id:
+            query = query.where(OutboxRow.postmortem_id == postmortem_id)
+        if action_item_id:
+            query = query.where(OutboxRow.action_item_id == action_item_id)
+        if recipient:
+            query = query.where(_lists_address(OutboxRow.recipients, recipient))
+        if offset:
+            query = query.offset(offset)
+        if limit:
+            query = query.limit(limit)
+        with Session(self.engine) as session:
+            return [_outbox_message(row) for row in session.scalars(query)]
+
+    def message(self, dedupe_key: str) -> OutboxMessage | None:
+        with Session(self.engine) as session:
+            row = session.get(OutboxRow, dedupe_key)
+            return _outbox_message(row) if row is not None else None
+
+
+def _lists_address(column: Any, address: str) -> Any:
+    """The JSON list of addresses holds this one. Matched on the list's JSON text, quotes
+    included, which SQLite and PostgreSQL both store as json.dumps wrote it; portable where the
+    two databases' JSON functions are not."""
+    needle = json.dumps(address).replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return cast(column, String).like(f"%{needle}%", escape="\\")
+
+
+def _outbox_message(row: OutboxRow) -> OutboxMessage:
+    return OutboxMessage(
+        dedupe_key=row.dedupe_key,
+        kind=row.kind,
+        postmortem_id=row.postmortem_id,
+        action_item_id=row.action_item_id,
+        recipients=row.recipients,
+        subject=row.subject,
+        text=row.text,
+        html=row.html,
+        status=row.status,
+        created_at=row.created_at,
+        sent_at=row.sent_at,
+        error=row.error,
+    )

@@ -1,0 +1,300 @@
+"""The record of postmortems and action items: their snapshots and audit trail, written
+idempotently from activities, and read back by id, by filter or by words.
+
+Every write is keyed so that a retried or replayed activity changes nothing the second time:
+audit events by (workflow id, seq), postmortems and action items by id, and a row is only
+overwritten by a snapshot with a higher sequence number. A snapshot, its search index entry and
+its audit event are written in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from followthrough.domain.incident import MILESTONES
+from followthrough.domain.postmortem import (
+    ActionItem,
+    ActionItemChange,
+    AuditEvent,
+    Postmortem,
+    PostmortemChange,
+)
+from followthrough.storage.database import Database
+from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
+from followthrough.storage.search import search as search_documents
+from followthrough.storage.tables import ActionItemRow, AuditEventRow, IncidentRow, PostmortemRow
+
+
+class RecordStore:
+    """Postmortems, action items and their audit events."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+        self._upserts: dict[tuple[str, tuple[str, ...]], Any] = {}  # see _upsert_snapshot
+
+    # --- writes (from activities only) ---------------------------------------------------------
+
+    def record_postmortem(self, change: PostmortemChange) -> bool:
+        """Store the postmortem snapshot and its audit event; False if already recorded."""
+        with self.db.transaction() as session:
+            self._write_postmortem(session, change.postmortem)
+            return self._append_events(session, [change.event]) == 1
+
+    def record_action_item(self, change: ActionItemChange) -> bool:
+        """Store the action item snapshot and its audit event; False if already recorded."""
+        with self.db.transaction() as session:
+            self._write_action_item(session, change.item)
+            return self._append_events(session, [change.event]) == 1
+
+    def record_many(self, changes: Sequence[PostmortemChange | ActionItemChange]) -> int:
+        """Store many changes in one transaction, as record_postmortem and record_action_item
+        would one by one; how many of their audit events were new.
+
+        For bulk writes (`followthrough seed`), where a transaction per change is too slow. Each
+        workflow's newest snapshot is written once, which is what writing them all in turn leaves
+        behind; postmortems go before their action items.
+        """
+        postmortems: dict[str, Postmortem] = {}
+        items: dict[str, ActionItem] = {}
+        for change in changes:
+            if isinstance(change, PostmortemChange):
+                pm = change.postmortem
+                if pm.id not in postmortems or postmortems[pm.id].last_seq < pm.last_seq:
+                    postmortems[pm.id] = pm
+            else:
+                item = change.item
+                if item.id not in items or items[item.id].last_seq < item.last_seq:
+                    items[item.id] = item
+        with self.db.transaction() as session:
+            for pm in postmortems.values():
+                self._write_postmortem(session, pm)
+            for item in items.values():
+                self._write_action_item(session, item)
+            return self._append_events(session, [change.event for change in changes])
+
+    def _write_postmortem(self, session: Session, pm: Postmortem) -> None:
+        incident = pm.incident
+        session.execute(
+            self.db.insert(IncidentRow)
+            .values(
+                source=incident.source,
+                external_id=incident.id,
+                postmortem_id=pm.id,
+                title=incident.title,
+                severity=incident.severity,
+                resolved_at=incident.resolved_at,
+                data=incident.model_dump(mode="json"),
+            )
+            .on_conflict_do_nothing()
+        )
+        self._upsert_snapshot(
+            session,
+            PostmortemRow,
+            {
+                "id": pm.id,
+                "title": incident.title,
+                "severity": pm.severity,
+                "team": pm.team,
+                "owner": pm.owner,
+                "state": pm.state.value,
+                "opened_at": pm.opened_at,
+                "draft_due": pm.draft_due,
+                "closed_at": pm.closed_at,
+                "last_seq": pm.last_seq,
+                "data": pm.model_dump(mode="json"),
+                **_incident_facts(pm),
+            },
+        )
+        index_postmortem(session.connection(), pm)
+
+    def _write_action_item(self, session: Session, item: ActionItem) -> None:
+        spec = item.spec
+        self._upsert_snapshot(
+            session,
+            ActionItemRow,
+            {
+                "id": item.id,
+                "postmortem_id": item.postmortem_id,
+                "title": spec.title,
+                "owner": item.owner,
+                "team": item.team,
+                "priority": spec.priority.value,
+                "due": item.due,
+                "state": item.state.value,
+                "opened_at": item.opened_at,
+                "verified_at": item.verified_at,
+                "ticket": item.ticket.key if item.ticket else None,
+                "last_seq": item.last_seq,
+                "data": item.model_dump(mode="json"),
+            },
+        )
+        index_action_item(session.connection(), item)
+
+    def _upsert_snapshot(self, session: Session, row: Any, values: dict[str, Any]) -> None:
+        """Insert, or overwrite only with a newer snapshot: order of retries cannot regress it."""
+        # A Core statement built once per table and columns, the values bound at execution:
+        # building it and the ORM's insert machinery cost more CPU than the round trip (about
+        # 3 ms of 5 per action item when `followthrough seed` wrote 50,000 of them).
+        key = (row.__tablename__, tuple(values))
+        statement = self._upserts.get(key)
+        if statement is None:
+            table = row.__table__
+            insert = self.db.insert(table)
+            statement = self._upserts[key] = insert.on_conflict_do_update(
+                index_elements=["id"],
+                set_={k: insert.excluded[k] for k in values if k != "id"},
+                where=table.c.last_seq < insert.excluded.last_seq,
+            )
+        session.connection().execute(statement, values)
+
+    def _append_events(self, session: Session, events: Sequence[AuditEvent]) -> int:
+        """Append audit events, each once per (workflow id, seq); how many were new."""
+        if not events:
+            return 0
+        # RETURNING tells both databases' answers apart; psycopg reports rowcount -1 here.
+        inserted = session.connection().execute(
+            self.db.insert(AuditEventRow.__table__)
+            .on_conflict_do_nothing(index_elements=["workflow_id", "seq"])
+            .returning(AuditEventRow.__table__.c.seq),
+            [audit.model_dump() for audit in events],
+        )
+        return len(inserted.all())
+
+    # --- reads ---------------------------------------------------------------------------------
+
+    def postmortems(self, state: str | None = None) -> list[Postmortem]:
+        query = select(PostmortemRow.data).order_by(PostmortemRow.opened_at.desc())
+        if state:
+            query = query.where(PostmortemRow.state == state)
+        with Session(self.engine) as session:
+            return [Postmortem.model_validate(data) for data in session.scalars(query)]
+
+    def postmortem(self, postmortem_id: str) -> Postmortem | None:
+        with Session(self.engine) as session:
+            data = session.scalar(
+                select(PostmortemRow.data).where(PostmortemRow.id == postmortem_id)
+            )
+        return Postmortem.model_validate(data) if data is not None else None
+
+    def postmortem_ids(self, prefix: str = "") -> set[str]:
+        """The ids of the recorded postmortems, of those starting with `prefix` if given."""
+        query = select(PostmortemRow.id)
+        if prefix:
+            query = query.where(PostmortemRow.id.startswith(prefix, autoescape=True))
+        with Session(self.engine) as session:
+            # LIKE ignores case on SQLite; ids do not.
+            return {found for found in session.scalars(query) if found.startswith(prefix)}
+
+    def action_items(
+        self,
+        *,
+        postmortem_id: str | None = None,
+        state: str | None = None,
+        owner: str | None = None,
+        team: str | None = None,
+    ) -> list[ActionItem]:
+        query = select(ActionItemRow.data).order_by(ActionItemRow.postmortem_id, ActionItemRow.id)
+        for column, value in (
+            (ActionItemRow.postmortem_id, postmortem_id),
+            (ActionItemRow.state, state),
+            (ActionItemRow.owner, owner),
+            (ActionItemRow.team, team),
+        ):
+            if value:
+                query = query.where(column == value)
+        with Session(self.engine) as session:
+            return [ActionItem.model_validate(data) for data in session.scalars(query)]
+
+    def action_item(self, item_id: str) -> ActionItem | None:
+        with Session(self.engine) as session:
+            data = session.scalar(select(ActionItemRow.data).where(ActionItemRow.id == item_id))
+        return ActionItem.model_validate(data) if data is not None else None
+
+    def items_with_tickets(self, keys: list[str], state: str | None = None) -> dict[str, str]:
+        """Ticket key -> action item id, for the keys that are ours (in `state`, if given)."""
+        if not keys:
+            return {}
+        query = select(ActionItemRow.ticket, ActionItemRow.id).where(ActionItemRow.ticket.in_(keys))
+        if state:
+            query = query.where(ActionItemRow.state == state)
+        with Session(self.engine) as session:
+            return {ticket: item_id for ticket, item_id in session.execute(query).all() if ticket}
+
+    def audit_trail(self, postmortem_id: str) -> list[AuditEvent]:
+        """Who did what and when, for a postmortem and all its action items."""
+        query = (
+            select(AuditEventRow)
+            .where(AuditEventRow.postmortem_id == postmortem_id)
+            .order_by(AuditEventRow.at, AuditEventRow.workflow_id, AuditEventRow.seq)
+        )
+        with Session(self.engine) as session:
+            return [
+                AuditEvent(
+                    workflow_id=r.workflow_id,
+                    postmortem_id=r.postmortem_id,
+                    seq=r.seq,
+                    at=r.at,
+                    actor=r.actor,
+                    action=r.action,
+                    detail=r.detail,
+                )
+                for r in session.scalars(query)
+            ]
+
+    def version(self) -> int:
+        """How many audit events there are: it grows with every change to the record."""
+        with self.engine.connect() as connection:
+            return connection.scalar(select(func.count()).select_from(AuditEventRow)) or 0
+
+    def search(
+        self, query: str, *, kinds: set[str] | None = None, limit: int = 50
+    ) -> list[SearchHit]:
+        """Postmortems, action items and contributing factors matching the words, best first.
+
+        ValueError names what is wrong with the query, kinds or limit.
+        """
+        with self.engine.connect() as connection:
+            return search_documents(connection, query, kinds=kinds, limit=limit)
+
+    def resolve(self, reference: str, *, action_item: bool = False) -> str:
+        """A full workflow id from what a person typed: the id itself or a unique tail of it.
+
+        `INC-7` finds `postmortem-generic-INC-7`; `INC-7-item-2` finds its second action item.
+        An id the record does not know yet is passed through for Temporal to judge.
+        """
+        row = ActionItemRow if action_item else PostmortemRow
+        with Session(self.engine) as session:
+            if session.scalar(select(row.id).where(row.id == reference)) is not None:
+                return reference
+            candidates = session.scalars(
+                select(row.id).where(row.id.endswith(f"-{reference}", autoescape=True))
+            )
+            # LIKE ignores case on SQLite; workflow ids do not.
+            matches = [found for found in candidates if found.endswith(f"-{reference}")]
+        if len(matches) > 1:
+            raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
+        return matches[0] if matches else reference
+
+
+def _incident_facts(pm: Postmortem) -> dict[str, Any]:
+    """The columns the dashboard's metrics read (migration 0007 fills old rows the same way)."""
+    incident = pm.incident
+    return {
+        "incident_id": incident.id,
+        "services": list(incident.services),
+        "slo_burns": [
+            {
+                "slo": review.slo.id,
+                "service": review.slo.service,
+                "budget_consumed": review.impact.budget_consumed,
+                "burn_rate": review.impact.burn_rate,
+            }
+            for review in pm.slo_review
+        ],
+        **{f"{name}_at": incident.milestone(name) for name in MILESTONES},
+    }
