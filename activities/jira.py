@@ -3,12 +3,12 @@
 Without Jira configured (no FOLLOWTHROUGH_JIRA_PROJECT, or no URL, user or token) the built-in
 tracker is the one: open_ticket returns None, find_done_tickets [], and the others do nothing.
 
-Each call is idempotent (see followthrough.jira.tracker) and runs the blocking `jira` library in a
-thread. A refusal (bad credentials, an unknown project, issue type, priority or field) is a
-non-retryable ApplicationError of type "JiraRefused": retrying cannot help and the workflow must
-say so. Jira being down, slow or rate limiting is a retryable "JiraUnavailable" (with Jira's
-Retry-After as the next delay when it gave one): the workflow's retry policy backs off, so an
-hour of Jira down delays the ticket and loses nothing.
+Each call is idempotent (see followthrough.integrations.jira.tracker) and runs the blocking `jira`
+library in a thread. A refusal (bad credentials, an unknown project, issue type, priority or field)
+is a non-retryable ApplicationError of type "JiraRefused": retrying cannot help and the workflow
+must say so. Jira being down, slow or rate limiting is a retryable "JiraUnavailable" (with Jira's
+Retry-After as the next delay when it gave one): the workflow's retry policy backs off, so an hour
+of Jira down delays the ticket and loses nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from followthrough.domain.tickets import (
     TicketRef,
     TicketRequest,
 )
-from followthrough.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
+from followthrough.integrations.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
 from followthrough.logging import get_logger
 
 log = get_logger(__name__)

@@ -14,8 +14,8 @@ from followthrough.domain.stuck import STUCK_WORK_ID, StuckWork, StuckWorkSweep
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import render_stuck_work
-from followthrough.operations import find_stuck_work
 from followthrough.storage import Store
+from followthrough.temporal.operations import find_stuck_work
 
 log = get_logger(__name__)
 

@@ -76,11 +76,11 @@ from temporalio.testing import WorkflowEnvironment
 
 import activities
 import workflows
-from followthrough.binaries import find_binary
 from followthrough.logging import configure_logging
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.storage.tables import AuditEventRow
+from followthrough.temporal.binaries import find_binary
 from followthrough.temporal.worker import build_worker
 from workflows import SEARCH_ATTRIBUTES
 from workflows.action_item import ActionItemWorkflow

@@ -57,7 +57,6 @@ with workflow.unsafe.imports_passed_through():
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Worker
 
-    from followthrough.binaries import find_binary
     from followthrough.domain.calendar import WEEKDAYS
     from followthrough.domain.criteria import Manual
     from followthrough.domain.draft import ActionItemSpec, Priority
@@ -77,6 +76,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.storage import Store
     from followthrough.storage.migrate import upgrade
     from followthrough.storage.tables import AuditEventRow, OutboxRow
+    from followthrough.temporal.binaries import find_binary
     from followthrough.temporal.worker import build_worker
     from workflows import SEARCH_ATTRIBUTES
     from workflows.action_item import ActionItemWorkflow

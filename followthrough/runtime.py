@@ -26,7 +26,6 @@ from typing import IO, Any
 import uvicorn
 from temporalio.client import Client
 
-from followthrough.binaries import find_binary
 from followthrough.domain.limits import (
     CONCURRENT_CONNECTIONS,
     KEEP_ALIVE_SECONDS,
@@ -38,6 +37,7 @@ from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.database import private_file
 from followthrough.storage.migrate import pending, upgrade
+from followthrough.temporal.binaries import find_binary
 from followthrough.temporal.client import connect
 from followthrough.temporal.schedules import (
     ensure_council_digest_schedule,

@@ -25,7 +25,7 @@ from followthrough.temporal import TASK_QUEUE
 
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig
-    from followthrough.jira.config import JiraConfig
+    from followthrough.integrations.jira.config import JiraConfig
 
 
 def _default_data_dir() -> Path:
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
         FOLLOWTHROUGH_JIRA_URL, _USER, _TOKEN and _PROJECT are all set."""
         if not (self.jira_url and self.jira_user and self.jira_token and self.jira_project):
             return None
-        from followthrough.jira.config import JiraConfig
+        from followthrough.integrations.jira.config import JiraConfig
 
         return JiraConfig(
             url=self.jira_url,

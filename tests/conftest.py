@@ -29,12 +29,12 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.slots import team_slots_id
-from followthrough.binaries import find_binary
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
+from followthrough.temporal.binaries import find_binary
 from followthrough.temporal.client import register_search_attributes
 from followthrough.temporal.worker import build_worker
 from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy

@@ -14,7 +14,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-from followthrough.binaries import find_binary
+from followthrough.temporal.binaries import find_binary
 from followthrough.webhooks import sign_generic
 from tests.processes import ROOT, Followthrough, free_port, wait_until
 

@@ -22,7 +22,7 @@ import pytest
 import yaml
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.binaries import find_binary
+from followthrough.temporal.binaries import find_binary
 from tests.factories import draft_data, incident_data
 from tests.processes import ROOT, Followthrough, wait_until
 

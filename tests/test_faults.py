@@ -74,7 +74,7 @@ from activities.slots import team_slots_id
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.tickets import item_label
-from followthrough.jira import JiraConfig
+from followthrough.integrations.jira import JiraConfig
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store

@@ -1,7 +1,7 @@
-"""The Jira side of "every action item is a Jira ticket": followthrough.jira and activities/jira.py,
-against tests/jira_server.py over HTTP with the real `jira` library, as Jira Server and as Jira
-Cloud (the `jira` fixture runs each test both ways). No mocks: the server's fault modes stand in
-for a Jira that rate-limits, fails, is slow, or loses a reply after doing the work.
+"""The Jira side of "every action item is a Jira ticket": followthrough.integrations.jira and
+activities/jira.py, against tests/jira_server.py over HTTP with the real `jira` library, as Jira
+Server and as Jira Cloud (the `jira` fixture runs each test both ways). No mocks: the server's fault
+modes stand in for a Jira that rate-limits, fails, is slow, or loses a reply after doing the work.
 """
 
 from __future__ import annotations
@@ -25,8 +25,8 @@ from followthrough.domain.tickets import (
     TicketRequest,
     item_label,
 )
-from followthrough.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
-from followthrough.jira.tracker import has_marker, marker
+from followthrough.integrations.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
+from followthrough.integrations.jira.tracker import has_marker, marker
 from followthrough.settings import Settings
 from tests.jira_server import EPIC_LINK, JiraServer
 
@@ -35,7 +35,8 @@ ALICE = {"displayName": "Alice Example", "emailAddress": "alice@example.com", "a
 PM_URL = "http://followthrough.example/postmortems/postmortem-pagerduty-P123"
 ISSUE_PATH = r"/rest/api/2/issue"
 CRITERION = "p99 latency of checkout stays under 300 ms over 7 days (prometheus_query)"
-# What a ticket says, once, about moving it to Done (followthrough/jira/templates/description.j2).
+# What a ticket says, once, about moving it to Done
+# (followthrough/integrations/jira/templates/description.j2).
 DONE_STARTS_THE_CHECK = (
     "Followthrough keeps this ticket in sync: moving it to Done starts the check of its "
     "acceptance criterion, and the item closes only when the check passes."

@@ -23,7 +23,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.checks import CheckConfig
 from followthrough.domain.tickets import item_label
-from followthrough.jira import JiraConfig
+from followthrough.integrations.jira import JiraConfig
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings, link_mailer
 from tests.conftest import eventually, running_worker

@@ -27,7 +27,7 @@ import workflows
 from activities import OPEN_TICKET, SEND_NOTICE, SLO_EVIDENCE
 from followthrough.domain.notice import Notice, NoticeKind
 from followthrough.domain.tickets import TicketComment, TicketRequest
-from followthrough.jira.wording import comment_text, ticket_description
+from followthrough.integrations.jira.wording import comment_text, ticket_description
 from followthrough.notices.render import _environment as render_environment
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow

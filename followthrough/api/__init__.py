@@ -25,7 +25,7 @@ from followthrough.api.edge import Edge, SecurityHeaders
 from followthrough.api.metrics import Metrics
 from followthrough.api.services import Services, Using
 from followthrough.logging import get_logger
-from followthrough.operations import readiness
+from followthrough.temporal.operations import readiness
 
 log = get_logger(__name__)
 

@@ -15,7 +15,7 @@ from followthrough.api.services import Using
 from followthrough.domain.limits import STUCK_WORK_DESCRIBED_PER_SWEEP
 from followthrough.domain.stuck import ACTIVITY_ATTEMPTS, WORKFLOW_TASK_FAILURES
 from followthrough.notices.render import Links
-from followthrough.operations import find_stuck_work
+from followthrough.temporal.operations import find_stuck_work
 
 router = APIRouter(include_in_schema=False)
 

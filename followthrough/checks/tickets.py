@@ -5,7 +5,7 @@ done-like status, whatever a workflow names it) and `fields.resolution` set: a t
 Done without a resolution, or resolved but reopened to an in-progress status, does not pass.
 
 With the `jira` library (synchronous, so in a thread), constructed by
-`followthrough.jira.connect()` (shared with the Jira tracker) to avoid its surprises:
+`followthrough.integrations.jira.connect()` (shared with the Jira tracker) to avoid its surprises:
 `get_server_info=False` (else every check first GETs /rest/api/2/serverInfo, and a non-Jira
 JSON answer there raises KeyError from the constructor), `max_retries=0` (else a refused
 connection sleeps 10, 20, 40 s between retries, and a 429/503 with Retry-After sleeps too: the
@@ -98,7 +98,7 @@ def _fetch(base: str, user: str, token: str, key: str, timeout: float) -> _Fetch
     import requests
     from jira import JIRAError
 
-    from followthrough.jira.client import connect
+    from followthrough.integrations.jira.client import connect
 
     try:
         client = connect(base, user, token, timeout=timeout)

@@ -106,7 +106,7 @@ BUDGET_REMAINING_MIN = -100.0
 # is far past any real incident; an older record's infinity or 1e308 is read as this.
 BURN_MAX = 1000.0
 
-# --- operations (followthrough/operations.py) --------------------------------------------------
+# --- operations (followthrough/temporal/operations.py) -----------------------------------
 
 # Running workflows one stuck-work sweep (or one view of the operations page) describes: a
 # DescribeWorkflowExecution each, so a namespace of thousands cannot make a sweep take minutes.

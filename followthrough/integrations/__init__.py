@@ -4,5 +4,5 @@
     prometheus        the one client of Prometheus's HTTP API (checks and SLO measurement)
     slo_measurement   what an incident cost an SLO's error budget, asked of Prometheus
 
-The checkers (followthrough.checks) and Jira (followthrough.jira) build on these.
+The checkers (followthrough.checks) and Jira (followthrough.integrations.jira) build on these.
 """

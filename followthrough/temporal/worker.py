@@ -22,7 +22,7 @@ from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
-from followthrough.jira import JiraConfig
+from followthrough.integrations.jira import JiraConfig
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store

@@ -70,7 +70,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.stuck import StuckWorkSweep
-from followthrough.jira import JiraConfig
+from followthrough.integrations.jira import JiraConfig
 from followthrough.logging import configure_logging
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade

@@ -38,10 +38,10 @@ from followthrough.domain.tickets import (
     TicketRequest,
     item_label,
 )
-from followthrough.jira.client import connect, field_errors, translate
-from followthrough.jira.config import JiraConfig
-from followthrough.jira.errors import JiraRefused
-from followthrough.jira.wording import comment_text, ticket_description
+from followthrough.integrations.jira.client import connect, field_errors, translate
+from followthrough.integrations.jira.config import JiraConfig
+from followthrough.integrations.jira.errors import JiraRefused
+from followthrough.integrations.jira.wording import comment_text, ticket_description
 from followthrough.logging import get_logger
 
 if TYPE_CHECKING:

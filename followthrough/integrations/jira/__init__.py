@@ -14,10 +14,10 @@ info request, no retries of its own, a timeout); the ticket_resolved check uses 
 people read on a ticket, its description and comments, are in templates/ (wording.py).
 """
 
-from followthrough.jira.client import connect
-from followthrough.jira.config import DEFAULT_PRIORITIES, Deployment, JiraConfig
-from followthrough.jira.errors import JiraError, JiraRefused, JiraUnavailable
-from followthrough.jira.tracker import JiraTracker
+from followthrough.integrations.jira.client import connect
+from followthrough.integrations.jira.config import DEFAULT_PRIORITIES, Deployment, JiraConfig
+from followthrough.integrations.jira.errors import JiraError, JiraRefused, JiraUnavailable
+from followthrough.integrations.jira.tracker import JiraTracker
 
 __all__ = [
     "DEFAULT_PRIORITIES",

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 
+from followthrough.integrations.jira.errors import JiraError, JiraRefused, JiraUnavailable
 from followthrough.integrations.outbound import describe_error, network_failure
-from followthrough.jira.errors import JiraError, JiraRefused, JiraUnavailable
 
 if TYPE_CHECKING:
     from jira import JIRA
