@@ -115,10 +115,12 @@ async def test_stuck_work_is_listed_for_operators_and_reported_once(
                 "ticket tracker refused the connection",
             )
             assert "TaskFailsWorkflow" in text and "workflow task" in text
+            assert 'href="/operations"' in (await operator.get("/")).text  # in the operator's nav
         async with browser(api, "dan") as someone_else:
             refused = await someone_else.get("/operations")
             assert refused.status_code == 403
             assert task_fails not in refused.text and "for the operators (sam)" in text_of(refused)
+            assert 'href="/operations"' not in (await someone_else.get("/")).text
 
         # The sweep, as the schedule runs it, twice: the operator hears of each problem once.
         for run in range(2):

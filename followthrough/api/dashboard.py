@@ -169,7 +169,7 @@ def _local_path(target: str, default: str = "/") -> str:
 # --- rendering -----------------------------------------------------------------------------------
 
 
-def _render(
+def render_page(
     request: Request, using: Services, template: str, who: Viewer | None, **context: Any
 ) -> HTMLResponse:
     calendar = using.policy.calendar
@@ -181,6 +181,7 @@ def _render(
         error=message if kind == "error" else "",
         today=calendar.local_date(using.clock()),
         zone=calendar.timezone,
+        operator=who is not None and who.person in using.policy.operator_names,
         **context,
     )
     return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
@@ -270,7 +271,7 @@ def _sign_in_page(
     nonce = request.cookies.get(SIGN_IN_COOKIE, "")
     if not _NONCE.fullmatch(nonce):
         nonce = secrets.token_urlsafe(32)
-    page = _render(
+    page = render_page(
         request,
         using,
         "login.html.j2",
@@ -324,7 +325,7 @@ async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLRe
         policy=policy,
         today=today,
     )
-    return _render(request, using, "overview.html.j2", who, view=view, local=_at(using))
+    return render_page(request, using, "overview.html.j2", who, view=view, local=local_times(using))
 
 
 @router.get("/postmortems", response_class=HTMLResponse)
@@ -355,7 +356,7 @@ async def postmortems_page(
     )
     chosen = {"state": state, "severity": severity, "team": team}
     query = {k: v for k, v in chosen.items() if v}
-    return _render(
+    return render_page(
         request,
         using,
         "postmortems.html.j2",
@@ -370,7 +371,7 @@ async def postmortems_page(
         states=[s.value for s in PostmortemState],
         severities=list(using.policy.severities),
         teams=sorted(using.policy.teams),
-        local=_at(using),
+        local=local_times(using),
     )
 
 
@@ -388,7 +389,7 @@ async def postmortem_page(
         merged_timeline(pm.incident, pm.draft) if pm.draft else prefilled_timeline(pm.incident)
     )
     links = Links(temporal_ui=using.settings.temporal_ui_url, namespace=_namespace(using))
-    return _render(
+    return render_page(
         request,
         using,
         "postmortem.html.j2",
@@ -400,7 +401,7 @@ async def postmortem_page(
         histories={item.id: item_history(item) for item in items},
         workflow_url=links.workflow,
         demo=is_demo_record(pm.id),
-        local=_at(using),
+        local=local_times(using),
         may_review=_may_review(using, pm, who.person),
     )
 
@@ -449,7 +450,7 @@ async def action_items_page(
         asyncio.to_thread(lambda: store.facts.count_items(**chosen)),
     )
     query = {k: v for k, v in filters.model_dump().items() if v and k != "page"}
-    return _render(
+    return render_page(
         request,
         using,
         "action_items.html.j2",
@@ -485,7 +486,7 @@ async def metrics_page(
     except ValueError as err:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
     measured = await asyncio.to_thread(using.reliability.measure, using.store, policy, period, now)
-    return _render(
+    return render_page(
         request,
         using,
         "metrics.html.j2",
@@ -518,7 +519,7 @@ async def search_page(
             )
         except ValueError as err:  # what was typed cannot be searched: say why, on the page
             problem = str(err)
-    return _render(
+    return render_page(
         request,
         using,
         "search.html.j2",
@@ -556,7 +557,7 @@ async def outbox_page(
         m.model_copy(update={"text": without_others_links(m.text, who.person), "html": ""})
         for m in found[:PAGE_SIZE]
     ]
-    return _render(
+    return render_page(
         request,
         using,
         "outbox.html.j2",
@@ -565,7 +566,7 @@ async def outbox_page(
         everyone=operator,
         page=page,
         more=len(found) > PAGE_SIZE,
-        local=_at(using),
+        local=local_times(using),
     )
 
 
@@ -655,7 +656,7 @@ def _chosen(
 # --- small shared pieces -------------------------------------------------------------------------
 
 
-def _at(using: Services) -> Any:
+def local_times(using: Services) -> Any:
     return lambda at: _local(using, at)
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse
 
-from followthrough.api.dashboard import SignedIn, _at, _render
+from followthrough.api.dashboard import SignedIn, local_times, render_page
 from followthrough.api.services import Using
 from followthrough.domain.limits import STUCK_WORK_DESCRIBED_PER_SWEEP
 from followthrough.domain.stuck import ACTIVITY_ATTEMPTS, WORKFLOW_TASK_FAILURES
@@ -25,12 +25,14 @@ async def operations_page(request: Request, who: SignedIn, using: Using) -> HTML
     """Stuck workflows on this deployment's task queue, as Temporal describes them now."""
     operators = using.policy.operator_names
     if who.person not in operators:
-        page = _render(request, using, "operations.html.j2", who, operators=operators, report=None)
+        page = render_page(
+            request, using, "operations.html.j2", who, operators=operators, report=None
+        )
         page.status_code = status.HTTP_403_FORBIDDEN
         return page
     report = await find_stuck_work(using.client, using.task_queue)
     links = Links(temporal_ui=using.settings.temporal_ui_url, namespace=using.client.namespace)
-    return _render(
+    return render_page(
         request,
         using,
         "operations.html.j2",
@@ -42,5 +44,5 @@ async def operations_page(request: Request, who: SignedIn, using: Using) -> HTML
         limit=STUCK_WORK_DESCRIBED_PER_SWEEP,
         task_failures=WORKFLOW_TASK_FAILURES,
         activity_attempts=ACTIVITY_ATTEMPTS,
-        local=_at(using),
+        local=local_times(using),
     )
