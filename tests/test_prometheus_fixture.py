@@ -1,7 +1,7 @@
 """The Prometheus fixture works: a real Prometheus scrapes our target, evaluates our rules,
 reports malformed PromQL itself, and serves backfilled history older than the server.
 
-Run with -s to see the measured start-up timings (see tests/servers/prometheus.py's docstring).
+Run with -n 0 -s to see the measured start-up timings (see tests/servers/prometheus.py's docstring).
 """
 
 from __future__ import annotations
