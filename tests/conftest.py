@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email.policy
 import os
+import shutil
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -51,6 +52,35 @@ def _postgres_reachable() -> str | None:
         return str(err).strip()
 
 
+# The files that take longest (25 s or more each on 2 cores, `--durations=0` summed per file),
+# longest first. They start first, so that on two processes no long file is left to run alone at
+# the end; every other file keeps its place. test_api_fuzz.py (about 60 s) is left in its place: its
+# /readyz answers 503 when Temporal takes over 3 s, as it can beside these files' process kills.
+SLOWEST_FIRST = [
+    "test_end_to_end.py",
+    "test_faults.py",
+    "test_cli.py",
+    "test_follow_up_restarts.py",
+    "test_search.py",
+    "test_storage.py",
+    "test_report.py",
+    "test_seed.py",
+    "test_embedded.py",
+    "test_project.py",
+    "test_follow_up.py",
+    "test_bench_smoke.py",
+    "test_browser.py",
+]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOWEST_FIRST.index(name) if name in SLOWEST_FIRST else len(SLOWEST_FIRST)
+
+    items.sort(key=rank)  # stable: each file's tests stay together and in their order
+
+
 @pytest.fixture(scope="session")
 def postgres_server() -> str:
     problem = _postgres_reachable()
@@ -63,7 +93,7 @@ def postgres_server() -> str:
 
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
-    """A fresh, migrated database for one test, dropped afterwards."""
+    """A fresh, empty database for one test, dropped afterwards."""
     name = f"followthrough_test_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(postgres_server, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -72,6 +102,49 @@ def postgres_url(postgres_server: str) -> Iterator[str]:
         yield url
     finally:
         with psycopg.connect(postgres_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@dataclass(frozen=True)
+class MigratedTemplates:
+    """One database per test process that `upgrade` brought to the newest revision, on SQLite and
+    on PostgreSQL; a test's store starts as a copy of it, which takes a few milliseconds where
+    running every migration again takes a second or more."""
+
+    sqlite_file: Path
+    postgres_name: str | None  # None: PostgreSQL is not reachable, and its tests skip or fail
+
+    def copy_to(self, url: str) -> None:
+        """Make the fresh, empty database at `url` a copy of the migrated one."""
+        if url.startswith("sqlite:///"):
+            path = Path(url.removeprefix("sqlite:///"))
+            if not path.exists():  # `store` and `sqlite_store` in one test share the file
+                shutil.copyfile(self.sqlite_file, path)
+            return
+        assert self.postgres_name is not None
+        name = url.rsplit("/", 1)[-1]
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+            conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{self.postgres_name}"')
+
+
+@pytest.fixture(scope="session")
+def migrated_templates(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MigratedTemplates]:
+    sqlite_file = tmp_path_factory.mktemp("migrated") / "followthrough.db"
+    upgrade(f"sqlite:///{sqlite_file}")
+    if _postgres_reachable() is not None:
+        yield MigratedTemplates(sqlite_file, None)
+        return
+    # The test process's own (pytest-xdist runs several), and nobody connects to it but
+    # CREATE DATABASE ... TEMPLATE, which refuses a template that has other sessions.
+    name = f"followthrough_migrated_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        upgrade(f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}")
+        yield MigratedTemplates(sqlite_file, name)
+    finally:
+        with psycopg.connect(POSTGRES_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -84,18 +157,20 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def store(database_url: str) -> Iterator[Store]:
-    upgrade(database_url)
+def store(database_url: str, migrated_templates: MigratedTemplates) -> Iterator[Store]:
+    migrated_templates.copy_to(database_url)
+    upgrade(database_url)  # finds the copy at the newest revision, as a migrated database is
     store = Store(database_url)
     yield store
     store.close()
 
 
 @pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[Store]:
+def sqlite_store(tmp_path: Path, migrated_templates: MigratedTemplates) -> Iterator[Store]:
     """The embedded default's database, for tests that are not about storage."""
     url = f"sqlite:///{tmp_path / 'followthrough.db'}"
-    upgrade(url)
+    migrated_templates.copy_to(url)
+    upgrade(url)  # finds the copy at the newest revision, as a migrated database is
     store = Store(url)
     yield store
     store.close()

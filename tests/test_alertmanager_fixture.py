@@ -21,7 +21,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from tests.alertmanager import Alertmanager
+from tests.servers.alertmanager import Alertmanager
 
 SAVED_RESOLVED = Path(__file__).parent / "webhook_payloads" / "alertmanager_real_resolved.json"
 WAIT = 30.0

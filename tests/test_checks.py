@@ -1,10 +1,10 @@
 """Every kind of acceptance-criterion check, run for real against servers on loopback.
 
 http_check against a local HTTP server; prometheus_query and alert_rule_present against a real
-Prometheus (Debian's package: tests/prometheus.py) holding seven days of backfilled SLI history
-with a one-hour incident, and scraping two live targets; ticket_resolved against
-tests/jira_server.py through the `jira` library. No mocks: a failing target is a failed result
-whose asked/answer/reason say what happened.
+Prometheus (Debian's package: tests/servers/prometheus.py) holding seven days of backfilled SLI
+history with a one-hour incident, and scraping two live targets; ticket_resolved against
+tests/servers/jira_server.py through the `jira` library. No mocks: a failing target is a failed
+result whose asked/answer/reason say what happened.
 """
 
 from __future__ import annotations
@@ -40,10 +40,10 @@ from followthrough.domain.criteria import (
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.settings import Settings
 from tests.api_support import LOOPBACK_HOSTS
-from tests.jira_server import JiraServer
-from tests.metrics_target import MetricsTarget
 from tests.processes import free_port
-from tests.prometheus import Prometheus, openmetrics_family
+from tests.servers.jira_server import JiraServer
+from tests.servers.metrics_target import MetricsTarget
+from tests.servers.prometheus import Prometheus, openmetrics_family
 
 WAIT = 30.0
 
@@ -613,7 +613,7 @@ async def test_live_counters_scraped_by_prometheus(world: World) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# ticket_resolved against tests/jira_server.py
+# ticket_resolved against tests/servers/jira_server.py
 # --------------------------------------------------------------------------------------------
 
 USER, TOKEN = "followthrough@example.com", "jira-token"

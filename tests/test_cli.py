@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import ROOT, Followthrough, free_port
-from tests.prometheus import promtool_binary
+from tests.servers.prometheus import promtool_binary
 
 
 @pytest.fixture

@@ -84,8 +84,8 @@ from tests.api_support import Api, api_for, api_settings, loopback_policy_file
 from tests.conftest import SmtpCapture, running_worker
 from tests.factories import draft_data, incident_data
 from tests.faults import Relay, poll, quiet, retried_activities
-from tests.jira_server import JiraServer
 from tests.processes import Followthrough
+from tests.servers.jira_server import JiraServer
 from tests.test_follow_up import approved_item, next_weekday
 from tests.test_follow_up_restarts import LADDER
 from tests.test_verification import Health

@@ -1,7 +1,8 @@
 """The Jira side of "every action item is a Jira ticket": followthrough.integrations.jira and
-activities/jira.py, against tests/jira_server.py over HTTP with the real `jira` library, as Jira
-Server and as Jira Cloud (the `jira` fixture runs each test both ways). No mocks: the server's fault
-modes stand in for a Jira that rate-limits, fails, is slow, or loses a reply after doing the work.
+activities/jira.py, against tests/servers/jira_server.py over HTTP with the real `jira` library, as
+Jira Server and as Jira Cloud (the `jira` fixture runs each test both ways). No mocks: the server's
+fault modes stand in for a Jira that rate-limits, fails, is slow, or loses a reply after doing the
+work.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from followthrough.domain.tickets import (
 from followthrough.integrations.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
 from followthrough.integrations.jira.tracker import has_marker, marker
 from followthrough.settings import Settings
-from tests.jira_server import EPIC_LINK, JiraServer
+from tests.servers.jira_server import EPIC_LINK, JiraServer
 
 USER, TOKEN = "followthrough@example.com", "jira-s3cret-token"
 ALICE = {"displayName": "Alice Example", "emailAddress": "alice@example.com", "accountId": "acc-1"}

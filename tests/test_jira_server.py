@@ -1,5 +1,5 @@
-"""tests/jira_server.py, proved with the real `jira` library over HTTP on loopback, in Server and
-Cloud modes: what the library sends, what it makes of the answers, and the fault modes.
+"""tests/servers/jira_server.py, proved with the real `jira` library over HTTP on loopback, in
+Server and Cloud modes: what the library sends, what it makes of the answers, and the fault modes.
 
 What the library does (jira 3.10.x) is summed up in /work/shared/reference/jira-client-contract.md;
 these tests pin the parts our integration leans on.
@@ -16,7 +16,7 @@ import pytest
 import requests
 from jira import JIRA, JIRAError
 
-from tests.jira_server import EPIC_LINK, NOT_SETTABLE, JiraServer, JqlError, parse_jql
+from tests.servers.jira_server import EPIC_LINK, NOT_SETTABLE, JiraServer, JqlError, parse_jql
 
 USER, TOKEN = "bot@example.com", "bot-token"
 PEOPLE: dict[str, dict[str, Any]] = {

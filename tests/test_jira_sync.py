@@ -1,7 +1,7 @@
 """Every action item is a Jira ticket, kept in sync both ways, end to end.
 
 The real worker (time-skipping Temporal server, SQLite) talks to the Jira-compatible server in
-tests/jira_server.py through the real `jira` library; people act through the real API. An
+tests/servers/jira_server.py through the real `jira` library; people act through the real API. An
 incident's postmortem is approved, each item gets its ticket with the right fields, a ticket
 moved to Done through a signed webhook (or found by the reconciliation) claims its item done,
 which is verified, and the postmortem closes. Faults: a lost reply to a create, a 429 storm,
@@ -27,7 +27,7 @@ from followthrough.integrations.jira import JiraConfig
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings, link_mailer
 from tests.conftest import eventually, running_worker
-from tests.jira_server import JiraServer
+from tests.servers.jira_server import JiraServer
 from tests.test_api import expect, stored_item, stored_postmortem, tracked_postmortem
 from tests.test_jira import DONE_STARTS_THE_CHECK
 from tests.test_verification import approved_with

@@ -34,7 +34,7 @@ from followthrough.domain.slo_review import SloAssessment
 from followthrough.notices.delivery import SmtpServer, build_email
 from followthrough.notices.render import Links, render_notice
 from tests.factories import draft_data, incident_data
-from tests.sli import CHECKOUT
+from tests.servers.sli import CHECKOUT
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 LINKS = Links(temporal_ui="http://127.0.0.1:8233")

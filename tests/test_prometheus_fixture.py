@@ -1,7 +1,7 @@
 """The Prometheus fixture works: a real Prometheus scrapes our target, evaluates our rules,
 reports malformed PromQL itself, and serves backfilled history older than the server.
 
-Run with -s to see the measured start-up timings (see tests/prometheus.py's docstring).
+Run with -n 0 -s to see the measured start-up timings (see tests/servers/prometheus.py's docstring).
 """
 
 from __future__ import annotations
@@ -12,8 +12,14 @@ from typing import Any
 
 import pytest
 
-from tests.metrics_target import MetricsTarget
-from tests.prometheus import JOB, Prometheus, PrometheusError, openmetrics_family, result_values
+from tests.servers.metrics_target import MetricsTarget
+from tests.servers.prometheus import (
+    JOB,
+    Prometheus,
+    PrometheusError,
+    openmetrics_family,
+    result_values,
+)
 
 WAIT = 30.0
 

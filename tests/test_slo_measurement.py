@@ -1,4 +1,5 @@
-"""measure_incident against a real Prometheus (tests/prometheus.py) holding 31 days of an SLI.
+"""measure_incident against a real Prometheus (tests/servers/prometheus.py) holding 31 days of an
+SLI.
 
 The history is the reference's worked example (../shared/reference/slo-error-budget.md) as
 counters: `http_requests_total{service="checkout", code="200"|"500"}`, one sample a minute,
@@ -11,7 +12,7 @@ subqueries, the points of the fixed-window subqueries) falls on a sample, and so
 of every rate() window the queries use. rate() then has nothing to extrapolate at the window's
 edges (a first sample exactly at the window's start, the last exactly at its end): it is the
 exact difference of two samples over the window. The tests therefore compute what Prometheus
-must answer from the synthetic samples themselves (`SyntheticSli`, tests/sli.py) and compare
+must answer from the synthetic samples themselves (`SyntheticSli`, tests/servers/sli.py) and compare
 within 1e-6; and, apart from that, compare with the worked example's round numbers within
 the tolerances the data's shape explains (the daily cycle, the incident's extra traffic).
 """
@@ -29,8 +30,8 @@ import structlog
 from followthrough.domain.slo import budget_consumed_events
 from followthrough.integrations.slo_measurement import MeasurementFailed, measure_incident
 from tests.processes import free_port
-from tests.prometheus import Prometheus
-from tests.sli import (
+from tests.servers.prometheus import Prometheus
+from tests.servers.sli import (
     AVERAGE_RPS,
     BACKGROUND_ERRORS,
     CHECKOUT,

@@ -1,6 +1,6 @@
 """Every incident revisits its SLOs: the whole path through the API, the workflows and Prometheus.
 
-A real Prometheus (Debian's package) holds 31 days of the checkout SLI (tests/sli.py): the
+A real Prometheus (Debian's package) holds 31 days of the checkout SLI (tests/servers/sli.py): the
 reference's worked example, 45 minutes at 30 % errors, on top of background errors that had
 already used 80 % of the 99.9 % budget. The owner's first draft is refused by the SLO review
 (the incident cost 37.5 % of the budget, so a P0 item; the page came 21 minutes in, when the SLO
@@ -30,8 +30,8 @@ from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data
-from tests.prometheus import Prometheus
-from tests.sli import CHECKOUT, HOUR, INCIDENT, STEP, sli_history
+from tests.servers.prometheus import Prometheus
+from tests.servers.sli import CHECKOUT, HOUR, INCIDENT, STEP, sli_history
 from tests.test_api import expect, open_postmortem, stored_item, stored_postmortem
 
 # Background errors that leave a fifth of the budget: 1 - 0.0008 / 0.001.

@@ -26,7 +26,7 @@ from followthrough.domain.slo_review import (
 )
 from followthrough.domain.slo_rules import alert_name
 from tests.factories import draft_data, incident_data
-from tests.sli import CHECKOUT
+from tests.servers.sli import CHECKOUT
 
 START = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 END = START + timedelta(minutes=45)

@@ -1,6 +1,6 @@
 """SLO alerting rules (followthrough/domain/slo_rules.py): the pure output, then promtool's say.
 
-promtool is Debian's (tests/prometheus.py promtool_binary(): installed when missing, skipped
+promtool is Debian's (tests/servers/prometheus.py promtool_binary(): installed when missing, skipped
 where it cannot be, a failure with CI=true). `promtool test rules` runs the generated rules
 over synthetic series in simulated time, so whether the page fires is Prometheus's own answer.
 """
@@ -36,7 +36,7 @@ from followthrough.domain.slo_rules import (
     sloth_spec,
 )
 from followthrough.domain.slo_specs import parse_slo_specs
-from tests.prometheus import promtool_binary
+from tests.servers.prometheus import promtool_binary
 
 ERROR_QUERY = 'sum(rate(http_requests_total{code=~"5.."}[{{window}}]))'
 TOTAL_QUERY = "sum(rate(http_requests_total[{{window}}]))"

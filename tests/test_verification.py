@@ -23,7 +23,7 @@ from followthrough.render import action_item_detail
 from tests.api_support import Api
 from tests.conftest import eventually
 from tests.factories import draft_data
-from tests.prometheus import Prometheus
+from tests.servers.prometheus import Prometheus
 from tests.test_api import expect, open_postmortem, stored_item, stored_postmortem
 
 

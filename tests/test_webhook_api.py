@@ -20,7 +20,6 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.storage import Store
 from followthrough.webhooks import Resolved, receive
-from tests.alertmanager import Alertmanager
 from tests.api_support import (
     WEBHOOK_SECRETS,
     Api,
@@ -31,6 +30,7 @@ from tests.api_support import (
 )
 from tests.conftest import eventually, running_worker
 from tests.processes import free_port
+from tests.servers.alertmanager import Alertmanager
 from tests.webhook_signing import load_payload, signed_request
 
 # source -> (its resolution payload, one of its events that is not a resolution)

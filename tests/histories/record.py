@@ -1,10 +1,10 @@
 """Record workflow histories from real lifecycles, for tests/test_replay.py to replay.
 
 Each scenario runs a lifecycle the way the tests do (a time-skipping Temporal server of its own, a
-worker from `tests.conftest.running_worker`, SQLite, the local outbox; Jira is tests/jira_server.py
-and checks probe a server on loopback), then writes the histories worth keeping to
-tests/histories/<workflow type>/<prefix><name>.json: `{"workflowId": ..., "events": [...]}`, the
-events as `WorkflowHistory.to_json()` gives them.
+worker from `tests.conftest.running_worker`, SQLite, the local outbox; Jira is
+tests/servers/jira_server.py and checks probe a server on loopback), then writes the histories
+worth keeping to tests/histories/<workflow type>/<prefix><name>.json:
+`{"workflowId": ..., "events": [...]}`, the events as `WorkflowHistory.to_json()` gives them.
 
     python -m tests.histories.record                      # every scenario, this tree's code
     python -m tests.histories.record lifecycle wip        # only these
@@ -78,7 +78,7 @@ from followthrough.temporal.client import start_postmortem
 from tests.api_support import link_mailer
 from tests.conftest import _start_time_skipping, eventually, running_worker
 from tests.factories import draft_data, incident_data
-from tests.jira_server import JiraServer
+from tests.servers.jira_server import JiraServer
 from tests.test_verification import Health
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
@@ -327,7 +327,7 @@ async def optional(out: Output) -> None:
 async def slo_review(out: Output) -> None:
     """The SLO review refuses a draft twice (no estimate, then no P0 or alerting item), then
     accepts it with the budget estimated and exhausted: a release freeze, the council told."""
-    from tests.sli import CHECKOUT  # the SLO review came after the oldest recorded code
+    from tests.servers.sli import CHECKOUT  # the SLO review came after the oldest recorded code
 
     async with recording(out) as rec:
         rec.store.slos.save([CHECKOUT], datetime.now(UTC))

@@ -82,8 +82,8 @@ from typing import Any
 
 import httpx
 
-from tests.daemon import LoopbackDaemon, is_loopback
 from tests.debian import ensure_debian_package, find_installed
+from tests.servers.daemon import LoopbackDaemon, is_loopback
 
 PACKAGE = "prometheus"
 BINARY = "prometheus"

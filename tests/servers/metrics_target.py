@@ -31,7 +31,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from tests.daemon import LoopbackThreadServer
+from tests.servers.daemon import LoopbackThreadServer
 
 METRIC = "http_requests"  # exposed as http_requests_total
 OK = "200"

@@ -114,7 +114,7 @@ from typing import Any
 from urllib.parse import parse_qs, quote, urlsplit
 from zoneinfo import ZoneInfo
 
-from tests.daemon import LoopbackThreadServer
+from tests.servers.daemon import LoopbackThreadServer
 
 # Jira's three status categories (plus "undefined"), as /rest/api/2/statuscategory lists them.
 CATEGORIES: dict[str, dict[str, Any]] = {

@@ -58,8 +58,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tests.daemon import LoopbackDaemon, is_loopback
 from tests.debian import ensure_debian_package
+from tests.servers.daemon import LoopbackDaemon, is_loopback
 
 PACKAGE = "prometheus-alertmanager"
 BINARY = "prometheus-alertmanager"

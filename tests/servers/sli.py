@@ -3,8 +3,9 @@
 `http_requests_total{service="checkout", code="200"|"500"}`, one sample a minute for 31 days,
 1,000 rps on average (a daily cycle of +-20 %) with 0.05 % errors (so a 99.9 % SLO has used half
 its budget), and a 45-minute incident at 1,200 rps with 30 % errors, which costs 37.5 % of the
-30-day budget. `sli_history()` gives the OpenMetrics text to backfill (tests/prometheus.py) and
-the samples, from which a test computes what Prometheus must answer.
+30-day budget. `sli_history()` gives the OpenMetrics text to backfill
+(tests/servers/prometheus.py) and the samples, from which a test computes what Prometheus must
+answer.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from followthrough.domain.slo import Slo
-from tests.prometheus import openmetrics_family
+from tests.servers.prometheus import openmetrics_family
 
 STEP = 60  # seconds between samples
 DAY = 86400
