@@ -46,6 +46,7 @@ from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
     ActionItemState,
+    AuditAction,
     AuditEvent,
     Postmortem,
     PostmortemChange,
@@ -934,7 +935,7 @@ def _escalated_since(since: datetime) -> tuple[Any, ...]:
     reminders and due notices to the owner are not escalations.
     """
     return (
-        AuditEventRow.action == "item.escalated",
+        AuditEventRow.action == AuditAction.ITEM_ESCALATED,
         AuditEventRow.at >= since,
         AuditEventRow.detail.not_like("%(owner);%"),
     )
