@@ -158,9 +158,14 @@ class Store:
             self._write_action_item(session, change.item)
             return self._append_events(session, [change.event]) == 1
 
-    def record_many(self, changes: Sequence[PostmortemChange | ActionItemChange]) -> int:
+    def record_many(
+        self,
+        changes: Sequence[PostmortemChange | ActionItemChange],
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> int:
         """Store many changes in one transaction, as record_postmortem and record_action_item
-        would one by one; how many of their audit events were new.
+        would one by one, with the messages they sent (as claim_outbox records each, the first
+        under a key wins); how many of their audit events were new.
 
         For bulk writes (`followthrough seed`), where a transaction per change is too slow. Each
         workflow's newest snapshot is written once, which is what writing them all in turn leaves
@@ -182,6 +187,11 @@ class Store:
                 self._write_postmortem(session, pm)
             for item in items.values():
                 self._write_action_item(session, item)
+            if outbox:
+                session.execute(
+                    self._insert(OutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                    [message.model_dump() for message in outbox],
+                )
             return self._append_events(session, [change.event for change in changes])
 
     def _write_postmortem(self, session: Session, pm: Postmortem) -> None:
