@@ -35,6 +35,7 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,  # they ship with the code: no file check before each of many renders
 )
 _environment.filters["safe_url"] = safe_url  # only http(s) URLs become links
 
