@@ -266,7 +266,10 @@ class _History:
 
     def tell(self, notice: Notice, item: ActionItem | None = None) -> None:
         """A notice sent as the notice activity would (rendered, recorded, sent): it shows what
-        was sent before about the item, or for the postmortem's own notices, about it."""
+        was sent before about the item, or for the postmortem's own notices, about it. Once per
+        dedupe key: a draft submitted again exhausts the same budget, and nobody hears twice."""
+        if any(m.dedupe_key == notice.dedupe_key for m in self.outbox):
+            return
         earlier = [m for m in self.outbox if item is None or m.action_item_id == item.id]
         email = render_notice(notice, self.pm, item, earlier, LINKS)
         sent = {"status": OutboxStatus.SENT, "sent_at": notice.at}
