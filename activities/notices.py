@@ -29,6 +29,7 @@ from followthrough.notices.render import (
     RenderedEmail,
     ThemeIncident,
     ThemeItem,
+    outbox_message,
     render_digest,
     render_monthly_digest,
     render_notice,
@@ -298,18 +299,4 @@ class NoticeActivities:
     def _store_claim(
         self, notice: Notice, postmortem_id: str, email: RenderedEmail
     ) -> OutboxMessage:
-        return self.store.outbox.claim(
-            OutboxMessage(
-                dedupe_key=notice.dedupe_key,
-                kind=notice.kind,
-                postmortem_id=postmortem_id,
-                action_item_id=notice.action_item_id,
-                recipients=[r.email for r in notice.to],
-                subject=email.subject,
-                text=email.text,
-                html=email.html,
-                status=OutboxStatus.PENDING,
-                created_at=notice.at,
-                sent_at=None,
-            )
-        )
+        return self.store.outbox.claim(outbox_message(notice, postmortem_id, email))

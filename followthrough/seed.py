@@ -23,6 +23,9 @@ How a history is made, per incident:
 - each action item's life by age: acknowledged, sometimes queued for a WIP slot or extended,
   claimed done and verified (sometimes rejected once first), risk accepted by the council, or
   still open past its due date; every escalation step whose time came while it was open fires.
+
+Every notice a step sends (the domain builds it beside the step, as for the workflows) is in the
+outbox as sent, rendered by the notice activity's renderer at the step's time.
 """
 
 from __future__ import annotations
@@ -52,6 +55,7 @@ from followthrough.domain.escalation import (
     plan_ladder,
 )
 from followthrough.domain.incident import DEMO_SOURCE, Incident, incident_problems
+from followthrough.domain.notice import Notice, OutboxMessage, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -91,6 +95,7 @@ from followthrough.domain.slo_review import SloEvidence, SloReview, review_slos,
 from followthrough.domain.slo_rules import alert_name
 from followthrough.domain.themes import FactorTags
 from followthrough.domain.tickets import TicketRef
+from followthrough.notices.render import Links, outbox_message, render_notice
 from followthrough.seed_vocabulary import (
     APPROVAL_COMMENTS,
     CHANGE_REASONS,
@@ -111,6 +116,8 @@ BATCH = 25  # postmortems (with their items and events) per transaction
 # Only some services have SLOs, so only some incidents have an SLO review.
 SLO_OBJECTIVES = {"checkout": 0.999, "billing": 0.999, "api-gateway": 0.9995}
 SLO_PERIOD = timedelta(days=28)
+# Seeded notices link to the Temporal UI's default address; their records have no workflow.
+LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
 Change = PostmortemChange | ActionItemChange
 T = TypeVar("T")
@@ -191,12 +198,14 @@ def seeded_slos(policy: Policy) -> list[Slo]:
 
 @dataclass
 class Seeded:
-    """Seeded postmortem number `index`: everything it recorded, and the tags its approval noted."""
+    """Seeded postmortem number `index`: everything it recorded, the tags its approval noted,
+    and the notices its steps sent."""
 
     postmortem: Postmortem
     items: list[ActionItem]
     changes: list[Change]
     factor_tags: FactorTags | None
+    outbox: list[OutboxMessage]
 
 
 def _allowed(refusal: Refusal | None) -> None:
@@ -228,6 +237,7 @@ class _History:
         self.events: list[AuditEvent] = []  # the postmortem's, in order
         self.lives: list[_ItemLife] = []  # its action items'
         self.note: FactorTags | None = None
+        self.outbox: list[OutboxMessage] = []  # what its steps sent, in order
         incident = self._incident()
         problems = incident_problems(incident, policy)
         if problems:
@@ -245,12 +255,25 @@ class _History:
         for life in self.lives:
             changes += [ActionItemChange(item=life.item, event=e) for e in life.events]
         items = [life.item for life in self.lives]
-        return Seeded(postmortem=pm, items=items, changes=changes, factor_tags=self.note)
+        return Seeded(
+            postmortem=pm, items=items, changes=changes, factor_tags=self.note, outbox=self.outbox
+        )
 
     def _take(self, step: steps.Step[Postmortem]) -> None:
         """One step of the postmortem's process, as its workflow takes it."""
         self.pm = step.state
         self.events.append(step.event)
+
+    def tell(self, notice: Notice, item: ActionItem | None = None) -> None:
+        """A notice sent as the notice activity would (rendered, recorded, sent): it shows what
+        was sent before about the item, or for the postmortem's own notices, about it. Once per
+        dedupe key: a draft submitted again exhausts the same budget, and nobody hears twice."""
+        if any(m.dedupe_key == notice.dedupe_key for m in self.outbox):
+            return
+        earlier = [m for m in self.outbox if item is None or m.action_item_id == item.id]
+        email = render_notice(notice, self.pm, item, earlier, LINKS)
+        sent = {"status": OutboxStatus.SENT, "sent_at": notice.at}
+        self.outbox.append(outbox_message(notice, self.pm.id, email).model_copy(update=sent))
 
     def _last(self) -> datetime:
         return self.events[-1].at
@@ -377,6 +400,7 @@ class _History:
             self._take(steps.assess_slo(self.pm, submission.by, assessment, at))
             if assessment.freeze_recommended:
                 self._take(steps.recommend_freeze(self.pm, assessment, at))
+                self.tell(steps.budget_exhausted_notice(self.pm, self.policy, assessment, at))
 
     def _reviewers(self, count: int) -> list[str]:
         policy, owner = self.policy, self.pm.owner
@@ -414,9 +438,11 @@ class _History:
             at = max(step.at, self._last())  # a step whose time passed fires at once
             if at >= until:
                 return
+            notice = steps.stage_notice(self.pm, self.policy, stage, deadline, version, step, at)
             self._take(
                 steps.escalate_stage(self.pm, self.policy, stage, deadline, version, step, at)
             )
+            self.tell(notice)
 
     def _follow_up(self, approved: datetime) -> None:
         pm = self.pm
@@ -659,6 +685,9 @@ class _ItemLife:
         self.item = step.state
         self.events.append(step.event)
 
+    def _tell(self, notice: Notice) -> None:
+        self.history.tell(notice, self.item)
+
     def _done(self, rejected_once: bool) -> None:
         """Claimed done (most a little before the due date, a third late), then verified."""
         rng = self.rng
@@ -708,6 +737,7 @@ class _ItemLife:
             if at >= until:
                 return
             self._take(steps.escalate(self.item, self.policy, step, at))
+            self._tell(steps.escalation_notice(self.item, self.policy, step, at))
 
     # --- what happens to it ----------------------------------------------------------------
 
@@ -723,7 +753,9 @@ class _ItemLife:
         cap = self.policy.teams[item.team].wip_cap
         assert cap is not None
         queued_at = self._last()
-        self._take(steps.queue(item, cap, self.rng.randint(1, 6), queued_at))
+        place = self.rng.randint(1, 6)
+        self._take(steps.queue(item, cap, place, queued_at))
+        self._tell(steps.queued_notice(self.item, self.policy, cap, place, queued_at))
         waited = self.rng.randint(1, 12)
         admitted_on = calendar.add_business_days(calendar.local_date(item.opened_at), waited)
         admitted = calendar.start_of(admitted_on) + timedelta(minutes=self.rng.uniform(0, 480))
@@ -749,6 +781,7 @@ class _ItemLife:
         request = ExtensionRequest(by=item.owner, until=until, reason=rng.choice(EXTENSION_REASONS))
         _allowed(extension_request_refusal(item, request, self.policy))
         self._take(steps.request_extension(item, request, asked))
+        self._tell(steps.extension_requested_notice(self.item, self.policy, request, asked))
         decided = asked + timedelta(hours=rng.uniform(2, 40))
         if not self._reached(decided):
             return  # still waiting for a decision
@@ -756,7 +789,13 @@ class _ItemLife:
         by = manager if manager != self.item.owner else self.policy.council[0]
         decision = ExtensionDecision(by=by, approve=True)
         _allowed(extension_decision_refusal(self.item, decision, self.policy))
+        number = len(self.item.extensions)  # the pending one is the newest
         self._take(steps.decide_extension(self.item, decision, decided))
+        self._tell(
+            steps.extension_decided_notice(
+                self.item, self.policy, decision, number, request.until, decided
+            )
+        )
 
     def _claim(self, at: datetime) -> None:
         item = self.item
@@ -793,6 +832,7 @@ class _ItemLife:
         )
         _allowed(risk_acceptance_refusal(self.item, request, self.policy))
         self._take(steps.accept_risk(self.item, request, at))
+        self._tell(steps.risk_accepted_notice(self.item, self.policy, request, at))
 
 
 def _weighted(rng: random.Random, weights: dict[T, int]) -> T:
@@ -852,7 +892,10 @@ def seed(
         for one in batch:  # tags first: a crash before the batch lands leaves nothing half done
             if one.factor_tags is not None:
                 store.themes.note_factor_tags(one.factor_tags)
-        events += store.records.record_many([change for one in batch for change in one.changes])
+        events += store.records.record_many(
+            [change for one in batch for change in one.changes],
+            [message for one in batch for message in one.outbox],
+        )
         written += len(batch)
         items += sum(len(one.items) for one in batch)
         if progress is not None:

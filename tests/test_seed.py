@@ -15,9 +15,11 @@ import pytest
 
 from followthrough.domain.draft import factor_tags
 from followthrough.domain.incident import ORDERED_MILESTONES, Incident
+from followthrough.domain.notice import NoticeKind, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItemState,
+    AuditAction,
     AuditEvent,
     PostmortemChange,
     PostmortemState,
@@ -269,3 +271,28 @@ def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
     assert "--force" in refused.stderr and refused.stdout == ""
     forced = ft.cli("seed", "--postmortems", "41", "--force")
     assert forced.stdout.startswith("1 postmortems, ")
+
+
+def test_every_seeded_notice_is_in_the_outbox_as_sent(store: Store, policy: Policy) -> None:
+    """An escalation that says whom it told has its message in the outbox, to them."""
+    seed(store, policy, postmortems=N, now=NOW)
+    made = [seeded_incident(i, policy, NOW) for i in range(N)]
+    outbox = store.outbox.messages()
+    assert sorted(m.dedupe_key for m in outbox) == sorted(
+        m.dedupe_key for one in made for m in one.outbox
+    )
+    assert all(m.status is OutboxStatus.SENT and m.sent_at == m.created_at for m in outbox)
+    ladder = (NoticeKind.ITEM_STEP, NoticeKind.POSTMORTEM_OVERDUE)
+    escalated = (AuditAction.ITEM_ESCALATED, AuditAction.POSTMORTEM_ESCALATED)
+    told: dict[str, list[list[str]]] = {}  # per record, whom each escalation says it told
+    sent: dict[str, list[list[str]]] = {}  # ... and whom its message went to
+    for one in made:
+        for change in one.changes:
+            if change.event.action in escalated:
+                names = change.event.detail.split("told ", 1)[1].split(" (")[0].split(";")[0]
+                emails = [policy.email_of(name) for name in names.split(", ")]
+                told.setdefault(change.event.workflow_id, []).append(emails)
+        for m in one.outbox:
+            if m.kind in ladder:
+                sent.setdefault(m.action_item_id or m.postmortem_id, []).append(m.recipients)
+    assert told and told == sent

@@ -1,7 +1,9 @@
 """A seeded record reads like a real one: one scenario, played by people against the real
 workflows (time-skipping server, real storage) and built as the seeder builds its records (the
-domain's steps, each allowed by the same rules first), leaves the same audit trail: the same
-actions by the same people, with the same words. Only the times differ.
+domain's steps, each allowed by the same rules first, and the notices the domain builds beside
+them, rendered by the notice activity's renderer), leaves the same audit trail and the same
+outbox: the same actions by the same people, with the same words, and the same messages to the
+same people. Only the times differ.
 """
 
 from __future__ import annotations
@@ -20,17 +22,21 @@ from temporalio.testing import WorkflowEnvironment
 from followthrough.actions import ActionRefused, act
 from followthrough.domain import steps
 from followthrough.domain.draft import parse_draft
+from followthrough.domain.escalation import plan_ladder
 from followthrough.domain.incident import Incident, is_demo_record, parse_incident
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
     ActionItemStart,
+    ActionItemState,
     Approval,
     AuditEvent,
     ChangeRequest,
     DoneClaim,
     DraftSubmission,
+    Extension,
     ExtensionDecision,
     ExtensionRequest,
     Postmortem,
@@ -53,8 +59,9 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.domain.problems import Refusal
 from followthrough.notices.delivery import Mailer
+from followthrough.notices.render import outbox_message, render_notice
 from followthrough.render import postmortem_detail
-from followthrough.seed import seeded_incident
+from followthrough.seed import LINKS, seeded_incident
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from tests.conftest import running_worker
@@ -65,11 +72,17 @@ from workflows.postmortem import PostmortemWorkflow
 POSTMORTEM = 0  # the scenario's target: the postmortem, or an action item by its number
 
 Trail = dict[str, list[tuple[str, str, str]]]  # workflow id -> (action, actor, detail), in order
+# Postmortem or item id -> (kind, recipients, subject) of each message about it, in order.
+Mail = dict[str, list[tuple[str, tuple[str, ...], str]]]
+
+
+class PastItsLadder(BaseModel):
+    """Nobody acts until the item's escalation ladder has climbed to its last step."""
 
 
 def scenario(now: datetime) -> list[tuple[int, str, BaseModel]]:
     """Sent back once, approved; item 1 acknowledged, extended, rejected once and verified;
-    item 2's risk accepted by the council."""
+    item 2 climbs its whole escalation ladder, then the council accepts its risk."""
     due = now.date() + timedelta(days=14)  # item 1's, as draft_data sets it
     return [
         (
@@ -99,6 +112,7 @@ def scenario(now: datetime) -> list[tuple[int, str, BaseModel]]:
         (1, "reject", Rejection(by="erin", reason="The alert is not routed to the pager")),
         (1, "claim_done", DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall")),
         (1, "verify", Verification(by="erin", note="Fired in a drill")),
+        (2, "past_its_ladder", PastItsLadder()),
         (
             2,
             "accept_risk",
@@ -114,6 +128,15 @@ def trails(events: list[AuditEvent]) -> Trail:
     return found
 
 
+def mail(messages: list[OutboxMessage]) -> Mail:
+    """`messages` oldest first."""
+    found: Mail = {}
+    for m in messages:
+        about = m.action_item_id or m.postmortem_id
+        found.setdefault(about, []).append((m.kind.value, tuple(m.recipients), m.subject))
+    return found
+
+
 # --- seeded: the domain's steps, each allowed by the rules first, as followthrough/seed.py -------
 
 
@@ -121,13 +144,18 @@ def _allowed(refusal: Refusal | None) -> None:
     assert refusal is None, f"the scenario breaks a rule: {refusal}"
 
 
-def seeded(incident: Incident, policy: Policy, now: datetime) -> Trail:
+def seeded(incident: Incident, policy: Policy, now: datetime) -> tuple[Trail, Mail]:
     at = now
     events: list[AuditEvent] = []
+    sent: list[OutboxMessage] = []
 
     def took(step: steps.Step[Any]) -> Any:
         events.append(step.event)
         return step.state
+
+    def told(notice: Notice, item: ActionItem | None) -> None:
+        earlier = [m for m in sent if item is None or m.action_item_id == item.id]
+        sent.append(outbox_message(notice, pm.id, render_notice(notice, pm, item, earlier, LINKS)))
 
     pm: Postmortem = took(steps.record_opening(open_postmortem(incident, policy, at), at))
     items: dict[int, ActionItem] = {}
@@ -159,11 +187,42 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> Trail:
                     items[spec.number] = took(steps.record_item_opening(opened, at))
             continue
         item = items[target]
+        if isinstance(request, PastItsLadder):  # each step at its time, as the workflow's timers
+            ladder = policy.escalation.ladder(item.spec.priority.value)
+            for planned in plan_ladder(item.due, ladder, policy.calendar):
+                item = took(steps.escalate(item, policy, planned, planned.at))
+                told(steps.escalation_notice(item, policy, planned, planned.at), item)
+            items[target] = item
+            continue
         _allowed(_item_rule(action, item, request, policy))
+        pending = item.pending_extension
         items[target] = took(ITEM_STEPS[action](item, request, at))
+        if notice := _item_notice(action, items[target], request, policy, at, pending):
+            told(notice, items[target])
     if all(item.resolved for item in items.values()):
         took(steps.close(pm, list(items.values()), at))
-    return trails(events)
+    return trails(events), mail(sent)
+
+
+def _item_notice(
+    action: str,
+    item: ActionItem,
+    request: Any,
+    policy: Policy,
+    at: datetime,
+    pending: Extension | None,
+) -> Notice | None:
+    """The notice the item's workflow sends after the step, if any."""
+    if action == "request_extension":
+        return steps.extension_requested_notice(item, policy, request, at)
+    if action == "decide_extension":
+        assert pending is not None
+        return steps.extension_decided_notice(
+            item, policy, request, len(item.extensions), pending.until, at
+        )
+    if action == "accept_risk":
+        return steps.risk_accepted_notice(item, policy, request, at)
+    return None
 
 
 def _item_rule(action: str, item: ActionItem, request: Any, policy: Policy) -> Refusal | None:
@@ -194,8 +253,14 @@ ITEM_STEPS: dict[str, Callable[[ActionItem, Any, datetime], steps.Step[ActionIte
 
 
 async def lived(
-    client: Client, task_queue: str, store: Store, incident: Incident, policy: Policy, now: datetime
-) -> Trail:
+    env: WorkflowEnvironment,
+    task_queue: str,
+    store: Store,
+    incident: Incident,
+    policy: Policy,
+    now: datetime,
+) -> tuple[Trail, Mail]:
+    client = env.client
     pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
     for target, action, request in scenario(now):
         if target == POSTMORTEM:
@@ -203,10 +268,32 @@ async def lived(
             continue
         item_id = f"{pm_id}-item-{target}"
         await _started(client, item_id)
+        if isinstance(request, PastItsLadder):
+            await _past_its_ladder(env, item_id, policy)
+            continue
         await act(client, item_id, getattr(ActionItemWorkflow, action), request)
     outcome = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).result()
     assert outcome.state is PostmortemState.CLOSED
-    return trails(store.records.audit_trail(pm_id))
+    for item in outcome.action_items:  # each sends its last notices before it completes
+        if item.state is not ActionItemState.VERIFIED:
+            await client.get_workflow_handle_for(ActionItemWorkflow.run, item.id).result()
+    return trails(store.records.audit_trail(pm_id)), mail(
+        store.outbox.messages(postmortem_id=pm_id)[::-1]
+    )
+
+
+async def _past_its_ladder(env: WorkflowEnvironment, item_id: str, policy: Policy) -> None:
+    handle = env.client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
+    item = await handle.query(ActionItemWorkflow.snapshot)
+    ladder = policy.escalation.ladder(item.spec.priority.value)
+    last = plan_ladder(item.due, ladder, policy.calendar)[-1]
+    await env.sleep(last.at - await env.get_current_time() + timedelta(hours=1))
+    for _ in range(100):  # the last step's record is written by an activity
+        item = await handle.query(ActionItemWorkflow.snapshot)
+        if len(item.escalations) == len(ladder):
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"{item_id} did not climb its ladder: {item.escalations}")
 
 
 async def _started(client: Client, item_id: str) -> None:
@@ -227,14 +314,26 @@ async def test_a_seeded_trail_reads_like_the_real_one(
     now = await time_skipping.get_current_time()
     incident = parse_incident(incident_data(now), policy)
     async with running_worker(client, sqlite_store, mailer) as task_queue:
-        real = await lived(client, task_queue, sqlite_store, incident, policy, now)
+        real, real_mail = await lived(
+            time_skipping, task_queue, sqlite_store, incident, policy, now
+        )
 
-    made = seeded(incident, policy, now)
+    made, made_mail = seeded(incident, policy, now)
 
     pm_id = incident.postmortem_id
     assert sorted(made) == sorted(real) == [pm_id, f"{pm_id}-item-1", f"{pm_id}-item-2"]
     for workflow_id in real:
         assert made[workflow_id] == real[workflow_id], workflow_id
+    assert sorted(made_mail) == sorted(real_mail)
+    for about in real_mail:
+        assert made_mail[about] == real_mail[about], about
+    kinds = {kind for messages in real_mail.values() for kind, _, _ in messages}
+    assert {
+        NoticeKind.ITEM_STEP,
+        NoticeKind.EXTENSION_REQUESTED,
+        NoticeKind.EXTENSION_DECIDED,
+        NoticeKind.RISK_ACCEPTED,
+    } <= kinds
     # The scenario reached every kind of step it names, so the comparison covers them.
     actions = {action for trail in real.values() for action, _, _ in trail}
     assert {
@@ -246,6 +345,7 @@ async def test_a_seeded_trail_reads_like_the_real_one(
         "item.acknowledged",
         "item.extension_requested",
         "item.extension_approved",
+        "item.escalated",
         "item.done_claimed",
         "item.reopened",
         "item.verified",

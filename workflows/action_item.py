@@ -30,7 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.criteria import TicketResolved
     from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.limits import DONE_CLAIMS_PER_ITEM
-    from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
+    from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import (
         Acknowledgement,
         ActionItem,
@@ -165,12 +165,8 @@ class ActionItemWorkflow:
             return
         queued_at = workflow.now()
         await self._apply(steps.queue(self.item, cap, self.place_in_line, queued_at))
-        item = self.item
-        self._notify(
-            NoticeKind.WIP_QUEUED,
-            self._recipients("manager"),
-            "queued",
-            ItemFacts(team=item.spec.team, wip_cap=cap, place_in_line=self.place_in_line),
+        self._send(
+            steps.queued_notice(self.item, self.policy, cap, self.place_in_line, workflow.now())
         )
         await workflow.wait_condition(lambda: self.admitted or self.item.resolved)
         if self.item.resolved:
@@ -270,18 +266,10 @@ class ActionItemWorkflow:
         """Check `number` of `needed` failed: the item is open again and the owner hears."""
         why = f"check {number} of {needed} failed"
         await self._apply(steps.reopen(self.item, result, why, workflow.now()))
-        self._told_the_check_failed(result, number, needed)
-
-    def _told_the_check_failed(
-        self, result: CheckResult, number: int | None = None, needed: int | None = None
-    ) -> None:
-        """Without `number` and `needed`, it was the re-check after verification that failed."""
-        item = self.item
-        self._notify(
-            NoticeKind.CHECK_FAILED,
-            self._recipients("owner"),
-            f"check-{len(item.checks)}/failed",
-            ItemFacts(check=result, check_number=number, checks_required=needed),
+        self._send(
+            steps.check_failed_notice(
+                self.item, self.policy, result, workflow.now(), number, needed
+            )
         )
 
     # --- after verification: tell the postmortem, and re-check if the criterion asks ---------
@@ -309,14 +297,8 @@ class ActionItemWorkflow:
         if result.passed:
             return True
         await self._apply(steps.regress(self.item, result, self.policy.calendar, workflow.now()))
-        self._told_the_check_failed(result)
-        item = self.item
-        self._notify(
-            NoticeKind.REGRESSED,
-            self._recipients("council"),
-            f"check-{len(item.checks)}/regressed",
-            ItemFacts(check=result, owner=item.owner),
-        )
+        self._send(steps.check_failed_notice(self.item, self.policy, result, workflow.now()))
+        self._send(steps.regressed_notice(self.item, self.policy, result, workflow.now()))
         return False
 
     def _next_step(self) -> PlannedStep | None:
@@ -327,20 +309,15 @@ class ActionItemWorkflow:
         return next((step for step in planned if step.name not in fired), None)
 
     async def _escalate(self, step: PlannedStep) -> None:
-        to = self._recipients(step.notify)
         await self._apply(steps.escalate(self.item, self.policy, step, workflow.now()))
+        notice = steps.escalation_notice(self.item, self.policy, step, workflow.now())
+        self._send(notice)
         item = self.item
-        overdue = item.escalations[-1].days_overdue
-        self._notify(
-            NoticeKind.ITEM_STEP,
-            to,
-            f"{step.name}/plan-{item.plan}",
-            step=step.name,
-            notify=step.notify,
-            days_overdue=overdue,
-        )
         escalation = TicketEscalation(
-            step=step.name, told=[r.name for r in to], due=item.due, days_overdue=overdue
+            step=step.name,
+            told=[r.name for r in notice.to],
+            due=item.due,
+            days_overdue=notice.days_overdue,
         )
         self._comment_on_ticket(f"{step.name}/plan-{item.plan}", escalation)
 
@@ -408,34 +385,7 @@ class ActionItemWorkflow:
             return  # decides an item that keeps failing; its state must not grow without end
         await self._apply(steps.ticket_done(item, done, workflow.now()))
 
-    def _recipients(self, role: str) -> list[Recipient]:
-        names = steps.item_recipients(self.item, self.policy, role)
-        return [Recipient(name=n, email=self.policy.email_of(n)) for n in names]
-
-    def _notify(
-        self,
-        kind: NoticeKind,
-        to: list[Recipient],
-        key: str,
-        facts: ItemFacts | None = None,
-        *,
-        step: str | None = None,
-        notify: str | None = None,
-        days_overdue: int = 0,
-    ) -> None:
-        notice = Notice(
-            dedupe_key=f"{self.item.id}/{key}",
-            kind=kind,
-            at=workflow.now(),
-            to=to,
-            postmortem_id=self.item.postmortem_id,
-            action_item_id=self.item.id,
-            step=step,
-            notify=notify,
-            due=self.item.due,
-            days_overdue=days_overdue,
-            facts=facts,
-        )
+    def _send(self, notice: Notice) -> None:
         self.in_flight.start(send_notice(notice))
 
     # --- what people do -----------------------------------------------------------------------
@@ -488,15 +438,10 @@ class ActionItemWorkflow:
     async def request_extension(self, request: ExtensionRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_request_extension, request)
         await self._apply(steps.request_extension(self.item, request, workflow.now()))
-        item = self.item
-        number = len(item.extensions)
-        self._notify(
-            NoticeKind.EXTENSION_REQUESTED,
-            self._recipients("manager"),
-            f"extension-{number}/requested",
-            ItemFacts(by=request.by, until=request.until, reason=request.reason),
+        self._send(
+            steps.extension_requested_notice(self.item, self.policy, request, workflow.now())
         )
-        return item
+        return self.item
 
     @request_extension.validator
     def _validate_request_extension(self, request: ExtensionRequest) -> None:
@@ -513,22 +458,14 @@ class ActionItemWorkflow:
         number = self.item.extensions.index(extension) + 1
         step = steps.decide_extension(self.item, decision, workflow.now())
         item = step.state
-        verdict = "approved" if decision.approve else "denied"
         if decision.approve and item.ticket is not None:
             due = TicketDue(key=item.ticket.key, due=item.due)
             self.in_flight.start(self._update_ticket(UPDATE_TICKET_DUE, due))
         await self._apply(step)
-        self._notify(
-            NoticeKind.EXTENSION_DECIDED,
-            self._recipients("owner"),
-            f"extension-{number}/{verdict}",
-            ItemFacts(
-                by=decision.by,
-                approved=decision.approve,
-                until=extension.until,
-                reason=decision.reason,
-            ),
-            step=verdict,
+        self._send(
+            steps.extension_decided_notice(
+                self.item, self.policy, decision, number, extension.until, workflow.now()
+            )
         )
         return item
 
@@ -546,15 +483,13 @@ class ActionItemWorkflow:
         step = steps.reassign(self.item, change, workflow.now())
         workflow.upsert_search_attributes([OWNING_TEAM.value_set(step.state.team)])
         await self._apply(step)
-        item = self.item
         number = step.event.seq  # the reassignment's own seq: unique per item
-        self._notify(
-            NoticeKind.REASSIGNED,
-            self._recipients("owner"),
-            f"reassigned-{number}",
-            ItemFacts(by=change.by, previous_owner=previous, reason=change.reason),
+        self._send(
+            steps.reassigned_notice(
+                self.item, self.policy, change, previous, number, workflow.now()
+            )
         )
-        return item
+        return self.item
 
     @reassign.validator
     def _validate_reassign(self, change: Reassignment) -> None:
@@ -566,12 +501,7 @@ class ActionItemWorkflow:
     async def accept_risk(self, request: RiskAcceptanceRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_accept_risk, request)
         await self._apply(steps.accept_risk(self.item, request, workflow.now()))
-        self._notify(
-            NoticeKind.RISK_ACCEPTED,
-            self._recipients("owner") + self._recipients("manager"),
-            "risk-accepted",
-            ItemFacts(by=request.by, reason=request.reason),
-        )
+        self._send(steps.risk_accepted_notice(self.item, self.policy, request, workflow.now()))
         return self.item
 
     @accept_risk.validator

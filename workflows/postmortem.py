@@ -19,7 +19,6 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain import steps
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
-    from followthrough.domain.notice import Notice, NoticeKind, Recipient
     from followthrough.domain.postmortem import (
         ActionItem,
         ActionItemStart,
@@ -146,22 +145,10 @@ class PostmortemWorkflow:
         self, stage: str, deadline: datetime, version: int, step: PlannedStep
     ) -> None:
         now = workflow.now()
-        names = steps.stage_recipients(self.pm, self.policy, stage, step.notify)
+        # Whom the step tells is decided as it is taken (before the record is written).
+        notice = steps.stage_notice(self.pm, self.policy, stage, deadline, version, step, now)
         await self._apply(
             steps.escalate_stage(self.pm, self.policy, stage, deadline, version, step, now)
-        )
-        pm, calendar = self.pm, self.policy.calendar
-        overdue = pm.escalations[-1].days_overdue
-        notice = Notice(
-            dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
-            kind=NoticeKind.POSTMORTEM_OVERDUE,
-            at=now,
-            to=[Recipient(name=n, email=self.policy.email_of(n)) for n in names],
-            postmortem_id=pm.id,
-            step=stage,
-            notify=step.notify,
-            due=calendar.local_date(deadline),
-            days_overdue=overdue,
         )
         # In the background: a notice that cannot go out must not hold up the stage (and with
         # it, once approved, the action items). Histories from before awaited it inline.
@@ -173,23 +160,8 @@ class PostmortemWorkflow:
     def _tell_operators_of_policy_gaps(self) -> None:
         """Each severity the policy did not map, to the operators, once per source and value
         (the notice's dedupe key), in the background: a policy gap never holds up a postmortem."""
-        pm = self.pm
-        operators = [
-            Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.operator_names
-        ]
-        for gap in pm.incident.unmapped_severities:
-            notice = Notice(
-                dedupe_key=gap.dedupe_key,
-                kind=NoticeKind.SEVERITY_UNMAPPED,
-                at=workflow.now(),
-                to=operators,
-                postmortem_id=pm.id,
-                unmapped_severity=gap,
-            )
+        for notice in steps.unmapped_severity_notices(self.pm, self.policy, workflow.now()):
             self.in_flight.start(send_notice(notice))
-
-    def _council(self) -> list[Recipient]:
-        return [Recipient(name=n, email=self.policy.email_of(n)) for n in self.policy.council]
 
     async def _note_themes(self) -> None:
         """Count the approved draft's factor tags; tell the council of each theme they reached."""
@@ -204,19 +176,8 @@ class PostmortemWorkflow:
             return
         for theme in themes:
             await self._apply(steps.theme_reached(self.pm, theme, workflow.now()))
-            self.in_flight.start(
-                send_notice(
-                    Notice(
-                        dedupe_key=theme.key,
-                        kind=NoticeKind.RECURRING_THEME,
-                        at=workflow.now(),
-                        to=self._council(),
-                        postmortem_id=self.pm.id,
-                        notify="council",
-                        theme=theme,
-                    )
-                )
-            )
+            notice = steps.theme_notice(self.pm, self.policy, theme, workflow.now())
+            self.in_flight.start(send_notice(notice))
 
     async def _count_themes(self, tags: list[str]) -> list[Theme]:
         pm = self.pm
@@ -327,20 +288,8 @@ class PostmortemWorkflow:
 
     async def _recommend_freeze(self, assessment: SloAssessment) -> None:
         await self._apply(steps.recommend_freeze(self.pm, assessment, workflow.now()))
-        pm, slo = self.pm, assessment.slo
-        self.in_flight.start(
-            send_notice(
-                Notice(
-                    dedupe_key=f"{pm.id}/budget-exhausted/{slo.id}",
-                    kind=NoticeKind.BUDGET_EXHAUSTED,
-                    at=workflow.now(),
-                    to=self._council(),
-                    postmortem_id=pm.id,
-                    notify="council",
-                    slo_id=slo.id,
-                )
-            )
-        )
+        notice = steps.budget_exhausted_notice(self.pm, self.policy, assessment, workflow.now())
+        self.in_flight.start(send_notice(notice))
 
     @submit_draft.validator
     def _validate_submit_draft(self, submission: DraftSubmission) -> None:

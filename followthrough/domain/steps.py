@@ -7,17 +7,20 @@ allowed the action) and record what they return; the demo seeder (followthrough/
 its records through the very same steps, so a seeded trail reads like a real one.
 
 Who may take a step, and when, is asked before it, of the refusals in domain/postmortem.py.
+Whom a step tells, and what, is the notice built beside it (the end of this module): the
+workflows send it, the seeder puts it in the outbox as sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Generic, TypeVar
 
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.checks import CheckAttempt, CheckResult
 from followthrough.domain.escalation import PlannedStep, business_deadline, days_overdue
+from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     SYSTEM_ACTOR,
@@ -476,3 +479,205 @@ def accept_risk(item: ActionItem, request: RiskAcceptanceRequest, at: datetime) 
         update={"risk_acceptance": accepted, "state": ActionItemState.RISK_ACCEPTED}
     )
     return _happened(item, at, request.by, AuditAction.ITEM_RISK_ACCEPTED, request.reason)
+
+
+# --- who hears of it: the notice a step sends ---------------------------------------------------
+#
+# Built from the record as it is after the step; `at` is when the notice is sent.
+
+
+def recipients(policy: Policy, names: list[str]) -> list[Recipient]:
+    return [Recipient(name=n, email=policy.email_of(n)) for n in names]
+
+
+def _item_notice(
+    item: ActionItem,
+    policy: Policy,
+    kind: NoticeKind,
+    roles: list[str],
+    key: str,
+    at: datetime,
+    facts: ItemFacts | None = None,
+    *,
+    step: str | None = None,
+    notify: str | None = None,
+    days_overdue: int = 0,
+) -> Notice:
+    names = [name for role in roles for name in item_recipients(item, policy, role)]
+    return Notice(
+        dedupe_key=f"{item.id}/{key}",
+        kind=kind,
+        at=at,
+        to=recipients(policy, names),
+        postmortem_id=item.postmortem_id,
+        action_item_id=item.id,
+        step=step,
+        notify=notify,
+        due=item.due,
+        days_overdue=days_overdue,
+        facts=facts,
+    )
+
+
+def escalation_notice(item: ActionItem, policy: Policy, step: PlannedStep, at: datetime) -> Notice:
+    """The ladder step `escalate` just took, to whom it is addressed."""
+    return _item_notice(
+        item,
+        policy,
+        NoticeKind.ITEM_STEP,
+        [step.notify],
+        f"{step.name}/plan-{item.plan}",
+        at,
+        step=step.name,
+        notify=step.notify,
+        days_overdue=item.escalations[-1].days_overdue,
+    )
+
+
+def queued_notice(
+    item: ActionItem, policy: Policy, cap: int, place: int | None, at: datetime
+) -> Notice:
+    """The manager hears that the item waits for a WIP slot."""
+    facts = ItemFacts(team=item.spec.team, wip_cap=cap, place_in_line=place)
+    return _item_notice(item, policy, NoticeKind.WIP_QUEUED, ["manager"], "queued", at, facts)
+
+
+def check_failed_notice(
+    item: ActionItem,
+    policy: Policy,
+    result: CheckResult,
+    at: datetime,
+    number: int | None = None,
+    needed: int | None = None,
+) -> Notice:
+    """The owner hears which check failed; without `number` and `needed`, the re-check after
+    verification."""
+    facts = ItemFacts(check=result, check_number=number, checks_required=needed)
+    key = f"check-{len(item.checks)}/failed"
+    return _item_notice(item, policy, NoticeKind.CHECK_FAILED, ["owner"], key, at, facts)
+
+
+def regressed_notice(item: ActionItem, policy: Policy, result: CheckResult, at: datetime) -> Notice:
+    """The council hears that a verified fix stopped working."""
+    facts = ItemFacts(check=result, owner=item.owner)
+    key = f"check-{len(item.checks)}/regressed"
+    return _item_notice(item, policy, NoticeKind.REGRESSED, ["council"], key, at, facts)
+
+
+def extension_requested_notice(
+    item: ActionItem, policy: Policy, request: ExtensionRequest, at: datetime
+) -> Notice:
+    """The manager hears of the request (the item's newest extension)."""
+    facts = ItemFacts(by=request.by, until=request.until, reason=request.reason)
+    key = f"extension-{len(item.extensions)}/requested"
+    return _item_notice(item, policy, NoticeKind.EXTENSION_REQUESTED, ["manager"], key, at, facts)
+
+
+def extension_decided_notice(
+    item: ActionItem,
+    policy: Policy,
+    decision: ExtensionDecision,
+    number: int,
+    until: date,
+    at: datetime,
+) -> Notice:
+    """The owner hears of the decision on extension `number`, which asked for `until`."""
+    verdict = "approved" if decision.approve else "denied"
+    facts = ItemFacts(
+        by=decision.by, approved=decision.approve, until=until, reason=decision.reason
+    )
+    key = f"extension-{number}/{verdict}"
+    return _item_notice(
+        item, policy, NoticeKind.EXTENSION_DECIDED, ["owner"], key, at, facts, step=verdict
+    )
+
+
+def reassigned_notice(
+    item: ActionItem,
+    policy: Policy,
+    change: Reassignment,
+    previous_owner: str,
+    number: int,
+    at: datetime,
+) -> Notice:
+    """The new owner hears; `number` (the reassignment's seq) keeps each one apart."""
+    facts = ItemFacts(by=change.by, previous_owner=previous_owner, reason=change.reason)
+    key = f"reassigned-{number}"
+    return _item_notice(item, policy, NoticeKind.REASSIGNED, ["owner"], key, at, facts)
+
+
+def risk_accepted_notice(
+    item: ActionItem, policy: Policy, request: RiskAcceptanceRequest, at: datetime
+) -> Notice:
+    """The owner and their manager hear that the council closed the item without the fix."""
+    facts = ItemFacts(by=request.by, reason=request.reason)
+    return _item_notice(
+        item, policy, NoticeKind.RISK_ACCEPTED, ["owner", "manager"], "risk-accepted", at, facts
+    )
+
+
+def stage_notice(
+    pm: Postmortem,
+    policy: Policy,
+    stage: str,
+    deadline: datetime,
+    version: int,
+    step: PlannedStep,
+    at: datetime,
+) -> Notice:
+    """An overdue draft or review reached a ladder step (`escalate_stage`): whom it tells."""
+    calendar = policy.calendar
+    return Notice(
+        dedupe_key=f"{pm.id}/{stage}-v{version}/{step.name}",
+        kind=NoticeKind.POSTMORTEM_OVERDUE,
+        at=at,
+        to=recipients(policy, stage_recipients(pm, policy, stage, step.notify)),
+        postmortem_id=pm.id,
+        step=stage,
+        notify=step.notify,
+        due=calendar.local_date(deadline),
+        days_overdue=days_overdue(calendar.local_date(deadline), calendar.local_date(at), calendar),
+    )
+
+
+def unmapped_severity_notices(pm: Postmortem, policy: Policy, at: datetime) -> list[Notice]:
+    """Each severity the policy did not map, to the operators, once per source and value."""
+    return [
+        Notice(
+            dedupe_key=gap.dedupe_key,
+            kind=NoticeKind.SEVERITY_UNMAPPED,
+            at=at,
+            to=recipients(policy, policy.operator_names),
+            postmortem_id=pm.id,
+            unmapped_severity=gap,
+        )
+        for gap in pm.incident.unmapped_severities
+    ]
+
+
+def theme_notice(pm: Postmortem, policy: Policy, theme: Theme, at: datetime) -> Notice:
+    """The council hears of a recurring theme (`theme_reached`)."""
+    return Notice(
+        dedupe_key=theme.key,
+        kind=NoticeKind.RECURRING_THEME,
+        at=at,
+        to=recipients(policy, list(policy.council)),
+        postmortem_id=pm.id,
+        notify="council",
+        theme=theme,
+    )
+
+
+def budget_exhausted_notice(
+    pm: Postmortem, policy: Policy, assessment: SloAssessment, at: datetime
+) -> Notice:
+    """The council hears of an exhausted error budget (`recommend_freeze`)."""
+    return Notice(
+        dedupe_key=f"{pm.id}/budget-exhausted/{assessment.slo.id}",
+        kind=NoticeKind.BUDGET_EXHAUSTED,
+        at=at,
+        to=recipients(policy, list(policy.council)),
+        postmortem_id=pm.id,
+        notify="council",
+        slo_id=assessment.slo.id,
+    )

@@ -21,7 +21,7 @@ from followthrough.domain.metrics import (
     format_percent,
     headline,
 )
-from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage
+from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage, OutboxStatus
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.domain.stuck import StuckWork
 from followthrough.hrefs import safe_url
@@ -35,6 +35,7 @@ _environment = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
     keep_trailing_newline=True,
+    auto_reload=False,  # they ship with the code: no file check before each of many renders
 )
 _environment.filters["safe_url"] = safe_url  # only http(s) URLs become links
 
@@ -130,6 +131,23 @@ def render_notice(
         subject=str(context["subject"]),
         text=_environment.get_template(f"{name}.txt.j2").render(context),
         html=_environment.get_template(f"{name}.html.j2").render(context),
+    )
+
+
+def outbox_message(notice: Notice, postmortem_id: str, email: RenderedEmail) -> OutboxMessage:
+    """The rendered notice as the outbox records it before it is sent (pending)."""
+    return OutboxMessage(
+        dedupe_key=notice.dedupe_key,
+        kind=notice.kind,
+        postmortem_id=postmortem_id,
+        action_item_id=notice.action_item_id,
+        recipients=[r.email for r in notice.to],
+        subject=email.subject,
+        text=email.text,
+        html=email.html,
+        status=OutboxStatus.PENDING,
+        created_at=notice.at,
+        sent_at=None,
     )
 
 

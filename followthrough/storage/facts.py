@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, defer
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts
 from followthrough.domain.overview import Escalation
-from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState
+from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.storage.database import Database
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
 
@@ -234,7 +234,7 @@ def _escalated_since(since: datetime) -> tuple[Any, ...]:
     reminders and due notices to the owner are not escalations.
     """
     return (
-        AuditEventRow.action == "item.escalated",
+        AuditEventRow.action == AuditAction.ITEM_ESCALATED,
         AuditEventRow.at >= since,
         AuditEventRow.detail.not_like("%(owner);%"),
     )

@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from followthrough.domain.incident import MILESTONES
+from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
@@ -26,7 +27,13 @@ from followthrough.domain.postmortem import (
 from followthrough.storage.database import Database
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
 from followthrough.storage.search import search as search_documents
-from followthrough.storage.tables import ActionItemRow, AuditEventRow, IncidentRow, PostmortemRow
+from followthrough.storage.tables import (
+    ActionItemRow,
+    AuditEventRow,
+    IncidentRow,
+    OutboxRow,
+    PostmortemRow,
+)
 
 
 class RecordStore:
@@ -51,9 +58,14 @@ class RecordStore:
             self._write_action_item(session, change.item)
             return self._append_events(session, [change.event]) == 1
 
-    def record_many(self, changes: Sequence[PostmortemChange | ActionItemChange]) -> int:
+    def record_many(
+        self,
+        changes: Sequence[PostmortemChange | ActionItemChange],
+        outbox: Sequence[OutboxMessage] = (),
+    ) -> int:
         """Store many changes in one transaction, as record_postmortem and record_action_item
-        would one by one; how many of their audit events were new.
+        would one by one, with the messages they sent (as store.outbox.claim records each, the
+        first under a key wins); how many of their audit events were new.
 
         For bulk writes (`followthrough seed`), where a transaction per change is too slow. Each
         workflow's newest snapshot is written once, which is what writing them all in turn leaves
@@ -75,6 +87,11 @@ class RecordStore:
                 self._write_postmortem(session, pm)
             for item in items.values():
                 self._write_action_item(session, item)
+            if outbox:
+                session.execute(
+                    self.db.insert(OutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"]),
+                    [message.model_dump() for message in outbox],
+                )
             return self._append_events(session, [change.event for change in changes])
 
     def _write_postmortem(self, session: Session, pm: Postmortem) -> None:
