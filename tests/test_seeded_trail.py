@@ -137,7 +137,7 @@ def mail(messages: list[OutboxMessage]) -> Mail:
     return found
 
 
-# --- seeded: the domain's steps, each allowed by the rules first, as followthrough/seed.py -------
+# --- seeded: the domain's steps, each allowed by the rules first, as followthrough/seed/ -------
 
 
 def _allowed(refusal: Refusal | None) -> None:

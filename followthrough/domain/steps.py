@@ -3,7 +3,7 @@
 Each step is a pure function: it takes the record as it is and what happened, and returns the
 record as it is now together with the audit event that says so (numbered: the record's next
 seq). Nothing is changed in place. The workflows call these steps (after their validators have
-allowed the action) and record what they return; the demo seeder (followthrough/seed.py) builds
+allowed the action) and record what they return; the demo seeder (followthrough/seed/) builds
 its records through the very same steps, so a seeded trail reads like a real one.
 
 Who may take a step, and when, is asked before it, of the refusals in domain/postmortem.py.

@@ -1,4 +1,4 @@
-"""The words seeded records are made of (followthrough/seed.py): failure scenarios with their
+"""The words seeded records are made of (followthrough/seed/): failure scenarios with their
 titles, summaries, contributing factors, detection gaps, recovery steps and action items, and the
 things people write while reviewing and following up.
 

@@ -96,7 +96,7 @@ from followthrough.domain.slo_rules import alert_name
 from followthrough.domain.themes import FactorTags
 from followthrough.domain.tickets import TicketRef
 from followthrough.notices.render import Links, outbox_message, render_notice
-from followthrough.seed_vocabulary import (
+from followthrough.seed.vocabulary import (
     APPROVAL_COMMENTS,
     CHANGE_REASONS,
     DEPENDENCIES,
