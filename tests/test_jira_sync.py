@@ -235,6 +235,26 @@ async def test_escalations_comment_and_extensions_move_the_due_date(
     )
 
 
+async def test_an_extension_granted_before_the_ticket_exists_moves_its_due_date(
+    synced: Api, time_skipping: WorkflowEnvironment, jira: JiraServer
+) -> None:
+    api = synced
+    jira.down()  # the tickets cannot be opened yet
+    _, bob_item, carol_item = await tracked_postmortem(api, time_skipping)
+    later = (stored_item(api, bob_item).due + timedelta(days=14)).isoformat()
+    ask = {"until": later, "reason": "waiting on the vendor"}
+    expect(await api.post(f"/api/action-items/{bob_item}/extension", "bob", ask), 200)
+    decision = {"approve": True}
+    expect(
+        await api.post(f"/api/action-items/{bob_item}/extension/decision", "maria", decision), 200
+    )
+    assert tickets_of(api, bob_item, carol_item) is None
+    jira.up()
+    await time_skipping.sleep(timedelta(minutes=6))  # the retries back off to 5 minutes apart
+    bob_key, _ = await eventually(lambda: tickets_of(api, bob_item, carol_item), seconds=60)
+    await eventually(lambda: jira.issue(bob_key)["fields"]["duedate"] == later, seconds=30)
+
+
 async def test_a_lost_reply_and_a_429_storm_make_exactly_one_ticket_each(
     synced: Api, time_skipping: WorkflowEnvironment, jira: JiraServer
 ) -> None:

@@ -355,6 +355,11 @@ class ActionItemWorkflow:
         if ticket is None:
             return  # no Jira configured: the built-in tracker
         await self._apply(steps.ticket_opened(self.item, ticket, workflow.now()))
+        # An extension granted while Jira was slow or down found no ticket to move; the ticket
+        # was asked for with the old due date, so it moves now.
+        if self.item.due != request.due and workflow.patched("ticket-due-after-open"):
+            due = TicketDue(key=ticket.key, due=self.item.due)
+            await self._update_ticket(UPDATE_TICKET_DUE, due)
 
     def _comment_on_ticket(self, key: str, escalation: TicketEscalation) -> None:
         if self.item.ticket is not None:
