@@ -44,7 +44,7 @@ with workflow.unsafe.imports_passed_through():
         review_slos,
         slo_question,
     )
-    from followthrough.domain.themes import FactorTags, Theme
+    from followthrough.domain.themes import Theme
     from workflows import (
         ITEM_RESOLVED,
         OWNING_TEAM,
@@ -183,17 +183,7 @@ class PostmortemWorkflow:
         pm = self.pm
         themes: list[Theme] = await workflow.execute_activity(
             NOTE_THEMES,
-            FactorTags(
-                postmortem_id=pm.id,
-                resolved_at=pm.incident.resolved_at,
-                tags=tags,
-                team=pm.team,
-                services=pm.incident.services,
-                severity=pm.severity,
-                at=workflow.now(),
-                threshold=self.policy.themes.threshold,
-                window_days=self.policy.themes.window_days,
-            ),
+            steps.factors_to_count(pm, tags, self.policy, workflow.now()),
             start_to_close_timeout=RECORD_TIMEOUT,
             retry_policy=THEMES_RETRY,
             result_type=list[Theme],

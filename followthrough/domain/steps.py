@@ -51,7 +51,7 @@ from followthrough.domain.postmortem import (
     closing_summary,
 )
 from followthrough.domain.slo_review import SloAssessment
-from followthrough.domain.themes import Theme
+from followthrough.domain.themes import FactorTags, Theme
 from followthrough.domain.tickets import TicketDone, TicketRef
 
 TRACKER_ACTOR = "jira"  # who claims an item done when its ticket moves to done
@@ -680,4 +680,19 @@ def budget_exhausted_notice(
         postmortem_id=pm.id,
         notify="council",
         slo_id=assessment.slo.id,
+    )
+
+
+def factors_to_count(pm: Postmortem, tags: list[str], policy: Policy, at: datetime) -> FactorTags:
+    """What an approved postmortem's contributing factors add to the themes count."""
+    return FactorTags(
+        postmortem_id=pm.id,
+        resolved_at=pm.incident.resolved_at,
+        tags=tags,
+        team=pm.team,
+        services=pm.incident.services,
+        severity=pm.severity,
+        at=at,
+        threshold=policy.themes.threshold,
+        window_days=policy.themes.window_days,
     )

@@ -449,18 +449,7 @@ class _History:
         assert pm.draft is not None
         tags = factor_tags(pm.draft)
         if tags:
-            themes = self.policy.themes
-            self.note = FactorTags(
-                postmortem_id=pm.id,
-                resolved_at=pm.incident.resolved_at,
-                tags=tags,
-                team=pm.team,
-                services=pm.incident.services,
-                severity=pm.severity,
-                at=approved,
-                threshold=themes.threshold,
-                window_days=themes.window_days,
-            )
+            self.note = steps.factors_to_count(pm, tags, self.policy, approved)
         for spec in pm.action_item_specs():
             opened = approved + timedelta(seconds=self.rng.uniform(1, 30))
             start = ActionItemStart(
