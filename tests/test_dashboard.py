@@ -172,6 +172,13 @@ async def test_owners_act_from_the_page_with_the_apis_rules(
         # Carol (not the owner) now sees verify and reject, and verifies.
         carol_page = await carol.get(page_path)
         assert f'action="/action-items/{bob_item}/verify"' in carol_page.text
+        # A note past its limit is refused by name, not cut short and sent.
+        too_long = await carol.post(
+            f"/action-items/{bob_item}/verify",
+            data={"csrf": csrf_of(carol_page), "back": back, "text": "x" * 10_001},
+        )
+        assert "note" in (await flash(carol, too_long))["error"]
+        assert stored_item(api, bob_item).state.value == "done_claimed"
         verified = await carol.post(
             f"/action-items/{bob_item}/verify",
             data={"csrf": csrf_of(carol_page), "back": back, "text": "alert fired in the drill"},

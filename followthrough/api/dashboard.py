@@ -639,9 +639,10 @@ async def act_on_postmortem_page(
 
 
 async def _form(request: Request) -> tuple[str, str]:
-    """Where the form was (to go back to) and what the person typed."""
+    """Where the form was (to go back to) and what the person typed; the action's own bounds
+    judge the text (domain/bounds.py), so an over-long note is refused by name, never cut."""
     form = await request.form()
-    return str(form.get("back", "/")), str(form.get("text", ""))[:10_000]
+    return str(form.get("back", "/")), str(form.get("text", ""))
 
 
 def _chosen(
