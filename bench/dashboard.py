@@ -35,6 +35,7 @@ from pathlib import Path
 
 import httpx
 import psycopg
+import yaml
 from parked_items import log, quantile, ratio, run_and_exit, secs
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
@@ -45,7 +46,7 @@ from followthrough.api import Services, create_app
 from followthrough.api.auth import issue_token
 from followthrough.domain.metrics import recent_quarters
 from followthrough.domain.policy import Policy, load_policy
-from followthrough.seed import seed
+from followthrough.seed import seed, sized_for
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
@@ -163,6 +164,12 @@ def count_rows(store: Store) -> dict[str, int]:
         }
 
 
+def policy_for(size: Size) -> Policy:
+    """The shipped policy, its WIP caps raised to bear the seeded volume: at its own caps most
+    seeded items would wait in line, and the pages would show a record no team could have."""
+    return sized_for(load_policy(), size.postmortems)
+
+
 def fill(size: Size, store: Store, policy: Policy, seed_number: int) -> None:
     """Seed the database (what is there already is kept) and count what it holds."""
     step = max(1, size.postmortems // 10)
@@ -243,11 +250,14 @@ async def run_pages(args: argparse.Namespace, sizes: list[Size], stores: list[St
     with temporary_directory() as root:
         clients, all_services = [], []
         for size, store in zip(sizes, stores, strict=True):
+            # The app reads the record with the caps it was seeded under.
+            policy_file = root / f"{size.label}-policy.yaml"
+            policy_file.write_text(yaml.safe_dump(policy_for(size).model_dump(mode="json")))
             settings = Settings(
                 data_dir=root / size.label,
                 database_url=size.url,
                 link_secret="bench-dashboard-link-secret-0123456789",
-                policy=None,
+                policy=policy_file,
             )
             services = Services(settings=settings, store=store, client=client)
             all_services.append(services)
@@ -385,7 +395,7 @@ async def bench_main(args: argparse.Namespace) -> int:
                 store = Store(url)
                 stores.append(store)
                 log(f"{size.label}: seeding {size.postmortems:,} postmortems into {url}")
-                fill(size, store, load_policy(), args.seed)
+                fill(size, store, policy_for(size), args.seed)
             await run_pages(args, sizes, stores)
         finally:
             for store in stores:

@@ -225,7 +225,8 @@ def seed_command(
 ) -> None:
     """Fill the database with realistic made-up records for demos, browser tests and benchmarks:
     postmortems of the past 15 months with their action items, reviews, escalations and SLO
-    reviews. Running it again adds only the postmortems not seeded yet."""
+    reviews. Running it again adds only the postmortems not seeded yet. The policy's WIP caps
+    hold: a note says which teams' seeded items mostly wait in line."""
     from followthrough.seed import ID_PREFIX
     from followthrough.seed import seed as seed_records
 
@@ -250,6 +251,8 @@ def seed_command(
             progress=lambda done, total: progress("seeding postmortems", done, total),
         )
     typer.echo(summary.line())
+    for line in summary.lines_in_line():
+        typer.echo(f"note: {line}", err=True)
 
 
 @policy_app.command("check")

@@ -7,8 +7,10 @@ generator alone, without a database.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import pytest
@@ -29,9 +31,10 @@ from followthrough.seed import (
     HISTORY,
     SeedSummary,
     seed,
-    seeded_incident,
+    seeded_incidents,
     seeded_postmortem_id,
     seeded_slos,
+    sized_for,
 )
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
@@ -77,12 +80,19 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
         action_items=len(items),
         audit_events=record_counts(store)[2],
         seconds=summary.seconds,
+        waiting={
+            team: (
+                sum(1 for i in items if i.team == team and i.state is ActionItemState.QUEUED),
+                sum(1 for i in items if i.team == team),
+                cap,
+            )
+            for team, cap in (("payments", 3), ("platform", 5), ("sre", 4))
+        },
     )
     assert steps == [(0, N), (25, N), (N, N)]  # at the start and after each batch of 25
 
     # The record holds exactly what the generator made, postmortem by postmortem.
-    for index in range(N):
-        made = seeded_incident(index, policy, NOW)
+    for made in islice(seeded_incidents(policy, NOW), N):
         stored = store.records.postmortem(made.postmortem.id)
         assert stored == made.postmortem
         stored_items = store.records.action_items(postmortem_id=stored.id)
@@ -142,7 +152,7 @@ def test_a_second_run_writes_nothing_new(store: Store, policy: Policy) -> None:
     later = seed(store, policy, postmortems=N, now=NOW + timedelta(days=1))
     assert (later.written, later.skipped, later.audit_events) == (0, N, 0)
     # And the store's bulk write itself is idempotent, changes written again add nothing.
-    changes = [c for i in range(5) for c in seeded_incident(i, policy, NOW).changes]
+    changes = [c for one in islice(seeded_incidents(policy, NOW), 5) for c in one.changes]
     assert store.records.record_many(changes) == 0
 
     assert record_counts(store) == before
@@ -184,8 +194,9 @@ def test_bad_arguments_are_named(store: Store, policy: Policy) -> None:
 
 
 def test_a_larger_history_looks_like_a_real_one(policy: Policy) -> None:
-    """The shape of 400 seeded incidents, from the generator alone (no database)."""
-    made = [seeded_incident(i, policy, NOW) for i in range(400)]
+    """The shape of 400 seeded incidents, from the generator alone (no database), with WIP caps
+    that bear them."""
+    made = list(islice(seeded_incidents(sized_for(policy, 400), NOW), 400))
     severities = Counter(m.postmortem.severity for m in made)
     states = Counter(m.postmortem.state for m in made)
     items = [item for m in made for item in m.items]
@@ -211,6 +222,9 @@ def test_a_larger_history_looks_like_a_real_one(policy: Policy) -> None:
     assert overdue and all(i.escalations for i in overdue)
     assert any(i.ticket for i in items) and any(not i.ticket for i in items)
     assert any(i.extensions for i in items)
+    # At the peaks some items waited in line for a WIP slot and started when one freed.
+    admitted = [e for e in events if e.action == AuditAction.ITEM_ADMITTED]
+    assert admitted and len(admitted) < len(items) / 10
     # Escalations fired this past week, as the overview shows them.
     week = [e for e in events if e.action == "item.escalated" and e.at >= NOW - timedelta(7)]
     assert week and all(e.at <= NOW for e in events)
@@ -244,11 +258,22 @@ def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
     done = ft.cli("seed", "--postmortems", "40")
     assert done.stdout.startswith("40 postmortems, ") and " seeded in " in done.stdout
     # Not a terminal: a line when it starts and one per tenth (two batches of 25: 62%, 100%).
-    assert done.stderr.splitlines() == [
+    progress, notes = done.stderr.splitlines()[:3], done.stderr.splitlines()[3:]
+    assert progress == [
         "Seeding postmortems 0/40 0%",
         "Seeding postmortems 25/40 62%",
         "Seeding postmortems 40/40 100%",
     ]
+    # The default caps (3, 5, 4) cannot work 40 postmortems' items: the demo says so, by team.
+    assert notes and all(
+        re.fullmatch(
+            r"note: (payments|platform|sre): \d+ of \d+ seeded action items wait in line at its "
+            r"WIP cap of [345]; raise teams\.\1\.wip_cap in the policy to about 7 to see that "
+            r"work flow",
+            note,
+        )
+        for note in notes
+    ), notes
 
     again = ft.cli("seed", "--postmortems", "40")
     assert again.stdout.startswith("0 postmortems, 0 action items and 0 audit events")
@@ -276,7 +301,7 @@ def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
 def test_every_seeded_notice_is_in_the_outbox_as_sent(store: Store, policy: Policy) -> None:
     """An escalation that says whom it told has its message in the outbox, to them."""
     seed(store, policy, postmortems=N, now=NOW)
-    made = [seeded_incident(i, policy, NOW) for i in range(N)]
+    made = list(islice(seeded_incidents(policy, NOW), N))
     outbox = store.outbox.messages()
     assert sorted(m.dedupe_key for m in outbox) == sorted(
         m.dedupe_key for one in made for m in one.outbox

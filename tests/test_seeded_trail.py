@@ -61,7 +61,7 @@ from followthrough.domain.problems import Refusal
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import outbox_message, render_notice
 from followthrough.render import postmortem_detail
-from followthrough.seed import LINKS, seeded_incident
+from followthrough.seed import LINKS, seeded_incidents
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from tests.conftest import running_worker
@@ -358,7 +358,7 @@ async def test_acting_on_a_seeded_record_says_it_is_a_demo_record(
     time_skipping: WorkflowEnvironment, policy: Policy
 ) -> None:
     now = await time_skipping.get_current_time()
-    made = seeded_incident(0, policy, now)
+    made = next(seeded_incidents(policy, now))
     for record_id in (made.postmortem.id, *(item.id for item in made.items)):
         assert is_demo_record(record_id)
     with pytest.raises(ActionRefused, match=r"is a demo record .* it has no workflow to act on"):

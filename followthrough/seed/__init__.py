@@ -4,9 +4,10 @@ Fifteen months of incidents before `now`, each with the postmortem and action it
 would have recorded for it, written through the store's own write path (snapshots, audit events,
 the search index, factor tags), so the dashboard reads them exactly as it reads production data.
 
-Everything about seeded postmortem number i follows from (seed, i) alone (its own random.Random),
-so the ids are stable (`SEED-000123`), the same seed gives the same record, and a database
-seeded with 1,000 holds the first 1,000 of one seeded with 10,000. Postmortems already recorded
+Everything about seeded postmortem number i follows from (seed, i) and the postmortems before it
+(its own random.Random; their items hold WIP slots), so the ids are stable (`SEED-000123`), the
+same seed gives the same record, and a database seeded with 1,000 holds the first 1,000 of one
+seeded with 10,000. Postmortems already recorded
 are skipped: running it again writes nothing new.
 
 How a history is made, per incident:
@@ -20,9 +21,13 @@ How a history is made, per incident:
   once every item is resolved; optional ones (SEV3, SEV4) mostly lapse unless someone opts in;
   overdue drafts and reviews climb the ladder; drafts pass the domain's own checks
   (draft_problems) and, for services with an SLO, the SLO review (estimated from the draft);
-- each action item's life by age: acknowledged, sometimes queued for a WIP slot or extended,
-  claimed done and verified (sometimes rejected once first), risk accepted by the council, or
-  still open past its due date; every escalation step whose time came while it was open fires.
+- each action item's life by age: acknowledged, sometimes extended, claimed done and verified
+  (sometimes rejected once first), risk accepted by the council, or still open past its due date;
+  every escalation step whose time came while it was open fires;
+- the teams' WIP caps hold as TeamSlotsWorkflow holds them: an item that finds its team's slots
+  taken waits in line, clock stopped, until one frees for as long as it will work (postmortem i's
+  items take the slots postmortems 0 .. i-1 left, so a prefix stays the same as the count grows).
+  A history far larger than the caps can work shows long lines; `seed` counts who waits at `now`.
 
 Every notice a step sends (the domain builds it beside the step, as for the workflows) is in the
 outbox as sent, rendered by the notice activity's renderer at the step's time.
@@ -30,13 +35,15 @@ outbox as sent, rendered by the notice activity's renderer at the step's time.
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from followthrough.domain import steps
 from followthrough.domain.calendar import BusinessCalendar
@@ -116,6 +123,7 @@ BATCH = 25  # postmortems (with their items and events) per transaction
 # Only some services have SLOs, so only some incidents have an SLO review.
 SLO_OBJECTIVES = {"checkout": 0.999, "billing": 0.999, "api-gateway": 0.9995}
 SLO_PERIOD = timedelta(days=28)
+HOUR = timedelta(hours=1)
 # Seeded notices link to the Temporal UI's default address; their records have no workflow.
 LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
@@ -193,6 +201,24 @@ def seeded_slos(policy: Policy) -> list[Slo]:
     ]
 
 
+def flowing_cap(postmortems: int) -> int:
+    """A WIP cap that bears `postmortems` seeded ones in each team: one slot per six lets most
+    of the work flow while some waits at the peaks."""
+    return max(1, math.ceil(postmortems / 6))
+
+
+def sized_for(policy: Policy, postmortems: int) -> Policy:
+    """`policy` with each capped team's WIP cap raised to bear `postmortems` seeded ones: what
+    the benchmarks and the larger tests seed (and serve) against. The demo keeps its own caps."""
+    teams = {
+        name: team.model_copy(update={"wip_cap": max(team.wip_cap, flowing_cap(postmortems))})
+        if team.wip_cap is not None
+        else team
+        for name, team in policy.teams.items()
+    }
+    return policy.model_copy(update={"teams": teams})
+
+
 # --- one incident's history --------------------------------------------------------------------
 
 
@@ -214,16 +240,75 @@ def _allowed(refusal: Refusal | None) -> None:
         raise AssertionError(f"the seeded history breaks a rule: {refusal}")
 
 
-def seeded_incident(index: int, policy: Policy, now: datetime, seed: int = 7) -> Seeded:
-    """Seeded postmortem number `index`, as recorded by `now`; the same for the same arguments."""
-    return _History(random.Random(f"followthrough-seed:{seed}:{index}"), index, policy, now).run()
+def seeded_incidents(policy: Policy, now: datetime, seed: int = 7) -> Iterator[Seeded]:
+    """Seeded postmortems 0, 1, 2, ... as recorded by `now`; the same for the same arguments.
+    Each is played after those before it, whose action items hold their teams' WIP slots."""
+    start = now - HISTORY - timedelta(days=1)
+    slots = {
+        name: _Slots(team.wip_cap, start, now)
+        for name, team in policy.teams.items()
+        if team.wip_cap is not None
+    }
+    for index in itertools.count():
+        rng = random.Random(f"followthrough-seed:{seed}:{index}")
+        yield _History(rng, index, policy, now, slots).run()
+
+
+class _Slots:
+    """One team's WIP slots over the seeded history, as TeamSlotsWorkflow hands them out: how
+    many items hold a slot in each hour. An item holds every hour its work touches, so counting
+    by the hour never lets a moment hold more than the cap (a freed slot is handed on at the next
+    hour); the product hands it on at once, highest priority first, which the seed leaves out."""
+
+    def __init__(self, cap: int, start: datetime, now: datetime) -> None:
+        self.cap = cap
+        self.start = start
+        self.hours = math.ceil((now - start) / HOUR) + 1  # the last: still open at `now`
+        self.held = [0] * self.hours
+        self.waiting: list[tuple[datetime, datetime | None]] = []  # (queued, admitted)
+
+    def _hours(self, begin: datetime, end: datetime | None) -> range:
+        """The hours [begin, end) touches; end None: open for good."""
+        first = math.floor((begin - self.start) / HOUR)
+        last = self.hours if end is None else math.ceil((end - self.start) / HOUR)
+        return range(first, max(last, first + 1))
+
+    def full_hour(self, begin: datetime, end: datetime | None) -> int | None:
+        """The last hour of [begin, end) with every slot taken; None when the work fits."""
+        hours = self._hours(begin, end)
+        if max(self.held[hours.start : hours.stop]) < self.cap:
+            return None
+        return next(h for h in reversed(hours) if self.held[h] >= self.cap)
+
+    def free_after(self, hour: int) -> datetime | None:
+        """The start of the first hour after `hour` with a slot free; None: none before the end."""
+        for h in range(hour + 1, self.hours):
+            if self.held[h] < self.cap:
+                return self.start + timedelta(hours=h)
+        return None
+
+    def hold(self, begin: datetime, end: datetime | None) -> None:
+        for h in self._hours(begin, end):
+            self.held[h] += 1
+
+    def place_in_line(self, at: datetime) -> int:
+        """Where an item queued at `at` stands: behind those still waiting then."""
+        return 1 + sum(1 for q, a in self.waiting if q <= at and (a is None or a > at))
 
 
 class _History:
     """Plays one incident's postmortem and action items forward to `now`."""
 
-    def __init__(self, rng: random.Random, index: int, policy: Policy, now: datetime) -> None:
+    def __init__(
+        self,
+        rng: random.Random,
+        index: int,
+        policy: Policy,
+        now: datetime,
+        slots: dict[str, _Slots],
+    ) -> None:
         self.rng = rng
+        self.slots = slots  # the capped teams'; earlier postmortems' items hold some
         self.index = index
         self.policy = policy
         self.calendar: BusinessCalendar = policy.calendar
@@ -237,7 +322,9 @@ class _History:
         self.events: list[AuditEvent] = []  # the postmortem's, in order
         self.lives: list[_ItemLife] = []  # its action items'
         self.note: FactorTags | None = None
-        self.outbox: list[OutboxMessage] = []  # what its steps sent, in order
+        # What its steps sent, in order, with the records as they stood: rendered once the
+        # history is played (an item's life played again from its admission sends anew).
+        self.sent: list[tuple[Notice, Postmortem, ActionItem | None]] = []
         incident = self._incident()
         problems = incident_problems(incident, policy)
         if problems:
@@ -256,7 +343,11 @@ class _History:
             changes += [ActionItemChange(item=life.item, event=e) for e in life.events]
         items = [life.item for life in self.lives]
         return Seeded(
-            postmortem=pm, items=items, changes=changes, factor_tags=self.note, outbox=self.outbox
+            postmortem=pm,
+            items=items,
+            changes=changes,
+            factor_tags=self.note,
+            outbox=self._outbox(),
         )
 
     def _take(self, step: steps.Step[Postmortem]) -> None:
@@ -265,15 +356,21 @@ class _History:
         self.events.append(step.event)
 
     def tell(self, notice: Notice, item: ActionItem | None = None) -> None:
-        """A notice sent as the notice activity would (rendered, recorded, sent): it shows what
-        was sent before about the item, or for the postmortem's own notices, about it. Once per
-        dedupe key: a draft submitted again exhausts the same budget, and nobody hears twice."""
-        if any(m.dedupe_key == notice.dedupe_key for m in self.outbox):
-            return
-        earlier = [m for m in self.outbox if item is None or m.action_item_id == item.id]
-        email = render_notice(notice, self.pm, item, earlier, LINKS)
-        sent = {"status": OutboxStatus.SENT, "sent_at": notice.at}
-        self.outbox.append(outbox_message(notice, self.pm.id, email).model_copy(update=sent))
+        """A notice sent, once per dedupe key: a draft submitted again exhausts the same budget,
+        and nobody hears twice."""
+        if all(told.dedupe_key != notice.dedupe_key for told, _, _ in self.sent):
+            self.sent.append((notice, self.pm, item))
+
+    def _outbox(self) -> list[OutboxMessage]:
+        """The notices as the notice activity renders and records them: each shows what was
+        sent before about its item, or for the postmortem's own notices, about it."""
+        outbox: list[OutboxMessage] = []
+        for notice, pm, item in self.sent:
+            earlier = [m for m in outbox if item is None or m.action_item_id == item.id]
+            email = render_notice(notice, pm, item, earlier, LINKS)
+            sent = {"status": OutboxStatus.SENT, "sent_at": notice.at}
+            outbox.append(outbox_message(notice, pm.id, email).model_copy(update=sent))
+        return outbox
 
     def _last(self) -> datetime:
         return self.events[-1].at
@@ -634,6 +731,17 @@ class _History:
         )
 
 
+@dataclass(frozen=True)
+class _Mark:
+    """Where an item's life stood, to play it again from there."""
+
+    item: ActionItem
+    events: int
+    rng: tuple[Any, ...]
+    sent: int
+    started: datetime
+
+
 class _ItemLife:
     """One action item from its opening to `now`: people act at drawn moments, in order, and
     every escalation step whose time comes while it is open fires first, as its workflow does."""
@@ -649,25 +757,77 @@ class _ItemLife:
         self.started = item.opened_at  # when its clock started (after a wait in line)
 
     def run(self) -> None:
-        rng = self.rng
         self._take(steps.record_item_opening(self.item, self.item.opened_at))
-        if rng.random() < 0.45:
+        if self.rng.random() < 0.45:
             self._ticket()
-        capped = self.policy.teams[self.item.team].wip_cap is not None
-        if capped and rng.random() < 0.12 and not self._wait_for_a_slot():
-            return  # still waiting in line
+        slots = self.history.slots.get(self.item.team)
+        if slots is None:
+            self._work()
+        else:
+            self._work_in_a_slot(slots)
+
+    def _work(self) -> None:
+        """What its owner and the others do from the moment its clock starts."""
+        rng = self.rng
         if rng.random() < 0.7:
             self._act_at(self.started + timedelta(hours=rng.uniform(1, 48)), self._acknowledge)
         if rng.random() < 0.1:
             self._extend()
         fate = rng.random()
         if fate < 0.03:  # never done: overdue and escalated until now
+            if self.item.team in self.history.slots:
+                # ... but not for good while it holds one of its team's few WIP slots: the
+                # council accepts the risk once the ladder has been climbed for months.
+                self._act_at(self._due_at() + timedelta(days=rng.uniform(45, 150)), self._accept)
             self._escalate_until(self.now)
         elif fate < 0.08:  # the council accepts the risk some time after it fell due
             self._act_at(self._due_at() + timedelta(days=rng.uniform(3, 40)), self._accept)
             self._escalate_until(self.now)
         else:
             self._done(rejected_once=rng.random() < 0.08)
+
+    def _work_in_a_slot(self, slots: _Slots) -> None:
+        """Work at once if a slot is free for as long as the work holds it; otherwise wait in
+        line until one is (the work is played again from its admission: the same draws, later)."""
+        queued_at = begin = self._last()
+        mark = self._mark()
+        while True:
+            self._work()
+            end = self._slot_freed_at()
+            full = slots.full_hour(begin, end)
+            if full is None:
+                slots.hold(begin, end)
+                if begin != queued_at:
+                    slots.waiting.append((queued_at, begin))
+                return
+            self._back_to(mark)
+            cap, place = slots.cap, slots.place_in_line(queued_at)
+            self._take(steps.queue(self.item, cap, place, queued_at))
+            self._tell(steps.queued_notice(self.item, self.policy, cap, place, queued_at))
+            admitted = slots.free_after(full)
+            if admitted is None or admitted > self.now:
+                slots.waiting.append((queued_at, None))
+                return  # still waiting in line
+            self._take(steps.admit(self.item, self.calendar, queued_at, admitted))
+            self.started = begin = admitted
+
+    def _slot_freed_at(self) -> datetime | None:
+        """When the item gives its slot back (verified or its risk accepted); None: not by now."""
+        item = self.item
+        if item.verified_at is not None:
+            return item.verified_at
+        return item.risk_acceptance.at if item.risk_acceptance is not None else None
+
+    def _mark(self) -> _Mark:
+        sent = len(self.history.sent)
+        return _Mark(self.item, len(self.events), self.rng.getstate(), sent, self.started)
+
+    def _back_to(self, mark: _Mark) -> None:
+        """Undo what was played since `mark`: its steps, its notices and its draws."""
+        self.item, self.started = mark.item, mark.started
+        del self.events[mark.events :]
+        del self.history.sent[mark.sent :]
+        self.rng.setstate(mark.rng)
 
     def _take(self, step: steps.Step[ActionItem]) -> None:
         """One step of the item's process, as its workflow takes it."""
@@ -735,24 +895,6 @@ class _ItemLife:
         key = f"{item.team[:3].upper()}-{1000 + self.history.index * 20 + item.spec.number}"
         ticket = TicketRef(key=key, url=f"https://jira.example.com/browse/{key}")
         self._take(steps.ticket_opened(item, ticket, item.opened_at + timedelta(seconds=5)))
-
-    def _wait_for_a_slot(self) -> bool:
-        """Queued behind the team's WIP cap, the clock stopped; whether it was admitted by now."""
-        item, calendar = self.item, self.calendar
-        cap = self.policy.teams[item.team].wip_cap
-        assert cap is not None
-        queued_at = self._last()
-        place = self.rng.randint(1, 6)
-        self._take(steps.queue(item, cap, place, queued_at))
-        self._tell(steps.queued_notice(self.item, self.policy, cap, place, queued_at))
-        waited = self.rng.randint(1, 12)
-        admitted_on = calendar.add_business_days(calendar.local_date(item.opened_at), waited)
-        admitted = calendar.start_of(admitted_on) + timedelta(minutes=self.rng.uniform(0, 480))
-        if admitted > self.now:
-            return False
-        self._take(steps.admit(self.item, calendar, queued_at, admitted))
-        self.started = admitted
-        return True
 
     def _acknowledge(self, at: datetime) -> None:
         ack = Acknowledgement(by=self.item.owner)
@@ -840,6 +982,8 @@ class SeedSummary:
     action_items: int  # recorded by this run
     audit_events: int  # new audit events
     seconds: float
+    # Per capped team, of all the seeded items: (waiting in line at now, items, its WIP cap).
+    waiting: dict[str, tuple[int, int, int]]
 
     def line(self) -> str:
         return (
@@ -847,6 +991,17 @@ class SeedSummary:
             f"{self.audit_events} audit events seeded in {self.seconds:.1f} s"
             + (f"; {self.skipped} postmortems were there already" if self.skipped else "")
         )
+
+    def lines_in_line(self) -> list[str]:
+        """Teams whose WIP cap leaves most of their seeded items waiting: the history is larger
+        than the policy lets them work, which the demo should say rather than hide."""
+        return [
+            f"{team}: {waiting} of {items} seeded action items wait in line at its WIP cap of "
+            f"{cap}; raise teams.{team}.wip_cap in the policy to about "
+            f"{flowing_cap(self.postmortems)} to see that work flow"
+            for team, (waiting, items, cap) in sorted(self.waiting.items())
+            if waiting * 2 > items
+        ]
 
 
 def seed(
@@ -858,7 +1013,8 @@ def seed(
     seed: int = 7,
     progress: Progress | None = None,
 ) -> SeedSummary:
-    """Record seeded postmortems 0 .. postmortems-1 (those not recorded yet) as of `now`."""
+    """Record seeded postmortems 0 .. postmortems-1 (those not recorded yet) as of `now`. Those
+    recorded already are played again (their items hold WIP slots), not written."""
     if postmortems < 0:
         raise ValueError(f"postmortems must be 0 or more, not {postmortems}")
     if now.tzinfo is None:
@@ -870,14 +1026,18 @@ def seed(
         store.slos.save(missing, now)
     recorded = store.records.postmortem_ids(ID_PREFIX)
     written = items = events = 0
+    capped = {name: t.wip_cap for name, t in policy.teams.items() if t.wip_cap is not None}
+    waiting: Counter[str] = Counter()
+    seeded: Counter[str] = Counter()
     if progress is not None:
         progress(0, postmortems)
+    history = itertools.islice(seeded_incidents(policy, now, seed), postmortems)
     for first in range(0, postmortems, BATCH):
-        batch = [
-            seeded_incident(index, policy, now, seed)
-            for index in range(first, min(first + BATCH, postmortems))
-            if seeded_postmortem_id(index) not in recorded
-        ]
+        played = list(itertools.islice(history, BATCH))
+        for item in (item for one in played for item in one.items):
+            seeded[item.team] += 1
+            waiting[item.team] += item.state is ActionItemState.QUEUED
+        batch = [one for one in played if one.postmortem.id not in recorded]
         for one in batch:  # tags first: a crash before the batch lands leaves nothing half done
             if one.factor_tags is not None:
                 store.themes.note_factor_tags(one.factor_tags)
@@ -888,7 +1048,7 @@ def seed(
         written += len(batch)
         items += sum(len(one.items) for one in batch)
         if progress is not None:
-            progress(min(first + BATCH, postmortems), postmortems)
+            progress(first + len(played), postmortems)
     return SeedSummary(
         postmortems=postmortems,
         written=written,
@@ -896,4 +1056,5 @@ def seed(
         action_items=items,
         audit_events=events,
         seconds=time.perf_counter() - began,
+        waiting={team: (waiting[team], seeded[team], cap) for team, cap in capped.items()},
     )
