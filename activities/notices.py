@@ -27,14 +27,12 @@ from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
     RenderedEmail,
-    ThemeIncident,
-    ThemeItem,
     outbox_message,
     render_digest,
     render_monthly_digest,
     render_notice,
-    render_theme,
 )
+from followthrough.notices.themes import theme_email
 from followthrough.reporting.digest import build_digest
 from followthrough.reporting.metrics_view import measure
 from followthrough.storage import Store
@@ -255,46 +253,8 @@ class NoticeActivities:
         return self._store_claim(notice, pm.id, email)
 
     def _theme_email(self, notice: Notice) -> RenderedEmail:
-        """The theme's incidents and their open items, as the record has them now; an approved
-        item whose workflow has not recorded it yet is read from its postmortem's draft."""
-        assert notice.theme is not None
-        incidents = []
-        teams: set[str] = set()
-        for pm_id in notice.theme.postmortem_ids:
-            pm = self.store.records.postmortem(pm_id)
-            if pm is None:
-                continue
-            if pm.team:
-                teams.add(pm.team)
-            teams.update(t for s in pm.incident.services if (t := self.policy.team_of_service(s)))
-            items = []
-            for spec in pm.action_item_specs():
-                item = self.store.records.action_item(pm.action_item_id(spec.number))
-                if item is None:
-                    items.append(
-                        ThemeItem(
-                            id=pm.action_item_id(spec.number),
-                            title=spec.title,
-                            owner=spec.owner,
-                            team=spec.team,
-                            due=spec.due,
-                            state="open",
-                        )
-                    )
-                elif not item.resolved:
-                    items.append(
-                        ThemeItem(
-                            id=item.id,
-                            title=item.spec.title,
-                            owner=item.owner,
-                            team=item.team,
-                            due=item.due,
-                            state=item.state.value,
-                        )
-                    )
-            incidents.append(ThemeIncident(pm=pm, open_items=items))
         with _rendering(notice, notice.postmortem_id):
-            return render_theme(notice, incidents, sorted(teams), self.mailer.links)
+            return theme_email(self.store.records, self.policy, notice, self.mailer.links)
 
     def _store_claim(
         self, notice: Notice, postmortem_id: str, email: RenderedEmail

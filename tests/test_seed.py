@@ -91,8 +91,10 @@ def test_seeding_writes_postmortems_with_their_items_facts_and_audit_trail(
     )
     assert steps == [(0, N), (25, N), (N, N)]  # at the start and after each batch of 25
 
-    # The record holds exactly what the generator made, postmortem by postmortem.
-    for made in islice(seeded_incidents(policy, NOW), N):
+    # The record holds exactly what the generator made, postmortem by postmortem (played again,
+    # counting themes again gives back those each postmortem reached).
+    count_themes = store.themes.note_factor_tags
+    for made in islice(seeded_incidents(policy, NOW, count_themes=count_themes), N):
         stored = store.records.postmortem(made.postmortem.id)
         assert stored == made.postmortem
         stored_items = store.records.action_items(postmortem_id=stored.id)
@@ -301,10 +303,14 @@ def test_the_seed_command_prints_progress_and_refuses_beside_real_postmortems(
 def test_every_seeded_notice_is_in_the_outbox_as_sent(store: Store, policy: Policy) -> None:
     """An escalation that says whom it told has its message in the outbox, to them."""
     seed(store, policy, postmortems=N, now=NOW)
-    made = list(islice(seeded_incidents(policy, NOW), N))
+    # Played again, counting themes again gives back those each postmortem reached.
+    made = list(
+        islice(seeded_incidents(policy, NOW, count_themes=store.themes.note_factor_tags), N)
+    )
     outbox = store.outbox.messages()
     assert sorted(m.dedupe_key for m in outbox) == sorted(
-        m.dedupe_key for one in made for m in one.outbox
+        [m.dedupe_key for one in made for m in one.outbox]
+        + [n.dedupe_key for one in made for n in one.theme_notices]
     )
     assert all(m.status is OutboxStatus.SENT and m.sent_at == m.created_at for m in outbox)
     ladder = (NoticeKind.ITEM_STEP, NoticeKind.POSTMORTEM_OVERDUE)
@@ -321,3 +327,13 @@ def test_every_seeded_notice_is_in_the_outbox_as_sent(store: Store, policy: Poli
             if m.kind in ladder:
                 sent.setdefault(m.action_item_id or m.postmortem_id, []).append(m.recipients)
     assert told and told == sent
+    # Every recurring theme was reached by an approval: in its trail, and the council was told.
+    themes = store.themes.all()
+    assert themes
+    for theme in themes:
+        trail = store.records.audit_trail(theme.reached_by)
+        reached = [e for e in trail if e.action == AuditAction.THEME_REACHED]
+        assert [e.detail.split("'")[1] for e in reached].count(theme.tag) == 1
+        notice = next(m for m in outbox if m.dedupe_key == theme.key)
+        assert notice.kind is NoticeKind.RECURRING_THEME
+        assert notice.recipients == [policy.email_of(name) for name in policy.council]

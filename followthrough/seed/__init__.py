@@ -62,7 +62,7 @@ from followthrough.domain.escalation import (
     plan_ladder,
 )
 from followthrough.domain.incident import DEMO_SOURCE, Incident, incident_problems
-from followthrough.domain.notice import Notice, OutboxMessage, OutboxStatus
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -100,9 +100,10 @@ from followthrough.domain.problems import Refusal
 from followthrough.domain.slo import Slo
 from followthrough.domain.slo_review import SloEvidence, SloReview, review_slos, slo_question
 from followthrough.domain.slo_rules import alert_name
-from followthrough.domain.themes import FactorTags
+from followthrough.domain.themes import FactorTags, Theme
 from followthrough.domain.tickets import TicketRef
 from followthrough.notices.render import Links, outbox_message, render_notice
+from followthrough.notices.themes import theme_email
 from followthrough.seed.vocabulary import (
     APPROVAL_COMMENTS,
     CHANGE_REASONS,
@@ -130,6 +131,7 @@ LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 Change = PostmortemChange | ActionItemChange
 T = TypeVar("T")
 Progress = Callable[[int, int], None]
+CountThemes = Callable[[FactorTags], list[Theme]]
 
 
 def seeded_incident_id(index: int) -> str:
@@ -224,14 +226,14 @@ def sized_for(policy: Policy, postmortems: int) -> Policy:
 
 @dataclass
 class Seeded:
-    """Seeded postmortem number `index`: everything it recorded, the tags its approval noted,
-    and the notices its steps sent."""
+    """Seeded postmortem number `index`: everything it recorded and the notices its steps sent
+    (the recurring themes' apart: their email reads the record, so it is rendered once written)."""
 
     postmortem: Postmortem
     items: list[ActionItem]
     changes: list[Change]
-    factor_tags: FactorTags | None
     outbox: list[OutboxMessage]
+    theme_notices: list[Notice]
 
 
 def _allowed(refusal: Refusal | None) -> None:
@@ -240,9 +242,16 @@ def _allowed(refusal: Refusal | None) -> None:
         raise AssertionError(f"the seeded history breaks a rule: {refusal}")
 
 
-def seeded_incidents(policy: Policy, now: datetime, seed: int = 7) -> Iterator[Seeded]:
+def seeded_incidents(
+    policy: Policy, now: datetime, seed: int = 7, count_themes: CountThemes | None = None
+) -> Iterator[Seeded]:
     """Seeded postmortems 0, 1, 2, ... as recorded by `now`; the same for the same arguments.
-    Each is played after those before it, whose action items hold their teams' WIP slots."""
+    Each is played after those before it, whose action items hold their teams' WIP slots.
+
+    `count_themes` counts an approval's factor tags as the themes activity does (the store's
+    `themes.note_factor_tags`) and returns the themes it reached; without it, none are counted.
+    Counted in the order played, a theme is reached by the postmortem that completes it in that
+    order, at its approval."""
     start = now - HISTORY - timedelta(days=1)
     slots = {
         name: _Slots(team.wip_cap, start, now)
@@ -251,7 +260,7 @@ def seeded_incidents(policy: Policy, now: datetime, seed: int = 7) -> Iterator[S
     }
     for index in itertools.count():
         rng = random.Random(f"followthrough-seed:{seed}:{index}")
-        yield _History(rng, index, policy, now, slots).run()
+        yield _History(rng, index, policy, now, slots, count_themes).run()
 
 
 class _Slots:
@@ -306,9 +315,11 @@ class _History:
         policy: Policy,
         now: datetime,
         slots: dict[str, _Slots],
+        count_themes: CountThemes | None,
     ) -> None:
         self.rng = rng
         self.slots = slots  # the capped teams'; earlier postmortems' items hold some
+        self.count_themes = count_themes
         self.index = index
         self.policy = policy
         self.calendar: BusinessCalendar = policy.calendar
@@ -321,7 +332,6 @@ class _History:
         self.author: str | None = None  # who opted in to an optional postmortem
         self.events: list[AuditEvent] = []  # the postmortem's, in order
         self.lives: list[_ItemLife] = []  # its action items'
-        self.note: FactorTags | None = None
         # What its steps sent, in order, with the records as they stood: rendered once the
         # history is played (an item's life played again from its admission sends anew).
         self.sent: list[tuple[Notice, Postmortem, ActionItem | None]] = []
@@ -346,8 +356,8 @@ class _History:
             postmortem=pm,
             items=items,
             changes=changes,
-            factor_tags=self.note,
             outbox=self._outbox(),
+            theme_notices=[n for n, _, _ in self.sent if n.kind is NoticeKind.RECURRING_THEME],
         )
 
     def _take(self, step: steps.Step[Postmortem]) -> None:
@@ -366,10 +376,11 @@ class _History:
         sent before about its item, or for the postmortem's own notices, about it."""
         outbox: list[OutboxMessage] = []
         for notice, pm, item in self.sent:
+            if notice.kind is NoticeKind.RECURRING_THEME:
+                continue
             earlier = [m for m in outbox if item is None or m.action_item_id == item.id]
             email = render_notice(notice, pm, item, earlier, LINKS)
-            sent = {"status": OutboxStatus.SENT, "sent_at": notice.at}
-            outbox.append(outbox_message(notice, pm.id, email).model_copy(update=sent))
+            outbox.append(_sent(outbox_message(notice, pm.id, email)))
         return outbox
 
     def _last(self) -> datetime:
@@ -545,8 +556,11 @@ class _History:
         pm = self.pm
         assert pm.draft is not None
         tags = factor_tags(pm.draft)
-        if tags:
-            self.note = steps.factors_to_count(pm, tags, self.policy, approved)
+        if tags and self.count_themes is not None:
+            note = steps.factors_to_count(pm, tags, self.policy, approved)
+            for theme in self.count_themes(note):
+                self._take(steps.theme_reached(self.pm, theme, approved))
+                self.tell(steps.theme_notice(self.pm, self.policy, theme, approved))
         for spec in pm.action_item_specs():
             opened = approved + timedelta(seconds=self.rng.uniform(1, 30))
             start = ActionItemStart(
@@ -966,6 +980,11 @@ class _ItemLife:
         self._tell(steps.risk_accepted_notice(self.item, self.policy, request, at))
 
 
+def _sent(message: OutboxMessage) -> OutboxMessage:
+    """As the outbox holds a message sent when it was made."""
+    return message.model_copy(update={"status": OutboxStatus.SENT, "sent_at": message.created_at})
+
+
 def _weighted(rng: random.Random, weights: dict[T, int]) -> T:
     choices = list(weights)
     return rng.choices(choices, weights=[weights[c] for c in choices])[0]
@@ -1031,20 +1050,25 @@ def seed(
     seeded: Counter[str] = Counter()
     if progress is not None:
         progress(0, postmortems)
-    history = itertools.islice(seeded_incidents(policy, now, seed), postmortems)
+    # Counting is idempotent: a postmortem recorded already gets back the themes it reached.
+    played_all = seeded_incidents(policy, now, seed, store.themes.note_factor_tags)
+    history = itertools.islice(played_all, postmortems)
     for first in range(0, postmortems, BATCH):
         played = list(itertools.islice(history, BATCH))
         for item in (item for one in played for item in one.items):
             seeded[item.team] += 1
             waiting[item.team] += item.state is ActionItemState.QUEUED
         batch = [one for one in played if one.postmortem.id not in recorded]
-        for one in batch:  # tags first: a crash before the batch lands leaves nothing half done
-            if one.factor_tags is not None:
-                store.themes.note_factor_tags(one.factor_tags)
         events += store.records.record_many(
             [change for one in batch for change in one.changes],
             [message for one in batch for message in one.outbox],
         )
+        themes = [
+            _sent(outbox_message(n, n.postmortem_id, theme_email(store.records, policy, n, LINKS)))
+            for one in batch
+            for n in one.theme_notices
+        ]
+        store.records.record_many([], themes)
         written += len(batch)
         items += sum(len(one.items) for one in batch)
         if progress is not None:
