@@ -68,6 +68,10 @@ class ActionRefused(Exception):
         self.kind = kind
 
 
+class WorkflowNotRunning(ActionRefused):
+    """Temporal has no running workflow of that id: none was started, or it has finished."""
+
+
 async def act(
     client: Client,
     workflow_id: str,
@@ -96,7 +100,8 @@ async def act(
                 "workflow to act on"
             ) from None
         if err.status is RPCStatusCode.NOT_FOUND:
-            raise ActionRefused(f"{workflow_id} does not exist or has already closed") from None
+            gone = f"{workflow_id} does not exist or has already closed"
+            raise WorkflowNotRunning(gone) from None
         raise
 
 
@@ -124,7 +129,23 @@ class Actions:
         argument: Argument,
     ) -> Result:
         client = self.temporal if isinstance(self.temporal, Client) else await self.temporal()
-        return await act(client, workflow_id, update, argument)
+        try:
+            return await act(client, workflow_id, update, argument)
+        except WorkflowNotRunning:
+            # The record knows a finished one's state: say that rather than "does not exist".
+            state = await asyncio.to_thread(self._recorded_state, workflow_id)
+            if state is None:
+                raise
+            raise ActionRefused(
+                f"{workflow_id} is {state} and finished: nothing more can be done to it"
+            ) from None
+
+    def _recorded_state(self, workflow_id: str) -> str | None:
+        item = self.store.records.action_item(workflow_id)
+        if item is not None:
+            return item.state.value
+        pm = self.store.records.postmortem(workflow_id)
+        return pm.state.value if pm is not None else None
 
     # --- postmortems ------------------------------------------------------------------------
 

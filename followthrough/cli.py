@@ -24,7 +24,7 @@ from followthrough.actions import ActionRefused, Actions
 from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
-from followthrough.domain.incident import incident_time_problems, parse_incident
+from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import (
@@ -273,9 +273,9 @@ def policy_check(file: Path) -> None:
 
 def resolve_incident(file: Path) -> dict[str, Any]:
     config = settings()
-    incident = parse_incident(read_mapping(file), config.loaded_policy, origin=str(file))
-    if untimely := incident_time_problems(incident, datetime.now(UTC)):
-        raise Problems(str(file), untimely)
+    incident = parse_incident(
+        read_mapping(file), config.loaded_policy, origin=str(file), now=datetime.now(UTC)
+    )
 
     async def start() -> dict[str, Any]:
         result = await start_postmortem(
@@ -577,11 +577,17 @@ def _without_links(message: OutboxMessage) -> OutboxMessage:
 def slo_import(files: list[Path]) -> None:
     """Import SLOs from Sloth or OpenSLO v1 YAML files; all are checked before any is saved."""
     with Progress() as progress:
-        found = []
-        for n, file in enumerate(files):  # every file valid, or nothing
+        found, refused = [], []
+        for n, file in enumerate(files):  # every file valid, or nothing; every refusal said
             progress("checking SLO files", n, len(files))
-            found.append((file, load_slo_specs(file)))
+            try:
+                found.append((file, load_slo_specs(file)))
+            except (Problems, OSError, UnicodeDecodeError) as err:
+                refused.append(f"error: {err}")
         progress("checking SLO files", len(files), len(files))
+        if refused:
+            typer.echo("\n".join(refused), err=True)
+            raise typer.Exit(1)
         store = open_migrated_store()
         for n, (_, slos) in enumerate(found):
             progress("saving SLOs", n, len(found))

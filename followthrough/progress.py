@@ -6,8 +6,9 @@ passes a `Progress`; everything else defaults to `no_progress`.
 
 On a terminal `Progress` keeps one line per stage up to date in place:
     Reading incidents 4,000/10,000 40%
-Elsewhere (CI logs, a pipe) it writes plain lines, one when a stage starts and then at most one
-per 10 % of it, so a log stays short however many steps there are.
+Elsewhere (CI logs, a pipe) it stays quiet for the first QUIET_SECONDS, so a quick command's
+output is its answer alone; work that takes longer writes plain lines, one when a stage starts
+and then at most one per 10 % of it, so a log stays short however many steps there are.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from types import TracebackType
 from typing import Protocol, TextIO
 
 REDRAW_SECONDS = 0.1  # a terminal line is redrawn at most this often (and at each stage's end)
+QUIET_SECONDS = 5.0  # off a terminal, nothing is written before the work has taken this long
 
 
 class ProgressReport(Protocol):
@@ -54,10 +56,12 @@ class Progress:
         *,
         live: bool | None = None,
         clock: Callable[[], float] = time.monotonic,
+        quiet_seconds: float = QUIET_SECONDS,
     ) -> None:
         self.stream = stream if stream is not None else sys.stderr
         self.live = self.stream.isatty() if live is None else live
         self._clock = clock
+        self._quiet_until = 0.0 if self.live else clock() + quiet_seconds
         self._stage: str | None = None
         self._tenth = -1  # plain lines: the last tenth of the stage written
         self._drawn_at = 0.0  # live: when the line was last redrawn
@@ -77,7 +81,8 @@ class Progress:
             return
         tenth = 10 if total is None or total <= 0 else min(done * 10 // total, 10)
         if starting or (total is not None and tenth > self._tenth):
-            self._write(line + "\n")
+            if self._clock() >= self._quiet_until:
+                self._write(line + "\n")
             self._tenth = tenth
 
     def finish(self) -> None:

@@ -8,7 +8,13 @@ from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import merged_timeline, prefilled_timeline
 from followthrough.domain.incident import is_demo_record
 from followthrough.domain.notice import OutboxMessage
-from followthrough.domain.postmortem import SYSTEM_ACTOR, ActionItem, AuditEvent, Postmortem
+from followthrough.domain.postmortem import (
+    SYSTEM_ACTOR,
+    ActionItem,
+    AuditAction,
+    AuditEvent,
+    Postmortem,
+)
 from followthrough.domain.themes import Theme
 
 
@@ -90,6 +96,9 @@ def postmortem_detail(pm: Postmortem, items: list[ActionItem], trail: list[Audit
     ]
     if reviews:
         lines += ["", "Reviews", *reviews]
+    closing = [e for e in trail if e.action == AuditAction.POSTMORTEM_CLOSED]
+    if closing:  # its evidence lines get a section of their own, not the audit table's tail
+        lines += ["", "Closing record", *(f"  {line}" for line in closing[-1].detail.splitlines())]
     lines += ["", "Audit trail"]
     lines += [audit_line(event) for event in trail]
     return "\n".join(lines)
@@ -175,13 +184,15 @@ def action_item_detail(item: ActionItem, trail: list[AuditEvent]) -> str:
 def audit_line(event: AuditEvent) -> str:
     subject = event.workflow_id.removeprefix(event.postmortem_id).lstrip("-") or "postmortem"
     at = event.at.strftime("%Y-%m-%d %H:%M:%S")
-    return f"  {at}  {event.actor:<13} {event.action:<22} {subject:<10} {event.detail}"
+    detail = event.detail.splitlines()[0] if event.detail else ""  # one row per event
+    more = " ..." if "\n" in event.detail.strip() else ""
+    return f"  {at}  {event.actor:<13} {event.action:<22} {subject:<10} {detail}{more}"
 
 
 def theme_detail(theme: Theme) -> str:
     lines = [
         f"{theme.tag}: {len(theme.postmortem_ids)} postmortems whose incidents resolved "
-        f"{theme.window_start.date()} to {theme.window_end.date()}; the council was told "
+        f"{theme.resolved_between}; the council was told "
         f"{when(theme.reached_at)} (reached by {theme.reached_by})"
     ]
     return "\n".join([*lines, *(f"    {pm_id}" for pm_id in theme.postmortem_ids)])

@@ -9,7 +9,7 @@ import re
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
@@ -22,6 +22,7 @@ MILESTONES = (*ORDERED_MILESTONES, "communicated")
 
 _ID_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 _KEY_PART = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_MOMENT: TypeAdapter[AwareDatetime | None] = TypeAdapter(AwareDatetime | None)
 
 
 class UnmappedSeverity(BaseModel):
@@ -102,13 +103,26 @@ def incident_problems(incident: Incident, policy: Policy) -> list[str]:
     problems = incident_bounds(incident)
     if problems:  # times outside the window cannot even be compared
         return problems
-    if not _ID_PATTERN.match(incident.id):
-        problems.append(f"id: '{incident.id}' must be 1-128 letters, digits, '.', '_', ':' or '-'")
-    if incident.severity not in policy.severities:
+    milestones = {name: incident.milestone(name) for name in ORDERED_MILESTONES}
+    return _meaning_problems(incident.id, incident.severity, milestones, policy)
+
+
+def _meaning_problems(
+    incident_id: str | None,
+    severity: str | None,
+    milestones: dict[str, datetime | None],
+    policy: Policy,
+) -> list[str]:
+    """The id's form, the severity against the policy and the milestones' order, for the values
+    that are known (None: missing or already refused for its shape)."""
+    problems = []
+    if incident_id is not None and not _ID_PATTERN.match(incident_id):
+        problems.append(f"id: '{incident_id}' must be 1-128 letters, digits, '.', '_', ':' or '-'")
+    if severity is not None and severity not in policy.severities:
         known = ", ".join(policy.severities)
-        problems.append(f"severity: '{incident.severity}' is not in the policy ({known})")
+        problems.append(f"severity: '{severity}' is not in the policy ({known})")
     # Each milestone must come after the ones before it (communication may happen any time).
-    seen = [(name, incident.milestone(name)) for name in ORDERED_MILESTONES]
+    seen = [(name, milestones.get(name)) for name in ORDERED_MILESTONES]
     present = [(name, at) for name, at in seen if at is not None]
     for (earlier, at_earlier), (later, at_later) in itertools.pairwise(present):
         if at_later < at_earlier:
@@ -117,6 +131,32 @@ def incident_problems(incident: Incident, policy: Policy) -> list[str]:
                 f"({at_earlier.isoformat()})"
             )
     return problems
+
+
+def _meaning_of_the_rest(data: dict[str, Any], err: ValidationError, policy: Policy) -> list[str]:
+    """What the fields that did parse say against the policy, so a file with a shape problem
+    hears of its other problems in the same message rather than in a second round."""
+    refused = {str(e["loc"][0]) for e in err.errors() if e["loc"]}
+
+    def usable(name: str) -> Any:
+        return None if name in refused else data.get(name)
+
+    def text(name: str) -> str | None:
+        value = usable(name)
+        return value if isinstance(value, str) and value else None
+
+    milestones: dict[str, datetime | None] = {}
+    for name in ORDERED_MILESTONES:
+        try:
+            milestones[name] = _MOMENT.validate_python(usable(f"{name}_at"))
+        except ValidationError:
+            milestones[name] = None
+    window = Bounds()
+    for name, at in milestones.items():
+        window.moment(f"{name}_at", at)
+    if window.problems:  # times outside the window cannot even be compared
+        milestones = {}
+    return window.problems + _meaning_problems(text("id"), text("severity"), milestones, policy)
 
 
 def incident_bounds(incident: Incident) -> list[str]:
@@ -158,8 +198,11 @@ def incident_time_problems(incident: Incident, now: datetime) -> list[str]:
     return problems
 
 
-def parse_incident(data: Any, policy: Policy, *, origin: str = "incident") -> Incident:
-    """Validate a generic incident (a dict or JSON text) against the schema and the policy."""
+def parse_incident(
+    data: Any, policy: Policy, *, origin: str = "incident", now: datetime | None = None
+) -> Incident:
+    """Validate a generic incident (a dict or JSON text) against the schema and the policy, and,
+    given `now`, against the clock (incident_time_problems): every problem in one refusal."""
     if isinstance(data, str | bytes):
         try:
             data = json.loads(data)
@@ -172,8 +215,11 @@ def parse_incident(data: Any, policy: Policy, *, origin: str = "incident") -> In
     try:
         incident = Incident.model_validate(data)
     except ValidationError as err:
-        raise InvalidIncident(origin, format_validation_error(err)) from None
+        shape = format_validation_error(err)
+        raise InvalidIncident(origin, shape + _meaning_of_the_rest(data, err, policy)) from None
     problems = incident_problems(incident, policy)
+    if now is not None and not incident_bounds(incident):  # else its times cannot be judged
+        problems += incident_time_problems(incident, now)
     if problems:
         raise InvalidIncident(origin, problems)
     return incident

@@ -52,6 +52,15 @@ class Theme(BaseModel):
     reached_at: AwareDatetime
     reached_by: str  # the postmortem whose approval reached the threshold
     postmortem_ids: list[str] = Field(default_factory=list)  # every member, oldest first
+    # The latest member incident's resolution (None: not read); the window may reach far beyond.
+    last_resolved_at: AwareDatetime | None = None
+
+    @property
+    def resolved_between(self) -> str:
+        """'on 2026-11-20', or '2026-11-20 to 2026-12-02': the days its incidents resolved."""
+        first = self.window_start.date()
+        last = (self.last_resolved_at or self.window_end).date()
+        return f"on {first}" if first == last else f"{first} to {last}"
 
     @property
     def key(self) -> str:

@@ -95,8 +95,8 @@ class ThemeStore:
         return self._theme(session, row) if row.reached_by == note.postmortem_id else None
 
     def _theme(self, session: Session, row: ThemeRow) -> Theme:
-        members = session.scalars(
-            select(FactorTagRow.postmortem_id)
+        members = session.execute(
+            select(FactorTagRow.postmortem_id, FactorTagRow.resolved_at)
             .where(
                 FactorTagRow.tag == row.tag,
                 FactorTagRow.resolved_at >= row.window_start,
@@ -110,7 +110,8 @@ class ThemeStore:
             window_end=row.window_end,
             reached_at=row.reached_at,
             reached_by=row.reached_by,
-            postmortem_ids=list(members),
+            postmortem_ids=[pm_id for pm_id, _ in members],
+            last_resolved_at=members[-1][1] if members else None,
         )
 
     def all(self, tag: str | None = None) -> list[Theme]:
