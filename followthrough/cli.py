@@ -41,6 +41,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.problems import Problems
+from followthrough.domain.relative_time import looks_relative, relative_day, with_relative_times
 from followthrough.domain.slo_rules import proposed_change, proposed_windows, sloth_spec
 from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.logging import configure_logging
@@ -153,6 +154,14 @@ def read_mapping(path: Path) -> Any:
         return yaml.safe_load(text)  # YAML is a superset of JSON: one reader for both
     except yaml.YAMLError as err:
         raise Problems(str(path), [f"not valid YAML or JSON: {err}"]) from None
+
+
+def read_written(path: Path) -> Any:
+    """A file a person wrote (an incident, a draft): relative times (`now-1h`) written out."""
+    data, problems = with_relative_times(read_mapping(path), datetime.now(UTC))
+    if problems:
+        raise Problems(str(path), problems)
+    return data
 
 
 def emit(model: BaseModel | list[Any] | dict[str, Any]) -> None:
@@ -274,7 +283,7 @@ def policy_check(file: Path) -> None:
 def resolve_incident(file: Path) -> dict[str, Any]:
     config = settings()
     incident = parse_incident(
-        read_mapping(file), config.loaded_policy, origin=str(file), now=datetime.now(UTC)
+        read_written(file), config.loaded_policy, origin=str(file), now=datetime.now(UTC)
     )
 
     async def start() -> dict[str, Any]:
@@ -342,7 +351,7 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
 @friendly_errors
 def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
-    draft = parse_draft(read_mapping(draft_file), origin=str(draft_file))
+    draft = parse_draft(read_written(draft_file), origin=str(draft_file))
     pm_id = open_store().records.resolve(postmortem)
     submission = DraftSubmission(by=actor(by), draft=draft)
     pm = act(lambda actions: actions.submit_draft(pm_id, submission))
@@ -465,7 +474,7 @@ def action_reject(
 @friendly_errors
 def action_extend(
     item: str,
-    until: Annotated[str, typer.Option(help="the new due date, YYYY-MM-DD")],
+    until: Annotated[str, typer.Option(help="the new due date, YYYY-MM-DD or today+8w")],
     reason: Annotated[str, typer.Option(help="why more time is needed")],
     by: Actor = None,
 ) -> None:
@@ -515,9 +524,12 @@ def action_accept_risk(
 
 def parse_day(text: str) -> date:
     try:
+        if looks_relative(text):
+            return relative_day(text, datetime.now(UTC))
         return date.fromisoformat(text)
     except ValueError:
-        raise Problems("--until", [f"'{text}' is not a date like 2027-01-31"]) from None
+        message = f"'{text}' is not a date like 2027-01-31 or today+8w"
+        raise Problems("--until", [message]) from None
 
 
 # --- the outbox --------------------------------------------------------------------------------
