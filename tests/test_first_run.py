@@ -27,6 +27,17 @@ from tests.processes import ROOT, Followthrough, free_port
 NOW = datetime(2026, 12, 3, 14, 30, tzinfo=UTC)
 
 
+@pytest.fixture
+def ft(tmp_path: Path) -> Followthrough:
+    # Nothing listens on this port: whatever is refused here was refused before reaching Temporal.
+    return Followthrough.create(
+        tmp_path,
+        temporal_address=f"127.0.0.1:{free_port()}",
+        database_url=None,
+        task_queue="first-run",
+    )
+
+
 def test_worker_py_help_prints_help_and_starts_nothing() -> None:
     # Nothing listens there: a worker that started would hang trying to connect or fail.
     env = {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "TEMPORAL_ADDRESS": "127.0.0.1:1"}
@@ -64,13 +75,7 @@ def test_an_incident_file_hears_of_every_problem_at_once(policy: Policy) -> None
     assert f"resolved_at: {late['resolved_at']} is in the future" in problems
 
 
-def test_slo_import_names_every_broken_file_and_saves_none(tmp_path: Path) -> None:
-    ft = Followthrough.create(
-        tmp_path,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        database_url=None,
-        task_queue="first-run",
-    )
+def test_slo_import_names_every_broken_file_and_saves_none(ft: Followthrough) -> None:
     examples = ROOT / "tests" / "slo_examples"
     files = [str(examples / n) for n in ("sloth-broken.yaml", "sloth-valid.yaml")]
     files.append(str(examples / "openslo-broken.yaml"))
@@ -175,13 +180,9 @@ def test_a_file_gets_its_relative_times_written_out_and_its_bad_ones_named() -> 
     )
 
 
-def test_the_cli_refuses_a_bad_relative_time_by_its_field(tmp_path: Path) -> None:
-    ft = Followthrough.create(
-        tmp_path,
-        temporal_address=f"127.0.0.1:{free_port()}",
-        database_url=None,
-        task_queue="first-run",
-    )
+def test_the_cli_refuses_a_bad_relative_time_by_its_field(
+    ft: Followthrough, tmp_path: Path
+) -> None:
     incident = tmp_path / "incident.json"
     incident.write_text(
         (ROOT / "examples" / "incident.json").read_text().replace('"now-1h"', '"now-1 hour"')
