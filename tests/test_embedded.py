@@ -12,8 +12,10 @@ import sys
 import threading
 import time
 import urllib.request
+from datetime import UTC, datetime
 from pathlib import Path
 
+from followthrough.domain.relative_time import with_relative_times
 from followthrough.temporal.binaries import find_binary
 from followthrough.webhooks import sign_generic
 from tests.processes import ROOT, Followthrough, free_port, wait_until
@@ -91,7 +93,11 @@ def test_up_runs_everything_and_resumes_after_ctrl_c(tmp_path: Path) -> None:
             assert json.load(health) == {"status": "ok"}
 
         # An incident arriving by webhook, signed as the README shows, starts its postmortem.
-        body = json.dumps({**json.loads((EXAMPLES / "incident.json").read_text()), "id": "INC-77"})
+        # A tool sends ISO 8601 times; the example's relative ones (`now-1h`) are for people.
+        example, _ = with_relative_times(
+            json.loads((EXAMPLES / "incident.json").read_text()), datetime.now(UTC)
+        )
+        body = json.dumps({**example, "id": "INC-77"})
         hooked = urllib.request.Request(
             f"{api}/webhooks/generic",
             data=body.encode(),
