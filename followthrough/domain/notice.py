@@ -34,6 +34,37 @@ class NoticeKind(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
     SEVERITY_UNMAPPED = "severity_unmapped"  # a source's severity the policy lacks: operators
     STUCK_WORK = "stuck_work"  # a workflow's tasks or an activity keep failing: to the operators
+    # Hand-offs: work just landed on someone (followthrough.domain.handoffs). Not urgent.
+    POSTMORTEM_OPENED = "postmortem_opened"  # to its owner: yours to write, due when
+    OPT_IN_OFFERED = "opt_in_offered"  # an optional postmortem: to the owning team
+    DRAFT_SUBMITTED = "draft_submitted"  # to each reviewer who has not yet approved
+    CHANGES_REQUESTED = "changes_requested"  # to the owner, with the reviewer's reason
+    POSTMORTEM_APPROVED = "postmortem_approved"  # to the owner and every item owner
+    ITEM_ASSIGNED = "item_assigned"  # an approved item, to its owner
+    REASSIGNED_AWAY = "reassigned_away"  # a reassigned item, to its previous owner
+    DONE_CLAIMED = "done_claimed"  # to whoever may verify the claim
+    ITEM_VERIFIED = "item_verified"  # a claim verified (by hand or by check): to the owner
+    CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
+
+
+HANDOFF_KINDS = frozenset(
+    {
+        NoticeKind.POSTMORTEM_OPENED,
+        NoticeKind.OPT_IN_OFFERED,
+        NoticeKind.DRAFT_SUBMITTED,
+        NoticeKind.CHANGES_REQUESTED,
+        NoticeKind.POSTMORTEM_APPROVED,
+        NoticeKind.ITEM_ASSIGNED,
+        NoticeKind.REASSIGNED_AWAY,
+        NoticeKind.DONE_CLAIMED,
+        NoticeKind.ITEM_VERIFIED,
+        NoticeKind.CLAIM_REJECTED,
+        NoticeKind.REASSIGNED,
+        NoticeKind.EXTENSION_REQUESTED,
+        NoticeKind.EXTENSION_DECIDED,
+        NoticeKind.CHECK_FAILED,
+    }
+)
 
 
 class Recipient(BaseModel):
@@ -64,6 +95,8 @@ class ItemFacts(BaseModel):
     check: CheckResult | None = None  # a failed check: what was asked, the answer, why
     check_number: int | None = None  # check N of M failed; None: the re-check after verifying
     checks_required: int | None = None
+    evidence: str | None = None  # done claimed: what the owner points to
+    new_owner: str | None = None  # reassigned away: whose it is now
 
 
 class Notice(BaseModel):

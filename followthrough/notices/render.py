@@ -21,7 +21,14 @@ from followthrough.domain.metrics import (
     format_percent,
     headline,
 )
-from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage, OutboxStatus
+from followthrough.domain.notice import (
+    HANDOFF_KINDS,
+    Digest,
+    Notice,
+    NoticeKind,
+    OutboxMessage,
+    OutboxStatus,
+)
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.domain.stuck import StuckWork
 from followthrough.hrefs import safe_url
@@ -125,6 +132,8 @@ def render_notice(
         "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
         "subject": one_line(subject_of(notice, pm, item)),
         "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
+        # Where a hand-off's reader acts: the dashboard page (sign-in decides who may act there).
+        "page": links.page(f"/postmortems/{pm.id}"),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
     return RenderedEmail(
@@ -155,11 +164,22 @@ def _to_owner(notice: Notice, item: ActionItem) -> bool:
     return [r.name for r in notice.to] == [item.owner]
 
 
+# Hand-offs that had their words in item_event before hand-off notices existed keep them.
+_ITEM_EVENTS = frozenset(
+    {
+        NoticeKind.REASSIGNED,
+        NoticeKind.EXTENSION_REQUESTED,
+        NoticeKind.EXTENSION_DECIDED,
+        NoticeKind.CHECK_FAILED,
+    }
+)
+
 _TEMPLATE = {
     NoticeKind.ITEM_STEP: "item_step",
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
     NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
     NoticeKind.SEVERITY_UNMAPPED: "severity_unmapped",
+    **{kind: "handoff" for kind in HANDOFF_KINDS - _ITEM_EVENTS},
 }
 
 
@@ -198,6 +218,18 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         NoticeKind.BUDGET_EXHAUSTED: f"{tag} Error budget exhausted: {notice.slo_id}; release "
         "freeze recommended",
         NoticeKind.SEVERITY_UNMAPPED: f"{tag} Policy gap: {_gap(notice)}",
+        NoticeKind.POSTMORTEM_OPENED: f"{tag} Yours to write: the postmortem for "
+        f"'{incident.title}'",
+        NoticeKind.OPT_IN_OFFERED: f"{tag} Optional postmortem for '{incident.title}': opt in?",
+        NoticeKind.DRAFT_SUBMITTED: f"{tag} Review the postmortem draft for '{incident.title}'",
+        NoticeKind.CHANGES_REQUESTED: f"{tag} Changes requested on your draft for "
+        f"'{incident.title}'",
+        NoticeKind.POSTMORTEM_APPROVED: f"{tag} Approved: the postmortem for '{incident.title}'",
+        NoticeKind.ITEM_ASSIGNED: f"{tag} Yours to do: '{_title(item)}'",
+        NoticeKind.REASSIGNED_AWAY: f"{tag} No longer yours: '{_title(item)}'",
+        NoticeKind.DONE_CLAIMED: f"{tag} Claimed done, yours to verify: '{_title(item)}'",
+        NoticeKind.ITEM_VERIFIED: f"{tag} Verified: '{_title(item)}'",
+        NoticeKind.CLAIM_REJECTED: f"{tag} Done claim rejected, reopened: '{_title(item)}'",
     }
     return subjects.get(notice.kind, f"{tag} {incident.title}")
 
