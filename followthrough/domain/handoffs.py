@@ -82,14 +82,15 @@ def draft_submitted_notice(pm: Postmortem, policy: Policy, at: datetime) -> Noti
     if not names:
         return None
     key = f"draft-v{pm.draft_version}/submitted"
-    return _pm_notice(pm, policy, NoticeKind.DRAFT_SUBMITTED, names, key, at)
+    facts = ItemFacts(by=pm.owner, draft_version=pm.draft_version)
+    return _pm_notice(pm, policy, NoticeKind.DRAFT_SUBMITTED, names, key, at, facts)
 
 
 def changes_requested_notice(
     pm: Postmortem, policy: Policy, request: ChangeRequest, at: datetime
 ) -> Notice:
     """The owner hears the reviewer's reason; one per request on a draft version."""
-    facts = ItemFacts(by=request.by, reason=request.reason)
+    facts = ItemFacts(by=request.by, reason=request.reason, draft_version=pm.draft_version)
     key = f"draft-v{pm.draft_version}/changes-requested-by-{request.by}"
     return _pm_notice(pm, policy, NoticeKind.CHANGES_REQUESTED, [pm.owner], key, at, facts)
 

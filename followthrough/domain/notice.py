@@ -47,6 +47,7 @@ class NoticeKind(StrEnum):
     CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
 
 
+# The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
 HANDOFF_KINDS = frozenset(
     {
         NoticeKind.POSTMORTEM_OPENED,
@@ -59,12 +60,16 @@ HANDOFF_KINDS = frozenset(
         NoticeKind.DONE_CLAIMED,
         NoticeKind.ITEM_VERIFIED,
         NoticeKind.CLAIM_REJECTED,
-        NoticeKind.REASSIGNED,
-        NoticeKind.EXTENSION_REQUESTED,
-        NoticeKind.EXTENSION_DECIDED,
-        NoticeKind.CHECK_FAILED,
     }
 )
+# What a person may take in a daily digest: the hand-offs, and the item events that hand work
+# over too. Escalations, overdue notices and what goes to the council or operators stay immediate.
+NON_URGENT_KINDS = HANDOFF_KINDS | {
+    NoticeKind.REASSIGNED,
+    NoticeKind.EXTENSION_REQUESTED,
+    NoticeKind.EXTENSION_DECIDED,
+    NoticeKind.CHECK_FAILED,
+}
 
 
 class Recipient(BaseModel):
@@ -97,6 +102,7 @@ class ItemFacts(BaseModel):
     checks_required: int | None = None
     evidence: str | None = None  # done claimed: what the owner points to
     new_owner: str | None = None  # reassigned away: whose it is now
+    draft_version: int | None = None  # a draft submitted or sent back: which version
 
 
 class Notice(BaseModel):

@@ -164,22 +164,12 @@ def _to_owner(notice: Notice, item: ActionItem) -> bool:
     return [r.name for r in notice.to] == [item.owner]
 
 
-# Hand-offs that had their words in item_event before hand-off notices existed keep them.
-_ITEM_EVENTS = frozenset(
-    {
-        NoticeKind.REASSIGNED,
-        NoticeKind.EXTENSION_REQUESTED,
-        NoticeKind.EXTENSION_DECIDED,
-        NoticeKind.CHECK_FAILED,
-    }
-)
-
 _TEMPLATE = {
     NoticeKind.ITEM_STEP: "item_step",
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
     NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
     NoticeKind.SEVERITY_UNMAPPED: "severity_unmapped",
-    **{kind: "handoff" for kind in HANDOFF_KINDS - _ITEM_EVENTS},
+    **dict.fromkeys(HANDOFF_KINDS, "handoff"),
 }
 
 
