@@ -45,6 +45,7 @@ class NoticeKind(StrEnum):
     DONE_CLAIMED = "done_claimed"  # to whoever may verify the claim
     ITEM_VERIFIED = "item_verified"  # a claim verified (by hand or by check): to the owner
     CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
+    HANDOFF_DIGEST = "handoff_digest"  # a person's held non-urgent notices, once a day
 
 
 # The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
@@ -132,6 +133,14 @@ class OutboxStatus(StrEnum):
     SENT = "sent"  # accepted by the SMTP server
     KEPT = "kept"  # no SMTP configured: kept in the local outbox
     FAILED = "failed"  # cannot be rendered, refused for good, or given up on: `error` says why
+    HELD = "held"  # every recipient takes a daily digest: it goes out in theirs
+
+
+class NoticeDelivery(StrEnum):
+    """How a person takes non-urgent notices (hand-offs); they choose it themselves."""
+
+    IMMEDIATE = "immediate"  # each one as it happens (the default)
+    DAILY = "daily"  # gathered into one digest a day; escalations still come at once
 
 
 class OutboxMessage(BaseModel):
@@ -154,7 +163,8 @@ class DigestRequest(BaseModel):
     previous month's numbers."""
 
     at: AwareDatetime | None = None  # None: when the digest workflow runs
-    period: Literal["week", "month"] = "week"  # histories recorded before it carry none: a week
+    # "day": each person's held hand-offs (same workflow, same commands: only the input differs)
+    period: Literal["week", "month", "day"] = "week"  # histories from before carry none: a week
 
 
 class DigestEntry(BaseModel):

@@ -329,3 +329,17 @@ def render_stuck_work(stuck: StuckWork, links: Links) -> RenderedEmail:
         text=_environment.get_template("stuck_work.txt.j2").render(context),
         html=_environment.get_template("stuck_work.html.j2").render(context),
     )
+
+
+def render_handoff_digest(person: str, day: date, held: list[OutboxMessage]) -> RenderedEmail:
+    """A person's held hand-offs of the day, each as it would have been sent on its own."""
+    subject = one_line(
+        f"Your Followthrough digest for {day.isoformat()}: {len(held)} "
+        f"notice{'' if len(held) == 1 else 's'}"
+    )
+    context = {"person": person, "messages": held, "subject": subject}
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("handoff_digest.txt.j2").render(context),
+        html=_environment.get_template("handoff_digest.html.j2").render(context),
+    )
