@@ -22,7 +22,13 @@ from followthrough.actions import act
 from followthrough.domain import handoffs
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
-from followthrough.domain.notice import HANDOFF_KINDS, NoticeKind
+from followthrough.domain.notice import (
+    HANDOFF_KINDS,
+    DigestRequest,
+    NoticeDelivery,
+    NoticeKind,
+    OutboxStatus,
+)
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -42,10 +48,11 @@ from followthrough.notices.render import Links, render_notice
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from followthrough.temporal.worker import build_worker
-from tests.api_support import loopback_policy
+from tests.api_support import Api, loopback_policy
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 
@@ -315,3 +322,84 @@ def test_each_hand_off_renders_its_words_and_where_to_act(policy: Policy) -> Non
         assert words in email.text, (notice.kind, email.text)
         assert f"https://ft.example/postmortems/{pm.id}" in email.html
         assert email.subject.startswith("[INC-5")
+
+
+async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations_stay_immediate(
+    client: Client,
+    own_time_skipping: WorkflowEnvironment,
+    store: Store,
+    smtp_mailer: Mailer,
+    smtp_server: SmtpCapture,
+    policy: Policy,
+) -> None:
+    now: datetime = await own_time_skipping.get_current_time()
+    store.preferences.choose("bob", NoticeDelivery.DAILY, now)
+    async with running_worker(client, store, smtp_mailer) as queue:
+        incident = parse_incident(incident_data(now, commander="alice"), policy)
+        pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
+        await submit(client, pm_id, "alice", draft_data(now))
+        await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
+        await wait_for(smtp_server, NoticeKind.ITEM_ASSIGNED)  # carol's: she takes them at once
+        await wait_for(smtp_server, NoticeKind.POSTMORTEM_APPROVED)
+        first = f"{pm_id}-item-1"  # bob's
+        await eventually(lambda: store.outbox.message(f"{first}/assigned") is not None)
+
+        # Bob's copies are held: the approval went to alice and carol only, his item to nobody.
+        assert told(smtp_server, NoticeKind.POSTMORTEM_APPROVED) == [
+            emails(policy, "alice", "carol")
+        ]
+        assert told(smtp_server, NoticeKind.ITEM_ASSIGNED) == [emails(policy, "carol")]
+        assigned = store.outbox.message(f"{first}/assigned")
+        assert assigned is not None and assigned.status is OutboxStatus.HELD
+
+        # The ladder's reminder (an escalation) reaches bob at once, digest or not.
+        await own_time_skipping.sleep(timedelta(days=14))
+        reminders = [m for m in smtp_server.messages if m["X-Followthrough-Kind"] == "item_step"]
+        assert emails(policy, "bob") in [{str(m["To"])} for m in reminders]
+
+        # The day's digest: one email to bob with both held notices; run again, nothing more.
+        at = await own_time_skipping.get_current_time()
+        for _ in range(2):
+            await client.execute_workflow(
+                CouncilDigestWorkflow.run,
+                DigestRequest(period="day", at=at),
+                id=f"handoff-digest-{uuid.uuid4().hex[:8]}",
+                task_queue=queue,
+            )
+        digests = [m for m in smtp_server.messages if m["X-Followthrough-Kind"] == "handoff_digest"]
+        assert [str(m["To"]) for m in digests] == [policy.email_of("bob")]
+        body = digests[0].get_body(("plain",))
+        assert body is not None
+        text = body.get_content()
+        assert "Yours to do: 'Alert on checkout 5xx ratio'" in text
+        assert "Approved: the postmortem for" in text
+        # A later run finds nothing waiting: each held copy went out once.
+        await client.execute_workflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(period="day", at=at + timedelta(days=1)),
+            id=f"handoff-digest-{uuid.uuid4().hex[:8]}",
+            task_queue=queue,
+        )
+        again = [m for m in smtp_server.messages if m["X-Followthrough-Kind"] == "handoff_digest"]
+        assert len(again) == 1
+    no_key_twice(smtp_server)
+
+
+async def test_each_person_chooses_their_own_notices(api: Api) -> None:
+    assert (await api.get("/api/me/notices", "bob")).json() == {"digest": "immediate"}
+    chosen = await api.http.put(
+        "/api/me/notices", headers=api._auth("bob"), json={"digest": "daily"}
+    )
+    assert chosen.status_code == 200, chosen.text
+    assert (await api.get("/api/me/notices", "bob")).json() == {"digest": "daily"}
+    assert (await api.get("/api/me/notices", "carol")).json() == {"digest": "immediate"}
+    refused = await api.http.put(
+        "/api/me/notices", headers=api._auth("bob"), json={"digest": "hourly"}
+    )
+    assert refused.status_code == 422 and "digest" in refused.text
+    assert (await api.get("/api/me/notices", "bob")).json() == {"digest": "daily"}
+    unknown = await api.http.put(
+        "/api/me/notices", headers=api._auth("bob"), json={"digest": "daily", "person": "carol"}
+    )
+    assert unknown.status_code == 422  # nobody chooses for someone else
+    assert (await api.http.get("/api/me/notices")).status_code == 401
