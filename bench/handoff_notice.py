@@ -177,9 +177,8 @@ async def bench(args: argparse.Namespace) -> str:
     ]
     for label, q in (("p50", 0.5), ("p95", 0.95)):
         b, h = quantile(base, q) * 1000, quantile(hand, q) * 1000
-        lines.append(
-            f"{'to notice (handoff) / result (baseline) ' + label:<40}{b:>10.0f}{h:>10.0f}{h / b:>8.1f}x"
-        )
+        name = f"latency {label}"
+        lines.append(f"{name:<40}{b:>10.0f}{h:>10.0f}{h / b:>8.1f}x")
     lines.append(
         f"{'mean':<40}{statistics.mean(base) * 1000:>10.0f}{statistics.mean(hand) * 1000:>10.0f}"
     )
