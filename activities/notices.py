@@ -15,9 +15,11 @@ from temporalio.exceptions import ApplicationError
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
+    NON_URGENT_KINDS,
     Digest,
     DigestRequest,
     Notice,
+    NoticeDelivery,
     NoticeKind,
     OutboxMessage,
     OutboxStatus,
@@ -29,6 +31,7 @@ from followthrough.notices.render import (
     RenderedEmail,
     outbox_message,
     render_digest,
+    render_handoff_digest,
     render_monthly_digest,
     render_notice,
 )
@@ -41,6 +44,7 @@ log = get_logger(__name__)
 
 
 COUNCIL_DIGEST_ID = "council-digest"
+HANDOFF_DIGEST_ID = "handoff-digest"  # the outbox's postmortem column for people's digests
 
 
 def previous_month(today: date) -> str:
@@ -110,7 +114,26 @@ class NoticeActivities:
         if claimed.status is not OutboxStatus.PENDING:
             bound.info("notice already handled", status=claimed.status.value)
             return claimed.status
+        if notice.kind in NON_URGENT_KINDS:
+            claimed = await asyncio.to_thread(self._hold_for_digests, notice, claimed)
+            if claimed.status is OutboxStatus.HELD:
+                bound.info("notice held for daily digests", to=[r.name for r in notice.to])
+                return claimed.status
         return await self._deliver(claimed, notice.at)
+
+    def _hold_for_digests(self, notice: Notice, claimed: OutboxMessage) -> OutboxMessage:
+        """Hold the copies of those who take a daily digest; the rest go out now. Held first,
+        then marked: a retry holds nothing twice and finds the message held or still to send."""
+        chosen = self.store.preferences.deliveries([r.name for r in notice.to])
+        daily = {r.name: r.email for r in notice.to if chosen[r.name] is NoticeDelivery.DAILY}
+        if not daily:
+            return claimed
+        self.store.preferences.hold(notice.dedupe_key, daily, notice.at)
+        now = [r.email for r in notice.to if r.name not in daily]
+        if not now:
+            self.store.outbox.mark(notice.dedupe_key, OutboxStatus.HELD, notice.at)
+            return claimed.model_copy(update={"status": OutboxStatus.HELD})
+        return claimed.model_copy(update={"recipients": now})
 
     async def _deliver(self, claimed: OutboxMessage, at: datetime) -> OutboxStatus:
         """Hand a recorded message over; a refusal, or the last attempt failing, is kept as failed
@@ -139,6 +162,8 @@ class NoticeActivities:
         """One weekly digest per ISO week, one monthly per month: a retried or re-triggered run
         sends nothing twice."""
         at = request.at or activity.info().current_attempt_scheduled_time
+        if request.period == "day":
+            return await self._send_handoff_digests(at)
         if request.period == "month":
             return await self._send_monthly_digest(at)
         digest = await asyncio.to_thread(self._digest, at)
@@ -150,6 +175,46 @@ class NoticeActivities:
             week=digest.week,
             escalated=len(digest.escalated),
             overdue=len(digest.overdue),
+        )
+
+    async def _send_handoff_digests(self, at: datetime) -> OutboxStatus:
+        """Each person's held notices, in one email each. The digest's key is the person and
+        the run's time, so a retried run sends what it gathered before, and nothing twice."""
+        status = OutboxStatus.SENT  # nobody waiting: nothing to send is done
+        day = self.policy.calendar.local_date(at)
+        for person in await asyncio.to_thread(self.store.preferences.waiting, at):
+            key = f"{HANDOFF_DIGEST_ID}/{person}/{at.isoformat(timespec='minutes')}"
+            claimed = await asyncio.to_thread(self._claim_handoff_digest, person, key, day, at)
+            if claimed is None or claimed.status is not OutboxStatus.PENDING:
+                continue
+            try:
+                status = await self._deliver(claimed, at)
+            except ApplicationError as err:  # refused for good: kept as failed; the others go
+                log.error("hand-off digest refused", person=person, error=str(err))
+        return status
+
+    def _claim_handoff_digest(
+        self, person: str, key: str, day: date, at: datetime
+    ) -> OutboxMessage | None:
+        held = self.store.preferences.gather(person, key, at)
+        messages = [m for h in held if (m := self.store.outbox.message(h.dedupe_key))]
+        if not messages:
+            return None
+        email = render_handoff_digest(person, day, messages)
+        return self.store.outbox.claim(
+            OutboxMessage(
+                dedupe_key=key,
+                kind=NoticeKind.HANDOFF_DIGEST,
+                postmortem_id=HANDOFF_DIGEST_ID,
+                action_item_id=None,
+                recipients=[held[0].address],
+                subject=email.subject,
+                text=email.text,
+                html=email.html,
+                status=OutboxStatus.PENDING,
+                created_at=at,
+                sent_at=None,
+            )
         )
 
     async def _send_monthly_digest(self, at: datetime) -> OutboxStatus:

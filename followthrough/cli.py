@@ -25,7 +25,7 @@ from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
-from followthrough.domain.notice import OutboxMessage
+from followthrough.domain.notice import NoticeDelivery, OutboxMessage
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import (
     ActionItem,
@@ -212,6 +212,30 @@ def api() -> None:
     config = settings()
     configure_logging(json=config.log_json)
     asyncio.run(run_api(config))
+
+
+@app.command("notices")
+@friendly_errors
+def notices(
+    digest: Annotated[
+        NoticeDelivery | None,
+        typer.Option(help="immediate: each hand-off at once; daily: one digest a day"),
+    ] = None,
+    by: Actor = None,
+    as_json: AsJson = False,
+) -> None:
+    """Show or choose how you get non-urgent notices (escalations always come at once)."""
+    person = actor(by)
+    if person not in settings().loaded_policy.people:
+        raise LookupError(f"'{person}' is not in the policy's directory")
+    store = open_migrated_store()
+    if digest is not None:
+        store.preferences.choose(person, digest, datetime.now(UTC))
+    chosen = store.preferences.delivery(person)
+    if as_json:
+        emit({"person": person, "digest": chosen.value})
+    else:
+        typer.echo(f"{person} gets non-urgent notices: {chosen.value}")
 
 
 @db_app.command("upgrade")

@@ -41,6 +41,7 @@ from followthrough.temporal.binaries import find_binary
 from followthrough.temporal.client import connect
 from followthrough.temporal.schedules import (
     ensure_council_digest_schedule,
+    ensure_handoff_digest_schedule,
     ensure_monthly_digest_schedule,
     ensure_stuck_work_schedule,
     ensure_ticket_reconciliation_schedule,
@@ -100,6 +101,9 @@ async def run_worker_until(
             client, settings.loaded_policy, task_queue=settings.task_queue
         )
         stuck_work = await ensure_stuck_work_schedule(client, task_queue=settings.task_queue)
+        await ensure_handoff_digest_schedule(
+            client, settings.loaded_policy, task_queue=settings.task_queue
+        )
         jira = settings.jira_config()
         reconciliation = (
             await ensure_ticket_reconciliation_schedule(

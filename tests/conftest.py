@@ -30,6 +30,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from activities.slots import team_slots_id
+from followthrough.domain.notice import HANDOFF_KINDS
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
@@ -201,6 +202,11 @@ class SmtpCapture:
 
     def subjects(self) -> list[str]:
         return [str(m["Subject"]) for m in self.messages]
+
+    def without_handoffs(self) -> list[EmailMessage]:
+        """Every message but the hand-off notices (tests/test_handoff_notices.py counts those)."""
+        kinds = {kind.value for kind in HANDOFF_KINDS}
+        return [m for m in self.messages if m["X-Followthrough-Kind"] not in kinds]
 
 
 @pytest.fixture

@@ -144,7 +144,12 @@ async def test_a_refused_recipient_is_tried_once_kept_as_failed_and_the_ladder_g
     pm_id = await overdue_then_approved(time_skipping, queue, policy)
 
     assert await item_started(time_skipping.client, f"{pm_id}-item-1")
-    assert refusing_smtp.tries == 1  # 550 is for good: never retried
+    # 550 is for good: never retried, one try per message to maria (her overdue-draft step and,
+    # as a reviewer, the draft's hand-off).
+    to_maria = [
+        m for m in sqlite_store.outbox.messages(postmortem_id=pm_id) if REFUSED in m.recipients
+    ]
+    assert len(to_maria) == 2 and refusing_smtp.tries == len(to_maria)
     failed = await eventually(
         lambda: [
             m

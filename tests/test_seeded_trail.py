@@ -20,7 +20,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.actions import ActionRefused, act
-from followthrough.domain import steps
+from followthrough.domain import handoffs, steps
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.escalation import plan_ladder
 from followthrough.domain.incident import Incident, is_demo_record, parse_incident
@@ -158,6 +158,7 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> tuple[Trail, Ma
         sent.append(outbox_message(notice, pm.id, render_notice(notice, pm, item, earlier, LINKS)))
 
     pm: Postmortem = took(steps.record_opening(open_postmortem(incident, policy, at), at))
+    told(handoffs.opened_notice(pm, policy, at), None)
     items: dict[int, ActionItem] = {}
     postmortem_steps: dict[str, Callable[[Any], steps.Step[Postmortem]]] = {
         "submit_draft": lambda r: steps.submit_draft(pm, r, [], policy, at),
@@ -174,6 +175,8 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> tuple[Trail, Ma
         if target == POSTMORTEM:
             _allowed(postmortem_rules[action](request))
             pm = took(postmortem_steps[action](request))
+            if notice := _postmortem_notice(action, pm, request, policy, at):
+                told(notice, None)
             if pm.state is PostmortemState.TRACKING and not items:
                 for spec in pm.action_item_specs():
                     start = ActionItemStart(
@@ -185,6 +188,9 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> tuple[Trail, Ma
                     )
                     opened = open_action_item(start, at)
                     items[spec.number] = took(steps.record_item_opening(opened, at))
+                    told(
+                        handoffs.assigned_notice(items[spec.number], policy, at), items[spec.number]
+                    )
             continue
         item = items[target]
         if isinstance(request, PastItsLadder):  # each step at its time, as the workflow's timers
@@ -202,6 +208,19 @@ def seeded(incident: Incident, policy: Policy, now: datetime) -> tuple[Trail, Ma
     if all(item.resolved for item in items.values()):
         took(steps.close(pm, list(items.values()), at))
     return trails(events), mail(sent)
+
+
+def _postmortem_notice(
+    action: str, pm: Postmortem, request: Any, policy: Policy, at: datetime
+) -> Notice | None:
+    """The hand-off the postmortem's workflow sends after the step, if any."""
+    if action == "submit_draft":
+        return handoffs.draft_submitted_notice(pm, policy, at)
+    if action == "request_changes":
+        return handoffs.changes_requested_notice(pm, policy, request, at)
+    if action == "approve" and pm.state is PostmortemState.TRACKING:
+        return handoffs.approved_notice(pm, policy, at)
+    return None
 
 
 def _item_notice(
@@ -222,6 +241,12 @@ def _item_notice(
         )
     if action == "accept_risk":
         return steps.risk_accepted_notice(item, policy, request, at)
+    if action == "claim_done":
+        return handoffs.done_claimed_notice(item, policy, request, at)
+    if action == "verify":
+        return handoffs.verified_notice(item, policy, at)
+    if action == "reject":
+        return handoffs.rejected_notice(item, policy, request, at)
     return None
 
 

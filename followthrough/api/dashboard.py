@@ -45,6 +45,7 @@ from followthrough.domain.metrics import (
     period_of,
     recent_quarters,
 )
+from followthrough.domain.notice import NoticeDelivery
 from followthrough.domain.overview import overview
 from followthrough.domain.postmortem import (
     Acknowledgement,
@@ -608,6 +609,25 @@ async def act_on_item_page(
     return await _back(
         using, who, back, "done", f"{message} {done.spec.title}: now {done.state.value}."
     )
+
+
+@router.get("/settings", response_class=HTMLResponse)
+async def settings_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
+    """How the signed-in person gets non-urgent notices (only their own)."""
+    chosen = await asyncio.to_thread(using.store.preferences.delivery, who.person)
+    return render_page(request, using, "settings.html.j2", who, digest=chosen.value)
+
+
+@router.post("/settings/notices")
+async def choose_notices_page(request: Request, who: Posted, using: Using) -> Response:
+    form = await request.form()
+    try:
+        delivery = NoticeDelivery(str(form.get("digest", "")))
+    except ValueError:
+        return await _back(using, who, "/settings", "error", "digest: choose immediate or daily")
+    await asyncio.to_thread(using.store.preferences.choose, who.person, delivery, using.clock())
+    said = "each as it happens" if delivery is NoticeDelivery.IMMEDIATE else "in a daily digest"
+    return await _back(using, who, "/settings", "done", f"You now get hand-offs {said}.")
 
 
 @router.post("/postmortems/{postmortem}/{action}")

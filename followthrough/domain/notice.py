@@ -34,6 +34,43 @@ class NoticeKind(StrEnum):
     BUDGET_EXHAUSTED = "budget_exhausted"  # an incident used up an SLO's budget: to the council
     SEVERITY_UNMAPPED = "severity_unmapped"  # a source's severity the policy lacks: operators
     STUCK_WORK = "stuck_work"  # a workflow's tasks or an activity keep failing: to the operators
+    # Hand-offs: work just landed on someone (followthrough.domain.handoffs). Not urgent.
+    POSTMORTEM_OPENED = "postmortem_opened"  # to its owner: yours to write, due when
+    OPT_IN_OFFERED = "opt_in_offered"  # an optional postmortem: to the owning team
+    DRAFT_SUBMITTED = "draft_submitted"  # to each reviewer who has not yet approved
+    CHANGES_REQUESTED = "changes_requested"  # to the owner, with the reviewer's reason
+    POSTMORTEM_APPROVED = "postmortem_approved"  # to the owner and every item owner
+    ITEM_ASSIGNED = "item_assigned"  # an approved item, to its owner
+    REASSIGNED_AWAY = "reassigned_away"  # a reassigned item, to its previous owner
+    DONE_CLAIMED = "done_claimed"  # to whoever may verify the claim
+    ITEM_VERIFIED = "item_verified"  # a claim verified (by hand or by check): to the owner
+    CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
+    HANDOFF_DIGEST = "handoff_digest"  # a person's held non-urgent notices, once a day
+
+
+# The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
+HANDOFF_KINDS = frozenset(
+    {
+        NoticeKind.POSTMORTEM_OPENED,
+        NoticeKind.OPT_IN_OFFERED,
+        NoticeKind.DRAFT_SUBMITTED,
+        NoticeKind.CHANGES_REQUESTED,
+        NoticeKind.POSTMORTEM_APPROVED,
+        NoticeKind.ITEM_ASSIGNED,
+        NoticeKind.REASSIGNED_AWAY,
+        NoticeKind.DONE_CLAIMED,
+        NoticeKind.ITEM_VERIFIED,
+        NoticeKind.CLAIM_REJECTED,
+    }
+)
+# What a person may take in a daily digest: the hand-offs, and the item events that hand work
+# over too. Escalations, overdue notices and what goes to the council or operators stay immediate.
+NON_URGENT_KINDS = HANDOFF_KINDS | {
+    NoticeKind.REASSIGNED,
+    NoticeKind.EXTENSION_REQUESTED,
+    NoticeKind.EXTENSION_DECIDED,
+    NoticeKind.CHECK_FAILED,
+}
 
 
 class Recipient(BaseModel):
@@ -64,6 +101,9 @@ class ItemFacts(BaseModel):
     check: CheckResult | None = None  # a failed check: what was asked, the answer, why
     check_number: int | None = None  # check N of M failed; None: the re-check after verifying
     checks_required: int | None = None
+    evidence: str | None = None  # done claimed: what the owner points to
+    new_owner: str | None = None  # reassigned away: whose it is now
+    draft_version: int | None = None  # a draft submitted or sent back: which version
 
 
 class Notice(BaseModel):
@@ -93,6 +133,14 @@ class OutboxStatus(StrEnum):
     SENT = "sent"  # accepted by the SMTP server
     KEPT = "kept"  # no SMTP configured: kept in the local outbox
     FAILED = "failed"  # cannot be rendered, refused for good, or given up on: `error` says why
+    HELD = "held"  # every recipient takes a daily digest: it goes out in theirs
+
+
+class NoticeDelivery(StrEnum):
+    """How a person takes non-urgent notices (hand-offs); they choose it themselves."""
+
+    IMMEDIATE = "immediate"  # each one as it happens (the default)
+    DAILY = "daily"  # gathered into one digest a day; escalations still come at once
 
 
 class OutboxMessage(BaseModel):
@@ -115,7 +163,8 @@ class DigestRequest(BaseModel):
     previous month's numbers."""
 
     at: AwareDatetime | None = None  # None: when the digest workflow runs
-    period: Literal["week", "month"] = "week"  # histories recorded before it carry none: a week
+    # "day": each person's held hand-offs (same workflow, same commands: only the input differs)
+    period: Literal["week", "month", "day"] = "week"  # histories from before carry none: a week
 
 
 class DigestEntry(BaseModel):

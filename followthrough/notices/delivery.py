@@ -110,6 +110,7 @@ def build_email(message: OutboxMessage, sender: str) -> EmailMessage:
     digest = hashlib.sha256(message.dedupe_key.encode()).hexdigest()[:32]
     email["Message-ID"] = f"<{digest}@followthrough>"  # the same for every copy of this notice
     email["X-Followthrough-Key"] = one_line(message.dedupe_key)
+    email["X-Followthrough-Kind"] = message.kind.value  # lets mail rules (and tests) sort them
     email.set_content(message.text)
     email.add_alternative(message.html, subtype="html")
     return email

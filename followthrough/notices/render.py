@@ -21,7 +21,14 @@ from followthrough.domain.metrics import (
     format_percent,
     headline,
 )
-from followthrough.domain.notice import Digest, Notice, NoticeKind, OutboxMessage, OutboxStatus
+from followthrough.domain.notice import (
+    HANDOFF_KINDS,
+    Digest,
+    Notice,
+    NoticeKind,
+    OutboxMessage,
+    OutboxStatus,
+)
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.domain.stuck import StuckWork
 from followthrough.hrefs import safe_url
@@ -125,6 +132,8 @@ def render_notice(
         "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
         "subject": one_line(subject_of(notice, pm, item)),
         "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
+        # Where a hand-off's reader acts: the dashboard page (sign-in decides who may act there).
+        "page": links.page(f"/postmortems/{pm.id}"),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
     return RenderedEmail(
@@ -160,6 +169,7 @@ _TEMPLATE = {
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
     NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
     NoticeKind.SEVERITY_UNMAPPED: "severity_unmapped",
+    **dict.fromkeys(HANDOFF_KINDS, "handoff"),
 }
 
 
@@ -198,6 +208,18 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         NoticeKind.BUDGET_EXHAUSTED: f"{tag} Error budget exhausted: {notice.slo_id}; release "
         "freeze recommended",
         NoticeKind.SEVERITY_UNMAPPED: f"{tag} Policy gap: {_gap(notice)}",
+        NoticeKind.POSTMORTEM_OPENED: f"{tag} Yours to write: the postmortem for "
+        f"'{incident.title}'",
+        NoticeKind.OPT_IN_OFFERED: f"{tag} Optional postmortem for '{incident.title}': opt in?",
+        NoticeKind.DRAFT_SUBMITTED: f"{tag} Review the postmortem draft for '{incident.title}'",
+        NoticeKind.CHANGES_REQUESTED: f"{tag} Changes requested on your draft for "
+        f"'{incident.title}'",
+        NoticeKind.POSTMORTEM_APPROVED: f"{tag} Approved: the postmortem for '{incident.title}'",
+        NoticeKind.ITEM_ASSIGNED: f"{tag} Yours to do: '{_title(item)}'",
+        NoticeKind.REASSIGNED_AWAY: f"{tag} No longer yours: '{_title(item)}'",
+        NoticeKind.DONE_CLAIMED: f"{tag} Claimed done, yours to verify: '{_title(item)}'",
+        NoticeKind.ITEM_VERIFIED: f"{tag} Verified: '{_title(item)}'",
+        NoticeKind.CLAIM_REJECTED: f"{tag} Done claim rejected, reopened: '{_title(item)}'",
     }
     return subjects.get(notice.kind, f"{tag} {incident.title}")
 
@@ -306,4 +328,18 @@ def render_stuck_work(stuck: StuckWork, links: Links) -> RenderedEmail:
         subject=subject,
         text=_environment.get_template("stuck_work.txt.j2").render(context),
         html=_environment.get_template("stuck_work.html.j2").render(context),
+    )
+
+
+def render_handoff_digest(person: str, day: date, held: list[OutboxMessage]) -> RenderedEmail:
+    """A person's held hand-offs of the day, each as it would have been sent on its own."""
+    subject = one_line(
+        f"Your Followthrough digest for {day.isoformat()}: {len(held)} "
+        f"notice{'' if len(held) == 1 else 's'}"
+    )
+    context = {"person": person, "messages": held, "subject": subject}
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("handoff_digest.txt.j2").render(context),
+        html=_environment.get_template("handoff_digest.html.j2").render(context),
     )

@@ -45,7 +45,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any, TypeVar
 
-from followthrough.domain import steps
+from followthrough.domain import handoffs, steps
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import (
@@ -344,6 +344,7 @@ class _History:
 
     def run(self) -> Seeded:
         self._take(steps.record_opening(self.pm, self.pm.opened_at))
+        self.tell(handoffs.opened_notice(self.pm, self.policy, self.pm.opened_at))
         self._postmortem_life()
         # Each event goes with the final snapshot: the store keeps a workflow's newest one, so
         # the snapshots in between would be written only to be overwritten.
@@ -365,9 +366,11 @@ class _History:
         self.pm = step.state
         self.events.append(step.event)
 
-    def tell(self, notice: Notice, item: ActionItem | None = None) -> None:
+    def tell(self, notice: Notice | None, item: ActionItem | None = None) -> None:
         """A notice sent, once per dedupe key: a draft submitted again exhausts the same budget,
         and nobody hears twice."""
+        if notice is None:  # the step tells nobody (a hand-off with no one to hand to)
+            return
         if all(told.dedupe_key != notice.dedupe_key for told, _, _ in self.sent):
             self.sent.append((notice, self.pm, item))
 
@@ -494,6 +497,7 @@ class _History:
             request = ChangeRequest(by=self._reviewers(1)[0], reason=rng.choice(CHANGE_REASONS))
             _allowed(change_request_refusal(self.pm, request, self.policy))
             self._take(steps.request_changes(self.pm, request, asked))
+            self.tell(handoffs.changes_requested_notice(self.pm, self.policy, request, asked))
             self._stage_escalations("draft", min(again, now))
             if again > now:
                 return
@@ -509,6 +513,7 @@ class _History:
             if assessment.freeze_recommended:
                 self._take(steps.recommend_freeze(self.pm, assessment, at))
                 self.tell(steps.budget_exhausted_notice(self.pm, self.policy, assessment, at))
+        self.tell(handoffs.draft_submitted_notice(self.pm, self.policy, at))
 
     def _reviewers(self, count: int) -> list[str]:
         policy, owner = self.policy, self.pm.owner
@@ -527,6 +532,7 @@ class _History:
             _allowed(approval_refusal(self.pm, approval, self.policy))
             self._take(steps.approve(self.pm, approval, at))
         if self.pm.state is PostmortemState.TRACKING:
+            self.tell(handoffs.approved_notice(self.pm, self.policy, at))
             self._follow_up(at)
 
     def _stage_escalations(self, stage: str, until: datetime) -> None:
@@ -772,6 +778,7 @@ class _ItemLife:
 
     def run(self) -> None:
         self._take(steps.record_item_opening(self.item, self.item.opened_at))
+        self._tell(handoffs.assigned_notice(self.item, self.policy, self.item.opened_at))
         if self.rng.random() < 0.45:
             self._ticket()
         slots = self.history.slots.get(self.item.team)
@@ -848,7 +855,7 @@ class _ItemLife:
         self.item = step.state
         self.events.append(step.event)
 
-    def _tell(self, notice: Notice) -> None:
+    def _tell(self, notice: Notice | None) -> None:
         self.history.tell(notice, self.item)
 
     def _done(self, rejected_once: bool) -> None:
@@ -950,6 +957,7 @@ class _ItemLife:
         claim = DoneClaim(by=item.owner, evidence=evidence)
         _allowed(claim_refusal(item, claim))
         self._take(steps.claim_done(item, claim, at))
+        self._tell(handoffs.done_claimed_notice(self.item, self.policy, claim, at))
 
     def _verifier(self) -> str:
         item, policy = self.item, self.policy
@@ -965,11 +973,13 @@ class _ItemLife:
         verification = Verification(by=self._verifier(), note=self.rng.choice(VERIFY_NOTES))
         _allowed(verifier_refusal(self.item, verification.by, self.policy))
         self._take(steps.verify(self.item, verification, at))
+        self._tell(handoffs.verified_notice(self.item, self.policy, at))
 
     def _reject(self, at: datetime) -> None:
         rejection = Rejection(by=self._verifier(), reason=self.rng.choice(REJECT_REASONS))
         _allowed(rejection_refusal(self.item, rejection, self.policy))
         self._take(steps.reject(self.item, rejection, at))
+        self._tell(handoffs.rejected_notice(self.item, self.policy, rejection, at))
 
     def _accept(self, at: datetime) -> None:
         request = RiskAcceptanceRequest(

@@ -7,6 +7,7 @@
     store.links       one-click links' nonces         store.deliveries webhook deliveries seen
     store.themes      factor tags and recurring themes
     store.slos        imported SLOs
+    store.preferences how each person takes non-urgent notices, and those held for a digest
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -22,6 +23,7 @@ from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.outbox import OutboxStore
+from followthrough.storage.preferences import PreferenceStore
 from followthrough.storage.records import RecordStore
 from followthrough.storage.slos import SloStore
 from followthrough.storage.tables import ApiTokenRow
@@ -42,6 +44,7 @@ class Store:
         self.deliveries = DeliveryStore(self.db)
         self.themes = ThemeStore(self.db)
         self.slos = SloStore(self.db)
+        self.preferences = PreferenceStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

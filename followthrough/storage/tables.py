@@ -127,6 +127,29 @@ class OutboxRow(Base):
     error: Mapped[str | None] = mapped_column(Text)  # why a failed message did not go out
 
 
+class NoticePreferenceRow(Base):
+    """How a person takes non-urgent notices; no row: immediately."""
+
+    __tablename__ = "notice_preferences"
+
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    delivery: Mapped[str] = mapped_column(String(16))  # immediate or daily
+    updated_at: Mapped[datetime]
+
+
+class HeldNoticeRow(Base):
+    """A non-urgent notice held for one person's daily digest; `digest_key` names the digest
+    that took it (None: still waiting), so each held copy goes out exactly once."""
+
+    __tablename__ = "held_notices"
+
+    dedupe_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    address: Mapped[str] = mapped_column(String(320))
+    created_at: Mapped[datetime]
+    digest_key: Mapped[str | None] = mapped_column(String(300), index=True)
+
+
 class ApiTokenRow(Base):
     """A personal API token: only its SHA-256 is kept, so a stolen database yields no token."""
 

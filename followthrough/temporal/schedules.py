@@ -1,5 +1,5 @@
-"""The schedules a worker makes sure exist: the council's digests, ticket reconciliation and
-the stuck-work sweep, each created once per task queue."""
+"""The schedules a worker makes sure exist: the council's digests, people's daily hand-off
+digests, ticket reconciliation and the stuck-work sweep, each created once per task queue."""
 
 from __future__ import annotations
 
@@ -71,6 +71,28 @@ async def ensure_monthly_digest_schedule(
         ),
     )
     return await _ensure_schedule(client, schedule_id, schedule, "monthly council digest")
+
+
+async def ensure_handoff_digest_schedule(
+    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> str | None:
+    """Each day at the start of the policy's working day, local time: every person who chose a
+    daily digest gets their held hand-offs in one email (the council digest's workflow runs it)."""
+    schedule_id = f"handoff-digest-{task_queue}"
+    start = policy.calendar.workday_starts
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            CouncilDigestWorkflow.run,
+            DigestRequest(period="day"),
+            id=f"handoff-digest-{task_queue}-run",
+            task_queue=task_queue,
+        ),
+        spec=ScheduleSpec(
+            cron_expressions=[f"{start.minute} {start.hour} * * *"],
+            time_zone_name=policy.calendar.timezone,
+        ),
+    )
+    return await _ensure_schedule(client, schedule_id, schedule, "daily hand-off digest")
 
 
 async def ensure_ticket_reconciliation_schedule(

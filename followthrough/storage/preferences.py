@@ -1,0 +1,94 @@
+"""Notice preferences (immediate or a daily digest, per person) and the notices held for them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import distinct, select, update
+from sqlalchemy.orm import Session
+
+from followthrough.domain.notice import NoticeDelivery
+from followthrough.storage.database import Database
+from followthrough.storage.tables import HeldNoticeRow, NoticePreferenceRow
+
+
+@dataclass(frozen=True)
+class Held:
+    """One recipient's copy of a notice, waiting for (or taken by) a digest."""
+
+    dedupe_key: str
+    person: str
+    address: str
+
+
+class PreferenceStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.engine = db.engine
+
+    def delivery(self, person: str) -> NoticeDelivery:
+        with Session(self.engine) as session:
+            row = session.get(NoticePreferenceRow, person)
+            return NoticeDelivery(row.delivery) if row else NoticeDelivery.IMMEDIATE
+
+    def deliveries(self, people: list[str]) -> dict[str, NoticeDelivery]:
+        """Each person's choice (immediate unless they chose otherwise), in one read."""
+        query = select(NoticePreferenceRow).where(NoticePreferenceRow.person.in_(people))
+        with Session(self.engine) as session:
+            chosen = {row.person: NoticeDelivery(row.delivery) for row in session.scalars(query)}
+        return {p: chosen.get(p, NoticeDelivery.IMMEDIATE) for p in people}
+
+    def choose(self, person: str, delivery: NoticeDelivery, at: datetime) -> None:
+        values = {"person": person, "delivery": delivery.value, "updated_at": at}
+        with self.db.transaction() as session:
+            session.execute(
+                self.db.insert(NoticePreferenceRow)
+                .values(**values)
+                .on_conflict_do_update(
+                    index_elements=["person"],
+                    set_={"delivery": delivery.value, "updated_at": at},
+                )
+            )
+
+    def hold(self, dedupe_key: str, copies: dict[str, str], at: datetime) -> None:
+        """Hold a notice for these people's digests ({person: address}); a retry holds nothing
+        twice (the key and the person make the row)."""
+        with self.db.transaction() as session:
+            for person, address in copies.items():
+                session.execute(
+                    self.db.insert(HeldNoticeRow)
+                    .values(dedupe_key=dedupe_key, person=person, address=address, created_at=at)
+                    .on_conflict_do_nothing(index_elements=["dedupe_key", "person"])
+                )
+
+    def waiting(self, until: datetime) -> list[str]:
+        """Who has held notices from before `until` that no digest has taken yet."""
+        query = select(distinct(HeldNoticeRow.person)).where(
+            HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until
+        )
+        with Session(self.engine) as session:
+            return sorted(session.scalars(query))
+
+    def gather(self, person: str, digest_key: str, until: datetime) -> list[Held]:
+        """Give the person's waiting notices to this digest and return all it holds.
+
+        One transaction: a notice goes to exactly one digest, and a retried digest (same key)
+        finds the very notices it took before, plus none that another digest took.
+        """
+        with self.db.transaction() as session:
+            session.execute(
+                update(HeldNoticeRow)
+                .where(
+                    HeldNoticeRow.person == person,
+                    HeldNoticeRow.digest_key.is_(None),
+                    HeldNoticeRow.created_at <= until,
+                )
+                .values(digest_key=digest_key)
+            )
+            rows = session.scalars(
+                select(HeldNoticeRow)
+                .where(HeldNoticeRow.digest_key == digest_key)
+                .order_by(HeldNoticeRow.created_at, HeldNoticeRow.dedupe_key)
+            )
+            return [Held(r.dedupe_key, r.person, r.address) for r in rows]
