@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.draft_templates import DraftTemplate
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
@@ -95,6 +96,10 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    templates: dict[str, DraftTemplate] = Field(
+        default_factory=dict,
+        description="per severity or service name: extra required sections, suggested items",
+    )
     slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
     outbound: OutboundPolicy = Field(
         default_factory=OutboundPolicy,
