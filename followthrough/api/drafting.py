@@ -93,7 +93,7 @@ async def current_draft(using: Services, pm: Postmortem) -> tuple[Draft, int]:
     policy's templates."""
     saved = await asyncio.to_thread(drafts(using).latest, pm.id)
     version = saved.version if saved else 0
-    if saved and (pm.submitted_at is None or saved.saved_at >= pm.submitted_at):
+    if saved and saved.submitted_version >= pm.draft_version:
         return Draft.model_validate(saved.draft), version
     if pm.draft is not None:
         return pm.draft, version
@@ -282,7 +282,13 @@ async def _save(
     store = drafts(using)
     try:
         saved = await asyncio.to_thread(
-            store.save, pm.id, based_on, draft.model_dump(mode="json"), who.person, using.clock()
+            store.save,
+            pm.id,
+            based_on,
+            draft.model_dump(mode="json"),
+            who.person,
+            using.clock(),
+            pm.draft_version,
         )
     except StaleDraft as stale:
         return await _stale(store, pm, based_on, stale.latest, draft)

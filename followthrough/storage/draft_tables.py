@@ -20,6 +20,9 @@ class DraftSaveRow(Base):
     version: Mapped[int] = mapped_column(primary_key=True)
     saved_by: Mapped[str] = mapped_column(String(128))
     saved_at: Mapped[datetime]
+    # The postmortem's submitted draft version when this was saved: a later submission (from the
+    # CLI or the API) is newer than this save.
+    submitted_version: Mapped[int]
     draft: Mapped[dict[str, Any]]
 
 

@@ -26,6 +26,7 @@ class SavedDraft(BaseModel):
     version: int
     saved_by: str
     saved_at: datetime
+    submitted_version: int
     draft: dict[str, Any]
 
 
@@ -74,11 +75,22 @@ class DraftStore:
             return SavedDraft.model_validate(row, from_attributes=True) if row else None
 
     def save(
-        self, postmortem_id: str, based_on: int, draft: dict[str, Any], by: str, at: datetime
+        self,
+        postmortem_id: str,
+        based_on: int,
+        draft: dict[str, Any],
+        by: str,
+        at: datetime,
+        submitted_version: int,
     ) -> SavedDraft:
         """Version based_on + 1, unless based_on is not the latest (StaleDraft)."""
         saved = SavedDraft(
-            postmortem_id=postmortem_id, version=based_on + 1, saved_by=by, saved_at=at, draft=draft
+            postmortem_id=postmortem_id,
+            version=based_on + 1,
+            saved_by=by,
+            saved_at=at,
+            submitted_version=submitted_version,
+            draft=draft,
         )
         try:
             with self.db.transaction() as session:

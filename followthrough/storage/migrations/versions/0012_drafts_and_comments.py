@@ -22,6 +22,7 @@ def upgrade() -> None:
         sa.Column("version", sa.Integer(), nullable=False),
         sa.Column("saved_by", sa.String(length=128), nullable=False),
         sa.Column("saved_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("submitted_version", sa.Integer(), nullable=False),
         sa.Column("draft", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("postmortem_id", "version"),
     )
