@@ -156,7 +156,7 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
     local = ZoneInfo(zone)
     timeline = [
         {
-            "at": e.at.astimezone(local).strftime("%Y-%m-%dT%H:%M"),
+            "at": e.at.astimezone(local).strftime("%Y-%m-%dT%H:%M:%S"),
             "kind": e.kind,
             "description": e.description,
         }
