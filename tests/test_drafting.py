@@ -13,13 +13,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.api.drafting import EDITOR_CONTENT_SECURITY_POLICY, drafts
 from followthrough.domain.draft import Draft, draft_problems, parse_draft
 from followthrough.domain.draft_form import draft_changes, draft_from_form, fresh_draft
 from followthrough.domain.draft_templates import DraftTemplate, SuggestedItem
-from followthrough.domain.policy import load_policy
+from followthrough.domain.policy import Policy, load_policy
 from followthrough.storage import Store
 from tests.api_support import Api, api_for
 from tests.factories import draft_data
@@ -113,6 +114,10 @@ def test_templates_add_required_sections_and_suggest_items() -> None:
     assert [i.title for i in fresh.action_items] == ["Add a runbook entry"]
     assert {e.kind for e in fresh.timeline} >= {"started", "detected", "resolved"}
     assert fresh_draft(incident, policy).action_items == []
+
+    # A template keyed by nothing the policy knows would never apply: `policy check` says so.
+    with pytest.raises(ValueError, match=r"templates\.chekout: neither a severity nor a service"):
+        Policy.model_validate(policy.model_dump() | {"templates": {"chekout": {}}})
 
 
 def test_what_changed_is_said_per_section_and_item() -> None:

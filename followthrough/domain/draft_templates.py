@@ -8,6 +8,7 @@ rule) and suggest action items that a new draft in the dashboard starts with.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -42,3 +43,21 @@ def templates_for(
     """The templates that apply to an incident of this severity and these services, by key."""
     keys = [severity, *services]
     return [(key, templates[key]) for key in dict.fromkeys(keys) if key in templates]
+
+
+def template_problems(
+    templates: dict[str, DraftTemplate],
+    severities: Collection[str],
+    services: Collection[str],
+    teams: Collection[str],
+) -> list[str]:
+    """A template keyed by nothing the policy knows would never apply: say so at `policy check`."""
+    problems = []
+    for key, template in templates.items():
+        if key not in severities and key not in services:
+            problems.append(f"templates.{key}: neither a severity nor a service of the policy")
+        for i, item in enumerate(template.suggested_action_items):
+            if item.team is not None and item.team not in teams:
+                where = f"templates.{key}.suggested_action_items[{i}].team"
+                problems.append(f"{where}: unknown team '{item.team}'")
+    return problems
