@@ -10,6 +10,8 @@ in the resubmitted version and approves.
 
 from __future__ import annotations
 
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
@@ -22,6 +24,7 @@ from followthrough.domain.draft_form import draft_changes, draft_from_form, fres
 from followthrough.domain.draft_templates import DraftTemplate, SuggestedItem
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.storage import Store
+from followthrough.storage.drafting import DraftStore, Seen, StaleDraft
 from tests.api_support import Api, api_for
 from tests.factories import draft_data
 from tests.test_api import open_postmortem, stored_postmortem
@@ -283,3 +286,30 @@ async def test_the_draft_exports_as_yaml_the_cli_submits(
         exported = await alice.get(f"/postmortems/{pm_id}/draft.yaml")
     assert exported.status_code == 200
     assert parse_draft(yaml.safe_load(exported.text)) == parse_draft(data)
+
+
+def test_two_saves_of_the_same_version_never_both_land(store: Store) -> None:
+    """Co-authors saving at once, on SQLite and PostgreSQL: exactly one save of each version."""
+    saved_drafts = DraftStore(store.db)
+    at = datetime.fromisoformat("2026-11-20T12:00:00+00:00")
+    barrier = threading.Barrier(4)
+
+    def save(n: int) -> int | None:
+        barrier.wait()
+        try:
+            return saved_drafts.save("pm-1", 0, {"impact": f"by {n}"}, f"p{n}", at, 0).version
+        except StaleDraft as stale:
+            assert stale.latest is not None and stale.latest.version == 1
+            return None
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(save, range(4)))
+    assert sorted(outcomes, key=str) == [1, None, None, None]
+    latest = saved_drafts.latest("pm-1")
+    assert latest is not None and latest.version == 1
+    assert latest.draft["impact"] == f"by {outcomes.index(1)}"
+
+    # What a reviewer saw is replaced, not added to.
+    saved_drafts.mark_seen("pm-1", "erin", Seen(draft_version=1, draft={"impact": "a"}))
+    saved_drafts.mark_seen("pm-1", "erin", Seen(draft_version=2, draft={"impact": "b"}))
+    assert saved_drafts.seen("pm-1", "erin") == Seen(draft_version=2, draft={"impact": "b"})

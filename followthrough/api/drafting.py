@@ -223,8 +223,7 @@ async def save_draft(request: Request, postmortem: str, who: SignedIn, using: Us
             return JSONResponse({"detail": refused.detail}, refused.status_code)
         return await _back(using, who, f"/postmortems/{pm.id}", "error", str(refused.detail))
     form = _fields(await request.form(max_fields=FORM_FIELDS + 10))
-    if not hmac.compare_digest(form.get("csrf", ""), who.csrf):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this form is stale; reload the page")
+    _check_csrf(form, who)
     based_on = form.get("version", "0")
     if not based_on.isdigit() or len(based_on) > 9:
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "version: not a version")
@@ -261,6 +260,12 @@ async def save_draft(request: Request, postmortem: str, who: SignedIn, using: Us
 
 def _fields(form: FormData) -> dict[str, str]:
     return {key: value for key, value in form.items() if isinstance(value, str)}
+
+
+def _check_csrf(form: dict[str, str], who: Viewer) -> None:
+    """A post from one of our pages (the dashboard's rule): its CSRF token is the session's."""
+    if not hmac.compare_digest(form.get("csrf", ""), who.csrf):
+        raise HTTPException(status.HTTP_403_FORBIDDEN, "this form is stale; reload the page")
 
 
 class _Outcome:
@@ -371,8 +376,7 @@ async def comment(request: Request, postmortem: str, who: SignedIn, using: Using
     if not _may_comment(using, pm, who.person):  # before the body is read
         raise HTTPException(403, f"{who.person} is neither the owner nor a reviewer")
     form = _fields(await request.form(max_fields=10))
-    if not hmac.compare_digest(form.get("csrf", ""), who.csrf):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this form is stale; reload the page")
+    _check_csrf(form, who)
     section, text = form.get("section", ""), form.get("text", "").strip()
     check = Bounds()
     check.text("text", text, NOTE_CHARS, lines=True)
@@ -414,8 +418,7 @@ async def request_changes(
     if not using.policy.may_review(who.person):  # before the body is read
         raise HTTPException(403, f"{who.person} is not a reviewer in the policy")
     form = _fields(await request.form(max_fields=10))
-    if not hmac.compare_digest(form.get("csrf", ""), who.csrf):
-        raise HTTPException(status.HTTP_403_FORBIDDEN, "this form is stale; reload the page")
+    _check_csrf(form, who)
     comments = await asyncio.to_thread(drafts(using).comments, pm.id)
     reason = changes_reason(form.get("text", "").strip(), comments, pm.draft_version)
     try:
