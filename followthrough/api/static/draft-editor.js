@@ -9,7 +9,7 @@
   var list = document.getElementById("refusals");
   var summary = document.getElementById("refusal-summary");
   var saved = document.getElementById("save-status");
-  var timer = null, busy = false, again = false, stale = false;
+  var timer = null, busy = false, again = false, stale = false, submitter = null;
 
   function show(problems) {
     while (list.firstChild) list.removeChild(list.firstChild);
@@ -51,7 +51,15 @@
       saved.textContent = "Not saved (" + err + "); your text is still here.";
     }).then(function () {
       busy = false;
-      if (again) { again = false; save(); }
+      if (submitter) {  // a button was pressed while saving: now the version is the latest
+        var button = submitter;
+        submitter = null;
+        stale = true;
+        form.requestSubmit(button);
+      } else if (again) {
+        again = false;
+        save();
+      }
     });
   }
 
@@ -59,6 +67,17 @@
     clearTimeout(timer);
     timer = setTimeout(save, ms);
   }
+  // Save or Submit by the buttons: no autosave races the post (it would make it stale).
+  form.addEventListener("submit", function (event) {
+    clearTimeout(timer);
+    if (busy) {
+      event.preventDefault();
+      submitter = event.submitter || null;
+      again = false;
+      return;
+    }
+    stale = true;
+  });
   form.addEventListener("input", function () { soon(800); });
   form.addEventListener("change", function () { soon(150); });
 })();
