@@ -36,6 +36,12 @@
       credentials: "same-origin",
       headers: { "Accept": "application/json" }
     }).then(function (response) {
+      if ((response.headers.get("content-type") || "").indexOf("application/json") < 0) {
+        // Signed out (the session ended): the answer is the sign-in page.
+        saved.textContent = "Not saved: you are signed out. Sign in again in another tab; " +
+          "your text is still here and the next change saves it.";
+        return;
+      }
       return response.json().then(function (answer) {
         if (response.ok) {
           form.elements["version"].value = answer.version;
