@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
@@ -176,3 +178,56 @@ async def test_a_refused_action_is_explained_on_the_page(
     assert response.status == 403
     await snap(page, "8-carol-no-buttons")
     await page.context.close()
+
+
+async def test_an_owner_writes_a_draft_from_scratch_in_a_browser(
+    chromium: Browser, service: Service, time_skipping: WorkflowEnvironment
+) -> None:
+    """The editor's autosave and its live list of refusals, from the server, in Chromium."""
+    pm_id = await open_postmortem(service.api, time_skipping, services=["monitoring"])
+    now = await time_skipping.get_current_time()
+    page = await signed_in(chromium, service, "alice")
+    await page.goto(f"{service.url}/postmortems/{pm_id}")
+    await page.click("text=Write the draft")
+    await expect(page.locator("h1")).to_contain_text("Draft")
+    await expect(page.locator("#refusals")).to_contain_text("impact: missing")
+
+    # The incident's milestones fill the first rows; a decision goes in the first empty one.
+    rows = await page.locator("#timeline tr").count()
+    decision = rows - 1 - 3  # less the header and the three empty rows
+    zone = ZoneInfo(service.api.services.policy.calendar.timezone)
+    at = (now - timedelta(hours=2)).astimezone(zone).strftime("%Y-%m-%dT%H:%M:%S")
+    await page.fill(f"[name=timeline-{decision}-at]", at)
+    await page.select_option(f"[name=timeline-{decision}-kind]", "decision")
+    await page.fill(f"[name=timeline-{decision}-description]", "Rolled back instead of scaling")
+    await page.fill("#impact", "12% of dashboard loads failed for 40 minutes.")
+    await page.fill("[name=factor-0-description]", "The deploy skipped the canary stage")
+    await page.fill("[name=factor-0-tags]", "deploy")
+    await page.fill("#detection_gaps", "No alert on the dashboard's error ratio")
+    await page.fill("#recovery_steps", "Rolled back to the previous release")
+    await page.fill("[name=item-0-title]", "Alert on the dashboard error ratio")
+    await page.fill("[name=item-0-owner]", "bob")
+    await page.select_option("[name=item-0-team]", "payments")
+    await page.fill("[name=item-0-due]", (now + timedelta(days=20)).date().isoformat())
+    await page.select_option("[name=item-0-priority]", "P1")
+    await page.fill("[name=item-0-criterion_description]", "Improve the monitoring of dashboards")
+    # Saved as it goes; the list is the server's answer: the vague criterion is refused.
+    await expect(page.locator("#refusals")).to_contain_text("is not measurable")
+    await expect(page.locator("#save-status")).to_contain_text("Saved version")
+    await snap(page, "10-draft-refused")
+
+    await page.fill(
+        "[name=item-0-criterion_description]",
+        "A page fires within 5 minutes when the dashboard error ratio exceeds 2%",
+    )
+    await expect(page.locator("#refusals li")).to_have_count(0)
+    await expect(page.locator("#refusal-summary")).to_contain_text("would be accepted")
+    saved = service.api.services.store
+    await snap(page, "11-draft-clean")
+
+    await page.click("button:has-text('Submit for review')")
+    await expect(page.locator(".flash.done")).to_contain_text("Submitted draft version 1")
+    await snap(page, "12-draft-submitted")
+    pm = saved.records.postmortem(pm_id)
+    assert pm is not None and pm.state.value == "in_review"
+    assert pm.draft is not None and pm.draft.impact.startswith("12% of dashboard loads")

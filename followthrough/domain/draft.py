@@ -18,6 +18,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds, due_date_problem
 from followthrough.domain.criteria import AcceptanceCriterion, Manual, parse_criterion
+from followthrough.domain.draft_templates import templates_for
 from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, format_validation_error
@@ -112,6 +113,7 @@ class Draft(BaseModel):
     contributing_factors: list[ContributingFactor] = Field(default_factory=list)
     detection_gaps: list[str] = Field(default_factory=list)
     recovery_steps: list[str] = Field(default_factory=list)
+    recovery_validation: str = Field(default="", description="how recovery was shown to hold")
     action_items: list[ActionItemDraft] = Field(default_factory=list)
     slo_impact: SloImpactEstimate | None = None
 
@@ -203,6 +205,7 @@ def draft_bounds(draft: Draft, *, today: date) -> list[str]:
     check.within_budget("draft", draft, limits.UPDATE_BUDGET_BYTES)
     check.text("summary", draft.summary, limits.LONG_TEXT_CHARS, lines=True)
     check.text("impact", draft.impact, limits.LONG_TEXT_CHARS, lines=True)
+    check.text("recovery_validation", draft.recovery_validation, paragraph, lines=True)
     if check.count("timeline", draft.timeline, limits.TIMELINE_ENTRIES):
         for i, entry in enumerate(draft.timeline):
             check.moment(f"timeline[{i}].at", entry.at)
@@ -288,11 +291,23 @@ def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: d
     if not any(s.strip() for s in draft.recovery_steps):
         problems.append("recovery_steps: missing; list the steps that restored service")
 
+    problems.extend(_template_problems(draft, incident, policy))
     if not draft.action_items:
         problems.append("action_items: missing; list at least one")
     titles: dict[str, int] = {}
     for i, item in enumerate(draft.action_items):
         problems.extend(_action_item_problems(i, item, policy, today, titles))
+    return problems
+
+
+def _template_problems(draft: Draft, incident: Incident, policy: Policy) -> list[str]:
+    """The sections the policy's templates for this kind of incident add to the rules."""
+    problems = []
+    for key, template in templates_for(policy.templates, incident.severity, incident.services):
+        for section in template.required_sections:
+            value = getattr(draft, section)
+            if value is None or (isinstance(value, str) and not value.strip()):
+                problems.append(f"{section}: missing; the policy's template '{key}' requires it")
     return problems
 
 

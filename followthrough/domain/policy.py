@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
@@ -95,6 +96,10 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    templates: dict[str, DraftTemplate] = Field(
+        default_factory=dict,
+        description="per severity or service name: extra required sections, suggested items",
+    )
     slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
     outbound: OutboundPolicy = Field(
         default_factory=OutboundPolicy,
@@ -140,6 +145,7 @@ class Policy(BaseModel):
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
+        problems += template_problems(self.templates, self.severities, self.services, self.teams)
         for severity in self.slo_review.high_severities or []:
             if severity not in self.severities:
                 problems.append(f"slo_review.high_severities: unknown severity '{severity}'")

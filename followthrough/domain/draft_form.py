@@ -1,0 +1,225 @@
+"""The dashboard's draft editor as data: a form's fields to a draft, a draft to the form's rows,
+what changed between two versions, and the draft a new postmortem starts with.
+
+Pure: the editor's page and its autosave call these, and judge the result with draft_problems,
+the very rules the workflow's submit update applies (no second copy of any rule here).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from followthrough.domain import limits
+from followthrough.domain.draft import Draft, InvalidDraft, parse_draft, prefilled_timeline
+from followthrough.domain.draft_templates import templates_for
+from followthrough.domain.incident import Incident
+from followthrough.domain.policy import Policy
+
+# Sections a reviewer comments on, in the order a draft reads.
+SECTIONS = (
+    "summary",
+    "impact",
+    "timeline",
+    "contributing_factors",
+    "detection_gaps",
+    "recovery_steps",
+    "recovery_validation",
+    "action_items",
+)
+# The criterion fields the editor offers, per kind; numbers are read as numbers.
+CRITERION_FIELDS = {
+    "manual": ("description", "verifier", "role"),
+    "ticket_resolved": ("description", "ticket"),
+    "http_check": ("description", "url", "expect_status", "body_contains"),
+    "prometheus_query": ("description", "query", "op", "threshold", "hold_for"),
+    "alert_rule_present": ("description", "alert"),
+}
+CRITERION_KINDS = tuple(CRITERION_FIELDS)
+_ALL_CRITERION_FIELDS = tuple(dict.fromkeys(f for fs in CRITERION_FIELDS.values() for f in fs))
+_NUMBERS = {"expect_status", "threshold"}
+_ITEM_FIELDS = ("title", "owner", "team", "due", "priority", "description")
+_ROW = re.compile(r"(timeline|factor|item)-(\d{1,6})-([a-z_]+)")
+_LIMITS = {
+    "timeline": limits.TIMELINE_ENTRIES,
+    "factor": limits.LIST_ENTRIES,
+    "item": limits.ACTION_ITEMS,
+}
+# A form has at most this many fields: the largest draft's rows times their fields, and more.
+FORM_FIELDS = 2_000
+
+
+def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
+    """The draft the editor's fields describe; InvalidDraft names each field that is wrong.
+
+    Blank rows are dropped; a timeline time without an offset is in the policy's time zone.
+    """
+    problems: list[str] = []
+    if len(form) > FORM_FIELDS:
+        raise InvalidDraft("draft", [f"form: {len(form)} fields; at most {FORM_FIELDS}"])
+    rows: dict[str, dict[int, dict[str, str]]] = {"timeline": {}, "factor": {}, "item": {}}
+    for key, value in form.items():
+        if (found := _ROW.fullmatch(key)) is None:
+            continue
+        kind, index, name = found.group(1), int(found.group(2)), found.group(3)
+        if index >= _LIMITS[kind]:
+            if value.strip():
+                problems.append(f"{key}: at most {_LIMITS[kind]} rows")
+            continue
+        rows[kind].setdefault(index, {})[name] = value.strip()
+
+    data: dict[str, Any] = {
+        name: form.get(name, "").strip() for name in ("summary", "impact", "recovery_validation")
+    }
+    for name in ("detection_gaps", "recovery_steps"):
+        data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+    data["timeline"] = []
+    for i, row in _filled(rows["timeline"], ("at", "description")):
+        at = _moment(row.get("at", ""), zone)
+        if at is None:
+            problems.append(f"timeline[{i}].at: '{row.get('at', '')}' is not a date and time")
+            continue
+        entry = {
+            "at": at,
+            "kind": row.get("kind") or "note",
+            "description": row.get("description", ""),
+        }
+        data["timeline"].append(entry)
+    data["contributing_factors"] = [
+        {
+            "description": row.get("description", ""),
+            "tags": [t.strip() for t in row.get("tags", "").split(",") if t.strip()],
+        }
+        for _, row in _filled(rows["factor"], ("description", "tags"))
+    ]
+    data["action_items"] = [
+        _item(i, row, problems)
+        for i, row in _filled(rows["item"], (*_ITEM_FIELDS, "criterion_description"))
+    ]
+    if problems:
+        raise InvalidDraft("draft", problems)
+    return parse_draft(data)
+
+
+def _filled(
+    rows: dict[int, dict[str, str]], fields: tuple[str, ...]
+) -> list[tuple[int, dict[str, str]]]:
+    """The rows someone wrote in, in order, renumbered as the draft will number them."""
+    kept = [rows[i] for i in sorted(rows) if any(rows[i].get(f) for f in fields)]
+    return list(enumerate(kept))
+
+
+def _moment(text: str, zone: str) -> datetime | None:
+    try:
+        at = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return at if at.tzinfo is not None else at.replace(tzinfo=ZoneInfo(zone))
+
+
+def _item(i: int, row: dict[str, str], problems: list[str]) -> dict[str, Any]:
+    item: dict[str, Any] = {f: row.get(f) or None for f in ("owner", "team", "priority")}
+    item["title"] = row.get("title", "")
+    item["description"] = row.get("description", "")
+    if due := row.get("due"):
+        try:
+            item["due"] = date.fromisoformat(due)
+        except ValueError:
+            problems.append(f"action_items[{i}].due: '{due}' is not a date (YYYY-MM-DD)")
+    kind = row.get("kind") or "manual"
+    criterion: dict[str, Any] = {"kind": kind}
+    for name in CRITERION_FIELDS.get(kind, _ALL_CRITERION_FIELDS):
+        if value := row.get(f"criterion_{name}"):
+            criterion[name] = _number(value) if name in _NUMBERS else value
+    if len(criterion) > 1 or kind != "manual":
+        item["acceptance_criterion"] = criterion
+    if slo := row.get("slo"):
+        item["slo_change"] = {"slo": slo, "change": row.get("slo_change") or "alerting"}
+    return item
+
+
+def _number(text: str) -> Any:
+    """A number when it is one; otherwise the text, for the criterion's rules to name."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            continue
+    return text
+
+
+def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
+    """The editor's rows for a draft, with room for more: what the page's fields show."""
+    local = ZoneInfo(zone)
+    timeline = [
+        {
+            "at": e.at.astimezone(local).strftime("%Y-%m-%dT%H:%M:%S"),
+            "kind": e.kind,
+            "description": e.description,
+        }
+        for e in draft.timeline
+    ]
+    factors = [
+        {"description": f.description, "tags": ", ".join(f.tags)}
+        for f in draft.contributing_factors
+    ]
+    items = []
+    for item in draft.action_items:
+        written = item.acceptance_criterion
+        criterion = (
+            (written[0] if written else {}) if isinstance(written, list) else (written or {})
+        )
+        criterion = criterion if isinstance(criterion, dict) else {}
+        row = {f: "" if getattr(item, f) is None else str(getattr(item, f)) for f in _ITEM_FIELDS}
+        row["kind"] = str(criterion.get("kind", "manual"))
+        for name in _ALL_CRITERION_FIELDS:
+            value = criterion.get(name)
+            row[f"criterion_{name}"] = "" if value is None else str(value)
+        row["slo"] = item.slo_change.slo if item.slo_change else ""
+        row["slo_change"] = item.slo_change.change if item.slo_change else "alerting"
+        items.append(row)
+    blank_item = {f: "" for f in _ITEM_FIELDS} | {
+        "kind": "manual",
+        "slo": "",
+        "slo_change": "alerting",
+    }
+    blank_item |= {f"criterion_{n}": "" for n in _ALL_CRITERION_FIELDS}
+    return {
+        "timeline": timeline + [{"at": "", "kind": "decision", "description": ""}] * 3,
+        "factors": factors + [{"description": "", "tags": ""}] * 2,
+        "items": [*items, blank_item],
+    }
+
+
+def fresh_draft(incident: Incident, policy: Policy) -> Draft:
+    """What a new draft starts with: the incident's milestones and the templates' suggestions."""
+    suggested = [
+        suggestion.model_dump(exclude_none=True)
+        for _, template in templates_for(policy.templates, incident.severity, incident.services)
+        for suggestion in template.suggested_action_items
+    ]
+    return Draft(
+        timeline=prefilled_timeline(incident),
+        action_items=[parse_draft({"action_items": [s]}).action_items[0] for s in suggested],
+    )
+
+
+def draft_changes(before: Draft | None, after: Draft) -> list[str]:
+    """What changed from one version of a draft to another, section by section, in words."""
+    if before is None:
+        return ["everything: the first version"]
+    changes = []
+    for section in (*SECTIONS, "slo_impact"):
+        if section == "action_items":
+            continue
+        if getattr(before, section) != getattr(after, section):
+            changes.append(f"{section} changed")
+    old = {i.title.strip(): i for i in before.action_items}
+    new = {i.title.strip(): i for i in after.action_items}
+    changes += [f"action item '{t}' added" for t in new if t not in old]
+    changes += [f"action item '{t}' removed" for t in old if t not in new]
+    changes += [f"action item '{t}' changed" for t in new if t in old and new[t] != old[t]]
+    return changes
