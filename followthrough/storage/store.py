@@ -6,7 +6,7 @@
     store.tokens      the HTTP API's tokens          store.sessions   the dashboard's sessions
     store.links       one-click links' nonces         store.deliveries webhook deliveries seen
     store.themes      factor tags and recurring themes
-    store.slos        imported SLOs
+    store.slos        imported SLOs                   store.slack      notices posted to Slack
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -23,6 +23,7 @@ from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.outbox import OutboxStore
 from followthrough.storage.records import RecordStore
+from followthrough.storage.slack import SlackStore
 from followthrough.storage.slos import SloStore
 from followthrough.storage.tables import ApiTokenRow
 from followthrough.storage.themes import ThemeStore
@@ -42,6 +43,7 @@ class Store:
         self.deliveries = DeliveryStore(self.db)
         self.themes = ThemeStore(self.db)
         self.slos = SloStore(self.db)
+        self.slack = SlackStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
