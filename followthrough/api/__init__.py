@@ -19,7 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from swagger_ui_bundle import swagger_ui_path
 from temporalio.service import RPCError, RPCStatusCode
 
-from followthrough.api import dashboard, links, operations, people, webhooks
+from followthrough.api import dashboard, links, operations, people, slack, webhooks
 from followthrough.api.auth import token_holder
 from followthrough.api.edge import Edge, SecurityHeaders
 from followthrough.api.metrics import Metrics
@@ -64,6 +64,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(links.router)
+    app.include_router(slack.router)
     dashboard.install(app)
     app.include_router(operations.router)
     _install_docs(app)

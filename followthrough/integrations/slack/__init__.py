@@ -82,6 +82,19 @@ class SlackApi:
             lambda: self.client.chat_update(channel=channel, ts=ts, text=text, blocks=blocks),
         )
 
+    def reply(self, channel: str, ts: str, text: str) -> None:
+        """A reply in the message's thread."""
+        self._call(
+            "chat.postMessage",
+            lambda: self.client.chat_postMessage(channel=channel, thread_ts=ts, text=text),
+        )
+
+    def email_of(self, user: str) -> str | None:
+        """users.info: the email on the user's profile (None when Slack shows none)."""
+        answer = self._call("users.info", lambda: self.client.users_info(user=user))
+        email = answer.get("user", {}).get("profile", {}).get("email")
+        return str(email) if email else None
+
     def tell(self, channel: str, user: str, text: str) -> None:
         """chat.postEphemeral: a line only `user` sees, in `channel`."""
         self._call(
