@@ -273,6 +273,7 @@ async def test_notices_reach_dms_and_the_team_channel_and_buttons_act_as_the_cli
     maria_dm = (await eventually(lambda: slack_server.messages_in("D0MARIA")))[0]
     channel = (await eventually(lambda: slack_server.messages_in(PAYMENTS)))[0]
     assert len(slack_server.messages_in("D0MARIA")) == 1
+    assert slack_server.limited == ["chat.postMessage"]
     assert slack_server.calls.count("chat.postMessage") >= 3  # the 429, maria, the channel
     buttons = [
         e["action_id"] for b in maria_dm["blocks"] if b["type"] == "actions" for e in b["elements"]

@@ -24,7 +24,7 @@ JSON, form fields or the query string; HTTP 200 with {"ok": true, ...} or {"ok":
 - Anything else: 404 {"ok": false, "error": "unknown_method"}.
 
 For the tests: `posted` (every message, updated in place by chat.update, replies included),
-`updates`, `ephemeral`, `views`, `calls` (method names, the 429s too).
+`updates`, `ephemeral`, `views`, `calls` (method names, the 429s too), `limited` (the 429s).
 """
 
 from __future__ import annotations
@@ -59,6 +59,7 @@ class SlackServer(LoopbackThreadServer):
         self.views: list[dict[str, Any]] = []
         self.calls: list[str] = []
         self._limited = 0
+        self.limited: list[str] = []  # the calls answered 429
         self._retry_after = 1
         self._counter = 0
 
@@ -92,6 +93,7 @@ class SlackServer(LoopbackThreadServer):
             self.calls.append(method)
             if self._limited > 0:
                 self._limited -= 1
+                self.limited.append(method)
                 headers = {"Retry-After": str(self._retry_after)}
                 return 429, {"ok": False, "error": "ratelimited"}, headers
         handler = _METHODS.get(method)
