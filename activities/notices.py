@@ -13,6 +13,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
+from activities.slack import SlackDelivery
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
     NON_URGENT_KINDS,
@@ -89,13 +90,33 @@ def _rendering(notice: Notice, postmortem_id: str) -> Iterator[None]:
 
 
 class NoticeActivities:
-    def __init__(self, store: Store, mailer: Mailer, policy: Policy) -> None:
+    def __init__(
+        self, store: Store, mailer: Mailer, policy: Policy, slack: SlackDelivery | None = None
+    ) -> None:
         self.store = store
         self.mailer = mailer
         self.policy = policy  # today's directory: who is on the council now
+        self.slack = slack  # None: Slack is not configured
 
     @activity.defn(name=SEND_NOTICE)
     async def send_notice(self, notice: Notice) -> OutboxStatus:
+        """The email, then Slack (when configured) whatever became of the email.
+
+        Slack never fails the email: its own record keeps each message to one post, and only
+        Slack out of reach makes the activity retry (the email is then already marked sent).
+        """
+        if self.slack is None:
+            return await self._email(notice)
+        try:
+            status = await self._email(notice)
+        except Exception:
+            await self.slack.deliver(notice)
+            raise
+        if await self.slack.deliver(notice):
+            raise ApplicationError("Slack is unavailable; retrying", type="SlackUnavailable")
+        return status
+
+    async def _email(self, notice: Notice) -> OutboxStatus:
         """Idempotent by the notice's dedupe key: a retry or a restarted worker sends nothing twice.
 
         The message is recorded as pending before it is handed to SMTP and marked sent after, so

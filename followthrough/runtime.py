@@ -93,6 +93,7 @@ async def run_worker_until(
             jira=settings.jira_config(),
             public_url=settings.effective_public_url,
             sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
+            slack=settings.slack_config(),
         )
         schedule = await ensure_council_digest_schedule(
             client, settings.loaded_policy, task_queue=settings.task_queue

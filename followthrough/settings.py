@@ -26,6 +26,7 @@ from followthrough.temporal import TASK_QUEUE
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig
     from followthrough.integrations.jira.config import JiraConfig
+    from followthrough.integrations.slack import SlackConfig
 
 
 def _default_data_dir() -> Path:
@@ -125,6 +126,15 @@ class Settings(BaseSettings):
         description="JSON: person -> Jira accountId (Cloud) or username (Server); a person not "
         "listed is looked up by email, and not found their ticket is created unassigned",
     )
+    slack_bot_token: str | None = Field(
+        default=None, description="xoxb-...: notices go to Slack too; unset: no Slack at all"
+    )
+    slack_signing_secret: str | None = Field(
+        default=None, description="verifies the button clicks Slack sends to /slack/interactions"
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/", description="Slack's Web API (tests point it elsewhere)"
+    )
     jira_done_jql_window: str = Field(
         default="-1d",
         description="how far back (a JQL date: -1d, -12h) reconciliation looks for done tickets",
@@ -197,6 +207,18 @@ class Settings(BaseSettings):
             epics=self.jira_epics,
             accounts=dict(self.jira_accounts),
             done_window=self.jira_done_jql_window,
+        )
+
+    def slack_config(self) -> SlackConfig | None:
+        """Where Slack notices go; None (no Slack) unless FOLLOWTHROUGH_SLACK_BOT_TOKEN is set."""
+        if not self.slack_bot_token:
+            return None
+        from followthrough.integrations.slack import SlackConfig
+
+        return SlackConfig(
+            token=self.slack_bot_token,
+            signing_secret=self.slack_signing_secret,
+            api_url=self.slack_api_url,
         )
 
     def mailer(self) -> Mailer:

@@ -26,6 +26,7 @@ from followthrough.api import (
     operations,
     people,
     preferences,
+    slack,
     webhooks,
 )
 from followthrough.api.auth import token_holder
@@ -74,6 +75,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
+    app.include_router(slack.router)
     dashboard.install(app)
     app.include_router(operations.router)
     _install_docs(app)

@@ -45,6 +45,11 @@ class SeverityPolicy(BaseModel):
     )
 
 
+# Slack's ids: a user (U..., W... on Enterprise Grid), a channel (C..., G...) or '#name'.
+SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
+SLACK_CHANNEL = r"^([CG][A-Z0-9]{2,20}|#[a-z0-9._-]{1,80})$"
+
+
 class Team(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -53,12 +58,28 @@ class Team(BaseModel):
     wip_cap: int | None = Field(
         default=None, ge=1, description="most open action items the team may hold; none: no cap"
     )
+    slack_channel: str | None = Field(
+        default=None,
+        pattern=SLACK_CHANNEL,
+        description="the channel that also hears of the team's work, when Slack is configured",
+    )
+
+
+class PersonDetails(BaseModel):
+    """What the directory knows of a person beyond their name."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    slack: str | None = Field(
+        default=None, pattern=SLACK_USER, description="Slack user id; none: looked up by email"
+    )
 
 
 class Policy(BaseModel):
     """Who owns what, who reviews, and what each severity demands."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # `people:` in the file is `directory` here (`people` names everyone the policy knows).
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
     severities: dict[str, SeverityPolicy] = Field(
         min_length=1, description="worst first; the order is the severity ranking"
@@ -108,6 +129,9 @@ class Policy(BaseModel):
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
+    )
+    directory: dict[str, PersonDetails] = Field(
+        default_factory=dict, alias="people", description="person -> details (a Slack id)"
     )
 
     @model_validator(mode="after")
@@ -161,6 +185,12 @@ class Policy(BaseModel):
                 )
             if not _ADDRESS.fullmatch(address):
                 problems.append(f"emails.{person}: '{address}' is not an email address")
+        for person in self.directory:
+            if person not in people:
+                problems.append(
+                    f"people.{person}: '{person}' is not a member, manager, reviewer "
+                    "or council member"
+                )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -203,6 +233,11 @@ class Policy(BaseModel):
     def email_of(self, person: str) -> str:
         """The person's override from `emails`, else person@email_domain."""
         return self.emails.get(person, f"{person}@{self.email_domain}")
+
+    def slack_id_of(self, person: str) -> str | None:
+        """The person's Slack user id from `people`, if the policy names one."""
+        found = self.directory.get(person)
+        return found.slack if found else None
 
     def manager_of_team(self, team: str) -> str:
         """The team's manager; KeyError naming the team when the policy has no such team."""

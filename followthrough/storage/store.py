@@ -8,6 +8,7 @@
     store.themes      factor tags and recurring themes
     store.slos        imported SLOs
     store.preferences how each person takes non-urgent notices, and those held for a digest
+    store.slack       notices posted to Slack
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -25,6 +26,7 @@ from followthrough.storage.links import LinkStore
 from followthrough.storage.outbox import OutboxStore
 from followthrough.storage.preferences import PreferenceStore
 from followthrough.storage.records import RecordStore
+from followthrough.storage.slack import SlackStore
 from followthrough.storage.slos import SloStore
 from followthrough.storage.tables import ApiTokenRow
 from followthrough.storage.themes import ThemeStore
@@ -45,6 +47,7 @@ class Store:
         self.themes = ThemeStore(self.db)
         self.slos = SloStore(self.db)
         self.preferences = PreferenceStore(self.db)
+        self.slack = SlackStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

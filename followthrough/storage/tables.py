@@ -242,3 +242,24 @@ class SloRow(Base):
     source: Mapped[str] = mapped_column(String(16))
     imported_at: Mapped[datetime]
     data: Mapped[dict[str, Any]]
+
+
+class SlackMessageRow(Base):
+    """A notice posted to Slack: once per (notice, DM or channel); `ts` finds it again when its
+    buttons are clicked."""
+
+    __tablename__ = "slack_messages"
+    __table_args__ = (Index("ix_slack_messages_channel_ts", "channel", "ts"),)
+
+    dedupe_key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    target: Mapped[str] = mapped_column(String(100), primary_key=True)  # a user id or a channel
+    person: Mapped[str | None] = mapped_column(String(128))  # None: a team's channel
+    kind: Mapped[str] = mapped_column(String(40))
+    postmortem_id: Mapped[str] = mapped_column(String(200))
+    action_item_id: Mapped[str | None] = mapped_column(String(220))
+    status: Mapped[str] = mapped_column(String(16))  # pending, posted or failed
+    channel: Mapped[str | None] = mapped_column(String(100))  # where it landed (a DM's D...)
+    ts: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime]
+    posted_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)

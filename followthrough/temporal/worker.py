@@ -18,11 +18,13 @@ from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
 from activities.records import RecordActivities
+from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
 from followthrough.integrations.jira import JiraConfig
+from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -47,10 +49,15 @@ def build_worker(
     jira: JiraConfig | None = None,
     public_url: str | None = None,
     sticky_queue_timeout: timedelta = timedelta(seconds=10),
+    slack: SlackConfig | None = None,
 ) -> Worker:
-    """A worker for every workflow and activity; without `jira`, items use the built-in tracker."""
+    """A worker for every workflow and activity; without `jira`, items use the built-in tracker;
+    without `slack`, notices are email only."""
     records = RecordActivities(store)
-    notices = NoticeActivities(store, mailer, policy)
+    to_slack = (
+        SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
+    )
+    notices = NoticeActivities(store, mailer, policy, to_slack)
     # Checks call out only where the policy's outbound section allows.
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)

@@ -1,0 +1,230 @@
+"""A Slack-Web-API-compatible server for the tests, on 127.0.0.1 (a free port, a thread).
+
+    with SlackServer(token="xoxb-test", users={"U0BOB": "bob@example.com"},
+                     channels={"C0PAY"}) as slack:
+        WebClient(token="xoxb-test", base_url=slack.api_url).chat_postMessage(...)
+        assert slack.posted[0]["channel"] == "D0BOB"
+
+It serves what Followthrough calls, as Slack documents it (https://docs.slack.dev/reference/
+methods): POST/GET /api/{method} with the bot token as `Authorization: Bearer`, arguments as
+JSON, form fields or the query string; HTTP 200 with {"ok": true, ...} or {"ok": false,
+"error": "..."}.
+
+- chat.postMessage: `channel` a user id (U.../W...: the bot's DM with them, answered as channel
+  D...), a known channel id, or `#name`; `text` and/or `blocks`; `thread_ts` replies in a
+  thread. Answers {"channel", "ts", "message"}. Unknown user or channel: channel_not_found;
+  nothing to say: no_text.
+- chat.update (channel, ts): message_not_found for a ts never posted there.
+- chat.postEphemeral (channel, user): {"message_ts"}; views.open (trigger_id, view): {"view"}.
+- users.lookupByEmail (email): {"user": {...}} or users_not_found; users.info (user): {"user":
+  {..., "profile": {"email"}}} or user_not_found.
+- A wrong or missing token: invalid_auth (not_authed when missing).
+- `rate_limit_next(n, retry_after=1)`: the next n calls answer HTTP 429 {"ok": false, "error":
+  "ratelimited"} with `Retry-After`, as Slack does.
+- Anything else: 404 {"ok": false, "error": "unknown_method"}.
+
+For the tests: `posted` (every message, updated in place by chat.update, replies included),
+`updates`, `ephemeral`, `views`, `calls` (method names, the 429s too), `limited` (the 429s).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from tests.servers.daemon import LoopbackThreadServer
+
+
+class SlackServer(LoopbackThreadServer):
+    name = "the Slack server"
+
+    def __init__(
+        self,
+        *,
+        token: str,
+        users: dict[str, str] | None = None,
+        channels: set[str] | None = None,
+    ) -> None:
+        super().__init__()
+        self.token = token
+        self.users = dict(users or {})  # user id -> email
+        self.channels = set(channels or set())  # channel ids and #names
+        self.lock = threading.Lock()
+        self.posted: list[dict[str, Any]] = []
+        self.updates: list[dict[str, Any]] = []
+        self.ephemeral: list[dict[str, Any]] = []
+        self.views: list[dict[str, Any]] = []
+        self.calls: list[str] = []
+        self._limited = 0
+        self.limited: list[str] = []  # the calls answered 429
+        self._retry_after = 1
+        self._counter = 0
+
+    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
+        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        server.daemon_threads = True
+        thread = threading.Thread(
+            target=server.serve_forever, args=(0.05,), name="slack-server", daemon=True
+        )
+        thread.start()
+        return server, thread
+
+    @property
+    def api_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/api/"
+
+    def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
+        with self.lock:
+            self._limited, self._retry_after = n, retry_after
+
+    def messages_in(self, channel: str) -> list[dict[str, Any]]:
+        with self.lock:
+            return [m for m in self.posted if m["channel"] == channel and not m.get("thread_ts")]
+
+    # -- the API ----------------------------------------------------------------------------
+
+    def answer(
+        self, method: str, token: str | None, args: dict[str, Any]
+    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+        with self.lock:
+            self.calls.append(method)
+            if self._limited > 0:
+                self._limited -= 1
+                self.limited.append(method)
+                headers = {"Retry-After": str(self._retry_after)}
+                return 429, {"ok": False, "error": "ratelimited"}, headers
+        handler = _METHODS.get(method)
+        if handler is None:
+            return 404, {"ok": False, "error": "unknown_method"}, {}
+        if not token:
+            return 200, {"ok": False, "error": "not_authed"}, {}
+        if token != self.token:
+            return 200, {"ok": False, "error": "invalid_auth"}, {}
+        with self.lock:
+            return 200, handler(self, args), {}
+
+    def _ts(self) -> str:
+        self._counter += 1
+        return f"1700000000.{self._counter:06d}"
+
+    def _channel(self, channel: str) -> str | None:
+        if channel[:1] in ("U", "W"):
+            return "D" + channel[1:] if channel in self.users else None
+        if channel.startswith("D") and ("U" + channel[1:]) in self.users:
+            return channel
+        return channel if channel in self.channels else None
+
+    def _post(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = self._channel(str(args.get("channel", "")))
+        if channel is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if not args.get("text") and not args.get("blocks"):
+            return {"ok": False, "error": "no_text"}
+        blocks = args.get("blocks")
+        message = {
+            "channel": channel,
+            "ts": self._ts(),
+            "text": args.get("text", ""),
+            "blocks": json.loads(blocks) if isinstance(blocks, str) else (blocks or []),
+            "thread_ts": args.get("thread_ts"),
+        }
+        self.posted.append(message)
+        return {"ok": True, "channel": channel, "ts": message["ts"], "message": message}
+
+    def _update(self, args: dict[str, Any]) -> dict[str, Any]:
+        for message in self.posted:
+            if message["channel"] == args.get("channel") and message["ts"] == args.get("ts"):
+                blocks = args.get("blocks")
+                message["text"] = args.get("text", message["text"])
+                if blocks is not None:
+                    message["blocks"] = json.loads(blocks) if isinstance(blocks, str) else blocks
+                self.updates.append(dict(message))
+                return {"ok": True, "channel": message["channel"], "ts": message["ts"]}
+        return {"ok": False, "error": "message_not_found"}
+
+    def _ephemeral(self, args: dict[str, Any]) -> dict[str, Any]:
+        if self._channel(str(args.get("channel", ""))) is None:
+            return {"ok": False, "error": "channel_not_found"}
+        if args.get("user") not in self.users:
+            return {"ok": False, "error": "user_not_in_channel"}
+        self.ephemeral.append(dict(args))
+        return {"ok": True, "message_ts": self._ts()}
+
+    def _view(self, args: dict[str, Any]) -> dict[str, Any]:
+        view = args.get("view")
+        view = json.loads(view) if isinstance(view, str) else view
+        if not args.get("trigger_id") or not isinstance(view, dict):
+            return {"ok": False, "error": "invalid_arguments"}
+        self.views.append({"trigger_id": args["trigger_id"], "view": view})
+        return {"ok": True, "view": {"id": f"V{self._counter:08d}", **view}}
+
+    def _lookup(self, args: dict[str, Any]) -> dict[str, Any]:
+        email = str(args.get("email", "")).lower()
+        for user, address in self.users.items():
+            if address.lower() == email:
+                return {"ok": True, "user": _user(user, address)}
+        return {"ok": False, "error": "users_not_found"}
+
+    def _info(self, args: dict[str, Any]) -> dict[str, Any]:
+        user = str(args.get("user", ""))
+        if user not in self.users:
+            return {"ok": False, "error": "user_not_found"}
+        return {"ok": True, "user": _user(user, self.users[user])}
+
+
+def _user(user: str, email: str) -> dict[str, Any]:
+    return {"id": user, "name": email.split("@")[0], "profile": {"email": email}}
+
+
+_METHODS = {
+    "chat.postMessage": SlackServer._post,
+    "chat.update": SlackServer._update,
+    "chat.postEphemeral": SlackServer._ephemeral,
+    "views.open": SlackServer._view,
+    "users.lookupByEmail": SlackServer._lookup,
+    "users.info": SlackServer._info,
+}
+
+
+def _handler_for(slack: SlackServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            pass
+
+        def do_GET(self) -> None:
+            self._serve()
+
+        def do_POST(self) -> None:
+            self._serve()
+
+        def _serve(self) -> None:
+            parts = urlsplit(self.path)
+            args: dict[str, Any] = {k: v[0] for k, v in parse_qs(parts.query).items()}
+            length = int(self.headers.get("Content-Length") or 0)
+            body = self.rfile.read(length) if length else b""
+            kind = self.headers.get("Content-Type", "")
+            if body and "json" in kind:
+                args.update(json.loads(body))
+            elif body:
+                args.update({k: v[0] for k, v in parse_qs(body.decode()).items()})
+            auth = self.headers.get("Authorization", "")
+            token = auth.removeprefix("Bearer ").strip() if auth.startswith("Bearer ") else None
+            token = token or args.pop("token", None)
+            method = parts.path.removeprefix("/api/")
+            code, answer, headers = slack.answer(method, token, args)
+            data = json.dumps(answer).encode()
+            self.send_response(code)
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+            self.send_header("Content-Length", str(len(data)))
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+            self.wfile.write(data)
+
+    return Handler
+
+
+__all__ = ["SlackServer"]
