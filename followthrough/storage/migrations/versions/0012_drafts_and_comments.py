@@ -2,7 +2,7 @@
 version each reviewer last saw
 
 Revision ID: 0012
-Revises: 0010 (rechain onto 0011 when it is merged)
+Revises: 0011
 Create Date: 2026-12-03 06:10:00
 """
 
