@@ -28,7 +28,10 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
+from starlette.datastructures import FormData
 
+from followthrough.actions import Actions
+from followthrough.api import forms
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
@@ -45,14 +48,15 @@ from followthrough.domain.metrics import (
     period_of,
     recent_quarters,
 )
+from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
 from followthrough.domain.overview import overview
 from followthrough.domain.postmortem import (
     Acknowledgement,
+    ActionItem,
     ActionItemState,
     Approval,
     ChangeRequest,
     DoneClaim,
-    Postmortem,
     PostmortemState,
     Rejection,
     Verification,
@@ -402,7 +406,10 @@ async def postmortem_page(
         workflow_url=links.workflow,
         demo=is_demo_record(pm.id),
         local=local_times(using),
-        may_review=_may_review(using, pm, who.person),
+        offers={item.id: item_offers(item, who.person, using.policy) for item in items},
+        pm_offers=postmortem_offers(pm, who.person, using.policy),
+        people=sorted(using.policy.people),
+        teams=sorted(using.policy.teams),
     )
 
 
@@ -577,12 +584,18 @@ async def outbox_page(
 async def act_on_item_page(
     request: Request, item: str, action: str, who: Posted, using: Using
 ) -> Response:
-    back, text = await _form(request)
+    form = await request.form()
+    back, text = str(form.get("back", "/")), forms.field(form, "text")
     person, actions = who.person, using.actions
+    try:
+        remaining = _remaining_item_forms(action, form, person, actions)
+    except forms.FormRefused as refused:
+        return await _back(using, who, back, "error", str(refused))
     send, message = _chosen(
         action,
         "action items",
-        {
+        remaining
+        | {
             "acknowledge": (
                 lambda item_id: actions.acknowledge(item_id, Acknowledgement(by=person)),
                 "Acknowledged.",
@@ -638,6 +651,27 @@ async def act_on_postmortem_page(
     return await _back(using, who, back, "done", f"{message} The postmortem is now {state}.")
 
 
+def _remaining_item_forms(
+    action: str, form: FormData, person: str, actions: Actions
+) -> dict[str, tuple[Send[ActionItem], str]]:
+    """The chosen form beside the buttons, its fields read into its action's message
+    (api/forms.py); a field that cannot be read is refused by name (FormRefused)."""
+    if action == ItemAction.REQUEST_EXTENSION:
+        ask = forms.extension_request(form, person)
+        return {action: (lambda item_id: actions.request_extension(item_id, ask), "Asked.")}
+    if action == ItemAction.DECIDE_EXTENSION:
+        decision = forms.extension_decision(form, person)
+        said = "Extension granted." if decision.approve else "Extension denied."
+        return {action: (lambda item_id: actions.decide_extension(item_id, decision), said)}
+    if action == ItemAction.REASSIGN:
+        change = forms.reassignment(form, person)
+        return {action: (lambda item_id: actions.reassign(item_id, change), "Reassigned.")}
+    if action == ItemAction.ACCEPT_RISK:
+        risk = forms.risk_acceptance(form, person)
+        return {action: (lambda item_id: actions.accept_risk(item_id, risk), "Risk accepted.")}
+    return {}
+
+
 async def _form(request: Request) -> tuple[str, str]:
     """Where the form was (to go back to) and what the person typed; the action's own bounds
     judge the text (domain/bounds.py), so an over-long note is refused by name, never cut."""
@@ -663,7 +697,3 @@ def local_times(using: Services) -> Any:
 
 def _namespace(using: Services) -> str:
     return using.client.namespace
-
-
-def _may_review(using: Services, pm: Postmortem, person: str) -> bool:
-    return pm.state is PostmortemState.IN_REVIEW and using.policy.may_review(person)
