@@ -98,7 +98,7 @@ async def signed_in(chromium: Browser, service: Service, person: str) -> Page:
     await expect(page).to_have_url(f"{service.url}/login?next=%2F")
     await page.fill("input[name=token]", service.api.token(person))
     await page.click("button:has-text('Sign in')")
-    await expect(page.locator("h1")).to_have_text("Overview")
+    await expect(page.locator("h1")).to_have_text("My work")
     return page
 
 
@@ -106,6 +106,8 @@ async def test_people_find_filter_search_and_act_in_a_browser(
     chromium: Browser, service: Service
 ) -> None:
     page = await signed_in(chromium, service, "bob")
+    await snap(page, "0-my-work")
+    await page.click("nav >> text=Overview")
     # The overview: the seeded history has open postmortems and overdue items.
     await expect(page.locator("#open-postmortems .card")).to_have_count(5)
     await expect(page.locator("#overdue tbody tr").first).to_be_visible()

@@ -61,10 +61,12 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
+from followthrough.domain.work import my_work
 from followthrough.hrefs import safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
 from followthrough.reporting.metrics_view import metric_charts
+from followthrough.storage import work
 from followthrough.storage.search import KINDS as SEARCH_KINDS
 
 router = APIRouter(include_in_schema=False)
@@ -307,6 +309,15 @@ def _secure(request: Request, using: Services) -> bool:
 
 
 @router.get("/", response_class=HTMLResponse)
+async def my_work_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
+    """What waits on the signed-in person: the landing page."""
+    policy, today = using.policy, using.policy.calendar.local_date(using.clock())
+    found = await asyncio.to_thread(work.candidates, using.store.db, who.person, policy)
+    view = my_work(who.person, found, policy, today)
+    return render_page(request, using, "my_work.html.j2", who, work=view, local=local_times(using))
+
+
+@router.get("/overview", response_class=HTMLResponse)
 async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
     """What needs attention now."""
     store, policy = using.store, using.policy
@@ -355,8 +366,11 @@ async def postmortems_page(
             limit=PAGE_SIZE,
         )
     )
-    unmapped = await asyncio.to_thread(
-        using.store.facts.unmapped_severities, [pm.postmortem_id for pm in found]
+    ids, now = [pm.postmortem_id for pm in found], using.clock()
+    today = using.policy.calendar.local_date(now)
+    unmapped, progress = await asyncio.gather(
+        asyncio.to_thread(using.store.facts.unmapped_severities, ids),
+        asyncio.to_thread(work.progress, using.store.db, ids, today, now),
     )
     chosen = {"state": state, "severity": severity, "team": team}
     query = {k: v for k, v in chosen.items() if v}
@@ -367,6 +381,7 @@ async def postmortems_page(
         who,
         postmortems=found,
         unmapped=unmapped,
+        progress=progress,
         total=total,
         chosen=chosen,
         page=page,
