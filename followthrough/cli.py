@@ -55,6 +55,7 @@ from followthrough.render import (
     theme_detail,
     when,
 )
+from followthrough.reporting.document import postmortem_document, render_html, render_markdown
 from followthrough.runtime import (
     StartupError,
     prepare_database,
@@ -336,6 +337,23 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
         )
         return
     typer.echo(postmortem_detail(pm, items, trail))
+
+
+@postmortem_app.command("export")
+@friendly_errors
+def postmortem_export(
+    postmortem: str,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Markdown instead of HTML")] = False,
+) -> None:
+    """The postmortem as a document anyone can read (HTML, printable; or Markdown)."""
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = store.records.postmortem(pm_id)
+    if pm is None:
+        raise LookupError(f"no postmortem '{postmortem}'")
+    items = store.records.action_items(postmortem_id=pm_id)
+    page = postmortem_document(pm, items, settings().loaded_policy, datetime.now(UTC))
+    typer.echo(render_markdown(page) if markdown else render_html(page), nl=False)
 
 
 @postmortem_app.command("submit")

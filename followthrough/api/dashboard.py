@@ -62,9 +62,15 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.work import my_work
-from followthrough.hrefs import safe_url
+from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.document import (
+    PostmortemDocument,
+    postmortem_document,
+    render_html,
+    render_markdown,
+)
 from followthrough.reporting.metrics_view import metric_charts
 from followthrough.storage import work
 from followthrough.storage.search import KINDS as SEARCH_KINDS
@@ -87,6 +93,7 @@ _pages = Environment(
     lstrip_blocks=True,
 )
 _pages.filters["safe_url"] = safe_url  # only http(s) URLs become links
+_pages.filters["linked"] = linked  # and only those inside people's text (evidence, notes)
 
 
 # --- who is looking ------------------------------------------------------------------------------
@@ -426,6 +433,27 @@ async def postmortem_page(
         people=sorted(using.policy.people),
         teams=sorted(using.policy.teams),
     )
+
+
+@router.get("/postmortems/{postmortem}/document", response_class=HTMLResponse)
+async def document_page(postmortem: str, who: SignedIn, using: Using) -> HTMLResponse:
+    """The postmortem as a printable document, for readers outside engineering."""
+    html = render_html(await _document(using, postmortem))
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+@router.get("/postmortems/{postmortem}/document.md")
+async def document_markdown(postmortem: str, who: SignedIn, using: Using) -> Response:
+    markdown = render_markdown(await _document(using, postmortem))
+    return Response(markdown, media_type="text/markdown; charset=utf-8")
+
+
+async def _document(using: Services, postmortem: str) -> PostmortemDocument:
+    pm_id = await postmortem_id_of(using, postmortem)
+    pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
+    assert pm is not None  # postmortem_id_of found it
+    items = await asyncio.to_thread(lambda: using.store.records.action_items(postmortem_id=pm_id))
+    return postmortem_document(pm, items, using.policy, using.clock())
 
 
 class ItemFilters(BaseModel):
