@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -178,3 +179,45 @@ async def test_a_refused_action_is_explained_on_the_page(
     assert response.status == 403
     await snap(page, "8-carol-no-buttons")
     await page.context.close()
+
+
+async def test_more_time_is_asked_decided_and_the_item_reassigned_through_the_forms(
+    chromium: Browser, service: Service
+) -> None:
+    item_id = service.bob_item
+    due = stored_item(service.api, item_id).due
+    until = (due + timedelta(days=5)).isoformat()
+
+    bob = await signed_in(chromium, service, "bob")
+    await expect(bob.locator("#items-due")).to_be_visible()  # the seeded history's, soonest first
+    await bob.goto(f"{service.url}/postmortems/{service.pm_id}")
+    item = bob.locator(f"[id='{item_id}']")
+    await item.locator("input[name=until]").fill(until)
+    await item.locator("input[name=reason]").first.fill("the vendor ships the fix next week")
+    await item.locator("button:has-text('Ask for more time')").click()
+    await expect(bob.locator(".flash.done")).to_contain_text("Asked.")
+    await eventually(lambda: stored_item(service.api, item_id).pending_extension is not None)
+    # Bob asked: he is not offered the decision.
+    await expect(bob.locator(f"[id='{item_id}'] button:has-text('Decide')")).to_have_count(0)
+    await snap(bob, "9-extension-asked")
+    await bob.context.close()
+
+    maria = await signed_in(chromium, service, "maria")  # bob's manager
+    await expect(maria.locator(f"#decisions a[href$='#{item_id}']")).to_be_visible()
+    await snap(maria, "10-my-work-decision-waiting")
+    await maria.locator(f"#decisions a[href$='#{item_id}']").click()
+    item = maria.locator(f"[id='{item_id}']")
+    await expect(item.locator(".pending-extension")).to_contain_text(until)
+    await item.locator("select[name=decision]").select_option("grant")
+    await item.locator("button:has-text('Decide extension')").click()
+    await expect(maria.locator(".flash.done")).to_contain_text("Extension granted.")
+    await eventually(lambda: stored_item(service.api, item_id).due.isoformat() == until)
+    await snap(maria, "11-extension-granted")
+
+    item = maria.locator(f"[id='{item_id}']")
+    await item.locator("select[name=to]").select_option("alice")
+    await item.locator("button:has-text('Reassign')").click()
+    await expect(maria.locator(".flash.done")).to_contain_text("Reassigned.")
+    await eventually(lambda: stored_item(service.api, item_id).owner == "alice")
+    await snap(maria, "12-reassigned")
+    await maria.context.close()
