@@ -12,7 +12,7 @@ from followthrough.domain.offers import ItemAction, item_offers, postmortem_offe
 from followthrough.domain.policy import Policy
 from tests.api_support import Api
 from tests.conftest import eventually
-from tests.test_api import stored_item, stored_postmortem, tracked_postmortem
+from tests.test_api import open_postmortem, stored_item, stored_postmortem, tracked_postmortem
 from tests.test_dashboard import browser, csrf_of, flash
 
 FORMS = ("request-extension", "decide-extension", "reassign", "accept-risk")
@@ -156,3 +156,34 @@ async def test_offers_follow_the_workflows_rules(
     pm = stored_postmortem(api, pm_id)
     for person in ("alice", "erin", "dan"):
         assert postmortem_offers(pm, person, policy) == frozenset()
+
+
+async def test_anyone_in_the_directory_opts_in_to_an_optional_postmortem(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    optional = await open_postmortem(api, time_skipping, severity="SEV3")
+    required = await open_postmortem(api, time_skipping, severity="SEV1")
+    assert stored_postmortem(api, optional).state.value == "optional"
+    path = f"/postmortems/{optional}"
+    async with browser(api, "dan") as dan, browser(api, "erin") as erin:
+        assert (
+            f'action="/postmortems/{required}/opt-in"'
+            not in (await dan.get(f"/postmortems/{required}")).text
+        )
+        page = await dan.get(path)
+        assert f'action="{path}/opt-in"' in page.text
+        done = await dan.post(f"{path}/opt-in", data={"csrf": csrf_of(page), "back": path})
+        assert "Opted in" in (await flash(dan, done))["done"]
+        await eventually(lambda: stored_postmortem(api, optional).state.value == "drafting")
+        pm = stored_postmortem(api, optional)
+        assert pm.owner == "dan"
+        assert api.services.store.records.audit_trail(optional)[-1].action == "postmortem.opted_in"
+        # Now it is dan's to write: nobody is offered the opt-in, and it is on his My work.
+        assert f'action="{path}/opt-in"' not in (await erin.get(path)).text
+        assert f'href="{path}/draft"' in (await dan.get(path)).text
+        assert f'href="{path}/draft"' in (await dan.get("/")).text
+        # A second opt-in (a stale page, or the API) is refused and changes nothing.
+        late = await api.post(f"/api/postmortems/{optional}/opt-in", "erin", {})
+        assert late.status_code == 409, late.text
+        assert "only an optional postmortem" in late.json()["detail"]
+        assert stored_postmortem(api, optional).owner == "dan"

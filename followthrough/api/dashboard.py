@@ -57,6 +57,7 @@ from followthrough.domain.postmortem import (
     Approval,
     ChangeRequest,
     DoneClaim,
+    OptIn,
     PostmortemState,
     Rejection,
     Verification,
@@ -679,6 +680,10 @@ async def act_on_postmortem_page(
             "approve": (
                 lambda pm_id: actions.approve(pm_id, Approval(by=person, comment=text)),
                 "Approved.",
+            ),
+            "opt-in": (
+                lambda pm_id: actions.opt_in(pm_id, OptIn(by=person)),
+                "Opted in: the postmortem is yours to write.",
             ),
             "request-changes": (
                 lambda pm_id: actions.request_changes(pm_id, ChangeRequest(by=person, reason=text)),

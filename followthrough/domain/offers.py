@@ -21,6 +21,7 @@ from followthrough.domain.postmortem import (
     DoneClaim,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     PostmortemState,
     Reassignment,
@@ -32,6 +33,7 @@ from followthrough.domain.postmortem import (
     claim_refusal,
     extension_decision_refusal,
     extension_request_refusal,
+    opt_in_refusal,
     reassignment_refusal,
     rejection_refusal,
     risk_acceptance_refusal,
@@ -108,7 +110,8 @@ def postmortem_offers(pm: Postmortem, person: str, policy: Policy) -> frozenset[
     request = ChangeRequest(by=person, reason="")
     if _with_room(pm, request, change_request_refusal(pm, request, policy)):
         offered.add(PostmortemAction.REQUEST_CHANGES)
-    if submitter_refusal(pm, person, policy) is None:
-        optional = pm.state is PostmortemState.OPTIONAL
-        offered.add(PostmortemAction.OPT_IN if optional else PostmortemAction.WRITE_DRAFT)
+    if opt_in_refusal(pm, OptIn(by=person), policy) is None:
+        offered.add(PostmortemAction.OPT_IN)
+    elif pm.state is not PostmortemState.OPTIONAL and submitter_refusal(pm, person, policy) is None:
+        offered.add(PostmortemAction.WRITE_DRAFT)
     return frozenset(offered)
