@@ -93,6 +93,8 @@ async def test_each_form_is_shown_to_those_who_may_use_it_and_works(
             ({"to": "zed"}, "'zed' is not in the policy's directory"),
             ({"to": "carol"}, "'carol' is not in team 'payments'"),
             ({"to": "alice", "team": "nowhere"}, "team 'nowhere' is not in the policy"),
+            ({"to": "a" * 129}, "to: "),  # past a name's length: refused by name, never cut
+            ({"to": "alice", "reason": "x" * 10_001}, "reason: "),
         ]:
             sent = {"csrf": csrf_of(maria_page), "back": back, **fields}
             assert named in (await flash(maria, await maria.post(reassign, data=sent)))["error"]

@@ -629,7 +629,7 @@ async def act_on_item_page(
     request: Request, item: str, action: str, who: Posted, using: Using
 ) -> Response:
     form = await request.form()
-    back, text = str(form.get("back", "/")), forms.field(form, "text")
+    back, text = str(form.get("back", "/")), str(form.get("text", ""))
     person, actions = who.person, using.actions
     try:
         remaining = _remaining_item_forms(action, form, person, actions)
