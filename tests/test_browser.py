@@ -220,4 +220,10 @@ async def test_more_time_is_asked_decided_and_the_item_reassigned_through_the_fo
     await expect(maria.locator(".flash.done")).to_contain_text("Reassigned.")
     await eventually(lambda: stored_item(service.api, item_id).owner == "alice")
     await snap(maria, "12-reassigned")
+
+    # The postmortem as a document for readers outside engineering, from its page.
+    await maria.click("text=printable document")
+    await expect(maria.locator("h2#follow-ups")).to_have_text("What we are doing about it")
+    await expect(maria.locator("#follow-up-items tbody tr").first).to_contain_text("alice")
+    await snap(maria, "13-document")
     await maria.context.close()
