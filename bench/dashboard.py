@@ -70,7 +70,8 @@ class Page:
 def pages(today: datetime) -> list[Page]:
     quarter = recent_quarters(today.date(), 2)[1]  # the newest full quarter
     return [
-        Page("overview", "/", "Overview"),
+        Page("overview", "/overview", "Overview"),
+        Page("my work", "/", "My work"),
         Page("reliability (12 months), first view", "/reliability", "Metrics", fresh=True),
         Page("reliability (12 months), again", "/reliability", "Metrics"),
         Page(

@@ -41,6 +41,7 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     Reassignment,
     Rejection,
@@ -174,6 +175,10 @@ class Actions:
             if refusal is not None:
                 raise ActionRefused(refusal.message, RefusalKind.INVALID)
         return await self._act(pm_id, PostmortemWorkflow.submit_draft, submission)
+
+    async def opt_in(self, pm_id: str, opt_in: OptIn) -> Postmortem:
+        """Take on an optional postmortem: it becomes yours to write (anyone in the directory)."""
+        return await self._act(pm_id, PostmortemWorkflow.opt_in, opt_in)
 
     async def approve(self, pm_id: str, approval: Approval) -> Postmortem:
         """Approve the draft under review (reviewers only; never its author)."""

@@ -35,6 +35,7 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
+    Postmortem,
     Reassignment,
     Rejection,
     RiskAcceptanceRequest,
@@ -56,6 +57,7 @@ from followthrough.render import (
     theme_detail,
     when,
 )
+from followthrough.reporting.document import postmortem_document, render_html, render_markdown
 from followthrough.runtime import (
     StartupError,
     prepare_database,
@@ -353,12 +355,8 @@ def postmortem_list(
 def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
     """State, sections, action items and the audit trail of one postmortem."""
     store = open_store()
-    pm_id = store.records.resolve(postmortem)
-    pm = store.records.postmortem(pm_id)
-    if pm is None:
-        raise LookupError(f"no postmortem '{postmortem}'")
-    items = store.records.action_items(postmortem_id=pm_id)
-    trail = store.records.audit_trail(pm_id)
+    pm, items = _postmortem_and_items(store, postmortem)
+    trail = store.records.audit_trail(pm.id)
     if as_json:
         emit(
             {
@@ -369,6 +367,27 @@ def postmortem_show(postmortem: str, as_json: AsJson = False) -> None:
         )
         return
     typer.echo(postmortem_detail(pm, items, trail))
+
+
+@postmortem_app.command("export")
+@friendly_errors
+def postmortem_export(
+    postmortem: str,
+    markdown: Annotated[bool, typer.Option("--markdown", help="Markdown instead of HTML")] = False,
+) -> None:
+    """The postmortem as a document anyone can read (HTML, printable; or Markdown)."""
+    pm, items = _postmortem_and_items(open_store(), postmortem)
+    page = postmortem_document(pm, items, settings().loaded_policy, datetime.now(UTC))
+    typer.echo(render_markdown(page) if markdown else render_html(page), nl=False)
+
+
+def _postmortem_and_items(store: Store, postmortem: str) -> tuple[Postmortem, list[ActionItem]]:
+    """The postmortem a person named (its id or a unique tail) and its action items."""
+    pm_id = store.records.resolve(postmortem)
+    pm = store.records.postmortem(pm_id)
+    if pm is None:
+        raise LookupError(f"no postmortem '{postmortem}'")
+    return pm, store.records.action_items(postmortem_id=pm_id)
 
 
 @postmortem_app.command("submit")

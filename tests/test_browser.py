@@ -100,7 +100,7 @@ async def signed_in(chromium: Browser, service: Service, person: str) -> Page:
     await expect(page).to_have_url(f"{service.url}/login?next=%2F")
     await page.fill("input[name=token]", service.api.token(person))
     await page.click("button:has-text('Sign in')")
-    await expect(page.locator("h1")).to_have_text("Overview")
+    await expect(page.locator("h1")).to_have_text("My work")
     return page
 
 
@@ -108,6 +108,8 @@ async def test_people_find_filter_search_and_act_in_a_browser(
     chromium: Browser, service: Service
 ) -> None:
     page = await signed_in(chromium, service, "bob")
+    await snap(page, "0-my-work")
+    await page.click("nav >> text=Overview")
     # The overview: the seeded history has open postmortems and overdue items.
     await expect(page.locator("#open-postmortems .card")).to_have_count(5)
     await expect(page.locator("#overdue tbody tr").first).to_be_visible()
@@ -214,7 +216,7 @@ async def test_an_owner_writes_a_draft_from_scratch_in_a_browser(
     # Saved as it goes; the list is the server's answer: the vague criterion is refused.
     await expect(page.locator("#refusals")).to_contain_text("is not measurable")
     await expect(page.locator("#save-status")).to_contain_text("Saved version")
-    await snap(page, "10-draft-refused")
+    await snap(page, "14-draft-refused")
 
     await page.fill(
         "[name=item-0-criterion_description]",
@@ -223,11 +225,59 @@ async def test_an_owner_writes_a_draft_from_scratch_in_a_browser(
     await expect(page.locator("#refusals li")).to_have_count(0)
     await expect(page.locator("#refusal-summary")).to_contain_text("would be accepted")
     saved = service.api.services.store
-    await snap(page, "11-draft-clean")
+    await snap(page, "15-draft-clean")
 
     await page.click("button:has-text('Submit for review')")
     await expect(page.locator(".flash.done")).to_contain_text("Submitted draft version 1")
-    await snap(page, "12-draft-submitted")
+    await snap(page, "16-draft-submitted")
     pm = saved.records.postmortem(pm_id)
     assert pm is not None and pm.state.value == "in_review"
     assert pm.draft is not None and pm.draft.impact.startswith("12% of dashboard loads")
+
+
+async def test_more_time_is_asked_decided_and_the_item_reassigned_through_the_forms(
+    chromium: Browser, service: Service
+) -> None:
+    item_id = service.bob_item
+    due = stored_item(service.api, item_id).due
+    until = (due + timedelta(days=5)).isoformat()
+
+    bob = await signed_in(chromium, service, "bob")
+    await expect(bob.locator("#items-due")).to_be_visible()  # the seeded history's, soonest first
+    await bob.goto(f"{service.url}/postmortems/{service.pm_id}")
+    item = bob.locator(f"[id='{item_id}']")
+    await item.locator("input[name=until]").fill(until)
+    await item.locator("input[name=reason]").first.fill("the vendor ships the fix next week")
+    await item.locator("button:has-text('Ask for more time')").click()
+    await expect(bob.locator(".flash.done")).to_contain_text("Asked.")
+    await eventually(lambda: stored_item(service.api, item_id).pending_extension is not None)
+    # Bob asked: he is not offered the decision.
+    await expect(bob.locator(f"[id='{item_id}'] button:has-text('Decide')")).to_have_count(0)
+    await snap(bob, "9-extension-asked")
+    await bob.context.close()
+
+    maria = await signed_in(chromium, service, "maria")  # bob's manager
+    await expect(maria.locator(f"#decisions a[href$='#{item_id}']")).to_be_visible()
+    await snap(maria, "10-my-work-decision-waiting")
+    await maria.locator(f"#decisions a[href$='#{item_id}']").click()
+    item = maria.locator(f"[id='{item_id}']")
+    await expect(item.locator(".pending-extension")).to_contain_text(until)
+    await item.locator("select[name=decision]").select_option("grant")
+    await item.locator("button:has-text('Decide extension')").click()
+    await expect(maria.locator(".flash.done")).to_contain_text("Extension granted.")
+    await eventually(lambda: stored_item(service.api, item_id).due.isoformat() == until)
+    await snap(maria, "11-extension-granted")
+
+    item = maria.locator(f"[id='{item_id}']")
+    await item.locator("select[name=to]").select_option("alice")
+    await item.locator("button:has-text('Reassign')").click()
+    await expect(maria.locator(".flash.done")).to_contain_text("Reassigned.")
+    await eventually(lambda: stored_item(service.api, item_id).owner == "alice")
+    await snap(maria, "12-reassigned")
+
+    # The postmortem as a document for readers outside engineering, from its page.
+    await maria.click("text=printable document")
+    await expect(maria.locator("h2#follow-ups")).to_have_text("What we are doing about it")
+    await expect(maria.locator("#follow-up-items tbody tr").first).to_contain_text("alice")
+    await snap(maria, "13-document")
+    await maria.context.close()

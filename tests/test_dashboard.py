@@ -331,7 +331,7 @@ async def test_postmortems_are_listed_by_state(
     tracked, _, _ = await tracked_postmortem(api, time_skipping)
     drafting = await open_postmortem(api, time_skipping, severity="SEV1")
     async with browser(api, "dan") as dan:
-        overview = await dan.get("/")
+        overview = await dan.get("/overview")
         assert 'href="/postmortems?state=tracking"' in overview.text
         listed = await dan.get("/postmortems", params={"state": "tracking"})
         assert f'href="/postmortems/{tracked}"' in listed.text

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from followthrough.domain import steps
 from followthrough.domain.draft import parse_draft
+from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
@@ -17,9 +18,11 @@ from followthrough.domain.postmortem import (
     AuditAction,
     DoneClaim,
     DraftSubmission,
+    OptIn,
     PostmortemState,
     open_action_item,
     open_postmortem,
+    opt_in_refusal,
 )
 from tests.factories import draft_data, incident_data
 
@@ -75,3 +78,18 @@ def test_no_audit_action_is_spelled_out_in_the_workflows_or_the_seeder() -> None
         text = path.read_text()
         for action in AuditAction:
             assert f'"{action.value}"' not in text, (path.name, action.value)
+
+
+def test_opting_in_makes_an_optional_postmortem_the_persons_to_write(policy: Policy) -> None:
+    pm = open_postmortem(parse_incident(incident_data(NOW, severity="SEV3"), policy), policy, NOW)
+    assert pm.state is PostmortemState.OPTIONAL
+    later = NOW + timedelta(days=3)
+    assert opt_in_refusal(pm, OptIn(by="nobody-known"), policy) is not None
+    taken = steps.opt_in(pm, OptIn(by="dan"), policy, later)
+    assert (taken.state.state, taken.state.owner) == (PostmortemState.DRAFTING, "dan")
+    days = policy.severity("SEV3").draft_due_days
+    assert taken.state.draft_due == business_deadline(later, days, policy.calendar)
+    assert taken.event.action == AuditAction.POSTMORTEM_OPTED_IN and taken.event.actor == "dan"
+    assert pm.state is PostmortemState.OPTIONAL  # the record it was given is as it was
+    refused = opt_in_refusal(taken.state, OptIn(by="erin"), policy)
+    assert refused is not None and "only an optional postmortem" in refused

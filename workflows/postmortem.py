@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         Approval,
         ChangeRequest,
         DraftSubmission,
+        OptIn,
         Postmortem,
         PostmortemChange,
         PostmortemOutcome,
@@ -34,6 +35,7 @@ with workflow.unsafe.imports_passed_through():
         approval_refusal,
         change_request_refusal,
         open_postmortem,
+        opt_in_refusal,
         room_refusal,
         submit_refusal,
     )
@@ -288,6 +290,18 @@ class PostmortemWorkflow:
     @submit_draft.validator
     def _validate_submit_draft(self, submission: DraftSubmission) -> None:
         refuse(submit_refusal(self.pm, submission, self.policy, workflow.now().date()))
+
+    @workflow.update
+    async def opt_in(self, opt_in: OptIn) -> Postmortem:
+        """Someone takes on an optional postmortem; the wait for an opt-in ends with it."""
+        await judge_when_opened(lambda: self.opened, self._validate_opt_in, opt_in)
+        if workflow.patched("opt-in"):  # a new command: histories from before never took it
+            await self._apply(steps.opt_in(self.pm, opt_in, self.policy, workflow.now()))
+        return self.pm
+
+    @opt_in.validator
+    def _validate_opt_in(self, opt_in: OptIn) -> None:
+        refuse(opt_in_refusal(self.pm, opt_in, self.policy))
 
     @workflow.update
     async def approve(self, approval: Approval) -> Postmortem:

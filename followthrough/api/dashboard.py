@@ -28,7 +28,10 @@ from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Req
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
+from starlette.datastructures import FormData
 
+from followthrough.actions import Actions
+from followthrough.api import forms
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
@@ -46,22 +49,32 @@ from followthrough.domain.metrics import (
     recent_quarters,
 )
 from followthrough.domain.notice import NoticeDelivery
+from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
 from followthrough.domain.overview import overview
 from followthrough.domain.postmortem import (
     Acknowledgement,
+    ActionItem,
     ActionItemState,
     Approval,
     ChangeRequest,
     DoneClaim,
-    Postmortem,
+    OptIn,
     PostmortemState,
     Rejection,
     Verification,
 )
-from followthrough.hrefs import safe_url
+from followthrough.domain.work import my_work
+from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.document import (
+    PostmortemDocument,
+    postmortem_document,
+    render_html,
+    render_markdown,
+)
 from followthrough.reporting.metrics_view import metric_charts
+from followthrough.storage import work
 from followthrough.storage.search import KINDS as SEARCH_KINDS
 
 router = APIRouter(include_in_schema=False)
@@ -82,6 +95,7 @@ _pages = Environment(
     lstrip_blocks=True,
 )
 _pages.filters["safe_url"] = safe_url  # only http(s) URLs become links
+_pages.filters["linked"] = linked  # and only those inside people's text (evidence, notes)
 
 
 # --- who is looking ------------------------------------------------------------------------------
@@ -304,6 +318,15 @@ def _secure(request: Request, using: Services) -> bool:
 
 
 @router.get("/", response_class=HTMLResponse)
+async def my_work_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
+    """What waits on the signed-in person: the landing page."""
+    policy, today = using.policy, using.policy.calendar.local_date(using.clock())
+    found = await asyncio.to_thread(work.candidates, using.store.db, who.person, policy)
+    view = my_work(who.person, found, policy, today)
+    return render_page(request, using, "my_work.html.j2", who, work=view, local=local_times(using))
+
+
+@router.get("/overview", response_class=HTMLResponse)
 async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
     """What needs attention now."""
     store, policy = using.store, using.policy
@@ -352,8 +375,11 @@ async def postmortems_page(
             limit=PAGE_SIZE,
         )
     )
-    unmapped = await asyncio.to_thread(
-        using.store.facts.unmapped_severities, [pm.postmortem_id for pm in found]
+    ids, now = [pm.postmortem_id for pm in found], using.clock()
+    today = using.policy.calendar.local_date(now)
+    unmapped, progress = await asyncio.gather(
+        asyncio.to_thread(using.store.facts.unmapped_severities, ids),
+        asyncio.to_thread(work.progress, using.store.db, ids, today, now),
     )
     chosen = {"state": state, "severity": severity, "team": team}
     query = {k: v for k, v in chosen.items() if v}
@@ -364,6 +390,7 @@ async def postmortems_page(
         who,
         postmortems=found,
         unmapped=unmapped,
+        progress=progress,
         total=total,
         chosen=chosen,
         page=page,
@@ -403,8 +430,32 @@ async def postmortem_page(
         workflow_url=links.workflow,
         demo=is_demo_record(pm.id),
         local=local_times(using),
-        may_review=_may_review(using, pm, who.person),
+        offers={item.id: item_offers(item, who.person, using.policy) for item in items},
+        pm_offers=postmortem_offers(pm, who.person, using.policy),
+        people=sorted(using.policy.people),
+        teams=sorted(using.policy.teams),
     )
+
+
+@router.get("/postmortems/{postmortem}/document", response_class=HTMLResponse)
+async def document_page(postmortem: str, who: SignedIn, using: Using) -> HTMLResponse:
+    """The postmortem as a printable document, for readers outside engineering."""
+    html = render_html(await _document(using, postmortem))
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+@router.get("/postmortems/{postmortem}/document.md")
+async def document_markdown(postmortem: str, who: SignedIn, using: Using) -> Response:
+    markdown = render_markdown(await _document(using, postmortem))
+    return Response(markdown, media_type="text/markdown; charset=utf-8")
+
+
+async def _document(using: Services, postmortem: str) -> PostmortemDocument:
+    pm_id = await postmortem_id_of(using, postmortem)
+    pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
+    assert pm is not None  # postmortem_id_of found it
+    items = await asyncio.to_thread(lambda: using.store.records.action_items(postmortem_id=pm_id))
+    return postmortem_document(pm, items, using.policy, using.clock())
 
 
 class ItemFilters(BaseModel):
@@ -578,12 +629,18 @@ async def outbox_page(
 async def act_on_item_page(
     request: Request, item: str, action: str, who: Posted, using: Using
 ) -> Response:
-    back, text = await _form(request)
+    form = await request.form()
+    back, text = str(form.get("back", "/")), str(form.get("text", ""))
     person, actions = who.person, using.actions
+    try:
+        remaining = _remaining_item_forms(action, form, person, actions)
+    except forms.FormRefused as refused:
+        return await _back(using, who, back, "error", str(refused))
     send, message = _chosen(
         action,
         "action items",
-        {
+        remaining
+        | {
             "acknowledge": (
                 lambda item_id: actions.acknowledge(item_id, Acknowledgement(by=person)),
                 "Acknowledged.",
@@ -644,6 +701,10 @@ async def act_on_postmortem_page(
                 lambda pm_id: actions.approve(pm_id, Approval(by=person, comment=text)),
                 "Approved.",
             ),
+            "opt-in": (
+                lambda pm_id: actions.opt_in(pm_id, OptIn(by=person)),
+                "Opted in: the postmortem is yours to write.",
+            ),
             "request-changes": (
                 lambda pm_id: actions.request_changes(pm_id, ChangeRequest(by=person, reason=text)),
                 "Changes requested.",
@@ -656,6 +717,27 @@ async def act_on_postmortem_page(
         return await _back(using, who, back, "error", str(refused.detail))
     state = done.state.value.replace("_", " ")
     return await _back(using, who, back, "done", f"{message} The postmortem is now {state}.")
+
+
+def _remaining_item_forms(
+    action: str, form: FormData, person: str, actions: Actions
+) -> dict[str, tuple[Send[ActionItem], str]]:
+    """The chosen form beside the buttons, its fields read into its action's message
+    (api/forms.py); a field that cannot be read is refused by name (FormRefused)."""
+    if action == ItemAction.REQUEST_EXTENSION:
+        ask = forms.extension_request(form, person)
+        return {action: (lambda item_id: actions.request_extension(item_id, ask), "Asked.")}
+    if action == ItemAction.DECIDE_EXTENSION:
+        decision = forms.extension_decision(form, person)
+        said = "Extension granted." if decision.approve else "Extension denied."
+        return {action: (lambda item_id: actions.decide_extension(item_id, decision), said)}
+    if action == ItemAction.REASSIGN:
+        change = forms.reassignment(form, person)
+        return {action: (lambda item_id: actions.reassign(item_id, change), "Reassigned.")}
+    if action == ItemAction.ACCEPT_RISK:
+        risk = forms.risk_acceptance(form, person)
+        return {action: (lambda item_id: actions.accept_risk(item_id, risk), "Risk accepted.")}
+    return {}
 
 
 async def _form(request: Request) -> tuple[str, str]:
@@ -683,7 +765,3 @@ def local_times(using: Services) -> Any:
 
 def _namespace(using: Services) -> str:
     return using.client.namespace
-
-
-def _may_review(using: Services, pm: Postmortem, person: str) -> bool:
-    return pm.state is PostmortemState.IN_REVIEW and using.policy.may_review(person)

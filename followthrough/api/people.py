@@ -31,6 +31,7 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     PostmortemState,
     Reassignment,
@@ -169,6 +170,13 @@ async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Usi
     pm_id = await postmortem_id_of(using, postmortem)
     submission = DraftSubmission(by=person, draft=draft)
     return await answer(using.actions.submit_draft(pm_id, submission))
+
+
+@router.post("/postmortems/{postmortem}/opt-in")
+async def opt_in(postmortem: str, person: Person, using: Using) -> Postmortem:
+    """Take on an optional postmortem: it becomes yours to write, due as a required one's."""
+    pm_id = await postmortem_id_of(using, postmortem)
+    return await answer(using.actions.opt_in(pm_id, OptIn(by=person)))
 
 
 @router.post("/postmortems/{postmortem}/approve")

@@ -69,6 +69,7 @@ class AuditAction(StrEnum):
 
     POSTMORTEM_OPENED = "postmortem.opened"
     POSTMORTEM_NOT_REQUIRED = "postmortem.not_required"
+    POSTMORTEM_OPTED_IN = "postmortem.opted_in"
     POSTMORTEM_ESCALATED = "postmortem.escalated"
     DRAFT_SUBMITTED = "draft.submitted"
     SLO_ASSESSED = "slo.assessed"
@@ -339,6 +340,12 @@ class ChangeRequest(BaseModel):
     reason: str
 
 
+class OptIn(BaseModel):
+    """Someone takes on an optional postmortem: it becomes theirs to write."""
+
+    by: str
+
+
 class Acknowledgement(BaseModel):
     by: str
 
@@ -413,6 +420,12 @@ def submitter_refusal(pm: Postmortem, by: str, policy: Policy) -> Refusal | None
     elif by != pm.owner:
         return forbidden(f"only the postmortem owner ({pm.owner}) can submit its draft")
     return None
+
+
+def opt_in_refusal(pm: Postmortem, opt_in: OptIn, policy: Policy) -> Refusal | None:
+    if pm.state is not PostmortemState.OPTIONAL:
+        return conflict(f"{pm.id} is {pm.state}; only an optional postmortem can be opted in to")
+    return submitter_refusal(pm, opt_in.by, policy)  # who may opt in: as for submitting
 
 
 def submit_refusal(

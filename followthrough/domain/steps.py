@@ -39,6 +39,7 @@ from followthrough.domain.postmortem import (
     Extension,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     PostmortemState,
     Reassignment,
@@ -109,6 +110,20 @@ def lapse(pm: Postmortem, at: datetime) -> Step[Postmortem]:
         AuditAction.POSTMORTEM_NOT_REQUIRED,
         "nobody opted in within the policy's window",
     )
+
+
+def opt_in(pm: Postmortem, opt_in: OptIn, policy: Policy, at: datetime) -> Step[Postmortem]:
+    """Someone takes on an optional postmortem: theirs to write, due as a required one's."""
+    draft_days = policy.severity(pm.severity).draft_due_days
+    pm = pm.model_copy(
+        update={
+            "state": PostmortemState.DRAFTING,
+            "owner": opt_in.by,
+            "draft_due": business_deadline(at, draft_days, policy.calendar),
+        }
+    )
+    detail = f"{opt_in.by} opted in; draft due {pm.draft_due.isoformat()}"
+    return _happened(pm, at, opt_in.by, AuditAction.POSTMORTEM_OPTED_IN, detail)
 
 
 def stage_recipients(pm: Postmortem, policy: Policy, stage: str, role: str) -> list[str]:

@@ -1,0 +1,185 @@
+"""The postmortem as a document people outside engineering read: what happened, who was
+affected, the timeline, why it happened, and what is being done about it, with each follow-up's
+state. One HTML page (printable: print CSS, no scripts) and its Markdown, from the same facts.
+
+    page = postmortem_document(pm, items, policy, now)
+    html, markdown = render_html(page), render_markdown(page)
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from pathlib import Path
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from pydantic import BaseModel, ConfigDict
+
+from followthrough.domain.draft import TimelineEntry, merged_timeline, prefilled_timeline
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import ActionItem, ActionItemState, Postmortem
+from followthrough.hrefs import linked, safe_url
+
+TEMPLATES = Path(__file__).resolve().parent / "document_templates"
+
+# Said for people who do not read state names.
+_ITEM_STATES = {
+    ActionItemState.QUEUED: "waiting for its team's capacity",
+    ActionItemState.OPEN: "in progress",
+    ActionItemState.DONE_CLAIMED: "done, being verified",
+    ActionItemState.VERIFIED: "verified done",
+    ActionItemState.RISK_ACCEPTED: "not fixed: risk accepted",
+}
+
+
+class DocumentItem(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    title: str
+    priority: str
+    owner: str
+    team: str
+    due: date
+    state: str  # in words
+    overdue: bool
+    accepted_when: str
+    evidence: str = ""  # the latest done claim's, or why the risk was accepted
+
+
+class PostmortemDocument(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    id: str
+    incident_id: str
+    title: str
+    severity: str
+    state: str
+    owner: str
+    team: str
+    services: list[str]
+    incident_url: str | None
+    summary: str
+    impact: str
+    timeline: list[TimelineEntry]
+    factors: list[str]
+    detection_gaps: list[str]
+    recovery_steps: list[str]
+    items: list[DocumentItem]
+    verified: int
+    zone: str
+    written: bool  # a draft exists
+    durations: list[tuple[str, str]]  # ("Time to detect", "12 min"), for the incident's facts
+    generated: datetime
+
+
+def postmortem_document(
+    pm: Postmortem, items: list[ActionItem], policy: Policy, now: datetime
+) -> PostmortemDocument:
+    today = policy.calendar.local_date(now)
+    draft, incident = pm.draft, pm.incident
+    timeline = merged_timeline(incident, draft) if draft else prefilled_timeline(incident)
+    shown = [
+        DocumentItem(
+            title=item.spec.title,
+            priority=item.spec.priority.value,
+            owner=item.owner,
+            team=item.team,
+            due=item.due,
+            state=_ITEM_STATES.get(item.state, item.state.value),
+            overdue=(
+                not item.resolved and item.state is not ActionItemState.QUEUED and item.due < today
+            ),
+            accepted_when=item.spec.acceptance_criterion.summary(),
+            evidence=(
+                item.risk_acceptance.reason
+                if item.risk_acceptance
+                else (item.claims[-1].evidence if item.claims else "")
+            ),
+        )
+        for item in sorted(items, key=lambda item: item.spec.number)
+    ]
+    return PostmortemDocument(
+        id=pm.id,
+        incident_id=incident.id,
+        title=incident.title,
+        severity=pm.severity,
+        state=pm.state.value.replace("_", " "),
+        owner=pm.owner,
+        team=pm.team or "",
+        services=incident.services,
+        incident_url=safe_url(incident.url),
+        summary=(draft.summary if draft and draft.summary else incident.summary or ""),
+        impact=draft.impact if draft else "",
+        timeline=[e.model_copy(update={"at": policy.calendar.local_time(e.at)}) for e in timeline],
+        factors=[f.description for f in draft.contributing_factors] if draft else [],
+        detection_gaps=list(draft.detection_gaps) if draft else [],
+        recovery_steps=list(draft.recovery_steps) if draft else [],
+        items=shown,
+        verified=sum(1 for item in items if item.resolved),
+        zone=policy.calendar.timezone,
+        written=draft is not None,
+        durations=_durations(pm),
+        generated=policy.calendar.local_time(now),
+    )
+
+
+def _durations(pm: Postmortem) -> list[tuple[str, str]]:
+    incident = pm.incident
+    start = incident.started_at
+    said = []
+    for label, end in (
+        ("Time to detect", incident.detected_at),
+        ("Time to mitigate", incident.mitigated_at),
+        ("Time to resolve", incident.resolved_at),
+    ):
+        if start is not None and end is not None and end >= start:
+            said.append((label, _span((end - start).total_seconds())))
+    return said
+
+
+def _span(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    if minutes < 60:
+        return f"{minutes} min"
+    hours, rest = divmod(minutes, 60)
+    return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+# What could start a link, an image, HTML, emphasis, code or a table cell inside a line; the
+# rest (hyphens in ids, parentheses) is left readable.
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~])")
+
+
+def markdown_text(value: object) -> str:
+    """People's text, shown literally in Markdown, on one line; http(s) URLs stay clickable
+    (Markdown autolinks them), every other scheme is only text."""
+    text = " ".join(str(value).split())
+    parts, at = [], 0
+    for found in re.finditer(r"https?://\S+", text):
+        url = found.group(0).rstrip(".,;:!?)]}'\"")
+        parts.append(_MARKDOWN_SPECIAL.sub(r"\\\1", text[at : found.start()]))
+        href = safe_url(url)
+        parts.append(f"<{href}>" if href else _MARKDOWN_SPECIAL.sub(r"\\\1", url))
+        at = found.start() + len(url)
+    parts.append(_MARKDOWN_SPECIAL.sub(r"\\\1", text[at:]))
+    return "".join(parts)
+
+
+_environment = Environment(
+    loader=FileSystemLoader(TEMPLATES),
+    autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+_environment.filters["md"] = markdown_text
+_environment.filters["linked"] = linked
+
+
+def render_html(document: PostmortemDocument) -> str:
+    return _environment.get_template("postmortem.html.j2").render(d=document)
+
+
+def render_markdown(document: PostmortemDocument) -> str:
+    return _environment.get_template("postmortem.md.j2").render(d=document)

@@ -1,0 +1,109 @@
+"""The reads behind "my work" and the postmortems list's progress: indexed columns (state, owner,
+team, postmortem id, the audit log's action), each bounded, so the page stays cheap at 10,000
+postmortems (bench/dashboard.py)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    RESOLVED_STATES,
+    ActionItem,
+    ActionItemState,
+    AuditAction,
+    Postmortem,
+    PostmortemState,
+)
+from followthrough.domain.work import Candidates, Progress, draft_lateness
+from followthrough.storage.database import Database
+from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
+
+# How many candidates of each kind are read; the domain keeps those that are the person's.
+CANDIDATES_MOST = 500
+_RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+_DRAFTING = (
+    PostmortemState.DRAFTING.value,
+    PostmortemState.CHANGES_REQUESTED.value,
+)
+
+
+def candidates(db: Database, person: str, policy: Policy) -> Candidates:
+    managed = [name for name, team in policy.teams.items() if team.manager == person]
+    council = person in policy.council
+    with Session(db.engine) as session:
+
+        def pms(*where: object) -> list[Postmortem]:
+            query = select(PostmortemRow.data).where(*where)  # type: ignore[arg-type]
+            query = query.order_by(PostmortemRow.draft_due).limit(CANDIDATES_MOST)
+            return [Postmortem.model_validate(data) for data in session.scalars(query)]
+
+        def items(*where: object) -> list[ActionItem]:
+            query = select(ActionItemRow.data).where(*where)  # type: ignore[arg-type]
+            query = query.order_by(ActionItemRow.due, ActionItemRow.id).limit(CANDIDATES_MOST)
+            return [ActionItem.model_validate(data) for data in session.scalars(query)]
+
+        drafts = pms(PostmortemRow.state.in_(_DRAFTING), PostmortemRow.owner == person)
+        in_review = (
+            pms(PostmortemRow.state == PostmortemState.IN_REVIEW.value)
+            if policy.may_review(person)
+            else []
+        )
+        owned = items(ActionItemRow.owner == person, ActionItemRow.state.not_in(_RESOLVED))
+        claimed = items(ActionItemRow.state == ActionItemState.DONE_CLAIMED.value)
+        asking: list[ActionItem] = []
+        if council or managed:
+            asked = select(AuditEventRow.workflow_id).where(
+                AuditEventRow.action == AuditAction.ITEM_EXTENSION_REQUESTED
+            )
+            scope = [] if council else [ActionItemRow.team.in_(managed)]
+            asking = items(
+                ActionItemRow.id.in_(asked), ActionItemRow.state.not_in(_RESOLVED), *scope
+            )
+    return Candidates(
+        drafts=drafts, in_review=in_review, owned_items=owned, claimed=claimed, asking=asking
+    )
+
+
+def progress(
+    db: Database, postmortem_ids: list[str], today: date, now: datetime
+) -> dict[str, Progress]:
+    """Each listed postmortem's follow-ups: items, verified, overdue; and a late draft."""
+    if not postmortem_ids:
+        return {}
+    resolved = ActionItemRow.state.in_(_RESOLVED)
+    late = ActionItemRow.state.not_in((*_RESOLVED, ActionItemState.QUEUED.value)) & (
+        ActionItemRow.due < today
+    )
+    counted = (
+        select(
+            ActionItemRow.postmortem_id,
+            func.count(),
+            func.sum(case((resolved, 1), else_=0)),
+            func.sum(case((late, 1), else_=0)),
+        )
+        .where(ActionItemRow.postmortem_id.in_(postmortem_ids))
+        .group_by(ActionItemRow.postmortem_id)
+    )
+    drafts = select(
+        PostmortemRow.id, PostmortemRow.owner, PostmortemRow.state, PostmortemRow.draft_due
+    ).where(PostmortemRow.id.in_(postmortem_ids))
+    with db.engine.connect() as connection:
+        counts = {
+            pm: (n, done or 0, over or 0) for pm, n, done, over in connection.execute(counted)
+        }
+        states = connection.execute(drafts).all()
+    found: dict[str, Progress] = {}
+    for pm_id, owner, state, draft_due in states:
+        n, done, over = counts.get(pm_id, (0, 0, 0))
+        found[pm_id] = Progress(
+            owner=owner,
+            items=n,
+            verified=done,
+            overdue=over,
+            draft_late_days=draft_lateness(state, draft_due, now),
+        )
+    return found
