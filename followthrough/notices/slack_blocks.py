@@ -57,9 +57,9 @@ BUTTONS: dict[str, tuple[SlackAction, ...]] = {
     NoticeKind.REASSIGNED: (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
     NoticeKind.CHECK_FAILED: (SlackAction.CLAIM_DONE,),
     NoticeKind.EXTENSION_REQUESTED: (SlackAction.APPROVE_EXTENSION, SlackAction.DENY_EXTENSION),
-    "item_assigned": (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
-    "done_claimed": (SlackAction.VERIFY,),
-    "draft_submitted": (SlackAction.APPROVE,),
+    NoticeKind.ITEM_ASSIGNED: (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
+    NoticeKind.DONE_CLAIMED: (SlackAction.VERIFY,),
+    NoticeKind.DRAFT_SUBMITTED: (SlackAction.APPROVE,),
 }
 
 # Actions only an item's owner may take: a DM to anyone else does not offer them.
