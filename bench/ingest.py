@@ -69,6 +69,7 @@ from temporalio import workflow
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from followthrough.domain.relative_time import with_relative_times
 from followthrough.runtime import EmbeddedTemporal
 from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
@@ -156,7 +157,11 @@ def result_timings(result: PhaseResult) -> dict[str, Any]:
 def incident_bodies(count: int, run: str, now: datetime) -> list[bytes]:
     """examples/incident.json (the README's generic incident) as incident BENCH-{run}-{n}, every
     timestamp moved so it was resolved just now: its draft is due in days, nothing escalates."""
-    example = json.loads(EXAMPLE_INCIDENT.read_text(encoding="utf-8"))
+    # The example's times may be relative ("now-1h"), as the CLI reads them.
+    raw = json.loads(EXAMPLE_INCIDENT.read_text(encoding="utf-8"))
+    example, problems = with_relative_times(raw, now)
+    if problems:
+        raise ValueError(f"{EXAMPLE_INCIDENT}: {'; '.join(problems)}")
     shift = now - datetime.fromisoformat(example["resolved_at"])
     for key, value in example.items():
         if key.endswith("_at"):

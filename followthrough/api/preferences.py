@@ -15,7 +15,11 @@ from followthrough.api.auth import Person
 from followthrough.api.services import Using
 from followthrough.domain.notice import NoticeDelivery
 
-router = APIRouter(prefix="/api", tags=["people"])
+router = APIRouter(
+    prefix="/api",
+    tags=["people"],
+    responses={401: {"description": "no API token, or an unknown or revoked one"}},
+)
 
 
 class NoticePreference(BaseModel):
