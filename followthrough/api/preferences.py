@@ -18,7 +18,10 @@ from followthrough.domain.notice import NoticeDelivery
 router = APIRouter(
     prefix="/api",
     tags=["people"],
-    responses={401: {"description": "no API token, or an unknown or revoked one"}},
+    responses={
+        400: {"description": "the body is not readable (e.g. not UTF-8)"},
+        401: {"description": "no API token, or an unknown or revoked one"},
+    },
 )
 
 
