@@ -61,6 +61,8 @@ SLOWEST_FIRST = [
     "test_end_to_end.py",
     "test_faults.py",
     "test_cli.py",
+    "test_handoff_notices.py",
+    "test_readme.py",
     "test_follow_up_restarts.py",
     "test_search.py",
     "test_storage.py",
