@@ -26,9 +26,10 @@ def test_the_activity_calls_benchmark_parks_items_both_ways_and_reports_ratios()
     assert names.startswith(f"round 1 names: {ITEMS}/{ITEMS} parked, workflows from {ROOT}")
     assert re.match(rf"round 1 typed: {ITEMS}/{ITEMS} parked, workflows from /\S+/typed/", typed)
     assert names.endswith(clean) and typed.endswith(clean)
-    # Both ways the items schedule the same activities (the typed copy changes no command).
-    assert "round 1 names: scheduled open_ticket, record_action_item" in lines
-    assert "round 1 typed: scheduled open_ticket, record_action_item" in lines
+    # Both ways the items schedule the same activities (the typed copy changes no command); an
+    # approved item's owner is told it is theirs (the item_assigned hand-off) before it parks.
+    assert "round 1 names: scheduled open_ticket, record_action_item, send_notice" in lines
+    assert "round 1 typed: scheduled open_ticket, record_action_item, send_notice" in lines
     assert "round 1: the same activities both ways" in lines
     # Every activity the workflows call is called typed in the copy.
     assert "RecordActivities.record_action_item" in done.stdout

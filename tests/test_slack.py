@@ -255,6 +255,14 @@ async def send(api: Api, body: bytes, *, at: float | None = None, secret: str = 
     )
 
 
+def posted_as(
+    api: Api, server: SlackServer, channel: str, kind: NoticeKind
+) -> list[dict[str, Any]]:
+    """What was posted in `channel` for notices of `kind`: hand-offs share DMs and channels."""
+    ts = {m.ts for m in api.services.store.slack.messages() if m.kind == kind.value and m.ts}
+    return [m for m in server.messages_in(channel) if m["ts"] in ts]
+
+
 def item_of(api: Api, item_id: str) -> ActionItem:
     found = api.services.store.records.action_item(item_id)
     assert found is not None, item_id
@@ -270,9 +278,10 @@ async def test_notices_reach_dms_and_the_team_channel_and_buttons_act_as_the_cli
     # Slack limits the first call: slack_sdk waits out Retry-After, and it is posted once.
     slack_server.rate_limit_next(1, retry_after=1)
     await ask_for_time(api, bob_item, "bob")  # maria (directory) decides; the channel hears
-    maria_dm = (await eventually(lambda: slack_server.messages_in("D0MARIA")))[0]
-    channel = (await eventually(lambda: slack_server.messages_in(PAYMENTS)))[0]
-    assert len(slack_server.messages_in("D0MARIA")) == 1
+    asked = NoticeKind.EXTENSION_REQUESTED
+    maria_dm = (await eventually(lambda: posted_as(api, slack_server, "D0MARIA", asked)))[0]
+    channel = (await eventually(lambda: posted_as(api, slack_server, PAYMENTS, asked)))[0]
+    assert len(posted_as(api, slack_server, "D0MARIA", asked)) == 1
     assert slack_server.limited == ["chat.postMessage"]
     assert slack_server.calls.count("chat.postMessage") >= 3  # the 429, maria, the channel
     buttons = [
@@ -287,12 +296,16 @@ async def test_notices_reach_dms_and_the_team_channel_and_buttons_act_as_the_cli
     slack_server.rate_limit_next(3, retry_after=1)
     await ask_for_time(api, carol_item, "carol")  # pat decides; pat's id is not in Slack
     failed = await eventually(
-        lambda: [m for m in store.slack.messages() if m.target == PAT and m.status == "failed"],
+        lambda: [
+            m
+            for m in store.slack.messages()
+            if m.target == PAT and m.status == "failed" and m.kind == asked.value
+        ],
         seconds=30,
     )
     assert failed[0].error == "channel_not_found"
     assert len(slack_server.limited) == 4  # the one above, and three in a row for pat
-    (email,) = store.outbox.messages(action_item_id=carol_item)
+    (email,) = [m for m in store.outbox.messages(action_item_id=carol_item) if m.kind == asked]
     assert email.status.value == "kept" and email.recipients == ["pat@example.com"]
 
     # bob (owner, found by email) may not decide his own extension: refused, and told why.
@@ -318,7 +331,9 @@ async def test_notices_reach_dms_and_the_team_channel_and_buttons_act_as_the_cli
     )
     assert "done by maria" in updated[0]["blocks"][-1]["elements"][0]["text"]
     assert all(b["type"] != "actions" for b in updated[0]["blocks"])
-    decided = await eventually(lambda: slack_server.messages_in("D0BOB"))  # to bob, by email
+    decided = await eventually(  # to bob, found by email
+        lambda: posted_as(api, slack_server, "D0BOB", NoticeKind.EXTENSION_DECIDED)
+    )
     assert "Extension approved" in decided[0]["text"]
 
     # The very same request again (a replay within the window): nothing more happens.
