@@ -62,6 +62,7 @@ from temporalio.client import Client
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.domain.notice import HANDOFF_KINDS
 from followthrough.domain.policy import Policy
 from tests.conftest import SmtpCapture
 from tests.faults import Relay, poll, quiet, retried_activities
@@ -232,10 +233,17 @@ def waiting_on_a_lock(db: psycopg.Connection[Any]) -> list[str]:
     return [str(r[0]) for r in rows]
 
 
-def outbox_rows(db: psycopg.Connection[Any], item_id: str) -> list[tuple[str, str]]:
+HANDOFFS = sorted(kind.value for kind in HANDOFF_KINDS)
+
+
+def outbox_rows(
+    db: psycopg.Connection[Any], item_id: str, *, handoffs: bool = False
+) -> list[tuple[str, str]]:
+    """The item's ladder notices (or, with `handoffs`, its hand-off notices) in the outbox."""
     rows = db.execute(
-        "SELECT dedupe_key, status FROM outbox WHERE action_item_id = %s ORDER BY created_at",
-        (item_id,),
+        "SELECT dedupe_key, status FROM outbox WHERE action_item_id = %s"
+        f" AND {'' if handoffs else 'NOT '}(kind = ANY(%s)) ORDER BY created_at",
+        (item_id, HANDOFFS),
     ).fetchall()
     return [(str(k), str(s)) for k, s in rows]
 
@@ -286,9 +294,15 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
         line = f"[{wall.monotonic() - started:6.1f}s wall | {sim:%a %d %b %H:%M:%S} sim] {text}"
         print(line)
 
-    def item_messages() -> list[EmailMessage]:
+    def item_messages(*, handoffs: bool = False) -> list[EmailMessage]:
+        """The item's ladder emails (or, with `handoffs`, its hand-off emails)."""
         prefix = f"{item_id}/"
-        return [m for m in smtp_server.messages if str(m["X-Followthrough-Key"]).startswith(prefix)]
+        return [
+            m
+            for m in smtp_server.messages
+            if str(m["X-Followthrough-Key"]).startswith(prefix)
+            and (str(m["X-Followthrough-Kind"]) in HANDOFFS) == handoffs
+        ]
 
     async def skip_to(moment: datetime) -> None:
         await poll(lambda: quiet(client, [pm_id, item_id]), what="the workflows to go quiet")
@@ -419,6 +433,14 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
             outbox = outbox_rows(db, item_id)
             print("checked: outbox", outbox)
             assert outbox == [(f"{item_id}/{step}/plan-1", "sent") for step, *_ in LADDER]
+
+            # The item's hand-off (assigned to bob) went out once, through all the kills.
+            handed = outbox_rows(db, item_id, handoffs=True)
+            print("checked: hand-offs", handed)
+            assert handed == [(f"{item_id}/assigned", "sent")]
+            assert [str(m["X-Followthrough-Key"]) for m in item_messages(handoffs=True)] == [
+                f"{item_id}/assigned"
+            ]
 
             handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
             item = await handle.query(ActionItemWorkflow.snapshot)
