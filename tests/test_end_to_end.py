@@ -203,6 +203,9 @@ def test_killing_the_worker_loses_and_duplicates_nothing(
 ) -> None:
     """SIGKILL the worker while each action is in flight, start a new one, and carry on."""
     ft = followthrough
+    # A dead worker's sticky queue holds its workflows' next task this long (10 s by default):
+    # the loss under test is the same either way, only the wait is shorter.
+    ft.env["FOLLOWTHROUGH_STICKY_QUEUE_TIMEOUT_SECONDS"] = "1"
     rng = random.Random(seed)
     worker = ft.start_worker()
     incident_file, draft_file, pm_id = write_files(tmp_path)
