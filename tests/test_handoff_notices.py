@@ -351,7 +351,13 @@ async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations
         await wait_for(smtp_server, NoticeKind.ITEM_ASSIGNED)  # carol's: she takes them at once
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_APPROVED)
         first = f"{pm_id}-item-1"  # bob's
-        await eventually(lambda: store.outbox.message(f"{first}/assigned") is not None)
+        # Claimed (pending) first, then held: wait for the hold, not the claim.
+        await eventually(
+            lambda: (
+                (m := store.outbox.message(f"{first}/assigned")) is not None
+                and m.status is OutboxStatus.HELD
+            )
+        )
 
         # Bob's copies are held: the approval went to alice and carol only, his item to nobody.
         assert told(smtp_server, NoticeKind.POSTMORTEM_APPROVED) == [
