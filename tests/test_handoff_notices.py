@@ -297,30 +297,39 @@ def test_each_hand_off_renders_its_words_and_where_to_act(policy: Policy) -> Non
     links = Links(temporal_ui="http://127.0.0.1:8233", public_url="https://ft.example")
     reviewed = pm.model_copy(update={"draft_version": 1, "state": PostmortemState.IN_REVIEW})
     claimed = it.model_copy(update={"state": ActionItemState.DONE_CLAIMED})
-    cases = [
-        (handoffs.opened_notice(pm, policy, NOW), None, "yours to write"),
-        (handoffs.draft_submitted_notice(reviewed, policy, NOW), None, "awaits your review"),
+    page = f"https://ft.example/postmortems/{pm.id}"
+    cases = [  # (notice, its item, its words, the page its reader acts on)
+        (handoffs.opened_notice(pm, policy, NOW), None, "yours to write", f"{page}/draft"),
+        (
+            handoffs.draft_submitted_notice(reviewed, policy, NOW),
+            None,
+            "awaits your review",
+            f"{page}/review",
+        ),
         (
             handoffs.changes_requested_notice(
                 reviewed, policy, ChangeRequest(by="erin", reason="more detail"), NOW
             ),
             None,
             "erin requested changes to version 1 of your draft",
+            f"{page}/draft",
         ),
-        (handoffs.assigned_notice(it, policy, NOW), it, "is yours"),
+        (handoffs.assigned_notice(it, policy, NOW), it, "is yours", page),
         (
             handoffs.done_claimed_notice(
                 claimed, policy, DoneClaim(by="bob", evidence="PR 7"), NOW
             ),
             claimed,
             "bob claimed 'Alert on checkout 5xx ratio' done, pointing to: PR 7",
+            page,
         ),
     ]
-    for notice, with_item, words in cases:
+    for notice, with_item, words, acted_on in cases:
         assert notice is not None
         email = render_notice(notice, reviewed, with_item, [], links)
         assert words in email.text, (notice.kind, email.text)
-        assert f"https://ft.example/postmortems/{pm.id}" in email.html
+        assert f"Open it: {acted_on}\n" in email.text, (notice.kind, email.text)
+        assert f'href="{acted_on}"' in email.html, (notice.kind, email.html)
         assert email.subject.startswith("[INC-5")
 
 
@@ -342,7 +351,13 @@ async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations
         await wait_for(smtp_server, NoticeKind.ITEM_ASSIGNED)  # carol's: she takes them at once
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_APPROVED)
         first = f"{pm_id}-item-1"  # bob's
-        await eventually(lambda: store.outbox.message(f"{first}/assigned") is not None)
+        # Claimed (pending) first, then held: wait for the hold, not the claim.
+        await eventually(
+            lambda: (
+                (m := store.outbox.message(f"{first}/assigned")) is not None
+                and m.status is OutboxStatus.HELD
+            )
+        )
 
         # Bob's copies are held: the approval went to alice and carol only, his item to nobody.
         assert told(smtp_server, NoticeKind.POSTMORTEM_APPROVED) == [

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, date, timedelta
 from pathlib import Path
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 
@@ -66,6 +66,12 @@ class Links:
     def page(self, path: str) -> str | None:
         """A dashboard page ('/operations'); None without a public URL."""
         return f"{self.public_url.rstrip('/')}{path}" if self.public_url else None
+
+    def where_to_act(self, notice: Notice) -> str | None:
+        """The page a notice's reader acts on: the draft's editor for whoever writes it, the
+        review page for a reviewer, else the postmortem's page (sign-in decides who may act)."""
+        tail = _ACTED_ON.get(notice.kind, "")
+        return self.page(f"/postmortems/{quote(notice.postmortem_id, safe='')}{tail}")
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -132,8 +138,7 @@ def render_notice(
         "one_click": links.one_click(notice, item) if item and _to_owner(notice, item) else {},
         "subject": one_line(subject_of(notice, pm, item)),
         "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
-        # Where a hand-off's reader acts: the dashboard page (sign-in decides who may act there).
-        "page": links.page(f"/postmortems/{pm.id}"),
+        "page": links.where_to_act(notice),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
     return RenderedEmail(
@@ -163,6 +168,13 @@ def outbox_message(notice: Notice, postmortem_id: str, email: RenderedEmail) -> 
 def _to_owner(notice: Notice, item: ActionItem) -> bool:
     return [r.name for r in notice.to] == [item.owner]
 
+
+# The postmortem's page where a notice's reader acts on it, when not the postmortem's own page.
+_ACTED_ON = {
+    NoticeKind.POSTMORTEM_OPENED: "/draft",
+    NoticeKind.CHANGES_REQUESTED: "/draft",
+    NoticeKind.DRAFT_SUBMITTED: "/review",
+}
 
 _TEMPLATE = {
     NoticeKind.ITEM_STEP: "item_step",

@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -120,7 +119,7 @@ def slack_message(
 ) -> SlackPost:
     """The message for one DM (`person`) or a team's channel (None)."""
     subject = one_line(subject_of(notice, pm, item))
-    page = links.page(f"/postmortems/{quote(pm.id, safe='')}")
+    page = links.where_to_act(notice)
     text = _environment.get_template("slack.mrkdwn.j2").render(
         notice=notice, pm=pm, incident=pm.incident, item=item, subject=subject, page=page
     )
