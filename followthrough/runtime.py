@@ -126,12 +126,19 @@ async def run_worker_until(
             log.info("worker stopping")
 
 
-def require_api_port(settings: Settings) -> None:
-    if not _port_free(settings.api_port, settings.api_host):
+def api_listener(settings: Settings) -> socket.socket:
+    """The API's port, bound now and held: nothing else can take it while Temporal starts."""
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listener.bind((settings.api_host, settings.api_port))
+    except OSError:
+        listener.close()
         raise StartupError(
             f"port {settings.api_port} on {settings.api_host} is in use: is Followthrough "
             "already running? Stop it, or set FOLLOWTHROUGH_API_PORT to another port"
-        )
+        ) from None
+    return listener
 
 
 class _ApiServer(uvicorn.Server):
@@ -148,9 +155,12 @@ async def serve_api_until(
     settings: Settings,
     stop: asyncio.Event,
     listening: asyncio.Event | None = None,
+    listener: socket.socket | None = None,
 ) -> None:
-    """Serve the HTTP API until `stop`; `listening` is set once it accepts connections."""
-    require_api_port(settings)
+    """Serve the HTTP API until `stop`; `listening` is set once it accepts connections.
+    uvicorn serves the socket we bound (`api_listener`): on a port taken meanwhile it would
+    leave the process with SystemExit, saying nothing we could catch."""
+    listener = listener or api_listener(settings)
     from followthrough.api import Services, create_app  # FastAPI: CLI commands need not load it
 
     app = create_app(Services(settings=settings, store=store, client=client))
@@ -168,7 +178,7 @@ async def serve_api_until(
             limit_concurrency=CONCURRENT_CONNECTIONS,
         )
     )
-    serving = asyncio.create_task(server.serve())
+    serving = asyncio.create_task(server.serve(sockets=[listener]))
     while not server.started and not serving.done():
         await asyncio.sleep(0.02)
     if listening is not None:
@@ -394,7 +404,7 @@ def _port_free(port: int, host: str = "127.0.0.1") -> bool:
 async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8233) -> None:
     """`followthrough up`: Temporal dev server, SQLite, a worker and the API, until Ctrl-C."""
     _ = settings.loaded_policy  # fail fast on a bad policy file, before starting anything
-    require_api_port(settings)
+    listener = api_listener(settings)
     if "temporal_ui_url" not in settings.model_fields_set:  # links in emails point at our UI
         settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
     keep_data_private(settings.data_dir)
@@ -405,7 +415,9 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
     try:
         client = await server.start(telemetry)
         listening = asyncio.Event()
-        api = asyncio.create_task(serve_api_until(client, store, settings, stop, listening))
+        api = asyncio.create_task(
+            serve_api_until(client, store, settings, stop, listening, listener)
+        )
         worker = asyncio.create_task(run_worker_until(client, store, settings, stop))
         # The banner says everything is up, so it waits until the API accepts connections.
         await asyncio.wait(
@@ -416,6 +428,7 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
         await supervise(server, asyncio.gather(api, worker), stop)
     finally:
         server.stop()
+        listener.close()
         telemetry.close()
         store.close()
     print("Followthrough stopped. Run the same command to pick up where it left off.", flush=True)

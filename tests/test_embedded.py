@@ -47,11 +47,16 @@ class Up:
             text=True,
         )
         threading.Thread(target=self._collect, daemon=True).start()
-        wait_until(
-            lambda: "Ctrl-C stops everything." in self.output,
-            timeout=90,
-            what=f"the banner; output so far:\n{self.output}",
-        )
+        started = "Ctrl-C stops everything."
+        try:  # an `up` that exits instead says why at once
+            wait_until(
+                lambda: started in self.output or self.process.poll() is not None,
+                timeout=90,
+                what="the banner",
+            )
+        except AssertionError as err:
+            raise AssertionError(f"{err}; output so far:\n{self.output}") from None
+        assert started in self.output, f"`up` exited:\n{self.output}"
 
     def _collect(self) -> None:
         assert self.process.stdout is not None
@@ -179,8 +184,15 @@ def test_up_refuses_a_busy_port_clearly(tmp_path: Path) -> None:
         result = ft.cli(
             "up", "--temporal-port", str(port), "--ui-port", str(free_port()), check=False
         )
+        ft.env["FOLLOWTHROUGH_API_PORT"] = str(port)
+        api_busy = ft.cli(
+            "up", "--temporal-port", str(free_port()), "--ui-port", str(free_port()), check=False
+        )
     assert result.returncode == 1
     assert f"port {port} on 127.0.0.1 is in use" in result.stderr
+    assert api_busy.returncode == 1
+    assert f"port {port} on 127.0.0.1 is in use" in api_busy.stderr
+    assert "FOLLOWTHROUGH_API_PORT" in api_busy.stderr
 
 
 def _alive(pid: int) -> bool:
