@@ -26,6 +26,7 @@ import yaml
 from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
+from activities.slack import SlackDelivery
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import (
     DigestRequest,
@@ -44,7 +45,7 @@ from followthrough.domain.policy import (
     parse_policy,
 )
 from followthrough.domain.postmortem import ActionItem, ActionItemState
-from followthrough.integrations.slack import SlackConfig
+from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.notices.render import Links
 from followthrough.notices.slack_blocks import BUTTONS, SlackAction, buttons_for, slack_message
 from followthrough.storage import Store
@@ -607,3 +608,28 @@ async def test_a_daily_digest_holds_slack_dms_too_and_posts_them_once_in_one_dm(
     assert "http://" in listing and "actions" not in {b["type"] for b in digest["blocks"]}
     (email,) = [m for m in store.outbox.messages() if m.kind is NoticeKind.HANDOFF_DIGEST]
     assert [m.dedupe_key for m in store.slack.messages(email.dedupe_key)] == [email.dedupe_key]
+
+    # An escalation (the ladder's reminder) reaches bob's DM at once, digest or not; a held
+    # hand-off does not. (Delivered here as the notice activity delivers it, without skipping
+    # the weeks to the ladder's step.)
+    config = SlackConfig(token=TOKEN, signing_secret=SECRET, api_url=slack_server.api_url)
+    links = Links(temporal_ui="http://127.0.0.1:8233", public_url="http://ft.test")
+    delivery = SlackDelivery(store, SlackApi(config), api.services.policy, links)
+    bob = Recipient(name="bob", email="bob@example.com")
+    item = item_of(api, bob_item)
+    step = Notice(
+        dedupe_key=f"{bob_item}/step-test",
+        kind=NoticeKind.ITEM_STEP,
+        at=at,
+        to=[bob],
+        postmortem_id=item.postmortem_id,
+        action_item_id=bob_item,
+    )
+    handed = step.model_copy(
+        update={"dedupe_key": f"{bob_item}/moved", "kind": NoticeKind.REASSIGNED}
+    )
+    store.preferences.hold(handed.dedupe_key, {"bob": bob.email}, at)
+    assert not await delivery.deliver(step) and not await delivery.deliver(handed)
+    (reminder,) = message_about(api, slack_server, "D0BOB", NoticeKind.ITEM_STEP, bob_item)
+    assert "followthrough:request_extension" in json.dumps(reminder["blocks"])
+    assert message_about(api, slack_server, "D0BOB", NoticeKind.REASSIGNED, bob_item) == []
