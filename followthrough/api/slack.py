@@ -451,7 +451,7 @@ async def _asked(
 
 
 async def _change_request(using: Services, pm_id: str, person: str, reason: str) -> ChangeRequest:
-    """As the review page sends it: the reviewer's words, then their comments on this version."""
+    """As the review page sends it: the reviewer's words, then the comments on this version."""
     if not using.policy.may_review(person):  # before anything is read, as on the review page
         raise ActionRefused(f"{person} is not a reviewer in the policy", RefusalKind.FORBIDDEN)
     pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
