@@ -130,6 +130,21 @@ def test_the_policy_names_slack_ids_and_channels_or_says_what_is_wrong() -> None
     assert Policy.model_validate_json(parsed.model_dump_json()) == parsed  # as workflows get it
 
 
+def test_forgetting_old_replay_signatures_is_bounded_and_idempotent(store: Store) -> None:
+    now = datetime(2026, 12, 3, 9, 0, tzinfo=UTC)
+    old = now - timedelta(minutes=16)
+    for n in range(5):
+        store.deliveries.record("slack", f"v0=old{n}", old, "received", None)
+    store.deliveries.record("slack", "v0=recent", now - timedelta(minutes=9), "received", None)
+    store.deliveries.record("jira", "old-delivery", old, "claimed", None)
+    cutoff = now - timedelta(minutes=15)
+    forgotten = [store.deliveries.forget("slack", before=cutoff, limit=2) for _ in range(4)]
+    assert forgotten == [2, 2, 1, 0]  # a bounded batch each time; then nothing more to do
+    assert not store.deliveries.record("slack", "v0=recent", now, "received", None)
+    assert not store.deliveries.record("jira", "old-delivery", now, "claimed", None)
+    assert all(store.deliveries.record("slack", f"v0=old{n}", now, "x", None) for n in range(5))
+
+
 # --- with Temporal, a worker and the app ----------------------------------------------------------
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.notice import NoticeDelivery
@@ -64,8 +64,10 @@ class PreferenceStore:
 
     def waiting(self, until: datetime) -> list[str]:
         """Who has held notices from before `until` that no digest has taken yet."""
-        query = select(distinct(HeldNoticeRow.person)).where(
-            HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until
+        query = (
+            select(HeldNoticeRow.person)
+            .where(HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until)
+            .distinct()
         )
         with Session(self.engine) as session:
             return sorted(session.scalars(query))
