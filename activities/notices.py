@@ -199,30 +199,49 @@ class NoticeActivities:
         )
 
     async def _send_handoff_digests(self, at: datetime) -> OutboxStatus:
-        """Each person's held notices, in one email each. The digest's key is the person and
-        the run's time, so a retried run sends what it gathered before, and nothing twice."""
+        """Each person's held notices, in one email each (and one Slack DM, when Slack is
+        configured). The digest's key is the person and the run's time, so a retried run sends
+        what it gathered before, and nothing twice."""
         status = OutboxStatus.SENT  # nobody waiting: nothing to send is done
         day = self.policy.calendar.local_date(at)
-        for person in await asyncio.to_thread(self.store.preferences.waiting, at):
-            key = f"{HANDOFF_DIGEST_ID}/{person}/{at.isoformat(timespec='minutes')}"
-            claimed = await asyncio.to_thread(self._claim_handoff_digest, person, key, day, at)
-            if claimed is None or claimed.status is not OutboxStatus.PENDING:
+
+        def key_of(person: str) -> str:
+            return f"{HANDOFF_DIGEST_ID}/{person}/{at.isoformat(timespec='minutes')}"
+
+        # Those waiting, and whom a failed attempt of this run gathered for already: their
+        # email or Slack DM may still be owed (each is claimed once under the run's key).
+        keys = [key_of(person) for person in sorted(self.policy.people)]
+        people = set(await asyncio.to_thread(self.store.preferences.waiting, at))
+        people |= await asyncio.to_thread(self.store.preferences.taken_by, keys)
+        slack_unavailable = False
+        for person in sorted(people):
+            gathered = await asyncio.to_thread(
+                self._claim_handoff_digest, person, key_of(person), day, at
+            )
+            if gathered is None:
                 continue
-            try:
-                status = await self._deliver(claimed, at)
-            except ApplicationError as err:  # refused for good: kept as failed; the others go
-                log.error("hand-off digest refused", person=person, error=str(err))
+            claimed, messages = gathered
+            if claimed.status is OutboxStatus.PENDING:
+                try:
+                    status = await self._deliver(claimed, at)
+                except ApplicationError as err:  # refused for good: kept as failed; others go
+                    log.error("hand-off digest refused", person=person, error=str(err))
+            if self.slack is not None:
+                slack_unavailable |= await self.slack.deliver_digest(person, claimed, day, messages)
+        if slack_unavailable:  # each email and DM sent is recorded: the retry sends the rest
+            raise ApplicationError("Slack is unavailable; retrying", type="SlackUnavailable")
         return status
 
     def _claim_handoff_digest(
         self, person: str, key: str, day: date, at: datetime
-    ) -> OutboxMessage | None:
+    ) -> tuple[OutboxMessage, list[OutboxMessage]] | None:
+        """The person's digest email (claimed once under `key`) and the notices it holds."""
         held = self.store.preferences.gather(person, key, at)
         messages = [m for h in held if (m := self.store.outbox.message(h.dedupe_key))]
         if not messages:
             return None
         email = render_handoff_digest(person, day, messages)
-        return self.store.outbox.claim(
+        claimed = self.store.outbox.claim(
             OutboxMessage(
                 dedupe_key=key,
                 kind=NoticeKind.HANDOFF_DIGEST,
@@ -237,6 +256,7 @@ class NoticeActivities:
                 sent_at=None,
             )
         )
+        return claimed, messages
 
     async def _send_monthly_digest(self, at: datetime) -> OutboxStatus:
         """The previous month's headline numbers (the schedule fires on the 1st)."""

@@ -5,21 +5,27 @@ Each (notice, DM or channel) is claimed in `slack_messages` before it is posted 
 the message's channel and ts after, so a retried activity posts nothing twice. Slack refusing for
 good (an unknown user or channel, a bad token) is logged and recorded as failed; Slack out of
 reach, or still limiting us after slack_sdk waited out each Retry-After, asks for a retry.
+
+The DM honours the person's choice as the email does: a non-urgent notice the email held for
+someone's daily digest (held_notices) is not posted to them on its own; the day's digest run
+posts them one DM listing what it gathered (`deliver_digest`), once, beside the email digest.
+Escalations are never held; a team's channel is no one's choice and hears at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
-from followthrough.domain.notice import Notice
+from followthrough.domain.notice import NON_URGENT_KINDS, Notice, NoticeKind, OutboxMessage
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.integrations.slack import SlackApi, SlackRefused, SlackUnavailable
 from followthrough.logging import get_logger
 from followthrough.notices.render import Links
-from followthrough.notices.slack_blocks import slack_message
+from followthrough.notices.slack_blocks import SlackPost, digest_message, slack_message
 from followthrough.storage import Store
 from followthrough.storage.slack import SlackMessage
 
@@ -60,15 +66,56 @@ class SlackDelivery:
             retry |= self._post(notice, pm, item, target)
         return retry
 
+    async def deliver_digest(
+        self, person: str, digest: OutboxMessage, day: date, held: list[OutboxMessage]
+    ) -> bool:
+        """One DM listing the notices the person's email `digest` gathered, posted once under
+        its key; True when Slack could not be reached (the caller retries), never an exception."""
+        try:
+            return await asyncio.to_thread(self._deliver_digest, person, digest, day, held)
+        except Exception as err:  # nothing of Slack's may fail the digest
+            log.error("slack digest failed", dedupe_key=digest.dedupe_key, error=repr(err))
+            return True
+
+    def _deliver_digest(
+        self, person: str, digest: OutboxMessage, day: date, held: list[OutboxMessage]
+    ) -> bool:
+        user = self._user(person, digest.recipients[0]) if digest.recipients else None
+        if user is None:
+            return False
+        record = SlackMessage(
+            dedupe_key=digest.dedupe_key,
+            target=user,
+            person=person,
+            kind=NoticeKind.HANDOFF_DIGEST.value,
+            postmortem_id=digest.postmortem_id,
+            action_item_id=None,
+            status="pending",
+            created_at=digest.created_at,
+        )
+        return self._claim_and_post(record, lambda: digest_message(person, day, held, self.links))
+
+    def _user(self, person: str, email: str) -> str | None:
+        user = self.policy.slack_id_of(person)
+        if user is None:
+            try:
+                user = self.api.user_by_email(email)
+            except (SlackRefused, SlackUnavailable) as err:
+                log.warning("slack user not looked up", person=person, error=str(err))
+        return user
+
     def _targets(self, notice: Notice, pm: Postmortem, item: ActionItem | None) -> list[Target]:
         targets: list[Target] = []
+        # Held by the email for their daily digest: the digest's DM carries it to them.
+        held = (
+            self.store.preferences.held_for(notice.dedupe_key)
+            if notice.kind in NON_URGENT_KINDS
+            else set()
+        )
         for recipient in notice.to:
-            user = self.policy.slack_id_of(recipient.name)
-            if user is None:
-                try:
-                    user = self.api.user_by_email(recipient.email)
-                except (SlackRefused, SlackUnavailable) as err:
-                    log.warning("slack user not looked up", person=recipient.name, error=str(err))
+            if recipient.name in held:
+                continue
+            user = self._user(recipient.name, recipient.email)
             if user is not None and all(t.address != user for t in targets):
                 targets.append(Target(user, recipient.name))
         team_name = item.team if item is not None else pm.team
@@ -80,32 +127,38 @@ class SlackDelivery:
     def _post(
         self, notice: Notice, pm: Postmortem, item: ActionItem | None, target: Target
     ) -> bool:
-        claimed = self.store.slack.claim(
-            SlackMessage(
-                dedupe_key=notice.dedupe_key,
-                target=target.address,
-                person=target.person,
-                kind=notice.kind.value,
-                postmortem_id=pm.id,
-                action_item_id=item.id if item else None,
-                status="pending",
-                created_at=notice.at,
-            )
+        record = SlackMessage(
+            dedupe_key=notice.dedupe_key,
+            target=target.address,
+            person=target.person,
+            kind=notice.kind.value,
+            postmortem_id=pm.id,
+            action_item_id=item.id if item else None,
+            status="pending",
+            created_at=notice.at,
         )
+        return self._claim_and_post(
+            record, lambda: slack_message(notice, pm, item, self.links, target.person)
+        )
+
+    def _claim_and_post(self, record: SlackMessage, message_of: Callable[[], SlackPost]) -> bool:
+        """Post unless this (key, target) was posted or refused before; True: retry later."""
+        claimed = self.store.slack.claim(record)
         if claimed.status != "pending":
             return False
-        bound = log.bind(dedupe_key=notice.dedupe_key, slack_target=target.address)
-        message = slack_message(notice, pm, item, self.links, target.person)
+        key, target = record.dedupe_key, record.target
+        bound = log.bind(dedupe_key=key, slack_target=target)
+        message = message_of()
         try:
-            channel, ts = self.api.post(target.address, text=message.text, blocks=message.blocks)
+            channel, ts = self.api.post(target, text=message.text, blocks=message.blocks)
         except SlackRefused as refused:
             bound.error("slack message refused", error=refused.error)
-            self.store.slack.failed(notice.dedupe_key, target.address, refused.error)
+            self.store.slack.failed(key, target, refused.error)
             return False
         except SlackUnavailable as err:
             bound.warning("slack unavailable; will retry", error=str(err))
             return True
-        self.store.slack.posted(notice.dedupe_key, target.address, channel, ts, _now())
+        self.store.slack.posted(key, target, channel, ts, _now())
         bound.info("slack message posted", channel=channel, ts=ts)
         return False
 

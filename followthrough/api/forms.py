@@ -31,7 +31,12 @@ def field(form: FormData, name: str) -> str:
 
 
 def day(form: FormData, name: str) -> date:
-    value = field(form, name).strip()
+    return day_of(name, field(form, name))
+
+
+def day_of(name: str, typed: str) -> date:
+    """A date as typed (or picked) in any form, the dashboard's or a Slack modal's."""
+    value = typed.strip()
     if not value:
         raise FormRefused(f"{name}: a date is required (YYYY-MM-DD)")
     if len(value) > _DATE_CHARS:

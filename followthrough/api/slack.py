@@ -11,15 +11,21 @@ browser's: followthrough/actions.py, as that person, refused as it would be ther
 Slack wants an answer within 3 s: a click is answered at once and acted on in the background,
 the message then updated to say what was done (chat.update), or the clicker alone told why not
 (chat.postEphemeral). A button that needs words (the evidence of a done claim, why an extension
-is denied) opens a modal first; its submission is judged before the modal closes.
+is denied or a claim rejected, what a draft must change, the new due date and why) opens a modal
+first; its submission is judged before the modal closes, each field as the dashboard's form
+judges it (api/forms.py, domain/bounds.py), a refusal shown under the field it is about.
+
+The signatures seen are kept only as long as a replay could still pass the timestamp check: each
+interaction forgets, a bounded batch at a time, those older than REPLAYS_KEPT.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable
-from datetime import UTC, datetime
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 from urllib.parse import parse_qs
 
@@ -29,12 +35,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from slack_sdk.signature import Clock, SignatureVerifier
 
 from followthrough.actions import ActionRefused, Actions
+from followthrough.api.drafting import changes_reason, drafts
+from followthrough.api.forms import FormRefused, day_of
 from followthrough.api.services import Services, Using
+from followthrough.domain.bounds import update_problems
 from followthrough.domain.postmortem import (
     Acknowledgement,
     Approval,
+    ChangeRequest,
     DoneClaim,
     ExtensionDecision,
+    ExtensionRequest,
+    Rejection,
     Verification,
 )
 from followthrough.domain.problems import RefusalKind
@@ -48,14 +60,20 @@ from followthrough.notices.slack_blocks import (
     escape,
     outcome_blocks,
 )
+from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.slack import SlackMessage
 
 router = APIRouter(tags=["slack"])
 log = get_logger(__name__)
 
 SLACK_BODY_BYTES = 128 * 1024  # a click carries the message it was on: ours are a few KiB
-TEXT_BLOCK = "followthrough-text"
-TEXT_LIMIT = 3000
+TEXT_BLOCK = "followthrough-text"  # a modal's text field: block_id (its action_id is "text")
+DATE_BLOCK = "followthrough-until"  # a modal's date picker: block_id (its action_id is "until")
+TEXT_LIMIT = 3000  # Slack's most for a plain_text_input; the action's own bound is below it
+# A signature is valid while its timestamp is within five minutes of our clock, either side, so a
+# replay can pass the check until ten minutes after the first copy arrived; then a margin.
+REPLAYS_KEPT = timedelta(minutes=15)
+FORGET_BATCH = 500
 ANSWER_SECONDS = 2.5  # Slack gives up on an answer after 3 s
 
 _background: set[asyncio.Future[Any]] = set()
@@ -95,7 +113,9 @@ class BlockActions(_Lenient):
 
 
 class InputValue(_Lenient):
-    value: str | None = Field(default=None, max_length=TEXT_LIMIT)
+    # Bounded by the body here; the action's own bounds judge them by name, as in the browser.
+    value: str | None = Field(default=None, max_length=SLACK_BODY_BYTES)  # plain_text_input
+    selected_date: str | None = Field(default=None, max_length=SLACK_BODY_BYTES)  # datepicker
 
 
 class ViewState(_Lenient):
@@ -153,9 +173,7 @@ async def interactions(request: Request, using: Using) -> Response:
     if not _authentic(SignatureVerifier(secret, _ServiceClock(using)), body, timestamp, signature):
         log.warning("slack interaction refused: bad signature or stale timestamp")
         return _refuse(status.HTTP_401_UNAUTHORIZED, "not signed by Slack, or not recently")
-    fresh = await asyncio.to_thread(
-        using.store.deliveries.record, "slack", signature, using.clock(), "received", None
-    )
+    fresh = await asyncio.to_thread(_remember, using.store.deliveries, signature, using.clock())
     if not fresh:
         log.warning("slack interaction replayed: ignored")
         return Response(status_code=status.HTTP_200_OK)
@@ -184,6 +202,12 @@ async def _body(request: Request) -> bytes | None:
             return None
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def _remember(deliveries: DeliveryStore, signature: str, now: datetime) -> bool:
+    """Record the signature (False: seen before), forgetting those no replay can still use."""
+    deliveries.forget("slack", before=now - REPLAYS_KEPT, limit=FORGET_BATCH)
+    return deliveries.record("slack", signature, now, "received", None)
 
 
 def _authentic(verifier: SignatureVerifier, body: bytes, timestamp: str, signature: str) -> bool:
@@ -223,12 +247,12 @@ async def _clicked(click: BlockActions, using: Services, slack: SlackApi) -> Res
     if problem is not None or person is None or posted is None:
         _later(_tell(slack, channel, click.user.id, problem or "nothing was done"))
         return Response(status_code=status.HTTP_200_OK)
-    asks = LOOKS[action].asks
-    if asks is not None:
-        view = _modal(action, asks, Origin(channel=channel, ts=ts))
-        _later(asyncio.to_thread(_quietly, slack.open_view, click.trigger_id, view))
+    if LOOKS[action].asks is not None:
+        _later(_open_modal(using, slack, action, posted, click.trigger_id))
         return Response(status_code=status.HTTP_200_OK)
-    _later(_act_and_show(using, slack, action, posted, person, click.user.id, "", click.message))
+    _later(
+        _act_and_show(using, slack, action, posted, person, click.user.id, Typed(), click.message)
+    )
     return Response(status_code=status.HTTP_200_OK)
 
 
@@ -244,13 +268,22 @@ async def _submitted(submission: ViewSubmission, using: Services, slack: SlackAp
     posted = await asyncio.to_thread(using.store.slack.at, origin.channel, origin.ts)
     problem = _who_and_what(person, posted)
     if problem is not None or person is None or posted is None:
-        return _modal_error(problem or "nothing was done")
-    text = next(
-        (v.value or "" for block in submission.view.state.values.values() for v in block.values()),
-        "",
-    )
+        return _modal_errors({TEXT_BLOCK: problem or "nothing was done"})
+    values = submission.view.state.values
+    typed = Typed(text=_typed(values, TEXT_BLOCK, "text").value or "")
+    if LOOKS[action].asks_date is not None:
+        try:  # read as the dashboard's form reads it: refused by name, nothing sent
+            typed.until = day_of("until", _typed(values, DATE_BLOCK, "until").selected_date or "")
+        except FormRefused as refused:
+            return _modal_errors({DATE_BLOCK: str(refused)})
+    try:
+        asked = await _asked(using, action, posted, person, typed)
+    except ActionRefused as refused:
+        return _modal_errors({TEXT_BLOCK: str(refused)})
+    if problems := update_problems(asked.argument):  # the limits, each under its own field
+        return _modal_errors(_under_fields(action, problems))
     work = asyncio.ensure_future(
-        _act_and_show(using, slack, action, posted, person, submission.user.id, text, None, True)
+        _act_and_show(using, slack, action, posted, person, submission.user.id, typed, None, True)
     )
     try:
         refusal = await asyncio.wait_for(asyncio.shield(work), ANSWER_SECONDS)
@@ -258,12 +291,30 @@ async def _submitted(submission: ViewSubmission, using: Services, slack: SlackAp
         _background.add(work)
         work.add_done_callback(_background.discard)
         return Response(status_code=status.HTTP_200_OK)
-    return _modal_error(refusal) if refusal else Response(status_code=status.HTTP_200_OK)
+    if refusal is None:
+        return Response(status_code=status.HTTP_200_OK)
+    return _modal_errors(_under_fields(action, [refusal]))
 
 
-def _modal_error(message: str) -> JSONResponse:
-    """Slack shows it under the modal's text field, and keeps the modal open."""
-    return JSONResponse({"response_action": "errors", "errors": {TEXT_BLOCK: message[:2000]}})
+def _typed(values: dict[str, dict[str, InputValue]], block: str, action_id: str) -> InputValue:
+    return values.get(block, {}).get(action_id) or InputValue()
+
+
+def _under_fields(action: SlackAction, problems: list[str]) -> dict[str, str]:
+    """Each problem under the field it is about: the date's under the date picker (they name
+    `until` or the due date), the others under the text."""
+    errors: dict[str, list[str]] = {}
+    for problem in problems:
+        about_date = problem.startswith("until") or "due date" in problem
+        block = DATE_BLOCK if LOOKS[action].asks_date and about_date else TEXT_BLOCK
+        errors.setdefault(block, []).append(problem)
+    return {block: "; ".join(said) for block, said in errors.items()}
+
+
+def _modal_errors(errors: dict[str, str]) -> JSONResponse:
+    """Slack shows each under the input block it names, and keeps the modal open."""
+    shown = {block: message[:2000] for block, message in errors.items()}
+    return JSONResponse({"response_action": "errors", "errors": shown})
 
 
 def _who_and_what(person: str | None, posted: SlackMessage | None) -> str | None:
@@ -294,51 +345,120 @@ async def _person(using: Services, slack: SlackApi, user_id: str) -> str | None:
     return matches[0] if len(matches) == 1 else None
 
 
-def _modal(action: SlackAction, asks: str, origin: Origin) -> dict[str, Any]:
+async def _open_modal(
+    using: Services, slack: SlackApi, action: SlackAction, posted: SlackMessage, trigger_id: str
+) -> None:
+    """views.open with the button's fields; a date picker says the item's current due date."""
+    due = None
+    if LOOKS[action].asks_date is not None and posted.action_item_id is not None:
+        item = await asyncio.to_thread(using.store.records.action_item, posted.action_item_id)
+        due = item.due if item is not None else None
+    assert posted.channel is not None and posted.ts is not None
+    view = _modal(action, Origin(channel=posted.channel, ts=posted.ts), due)
+    await asyncio.to_thread(_quietly, slack.open_view, trigger_id, view)
+
+
+def _modal(action: SlackAction, origin: Origin, due: date | None = None) -> dict[str, Any]:
+    look = LOOKS[action]
+    blocks: list[dict[str, Any]] = []
+    if look.asks_date is not None:
+        label = f"{look.asks_date} (now {due.isoformat()})" if due else look.asks_date
+        picker: dict[str, Any] = {"type": "datepicker", "action_id": "until"}
+        if due is not None:
+            picker["initial_date"] = due.isoformat()
+        blocks.append(
+            {
+                "type": "input",
+                "block_id": DATE_BLOCK,
+                "label": {"type": "plain_text", "text": label[:2000]},
+                "element": picker,
+            }
+        )
+    blocks.append(
+        {
+            "type": "input",
+            "block_id": TEXT_BLOCK,
+            "label": {"type": "plain_text", "text": (look.asks or "")[:2000]},
+            "element": {
+                "type": "plain_text_input",
+                "action_id": "text",
+                "multiline": True,
+                "max_length": TEXT_LIMIT,
+            },
+        }
+    )
     return {
         "type": "modal",
         "callback_id": f"{ACTION_PREFIX}{action.value}",
         "private_metadata": origin.model_dump_json(),
-        "title": {"type": "plain_text", "text": LOOKS[action].label[:24]},
+        "title": {"type": "plain_text", "text": look.label[:24]},
         "submit": {"type": "plain_text", "text": "Send"},
         "close": {"type": "plain_text", "text": "Cancel"},
-        "blocks": [
-            {
-                "type": "input",
-                "block_id": TEXT_BLOCK,
-                "label": {"type": "plain_text", "text": asks[:2000]},
-                "element": {
-                    "type": "plain_text_input",
-                    "action_id": "text",
-                    "multiline": True,
-                    "max_length": TEXT_LIMIT,
-                },
-            }
-        ],
+        "blocks": blocks,
     }
 
 
 # --- the action, as in the browser ------------------------------------------------------------
 
 
-def _perform(
-    actions: Actions, action: SlackAction, posted: SlackMessage, person: str, text: str
-) -> Awaitable[Any]:
-    item, pm = posted.action_item_id, posted.postmortem_id
+@dataclass
+class Typed:
+    """What the person typed (or picked) in the button's modal, if it has one."""
+
+    text: str = ""
+    until: date | None = None
+
+
+@dataclass(frozen=True)
+class Asked:
+    """An action of followthrough/actions.py, on what the message is about, with its argument."""
+
+    send: Callable[[str, Any], Awaitable[Any]]
+    target: str  # the postmortem's or the item's id
+    argument: BaseModel
+
+    def __call__(self) -> Awaitable[Any]:
+        return self.send(self.target, self.argument)
+
+
+async def _asked(
+    using: Services, action: SlackAction, posted: SlackMessage, person: str, typed: Typed
+) -> Asked:
+    actions: Actions = using.actions
+    item, pm, text = posted.action_item_id, posted.postmortem_id, typed.text
     if action is SlackAction.APPROVE:
-        return actions.approve(pm, Approval(by=person, comment=text))
+        return Asked(actions.approve, pm, Approval(by=person, comment=text))
+    if action is SlackAction.REQUEST_CHANGES:
+        return Asked(actions.request_changes, pm, await _change_request(using, pm, person, text))
     if item is None:
         raise ActionRefused("this message is not about an action item", RefusalKind.INVALID)
     if action is SlackAction.ACKNOWLEDGE:
-        return actions.acknowledge(item, Acknowledgement(by=person))
+        return Asked(actions.acknowledge, item, Acknowledgement(by=person))
     if action is SlackAction.CLAIM_DONE:
-        return actions.claim_done(item, DoneClaim(by=person, evidence=text))
+        return Asked(actions.claim_done, item, DoneClaim(by=person, evidence=text))
     if action is SlackAction.VERIFY:
-        return actions.verify(item, Verification(by=person, note=text))
+        return Asked(actions.verify, item, Verification(by=person, note=text))
+    if action is SlackAction.REJECT:
+        return Asked(actions.reject, item, Rejection(by=person, reason=text))
+    if action is SlackAction.REQUEST_EXTENSION:
+        if typed.until is None:
+            raise ActionRefused("until: a date is required (YYYY-MM-DD)", RefusalKind.INVALID)
+        asked = ExtensionRequest(by=person, until=typed.until, reason=text)
+        return Asked(actions.request_extension, item, asked)
     approve = action is SlackAction.APPROVE_EXTENSION
-    return actions.decide_extension(
-        item, ExtensionDecision(by=person, approve=approve, reason=text)
-    )
+    decision = ExtensionDecision(by=person, approve=approve, reason=text)
+    return Asked(actions.decide_extension, item, decision)
+
+
+async def _change_request(using: Services, pm_id: str, person: str, reason: str) -> ChangeRequest:
+    """As the review page sends it: the reviewer's words, then the comments on this version."""
+    if not using.policy.may_review(person):  # before anything is read, as on the review page
+        raise ActionRefused(f"{person} is not a reviewer in the policy", RefusalKind.FORBIDDEN)
+    pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
+    if pm is None:
+        return ChangeRequest(by=person, reason=reason)
+    comments = await asyncio.to_thread(drafts(using).comments, pm.id)
+    return ChangeRequest(by=person, reason=changes_reason(reason, comments, pm.draft_version))
 
 
 async def _act_and_show(
@@ -348,7 +468,7 @@ async def _act_and_show(
     posted: SlackMessage,
     person: str,
     user_id: str,
-    text: str,
+    typed: Typed,
     message: ClickedMessage | None,
     in_modal: bool = False,
 ) -> str | None:
@@ -357,7 +477,7 @@ async def _act_and_show(
     assert posted.channel is not None and posted.ts is not None
     bound = log.bind(action=action.value, person=person, postmortem_id=posted.postmortem_id)
     try:
-        await _perform(using.actions, action, posted, person, text)
+        await (await _asked(using, action, posted, person, typed))()
     except ActionRefused as refused:
         bound.info("slack action refused", reason=str(refused))
         if not in_modal:

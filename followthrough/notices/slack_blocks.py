@@ -10,13 +10,14 @@ the browser: a button is an offer, never a permission.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from followthrough.domain.notice import Notice, NoticeKind
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.notices.render import Links, one_line, subject_of
 
@@ -31,6 +32,9 @@ class SlackAction(StrEnum):
     APPROVE = "approve"  # the postmortem's draft
     APPROVE_EXTENSION = "approve_extension"
     DENY_EXTENSION = "deny_extension"  # asks for the reason first (a modal)
+    REJECT = "reject"  # a done claim: asks why the criterion is not met (a modal)
+    REQUEST_CHANGES = "request_changes"  # the draft: asks what must change (a modal)
+    REQUEST_EXTENSION = "request_extension"  # asks the new due date and why (a modal)
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,7 @@ class Button:
     label: str
     style: str | None = None  # "primary" (green) or "danger" (red)
     asks: str | None = None  # the text it needs first, in a modal: its label
+    asks_date: str | None = None  # and a date, above the text in the same modal: its label
 
 
 LOOKS = {
@@ -47,22 +52,31 @@ LOOKS = {
     SlackAction.APPROVE: Button("Approve", "primary"),
     SlackAction.APPROVE_EXTENSION: Button("Approve extension", "primary"),
     SlackAction.DENY_EXTENSION: Button("Deny extension", "danger", asks="Why it is denied"),
+    SlackAction.REJECT: Button("Reject", "danger", asks="Why the criterion is not met"),
+    SlackAction.REQUEST_CHANGES: Button("Request changes", asks="What needs to change, and why"),
+    SlackAction.REQUEST_EXTENSION: Button(
+        "Ask for more time", asks="Why more time is needed", asks_date="New due date"
+    ),
 }
 
 # The buttons each kind of notice carries. Keyed by the kind's value, so a kind yet to come
 # (the hand-off notices) is one line here.
+# The owner's: the item is theirs (assigned, handed over, a reminder) or its check failed.
+_OWNERS = (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE, SlackAction.REQUEST_EXTENSION)
 BUTTONS: dict[str, tuple[SlackAction, ...]] = {
-    NoticeKind.ITEM_STEP: (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
-    NoticeKind.REASSIGNED: (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
-    NoticeKind.CHECK_FAILED: (SlackAction.CLAIM_DONE,),
+    NoticeKind.ITEM_STEP: _OWNERS,
+    NoticeKind.REASSIGNED: _OWNERS,
+    NoticeKind.CHECK_FAILED: (SlackAction.CLAIM_DONE, SlackAction.REQUEST_EXTENSION),
     NoticeKind.EXTENSION_REQUESTED: (SlackAction.APPROVE_EXTENSION, SlackAction.DENY_EXTENSION),
-    NoticeKind.ITEM_ASSIGNED: (SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE),
-    NoticeKind.DONE_CLAIMED: (SlackAction.VERIFY,),
-    NoticeKind.DRAFT_SUBMITTED: (SlackAction.APPROVE,),
+    NoticeKind.ITEM_ASSIGNED: _OWNERS,
+    NoticeKind.DONE_CLAIMED: (SlackAction.VERIFY, SlackAction.REJECT),
+    NoticeKind.DRAFT_SUBMITTED: (SlackAction.APPROVE, SlackAction.REQUEST_CHANGES),
 }
 
 # Actions only an item's owner may take: a DM to anyone else does not offer them.
-OWNERS_ACTIONS = frozenset({SlackAction.ACKNOWLEDGE, SlackAction.CLAIM_DONE})
+OWNERS_ACTIONS = frozenset(_OWNERS)
+# Actions on the postmortem, not on an item: offered whatever became of the item.
+POSTMORTEM_ACTIONS = frozenset({SlackAction.APPROVE, SlackAction.REQUEST_CHANGES})
 
 
 class Mrkdwn(str):
@@ -104,7 +118,7 @@ def buttons_for(notice: Notice, item: ActionItem | None, person: str | None) -> 
     """The kind's buttons; in a DM (`person`), without the owner's actions for anyone else."""
     offered = BUTTONS.get(notice.kind.value, ())
     if item is None or item.resolved:
-        offered = tuple(a for a in offered if a is SlackAction.APPROVE)
+        offered = tuple(a for a in offered if a in POSTMORTEM_ACTIONS)
     if person is not None and item is not None and person != item.owner:
         offered = tuple(a for a in offered if a not in OWNERS_ACTIONS)
     return list(offered)
@@ -168,3 +182,37 @@ def action_of(action_id: str) -> SlackAction | None:
         return SlackAction(action_id.removeprefix(ACTION_PREFIX))
     except ValueError:
         return None
+
+
+DIGEST_SECTIONS = 45  # of Slack's 50 blocks a message may hold
+
+
+def digest_message(person: str, day: date, held: list[OutboxMessage], links: Links) -> SlackPost:
+    """A person's held notices of the day in one DM: a line each, linked to its page.
+
+    No buttons: by the time the digest is read a notice may be out of date; its page offers
+    what may still be done, to whoever may do it."""
+    count = f"{len(held)} notice{'' if len(held) == 1 else 's'}"
+    subject = f"Your Followthrough digest for {day.isoformat()}: {count}"
+    lines = [_digest_line(message, links) for message in held]
+    sections: list[str] = []
+    for line in lines:
+        if sections and len(sections[-1]) + 1 + len(line) <= TEXT_LIMIT:
+            sections[-1] += "\n" + line
+        else:
+            sections.append(line[:TEXT_LIMIT])
+    if len(sections) > DIGEST_SECTIONS:
+        sections = [*sections[: DIGEST_SECTIONS - 1], "…and more: see the email digest"]
+    intro = (
+        f"*{escape(subject)}*\nHi {escape(person)}, you chose a daily digest for notices that "
+        "are not urgent; here is what landed on you. Escalations still come at once."
+    )
+    blocks = [{"type": "section", "text": {"type": "mrkdwn", "text": intro}}]
+    blocks += [{"type": "section", "text": {"type": "mrkdwn", "text": s}} for s in sections]
+    return SlackPost(text=escape(subject), blocks=blocks)
+
+
+def _digest_line(message: OutboxMessage, links: Links) -> str:
+    subject = one_line(message.subject)
+    page = links.page(f"/postmortems/{quote(message.postmortem_id, safe='')}")
+    return f"• {_link(page, subject) if page else escape(subject)}"

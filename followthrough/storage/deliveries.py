@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import delete, select
+
 from followthrough.storage.database import Database
 from followthrough.storage.tables import WebhookDeliveryRow
 
@@ -37,3 +39,19 @@ class DeliveryStore:
                 .returning(table.c.delivery_id)
             ).first()
         return inserted is not None
+
+    def forget(self, source: str, *, before: datetime, limit: int) -> int:
+        """Forget at most `limit` of the source's deliveries received before `before` (those no
+        redelivery can still be told apart by); how many. Run as often as you like: each run
+        does at most `limit` rows' work, and what is forgotten stays forgotten."""
+        row = WebhookDeliveryRow
+        old = (
+            select(row.delivery_id)
+            .where(row.source == source, row.received_at < before)
+            .limit(limit)
+        )
+        with self.engine.begin() as connection:
+            gone = connection.execute(
+                delete(row).where(row.source == source, row.delivery_id.in_(old))
+            )
+        return gone.rowcount

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import distinct, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.notice import NoticeDelivery
@@ -64,8 +64,10 @@ class PreferenceStore:
 
     def waiting(self, until: datetime) -> list[str]:
         """Who has held notices from before `until` that no digest has taken yet."""
-        query = select(distinct(HeldNoticeRow.person)).where(
-            HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until
+        query = (
+            select(HeldNoticeRow.person)
+            .where(HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until)
+            .distinct()
         )
         with Session(self.engine) as session:
             return sorted(session.scalars(query))
@@ -92,3 +94,17 @@ class PreferenceStore:
                 .order_by(HeldNoticeRow.created_at, HeldNoticeRow.dedupe_key)
             )
             return [Held(r.dedupe_key, r.person, r.address) for r in rows]
+
+    def held_for(self, dedupe_key: str) -> set[str]:
+        """Who holds this notice for a digest (whether or not a digest took it yet)."""
+        query = select(HeldNoticeRow.person).where(HeldNoticeRow.dedupe_key == dedupe_key)
+        with Session(self.engine) as session:
+            return set(session.scalars(query))
+
+    def taken_by(self, digest_keys: list[str]) -> set[str]:
+        """Whose held notices these digests took (a retried run finds whom it gathered for)."""
+        query = (
+            select(HeldNoticeRow.person).where(HeldNoticeRow.digest_key.in_(digest_keys)).distinct()
+        )
+        with Session(self.engine) as session:
+            return set(session.scalars(query))

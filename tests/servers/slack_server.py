@@ -15,11 +15,18 @@ JSON, form fields or the query string; HTTP 200 with {"ok": true, ...} or {"ok":
   thread. Answers {"channel", "ts", "message"}. Unknown user or channel: channel_not_found;
   nothing to say: no_text.
 - chat.update (channel, ts): message_not_found for a ts never posted there.
-- chat.postEphemeral (channel, user): {"message_ts"}; views.open (trigger_id, view): {"view"}.
+- chat.postEphemeral (channel, user): {"message_ts"}.
+- views.open (trigger_id, view): {"view"}, the view as Slack keeps it (an id, an empty state).
+  A view Slack would refuse is invalid_arguments with the reason in response_metadata.messages:
+  a modal needs a plain_text title of at most 24 characters, a submit button once it has input
+  blocks, callback_id <= 255 and private_metadata <= 3000 characters, at most 100 blocks; an
+  input block a block_id, a plain_text label <= 2000 and an element Followthrough uses
+  (plain_text_input, max_length <= 3000; datepicker, initial_date YYYY-MM-DD).
 - users.lookupByEmail (email): {"user": {...}} or users_not_found; users.info (user): {"user":
   {..., "profile": {"email"}}} or user_not_found.
 - A wrong or missing token: invalid_auth (not_authed when missing).
-- `rate_limit_next(n, retry_after=1)`: the next n calls answer HTTP 429 {"ok": false, "error":
+- `rate_limit_next(n, retry_after=1, method=None)`: the next n calls (of `method` only, when
+  given: Slack limits each method on its own) answer HTTP 429 {"ok": false, "error":
   "ratelimited"} with `Retry-After`, as Slack does.
 - Anything else: 404 {"ok": false, "error": "unknown_method"}.
 
@@ -30,6 +37,7 @@ For the tests: `posted` (every message, updated in place by chat.update, replies
 from __future__ import annotations
 
 import json
+import re
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -61,6 +69,7 @@ class SlackServer(LoopbackThreadServer):
         self._limited = 0
         self.limited: list[str] = []  # the calls answered 429
         self._retry_after = 1
+        self._limited_method: str | None = None
         self._counter = 0
 
     def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
@@ -76,9 +85,10 @@ class SlackServer(LoopbackThreadServer):
     def api_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/api/"
 
-    def rate_limit_next(self, n: int, retry_after: int = 1) -> None:
+    def rate_limit_next(self, n: int, retry_after: int = 1, method: str | None = None) -> None:
         with self.lock:
             self._limited, self._retry_after = n, retry_after
+            self._limited_method = method
 
     def messages_in(self, channel: str) -> list[dict[str, Any]]:
         with self.lock:
@@ -91,7 +101,7 @@ class SlackServer(LoopbackThreadServer):
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
         with self.lock:
             self.calls.append(method)
-            if self._limited > 0:
+            if self._limited > 0 and self._limited_method in (None, method):
                 self._limited -= 1
                 self.limited.append(method)
                 headers = {"Retry-After": str(self._retry_after)}
@@ -158,8 +168,17 @@ class SlackServer(LoopbackThreadServer):
         view = json.loads(view) if isinstance(view, str) else view
         if not args.get("trigger_id") or not isinstance(view, dict):
             return {"ok": False, "error": "invalid_arguments"}
+        if problems := _view_problems(view):
+            messages = [f"[ERROR] {p}" for p in problems]
+            return {
+                "ok": False,
+                "error": "invalid_arguments",
+                "response_metadata": {"messages": messages},
+            }
         self.views.append({"trigger_id": args["trigger_id"], "view": view})
-        return {"ok": True, "view": {"id": f"V{self._counter:08d}", **view}}
+        self._counter += 1
+        kept = {"id": f"V{self._counter:08d}", **view, "state": {"values": {}}}
+        return {"ok": True, "view": kept}
 
     def _lookup(self, args: dict[str, Any]) -> dict[str, Any]:
         email = str(args.get("email", "")).lower()
@@ -173,6 +192,49 @@ class SlackServer(LoopbackThreadServer):
         if user not in self.users:
             return {"ok": False, "error": "user_not_found"}
         return {"ok": True, "user": _user(user, self.users[user])}
+
+
+def _plain(text: Any, limit: int) -> bool:
+    return (
+        isinstance(text, dict)
+        and text.get("type") == "plain_text"
+        and isinstance(text.get("text"), str)
+        and 0 < len(text["text"]) <= limit
+    )
+
+
+def _view_problems(view: dict[str, Any]) -> list[str]:
+    """What Slack's views.open would refuse in a modal (the parts Followthrough uses)."""
+    problems = []
+    if view.get("type") != "modal":
+        problems.append("must be a modal [json-pointer:/view/type]")
+    if not _plain(view.get("title"), 24):
+        problems.append("title: plain_text of at most 24 characters [json-pointer:/view/title]")
+    if len(str(view.get("callback_id", ""))) > 255:
+        problems.append("callback_id: at most 255 characters [json-pointer:/view/callback_id]")
+    if len(str(view.get("private_metadata", ""))) > 3000:
+        problems.append("private_metadata: at most 3000 characters")
+    blocks = view.get("blocks")
+    if not isinstance(blocks, list) or len(blocks) > 100:
+        return [*problems, "blocks: a list of at most 100 [json-pointer:/view/blocks]"]
+    inputs = [b for b in blocks if isinstance(b, dict) and b.get("type") == "input"]
+    if inputs and not _plain(view.get("submit"), 24):
+        problems.append("submit is required with input blocks [json-pointer:/view/submit]")
+    for n, block in enumerate(inputs):
+        where = f"[json-pointer:/view/blocks/{n}]"
+        element = block.get("element") or {}
+        if not block.get("block_id") or not _plain(block.get("label"), 2000):
+            problems.append(f"an input block needs a block_id and a plain_text label {where}")
+        if element.get("type") == "plain_text_input":
+            if int(element.get("max_length", 3000)) > 3000:
+                problems.append(f"max_length: at most 3000 {where}")
+        elif element.get("type") == "datepicker":
+            initial = str(element.get("initial_date", "2000-01-01"))
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", initial):
+                problems.append(f"initial_date: YYYY-MM-DD {where}")
+        else:
+            problems.append(f"unsupported element type {element.get('type')!r} {where}")
+    return problems
 
 
 def _user(user: str, email: str) -> dict[str, Any]:
