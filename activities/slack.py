@@ -148,7 +148,12 @@ class SlackDelivery:
             return False
         key, target = record.dedupe_key, record.target
         bound = log.bind(dedupe_key=key, slack_target=target)
-        message = message_of()
+        try:
+            message = message_of()
+        except Exception as err:  # it would fail the same way on every retry
+            bound.error("slack message unrenderable", error=repr(err))
+            self.store.slack.failed(key, target, f"unrenderable: {err!r}"[:200])
+            return False
         try:
             channel, ts = self.api.post(target, text=message.text, blocks=message.blocks)
         except SlackRefused as refused:

@@ -47,7 +47,13 @@ from followthrough.domain.policy import (
 from followthrough.domain.postmortem import ActionItem, ActionItemState
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.notices.render import Links
-from followthrough.notices.slack_blocks import BUTTONS, SlackAction, buttons_for, slack_message
+from followthrough.notices.slack_blocks import (
+    BUTTONS,
+    SlackAction,
+    SlackPost,
+    buttons_for,
+    slack_message,
+)
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from followthrough.temporal.worker import build_worker
@@ -594,7 +600,10 @@ async def test_request_changes_asks_the_reviewer_and_forgets_old_signatures(
 
 
 async def test_a_daily_digest_holds_slack_dms_too_and_posts_them_once_in_one_dm(
-    slack_api: Api, time_skipping: WorkflowEnvironment, slack_server: SlackServer
+    slack_api: Api,
+    time_skipping: WorkflowEnvironment,
+    slack_server: SlackServer,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api, store = slack_api, slack_api.services.store
     store.preferences.choose("bob", NoticeDelivery.DAILY, api.services.clock())
@@ -667,3 +676,14 @@ async def test_a_daily_digest_holds_slack_dms_too_and_posts_them_once_in_one_dm(
     (reminder,) = message_about(api, slack_server, "D0BOB", NoticeKind.ITEM_STEP, bob_item)
     assert "followthrough:request_extension" in json.dumps(reminder["blocks"])
     assert message_about(api, slack_server, "D0BOB", NoticeKind.REASSIGNED, bob_item) == []
+
+    # A message that cannot be rendered would fail the same way on every retry: recorded as
+    # failed, no retry asked for (the email's notice goes on regardless).
+    def unrenderable(*_: object, **__: object) -> SlackPost:
+        raise ValueError("the template broke")
+
+    monkeypatch.setattr("activities.slack.slack_message", unrenderable)
+    broken = step.model_copy(update={"dedupe_key": f"{bob_item}/unrenderable"})
+    assert not await delivery.deliver(broken)
+    (record,) = store.slack.messages(broken.dedupe_key)
+    assert record.status == "failed" and "the template broke" in (record.error or "")

@@ -70,8 +70,11 @@ class Links:
     def where_to_act(self, notice: Notice) -> str | None:
         """The page a notice's reader acts on: the draft's editor for whoever writes it, the
         review page for a reviewer, else the postmortem's page (sign-in decides who may act)."""
-        tail = _ACTED_ON.get(notice.kind, "")
-        return self.page(f"/postmortems/{quote(notice.postmortem_id, safe='')}{tail}")
+        return self.postmortem(notice.postmortem_id, _ACTED_ON.get(notice.kind, ""))
+
+    def postmortem(self, postmortem_id: str, tail: str = "") -> str | None:
+        """The postmortem's page (or one of its pages: `tail`, e.g. "/draft")."""
+        return self.page(f"/postmortems/{quote(postmortem_id, safe='')}{tail}")
 
     def workflow(self, workflow_id: str) -> str:
         return f"{self.temporal_ui.rstrip('/')}/namespaces/{self.namespace}/workflows/{workflow_id}"

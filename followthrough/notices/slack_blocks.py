@@ -214,5 +214,5 @@ def digest_message(person: str, day: date, held: list[OutboxMessage], links: Lin
 
 def _digest_line(message: OutboxMessage, links: Links) -> str:
     subject = one_line(message.subject)
-    page = links.page(f"/postmortems/{quote(message.postmortem_id, safe='')}")
+    page = links.postmortem(message.postmortem_id)
     return f"• {_link(page, subject) if page else escape(subject)}"
