@@ -19,7 +19,7 @@ from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.actions import act
-from followthrough.domain import handoffs
+from followthrough.domain import handoffs, steps
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import (
@@ -37,11 +37,14 @@ from followthrough.domain.postmortem import (
     ChangeRequest,
     DoneClaim,
     DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
     Postmortem,
     PostmortemState,
     Reassignment,
     Rejection,
     Verification,
+    extension_decision_refusal,
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links, render_notice
@@ -194,6 +197,17 @@ async def test_every_hand_off_tells_the_people_it_lands_on_once(
         assert told(smtp_server, NoticeKind.ITEM_VERIFIED) == [emails(policy, "carol")]
         assert (await item(client, second)).state is ActionItemState.VERIFIED
 
+        # More time asked: the manager and every council member, who each may decide it.
+        reopened = await item(client, first)
+        asked = ExtensionRequest(
+            by="alice", until=reopened.due + timedelta(days=7), reason="waiting on the vendor"
+        )
+        await act(client, first, ActionItemWorkflow.request_extension, asked)
+        await wait_for(smtp_server, NoticeKind.EXTENSION_REQUESTED)
+        assert told(smtp_server, NoticeKind.EXTENSION_REQUESTED) == [
+            emails(policy, "maria", *policy.council)
+        ]
+
     no_key_twice(smtp_server)
     # Every hand-off is also in the outbox once, with the same recipients.
     outbox = [m for m in store.outbox.messages() if m.kind in HANDOFF_KINDS]
@@ -322,6 +336,22 @@ def test_each_hand_off_renders_its_words_and_where_to_act(policy: Policy) -> Non
         assert words in email.text, (notice.kind, email.text)
         assert f"https://ft.example/postmortems/{pm.id}" in email.html
         assert email.subject.startswith("[INC-5")
+
+
+def test_an_extension_request_reaches_everyone_who_may_decide_it(policy: Policy) -> None:
+    """Exactly the people whose decision the workflow would take: told of it, never refused."""
+    from tests.test_notices import NOW, postmortem_with_an_item
+
+    _, it = postmortem_with_an_item(policy, "INC-6")
+    request = ExtensionRequest(by=it.owner, until=it.due + timedelta(days=7), reason="vendor")
+    asked = steps.request_extension(it, request, NOW).state
+    notice = handoffs.extension_requested_notice(asked, policy, request, NOW)
+    told = {r.name for r in notice.to}
+    assert told == {policy.manager_of_team(it.team), *policy.council}
+    for person in sorted(policy.people):
+        decision = ExtensionDecision(by=person, approve=True)
+        allowed = extension_decision_refusal(asked, decision, policy) is None
+        assert allowed == (person in told), person
 
 
 async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations_stay_immediate(

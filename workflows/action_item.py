@@ -461,8 +461,10 @@ class ActionItemWorkflow:
     async def request_extension(self, request: ExtensionRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_request_extension, request)
         await self._apply(steps.request_extension(self.item, request, workflow.now()))
+        # Sent before hand-offs were (no patch): whom it tells is the activity's input, not a
+        # command, so histories that told the manager alone replay as they ran.
         self._send(
-            steps.extension_requested_notice(self.item, self.policy, request, workflow.now())
+            handoffs.extension_requested_notice(self.item, self.policy, request, workflow.now())
         )
         return self.item
 
