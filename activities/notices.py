@@ -201,7 +201,8 @@ class NoticeActivities:
     async def _send_handoff_digests(self, at: datetime) -> OutboxStatus:
         """Each person's held notices, in one email each (and one Slack DM, when Slack is
         configured). The digest's key is the person and the run's time, so a retried run sends
-        what it gathered before, and nothing twice."""
+        what it gathered before, and nothing twice; what a run left unsent (given up,
+        cancelled, stopped partway) goes out in the next run's."""
         status = OutboxStatus.SENT  # nobody waiting: nothing to send is done
         day = self.policy.calendar.local_date(at)
 

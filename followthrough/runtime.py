@@ -40,9 +40,7 @@ from followthrough.storage.migrate import pending, upgrade
 from followthrough.temporal.binaries import find_binary
 from followthrough.temporal.client import connect
 from followthrough.temporal.schedules import (
-    ensure_council_digest_schedule,
-    ensure_handoff_digest_schedule,
-    ensure_monthly_digest_schedule,
+    ensure_digest_schedule,
     ensure_stuck_work_schedule,
     ensure_ticket_reconciliation_schedule,
 )
@@ -95,16 +93,11 @@ async def run_worker_until(
             sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
             slack=settings.slack_config(),
         )
-        schedule = await ensure_council_digest_schedule(
-            client, settings.loaded_policy, task_queue=settings.task_queue
-        )
-        monthly = await ensure_monthly_digest_schedule(
-            client, settings.loaded_policy, task_queue=settings.task_queue
-        )
-        stuck_work = await ensure_stuck_work_schedule(client, task_queue=settings.task_queue)
-        await ensure_handoff_digest_schedule(
-            client, settings.loaded_policy, task_queue=settings.task_queue
-        )
+        policy, queue = settings.loaded_policy, settings.task_queue
+        schedule = await ensure_digest_schedule(client, policy, "week", task_queue=queue)
+        monthly = await ensure_digest_schedule(client, policy, "month", task_queue=queue)
+        stuck_work = await ensure_stuck_work_schedule(client, task_queue=queue)
+        daily = await ensure_digest_schedule(client, policy, "day", task_queue=queue)
         jira = settings.jira_config()
         reconciliation = (
             await ensure_ticket_reconciliation_schedule(
@@ -119,6 +112,7 @@ async def run_worker_until(
                 task_queue=settings.task_queue,
                 digest_schedule=schedule,
                 monthly_digest_schedule=monthly,
+                handoff_digest_schedule=daily,
                 ticket_reconciliation=reconciliation,
                 stuck_work_schedule=stuck_work,
             )

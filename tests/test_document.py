@@ -10,7 +10,7 @@ from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from followthrough.cli import app
-from followthrough.hrefs import linked
+from followthrough.hrefs import linked, markdown_escape, markdown_linked
 from tests.api_support import Api
 from tests.conftest import eventually
 from tests.test_api import stored_item, stored_postmortem, tracked_postmortem
@@ -31,6 +31,16 @@ def test_only_http_urls_in_text_become_links() -> None:
         '<a href="http://x.example/" rel="noopener noreferrer">'
     ]
     assert "&#34;onmouseover" in bad
+
+
+def test_the_markdown_escapes_what_people_typed_and_keeps_only_http_links() -> None:
+    """The report's escape (no link at all) and the document's (http(s) URLs stay links) differ
+    only in the URLs: the same characters are escaped the same way."""
+    said = "see https://git.example.com/a_b, ![x](javascript:alert(1)) or ftp://f.example/a_b"
+    escaped = r"\!\[x\](javascript:alert(1)) or ftp://f.example/a\_b"
+    assert markdown_linked(said) == f"see <https://git.example.com/a_b>, {escaped}"
+    assert markdown_escape(said) == rf"see https://git.example.com/a\_b, {escaped}"
+    assert markdown_linked("two\nlines  and\ttabs |") == markdown_escape("two lines and tabs |")
 
 
 async def test_the_document_tells_the_story_and_the_follow_ups(

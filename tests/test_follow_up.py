@@ -112,6 +112,20 @@ async def approved_item(
     raise AssertionError(f"{item_id} never started")
 
 
+def approved_item_handoffs(item_id: str) -> list[str]:
+    """Every hand-off notice `approved_item` leaves, by dedupe key: the postmortem opened (alice),
+    its draft submitted (the reviewers) and approved (alice and bob), the item assigned (bob)."""
+    pm_id = item_id.rsplit("-item-", 1)[0]
+    return sorted(
+        [
+            f"{pm_id}/opened",
+            f"{pm_id}/draft-v1/submitted",
+            f"{pm_id}/draft-v1/approved",
+            f"{item_id}/assigned",
+        ]
+    )
+
+
 async def test_the_ladder_climbs_on_business_days_and_sends_each_step_once(
     time_skipping: WorkflowEnvironment,
     queue: str,

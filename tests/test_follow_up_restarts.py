@@ -67,7 +67,7 @@ from followthrough.domain.policy import Policy
 from tests.conftest import SmtpCapture
 from tests.faults import Relay, poll, quiet, retried_activities
 from tests.processes import Followthrough
-from tests.test_follow_up import approved_item, next_weekday
+from tests.test_follow_up import approved_item, approved_item_handoffs, next_weekday
 from workflows.action_item import ActionItemWorkflow
 
 pytestmark = pytest.mark.postgres
@@ -236,14 +236,22 @@ def waiting_on_a_lock(db: psycopg.Connection[Any]) -> list[str]:
 HANDOFFS = sorted(kind.value for kind in HANDOFF_KINDS)
 
 
-def outbox_rows(
-    db: psycopg.Connection[Any], item_id: str, *, handoffs: bool = False
-) -> list[tuple[str, str]]:
-    """The item's ladder notices (or, with `handoffs`, its hand-off notices) in the outbox."""
+def outbox_rows(db: psycopg.Connection[Any], item_id: str) -> list[tuple[str, str]]:
+    """The item's ladder notices in the outbox (not its hand-offs)."""
     rows = db.execute(
         "SELECT dedupe_key, status FROM outbox WHERE action_item_id = %s"
-        f" AND {'' if handoffs else 'NOT '}(kind = ANY(%s)) ORDER BY created_at",
+        " AND NOT (kind = ANY(%s)) ORDER BY created_at",
         (item_id, HANDOFFS),
+    ).fetchall()
+    return [(str(k), str(s)) for k, s in rows]
+
+
+def handoff_rows(db: psycopg.Connection[Any], pm_id: str) -> list[tuple[str, str]]:
+    """Every hand-off notice of the postmortem and its items in the outbox, by key."""
+    rows = db.execute(
+        "SELECT dedupe_key, status FROM outbox WHERE postmortem_id = %s"
+        " AND kind = ANY(%s) ORDER BY dedupe_key",
+        (pm_id, HANDOFFS),
     ).fetchall()
     return [(str(k), str(s)) for k, s in rows]
 
@@ -294,14 +302,14 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
         line = f"[{wall.monotonic() - started:6.1f}s wall | {sim:%a %d %b %H:%M:%S} sim] {text}"
         print(line)
 
-    def item_messages(*, handoffs: bool = False) -> list[EmailMessage]:
-        """The item's ladder emails (or, with `handoffs`, its hand-off emails)."""
+    def item_messages() -> list[EmailMessage]:
+        """The item's ladder emails (not its hand-offs)."""
         prefix = f"{item_id}/"
         return [
             m
             for m in smtp_server.messages
             if str(m["X-Followthrough-Key"]).startswith(prefix)
-            and (str(m["X-Followthrough-Kind"]) in HANDOFFS) == handoffs
+            and str(m["X-Followthrough-Kind"]) not in HANDOFFS
         ]
 
     async def skip_to(moment: datetime) -> None:
@@ -434,13 +442,18 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
             print("checked: outbox", outbox)
             assert outbox == [(f"{item_id}/{step}/plan-1", "sent") for step, *_ in LADDER]
 
-            # The item's hand-off (assigned to bob) went out once, through all the kills.
-            handed = outbox_rows(db, item_id, handoffs=True)
+            # Every hand-off (the postmortem opened, submitted and approved, the item assigned)
+            # went out, each once, through all the kills.
+            handed = handoff_rows(db, pm_id)
             print("checked: hand-offs", handed)
-            assert handed == [(f"{item_id}/assigned", "sent")]
-            assert [str(m["X-Followthrough-Key"]) for m in item_messages(handoffs=True)] == [
-                f"{item_id}/assigned"
+            expected = approved_item_handoffs(item_id)
+            assert handed == [(key, "sent") for key in expected]
+            delivered = [
+                str(m["X-Followthrough-Key"])
+                for m in smtp_server.messages
+                if str(m["X-Followthrough-Kind"]) in HANDOFFS
             ]
+            assert sorted(delivered) == expected
 
             handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
             item = await handle.query(ActionItemWorkflow.snapshot)

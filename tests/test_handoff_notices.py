@@ -4,6 +4,7 @@ worker restarts."""
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -14,12 +15,14 @@ from email.message import EmailMessage
 from typing import Any
 
 import pytest
+from aiosmtplib import SMTPResponseException
 from temporalio.client import Client
 from temporalio.service import RPCError
-from temporalio.testing import WorkflowEnvironment
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.notices import NoticeActivities
 from followthrough.actions import act
-from followthrough.domain import handoffs
+from followthrough.domain import handoffs, steps
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import (
@@ -27,6 +30,7 @@ from followthrough.domain.notice import (
     DigestRequest,
     NoticeDelivery,
     NoticeKind,
+    OutboxMessage,
     OutboxStatus,
 )
 from followthrough.domain.policy import Policy
@@ -37,11 +41,14 @@ from followthrough.domain.postmortem import (
     ChangeRequest,
     DoneClaim,
     DraftSubmission,
+    ExtensionDecision,
+    ExtensionRequest,
     Postmortem,
     PostmortemState,
     Reassignment,
     Rejection,
     Verification,
+    extension_decision_refusal,
 )
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links, render_notice
@@ -194,6 +201,17 @@ async def test_every_hand_off_tells_the_people_it_lands_on_once(
         assert told(smtp_server, NoticeKind.ITEM_VERIFIED) == [emails(policy, "carol")]
         assert (await item(client, second)).state is ActionItemState.VERIFIED
 
+        # More time asked: the manager and every council member, who each may decide it.
+        reopened = await item(client, first)
+        asked = ExtensionRequest(
+            by="alice", until=reopened.due + timedelta(days=7), reason="waiting on the vendor"
+        )
+        await act(client, first, ActionItemWorkflow.request_extension, asked)
+        await wait_for(smtp_server, NoticeKind.EXTENSION_REQUESTED)
+        assert told(smtp_server, NoticeKind.EXTENSION_REQUESTED) == [
+            emails(policy, "maria", *policy.council)
+        ]
+
     no_key_twice(smtp_server)
     # Every hand-off is also in the outbox once, with the same recipients.
     outbox = [m for m in store.outbox.messages() if m.kind in HANDOFF_KINDS]
@@ -333,6 +351,22 @@ def test_each_hand_off_renders_its_words_and_where_to_act(policy: Policy) -> Non
         assert email.subject.startswith("[INC-5")
 
 
+def test_an_extension_request_reaches_everyone_who_may_decide_it(policy: Policy) -> None:
+    """Exactly the people whose decision the workflow would take: told of it, never refused."""
+    from tests.test_notices import NOW, postmortem_with_an_item
+
+    _, it = postmortem_with_an_item(policy, "INC-6")
+    request = ExtensionRequest(by=it.owner, until=it.due + timedelta(days=7), reason="vendor")
+    asked = steps.request_extension(it, request, NOW).state
+    notice = handoffs.extension_requested_notice(asked, policy, request, NOW)
+    told = {r.name for r in notice.to}
+    assert told == {policy.manager_of_team(it.team), *policy.council}
+    for person in sorted(policy.people):
+        decision = ExtensionDecision(by=person, approve=True)
+        allowed = extension_decision_refusal(asked, decision, policy) is None
+        assert allowed == (person in told), person
+
+
 async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations_stay_immediate(
     client: Client,
     own_time_skipping: WorkflowEnvironment,
@@ -398,6 +432,89 @@ async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations
         again = [m for m in smtp_server.messages if m["X-Followthrough-Kind"] == "handoff_digest"]
         assert len(again) == 1
     no_key_twice(smtp_server)
+
+
+def hold_for_digests(store: Store, key: str, people: list[str], at: datetime) -> None:
+    """A hand-off as the notice activity leaves it for people who chose a daily digest."""
+    addresses = {person: f"{person}@example.com" for person in people}
+    store.outbox.claim(
+        OutboxMessage(
+            dedupe_key=key,
+            kind=NoticeKind.ITEM_ASSIGNED,
+            postmortem_id="INC-8",
+            action_item_id="INC-8-item-1",
+            recipients=list(addresses.values()),
+            subject=f"Yours to do: {key}",
+            text=f"The words of {key}.",
+            html="",
+            status=OutboxStatus.HELD,
+            created_at=at,
+            sent_at=None,
+        )
+    )
+    store.preferences.hold(key, addresses, at)
+
+
+def digested(smtp: SmtpCapture) -> dict[str, list[str]]:
+    """Whose digests went out, each as the held notices it carried."""
+    found: dict[str, list[str]] = {}
+    for m in smtp.messages:
+        if m["X-Followthrough-Kind"] == NoticeKind.HANDOFF_DIGEST.value:
+            body = m.get_body(("plain",))
+            assert body is not None
+            carried = re.findall(r"The words of (\S+)\.", body.get_content())
+            found.setdefault(str(m["To"]), []).extend(carried)
+    return found
+
+
+@pytest.mark.parametrize("abandoned", ["retried", "next run", "gathered, then cancelled"])
+async def test_a_digest_run_abandoned_partway_leaves_nothing_unsent_and_nothing_twice(
+    store: Store, smtp_mailer: Mailer, smtp_server: SmtpCapture, policy: Policy, abandoned: str
+) -> None:
+    """bob's digest goes out, then the run stops before carol's: the mail server is busy and the
+    activity is retried (same run), or given up and the next day's run goes on, or the run is
+    cancelled right after taking carol's notices. Either way the next run sends carol's."""
+    day = datetime(2026, 12, 7, 9, 0, tzinfo=UTC)
+    hold_for_digests(store, "INC-8-item-1/assigned", ["bob", "carol"], day - timedelta(hours=5))
+    hold_for_digests(store, "INC-8-item-2/assigned", ["carol"], day - timedelta(hours=4))
+    activities = NoticeActivities(store, smtp_mailer, policy)
+    run = ActivityEnvironment().run
+    accept = smtp_server.handle_DATA
+
+    async def busy_for_carol(server: Any, session: Any, envelope: Any) -> str:
+        if b"X-Followthrough-Kind: handoff_digest" in envelope.content and any(
+            "carol" in to for to in envelope.rcpt_tos
+        ):
+            return "451 4.3.0 try again later"
+        return await accept(server, session, envelope)
+
+    if abandoned == "gathered, then cancelled":
+        await run(activities.send_council_digest, DigestRequest(period="day", at=day))
+        hold_for_digests(store, "INC-8-item-3/assigned", ["carol"], day + timedelta(hours=1))
+        store.preferences.gather(
+            "carol", "handoff-digest/carol/cancelled", day + timedelta(hours=2)
+        )
+        smtp_server.messages.clear()
+        assert digested(smtp_server) == {}
+        expected = {"carol@example.com": ["INC-8-item-3/assigned"]}
+    else:
+        smtp_server.handle_DATA = busy_for_carol  # type: ignore[method-assign]
+        with pytest.raises(SMTPResponseException):
+            await run(activities.send_council_digest, DigestRequest(period="day", at=day))
+        smtp_server.handle_DATA = accept  # type: ignore[method-assign]
+        assert digested(smtp_server) == {"bob@example.com": ["INC-8-item-1/assigned"]}
+        expected = {
+            "bob@example.com": ["INC-8-item-1/assigned"],
+            "carol@example.com": ["INC-8-item-1/assigned", "INC-8-item-2/assigned"],
+        }
+    later = day if abandoned == "retried" else day + timedelta(days=1)
+    for _ in range(2):  # and once more: nothing is left to send
+        await run(activities.send_council_digest, DigestRequest(period="day", at=later))
+    assert digested(smtp_server) == expected
+    no_key_twice(smtp_server)
+    # The outbox says what became of every digest: none is left pending.
+    digests = [m for m in store.outbox.messages() if m.kind is NoticeKind.HANDOFF_DIGEST]
+    assert OutboxStatus.PENDING not in {m.status for m in digests}
 
 
 async def test_each_person_chooses_their_own_notices(api: Api) -> None:

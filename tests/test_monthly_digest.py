@@ -14,7 +14,7 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from temporalio.client import (
@@ -32,7 +32,7 @@ from followthrough.domain.postmortem import ActionItemState
 from followthrough.notices.delivery import Mailer, SmtpServer
 from followthrough.notices.render import Links
 from followthrough.storage import Store
-from followthrough.temporal.schedules import ensure_monthly_digest_schedule
+from followthrough.temporal.schedules import ensure_digest_schedule
 from tests.conftest import SmtpCapture, running_worker
 from tests.recorded import at, minutes_after, note_tags, record_item, record_postmortem
 from workflows.council_digest import CouncilDigestWorkflow
@@ -233,12 +233,12 @@ async def test_the_monthly_schedule_runs_on_the_first_at_the_start_of_the_workin
 ) -> None:
     client = dev_server.client
     async with running_worker(client, sqlite_store, smtp_mailer) as queue:
-        schedule_id = await ensure_monthly_digest_schedule(client, policy, task_queue=queue)
+        schedule_id = await ensure_digest_schedule(client, policy, "month", task_queue=queue)
         assert schedule_id == f"council-digest-monthly-{queue}"
         handle = client.get_schedule_handle(schedule_id)
         try:
             # A second worker finds it and leaves it alone.
-            assert await ensure_monthly_digest_schedule(client, policy, task_queue=queue) == (
+            assert await ensure_digest_schedule(client, policy, "month", task_queue=queue) == (
                 schedule_id
             )
             described = (await handle.describe()).schedule
@@ -267,3 +267,34 @@ async def test_the_monthly_schedule_runs_on_the_first_at_the_start_of_the_workin
             assert len(smtp_server.messages) == 1
         finally:
             await handle.delete()
+
+
+@pytest.mark.parametrize(
+    ("period", "name", "weekdays"),
+    [("week", "council-digest", [(1, 1)]), ("day", "handoff-digest", [(0, 6)])],
+)
+async def test_the_weekly_and_daily_digests_keep_their_schedules(
+    dev_server: WorkflowEnvironment,
+    policy: Policy,
+    period: Literal["week", "day"],
+    name: str,
+    weekdays: list[tuple[int, int]],
+) -> None:
+    """One function makes every digest's schedule; each keeps the id workers already made."""
+    client = dev_server.client
+    queue = f"test-{uuid.uuid4().hex[:8]}"
+    schedule_id = await ensure_digest_schedule(client, policy, period, task_queue=queue)
+    assert schedule_id == f"{name}-{queue}"
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        described = (await handle.describe()).schedule
+        [calendar] = described.spec.calendars
+        assert [(r.start, r.end) for r in calendar.day_of_week] == weekdays
+        assert [(r.start, r.end) for r in calendar.hour] == [(9, 9)]  # workday_starts
+        action = described.action
+        assert isinstance(action, ScheduleActionStartWorkflow)
+        assert action.id == f"{name}-{queue}-run"
+        [request] = await client.data_converter.decode(list(action.args), [DigestRequest])
+        assert request == DigestRequest(period=period)
+    finally:
+        await handle.delete()

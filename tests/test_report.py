@@ -18,9 +18,10 @@ import pytest
 
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState, RiskAcceptance
+from followthrough.hrefs import markdown_escape
 from followthrough.progress import Progress, no_progress
 from followthrough.reporting.metrics_view import measure
-from followthrough.reporting.report import QuarterlyReport, markdown_escape, quarterly_report
+from followthrough.reporting.report import QuarterlyReport, quarterly_report
 from followthrough.seed import seed
 from followthrough.storage import Store
 from tests.processes import ROOT, Followthrough, free_port

@@ -233,7 +233,7 @@ def _item_notice(
 ) -> Notice | None:
     """The notice the item's workflow sends after the step, if any."""
     if action == "request_extension":
-        return steps.extension_requested_notice(item, policy, request, at)
+        return handoffs.extension_requested_notice(item, policy, request, at)
     if action == "decide_extension":
         assert pending is not None
         return steps.extension_decided_notice(

@@ -124,9 +124,20 @@ class InFlight:
 
     def __init__(self) -> None:
         self._running: list[asyncio.Task[None]] = []
+        self._handoffs: bool | None = None  # hand-off notices (decided once, on first use)
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         self._running.append(asyncio.create_task(work))
+
+    def hand_off(self, notice: Notice | None) -> None:
+        """Tell whoever the work landed on, in the background. Histories from before hand-off
+        notices sent none: the patch keeps them replaying as they ran."""
+        if notice is None:
+            return
+        if self._handoffs is None:
+            self._handoffs = workflow.patched("handoff-notices")
+        if self._handoffs:
+            self.start(send_notice(notice))
 
     async def all_done(self) -> None:
         await asyncio.gather(*self._running)

@@ -103,7 +103,6 @@ class ActionItemWorkflow:
         self.in_flight = InFlight()  # notices and ticket updates, in the background
         self.postmortem_told = False  # the parent learns of the resolution once
         self.postmortem_title = start.postmortem_title
-        self._handoffs: bool | None = None  # hand-off notices (decided once, on first use)
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -113,7 +112,7 @@ class ActionItemWorkflow:
         )
         await self._apply(steps.record_item_opening(item, workflow.now()))
         self.opened = True
-        self._hand_off(handoffs.assigned_notice(self.item, self.policy, workflow.now()))
+        self.in_flight.hand_off(handoffs.assigned_notice(self.item, self.policy, workflow.now()))
         self.in_flight.start(self._open_ticket())
         cap = self._wip_cap()
         if cap is not None:
@@ -236,7 +235,7 @@ class ActionItemWorkflow:
                 await self._reopen(result, number, needed)
                 return
         await self._apply(steps.verify_by_check(self.item, result, needed, workflow.now()))
-        self._hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
+        self.in_flight.hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
 
     async def _check(self, round: int, purpose: str) -> CheckResult:
         """One attempt, recorded with its evidence whatever the outcome."""
@@ -393,20 +392,12 @@ class ActionItemWorkflow:
             return  # decides an item that keeps failing; its state must not grow without end
         await self._apply(steps.ticket_done(item, done, workflow.now()))
         claim = DoneClaim(by=self.item.claims[-1].by, evidence=self.item.claims[-1].evidence)
-        self._hand_off(handoffs.done_claimed_notice(self.item, self.policy, claim, workflow.now()))
+        self.in_flight.hand_off(
+            handoffs.done_claimed_notice(self.item, self.policy, claim, workflow.now())
+        )
 
     def _send(self, notice: Notice) -> None:
         self.in_flight.start(send_notice(notice))
-
-    def _hand_off(self, notice: Notice | None) -> None:
-        """Tell whoever the work landed on, in the background. Histories from before hand-off
-        notices sent none: the patch keeps them replaying as they ran."""
-        if notice is None:
-            return
-        if self._handoffs is None:
-            self._handoffs = workflow.patched("handoff-notices")
-        if self._handoffs:
-            self._send(notice)
 
     # --- what people do -----------------------------------------------------------------------
 
@@ -425,7 +416,9 @@ class ActionItemWorkflow:
     async def claim_done(self, claim: DoneClaim) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_claim_done, claim)
         await self._apply(steps.claim_done(self.item, claim, workflow.now()))
-        self._hand_off(handoffs.done_claimed_notice(self.item, self.policy, claim, workflow.now()))
+        self.in_flight.hand_off(
+            handoffs.done_claimed_notice(self.item, self.policy, claim, workflow.now())
+        )
         return self.item
 
     @claim_done.validator
@@ -436,7 +429,7 @@ class ActionItemWorkflow:
     async def verify(self, verification: Verification) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_verify, verification)
         await self._apply(steps.verify(self.item, verification, workflow.now()))
-        self._hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
+        self.in_flight.hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
         return self.item
 
     @verify.validator
@@ -447,7 +440,9 @@ class ActionItemWorkflow:
     async def reject(self, rejection: Rejection) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_reject, rejection)
         await self._apply(steps.reject(self.item, rejection, workflow.now()))
-        self._hand_off(handoffs.rejected_notice(self.item, self.policy, rejection, workflow.now()))
+        self.in_flight.hand_off(
+            handoffs.rejected_notice(self.item, self.policy, rejection, workflow.now())
+        )
         return self.item
 
     @reject.validator
@@ -461,8 +456,10 @@ class ActionItemWorkflow:
     async def request_extension(self, request: ExtensionRequest) -> ActionItem:
         await judge_when_opened(lambda: self.opened, self._validate_request_extension, request)
         await self._apply(steps.request_extension(self.item, request, workflow.now()))
+        # Sent before hand-offs were (no patch): whom it tells is the activity's input, not a
+        # command, so histories that told the manager alone replay as they ran.
         self._send(
-            steps.extension_requested_notice(self.item, self.policy, request, workflow.now())
+            handoffs.extension_requested_notice(self.item, self.policy, request, workflow.now())
         )
         return self.item
 
@@ -514,7 +511,9 @@ class ActionItemWorkflow:
         )
         now = workflow.now()
         item, policy = self.item, self.policy
-        self._hand_off(handoffs.reassigned_away_notice(item, policy, change, previous, number, now))
+        self.in_flight.hand_off(
+            handoffs.reassigned_away_notice(item, policy, change, previous, number, now)
+        )
         return self.item
 
     @reassign.validator

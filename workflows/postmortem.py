@@ -19,7 +19,6 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain import handoffs, steps
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
-    from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import (
         ActionItem,
         ActionItemStart,
@@ -82,7 +81,6 @@ class PostmortemWorkflow:
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
         self.in_flight = InFlight()  # notices, sent while the process goes on
-        self._handoffs: bool | None = None  # hand-off notices (decided once, on first use)
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
@@ -93,7 +91,7 @@ class PostmortemWorkflow:
         # never take this branch, and the patch marks the new command for any that would.
         if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
             self._tell_operators_of_policy_gaps()
-        self._hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
+        self.in_flight.hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
 
         if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
             await self._apply(steps.lapse(self.pm, workflow.now()))
@@ -243,7 +241,9 @@ class PostmortemWorkflow:
             await self._apply(steps.assess_slo(self.pm, submission.by, assessment, workflow.now()))
             if assessment.freeze_recommended:
                 await self._recommend_freeze(assessment)
-        self._hand_off(handoffs.draft_submitted_notice(self.pm, self.policy, workflow.now()))
+        self.in_flight.hand_off(
+            handoffs.draft_submitted_notice(self.pm, self.policy, workflow.now())
+        )
         return self.pm
 
     async def _review_slos(self, submission: DraftSubmission) -> SloReview:
@@ -308,7 +308,7 @@ class PostmortemWorkflow:
         await judge_when_opened(lambda: self.opened, self._validate_approve, approval)
         await self._apply(steps.approve(self.pm, approval, workflow.now()))
         if self.pm.state is PostmortemState.TRACKING:
-            self._hand_off(handoffs.approved_notice(self.pm, self.policy, workflow.now()))
+            self.in_flight.hand_off(handoffs.approved_notice(self.pm, self.policy, workflow.now()))
         return self.pm
 
     @approve.validator
@@ -320,7 +320,9 @@ class PostmortemWorkflow:
         await judge_when_opened(lambda: self.opened, self._validate_request_changes, request)
         await self._apply(steps.request_changes(self.pm, request, workflow.now()))
         now = workflow.now()
-        self._hand_off(handoffs.changes_requested_notice(self.pm, self.policy, request, now))
+        self.in_flight.hand_off(
+            handoffs.changes_requested_notice(self.pm, self.policy, request, now)
+        )
         return self.pm
 
     @request_changes.validator
@@ -334,16 +336,6 @@ class PostmortemWorkflow:
         return self.pm
 
     # --- bookkeeping --------------------------------------------------------------------------
-
-    def _hand_off(self, notice: Notice | None) -> None:
-        """Tell whoever the work landed on, in the background. Histories from before hand-off
-        notices sent none: the patch keeps them replaying as they ran."""
-        if notice is None:
-            return
-        if self._handoffs is None:
-            self._handoffs = workflow.patched("handoff-notices")
-        if self._handoffs:
-            self.in_flight.start(send_notice(notice))
 
     def _set_search_attributes(self) -> None:
         updates = [

@@ -17,10 +17,12 @@ from followthrough.domain.postmortem import (
     ActionItem,
     ChangeRequest,
     DoneClaim,
+    ExtensionRequest,
     Postmortem,
     PostmortemState,
     Reassignment,
     Rejection,
+    may_decide_for,
 )
 from followthrough.domain.steps import recipients
 
@@ -161,3 +163,19 @@ def rejected_notice(item: ActionItem, policy: Policy, rejection: Rejection, at: 
     facts = ItemFacts(by=rejection.by, reason=rejection.reason)
     key = f"claim-{len(item.claims)}/rejected"
     return _item_notice(item, policy, NoticeKind.CLAIM_REJECTED, [item.owner], key, at, facts)
+
+
+def deciders(item: ActionItem, policy: Policy) -> list[str]:
+    """Who may decide an extension on the item: everyone `may_decide_for` allows (the owner's
+    manager and the council; never the owner, who is the one asking)."""
+    return [person for person in sorted(policy.people) if may_decide_for(item, person, policy)]
+
+
+def extension_requested_notice(
+    item: ActionItem, policy: Policy, request: ExtensionRequest, at: datetime
+) -> Notice:
+    """Everyone who may decide hears of the request (the item's newest extension)."""
+    facts = ItemFacts(by=request.by, until=request.until, reason=request.reason)
+    key = f"extension-{len(item.extensions)}/requested"
+    names = deciders(item, policy)
+    return _item_notice(item, policy, NoticeKind.EXTENSION_REQUESTED, names, key, at, facts)

@@ -158,13 +158,16 @@ class OutboxMessage(BaseModel):
     error: str | None = None  # why a failed message did not go out
 
 
+# "day": each person's held hand-offs (same workflow, same commands: only the input differs)
+DigestPeriod = Literal["week", "month", "day"]
+
+
 class DigestRequest(BaseModel):
     """A council digest, as of a moment (the schedule's firing time): the weekly list, or the
     previous month's numbers."""
 
     at: AwareDatetime | None = None  # None: when the digest workflow runs
-    # "day": each person's held hand-offs (same workflow, same commands: only the input differs)
-    period: Literal["week", "month", "day"] = "week"  # histories from before carry none: a week
+    period: DigestPeriod = "week"  # histories from before carry none: a week
 
 
 class DigestEntry(BaseModel):

@@ -579,15 +579,6 @@ def regressed_notice(item: ActionItem, policy: Policy, result: CheckResult, at: 
     return _item_notice(item, policy, NoticeKind.REGRESSED, ["council"], key, at, facts)
 
 
-def extension_requested_notice(
-    item: ActionItem, policy: Policy, request: ExtensionRequest, at: datetime
-) -> Notice:
-    """The manager hears of the request (the item's newest extension)."""
-    facts = ItemFacts(by=request.by, until=request.until, reason=request.reason)
-    key = f"extension-{len(item.extensions)}/requested"
-    return _item_notice(item, policy, NoticeKind.EXTENSION_REQUESTED, ["manager"], key, at, facts)
-
-
 def extension_decided_notice(
     item: ActionItem,
     policy: Policy,

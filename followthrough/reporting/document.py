@@ -8,7 +8,6 @@ state. One HTML page (printable: print CSS, no scripts) and its Markdown, from t
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from followthrough.domain.draft import TimelineEntry, merged_timeline, prefilled_timeline
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItem, ActionItemState, Postmortem
-from followthrough.hrefs import linked, safe_url
+from followthrough.hrefs import linked, markdown_linked, safe_url
 
 TEMPLATES = Path(__file__).resolve().parent / "document_templates"
 
@@ -145,26 +144,6 @@ def _span(seconds: float) -> str:
     return f"{hours} h {rest} min" if rest else f"{hours} h"
 
 
-# What could start a link, an image, HTML, emphasis, code or a table cell inside a line; the
-# rest (hyphens in ids, parentheses) is left readable.
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>!|~])")
-
-
-def markdown_text(value: object) -> str:
-    """People's text, shown literally in Markdown, on one line; http(s) URLs stay clickable
-    (Markdown autolinks them), every other scheme is only text."""
-    text = " ".join(str(value).split())
-    parts, at = [], 0
-    for found in re.finditer(r"https?://\S+", text):
-        url = found.group(0).rstrip(".,;:!?)]}'\"")
-        parts.append(_MARKDOWN_SPECIAL.sub(r"\\\1", text[at : found.start()]))
-        href = safe_url(url)
-        parts.append(f"<{href}>" if href else _MARKDOWN_SPECIAL.sub(r"\\\1", url))
-        at = found.start() + len(url)
-    parts.append(_MARKDOWN_SPECIAL.sub(r"\\\1", text[at:]))
-    return "".join(parts)
-
-
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
     autoescape=select_autoescape(enabled_extensions=("html.j2",), default_for_string=False),
@@ -173,7 +152,7 @@ _environment = Environment(
     lstrip_blocks=True,
     keep_trailing_newline=True,
 )
-_environment.filters["md"] = markdown_text
+_environment.filters["md"] = markdown_linked
 _environment.filters["linked"] = linked
 
 

@@ -41,7 +41,7 @@ from followthrough.domain.metrics import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
-from followthrough.hrefs import safe_url
+from followthrough.hrefs import markdown_escape, safe_url
 from followthrough.progress import ProgressReport, no_progress
 from followthrough.reporting.metrics_view import measure, metric_charts
 from followthrough.storage import Store
@@ -421,14 +421,6 @@ def _incidents_sentence(
 
 
 # --- Rendering ---------------------------------------------------------------------------------
-
-
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]<>|~])")
-
-
-def markdown_escape(value: object) -> str:
-    """Text as Markdown shows it literally, on one line (a line break would end a table row)."""
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", " ".join(str(value).split()))
 
 
 def markdown_image(svg: Markup) -> str:

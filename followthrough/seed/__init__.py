@@ -933,7 +933,7 @@ class _ItemLife:
         request = ExtensionRequest(by=item.owner, until=until, reason=rng.choice(EXTENSION_REASONS))
         _allowed(extension_request_refusal(item, request, self.policy))
         self._take(steps.request_extension(item, request, asked))
-        self._tell(steps.extension_requested_notice(self.item, self.policy, request, asked))
+        self._tell(handoffs.extension_requested_notice(self.item, self.policy, request, asked))
         decided = asked + timedelta(hours=rng.uniform(2, 40))
         if not self._reached(decided):
             return  # still waiting for a decision

@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from followthrough.domain.notice import NoticeDelivery
+from followthrough.domain.notice import NoticeDelivery, OutboxStatus
 from followthrough.storage.database import Database
-from followthrough.storage.tables import HeldNoticeRow, NoticePreferenceRow
+from followthrough.storage.tables import HeldNoticeRow, NoticePreferenceRow, OutboxRow
 
 
 @dataclass(frozen=True)
@@ -63,31 +63,42 @@ class PreferenceStore:
                 )
 
     def waiting(self, until: datetime) -> list[str]:
-        """Who has held notices from before `until` that no digest has taken yet."""
-        query = (
-            select(HeldNoticeRow.person)
-            .where(HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.created_at <= until)
-            .distinct()
-        )
+        """Who has held notices from before `until` that no digest has sent yet."""
+        query = select(HeldNoticeRow.person).where(_unsent(until)).distinct()
         with Session(self.engine) as session:
             return sorted(session.scalars(query))
 
     def gather(self, person: str, digest_key: str, until: datetime) -> list[Held]:
-        """Give the person's waiting notices to this digest and return all it holds.
+        """Give the person's unsent notices to this digest and return all it holds.
 
-        One transaction: a notice goes to exactly one digest, and a retried digest (same key)
-        finds the very notices it took before, plus none that another digest took.
+        One transaction: a notice is in one digest at a time. A retried digest (same key) finds
+        the very notices it took before; a digest that never went out (its run given up,
+        cancelled or stopped partway) gives them up to the next one, and the outbox says so.
+        Digest runs never overlap (a schedule skips a run while the last one runs), so a notice
+        is taken from a digest only once that digest has stopped trying.
         """
+        mine = (HeldNoticeRow.person == person) & _unsent(until)
         with self.db.transaction() as session:
-            session.execute(
-                update(HeldNoticeRow)
-                .where(
-                    HeldNoticeRow.person == person,
-                    HeldNoticeRow.digest_key.is_(None),
-                    HeldNoticeRow.created_at <= until,
+            abandoned = list(
+                session.scalars(
+                    select(HeldNoticeRow.digest_key)
+                    .where(mine, HeldNoticeRow.digest_key != digest_key)
+                    .distinct()
                 )
-                .values(digest_key=digest_key)
             )
+            session.execute(update(HeldNoticeRow).where(mine).values(digest_key=digest_key))
+            if abandoned:
+                session.execute(
+                    update(OutboxRow)
+                    .where(
+                        OutboxRow.dedupe_key.in_(abandoned),
+                        OutboxRow.status == OutboxStatus.PENDING.value,
+                    )
+                    .values(
+                        status=OutboxStatus.FAILED.value,
+                        error=f"not sent; its notices went into {digest_key}",
+                    )
+                )
             rows = session.scalars(
                 select(HeldNoticeRow)
                 .where(HeldNoticeRow.digest_key == digest_key)
@@ -108,3 +119,14 @@ class PreferenceStore:
         )
         with Session(self.engine) as session:
             return set(session.scalars(query))
+
+
+def _unsent(until: datetime) -> ColumnElement[bool]:
+    """Held before `until`, and waiting: taken by no digest, or by one that has not gone out."""
+    delivered = select(OutboxRow.dedupe_key).where(
+        OutboxRow.status.in_([OutboxStatus.SENT.value, OutboxStatus.KEPT.value])
+    )
+    return and_(
+        HeldNoticeRow.created_at <= until,
+        or_(HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.digest_key.not_in(delivered)),
+    )

@@ -15,7 +15,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from followthrough.domain.notice import DigestRequest
+from followthrough.domain.notice import DigestPeriod, DigestRequest
 from followthrough.domain.policy import Policy
 from followthrough.domain.stuck import StuckWorkSweep
 from followthrough.logging import get_logger
@@ -27,72 +27,40 @@ from workflows.ticket_reconciliation import TicketReconciliationWorkflow
 log = get_logger(__name__)
 
 
-async def ensure_council_digest_schedule(
-    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
+# Each digest's schedule: its id (the task queue follows), the cron fields after minute and hour,
+# and its name in the logs. The ids are those of schedules workers have already created.
+_DIGESTS: dict[DigestPeriod, tuple[str, str, str]] = {
+    "week": ("council-digest", "* * MON", "weekly council digest"),
+    "month": ("council-digest-monthly", "1 * *", "monthly council digest"),
+    "day": ("handoff-digest", "* * *", "daily hand-off digest"),
+}
+
+
+async def ensure_digest_schedule(
+    client: Client, policy: Policy, period: DigestPeriod, *, task_queue: str = TASK_QUEUE
 ) -> str | None:
-    """The weekly council digest: Mondays at the start of the policy's working day, local time.
+    """A digest at the start of the policy's working day, local time: the council's weekly list
+    on Mondays, its numbers for the month before on the 1st, and each day every person who chose
+    a daily digest their held hand-offs in one email (all run by the council digest's workflow).
 
     Created once per task queue; a worker that finds it already there leaves it alone.
     """
-    schedule_id = f"council-digest-{task_queue}"
+    name, days, what = _DIGESTS[period]
+    schedule_id = f"{name}-{task_queue}"
     start = policy.calendar.workday_starts
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
             CouncilDigestWorkflow.run,
-            DigestRequest(),
-            id=f"council-digest-{task_queue}-run",
+            DigestRequest(period=period),
+            id=f"{schedule_id}-run",
             task_queue=task_queue,
         ),
         spec=ScheduleSpec(
-            cron_expressions=[f"{start.minute} {start.hour} * * MON"],
+            cron_expressions=[f"{start.minute} {start.hour} {days}"],
             time_zone_name=policy.calendar.timezone,
         ),
     )
-    return await _ensure_schedule(client, schedule_id, schedule, "weekly council digest")
-
-
-async def ensure_monthly_digest_schedule(
-    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
-) -> str | None:
-    """The council's monthly numbers: the 1st of each month at the start of the policy's working
-    day, local time, for the month before. Created once per task queue, like the weekly one."""
-    schedule_id = f"council-digest-monthly-{task_queue}"
-    start = policy.calendar.workday_starts
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            CouncilDigestWorkflow.run,
-            DigestRequest(period="month"),
-            id=f"council-digest-monthly-{task_queue}-run",
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(
-            cron_expressions=[f"{start.minute} {start.hour} 1 * *"],
-            time_zone_name=policy.calendar.timezone,
-        ),
-    )
-    return await _ensure_schedule(client, schedule_id, schedule, "monthly council digest")
-
-
-async def ensure_handoff_digest_schedule(
-    client: Client, policy: Policy, *, task_queue: str = TASK_QUEUE
-) -> str | None:
-    """Each day at the start of the policy's working day, local time: every person who chose a
-    daily digest gets their held hand-offs in one email (the council digest's workflow runs it)."""
-    schedule_id = f"handoff-digest-{task_queue}"
-    start = policy.calendar.workday_starts
-    schedule = Schedule(
-        action=ScheduleActionStartWorkflow(
-            CouncilDigestWorkflow.run,
-            DigestRequest(period="day"),
-            id=f"handoff-digest-{task_queue}-run",
-            task_queue=task_queue,
-        ),
-        spec=ScheduleSpec(
-            cron_expressions=[f"{start.minute} {start.hour} * * *"],
-            time_zone_name=policy.calendar.timezone,
-        ),
-    )
-    return await _ensure_schedule(client, schedule_id, schedule, "daily hand-off digest")
+    return await _ensure_schedule(client, schedule_id, schedule, what)
 
 
 async def ensure_ticket_reconciliation_schedule(
