@@ -312,15 +312,19 @@ async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations
         await wait_for(smtp_server, NoticeKind.ITEM_ASSIGNED)  # carol's: she takes them at once
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_APPROVED)
         first = f"{pm_id}-item-1"  # bob's
-        await eventually(lambda: store.outbox.message(f"{first}/assigned") is not None)
+
+        def held() -> bool:
+            # Recorded pending first, then held: wait for its last word, not its first.
+            assigned = store.outbox.message(f"{first}/assigned")
+            return assigned is not None and assigned.status is OutboxStatus.HELD
+
+        await eventually(held)
 
         # Bob's copies are held: the approval went to alice and carol only, his item to nobody.
         assert told(smtp_server, NoticeKind.POSTMORTEM_APPROVED) == [
             emails(policy, "alice", "carol")
         ]
         assert told(smtp_server, NoticeKind.ITEM_ASSIGNED) == [emails(policy, "carol")]
-        assigned = store.outbox.message(f"{first}/assigned")
-        assert assigned is not None and assigned.status is OutboxStatus.HELD
 
         # The ladder's reminder (an escalation) reaches bob at once, digest or not.
         await own_time_skipping.sleep(timedelta(days=14))
