@@ -35,6 +35,7 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     Reassignment,
     Rejection,
@@ -72,7 +73,9 @@ from followthrough.temporal.client import connect, start_postmortem
 
 app = typer.Typer(help="Postmortems whose follow-ups actually get done.", no_args_is_help=True)
 incident_app = typer.Typer(help="Resolved incidents.", no_args_is_help=True)
-postmortem_app = typer.Typer(help="Postmortems: list, show, submit, review.", no_args_is_help=True)
+postmortem_app = typer.Typer(
+    help="Postmortems: list, show, opt in, submit, review.", no_args_is_help=True
+)
 action_app = typer.Typer(help="Action items: list, show, claim done, verify.", no_args_is_help=True)
 policy_app = typer.Typer(help="The severity policy and directory.", no_args_is_help=True)
 db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
@@ -388,6 +391,16 @@ def _postmortem_and_items(store: Store, postmortem: str) -> tuple[Postmortem, li
     if pm is None:
         raise LookupError(f"no postmortem '{postmortem}'")
     return pm, store.records.action_items(postmortem_id=pm_id)
+
+
+@postmortem_app.command("opt-in")
+@friendly_errors
+def postmortem_opt_in(postmortem: str, by: Actor = None) -> None:
+    """Take on an optional postmortem: it becomes yours to write, due as a required one's."""
+    opt_in = OptIn(by=actor(by))
+    pm_id = open_store().records.resolve(postmortem)
+    pm = act(lambda actions: actions.opt_in(pm_id, opt_in))
+    typer.echo(f"{pm.id} is {pm.state.value}: {pm.owner} writes it, draft due {when(pm.draft_due)}")
 
 
 @postmortem_app.command("submit")

@@ -1,13 +1,16 @@
 """The forms for an item's remaining actions: ask for more time, decide it, reassign, accept the
-risk. Each is shown only to who may use it (domain/offers.py, from the workflows' own rules),
-refused by name when a field is wrong, and changes nothing when refused."""
+risk; opting in to an optional postmortem; a person's notice settings. Each is shown only to who
+may use it (domain/offers.py, from the workflows' own rules), refused by name when a field is
+wrong, and changes nothing when refused."""
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.domain.notice import NoticeDelivery
 from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
 from followthrough.domain.policy import Policy
 from tests.api_support import Api
@@ -189,3 +192,54 @@ async def test_anyone_in_the_directory_opts_in_to_an_optional_postmortem(
         assert late.status_code == 409, late.text
         assert "only an optional postmortem" in late.json()["detail"]
         assert stored_postmortem(api, optional).owner == "dan"
+
+
+def chosen_on(page_text: str) -> str:
+    """The notice delivery the settings page shows as chosen."""
+    found: list[str] = re.findall(r'name="digest" value="(\w+)" checked', page_text)
+    assert len(found) == 1, found
+    return found[0]
+
+
+async def test_each_person_chooses_their_notices_on_the_settings_page(api: Api) -> None:
+    preferences = api.services.store.preferences
+    form = "/settings/notices"
+    async with (
+        browser(api, "bob") as bob,
+        browser(api, "carol") as carol,
+        browser(api) as anonymous,
+    ):
+        page = await bob.get("/settings")
+        assert page.status_code == 200 and chosen_on(page.text) == "immediate"
+
+        # Not signed in, no CSRF token, or another session's: refused, and nothing changes.
+        out = await anonymous.post(form, data={"csrf": csrf_of(page), "digest": "daily"})
+        assert out.status_code == 303 and out.headers["location"].startswith("/login")
+        assert (await bob.post(form, data={"digest": "daily"})).status_code == 403
+        carols = csrf_of(await carol.get("/settings"))
+        assert (await bob.post(form, data={"csrf": carols, "digest": "daily"})).status_code == 403
+        assert preferences.delivery("bob") is NoticeDelivery.IMMEDIATE
+
+        # A value that is not a choice is refused naming the field.
+        for digest in ("hourly", "", "DAILY", "d" * 10_001):
+            sent = {"csrf": csrf_of(page), "digest": digest}
+            said = await flash(bob, await bob.post(form, data=sent))
+            assert said == {"error": "digest: choose immediate or daily"}, digest
+            assert preferences.delivery("bob") is NoticeDelivery.IMMEDIATE
+        said = await flash(bob, await bob.post(form, data={"csrf": csrf_of(page)}))
+        assert said["error"] == "digest: choose immediate or daily"
+
+        # Chosen: bob's own preference only (a person field is no way to choose for carol).
+        sent = {"csrf": csrf_of(page), "digest": "daily", "person": "carol"}
+        chose = await bob.post(form, data=sent)
+        assert chose.headers["location"] == "/settings"
+        assert (await flash(bob, chose))["done"] == "You now get hand-offs in a daily digest."
+        assert preferences.delivery("bob") is NoticeDelivery.DAILY
+        assert preferences.delivery("carol") is NoticeDelivery.IMMEDIATE
+        assert chosen_on((await bob.get("/settings")).text) == "daily"
+        assert chosen_on((await carol.get("/settings")).text) == "immediate"
+        assert (await api.get("/api/me/notices", "bob")).json() == {"digest": "daily"}
+
+        back = await bob.post(form, data={"csrf": csrf_of(page), "digest": "immediate"})
+        assert (await flash(bob, back))["done"] == "You now get hand-offs each as it happens."
+        assert preferences.delivery("bob") is NoticeDelivery.IMMEDIATE

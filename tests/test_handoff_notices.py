@@ -23,8 +23,6 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.notices import NoticeActivities
 from followthrough.actions import act
 from followthrough.domain import handoffs, steps
-from followthrough.domain.draft import parse_draft
-from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import (
     HANDOFF_KINDS,
     DigestRequest,
@@ -35,15 +33,12 @@ from followthrough.domain.notice import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
-    ActionItem,
     ActionItemState,
     Approval,
     ChangeRequest,
     DoneClaim,
-    DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
-    Postmortem,
     PostmortemState,
     Reassignment,
     Rejection,
@@ -53,19 +48,14 @@ from followthrough.domain.postmortem import (
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links, render_notice
 from followthrough.storage import Store
-from followthrough.temporal.client import start_postmortem
 from followthrough.temporal.worker import build_worker
 from tests.api_support import Api, loopback_policy
 from tests.conftest import SmtpCapture, eventually, running_worker
-from tests.factories import draft_data, incident_data
+from tests.factories import draft_data
+from tests.lifecycle import start, submit, wait_for_item
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
-
-
-@pytest.fixture
-async def client(own_time_skipping: WorkflowEnvironment) -> Client:
-    return own_time_skipping.client
 
 
 def handoff_mail(smtp: SmtpCapture) -> list[EmailMessage]:
@@ -95,33 +85,17 @@ def no_key_twice(smtp: SmtpCapture) -> None:
     assert [k for k, n in keys.items() if n > 1] == []
 
 
-async def submit(client: Client, pm_id: str, by: str, draft: dict[str, Any]) -> Postmortem:
-    return await act(
-        client,
-        pm_id,
-        PostmortemWorkflow.submit_draft,
-        DraftSubmission(by=by, draft=parse_draft(draft)),
-    )
-
-
-async def item(client: Client, item_id: str) -> ActionItem:
-    handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
-    return await handle.query(ActionItemWorkflow.snapshot)
-
-
 async def test_every_hand_off_tells_the_people_it_lands_on_once(
-    client: Client,
-    own_time_skipping: WorkflowEnvironment,
+    time_skipping: WorkflowEnvironment,
     store: Store,
     smtp_mailer: Mailer,
     smtp_server: SmtpCapture,
     policy: Policy,
 ) -> None:
-    now: datetime = await own_time_skipping.get_current_time()
+    client = time_skipping.client  # no time skipped: the module's server will do
+    now: datetime = await time_skipping.get_current_time()
     async with running_worker(client, store, smtp_mailer) as queue:
-        incident = parse_incident(incident_data(now, commander="alice"), policy)
-        started = await start_postmortem(client, incident, policy, task_queue=queue)
-        pm_id = started.workflow_id
+        pm_id = await start(client, policy, queue, now, commander="alice")
 
         # Opened: the owner, with the due date and a way to write it.
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_OPENED)
@@ -199,10 +173,10 @@ async def test_every_hand_off_tells_the_people_it_lands_on_once(
         await act(client, second, ActionItemWorkflow.verify, Verification(by="pat"))
         await wait_for(smtp_server, NoticeKind.ITEM_VERIFIED)
         assert told(smtp_server, NoticeKind.ITEM_VERIFIED) == [emails(policy, "carol")]
-        assert (await item(client, second)).state is ActionItemState.VERIFIED
+        assert (await wait_for_item(client, second)).state is ActionItemState.VERIFIED
 
         # More time asked: the manager and every council member, who each may decide it.
-        reopened = await item(client, first)
+        reopened = await wait_for_item(client, first)
         asked = ExtensionRequest(
             by="alice", until=reopened.due + timedelta(days=7), reason="waiting on the vendor"
         )
@@ -259,9 +233,8 @@ async def test_a_retried_delivery_and_a_restarted_worker_tell_nobody_twice(
     smtp_server.handle_DATA = busy_once  # type: ignore[method-assign]
     queue = f"test-{uuid.uuid4().hex[:8]}"
     now = datetime.now(UTC)
-    incident = parse_incident(incident_data(now, commander="alice"), policy)
     async with worker_on(client, store, smtp_mailer, queue):
-        pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
+        pm_id = await start(client, policy, queue, now, commander="alice")
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_OPENED)
         await submit(client, pm_id, "alice", draft_data(now))
         await wait_for(smtp_server, NoticeKind.DRAFT_SUBMITTED)
@@ -284,20 +257,19 @@ async def test_a_retried_delivery_and_a_restarted_worker_tell_nobody_twice(
 
 
 async def test_an_optional_postmortem_offers_the_team_to_opt_in(
-    client: Client,
-    own_time_skipping: WorkflowEnvironment,
+    time_skipping: WorkflowEnvironment,
     store: Store,
     smtp_mailer: Mailer,
     smtp_server: SmtpCapture,
     policy: Policy,
 ) -> None:
-    now: datetime = await own_time_skipping.get_current_time()
+    client = time_skipping.client
+    now: datetime = await time_skipping.get_current_time()
     async with running_worker(client, store, smtp_mailer) as queue:
-        incident = parse_incident(incident_data(now, severity="SEV3"), policy)
-        started = await start_postmortem(client, incident, policy, task_queue=queue)
-        pm = await client.get_workflow_handle_for(
-            PostmortemWorkflow.run, started.workflow_id
-        ).query(PostmortemWorkflow.snapshot)
+        pm_id = await start(client, policy, queue, now, severity="SEV3")
+        pm = await client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id).query(
+            PostmortemWorkflow.snapshot
+        )
         assert pm.state is PostmortemState.OPTIONAL and pm.team is not None
         await wait_for(smtp_server, NoticeKind.OPT_IN_OFFERED)
         team = policy.teams[pm.team]
@@ -368,38 +340,35 @@ def test_an_extension_request_reaches_everyone_who_may_decide_it(policy: Policy)
 
 
 async def test_a_daily_digest_holds_hand_offs_and_delivers_each_once_escalations_stay_immediate(
-    client: Client,
     own_time_skipping: WorkflowEnvironment,
     store: Store,
     smtp_mailer: Mailer,
     smtp_server: SmtpCapture,
     policy: Policy,
 ) -> None:
+    client = own_time_skipping.client  # two weeks skipped: a server of its own
     now: datetime = await own_time_skipping.get_current_time()
     store.preferences.choose("bob", NoticeDelivery.DAILY, now)
     async with running_worker(client, store, smtp_mailer) as queue:
-        incident = parse_incident(incident_data(now, commander="alice"), policy)
-        pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
+        pm_id = await start(client, policy, queue, now, commander="alice")
         await submit(client, pm_id, "alice", draft_data(now))
         await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
         await wait_for(smtp_server, NoticeKind.ITEM_ASSIGNED)  # carol's: she takes them at once
         await wait_for(smtp_server, NoticeKind.POSTMORTEM_APPROVED)
         first = f"{pm_id}-item-1"  # bob's
-        # Claimed (pending) first, then held: wait for the hold, not the claim.
-        await eventually(
-            lambda: (
-                (m := store.outbox.message(f"{first}/assigned")) is not None
-                and m.status is OutboxStatus.HELD
-            )
-        )
+
+        def held() -> bool:
+            # Recorded pending first, then held: wait for its last word, not its first.
+            assigned = store.outbox.message(f"{first}/assigned")
+            return assigned is not None and assigned.status is OutboxStatus.HELD
+
+        await eventually(held)
 
         # Bob's copies are held: the approval went to alice and carol only, his item to nobody.
         assert told(smtp_server, NoticeKind.POSTMORTEM_APPROVED) == [
             emails(policy, "alice", "carol")
         ]
         assert told(smtp_server, NoticeKind.ITEM_ASSIGNED) == [emails(policy, "carol")]
-        assigned = store.outbox.message(f"{first}/assigned")
-        assert assigned is not None and assigned.status is OutboxStatus.HELD
 
         # The ladder's reminder (an escalation) reaches bob at once, digest or not.
         await own_time_skipping.sleep(timedelta(days=14))

@@ -5,15 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
-from typing import Any
 
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.service import RPCError
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.actions import ActionRefused, act
-from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
@@ -22,8 +19,6 @@ from followthrough.domain.postmortem import (
     Approval,
     ChangeRequest,
     DoneClaim,
-    DraftSubmission,
-    Postmortem,
     PostmortemOutcome,
     PostmortemState,
     Rejection,
@@ -34,6 +29,7 @@ from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from tests.conftest import eventually, running_worker
 from tests.factories import draft_data, incident_data
+from tests.lifecycle import start, submit, wait_for_item
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
@@ -53,11 +49,6 @@ async def time_skipping_now(time_skipping: WorkflowEnvironment) -> datetime:
 async def task_queue(client: Client, store: Store, mailer: Mailer) -> AsyncIterator[str]:
     async with running_worker(client, store, mailer) as queue:
         yield queue
-
-
-async def submit(client: Client, pm_id: str, by: str, draft: dict[str, Any]) -> Postmortem:
-    submission = DraftSubmission(by=by, draft=parse_draft(draft))
-    return await act(client, pm_id, PostmortemWorkflow.submit_draft, submission)
 
 
 async def test_incident_to_closed_postmortem(
@@ -92,7 +83,7 @@ async def test_incident_to_closed_postmortem(
     assert pm.action_item_ids == [f"{pm_id}-item-1", f"{pm_id}-item-2"]
 
     alert, canary = pm.action_item_ids
-    item = await _wait_for_item(client, alert)
+    item = await wait_for_item(client, alert)
     assert item.state is ActionItemState.OPEN
     await act(client, alert, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #812"))
     with pytest.raises(ActionRefused, match="cannot verify their own work"):
@@ -115,7 +106,7 @@ async def test_incident_to_closed_postmortem(
     )
     assert item.state is ActionItemState.VERIFIED
 
-    await _wait_for_item(client, canary)
+    await wait_for_item(client, canary)
     await act(
         client,
         canary,
@@ -163,23 +154,11 @@ async def test_optional_postmortem_lapses_when_nobody_opts_in(
     assert stored is not None and stored.state is PostmortemState.NOT_REQUIRED
 
 
-async def _wait_for_item(client: Client, item_id: str) -> ActionItem:
-    """The child starts right after approval; query it once it exists."""
-    handle = client.get_workflow_handle_for(ActionItemWorkflow.run, item_id)
-    for _ in range(100):
-        try:
-            return await handle.query(ActionItemWorkflow.snapshot)
-        except RPCError:
-            await asyncio.sleep(0.1)
-    raise AssertionError(f"{item_id} never started")
-
-
 async def test_bad_draft_is_refused_whole_and_changes_nothing(
     client: Client, task_queue: str, store: Store, policy: Policy, time_skipping_now: datetime
 ) -> None:
     now = time_skipping_now
-    incident = parse_incident(incident_data(now), policy)
-    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    pm_id = await start(client, policy, task_queue, now)
     await eventually(lambda: store.records.postmortem(pm_id) is not None)
     draft = draft_data(now, impact="", detection_gaps=[])
     draft["action_items"][0]["acceptance_criterion"] = {"description": "Improve monitoring a lot"}
@@ -207,8 +186,7 @@ async def test_sev1_needs_two_distinct_reviewers(
     client: Client, task_queue: str, policy: Policy, time_skipping_now: datetime
 ) -> None:
     now = time_skipping_now
-    incident = parse_incident(incident_data(now, severity="SEV1"), policy)
-    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    pm_id = await start(client, policy, task_queue, now, severity="SEV1")
     await submit(client, pm_id, "alice", draft_data(now))
 
     pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
@@ -226,12 +204,11 @@ async def test_simultaneous_verify_and_reject_cannot_both_apply(
 ) -> None:
     """Both pass their validators against the same state; the handler's re-check refuses one."""
     now = time_skipping_now
-    incident = parse_incident(incident_data(now), policy)
-    pm_id = (await start_postmortem(client, incident, policy, task_queue=task_queue)).workflow_id
+    pm_id = await start(client, policy, task_queue, now)
     await submit(client, pm_id, "alice", draft_data(now))
     await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     item_id = f"{pm_id}-item-1"
-    await _wait_for_item(client, item_id)
+    await wait_for_item(client, item_id)
     await act(client, item_id, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR 1"))
 
     outcomes = await asyncio.gather(

@@ -53,8 +53,8 @@ from followthrough.observability import Telemetry
 from followthrough.temporal.client import connect, start_postmortem
 from tests.conftest import eventually
 from tests.factories import draft_data, incident_data
+from tests.lifecycle import wait_for_item
 from tests.processes import Followthrough, free_port
-from tests.test_lifecycle import _wait_for_item
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
@@ -207,7 +207,7 @@ async def _close_one_postmortem(client: Client, policy: Policy, queue: str) -> t
     await act(client, pm_id, PostmortemWorkflow.submit_draft, submission)
     pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     (item_id,) = pm.action_item_ids
-    await _wait_for_item(client, item_id)
+    await wait_for_item(client, item_id)
     await act(
         client, item_id, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #812")
     )

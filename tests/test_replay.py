@@ -219,6 +219,32 @@ async def test_stage_notices_once_awaited_inline_replay_only_with_their_patch(
     assert isinstance(failure, workflow.NondeterminismError), failure
 
 
+# --- the opt-in patch ---------------------------------------------------------------------------
+
+
+async def test_an_opt_in_replays_and_only_with_its_patch(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Opting in by the `opt_in` update (not by submitting a draft) is recorded, behind its patch
+    (`workflow.patched("opt-in")` in PostmortemWorkflow.opt_in)."""
+    opted = [
+        path
+        for path in sorted(HISTORIES.glob("PostmortemWorkflow/*.json"))
+        if "opt_in" in updates(load(path))
+    ]
+    assert opted, "no history takes the opt_in update: python -m tests.histories.record opt-in"
+    for path in opted:
+        history = load(path)
+        assert "opt-in" in patches(history), path.name
+        assert (await replay(history)).replay_failure is None, path.name
+
+    real = workflow.patched
+    monkeypatch.setattr(
+        workflow, "patched", lambda patch_id: False if patch_id == "opt-in" else real(patch_id)
+    )
+    for path in opted:
+        failure = (await replay(load(path))).replay_failure
+        assert isinstance(failure, workflow.NondeterminismError), (path.name, failure)
+
+
 # --- the inputs histories hold still read, with their words -------------------------------------
 
 

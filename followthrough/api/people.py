@@ -137,7 +137,7 @@ def me(person: Person, using: Using) -> Me:
     return Me(
         person=person,
         email=policy.email_of(person),
-        teams=[name for name in policy.teams if policy.is_in_team(person, name)],
+        teams=policy.teams_of(person),
         manages=[name for name, team in policy.teams.items() if team.manager == person],
         reviewer=policy.may_review(person),
         council=person in policy.council,

@@ -230,6 +230,10 @@ class Policy(BaseModel):
         found = self.teams.get(team)
         return found is not None and (person in found.members or person == found.manager)
 
+    def teams_of(self, person: str) -> list[str]:
+        """The teams `person` is a member or the manager of, in the policy's order."""
+        return [name for name in self.teams if self.is_in_team(person, name)]
+
     def email_of(self, person: str) -> str:
         """The person's override from `emails`, else person@email_domain."""
         return self.emails.get(person, f"{person}@{self.email_domain}")

@@ -27,7 +27,8 @@ WORK_LIST_MOST = 50
 class Candidates(BaseModel):
     """What might be this person's: the storage's bounded, indexed reads."""
 
-    drafts: list[Postmortem]  # drafting, changes requested or optional, owned by the person
+    drafts: list[Postmortem]  # drafting or changes requested, owned by the person
+    optional: list[Postmortem]  # optional, of the person's teams
     in_review: list[Postmortem]
     owned_items: list[ActionItem]  # unresolved, owned by the person
     claimed: list[ActionItem]  # claimed done
@@ -39,6 +40,8 @@ class MyWork(BaseModel):
 
     person: str
     drafts: list[Postmortem]
+    opt_ins: list[Postmortem]  # optional postmortems of the person's teams they may opt in to
+    more_opt_ins: list[str]  # the teams with more of those than the list shows
     reviews: list[Postmortem]
     items_due: list[ActionItem]  # soonest due first
     claims_to_verify: list[ActionItem]
@@ -48,23 +51,36 @@ class MyWork(BaseModel):
     @property
     def empty(self) -> bool:
         return not (
-            self.drafts or self.reviews or self.items_due or self.claims_to_verify or self.decisions
+            self.drafts
+            or self.opt_ins
+            or self.reviews
+            or self.items_due
+            or self.claims_to_verify
+            or self.decisions
         )
 
 
 def my_work(person: str, found: Candidates, policy: Policy, today: date) -> MyWork:
-    def pms(pms: list[Postmortem], *actions: PostmortemAction) -> list[Postmortem]:
+    def offered(pms: list[Postmortem], *actions: PostmortemAction) -> list[Postmortem]:
         wanted = set(actions)
-        mine = [pm for pm in pms if wanted & postmortem_offers(pm, person, policy)]
-        return mine[:WORK_LIST_MOST]
+        return [pm for pm in pms if wanted & postmortem_offers(pm, person, policy)]
+
+    def pms(pms: list[Postmortem], *actions: PostmortemAction) -> list[Postmortem]:
+        return offered(pms, *actions)[:WORK_LIST_MOST]
 
     def items(items: list[ActionItem], action: ItemAction) -> list[ActionItem]:
         mine = [item for item in items if action in item_offers(item, person, policy)]
         return sorted(mine, key=lambda item: (item.due, item.id))[:WORK_LIST_MOST]
 
+    opt_ins = offered(found.optional, PostmortemAction.OPT_IN)
+    shown = opt_ins[:WORK_LIST_MOST]
+    # The postmortems list, filtered to a team's optional ones, shows the rest.
+    more = sorted({pm.team for pm in opt_ins[WORK_LIST_MOST:] if pm.team})
     return MyWork(
         person=person,
         drafts=pms(found.drafts, PostmortemAction.WRITE_DRAFT),
+        opt_ins=shown,
+        more_opt_ins=more,
         reviews=pms(found.in_review, PostmortemAction.APPROVE, PostmortemAction.REQUEST_CHANGES),
         items_due=sorted(
             (item for item in found.owned_items if item.owner == person),

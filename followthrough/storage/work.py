@@ -33,6 +33,7 @@ _DRAFTING = (
 
 def candidates(db: Database, person: str, policy: Policy) -> Candidates:
     managed = [name for name, team in policy.teams.items() if team.manager == person]
+    teams = policy.teams_of(person)
     council = person in policy.council
     with Session(db.engine) as session:
 
@@ -47,6 +48,14 @@ def candidates(db: Database, person: str, policy: Policy) -> Candidates:
             return [ActionItem.model_validate(data) for data in session.scalars(query)]
 
         drafts = pms(PostmortemRow.state.in_(_DRAFTING), PostmortemRow.owner == person)
+        optional = (
+            pms(
+                PostmortemRow.state == PostmortemState.OPTIONAL.value,
+                PostmortemRow.team.in_(teams),
+            )
+            if teams
+            else []
+        )
         in_review = (
             pms(PostmortemRow.state == PostmortemState.IN_REVIEW.value)
             if policy.may_review(person)
@@ -64,7 +73,12 @@ def candidates(db: Database, person: str, policy: Policy) -> Candidates:
                 ActionItemRow.id.in_(asked), ActionItemRow.state.not_in(_RESOLVED), *scope
             )
     return Candidates(
-        drafts=drafts, in_review=in_review, owned_items=owned, claimed=claimed, asking=asking
+        drafts=drafts,
+        optional=optional,
+        in_review=in_review,
+        owned_items=owned,
+        claimed=claimed,
+        asking=asking,
     )
 
 

@@ -62,6 +62,7 @@ from followthrough.domain.postmortem import (
     DraftSubmission,
     ExtensionDecision,
     ExtensionRequest,
+    OptIn,
     Postmortem,
     PostmortemState,
     Reassignment,
@@ -321,6 +322,25 @@ async def optional(out: Output) -> None:
         await rec.approve(opted)
         await rec.keep(lapsing, "optional-lapsed")
         await rec.keep(opted, "optional-opted-in")
+
+
+@scenario("opt-in")
+async def opt_in(out: Output) -> None:
+    """A SEV3: someone outside the directory is refused, dan opts in (the opt_in update), a
+    second opt-in is refused, and dan's draft is approved."""
+    async with recording(out) as rec:
+        pm_id = await rec.open_postmortem(severity="SEV3")
+        await rec.refused(
+            pm_id, PostmortemWorkflow.opt_in, OptIn(by="mallory"), "not in the policy's directory"
+        )
+        pm = await rec.act(pm_id, PostmortemWorkflow.opt_in, OptIn(by="dan"))
+        assert (pm.state, pm.owner) == (PostmortemState.DRAFTING, "dan"), pm
+        await rec.refused(
+            pm_id, PostmortemWorkflow.opt_in, OptIn(by="erin"), "only an optional postmortem"
+        )
+        await rec.submit(pm_id, draft_data(await rec.now()), by="dan")
+        await rec.approve(pm_id)
+        await rec.keep(pm_id, "opted-in-then-approved")
 
 
 @scenario("slo-review")
