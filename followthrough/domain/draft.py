@@ -41,6 +41,12 @@ TimelineKind = Literal[
     "resolved",
     "decision",
     "note",
+    # Proposed by the collected events (domain/timeline.py): kept as they are, or changed into
+    # a milestone by the owner.
+    "alert",
+    "escalation",
+    "status_update",
+    "chat_message",
 ]
 
 
@@ -50,6 +56,11 @@ class TimelineEntry(BaseModel):
     at: AwareDatetime
     kind: TimelineKind = "note"
     description: str = ""
+    # Where a collected entry came from (None: typed by hand); the submitted timeline keeps it.
+    source: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    source_id: str | None = Field(default=None, max_length=200)
+    author: str | None = Field(default=None, max_length=200)
+    link: str | None = Field(default=None, max_length=2000)
 
 
 class ContributingFactor(BaseModel):

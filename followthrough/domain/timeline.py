@@ -1,0 +1,91 @@
+"""What the incident's own tools recorded, proposed as timeline entries (issue 18).
+
+A collector (followthrough/integrations/timeline/) reads one source (PagerDuty, Opsgenie,
+incident.io, FireHydrant, Prometheus's ALERTS, the incident's Slack channel) and returns
+`CollectedEvent`s; `SourceReport` says how each source went, for the draft to show. Nothing here
+does I/O. Which timeline entry an event proposes is decided once, in `proposed_entry`.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+from followthrough.domain.draft import TimelineEntry, TimelineKind
+
+EVENT_TEXT_MOST = 2000  # one event's words; longer ones are cut, with an ellipsis
+EVENTS_PER_SOURCE_MOST = 500  # per source and incident: the rest is reported, not kept
+
+
+class EventKind(StrEnum):
+    ALERT = "alert"
+    ACKNOWLEDGE = "acknowledge"
+    ESCALATION = "escalation"
+    STATUS_UPDATE = "status_update"
+    NOTE = "note"
+    DECISION = "decision"
+    CHAT_MESSAGE = "chat_message"
+    RESOLVE = "resolve"
+
+
+class CollectedEvent(BaseModel):
+    """One thing that happened during the incident, as its source recorded it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$", description="pagerduty, slack, ...")
+    source_id: str = Field(
+        min_length=1,
+        max_length=200,
+        description="the source's id for it: collecting again "
+        "finds the same event by (source, source_id)",
+    )
+    at: AwareDatetime
+    kind: EventKind
+    author: str | None = Field(default=None, max_length=200)
+    text: str = Field(default="", max_length=EVENT_TEXT_MOST)
+    link: str | None = Field(default=None, max_length=2000, description="http(s) only")
+
+
+SourceStatus = Literal["collected", "failed", "not_configured"]
+
+
+class SourceReport(BaseModel):
+    """How one source went for one incident: shown on the draft, never blocking it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    source: str
+    status: SourceStatus
+    detail: str = Field(default="", max_length=500, description="in words, for the owner")
+    events: int = 0  # how many it found (kept at most EVENTS_PER_SOURCE_MOST)
+
+
+# The timeline kind each collected kind proposes. Acknowledge and resolve are the milestones
+# themselves; an alert is only a detection candidate and a status update may be the first
+# communication, which the owner confirms by keeping them as such (see `proposed_entry`).
+_PROPOSED_KIND: dict[EventKind, TimelineKind] = {
+    EventKind.ALERT: "alert",
+    EventKind.ACKNOWLEDGE: "acknowledged",
+    EventKind.ESCALATION: "escalation",
+    EventKind.STATUS_UPDATE: "status_update",
+    EventKind.NOTE: "note",
+    EventKind.DECISION: "decision",
+    EventKind.CHAT_MESSAGE: "chat_message",
+    EventKind.RESOLVE: "resolved",
+}
+
+
+def proposed_entry(event: CollectedEvent) -> TimelineEntry:
+    """The timeline entry an event proposes, saying where it came from."""
+    return TimelineEntry(
+        at=event.at,
+        kind=_PROPOSED_KIND[event.kind],
+        description=event.text,
+        source=event.source,
+        source_id=event.source_id,
+        author=event.author,
+        link=event.link,
+    )
