@@ -155,6 +155,22 @@ async def test_a_body_over_the_limit_is_refused_by_its_length_naming_the_limit(
         assert headers["connection"] == "close"
 
 
+async def test_a_body_a_little_over_the_limit_is_read_before_its_refusal(served: Served) -> None:
+    """Refused by its length, but read to its end first: a connection closed while bytes are
+    still arriving resets, and the client would never read its 413."""
+    size = REQUEST_BODY_BYTES + 200_000
+    head = ["POST /webhooks/generic HTTP/1.1", f"Content-Length: {size}"]
+    reader, writer = await _send(served, head, b"{" * (size // 2))
+    with pytest.raises(TimeoutError):  # no answer while the body is still on its way
+        await asyncio.wait_for(reader.readline(), 0.5)
+    writer.write(b"{" * (size - size // 2))
+    await writer.drain()
+    code, headers, body = await _answer(reader)
+    await _close(writer)
+    assert code == 413, body
+    assert headers["connection"] == "close"
+
+
 async def test_a_streamed_body_is_cut_off_at_the_limit(served: Served) -> None:
     """Chunked, with no Content-Length and no end: answered 413 once the limit is passed, not
     buffered until the sender stops (a webhook's signature is over the raw body, so the bytes

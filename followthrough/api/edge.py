@@ -41,6 +41,10 @@ DOCS_CONTENT_SECURITY_POLICY = (
 )
 
 BODY_LIMIT = f"{REQUEST_BODY_BYTES} bytes ({REQUEST_BODY_BYTES // 1024 // 1024} MiB)"
+# A body refused from the request's head is still read (and dropped) up to this size before the
+# answer: a connection closed with unread bytes resets, and the client never reads its refusal.
+# Past it (or streamed, or waiting on 100-continue) the answer goes at once.
+DRAINED_MOST = 4 * REQUEST_BODY_BYTES
 
 
 def _guessed_at(method: str, path: str) -> Guessed | None:
@@ -62,6 +66,7 @@ class Edge:
         try:
             await self._admit(scope)
         except HTTPException as refused:
+            await self._drain(scope, receive)
             await _answer(refused)(scope, receive, send)
             return
         await self.app(scope, self._bounded(receive), send)
@@ -92,6 +97,22 @@ class Edge:
                     throttle.failed(TOKENS, client)  # a request without a token guesses nothing
                 raise
             scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
+
+    async def _drain(self, scope: Scope, receive: Receive) -> None:
+        """Read and drop the body of a refused request, if it is small enough and on its way."""
+        headers = Headers(scope=scope)
+        length = headers.get("content-length", "")
+        if not length.isdigit() or not 0 < int(length) <= DRAINED_MOST:
+            return
+        if "100-continue" in headers.get("expect", "").lower():
+            return  # the client sends nothing until told to
+        try:
+            async with asyncio.timeout(self.services.settings.request_body_seconds):
+                while (message := await receive())["type"] == "http.request":
+                    if not message.get("more_body", False):
+                        return
+        except TimeoutError:
+            return
 
     def _bounded(self, receive: Receive) -> Receive:
         """`receive`, refusing a body past the limit or past the deadline."""
