@@ -176,16 +176,20 @@ def test_incident_io_429_asking_for_too_long_is_unavailable_without_waiting() ->
 
 
 def test_incident_io_wrong_key_is_refused_naming_the_setting() -> None:
-    with IncidentIoServer(api_key="another-key", incidents={"01INC": Timeline()}) as server:
-        with pytest.raises(SourceRefused, match="FOLLOWTHROUGH_INCIDENT_IO_API_KEY") as refused:
-            _io(server).collect(_incident("incidentio", "01INC"))
+    with (
+        IncidentIoServer(api_key="another-key", incidents={"01INC": Timeline()}) as server,
+        pytest.raises(SourceRefused, match="FOLLOWTHROUGH_INCIDENT_IO_API_KEY") as refused,
+    ):
+        _io(server).collect(_incident("incidentio", "01INC"))
     assert "401" in str(refused.value) and IO_KEY not in str(refused.value)
 
 
 def test_incident_io_unknown_incident_is_refused() -> None:
-    with IncidentIoServer(api_key=IO_KEY, incidents={}) as server:
-        with pytest.raises(SourceRefused, match="no incident 01GONE"):
-            _io(server).collect(_incident("incidentio", "01GONE"))
+    with (
+        IncidentIoServer(api_key=IO_KEY, incidents={}) as server,
+        pytest.raises(SourceRefused, match="no incident 01GONE"),
+    ):
+        _io(server).collect(_incident("incidentio", "01GONE"))
 
 
 def test_incident_io_5xx_with_a_proxy_page_is_unavailable() -> None:

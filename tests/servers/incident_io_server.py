@@ -1,6 +1,6 @@
 """An incident.io-API-compatible server for the tests, on 127.0.0.1 (a free port, a thread).
 
-    with IncidentIoServer(api_key="key", incidents={"01INC": Timeline(updates=[update(...)])}) as io:
+    with IncidentIoServer(api_key="key", incidents={"01INC": Timeline(updates=[...])}) as io:
         IncidentIoCollector("key", io.url).collect(incident)
 
 It serves what the timeline collector calls, as incident.io documents it (api-docs.incident.io):
