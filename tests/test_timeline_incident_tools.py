@@ -15,8 +15,8 @@ from followthrough.integrations.timeline import (
     SourceUnavailable,
     configured_collectors,
 )
-from followthrough.integrations.timeline.firehydrant import FireHydrantCollector
-from followthrough.integrations.timeline.incident_io import IncidentIoCollector
+from followthrough.integrations.timeline.firehydrant import PER_PAGE, FireHydrantCollector
+from followthrough.integrations.timeline.incident_io import PAGE_SIZE, IncidentIoCollector
 from followthrough.integrations.timeline.vendor_api import RATE_LIMIT_WAITS
 from followthrough.settings import Settings
 from tests.servers.daemon import is_loopback
@@ -124,7 +124,8 @@ def test_incident_io_follows_the_after_cursor_across_pages() -> None:
 
     assert len(events) == 130
     assert {e.source_id for e in events} == {f"update-01U{n:04d}" for n in range(130)}
-    assert [q.get("after") for q in update_calls] == [None, "01U0099"]
+    assert [q.get("after") for q in update_calls] == [None, "01U0049", "01U0099"]
+    assert {q["page_size"] for q in update_calls} == {str(PAGE_SIZE)}
     assert events[0].link is None  # no permalink on the incident: no link
 
 
@@ -141,7 +142,7 @@ def test_incident_io_keeps_at_most_the_events_per_source_and_bounds_text() -> No
         pages = sum(path == "/v2/incident_updates" for path, _ in server.calls)
 
     assert len(events) == EVENTS_PER_SOURCE_MOST
-    assert pages == EVENTS_PER_SOURCE_MOST // 100  # it stopped asking once it had enough
+    assert pages == EVENTS_PER_SOURCE_MOST // PAGE_SIZE  # it stopped asking once it had enough
     assert events[0].source_id == "timeline-item-01ITEM"  # the oldest are kept
     assert len(events[0].text) == EVENT_TEXT_MOST and events[0].text.endswith("…")
 
@@ -265,7 +266,7 @@ def test_firehydrant_keeps_at_most_the_events_per_source_and_bounds_text() -> No
         pages = len(server.calls)
 
     assert len(events) == EVENTS_PER_SOURCE_MOST
-    assert pages == EVENTS_PER_SOURCE_MOST // 100
+    assert pages == EVENTS_PER_SOURCE_MOST // PER_PAGE
     assert len(events[0].text) == EVENT_TEXT_MOST
 
 

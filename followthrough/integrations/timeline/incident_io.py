@@ -57,7 +57,7 @@ if TYPE_CHECKING:
 SOURCE = "incidentio"  # the webhook source's name: its incidents are the ones this knows
 VENDOR = "incident.io"
 SETTING = "FOLLOWTHROUGH_INCIDENT_IO_API_KEY"
-PAGE_SIZE = 100
+PAGE_SIZE = 50  # well under the most any incident.io list endpoint documents
 
 Result = TypeVar("Result")
 Item = TypeVar("Item")
