@@ -200,6 +200,16 @@ def test_incident_io_5xx_with_a_proxy_page_is_unavailable() -> None:
             _io(server).collect(_incident("incidentio", "01INC"))
 
 
+def test_incident_io_record_missing_what_its_api_documents_is_unavailable() -> None:
+    broken = update("01U1", "01INC", "2026-11-02T10:00:00Z")
+    del broken["updater"]
+    with (
+        IncidentIoServer(api_key=IO_KEY, incidents={"01INC": Timeline(updates=[broken])}) as srv,
+        pytest.raises(SourceUnavailable, match="not what its API documents"),
+    ):
+        _io(srv).collect(_incident("incidentio", "01INC"))
+
+
 def test_incident_io_unreachable_is_unavailable() -> None:
     collector = IncidentIoCollector(IO_KEY, f"http://127.0.0.1:{_closed_port()}", timeout=2)
     with pytest.raises(SourceUnavailable, match="connection refused"):
