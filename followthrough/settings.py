@@ -135,6 +135,24 @@ class Settings(BaseSettings):
     slack_api_url: str = Field(
         default="https://slack.com/api/", description="Slack's Web API (tests point it elsewhere)"
     )
+    incident_io_api_key: str | None = Field(
+        default=None,
+        description="an incident.io API key that may read incidents: collects each incident.io "
+        "incident's updates and timeline items into its postmortem's timeline",
+    )
+    incident_io_url: str = Field(
+        default="https://api.incident.io",
+        description="incident.io's API (tests point it elsewhere)",
+    )
+    firehydrant_api_key: str | None = Field(
+        default=None,
+        description="a FireHydrant API key (bot token): collects each FireHydrant incident's "
+        "timeline events into its postmortem's timeline",
+    )
+    firehydrant_url: str = Field(
+        default="https://api.firehydrant.io",
+        description="FireHydrant's API (tests point it elsewhere)",
+    )
     jira_done_jql_window: str = Field(
         default="-1d",
         description="how far back (a JQL date: -1d, -12h) reconciliation looks for done tickets",

@@ -41,5 +41,10 @@ class Collector(Protocol):
 
 def configured_collectors(settings: Settings) -> list[Collector]:
     """The collectors the settings configure (tokens, URLs); the others report not_configured."""
+    # Imported here: each collector module imports this one (SourceUnavailable, SourceRefused).
+    from followthrough.integrations.timeline import firehydrant, incident_io
+
     collectors: list[Collector] = []
+    collectors += incident_io.configured(settings)
+    collectors += firehydrant.configured(settings)
     return collectors
