@@ -142,11 +142,9 @@ def actor(name: str | None) -> str:
 
 
 def open_store() -> Store:
-    return Store(settings().effective_database_url)
-
-
-def open_migrated_store() -> Store:
-    """For commands that may be the first to touch the embedded SQLite database."""
+    """The store, opened the same way by every command: any of them may be the first to touch
+    the embedded SQLite database of a fresh install (migrated here); PostgreSQL is upgraded
+    deliberately, and a schema behind this version is refused with the command to run."""
     return prepare_database(settings())
 
 
@@ -176,12 +174,12 @@ def emit(model: BaseModel | list[Any] | dict[str, Any]) -> None:
         typer.echo(json.dumps(model, indent=2, default=str))
 
 
-def act(action: Callable[[Actions], Awaitable[Result]]) -> Result:
+def act(store: Store, action: Callable[[Actions], Awaitable[Result]]) -> Result:
     """A person's action, decided as the API decides it (followthrough/actions.py), straight to
     Temporal; it connects only once the action has passed its preflight."""
 
     async def take() -> Result:
-        return await action(Actions(temporal=connect, store=open_store(), settings=settings()))
+        return await action(Actions(temporal=connect, store=store, settings=settings()))
 
     return asyncio.run(take())
 
@@ -233,7 +231,7 @@ def notices(
     person = actor(by)
     if person not in settings().loaded_policy.people:
         raise LookupError(f"'{person}' is not in the policy's directory")
-    store = open_migrated_store()
+    store = open_store()
     if digest is not None:
         store.preferences.choose(person, digest, datetime.now(UTC))
     chosen = store.preferences.delivery(person)
@@ -268,7 +266,7 @@ def seed_command(
     from followthrough.seed import ID_PREFIX
     from followthrough.seed import seed as seed_records
 
-    store = open_migrated_store()
+    store = open_store()
     others = len(store.records.postmortem_ids() - store.records.postmortem_ids(ID_PREFIX))
     if others and not force:
         which = "postmortem that was" if others == 1 else "postmortems that were"
@@ -398,8 +396,9 @@ def _postmortem_and_items(store: Store, postmortem: str) -> tuple[Postmortem, li
 def postmortem_opt_in(postmortem: str, by: Actor = None) -> None:
     """Take on an optional postmortem: it becomes yours to write, due as a required one's."""
     opt_in = OptIn(by=actor(by))
-    pm_id = open_store().records.resolve(postmortem)
-    pm = act(lambda actions: actions.opt_in(pm_id, opt_in))
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = act(store, lambda actions: actions.opt_in(pm_id, opt_in))
     typer.echo(f"{pm.id} is {pm.state.value}: {pm.owner} writes it, draft due {when(pm.draft_due)}")
 
 
@@ -408,9 +407,10 @@ def postmortem_opt_in(postmortem: str, by: Actor = None) -> None:
 def postmortem_submit(postmortem: str, draft_file: Path, by: Actor = None) -> None:
     """Submit the draft (YAML) for review; every problem is listed at once if it is refused."""
     draft = parse_draft(read_written(draft_file), origin=str(draft_file))
-    pm_id = open_store().records.resolve(postmortem)
     submission = DraftSubmission(by=actor(by), draft=draft)
-    pm = act(lambda actions: actions.submit_draft(pm_id, submission))
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = act(store, lambda actions: actions.submit_draft(pm_id, submission))
     typer.echo(
         f"{pm.id} is {pm.state.value}: draft version {pm.draft_version} needs "
         f"{pm.approvals_required} approval(s)"
@@ -423,9 +423,10 @@ def postmortem_approve(
     postmortem: str, by: Actor = None, comment: Annotated[str, typer.Option()] = ""
 ) -> None:
     """Approve the draft under review (reviewers only; never the author)."""
-    pm_id = open_store().records.resolve(postmortem)
     approval = Approval(by=actor(by), comment=comment)
-    pm = act(lambda actions: actions.approve(pm_id, approval))
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = act(store, lambda actions: actions.approve(pm_id, approval))
     typer.echo(
         f"{pm.id} is {pm.state.value}: {len(pm.approvals())}/{pm.approvals_required} approvals"
         + (f"; {len(pm.action_item_ids)} action items opened" if pm.action_item_ids else "")
@@ -440,9 +441,10 @@ def postmortem_request_changes(
     by: Actor = None,
 ) -> None:
     """Send the draft back to its owner with a reason."""
-    pm_id = open_store().records.resolve(postmortem)
     request = ChangeRequest(by=actor(by), reason=reason)
-    pm = act(lambda actions: actions.request_changes(pm_id, request))
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = act(store, lambda actions: actions.request_changes(pm_id, request))
     typer.echo(f"{pm.id} is {pm.state.value}")
 
 
@@ -485,8 +487,9 @@ def action_show(item: str, as_json: AsJson = False) -> None:
 
 def _item_action(item: str, action: Callable[[Actions, str], Awaitable[ActionItem]]) -> None:
     """The action on the item the person named (by id or a unique tail), and what it is now."""
-    item_id = open_store().records.resolve(item, action_item=True)
-    result = act(lambda actions: action(actions, item_id))
+    store = open_store()
+    item_id = store.records.resolve(item, action_item=True)
+    result = act(store, lambda actions: action(actions, item_id))
     pending = result.pending_extension
     typer.echo(
         f"{result.id} is {result.state.value}, owned by {result.owner}, due {result.due}"
@@ -656,7 +659,7 @@ def slo_import(files: list[Path]) -> None:
         if refused:
             typer.echo("\n".join(refused), err=True)
             raise typer.Exit(1)
-        store = open_migrated_store()
+        store = open_store()
         for n, (_, slos) in enumerate(found):
             progress("saving SLOs", n, len(found))
             store.slos.save(slos, datetime.now(UTC))
@@ -672,7 +675,7 @@ def slo_list(
     as_json: AsJson = False,
 ) -> None:
     """SLOs by service: objective, period and their queries."""
-    slos = open_migrated_store().slos.all(service)
+    slos = open_store().slos.all(service)
     if as_json:
         emit([slo.model_dump(mode="json") for slo in slos])
         return
@@ -691,7 +694,7 @@ def slo_rules(
 ) -> None:
     """Prometheus recording and burn-rate alerting rules for an SLO (page windows that cannot
     fire at its objective retuned), or its Sloth spec."""
-    found = {slo.id: slo for slo in open_migrated_store().slos.all()}
+    found = {slo.id: slo for slo in open_store().slos.all()}
     if slo_id not in found:
         raise LookupError(f"there is no SLO '{slo_id}' (followthrough slo list)")
     slo = found[slo_id]
@@ -711,7 +714,7 @@ def theme_list(
     as_json: AsJson = False,
 ) -> None:
     """Contributing factors that came back: when each reached the council, and its postmortems."""
-    themes = open_migrated_store().themes.all(tag)
+    themes = open_store().themes.all(tag)
     if as_json:
         emit([theme.model_dump(mode="json") for theme in themes])
         return
@@ -774,7 +777,7 @@ def report_quarterly(
         quarter_period(quarter, policy, moment)
     except ValueError as err:
         usage_error("--quarter", str(err))
-    store = open_migrated_store()
+    store = open_store()
     with Progress() as progress:
         report = quarterly_report(
             store, policy, quarter, moment, progress, public_url=config.public_url
@@ -800,7 +803,7 @@ def token_create(
     from followthrough.api.auth import issue_token  # FastAPI: loaded only when needed
 
     config = settings()
-    store = open_migrated_store()
+    store = open_store()
     token = issue_token(store, config.loaded_policy, person, name, datetime.now(UTC))
     typer.echo(token)
     typer.echo(
@@ -816,7 +819,7 @@ def token_list(
     as_json: AsJson = False,
 ) -> None:
     """Tokens by id, person and name (never the token itself)."""
-    tokens = open_migrated_store().tokens.all(person)
+    tokens = open_store().tokens.all(person)
     if as_json:
         emit([t.model_dump(mode="json") for t in tokens])
         return
@@ -831,7 +834,7 @@ def token_list(
 @friendly_errors
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `token list`); it stops working at once."""
-    revoked = open_migrated_store().tokens.revoke(token_id, datetime.now(UTC))
+    revoked = open_store().tokens.revoke(token_id, datetime.now(UTC))
     if revoked is None:
         raise LookupError(f"no token with id '{token_id}'")
     typer.echo(f"token {revoked.id} of {revoked.person} revoked")

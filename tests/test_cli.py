@@ -101,6 +101,14 @@ def test_actions_need_to_know_who_you_are(ft: Followthrough) -> None:
         assert "who are you? pass --as NAME or set FOLLOWTHROUGH_USER" in result.stderr, command
 
 
+def test_an_action_on_a_fresh_install_gets_as_far_as_temporal(ft: Followthrough) -> None:
+    # No database yet: the command creates it as every command does, then says what is missing.
+    result = ft.cli("postmortem", "approve", "INC-1", "--as", "maria", check=False, timeout=60)
+    assert result.returncode == 1
+    assert "cannot reach Temporal" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_tokens_are_created_for_people_listed_without_secrets_and_revoked(
     ft: Followthrough,
 ) -> None:

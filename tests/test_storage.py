@@ -7,12 +7,13 @@ from typing import Any
 
 import pytest
 from alembic import command
-from sqlalchemy import func, insert, inspect, select
+from sqlalchemy import column, func, insert, inspect, select, table
 from sqlalchemy.orm import Session
 
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import ActionItemSpec, Priority
 from followthrough.domain.incident import parse_incident
+from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     SYSTEM_ACTOR,
@@ -29,7 +30,12 @@ from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
 from followthrough.storage.migrate import _config, pending, upgrade
-from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
+from followthrough.storage.tables import (
+    ActionItemRow,
+    AuditEventRow,
+    HeldNoticeRow,
+    PostmortemRow,
+)
 from tests.factories import incident_data
 from tests.processes import ROOT
 
@@ -509,6 +515,56 @@ def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
         store.close()
 
 
+def test_migration_0014_marks_the_notices_of_digests_that_went_out_delivered(
+    database_url: str,
+) -> None:
+    """Held rows written before `delivered` existed: those whose digest went out wait no longer."""
+    command.upgrade(_config(database_url), "0013")
+    held = table(
+        "held_notices",
+        column("dedupe_key"),
+        column("person"),
+        column("address"),
+        column("created_at"),
+        column("digest_key"),
+    )
+    store = Store(database_url)
+    try:
+        store.outbox.claim(_digest("handoff-digest/bob/sent", OutboxStatus.SENT))
+        store.outbox.claim(_digest("handoff-digest/carol/pending"))
+        with store.engine.begin() as connection:
+            connection.execute(
+                insert(held),
+                [
+                    {
+                        "dedupe_key": key,
+                        "person": person,
+                        "address": f"{person}@example.com",
+                        "created_at": T0,
+                        "digest_key": digest,
+                    }
+                    for key, person, digest in [
+                        ("INC-1-item-1/assigned", "bob", "handoff-digest/bob/sent"),
+                        ("INC-1-item-2/assigned", "carol", "handoff-digest/carol/pending"),
+                        ("INC-1-item-3/assigned", "dan", None),
+                    ]
+                ],
+            )
+
+        upgrade(database_url)
+
+        with Session(store.engine) as session:
+            rows = session.scalars(select(HeldNoticeRow).order_by(HeldNoticeRow.person))
+            assert [(r.person, r.delivered) for r in rows] == [
+                ("bob", True),
+                ("carol", False),
+                ("dan", False),
+            ]
+        assert store.preferences.waiting(T0) == ["carol", "dan"]
+    finally:
+        store.close()
+
+
 def test_recording_a_postmortem_writes_its_dashboard_facts(store: Store, policy: Policy) -> None:
     pm = make_postmortem(policy)
     store.records.record_postmortem(pm_change(pm, 1))
@@ -584,3 +640,47 @@ def test_slos_are_saved_by_id_and_replaced_on_reimport(store: Store) -> None:
     services = store.slos.all(service=slos[0].service)
     assert services and all(slo.service == slos[0].service for slo in services)
     assert store.slos.all(service="no-such-service") == []
+
+
+# --- notices held for daily digests ---------------------------------------------------------------
+
+
+def _digest(key: str, status: OutboxStatus = OutboxStatus.PENDING) -> OutboxMessage:
+    return OutboxMessage(
+        dedupe_key=key,
+        kind=NoticeKind.HANDOFF_DIGEST,
+        postmortem_id="handoff-digest",
+        action_item_id=None,
+        recipients=["someone@example.com"],
+        subject="Your day",
+        text="",
+        html="",
+        status=status,
+        created_at=T0,
+        sent_at=None,
+    )
+
+
+def test_a_digest_recorded_sent_delivers_what_it_took(store: Store) -> None:
+    """Who is waiting reads only undelivered rows: a sent digest marks its rows delivered."""
+    store.preferences.hold("INC-1-item-1/assigned", {"bob": "bob@example.com"}, T0)
+    store.preferences.hold("INC-1-item-2/assigned", {"carol": "carol@example.com"}, T0)
+    later = T0 + timedelta(hours=1)
+    assert store.preferences.waiting(later) == ["bob", "carol"]
+
+    key = "handoff-digest/bob/2025-03-10T13:00+00:00"
+    assert [h.dedupe_key for h in store.preferences.gather("bob", key, later)] == [
+        "INC-1-item-1/assigned"
+    ]
+    store.outbox.claim(_digest(key))
+    assert store.preferences.waiting(later) == ["bob", "carol"]  # not gone out yet
+
+    store.outbox.mark(key, OutboxStatus.SENT, later)
+    with Session(store.engine) as session:
+        query = select(HeldNoticeRow.person, HeldNoticeRow.delivered)
+        delivered = {person: flag for person, flag in session.execute(query)}
+    assert delivered == {"bob": True, "carol": False}
+    assert store.preferences.waiting(later) == ["carol"]
+    # A retried run still finds whom it gathered for, and the Slack DM what bob had held.
+    assert store.preferences.taken_by([key]) == {"bob"}
+    assert store.preferences.held_for("INC-1-item-1/assigned") == {"bob"}

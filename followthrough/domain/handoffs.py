@@ -23,6 +23,7 @@ from followthrough.domain.postmortem import (
     Reassignment,
     Rejection,
     may_decide_for,
+    verifier_refusal,
 )
 from followthrough.domain.steps import recipients
 
@@ -121,20 +122,18 @@ def reassigned_away_notice(
 
 
 def verifiers(item: ActionItem, policy: Policy) -> list[str]:
-    """Who may judge a done claim by hand, as `verifier_refusal` decides: the named verifier, the
-    people of the named role, or (anyone but the owner) the team's manager. Never the claimant."""
+    """Who is told that a done claim awaits a judgement: always a subset of the people
+    `verifier_refusal` allows (so never the owner, never the claimant).
+
+    A named verifier, or the people of a named role, are everyone the rule allows. With neither
+    named the rule allows anyone but the owner; telling everyone would be noise, so only the
+    team's manager, the one who answers for the item, is told (anyone else may still verify)."""
+    allowed = [p for p in sorted(policy.people) if verifier_refusal(item, p, policy) is None]
     criterion = item.spec.acceptance_criterion
-    if not isinstance(criterion, Manual):
-        return []
-    if criterion.verifier is not None:
-        names = [criterion.verifier]
-    elif criterion.role == "council":
-        names = list(policy.council)
-    elif criterion.role == "reviewer":
-        names = [*policy.reviewers, *policy.council]
-    else:  # the manager role, or nobody named: the manager is the one who answers for it
-        names = [policy.manager_of_team(item.team)]
-    return [n for n in names if n not in (item.owner, item.claimed_by) and n in policy.people]
+    if isinstance(criterion, Manual) and criterion.verifier is None and criterion.role is None:
+        manager = policy.manager_of_team(item.team)
+        return [p for p in allowed if p == manager]
+    return allowed
 
 
 def done_claimed_notice(

@@ -6,12 +6,15 @@ import json
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import String, cast, select
+from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
 from followthrough.storage.database import Database
-from followthrough.storage.tables import OutboxRow
+from followthrough.storage.tables import HeldNoticeRow, OutboxRow
+
+# A message with one of these has gone out (or is kept for good): it is never sent again.
+DELIVERED = (OutboxStatus.SENT.value, OutboxStatus.KEPT.value)
 
 
 class OutboxStore:
@@ -40,6 +43,12 @@ class OutboxStore:
             row = session.get_one(OutboxRow, dedupe_key)
             row.status = status.value
             row.sent_at = at
+            if status.value in DELIVERED:  # a digest that went out delivered what it took
+                session.execute(
+                    update(HeldNoticeRow)
+                    .where(HeldNoticeRow.digest_key == dedupe_key)
+                    .values(delivered=True)
+                )
 
     def fail(self, message: OutboxMessage, error: str) -> None:
         """Keep a message that will not go out as failed, with the reason (recorded first if it

@@ -5,11 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, false, select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.notice import NoticeDelivery, OutboxStatus
 from followthrough.storage.database import Database
+from followthrough.storage.outbox import DELIVERED
 from followthrough.storage.tables import HeldNoticeRow, NoticePreferenceRow, OutboxRow
 
 
@@ -122,11 +123,17 @@ class PreferenceStore:
 
 
 def _unsent(until: datetime) -> ColumnElement[bool]:
-    """Held before `until`, and waiting: taken by no digest, or by one that has not gone out."""
-    delivered = select(OutboxRow.dedupe_key).where(
-        OutboxRow.status.in_([OutboxStatus.SENT.value, OutboxStatus.KEPT.value])
+    """Held before `until`, and waiting: taken by no digest, or by one that has not gone out.
+
+    Only undelivered rows are read (ix_held_notices_waiting), each checked against its own
+    digest's outbox row, so the cost is what waits, not every notice ever held. A digest's rows
+    are marked delivered as it is recorded sent (OutboxStore.mark); the check against the outbox
+    keeps a row that missed it from going out twice."""
+    gone_out = select(OutboxRow.dedupe_key).where(
+        OutboxRow.dedupe_key == HeldNoticeRow.digest_key, OutboxRow.status.in_(DELIVERED)
     )
     return and_(
+        HeldNoticeRow.delivered == false(),
         HeldNoticeRow.created_at <= until,
-        or_(HeldNoticeRow.digest_key.is_(None), HeldNoticeRow.digest_key.not_in(delivered)),
+        ~gone_out.exists(),
     )

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Date, DateTime, ForeignKey, Index, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    String,
+    Text,
+    TypeDecorator,
+    false,
+)
 from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -139,15 +149,19 @@ class NoticePreferenceRow(Base):
 
 class HeldNoticeRow(Base):
     """A non-urgent notice held for one person's daily digest; `digest_key` names the digest
-    that took it (None: still waiting), so each held copy goes out exactly once."""
+    that took it (None: still waiting), so each held copy goes out exactly once. `delivered` is
+    set when that digest is recorded sent or kept: the daily "who is waiting" reads only the
+    undelivered rows (ix_held_notices_waiting), never the whole history."""
 
     __tablename__ = "held_notices"
+    __table_args__ = (Index("ix_held_notices_waiting", "delivered", "person", "created_at"),)
 
     dedupe_key: Mapped[str] = mapped_column(String(300), primary_key=True)
     person: Mapped[str] = mapped_column(String(128), primary_key=True)
     address: Mapped[str] = mapped_column(String(320))
     created_at: Mapped[datetime]
     digest_key: Mapped[str | None] = mapped_column(String(300), index=True)
+    delivered: Mapped[bool] = mapped_column(default=False, server_default=false())
 
 
 class ApiTokenRow(Base):

@@ -8,12 +8,14 @@ import pytest
 
 from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import action_item_specs, parse_draft
+from followthrough.domain.handoffs import verifiers
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemState,
     Approval,
     ChangeRequest,
+    Claim,
     DoneClaim,
     DraftSubmission,
     Postmortem,
@@ -280,6 +282,35 @@ def test_only_the_named_verifier_verifies(policy: Policy) -> None:
     assert verifier_refusal(item, "pat", policy) is None
     refusal = verifier_refusal(item, "maria", policy)
     assert refusal == f"only the named verifier (pat) can verify {item.id}"
+
+
+@pytest.mark.parametrize(
+    ("criterion", "claimant", "told"),
+    [
+        ({}, "bob", ["maria"]),  # anyone may verify: the team's manager is the one told
+        ({}, "maria", []),  # the manager claimed it before it was reassigned: nobody is told
+        ({"verifier": "pat"}, "bob", ["pat"]),
+        ({"role": "council"}, "bob", ["grace", "heidi"]),
+        ({"role": "reviewer"}, "bob", ["erin", "frank", "grace", "heidi", "maria", "pat"]),
+        ({"role": "reviewer"}, "pat", ["erin", "frank", "grace", "heidi", "maria"]),
+        ({"role": "manager"}, "bob", ["maria"]),
+    ],
+)
+def test_those_told_of_a_claim_may_verify_it(
+    policy: Policy, criterion: dict[str, str], claimant: str, told: list[str]
+) -> None:
+    item = make_item(ActionItemState.DONE_CLAIMED)
+    manual = Manual(description=item.spec.acceptance_criterion.description, **criterion)
+    item = item.model_copy(
+        update={
+            "spec": item.spec.model_copy(update={"acceptance_criterion": manual}),
+            "claims": [Claim(by=claimant, evidence="https://ci/run/42", at=NOW)],
+        }
+    )
+    assert verifiers(item, policy) == told
+    assert all(verifier_refusal(item, person, policy) is None for person in told)
+    assert verifier_refusal(item, claimant, policy) is not None
+    assert verifier_refusal(item, item.owner, policy) is not None
 
 
 @pytest.mark.parametrize("state", [ActionItemState.OPEN, ActionItemState.VERIFIED])
