@@ -42,4 +42,14 @@ class Collector(Protocol):
 def configured_collectors(settings: Settings) -> list[Collector]:
     """The collectors the settings configure (tokens, URLs); the others report not_configured."""
     collectors: list[Collector] = []
+    if settings.pagerduty_api_token:
+        from followthrough.integrations.timeline.pagerduty import PagerDutyCollector
+
+        collectors.append(
+            PagerDutyCollector(settings.pagerduty_api_token, settings.pagerduty_api_url)
+        )
+    if settings.opsgenie_api_key:
+        from followthrough.integrations.timeline.opsgenie import OpsgenieCollector
+
+        collectors.append(OpsgenieCollector(settings.opsgenie_api_key, settings.opsgenie_api_url))
     return collectors
