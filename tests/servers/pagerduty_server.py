@@ -5,7 +5,7 @@
         PagerDutyCollector("pd-test", pd.base_url, verify=trusting(cert)).collect(incident)
 
 HTTPS only (on a certificate for 127.0.0.1 from `tls`): the official client refuses http://.
-What the timeline collector calls, as PagerDuty documents it (developer.pagerduty.com/api-reference):
+What the timeline collector calls, as PagerDuty documents it (its REST API v2 reference):
 
 - GET /incidents/{id}/log_entries: classic pagination, `limit` (at most 100, default 25) and
   `offset`; answers {"log_entries": [...], "limit", "offset", "more", "total"} (`total` null
@@ -157,7 +157,7 @@ class PagerDutyServer(LoopbackThreadServer):
 
 def _page(entries: list[dict[str, Any]], query: dict[str, list[str]]) -> dict[str, Any]:
     first = query.get
-    limit = min(max(int((first("limit") or [LIMIT_DEFAULT])[0]), 1), LIMIT_MOST)
+    limit = min(max(int((first("limit") or [str(LIMIT_DEFAULT)])[0]), 1), LIMIT_MOST)
     offset = max(int((first("offset") or ["0"])[0]), 0)
     if (first("is_overview") or ["false"])[0] == "true":
         entries = [e for e in entries if e["type"] in OVERVIEW_TYPES]

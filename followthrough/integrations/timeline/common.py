@@ -1,10 +1,12 @@
 """What the vendor collectors share: an event within its bounds, and waiting out a 429.
 
 `event(...)` cuts a vendor's text to EVENT_TEXT_MOST, its author to one line, and keeps a link
-only when it is a plain http(s) URL. `RateLimitWaits` waits as long as a 429's Retry-After asks,
-within a bound: a collector runs inside the collection activity, which has a time of its own: a source that asks
-for longer than `most` seconds in all (or sends no Retry-After, or keeps limiting) is reported
-unavailable for now, and "collect again" finds it later.
+only when it is a plain http(s) URL.
+
+`RateLimitWaits` waits as long as a 429's Retry-After asks, within a bound: a collector runs
+inside the collection activity, which has a time of its own, so a source that asks for longer
+than `most` seconds in all (or sends no Retry-After, or keeps limiting) is reported unavailable
+for now, and "collect again" finds it later.
 """
 
 from __future__ import annotations

@@ -20,8 +20,8 @@ The client's defaults do not suit an activity: it retries a 429 forever with its
 (ignoring Retry-After) and a refused connection three times with sleeps. Here it makes one
 attempt per request; a 429 waits its Retry-After (`RateLimitWaits`, bounded) and is tried again.
 The client speaks https:// only (the tests' server has a certificate of its own, which
-`verify` trusts). The base URL is the operator's setting (as Jira's is), not a URL from a draft, so the outbound
-policy's allow-list does not apply.
+`verify` trusts). The base URL is the operator's setting (as Jira's is), not a URL from a
+draft, so the outbound policy's allow-list does not apply.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ class _Client(pagerduty.RestApiV2Client):
         verify: ssl.SSLContext | bool,
     ) -> None:
         super().__init__(token, base_url=base_url, verify=verify)
-        self.timeout = timeout
+        self.timeout = timeout  # type: ignore[assignment]  # declared int; httpx takes a float
         self.max_network_attempts = 0  # a refused connection raises at once
         self.sleep_timer = 0  # its own backoff; Retry-After is waited in postprocess
         self.waits = waits
