@@ -141,7 +141,9 @@ class Settings(BaseSettings):
         "incidents' log entries and notes; unset: not collected",
     )
     pagerduty_api_url: str = Field(
-        default="https://api.pagerduty.com", description="PagerDuty's REST API (EU accounts too)"
+        default="https://api.pagerduty.com",
+        description="PagerDuty's REST API (https://api.eu.pagerduty.com for EU accounts); "
+        "https only",
     )
     opsgenie_api_key: str | None = Field(
         default=None,

@@ -271,6 +271,16 @@ def test_pagerduty_unreachable_is_unavailable(
         collector.collect(_incident("pagerduty", PD_ID))
 
 
+def test_pagerduty_entry_without_a_time_is_refused_naming_the_field(
+    pd: PagerDutyServer, certificate: tuple[Path, Path], sleeps: Sleeps
+) -> None:
+    broken = log_entry("Q0BROKEN", "acknowledge_log_entry", "yesterday")
+    pd.incidents[PD_ID] = PagerDutyIncident(log_entries=[*PD_LOG, broken])
+
+    with pytest.raises(SourceRefused, match="log entry Q0BROKEN: created_at 'yesterday'"):
+        _pd_collector(pd, certificate, sleeps).collect(_incident("pagerduty", PD_ID))
+
+
 def test_pagerduty_http_url_is_refused(sleeps: Sleeps) -> None:
     collector = PagerDutyCollector(PD_TOKEN, "http://127.0.0.1:1")
     with pytest.raises(SourceRefused, match="FOLLOWTHROUGH_PAGERDUTY_API_URL"):
@@ -281,7 +291,10 @@ def test_pagerduty_http_url_is_refused(sleeps: Sleeps) -> None:
 
 OG_LOGS = [
     og_log("Alert created via API", "2026-03-01T10:00:00Z", owner="System"),
-    og_log("Sent notification to bob@example.com via sms", "2026-03-01T10:00:02Z"),
+    og_log(
+        "Sent notification to bob@example.com via sms (escalation Checkout_escalation)",
+        "2026-03-01T10:00:02Z",
+    ),
     og_log("Escalated to next via Checkout_escalation", "2026-03-01T10:05:00Z", owner="System"),
     og_log("Alert acknowledged via web", "2026-03-01T10:07:00Z", owner="bob@example.com"),
     og_log("Note added: rolled back", "2026-03-01T10:08:00Z", owner="bob@example.com"),

@@ -16,10 +16,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from pydantic import ValidationError
+
 from followthrough.domain.bounds import cut, one_line
+from followthrough.domain.problems import format_validation_error
 from followthrough.domain.timeline import EVENT_TEXT_MOST, CollectedEvent, EventKind
 from followthrough.hrefs import safe_url
-from followthrough.integrations.timeline import SourceUnavailable
+from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
 
 WAIT_MOST_SECONDS = 60.0  # in all, per collection of one source
 WAITS_MOST = 5  # 429s in a row answered by waiting, per collection of one source
@@ -61,15 +64,41 @@ def event(
     text: str,
     link: str | None,
 ) -> CollectedEvent:
-    """One collected event, the vendor's values cut to the event's bounds."""
+    """One collected event, the vendor's values cut to the event's bounds; SourceRefused naming
+    the field when what is left does not fit (an id longer than any vendor's)."""
     shown_author = one_line(author, AUTHOR_MOST) if author else None
     kept_link = safe_url(link)
-    return CollectedEvent(
-        source=source,
-        source_id=source_id,
-        at=at,
-        kind=kind,
-        author=shown_author or None,
-        text=cut(text, EVENT_TEXT_MOST),
-        link=kept_link if kept_link and len(kept_link) <= LINK_MOST else None,
-    )
+    try:
+        return CollectedEvent(
+            source=source,
+            source_id=source_id,
+            at=at,
+            kind=kind,
+            author=shown_author or None,
+            text=cut(text, EVENT_TEXT_MOST),
+            link=kept_link if kept_link and len(kept_link) <= LINK_MOST else None,
+        )
+    except ValidationError as err:
+        problems = "; ".join(format_validation_error(err))
+        raise SourceRefused(f"{source} sent an event we cannot keep: {problems}") from None
+
+
+def vendor_time(source: str, what: str, value: object) -> datetime:
+    """A vendor's ISO 8601 time with its zone; SourceRefused naming the field otherwise."""
+    if isinstance(value, datetime):
+        when: datetime | None = value
+    else:
+        try:
+            when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        except ValueError:
+            when = None
+    if when is None or when.tzinfo is None:
+        raise SourceRefused(f"{source} sent {what} {str(value)[:40]!r}, not a time with a zone")
+    return when
+
+
+def vendor_id(source: str, what: str, value: object) -> str:
+    """A vendor's id for an event; SourceRefused naming the field when it has none."""
+    if not isinstance(value, str | int) or not str(value).strip():
+        raise SourceRefused(f"{source} sent {what} without an id")
+    return str(value)

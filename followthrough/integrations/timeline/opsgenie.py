@@ -37,7 +37,12 @@ from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
 from followthrough.integrations.outbound import network_failure, retry_after
 from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
-from followthrough.integrations.timeline.common import RateLimitWaits, event
+from followthrough.integrations.timeline.common import (
+    RateLimitWaits,
+    event,
+    vendor_id,
+    vendor_time,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -95,7 +100,6 @@ class OpsgenieCollector:
             events += [
                 _from_note(note, incident.url)
                 for note in self._pages(alerts.list_notes, incident.id, waits)
-                if note.offset
             ]
         finally:
             client.rest_client.pool_manager.clear()
@@ -163,9 +167,12 @@ def _translated(err: BaseException, alert_id: str, base: str) -> Exception:
         return SourceUnavailable(f"could not reach Opsgenie at {base}: {network_failure(err)}")
     if isinstance(err, ValueError):  # the SDK decodes every body as JSON, error pages too
         return SourceUnavailable(f"Opsgenie at {base} answered with something other than JSON")
-    status = getattr(err, "status", None)
-    if not isinstance(err, opsgenie_sdk.exceptions.OpenApiException) or not isinstance(status, int):
+    if not isinstance(err, opsgenie_sdk.exceptions.OpenApiException):
         raise err  # a bug here, not Opsgenie's answer: let it be seen
+    status = getattr(err, "status", None)
+    if not isinstance(status, int):  # an answer the SDK could not read (a field's type)
+        reason = str(getattr(err, "reason", "") or type(err).__name__)[:300]
+        return SourceRefused(f"Opsgenie's answer is not as documented: {reason}")
     said = _said(err)
     tail = f": {said}" if said else ""
     if status == 401:
@@ -199,12 +206,13 @@ def _next_offset(url: str | None) -> str | None:
 def _from_log(entry: Any, link: str | None) -> CollectedEvent | None:
     text = str(entry.log or "")
     kind = next((kind for pattern, kind in _LOG_KINDS if pattern.search(text)), None)
-    if kind is None or not entry.offset:
+    if kind is None:
         return None
+    offset = vendor_id(SOURCE, "a log entry (offset)", entry.offset)
     return event(
         SOURCE,
-        f"log-{entry.offset}",
-        _aware(entry.created_at),
+        f"log-{offset}",
+        _aware(vendor_time(SOURCE, f"log entry {offset}: createdAt", entry.created_at)),
         kind,
         author=entry.owner,
         text=text,
@@ -213,10 +221,11 @@ def _from_log(entry: Any, link: str | None) -> CollectedEvent | None:
 
 
 def _from_note(note: Any, link: str | None) -> CollectedEvent:
+    offset = vendor_id(SOURCE, "a note (offset)", note.offset)
     return event(
         SOURCE,
-        f"note-{note.offset}",
-        _aware(note.created_at),
+        f"note-{offset}",
+        _aware(vendor_time(SOURCE, f"note {offset}: createdAt", note.created_at)),
         EventKind.NOTE,
         author=note.owner,
         text=str(note.note or ""),
@@ -226,4 +235,4 @@ def _from_note(note: Any, link: str | None) -> CollectedEvent:
 
 def _aware(when: datetime) -> datetime:
     # dateutil reads "Z" as tzlocal() on a machine whose zone is UTC: the same instant.
-    return when.astimezone(UTC) if when.tzinfo is not None else when.replace(tzinfo=UTC)
+    return when.astimezone(UTC)

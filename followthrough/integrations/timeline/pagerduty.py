@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import ssl
 from collections.abc import Iterator
-from datetime import datetime
 from typing import Any
 
 import httpx2
@@ -39,7 +38,12 @@ from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
 from followthrough.integrations.outbound import network_failure, retry_after
 from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
-from followthrough.integrations.timeline.common import RateLimitWaits, event
+from followthrough.integrations.timeline.common import (
+    RateLimitWaits,
+    event,
+    vendor_id,
+    vendor_time,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -157,10 +161,11 @@ def _from_log_entry(entry: dict[str, Any]) -> CollectedEvent | None:
         description = details.get("description") if isinstance(details, dict) else None
         if description and description not in text:
             text = f"{text}: {description}" if text else str(description)
+    entry_id = vendor_id(SOURCE, "a log entry (id)", entry.get("id"))
     return event(
         SOURCE,
-        str(entry["id"]),
-        _time(entry.get("created_at")),
+        entry_id,
+        vendor_time(SOURCE, f"log entry {entry_id}: created_at", entry.get("created_at")),
         kind,
         author=_summary(entry.get("agent")),
         text=text,
@@ -170,10 +175,11 @@ def _from_log_entry(entry: dict[str, Any]) -> CollectedEvent | None:
 
 def _from_note(note: dict[str, Any], incident_url: str | None) -> CollectedEvent:
     # A note has no page of its own: it links to its incident's.
+    note_id = vendor_id(SOURCE, "a note (id)", note.get("id"))
     return event(
         SOURCE,
-        str(note["id"]),
-        _time(note.get("created_at")),
+        note_id,
+        vendor_time(SOURCE, f"note {note_id}: created_at", note.get("created_at")),
         EventKind.NOTE,
         author=_summary(note.get("user")),
         text=str(note.get("content") or ""),
@@ -188,13 +194,6 @@ def _summary(reference: object) -> str | None:
     return None
 
 
-def _time(value: object) -> datetime:
-    when = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    if when.tzinfo is None:
-        raise ValueError(f"PagerDuty time without a zone: {value}")
-    return when
-
-
 def _dicts(found: object) -> list[dict[str, Any]]:
     return [item for item in found if isinstance(item, dict)] if isinstance(found, list) else []
 
@@ -207,6 +206,11 @@ def _translated(err: pagerduty.Error, incident_id: str, base: str) -> Exception:
         return SourceUnavailable(f"could not reach PagerDuty at {base}: {network_failure(cause)}")
     said = _said(response)
     tail = f": {said}" if said else ""
+    if 200 <= status < 300:  # the client could not read a successful answer
+        return SourceRefused(
+            f"PagerDuty at {base} answered {status} with something other than its JSON "
+            "(is FOLLOWTHROUGH_PAGERDUTY_API_URL PagerDuty's REST API?)"
+        )
     if status == 401:
         return SourceRefused(f"PagerDuty refused the API token (401): {SETTINGS_HINT}")
     if status == 403:
