@@ -22,7 +22,11 @@ from followthrough.integrations.timeline import (
     SourceUnavailable,
     configured_collectors,
 )
-from followthrough.integrations.timeline.common import WAIT_MOST_SECONDS, RateLimitWaits
+from followthrough.integrations.timeline.common import (
+    UNHINTED_WAIT_SECONDS,
+    WAIT_MOST_SECONDS,
+    RateLimitWaits,
+)
 from followthrough.integrations.timeline.opsgenie import OpsgenieCollector
 from followthrough.integrations.timeline.pagerduty import PagerDutyCollector
 from followthrough.settings import Settings
@@ -366,6 +370,18 @@ def test_opsgenie_429_is_waited_out(og: OpsgenieServer, sleeps: Sleeps) -> None:
     events = _og_collector(og, sleeps).collect(_incident("opsgenie", OG_ID))
 
     assert sleeps.slept == [3.0]
+    assert len(events) == 4
+
+
+def test_opsgenie_429_without_retry_after_waits_a_short_while(
+    og: OpsgenieServer, sleeps: Sleeps
+) -> None:
+    og.alerts[OG_ID] = OpsgenieAlert(logs=OG_LOGS)
+    og.rate_limit_next(1, retry_after=None)
+
+    events = _og_collector(og, sleeps).collect(_incident("opsgenie", OG_ID))
+
+    assert sleeps.slept == [UNHINTED_WAIT_SECONDS]
     assert len(events) == 4
 
 

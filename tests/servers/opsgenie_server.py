@@ -15,7 +15,8 @@ Pagination):
   of the following page and is left out on the last one.
 - Auth: `Authorization: GenieKey <key>`; a wrong or missing one: 401 {"message": "Could not
   authenticate", ...}. An unknown alert: 404 {"message": "Alert does not exist", ...}.
-- `rate_limit_next(n, retry_after=1)`: the next n requests answer 429 with `Retry-After`;
+- `rate_limit_next(n, retry_after=1)`: the next n requests answer 429 with
+  `X-RateLimit-State: THROTTLED`, as Opsgenie documents, and `Retry-After` (None: without);
   `fail_next(n, status=500)`: the next n answer that status.
 
 For the tests: `requests` (path and query of each request, the 429s too).
@@ -75,7 +76,7 @@ class OpsgenieServer(LoopbackThreadServer):
         self.lock = threading.Lock()
         self.requests: list[str] = []
         self._limited = 0
-        self._retry_after = "1"
+        self._retry_after: str | None = "1"
         self._failing = 0
         self._fail_status = 500
 
@@ -92,9 +93,11 @@ class OpsgenieServer(LoopbackThreadServer):
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def rate_limit_next(self, n: int, retry_after: int | str = 1) -> None:
+    def rate_limit_next(self, n: int, retry_after: int | str | None = 1) -> None:
+        """None: a 429 without Retry-After."""
         with self.lock:
-            self._limited, self._retry_after = n, str(retry_after)
+            self._limited = n
+            self._retry_after = None if retry_after is None else str(retry_after)
 
     def fail_next(self, n: int, status: int = 500) -> None:
         with self.lock:
@@ -107,7 +110,9 @@ class OpsgenieServer(LoopbackThreadServer):
             self.requests.append(f"{path}?{urlencode(query, doseq=True)}" if query else path)
             if self._limited > 0:
                 self._limited -= 1
-                headers = {"Retry-After": self._retry_after, "X-RateLimit-State": "THROTTLED"}
+                headers = {"X-RateLimit-State": "THROTTLED"}
+                if self._retry_after is not None:
+                    headers["Retry-After"] = self._retry_after
                 return 429, _said("Rate limit exceeded"), headers
             if self._failing > 0:
                 self._failing -= 1

@@ -103,7 +103,7 @@ class PagerDutyServer(LoopbackThreadServer):
         self.lock = threading.Lock()
         self.requests: list[str] = []
         self._limited = 0
-        self._retry_after = "1"
+        self._retry_after: str | None = "1"
         self._failing = 0
         self._fail_status = 500
 
@@ -121,9 +121,11 @@ class PagerDutyServer(LoopbackThreadServer):
     def base_url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
 
-    def rate_limit_next(self, n: int, retry_after: int | str = 1) -> None:
+    def rate_limit_next(self, n: int, retry_after: int | str | None = 1) -> None:
+        """None: a 429 without Retry-After."""
         with self.lock:
-            self._limited, self._retry_after = n, str(retry_after)
+            self._limited = n
+            self._retry_after = None if retry_after is None else str(retry_after)
 
     def fail_next(self, n: int, status: int = 500) -> None:
         with self.lock:
@@ -136,7 +138,7 @@ class PagerDutyServer(LoopbackThreadServer):
             self.requests.append(f"{path}?{_query(query)}" if query else path)
             if self._limited > 0:
                 self._limited -= 1
-                headers = {"Retry-After": self._retry_after}
+                headers = {"Retry-After": self._retry_after} if self._retry_after else {}
                 return 429, _error("Rate Limit Exceeded", 2020), headers
             if self._failing > 0:
                 self._failing -= 1

@@ -3,10 +3,10 @@
 `event(...)` cuts a vendor's text to EVENT_TEXT_MOST, its author to one line, and keeps a link
 only when it is a plain http(s) URL.
 
-`RateLimitWaits` waits as long as a 429's Retry-After asks, within a bound: a collector runs
-inside the collection activity, which has a time of its own, so a source that asks for longer
-than `most` seconds in all (or sends no Retry-After, or keeps limiting) is reported unavailable
-for now, and "collect again" finds it later.
+`RateLimitWaits` waits as long as a 429's Retry-After asks (a short while when it gives none),
+within a bound: a collector runs inside the collection activity, which has a time of its own,
+so a source that asks for longer than `most` seconds in all (or keeps limiting) is reported
+unavailable for now, and "collect again" finds it later.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
 
 WAIT_MOST_SECONDS = 60.0  # in all, per collection of one source
 WAITS_MOST = 5  # 429s in a row answered by waiting, per collection of one source
+# Opsgenie documents its 429 with X-RateLimit-State, not Retry-After: its limits are per second
+# and per minute, so a 429 without Retry-After waits this long before the next try.
+UNHINTED_WAIT_SECONDS = 2.0
 
 
 @dataclass
@@ -40,7 +43,7 @@ class RateLimitWaits:
     def wait(self, retry_after: float | None) -> None:
         """Sleep as asked, or raise SourceUnavailable when that would go past the bound."""
         if retry_after is None:
-            raise SourceUnavailable(f"{self.source} is rate limiting us (429) without Retry-After")
+            retry_after = UNHINTED_WAIT_SECONDS
         if len(self.waited) >= WAITS_MOST or sum(self.waited) + retry_after > self.most:
             raise SourceUnavailable(
                 f"{self.source} is rate limiting us (429, retry after {retry_after:g}s); "
