@@ -29,6 +29,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 import httpx2
 import pagerduty
@@ -115,7 +116,7 @@ class PagerDutyCollector:
             client = _Client(self.token, self.base_url, self.timeout, waits, self.verify)
         except pagerduty.UrlError as err:  # the client speaks https:// only
             raise SourceRefused(f"{err}: check FOLLOWTHROUGH_PAGERDUTY_API_URL") from None
-        path = f"/incidents/{incident.id}"
+        path = f"/incidents/{quote(incident.id, safe='')}"  # one path segment, whatever it holds
         try:
             events = [
                 found
