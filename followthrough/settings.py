@@ -153,6 +153,25 @@ class Settings(BaseSettings):
         default="https://api.firehydrant.io",
         description="FireHydrant's API (tests point it elsewhere)",
     )
+    pagerduty_api_token: str | None = Field(
+        default=None,
+        description="a read-only REST API key: the timeline is collected from PagerDuty "
+        "incidents' log entries and notes; unset: not collected",
+    )
+    pagerduty_api_url: str = Field(
+        default="https://api.pagerduty.com",
+        description="PagerDuty's REST API (https://api.eu.pagerduty.com for EU accounts); "
+        "https only",
+    )
+    opsgenie_api_key: str | None = Field(
+        default=None,
+        description="an API key with read access: the timeline is collected from Opsgenie "
+        "alerts' logs and notes; unset: not collected",
+    )
+    opsgenie_api_url: str = Field(
+        default="https://api.opsgenie.com",
+        description="Opsgenie's API (https://api.eu.opsgenie.com for EU accounts)",
+    )
     jira_done_jql_window: str = Field(
         default="-1d",
         description="how far back (a JQL date: -1d, -12h) reconciliation looks for done tickets",

@@ -15,10 +15,12 @@ cannot bounce a check to a refused one.
 from __future__ import annotations
 
 import asyncio
+import email.utils
 import ipaddress
 import socket
 import ssl
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -123,3 +125,22 @@ def network_failure(err: BaseException) -> str:
         if isinstance(cause, TimeoutError):
             return "the connection timed out"
     return describe_error(chain[-1] if len(chain) > 1 else err)
+
+
+def retry_after(response: Any) -> float | None:
+    """Retry-After in seconds: a number, or an HTTP date (which the library cannot parse)."""
+    headers = getattr(response, "headers", None)
+    value = headers.get("Retry-After") if headers is not None else None
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())

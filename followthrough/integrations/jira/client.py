@@ -16,15 +16,13 @@ JiraUnavailable, whose messages say what was being done, what Jira said, and no 
 
 from __future__ import annotations
 
-import email.utils
 import re
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import requests
 
 from followthrough.integrations.jira.errors import JiraError, JiraRefused, JiraUnavailable
-from followthrough.integrations.outbound import describe_error, network_failure
+from followthrough.integrations.outbound import describe_error, network_failure, retry_after
 
 if TYPE_CHECKING:
     from jira import JIRA
@@ -140,25 +138,6 @@ def field_errors(err: Any) -> dict[str, str]:
         return {}
     errors = body.get("errors") if isinstance(body, dict) else None
     return {str(k): str(v) for k, v in errors.items()} if isinstance(errors, dict) else {}
-
-
-def retry_after(response: Any) -> float | None:
-    """Retry-After in seconds: a number, or an HTTP date (which the library cannot parse)."""
-    headers = getattr(response, "headers", None)
-    value = headers.get("Retry-After") if headers is not None else None
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
 def _scrubbed(error: JiraError, token: str) -> JiraError:

@@ -40,11 +40,25 @@ class Collector(Protocol):
 
 
 def configured_collectors(settings: Settings) -> list[Collector]:
-    """The collectors the settings configure (tokens, URLs); the others report not_configured."""
-    # Imported here: each collector module imports this one (SourceUnavailable, SourceRefused).
-    from followthrough.integrations.timeline import firehydrant, incident_io
-
+    """The collectors the settings configure (tokens, URLs); the others report not_configured.
+    Each module is imported only when configured: a vendor's SDK can take seconds to import."""
     collectors: list[Collector] = []
-    collectors += incident_io.configured(settings)
-    collectors += firehydrant.configured(settings)
+    if settings.pagerduty_api_token:
+        from followthrough.integrations.timeline.pagerduty import PagerDutyCollector
+
+        collectors.append(
+            PagerDutyCollector(settings.pagerduty_api_token, settings.pagerduty_api_url)
+        )
+    if settings.opsgenie_api_key:
+        from followthrough.integrations.timeline.opsgenie import OpsgenieCollector
+
+        collectors.append(OpsgenieCollector(settings.opsgenie_api_key, settings.opsgenie_api_url))
+    if settings.incident_io_api_key:
+        from followthrough.integrations.timeline import incident_io
+
+        collectors += incident_io.configured(settings)
+    if settings.firehydrant_api_key:
+        from followthrough.integrations.timeline import firehydrant
+
+        collectors += firehydrant.configured(settings)
     return collectors

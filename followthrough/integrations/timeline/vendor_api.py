@@ -17,8 +17,7 @@ import httpx
 
 from followthrough.domain.bounds import cut, one_line
 from followthrough.domain.timeline import EVENT_TEXT_MOST, CollectedEvent, EventKind
-from followthrough.integrations.jira.client import retry_after
-from followthrough.integrations.outbound import network_failure
+from followthrough.integrations.outbound import network_failure, retry_after
 from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
 
 REQUEST_SECONDS = 10.0  # one request; the collection activity bounds the whole
