@@ -41,5 +41,8 @@ class Collector(Protocol):
 
 def configured_collectors(settings: Settings) -> list[Collector]:
     """The collectors the settings configure (tokens, URLs); the others report not_configured."""
+    from followthrough.integrations.timeline import slack_chat
+
     collectors: list[Collector] = []
+    collectors += slack_chat.configured(settings)
     return collectors
