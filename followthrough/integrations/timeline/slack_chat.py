@@ -147,7 +147,7 @@ class SlackChatCollector:
             return named, None
         if named is not None:
             wanted = named.removeprefix("#")
-            where = f"#{wanted}"
+            where = f"channel #{wanted}"
         else:
             pattern = self.chat.channel_pattern(incident.id, incident.source)
             if pattern is None:
@@ -156,7 +156,7 @@ class SlackChatCollector:
                     "chat.slack_channel_pattern"
                 )
             wanted = pattern
-            where = f"a channel named {pattern} (the policy's chat.slack_channel_pattern)"
+            where = f"channel named {pattern} (the policy's chat.slack_channel_pattern)"
         with _vendor_errors(where):
             found = self._find(wanted, exact=named is not None, before=incident.resolved_at)
         if found is None:
