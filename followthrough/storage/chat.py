@@ -37,18 +37,23 @@ class ChatStore:
                 )
             )
             room = TRANSCRIPT_MESSAGES_MOST - len(kept)
+            rows = []
             for message in sorted(messages, key=lambda m: (m.at, m.ts), reverse=True):
                 if message.ts not in kept:
                     if room <= 0:
                         continue
                     room -= 1
-                values = {"postmortem_id": postmortem_id, **message.model_dump(), "kept_at": now}
-                statement = self.db.insert(ChatMessageRow).values(**values)
+                rows.append(
+                    {"postmortem_id": postmortem_id, **message.model_dump(), "kept_at": now}
+                )
+            if rows:
+                statement = self.db.insert(ChatMessageRow)
                 session.execute(
                     statement.on_conflict_do_update(
                         index_elements=["postmortem_id", "ts"],
                         set_={name: getattr(statement.excluded, name) for name in _CHANGING},
-                    )
+                    ),
+                    rows,
                 )
             return int(
                 session.scalar(
