@@ -15,7 +15,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from followthrough.domain.chat import ChatMarks, ChatPolicy
-from followthrough.domain.incident import Incident
+from followthrough.domain.incident import Incident, InvalidIncident, parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.timeline import EventKind
 from followthrough.domain.transcript import (
@@ -37,6 +37,7 @@ from followthrough.webhooks.fields import Fields
 from followthrough.webhooks.firehydrant import FireHydrant
 from followthrough.webhooks.incidentio import IncidentIo
 from tests.api_support import api_for, api_settings
+from tests.factories import incident_data
 from tests.processes import free_port
 from tests.servers.slack_server import SlackServer
 from tests.test_dashboard import browser, text_of
@@ -165,6 +166,16 @@ def test_incident_io_and_firehydrant_name_the_channel_in_their_webhooks(policy: 
     firehydrant["data"]["incident"]["incident_channels"][0]["id"] = "not a channel"
     found = FireHydrant().interpret(Fields(firehydrant, ""), policy)
     assert isinstance(found, Incident) and found.chat_channel is None
+
+
+def test_a_generic_incident_may_name_its_channel_and_a_wrong_one_is_refused_by_name(
+    policy: Policy,
+) -> None:
+    data = incident_data(START, id="INC-9")
+    assert parse_incident({**data, "chat_channel": "#inc-9"}, policy).chat_channel == "#inc-9"
+    assert parse_incident(data, policy).chat_channel is None  # and incidents without one load
+    with pytest.raises(InvalidIncident, match="chat_channel"):
+        parse_incident({**data, "chat_channel": "inc 9; DROP"}, policy)
 
 
 def test_channels_are_looked_for_page_by_page_and_a_wildcard_takes_the_latest_before_resolution(
