@@ -416,6 +416,7 @@ async def postmortem_page(
     timeline = (
         merged_timeline(pm.incident, pm.draft) if pm.draft else prefilled_timeline(pm.incident)
     )
+    chat = await asyncio.to_thread(store.chat.counts, pm_id)
     links = Links(temporal_ui=using.settings.temporal_ui_url, namespace=_namespace(using))
     return render_page(
         request,
@@ -434,6 +435,18 @@ async def postmortem_page(
         pm_offers=postmortem_offers(pm, who.person, using.policy),
         people=sorted(using.policy.people),
         teams=sorted(using.policy.teams),
+        chat=chat,
+    )
+
+
+@router.get("/postmortems/{postmortem}/chat", response_class=HTMLResponse)
+async def chat_page(request: Request, postmortem: str, who: SignedIn, using: Using) -> HTMLResponse:
+    """The incident channel's transcript kept with the postmortem, oldest first."""
+    pm_id = await postmortem_id_of(using, postmortem)
+    pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
+    messages = await asyncio.to_thread(using.store.chat.transcript, pm_id)
+    return render_page(
+        request, using, "chat.html.j2", who, pm=pm, messages=messages, local=local_times(using)
     )
 
 

@@ -13,7 +13,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, V
 
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import SLACK_CHANNEL, Policy
 from followthrough.domain.problems import Problems, format_validation_error
 
 # Milestones in the order they must happen; each becomes a pre-filled timeline entry.
@@ -73,6 +73,12 @@ class Incident(BaseModel):
     commander: str | None = None
     summary: str = ""
     url: str | None = None
+    chat_channel: str | None = Field(
+        default=None,
+        pattern=SLACK_CHANNEL,
+        description="the incident's Slack channel, C... or #name, when its source names one; "
+        "a default, so incidents recorded before it load and their workflows replay",
+    )
     # Set by the webhook adapters only. A default, so incidents recorded before it still load
     # and workflows started before it replay with the same input.
     unmapped_severities: list[UnmappedSeverity] = Field(default_factory=list)

@@ -4,8 +4,8 @@ A policy says, per severity, whether a postmortem is required, when its draft an
 and how many approvals it needs; it names the teams (members, manager, WIP cap), which team owns
 which service, the reviewers and the reliability council, their email addresses, the business
 calendar deadlines are counted on, the escalation ladder for overdue action items, and the
-taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme, and
-what a postmortem's SLO review demands.
+taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme,
+what a postmortem's SLO review demands, and how the incident channel's chat is read.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
@@ -122,6 +123,11 @@ class Policy(BaseModel):
         description="per severity or service name: extra required sections, suggested items",
     )
     slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
+    chat: ChatPolicy = Field(
+        default_factory=ChatPolicy,
+        description="finding the incident's Slack channel, and the marks that make a message "
+        "a decision or a status update on the timeline",
+    )
     outbound: OutboundPolicy = Field(
         default_factory=OutboundPolicy,
         description="the non-public hosts acceptance-criterion checks may call",

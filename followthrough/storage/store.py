@@ -9,6 +9,7 @@
     store.slos        imported SLOs
     store.preferences how each person takes non-urgent notices, and those held for a digest
     store.slack       notices posted to Slack
+    store.chat        the incident channel's transcript, kept with the postmortem
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -19,6 +20,7 @@ from __future__ import annotations
 from sqlalchemy import delete, false, select
 
 from followthrough.storage.access import SessionStore, TokenStore
+from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.facts import FactStore
@@ -48,6 +50,7 @@ class Store:
         self.slos = SloStore(self.db)
         self.preferences = PreferenceStore(self.db)
         self.slack = SlackStore(self.db)
+        self.chat = ChatStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

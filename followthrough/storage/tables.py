@@ -277,3 +277,21 @@ class SlackMessageRow(Base):
     created_at: Mapped[datetime]
     posted_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ChatMessageRow(Base):
+    """One message of the incident channel's transcript, kept with its postmortem once (by ts)."""
+
+    __tablename__ = "chat_messages"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    ts: Mapped[str] = mapped_column(String(32), primary_key=True)  # Slack's id in the channel
+    channel: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime]
+    user: Mapped[str | None] = mapped_column(String(100))
+    author: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    reactions: Mapped[list[str]] = mapped_column(JSON)
+    mark: Mapped[str | None] = mapped_column(String(20))  # decision, status_update, chat_message
+    link: Mapped[str | None] = mapped_column(String(2000))
+    kept_at: Mapped[datetime]

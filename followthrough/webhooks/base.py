@@ -21,7 +21,7 @@ from followthrough.domain.limits import (
     UNMAPPED_SEVERITIES_PER_INCIDENT,
     URL_CHARS,
 )
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import SLACK_CHANNEL, Policy
 from followthrough.domain.problems import format_validation_error
 from followthrough.webhooks.errors import Malformed
 from followthrough.webhooks.fields import Fields, FieldValue
@@ -80,6 +80,7 @@ class Reported:
     summary: str = ""
     url: str | None = None
     lead: Lead | None = None
+    chat_channel: str | None = None  # the incident's Slack channel id, when the vendor names it
 
 
 class WebhookSource(ABC):
@@ -137,6 +138,7 @@ def normalize(source: str, reported: Reported, policy: Policy) -> Incident:
             commander=person_in_policy(reported.lead, policy),
             summary=cut(reported.summary, LONG_TEXT_CHARS),
             url=_fitting_url(reported.url),
+            chat_channel=_fitting_channel(reported.chat_channel),
         )
     except ValidationError as err:
         raise Malformed("; ".join(format_validation_error(err))) from None
@@ -150,6 +152,12 @@ def _fitting_url(url: str | None) -> str | None:
     """The vendor's link to the incident, left out when it is not one short line (it is a
     convenience; the incident is kept without it)."""
     return url if url is not None and url == one_line(url, URL_CHARS) else None
+
+
+def _fitting_channel(channel: str | None) -> str | None:
+    """The vendor's Slack channel id, left out when it is not one (a convenience, as the URL is:
+    the chat collector then looks for the channel by the policy's pattern)."""
+    return channel if channel is not None and re.fullmatch(SLACK_CHANNEL, channel) else None
 
 
 _FITTING_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")

@@ -62,6 +62,7 @@ class FireHydrant(VendorSource):
             ],
             summary=incident.maybe_text("summary") or incident.maybe_text("description") or "",
             lead=_commander(incident),
+            chat_channel=_slack_channel(incident),
         )
 
 
@@ -81,4 +82,12 @@ def _commander(incident: Fields) -> Lead | None:
         user = assignment.maybe_obj("user")
         if role and user and "commander" in (role.maybe_text("name") or "").casefold():
             return Lead(name=user.maybe_text("name"), email=user.maybe_text("email"))
+    return None
+
+
+def _slack_channel(incident: Fields) -> str | None:
+    """The id of the incident's Slack channel among its `incident_channels`."""
+    for channel in incident.maybe_objects("incident_channels"):
+        if channel.maybe_text("source") == "slack":
+            return channel.maybe_text("id")
     return None

@@ -2,7 +2,8 @@
 
 POST the incident as the generic incident JSON (what `parse_incident` takes: id, title,
 severity as one of the policy's severities, resolved_at, and optionally services, started_at,
-detected_at, acknowledged_at, mitigated_at, communicated_at, commander, summary, url; `source`
+detected_at, acknowledged_at, mitigated_at, communicated_at, commander, summary, url,
+chat_channel (the incident's Slack channel, C... or #name); `source`
 may be left out or must be "generic"), with these headers:
 
     X-Followthrough-Timestamp: <Unix time in seconds>

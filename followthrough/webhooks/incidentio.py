@@ -121,6 +121,7 @@ def _reported(incident: Fields) -> Reported:
         summary=incident.maybe_text("summary") or "",
         url=incident.maybe_text("permalink"),
         lead=_lead(incident),
+        chat_channel=incident.maybe_text("slack_channel_id"),
     )
 
 

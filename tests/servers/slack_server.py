@@ -23,12 +23,30 @@ JSON, form fields or the query string; HTTP 200 with {"ok": true, ...} or {"ok":
   input block a block_id, a plain_text label <= 2000 and an element Followthrough uses
   (plain_text_input, max_length <= 3000; datepicker, initial_date YYYY-MM-DD).
 - users.lookupByEmail (email): {"user": {...}} or users_not_found; users.info (user): {"user":
-  {..., "profile": {"email"}}} or user_not_found.
+  {"id", "name", "real_name", "profile": {"email", "real_name", "display_name"}}} or
+  user_not_found (names from `names`, else the email's local part).
+- auth.test: {"url": "https://followthrough-test.slack.com/", "team", "user", "team_id",
+  "user_id", "bot_id"}.
+- conversations.list (cursor, limit 1..1000 else invalid_limit, types: public_channel and/or
+  private_channel, default public only; exclude_archived): {"channels": [{"id", "name",
+  "is_channel", "is_private", "is_archived", "is_member", "created", ...}], "response_metadata":
+  {"next_cursor"}}, the cursor empty after the last page; a cursor it did not give:
+  invalid_cursor.
+- conversations.history (channel, oldest default 0, latest default now, inclusive, limit
+  1..999 default 100, cursor): {"messages" newest first, "has_more", "pin_count",
+  "response_metadata": {"next_cursor"}}; messages carry "type", "user" (or "bot_id" and
+  "username"), "text", "ts", optional "subtype" and "reactions" [{"name", "users", "count"}].
+  Unknown channel: channel_not_found; a channel the bot is not in: not_in_channel; a ts that is
+  not one: invalid_ts_oldest / invalid_ts_latest; invalid_cursor as above.
 - A wrong or missing token: invalid_auth (not_authed when missing).
 - `rate_limit_next(n, retry_after=1, method=None)`: the next n calls (of `method` only, when
   given: Slack limits each method on its own) answer HTTP 429 {"ok": false, "error":
   "ratelimited"} with `Retry-After`, as Slack does.
 - Anything else: 404 {"ok": false, "error": "unknown_method"}.
+
+`add_channel(id, name, member=True, private=False, archived=False, created=0)` and
+`add_message(channel, ts, text, user=None, reactions=None, **fields)` set up what conversations.*
+read (messages posted with chat.postMessage stay in `posted`).
 
 For the tests: `posted` (every message, updated in place by chat.update, replies included),
 `updates`, `ephemeral`, `views`, `calls` (method names, the 429s too), `limited` (the 429s).
@@ -36,6 +54,7 @@ For the tests: `posted` (every message, updated in place by chat.update, replies
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import threading
@@ -55,11 +74,15 @@ class SlackServer(LoopbackThreadServer):
         token: str,
         users: dict[str, str] | None = None,
         channels: set[str] | None = None,
+        names: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.token = token
         self.users = dict(users or {})  # user id -> email
         self.channels = set(channels or set())  # channel ids and #names
+        self.names = dict(names or {})  # user id -> the name Slack shows
+        self.conversations: list[dict[str, Any]] = []  # what conversations.list lists
+        self.history: dict[str, list[dict[str, Any]]] = {}  # channel id -> its messages
         self.lock = threading.Lock()
         self.posted: list[dict[str, Any]] = []
         self.updates: list[dict[str, Any]] = []
@@ -93,6 +116,57 @@ class SlackServer(LoopbackThreadServer):
     def messages_in(self, channel: str) -> list[dict[str, Any]]:
         with self.lock:
             return [m for m in self.posted if m["channel"] == channel and not m.get("thread_ts")]
+
+    def add_channel(
+        self,
+        channel: str,
+        name: str,
+        *,
+        member: bool = True,
+        private: bool = False,
+        archived: bool = False,
+        created: int = 0,
+    ) -> None:
+        with self.lock:
+            self.channels.update({channel, f"#{name}"})
+            self.history.setdefault(channel, [])
+            self.conversations.append(
+                {
+                    "id": channel,
+                    "name": name,
+                    "name_normalized": name,
+                    "is_channel": not private,
+                    "is_group": private,
+                    "is_im": False,
+                    "is_private": private,
+                    "is_archived": archived,
+                    "is_member": member,
+                    "created": created,
+                    "num_members": 3,
+                }
+            )
+
+    def add_message(
+        self,
+        channel: str,
+        ts: str,
+        text: str,
+        *,
+        user: str | None = None,
+        reactions: dict[str, list[str]] | None = None,
+        **fields: Any,
+    ) -> None:
+        """A message in the channel's history; `reactions` maps an emoji name to who reacted."""
+        message: dict[str, Any] = {"type": "message", "text": text, "ts": ts, **fields}
+        if user is not None:
+            message["user"] = user
+        if reactions:
+            message["reactions"] = [
+                {"name": name, "users": users, "count": len(users)}
+                for name, users in reactions.items()
+            ]
+        with self.lock:
+            self.history[channel].append(message)
 
     # -- the API ----------------------------------------------------------------------------
 
@@ -191,7 +265,66 @@ class SlackServer(LoopbackThreadServer):
         user = str(args.get("user", ""))
         if user not in self.users:
             return {"ok": False, "error": "user_not_found"}
-        return {"ok": True, "user": _user(user, self.users[user])}
+        return {"ok": True, "user": _user(user, self.users[user], self.names.get(user))}
+
+    def _auth_test(self, args: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "ok": True,
+            "url": "https://followthrough-test.slack.com/",
+            "team": "Followthrough Test",
+            "user": "followthrough",
+            "team_id": "T0TEST",
+            "user_id": "U0FOLLOW",
+            "bot_id": "B0FOLLOW",
+        }
+
+    def _list(self, args: dict[str, Any]) -> dict[str, Any]:
+        limit = _integer(args.get("limit"), 100)
+        if limit is None or not 1 <= limit <= 1000:
+            return {"ok": False, "error": "invalid_limit"}
+        types = set(str(args.get("types") or "public_channel").split(","))
+        if not types <= {"public_channel", "private_channel", "mpim", "im"}:
+            return {"ok": False, "error": "invalid_types"}
+        archived_too = not _true(args.get("exclude_archived"))
+        listed = [
+            c
+            for c in self.conversations
+            if ("private_channel" if c["is_private"] else "public_channel") in types
+            and (archived_too or not c["is_archived"])
+        ]
+        return _paged(listed, "channels", args.get("cursor"), limit)
+
+    def _history(self, args: dict[str, Any]) -> dict[str, Any]:
+        channel = str(args.get("channel", ""))
+        if channel not in self.history:
+            return {"ok": False, "error": "channel_not_found"}
+        if not any(c["id"] == channel and c["is_member"] for c in self.conversations):
+            return {"ok": False, "error": "not_in_channel"}
+        limit = _integer(args.get("limit"), 100)
+        if limit is None or not 1 <= limit <= 999:
+            return {"ok": False, "error": "invalid_limit"}
+        oldest, latest = _moment(args.get("oldest"), 0.0), _moment(args.get("latest"), 1e12)
+        if oldest is None:
+            return {"ok": False, "error": "invalid_ts_oldest"}
+        if latest is None:
+            return {"ok": False, "error": "invalid_ts_latest"}
+        inclusive = _true(args.get("inclusive"))
+
+        def within(ts: float) -> bool:
+            if inclusive:
+                return oldest <= ts <= latest
+            return oldest < ts < latest
+
+        messages = sorted(
+            (m for m in self.history[channel] if within(float(m["ts"]))),
+            key=lambda m: float(m["ts"]),
+            reverse=True,
+        )
+        answer = _paged(messages, "messages", args.get("cursor"), limit)
+        if answer["ok"]:
+            answer["has_more"] = bool(answer["response_metadata"]["next_cursor"])
+            answer["pin_count"] = 0
+        return answer
 
 
 def _plain(text: Any, limit: int) -> bool:
@@ -237,8 +370,58 @@ def _view_problems(view: dict[str, Any]) -> list[str]:
     return problems
 
 
-def _user(user: str, email: str) -> dict[str, Any]:
-    return {"id": user, "name": email.split("@")[0], "profile": {"email": email}}
+def _user(user: str, email: str, name: str | None = None) -> dict[str, Any]:
+    handle = email.split("@")[0]
+    shown = name or handle
+    return {
+        "id": user,
+        "name": handle,
+        "real_name": shown,
+        "profile": {"email": email, "real_name": shown, "display_name": name or ""},
+    }
+
+
+def _integer(value: Any, default: int) -> int | None:
+    if value in (None, ""):
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _true(value: Any) -> bool:
+    return str(value).lower() in ("1", "true")
+
+
+def _moment(value: Any, default: float) -> float | None:
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _paged(entries: list[dict[str, Any]], key: str, cursor: Any, limit: int) -> dict[str, Any]:
+    """One page of a cursor-paginated answer: Slack's cursors are opaque base64 strings; these
+    encode the offset of the page they start."""
+    start = 0
+    if cursor:
+        try:
+            decoded = base64.b64decode(str(cursor), validate=True).decode()
+            start = int(decoded.removeprefix("next:"))
+        except ValueError:
+            return {"ok": False, "error": "invalid_cursor"}
+        if not decoded.startswith("next:") or not 0 <= start <= len(entries):
+            return {"ok": False, "error": "invalid_cursor"}
+    end = start + limit
+    following = base64.b64encode(f"next:{end}".encode()).decode() if end < len(entries) else ""
+    return {
+        "ok": True,
+        key: [dict(entry) for entry in entries[start:end]],
+        "response_metadata": {"next_cursor": following},
+    }
 
 
 _METHODS = {
@@ -248,6 +431,9 @@ _METHODS = {
     "views.open": SlackServer._view,
     "users.lookupByEmail": SlackServer._lookup,
     "users.info": SlackServer._info,
+    "auth.test": SlackServer._auth_test,
+    "conversations.list": SlackServer._list,
+    "conversations.history": SlackServer._history,
 }
 
 

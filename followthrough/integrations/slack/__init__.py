@@ -91,9 +91,49 @@ class SlackApi:
 
     def email_of(self, user: str) -> str | None:
         """users.info: the email on the user's profile (None when Slack shows none)."""
-        answer = self._call("users.info", lambda: self.client.users_info(user=user))
-        email = answer.get("user", {}).get("profile", {}).get("email")
+        email = self.user(user).get("profile", {}).get("email")
         return str(email) if email else None
+
+    def user(self, user: str) -> dict[str, Any]:
+        """users.info: the user as Slack describes them (id, name, real_name, profile)."""
+        answer = self._call("users.info", lambda: self.client.users_info(user=user))
+        found = answer.get("user")
+        return found if isinstance(found, dict) else {}
+
+    def workspace_url(self) -> str:
+        """auth.test: the workspace's address (https://acme.slack.com/), where permalinks start."""
+        return str(self._call("auth.test", self.client.auth_test).get("url") or "")
+
+    def channels_page(
+        self, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """conversations.list, public and private channels the app can see, one page: the
+        channels and the next page's cursor (None after the last)."""
+        answer = self._call(
+            "conversations.list",
+            lambda: self.client.conversations_list(
+                cursor=cursor, limit=limit, types="public_channel,private_channel"
+            ),
+        )
+        return _listed(answer, "channels")
+
+    def history_page(
+        self, channel: str, *, oldest: str, latest: str, cursor: str | None, limit: int
+    ) -> tuple[list[dict[str, Any]], str | None]:
+        """conversations.history between oldest and latest (both included), newest first, one
+        page: the messages and the next page's cursor (None after the last)."""
+        answer = self._call(
+            "conversations.history",
+            lambda: self.client.conversations_history(
+                channel=channel,
+                oldest=oldest,
+                latest=latest,
+                inclusive=True,
+                cursor=cursor,
+                limit=limit,
+            ),
+        )
+        return _listed(answer, "messages")
 
     def tell(self, channel: str, user: str, text: str) -> None:
         """chat.postEphemeral: a line only `user` sees, in `channel`."""
@@ -136,3 +176,12 @@ class SlackApi:
         except OSError as err:  # connection refused or reset, a timeout
             raise SlackUnavailable(f"Slack {method}: {err}") from err
         return dict(response.data) if isinstance(response.data, dict) else {}
+
+
+def _listed(answer: dict[str, Any], key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """A page of a cursor-paginated method: its entries and `response_metadata.next_cursor`
+    (Slack sends an empty one after the last page)."""
+    entries = [entry for entry in answer.get(key) or [] if isinstance(entry, dict)]
+    metadata = answer.get("response_metadata") or {}
+    cursor = metadata.get("next_cursor") if isinstance(metadata, dict) else None
+    return entries, (str(cursor) if cursor else None)

@@ -61,4 +61,8 @@ def configured_collectors(settings: Settings) -> list[Collector]:
         from followthrough.integrations.timeline import firehydrant
 
         collectors += firehydrant.configured(settings)
+    if settings.slack_bot_token:
+        from followthrough.integrations.timeline import slack_chat
+
+        collectors += slack_chat.configured(settings)
     return collectors
