@@ -15,9 +15,9 @@ from followthrough.integrations.timeline import (
     SourceUnavailable,
     configured_collectors,
 )
+from followthrough.integrations.timeline.common import WAITS_MOST
 from followthrough.integrations.timeline.firehydrant import PER_PAGE, FireHydrantCollector
 from followthrough.integrations.timeline.incident_io import PAGE_SIZE, IncidentIoCollector
-from followthrough.integrations.timeline.vendor_api import RATE_LIMIT_WAITS
 from followthrough.settings import Settings
 from tests.servers.daemon import is_loopback
 from tests.servers.firehydrant_server import FireHydrantServer, event
@@ -161,10 +161,10 @@ def test_incident_io_waits_out_a_429_by_its_retry_after() -> None:
 def test_incident_io_that_keeps_rate_limiting_is_unavailable() -> None:
     sleeps = Sleeps()
     with IncidentIoServer(api_key=IO_KEY, incidents={"01INC": Timeline()}) as server:
-        server.rate_limit_next(RATE_LIMIT_WAITS + 1)
+        server.rate_limit_next(WAITS_MOST + 1)
         with pytest.raises(SourceUnavailable, match="kept rate limiting"):
             _io(server, sleeps).collect(_incident("incidentio", "01INC"))
-    assert len(sleeps.waits) == RATE_LIMIT_WAITS
+    assert len(sleeps.waits) == WAITS_MOST
 
 
 def test_incident_io_429_asking_for_too_long_is_unavailable_without_waiting() -> None:
@@ -287,7 +287,7 @@ def test_firehydrant_waits_out_a_429_and_gives_up_on_one_that_repeats() -> None:
         server.rate_limit_next(1, retry_after="1")
         assert [e.source_id for e in _fh(server, sleeps).collect(_incident("firehydrant", "inc-1"))]
         assert sleeps.waits == [1.0]
-        server.rate_limit_next(RATE_LIMIT_WAITS + 1, retry_after="0")
+        server.rate_limit_next(WAITS_MOST + 1, retry_after="0")
         with pytest.raises(SourceUnavailable, match="kept rate limiting"):
             _fh(server, sleeps).collect(_incident("firehydrant", "inc-1"))
 

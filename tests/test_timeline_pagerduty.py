@@ -1,8 +1,8 @@
 """The PagerDuty and Opsgenie timeline collectors against test servers speaking each vendor's
 documented API on 127.0.0.1, driven by the real client libraries (issue 18).
 
-A 429's Retry-After is waited out through `RateLimitWaits`, whose sleep the tests record instead
-of sleeping, so they stay fast and can still tell how long the collector would have waited.
+A 429's Retry-After is waited out through `common.RateLimitWaits`, whose sleep the tests record
+instead of sleeping, so they stay fast and can still tell how long the collector would have waited.
 """
 
 from __future__ import annotations
@@ -22,11 +22,7 @@ from followthrough.integrations.timeline import (
     SourceUnavailable,
     configured_collectors,
 )
-from followthrough.integrations.timeline.common import (
-    UNHINTED_WAIT_SECONDS,
-    WAIT_MOST_SECONDS,
-    RateLimitWaits,
-)
+from followthrough.integrations.timeline.common import UNHINTED_WAIT_SECONDS, WAIT_MOST_SECONDS
 from followthrough.integrations.timeline.opsgenie import OpsgenieCollector
 from followthrough.integrations.timeline.pagerduty import PagerDutyCollector
 from followthrough.settings import Settings
@@ -93,7 +89,7 @@ def _pd_collector(
         token,
         base_url or pd.base_url,
         timeout=5,
-        waits=RateLimitWaits("pagerduty", sleep=sleeps),
+        sleep=sleeps,
         verify=trusting(certificate[0]),
     )
 
@@ -101,9 +97,7 @@ def _pd_collector(
 def _og_collector(
     og: OpsgenieServer, sleeps: Sleeps, *, key: str = OG_KEY, base_url: str | None = None
 ) -> OpsgenieCollector:
-    return OpsgenieCollector(
-        key, base_url or og.base_url, timeout=5, waits=RateLimitWaits("opsgenie", sleep=sleeps)
-    )
+    return OpsgenieCollector(key, base_url or og.base_url, timeout=5, sleep=sleeps)
 
 
 def _free_port() -> int:

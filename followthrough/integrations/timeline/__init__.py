@@ -54,13 +54,17 @@ def configured_collectors(settings: Settings) -> list[Collector]:
 
         collectors.append(OpsgenieCollector(settings.opsgenie_api_key, settings.opsgenie_api_url))
     if settings.incident_io_api_key:
-        from followthrough.integrations.timeline import incident_io
+        from followthrough.integrations.timeline.incident_io import IncidentIoCollector
 
-        collectors += incident_io.configured(settings)
+        collectors.append(
+            IncidentIoCollector(settings.incident_io_api_key, settings.incident_io_url)
+        )
     if settings.firehydrant_api_key:
-        from followthrough.integrations.timeline import firehydrant
+        from followthrough.integrations.timeline.firehydrant import FireHydrantCollector
 
-        collectors += firehydrant.configured(settings)
+        collectors.append(
+            FireHydrantCollector(settings.firehydrant_api_key, settings.firehydrant_url)
+        )
     if settings.slack_bot_token:
         from followthrough.integrations.timeline import slack_chat
 

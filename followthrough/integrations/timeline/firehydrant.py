@@ -20,28 +20,23 @@ updates) is bookkeeping the owner would only drop, and is left out.
 
 from __future__ import annotations
 
-import time
-from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
-from followthrough.integrations.timeline.vendor_api import (
-    REQUEST_SECONDS,
-    RateLimits,
-    Sleep,
-    collected,
+from followthrough.integrations.timeline.common import (
+    RateLimitWaits,
+    VendorCollector,
+    event,
     failed_answer,
     oldest_first,
+    read_time,
     unreachable,
     unreadable,
 )
-
-if TYPE_CHECKING:
-    from followthrough.settings import Settings
 
 SOURCE = "firehydrant"  # the webhook source's name: its incidents are the ones this knows
 VENDOR = "FireHydrant"
@@ -59,38 +54,18 @@ _MILESTONE_KINDS = {"acknowledged": EventKind.ACKNOWLEDGE, "resolved": EventKind
 _TEXT_FIELDS = ("body", "note", "message", "text", "description", "summary", "title")
 
 
-def configured(settings: Settings) -> list[FireHydrantCollector]:
-    """This collector when its API key is set."""
-    key = settings.firehydrant_api_key
-    return [FireHydrantCollector(key, settings.firehydrant_url)] if key else []
-
-
-class FireHydrantCollector:
+class FireHydrantCollector(VendorCollector):
     source = SOURCE
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = "https://api.firehydrant.io",
-        *,
-        timeout: float = REQUEST_SECONDS,
-        sleep: Sleep = time.sleep,
-    ) -> None:
-        self.api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.sleep = sleep
-
-    def applies_to(self, incident: Incident) -> bool:
-        return incident.source == SOURCE
+    vendor = VENDOR
+    default_url = "https://api.firehydrant.io"
 
     def collect(self, incident: Incident) -> list[CollectedEvent]:
-        limits = RateLimits(VENDOR, self.sleep)
+        waits = self.rate_limit_waits()
         path = f"/v1/incidents/{quote(incident.id, safe='')}/events"
         events: list[CollectedEvent] = []
         with httpx.Client(
             base_url=self.base_url,
-            headers={"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"},
+            headers={"Authorization": f"Bearer {self.credential}", "Accept": "application/json"},
             timeout=httpx.Timeout(self.timeout),
             follow_redirects=False,
         ) as client:
@@ -98,16 +73,16 @@ class FireHydrantCollector:
             for _ in range(PAGES_MOST):
                 if page is None or len(events) >= EVENTS_PER_SOURCE_MOST:
                     break
-                body = self._get(client, path, page, incident, limits)
+                body = self._get(client, path, page, incident, waits)
                 data = body.get("data")
                 if not isinstance(data, list):
                     raise unreadable(VENDOR, TypeError("no data list"))
                 events.extend(e for raw in data if (e := _event(raw, incident)) is not None)
                 page = _next_page(body.get("pagination"), page, bool(data))
-        return oldest_first(events, EVENTS_PER_SOURCE_MOST)
+        return oldest_first(SOURCE, events)
 
     def _get(
-        self, client: httpx.Client, path: str, page: int, incident: Incident, limits: RateLimits
+        self, client: httpx.Client, path: str, page: int, incident: Incident, waits: RateLimitWaits
     ) -> dict[str, Any]:
         while True:
             try:
@@ -115,10 +90,12 @@ class FireHydrantCollector:
             except httpx.HTTPError as err:
                 raise unreachable(VENDOR, self.base_url, err) from None
             if response.status_code == 429:
-                limits.wait(response)
+                waits.wait(response)
                 continue
             if response.status_code != 200:
-                raise failed_answer(VENDOR, response.status_code, incident.id, SETTING)
+                raise failed_answer(
+                    VENDOR, response.status_code, what=f"incident {incident.id}", setting=SETTING
+                )
             try:
                 body = response.json()
             except ValueError as err:
@@ -144,7 +121,7 @@ def _event(raw: object, incident: Incident) -> CollectedEvent | None:
     if not isinstance(raw, dict):
         return None
     kind_name, event_id = raw.get("type"), raw.get("id")
-    at = _time(raw.get("occurred_at")) or _time(raw.get("created_at"))
+    at = read_time(raw.get("occurred_at")) or read_time(raw.get("created_at"))
     if not isinstance(event_id, str) or not event_id or at is None:
         return None
     data = raw.get("data")
@@ -162,11 +139,11 @@ def _event(raw: object, incident: Incident) -> CollectedEvent | None:
         return None
     author = raw.get("author")
     name = author.get("name") if isinstance(author, dict) else None
-    return collected(
-        source=SOURCE,
-        source_id=event_id[:200],
-        at=at,
-        kind=kind,
+    return event(
+        SOURCE,
+        event_id,
+        at,
+        kind,
         author=name if isinstance(name, str) else None,
         text=text,
         link=incident.url,
@@ -189,12 +166,3 @@ def _text(data: dict[str, Any]) -> str:
         if isinstance(value, str) and value.strip():
             return value
     return ""
-
-
-def _time(value: object) -> datetime | None:
-    if not isinstance(value, str):
-        return None
-    try:
-        return datetime.fromisoformat(value)
-    except ValueError:
-        return None

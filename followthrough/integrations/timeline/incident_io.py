@@ -14,15 +14,15 @@ here: the resolution webhook already carries them into the incident's milestones
 
 The SDK returns documented errors as values and parses their bodies; a response hook looks at
 the status first, so every HTTP error, documented or not, JSON or not, is judged here the same
-way (see vendor_api.failed_answer), and a 429 is waited out by its Retry-After.
+way (common.failed_answer), and a 429 is waited out by its Retry-After (common.RateLimitWaits).
 """
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
+from datetime import datetime
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import httpx
 from incident_io import AuthenticatedClient
@@ -40,19 +40,16 @@ from incident_io.types import UNSET, Response, Unset
 
 from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
-from followthrough.integrations.timeline.vendor_api import (
-    REQUEST_SECONDS,
-    RateLimits,
-    Sleep,
-    collected,
+from followthrough.integrations.timeline.common import (
+    RateLimitWaits,
+    VendorCollector,
+    event,
     failed_answer,
     oldest_first,
     unreachable,
     unreadable,
+    vendor_time,
 )
-
-if TYPE_CHECKING:
-    from followthrough.settings import Settings
 
 SOURCE = "incidentio"  # the webhook source's name: its incidents are the ones this knows
 VENDOR = "incident.io"
@@ -77,52 +74,32 @@ def _judge_first(response: httpx.Response) -> None:
         raise _Answered(response)
 
 
-def configured(settings: Settings) -> list[IncidentIoCollector]:
-    """This collector when its API key is set."""
-    key = settings.incident_io_api_key
-    return [IncidentIoCollector(key, settings.incident_io_url)] if key else []
-
-
-class IncidentIoCollector:
+class IncidentIoCollector(VendorCollector):
     source = SOURCE
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = "https://api.incident.io",
-        *,
-        timeout: float = REQUEST_SECONDS,
-        sleep: Sleep = time.sleep,
-    ) -> None:
-        self.api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.sleep = sleep
-
-    def applies_to(self, incident: Incident) -> bool:
-        return incident.source == SOURCE
+    vendor = VENDOR
+    default_url = "https://api.incident.io"
 
     def collect(self, incident: Incident) -> list[CollectedEvent]:
-        limits = RateLimits(VENDOR, self.sleep)
+        waits = self.rate_limit_waits()
         with AuthenticatedClient(
             base_url=self.base_url,
-            token=self.api_key,
+            token=self.credential,
             timeout=httpx.Timeout(self.timeout),
             headers={"User-Agent": "followthrough"},
             httpx_args={"event_hooks": {"response": [_judge_first]}},
         ) as client:
-            updates = self._updates(client, incident, limits)
-            items = self._timeline_items(client, incident, limits)
+            updates = self._updates(client, incident, waits)
+            items = self._timeline_items(client, incident, waits)
         return oldest_first(
+            SOURCE,
             [
                 *(_update_event(update, incident) for update in updates),
                 *(_item_event(item, incident) for item in items),
             ],
-            EVENTS_PER_SOURCE_MOST,
         )
 
     def _updates(
-        self, client: AuthenticatedClient, incident: Incident, limits: RateLimits
+        self, client: AuthenticatedClient, incident: Incident, waits: RateLimitWaits
     ) -> list[IncidentUpdateV2]:
         def page(after: str | Unset) -> Response[Any]:
             return incident_updates_v2_list.sync_detailed(
@@ -134,11 +111,11 @@ class IncidentIoCollector:
             lambda result: (result.incident_updates, result.pagination_meta),
             IncidentUpdatesListResultV2,
             incident,
-            limits,
+            waits,
         )
 
     def _timeline_items(
-        self, client: AuthenticatedClient, incident: Incident, limits: RateLimits
+        self, client: AuthenticatedClient, incident: Incident, waits: RateLimitWaits
     ) -> list[IncidentTimelineItemV2]:
         def page(after: str | Unset) -> Response[Any]:
             return incident_timeline_items_v2_list.sync_detailed(
@@ -150,7 +127,7 @@ class IncidentIoCollector:
             lambda result: (result.incident_timeline_items, result.pagination_meta),
             IncidentTimelineItemsListResultV2,
             incident,
-            limits,
+            waits,
         )
 
     def _all(
@@ -159,14 +136,14 @@ class IncidentIoCollector:
         read: Callable[[Result], tuple[list[Item], PaginationMetaResultV2 | Unset]],
         expected: type[Result],
         incident: Incident,
-        limits: RateLimits,
+        waits: RateLimitWaits,
     ) -> list[Item]:
         """Every page's items, up to EVENTS_PER_SOURCE_MOST."""
         found: list[Item] = []
         after: str | Unset = UNSET
         seen: set[str] = set()
         while len(found) < EVENTS_PER_SOURCE_MOST:
-            items, meta = read(self._get(partial(page, after), expected, incident, limits))
+            items, meta = read(self._get(partial(page, after), expected, incident, waits))
             found.extend(items)
             after = _next(meta, seen, bool(items))
             if isinstance(after, Unset):
@@ -178,17 +155,19 @@ class IncidentIoCollector:
         request: Callable[[], Response[Any]],
         expected: type[Result],
         incident: Incident,
-        limits: RateLimits,
+        waits: RateLimitWaits,
     ) -> Result:
         while True:
             try:
                 answer = request()
             except _Answered as answered:
                 if answered.response.status_code == 429:
-                    limits.wait(answered.response)
+                    waits.wait(answered.response)
                     continue
                 status = answered.response.status_code
-                raise failed_answer(VENDOR, status, incident.id, SETTING) from None
+                raise failed_answer(
+                    VENDOR, status, what=f"incident {incident.id}", setting=SETTING
+                ) from None
             except httpx.HTTPError as err:
                 raise unreachable(VENDOR, self.base_url, err) from None
             except (ValueError, KeyError, TypeError, AttributeError) as err:
@@ -224,25 +203,22 @@ def _update_event(update: IncidentUpdateV2, incident: Incident) -> CollectedEven
     lines.append(f"Status: {update.new_incident_status.name}")
     if not isinstance(update.new_severity, Unset):
         lines.append(f"Severity: {update.new_severity.name}")
-    return collected(
-        source=SOURCE,
-        source_id=f"update-{update.id}",
-        at=update.created_at,
-        kind=EventKind.STATUS_UPDATE,
-        author=_actor(update.updater),
-        text="\n".join(line for line in lines if line),
-        link=incident.url,
-    )
+    source_id = f"update-{update.id}"
+    at = vendor_time(SOURCE, f"{source_id}: created_at", update.created_at)
+    text = "\n".join(line for line in lines if line)
+    return _event(incident, source_id, at, EventKind.STATUS_UPDATE, update.updater, text)
 
 
 def _item_event(item: IncidentTimelineItemV2, incident: Incident) -> CollectedEvent:
     description = item.description if isinstance(item.description, str) else ""
-    return collected(
-        source=SOURCE,
-        source_id=f"timeline-item-{item.id}",
-        at=item.timestamp,
-        kind=EventKind.NOTE,
-        author=_actor(item.creator),
-        text="\n\n".join(part for part in (item.title, description) if part),
-        link=incident.url,
-    )
+    source_id = f"timeline-item-{item.id}"
+    at = vendor_time(SOURCE, f"{source_id}: timestamp", item.timestamp)
+    text = "\n\n".join(part for part in (item.title, description) if part)
+    return _event(incident, source_id, at, EventKind.NOTE, item.creator, text)
+
+
+def _event(
+    incident: Incident, source_id: str, at: datetime, kind: EventKind, actor: ActorV2, text: str
+) -> CollectedEvent:
+    """Both kinds of record link to the incident's page: neither has a page of its own."""
+    return event(SOURCE, source_id, at, kind, author=_actor(actor), text=text, link=incident.url)

@@ -7,7 +7,7 @@ Python SDK (`opsgenie-sdk` 2.1.5, its AlertApi).
 The incident id is the alert's id (the webhook keeps `alert.alertId`). The SDK is from 2021 and
 still installs and works with urllib3 2.x; its defaults do not suit an activity, so its retries
 (random exponential backoff for up to a minute, Retry-After ignored) are switched off: a 429
-waits its Retry-After here (`RateLimitWaits`, bounded) and is tried again. It wraps every failure
+waits its Retry-After here (common.RateLimitWaits) and is tried again. It wraps every failure
 in tenacity's RetryError, which is unwrapped, and decodes the body as JSON before it looks at the
 status, so a proxy's HTML error page surfaces as a ValueError: both become our errors.
 
@@ -24,31 +24,31 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import opsgenie_sdk
-import structlog
 import tenacity
 import urllib3
 
 from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
-from followthrough.integrations.outbound import network_failure, retry_after
-from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
 from followthrough.integrations.timeline.common import (
     RateLimitWaits,
+    VendorCollector,
     event,
+    failed_answer,
+    oldest_first,
+    unreachable,
+    unreadable,
     vendor_id,
     vendor_time,
 )
 
-log = structlog.get_logger(__name__)
-
 SOURCE = "opsgenie"
+VENDOR = "Opsgenie"
 DEFAULT_URL = "https://api.opsgenie.com"
-SETTINGS_HINT = "check FOLLOWTHROUGH_OPSGENIE_API_KEY"
+SETTING = "FOLLOWTHROUGH_OPSGENIE_API_KEY"
 PAGE_SIZE = 100  # the most Opsgenie serves per page
 PAGES_MOST = 2 * EVENTS_PER_SOURCE_MOST // PAGE_SIZE  # notifications are many; kept ones fewer
 
@@ -63,30 +63,16 @@ _LOG_KINDS: list[tuple[re.Pattern[str], EventKind | None]] = [
 ]
 
 
-class OpsgenieCollector:
+class OpsgenieCollector(VendorCollector):
     source = SOURCE
-
-    def __init__(
-        self,
-        api_key: str,
-        base_url: str = DEFAULT_URL,
-        *,
-        timeout: float = 30.0,
-        waits: RateLimitWaits | None = None,
-    ) -> None:
-        self.api_key = api_key
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.waits = waits
-
-    def applies_to(self, incident: Incident) -> bool:
-        return incident.source == SOURCE
+    vendor = VENDOR
+    default_url = DEFAULT_URL
 
     def collect(self, incident: Incident) -> list[CollectedEvent]:
-        waits = self.waits or RateLimitWaits(SOURCE)
+        waits = self.rate_limit_waits()
         configuration = opsgenie_sdk.configuration.Configuration()
         configuration.host = self.base_url
-        configuration.api_key["Authorization"] = self.api_key
+        configuration.api_key["Authorization"] = self.credential
         configuration.api_key_prefix["Authorization"] = "GenieKey"
         configuration.retry_enabled = False
         client = opsgenie_sdk.api_client.ApiClient(configuration=configuration)
@@ -103,10 +89,7 @@ class OpsgenieCollector:
             ]
         finally:
             client.rest_client.pool_manager.clear()
-        events.sort(key=lambda e: e.at)
-        if len(events) > EVENTS_PER_SOURCE_MOST:
-            log.info("timeline.events_cut", source=SOURCE, found=len(events))
-        return events[:EVENTS_PER_SOURCE_MOST]
+        return oldest_first(SOURCE, events)
 
     def _pages(
         self, listing: Callable[..., Any], alert_id: str, waits: RateLimitWaits
@@ -143,16 +126,9 @@ class OpsgenieCollector:
             except Exception as err:  # the SDK raises tenacity's RetryError around everything
                 failure = _unwrapped(err)
                 if getattr(failure, "status", None) == 429:
-                    waits.wait(retry_after(_Headers(failure)))
+                    waits.wait(failure)  # the SDK's exception keeps the answer's headers
                     continue
                 raise _translated(failure, alert_id, self.base_url) from None
-
-
-class _Headers:
-    """The SDK's exception as something with `headers`, for retry_after."""
-
-    def __init__(self, err: BaseException) -> None:
-        self.headers = getattr(err, "headers", None) or {}
 
 
 def _unwrapped(err: BaseException) -> BaseException:
@@ -164,26 +140,15 @@ def _unwrapped(err: BaseException) -> BaseException:
 
 def _translated(err: BaseException, alert_id: str, base: str) -> Exception:
     if isinstance(err, urllib3.exceptions.HTTPError):
-        return SourceUnavailable(f"could not reach Opsgenie at {base}: {network_failure(err)}")
+        return unreachable(VENDOR, base, err)
     if isinstance(err, ValueError):  # the SDK decodes every body as JSON, error pages too
-        return SourceUnavailable(f"Opsgenie at {base} answered with something other than JSON")
+        return unreadable(VENDOR, err)
     if not isinstance(err, opsgenie_sdk.exceptions.OpenApiException):
         raise err  # a bug here, not Opsgenie's answer: let it be seen
     status = getattr(err, "status", None)
     if not isinstance(status, int):  # an answer the SDK could not read (a field's type)
-        reason = str(getattr(err, "reason", "") or type(err).__name__)[:300]
-        return SourceRefused(f"Opsgenie's answer is not as documented: {reason}")
-    said = _said(err)
-    tail = f": {said}" if said else ""
-    if status == 401:
-        return SourceRefused(f"Opsgenie refused the API key (401): {SETTINGS_HINT}")
-    if status in (402, 403):
-        return SourceRefused(f"Opsgenie forbids this API key reading alerts ({status}){tail}")
-    if status == 404:
-        return SourceRefused(f"Opsgenie has no alert {alert_id} (404){tail}")
-    if status in (408, 429) or status >= 500:
-        return SourceUnavailable(f"Opsgenie answered {status}{tail}")
-    return SourceRefused(f"Opsgenie refused reading alert {alert_id} ({status}){tail}")
+        return unreadable(VENDOR, err)
+    return failed_answer(VENDOR, status, what=f"alert {alert_id}", setting=SETTING, said=_said(err))
 
 
 def _said(err: BaseException) -> str:
@@ -193,7 +158,7 @@ def _said(err: BaseException) -> str:
     except (TypeError, ValueError):
         return ""
     message = body.get("message") if isinstance(body, dict) else None
-    return str(message)[:300] if message else ""
+    return str(message) if message else ""
 
 
 def _next_offset(url: str | None) -> str | None:
@@ -212,7 +177,7 @@ def _from_log(entry: Any, link: str | None) -> CollectedEvent | None:
     return event(
         SOURCE,
         f"log-{offset}",
-        _aware(vendor_time(SOURCE, f"log entry {offset}: createdAt", entry.created_at)),
+        vendor_time(SOURCE, f"log entry {offset}: createdAt", entry.created_at),
         kind,
         author=entry.owner,
         text=text,
@@ -225,14 +190,9 @@ def _from_note(note: Any, link: str | None) -> CollectedEvent:
     return event(
         SOURCE,
         f"note-{offset}",
-        _aware(vendor_time(SOURCE, f"note {offset}: createdAt", note.created_at)),
+        vendor_time(SOURCE, f"note {offset}: createdAt", note.created_at),
         EventKind.NOTE,
         author=note.owner,
         text=str(note.note or ""),
         link=link,
     )
-
-
-def _aware(when: datetime) -> datetime:
-    # dateutil reads "Z" as tzlocal() on a machine whose zone is UTC: the same instant.
-    return when.astimezone(UTC)

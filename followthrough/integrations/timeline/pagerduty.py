@@ -18,7 +18,7 @@ events, and as what:
 
 The client's defaults do not suit an activity: it retries a 429 forever with its own backoff
 (ignoring Retry-After) and a refused connection three times with sleeps. Here it makes one
-attempt per request; a 429 waits its Retry-After (`RateLimitWaits`, bounded) and is tried again.
+attempt per request; a 429 waits its Retry-After (common.RateLimitWaits) and is tried again.
 The client speaks https:// only (the tests' server has a certificate of its own, which
 `verify` trusts). The base URL is the operator's setting (as Jira's is), not a URL from a
 draft, so the outbound policy's allow-list does not apply.
@@ -27,30 +27,35 @@ draft, so the outbound policy's allow-list does not apply.
 from __future__ import annotations
 
 import ssl
+import time
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote
 
 import httpx2
 import pagerduty
-import structlog
 
 from followthrough.domain.incident import Incident
 from followthrough.domain.timeline import EVENTS_PER_SOURCE_MOST, CollectedEvent, EventKind
-from followthrough.integrations.outbound import network_failure, retry_after
-from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
+from followthrough.integrations.timeline import SourceRefused
 from followthrough.integrations.timeline.common import (
+    REQUEST_SECONDS,
     RateLimitWaits,
+    Sleep,
+    VendorCollector,
     event,
+    failed_answer,
+    oldest_first,
+    unreachable,
+    unreadable,
     vendor_id,
     vendor_time,
 )
 
-log = structlog.get_logger(__name__)
-
 SOURCE = "pagerduty"
+VENDOR = "PagerDuty"
 DEFAULT_URL = "https://api.pagerduty.com"
-SETTINGS_HINT = "check FOLLOWTHROUGH_PAGERDUTY_API_TOKEN"
+SETTING = "FOLLOWTHROUGH_PAGERDUTY_API_TOKEN"
 PAGE_SIZE = 100  # the most PagerDuty serves per page
 
 KINDS: dict[str, EventKind] = {
@@ -86,34 +91,30 @@ class _Client(pagerduty.RestApiV2Client):
     def postprocess(self, response: Any, suffix: str | None = None) -> None:
         super().postprocess(response, suffix)
         if response.status_code == 429:
-            self.waits.wait(retry_after(response))
+            self.waits.wait(response)
 
 
-class PagerDutyCollector:
+class PagerDutyCollector(VendorCollector):
     source = SOURCE
+    vendor = VENDOR
+    default_url = DEFAULT_URL
 
     def __init__(
         self,
         token: str,
-        base_url: str = DEFAULT_URL,
+        base_url: str | None = None,
         *,
-        timeout: float = 30.0,
-        waits: RateLimitWaits | None = None,
+        timeout: float = REQUEST_SECONDS,
+        sleep: Sleep = time.sleep,
         verify: ssl.SSLContext | bool = True,
     ) -> None:
-        self.token = token
-        self.verify = verify
-        self.base_url = base_url.rstrip("/")
-        self.timeout = timeout
-        self.waits = waits
-
-    def applies_to(self, incident: Incident) -> bool:
-        return incident.source == SOURCE
+        super().__init__(token, base_url, timeout=timeout, sleep=sleep)
+        self.verify = verify  # the tests' server has a certificate of its own
 
     def collect(self, incident: Incident) -> list[CollectedEvent]:
-        waits = self.waits or RateLimitWaits(SOURCE)
+        waits = self.rate_limit_waits()
         try:
-            client = _Client(self.token, self.base_url, self.timeout, waits, self.verify)
+            client = _Client(self.credential, self.base_url, self.timeout, waits, self.verify)
         except pagerduty.UrlError as err:  # the client speaks https:// only
             raise SourceRefused(f"{err}: check FOLLOWTHROUGH_PAGERDUTY_API_URL") from None
         path = f"/incidents/{quote(incident.id, safe='')}"  # one path segment, whatever it holds
@@ -128,15 +129,10 @@ class PagerDutyCollector:
         except pagerduty.Error as err:
             raise _translated(err, incident.id, self.base_url) from None
         except (httpx2.HTTPError, ValueError) as err:  # an answer that is not PagerDuty's JSON
-            raise SourceUnavailable(
-                f"PagerDuty at {self.base_url} gave an unusable answer: {network_failure(err)}"
-            ) from None
+            raise unreadable(VENDOR, err) from None
         finally:
             client.close()
-        events.sort(key=lambda e: e.at)
-        if len(events) > EVENTS_PER_SOURCE_MOST:
-            log.info("timeline.events_cut", source=SOURCE, found=len(events))
-        return events[:EVENTS_PER_SOURCE_MOST]
+        return oldest_first(SOURCE, events)
 
     def _log_entries(self, client: _Client, path: str) -> Iterator[dict[str, Any]]:
         """Every log entry, page by page; stops reading once there are more than kept."""
@@ -201,26 +197,17 @@ def _dicts(found: object) -> list[dict[str, Any]]:
 
 def _translated(err: pagerduty.Error, incident_id: str, base: str) -> Exception:
     response = err.response
-    status = response.status_code if response is not None else None
-    if status is None:
-        cause = err.__cause__ or err
-        return SourceUnavailable(f"could not reach PagerDuty at {base}: {network_failure(cause)}")
-    said = _said(response)
-    tail = f": {said}" if said else ""
-    if 200 <= status < 300:  # the client could not read a successful answer
-        return SourceRefused(
-            f"PagerDuty at {base} answered {status} with something other than its JSON "
-            "(is FOLLOWTHROUGH_PAGERDUTY_API_URL PagerDuty's REST API?)"
-        )
-    if status == 401:
-        return SourceRefused(f"PagerDuty refused the API token (401): {SETTINGS_HINT}")
-    if status == 403:
-        return SourceRefused(f"PagerDuty forbids this token reading the incident (403){tail}")
-    if status == 404:
-        return SourceRefused(f"PagerDuty has no incident {incident_id} (404){tail}")
-    if status in (408, 429) or status >= 500:
-        return SourceUnavailable(f"PagerDuty answered {status}{tail}")
-    return SourceRefused(f"PagerDuty refused reading incident {incident_id} ({status}){tail}")
+    if response is None:
+        return unreachable(VENDOR, base, err.__cause__ or err)
+    if 200 <= response.status_code < 300:  # the client could not read a successful answer
+        return unreadable(VENDOR, err)
+    return failed_answer(
+        VENDOR,
+        response.status_code,
+        what=f"incident {incident_id}",
+        setting=SETTING,
+        said=_said(response),
+    )
 
 
 def _said(response: Any) -> str:
@@ -233,4 +220,4 @@ def _said(response: Any) -> str:
     if not isinstance(error, dict):
         return ""
     parts = [str(error.get("message") or ""), *map(str, error.get("errors") or [])]
-    return "; ".join(part for part in parts if part)[:300]
+    return "; ".join(part for part in parts if part)
