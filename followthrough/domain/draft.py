@@ -147,6 +147,7 @@ class ActionItemSpec(BaseModel):
     acceptance_criterion: AcceptanceCriterion
     description: str = ""
     slo_change: SloChange | None = None
+    communication: bool = False  # it answers a broken communication contract
     proposed_change: str = Field(
         default="", description="for an SLO alerting change: the rules Followthrough proposes"
     )
@@ -329,10 +330,15 @@ def communication_review(
     )
 
 
+def communication_answers(draft: Draft) -> list[str]:
+    """The titles of the action items that answer a broken communication contract."""
+    return [a.title.strip() for a in draft.action_items if a.communication]
+
+
 def _communication_problems(draft: Draft, incident: Incident, policy: Policy) -> list[str]:
     """A broken communication contract is a finding the draft must answer with an action item."""
     review = communication_review(incident, draft, policy)
-    if review is None or review.held or any(a.communication for a in draft.action_items):
+    if review is None or review.held or communication_answers(draft):
         return []
     return [
         f"communication: {'; '.join(review.findings())}. Add an action item with "
@@ -461,6 +467,7 @@ def action_item_specs(
                 acceptance_criterion=criterion,
                 description=item.description,
                 slo_change=item.slo_change,
+                communication=item.communication,
                 proposed_change=(
                     proposed.get(item.slo_change.slo, "")
                     if item.slo_change and item.slo_change.change == "alerting"

@@ -638,7 +638,8 @@ class _History:
         if first is None or end is None:
             return []
         rng = random.Random(incident.id)
-        updates, at = [], first
+        updates: list[TimelineEntry] = []
+        at = first
         while at < end and len(updates) < 12:
             updates.append(
                 TimelineEntry(at=at, kind="status_update", description="Status page updated")

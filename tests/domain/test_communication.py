@@ -22,7 +22,7 @@ from followthrough.domain.draft import (
 )
 from followthrough.domain.policy import Policy
 from tests.domain.examples import NOW, make_incident, problems_of
-from tests.factories import draft_data
+from tests.factories import draft_data, status_updates_data
 
 SEV1 = StatusUpdateContract(first_within_minutes=15, every_minutes=30)
 T0 = datetime(2026, 11, 5, 10, 0, tzinfo=UTC)
@@ -157,16 +157,17 @@ def test_a_breach_is_a_problem_until_an_action_item_answers_it(policy: Policy) -
 
 def test_status_updates_that_keep_the_contract_need_no_answer(policy: Policy) -> None:
     incident = make_incident(policy, severity="SEV1")
-    detected = NOW - timedelta(hours=3, minutes=40)
     # Every 30 min from 10 min after detection until mitigation (100 min after detection).
     kept = sev1_draft()
-    kept["timeline"] += [
-        {"at": (detected + timedelta(minutes=m)).isoformat(), "kind": "status_update"}
-        for m in (10, 40, 70, 100)
-    ]
+    kept["timeline"] += status_updates_data(NOW)
     assert not [p for p in problems_of(policy, kept, incident) if "communication" in p]
     review = communication_review(incident, parse(kept), policy)
     assert review is not None and review.held
+    # One missing (the 70-min one): 40 -> 100 is 60 min without an update.
+    broken = sev1_draft()
+    broken["timeline"] += status_updates_data(NOW, 10, 40, 100)
+    [problem] = [p for p in problems_of(policy, broken, incident) if "communication" in p]
+    assert "no status update for 60 min" in problem
 
 
 def test_a_severity_without_a_contract_is_not_judged(policy: Policy) -> None:
