@@ -17,9 +17,11 @@ from followthrough.domain.draft import (
     Draft,
     TimelineEntry,
     TimelineKind,
+    communication_answers,
     communication_review,
     parse_draft,
 )
+from followthrough.domain.draft_form import draft_from_form, form_rows
 from followthrough.domain.policy import Policy
 from tests.domain.examples import NOW, make_incident, problems_of
 from tests.factories import draft_data, status_updates_data
@@ -178,3 +180,16 @@ def test_a_severity_without_a_contract_is_not_judged(policy: Policy) -> None:
 
 def parse(draft: dict[str, Any]) -> Draft:
     return parse_draft(draft)
+
+
+def test_the_editor_ticks_and_reads_back_the_communication_answer() -> None:
+    form = {
+        "item-0-title": "Name a communications lead",
+        "item-0-communication": "on",  # a ticked checkbox; an unticked one is not sent
+        "item-1-title": "Canary the config",
+    }
+    draft = draft_from_form(form, "UTC")
+    assert [a.communication for a in draft.action_items] == [True, False]
+    assert communication_answers(draft) == ["Name a communications lead"]
+    rows = form_rows(draft, "UTC")["items"]
+    assert [r["communication"] for r in rows] == ["on", "", ""]  # the last: the blank row
