@@ -70,3 +70,20 @@ def draft_data(now: datetime, **overrides: Any) -> dict[str, Any]:
     }
     data.update(overrides)
     return data
+
+
+def status_updates_data(now: datetime, *minutes_after_detection: int) -> list[dict[str, Any]]:
+    """Status-update timeline entries, minutes after incident_data's detection (now - 3h40).
+
+    With none given: 10, 40, 70 and 100 minutes, the last at mitigation (now - 2h), which keeps
+    the default policy's SEV1 contract (the first within 15 minutes, then every 30).
+    """
+    detected = now - timedelta(hours=3, minutes=40)
+    return [
+        {
+            "at": (detected + timedelta(minutes=m)).isoformat(),
+            "kind": "status_update",
+            "description": "Status page updated",
+        }
+        for m in minutes_after_detection or (10, 40, 70, 100)
+    ]

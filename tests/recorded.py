@@ -22,6 +22,7 @@ from followthrough.domain.postmortem import (
     RiskAcceptance,
     open_postmortem,
 )
+from followthrough.domain.slo_review import SloAssessment
 from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
 from tests.factories import incident_data
@@ -38,10 +39,11 @@ def record_postmortem(
     incident_id: str,
     severity: str,
     milestones: dict[str, datetime],
+    slo_review: list[SloAssessment] | None = None,
     **incident: Any,
 ) -> Postmortem:
     """A tracking postmortem whose incident has these milestones ('started', 'resolved', ...) and
-    no others."""
+    no others, and what its SLO review found."""
     data = incident_data(
         milestones["resolved"],
         id=incident_id,
@@ -53,7 +55,9 @@ def record_postmortem(
         **incident,
     )
     pm = open_postmortem(parse_incident(data, policy), policy, milestones["resolved"])
-    pm = pm.model_copy(update={"state": PostmortemState.TRACKING, "last_seq": 1})
+    pm = pm.model_copy(
+        update={"state": PostmortemState.TRACKING, "last_seq": 1, "slo_review": slo_review or []}
+    )
     event = AuditEvent(
         workflow_id=pm.id,
         postmortem_id=pm.id,

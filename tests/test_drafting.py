@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -26,7 +26,7 @@ from followthrough.domain.policy import Policy, load_policy
 from followthrough.storage import Store
 from followthrough.storage.drafting import DraftStore, Seen, StaleDraft
 from tests.api_support import Api, api_for
-from tests.factories import draft_data
+from tests.factories import draft_data, status_updates_data
 from tests.test_api import open_postmortem, stored_postmortem
 from tests.test_dashboard import browser, csrf_of, flash, text_of
 
@@ -313,3 +313,35 @@ def test_two_saves_of_the_same_version_never_both_land(store: Store) -> None:
     saved_drafts.mark_seen("pm-1", "erin", Seen(draft_version=1, draft={"impact": "a"}))
     saved_drafts.mark_seen("pm-1", "erin", Seen(draft_version=2, draft={"impact": "b"}))
     assert saved_drafts.seen("pm-1", "erin") == Seen(draft_version=2, draft={"impact": "b"})
+
+
+async def test_a_broken_communication_contract_is_shown_with_its_answer(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    """SEV1: the first update within 15 min of detection, then every 30 (the default policy)."""
+    pm_id = await open_postmortem(api, time_skipping, severity="SEV1")
+    now = await time_skipping.get_current_time()
+    url = f"/api/postmortems/{pm_id}/draft"
+    data = draft_data(now)
+    detected = stored_postmortem(api, pm_id).incident.detected_at
+    assert detected is not None
+    # Updates 25 and 40 min after detection; mitigated 100 min after it.
+    opened = detected + timedelta(hours=3, minutes=40)  # the `now` the incident was made with
+    data["timeline"] += status_updates_data(opened, 25, 40)
+    refused = await api.post(url, "alice", data)
+    assert refused.status_code == 422, refused.text
+    detail = refused.json()["detail"]
+    # Due 15 min after detection, sent at 25: 10 min late; 40 -> 100 (mitigation): 60 min.
+    assert "the SEV1 contract wants it within 15 min: 10 min late" in detail
+    assert "no status update for 60 min" in detail
+    data["action_items"][1]["communication"] = True
+    accepted = await api.post(url, "alice", data)
+    assert accepted.is_success, accepted.text
+
+    async with browser(api, "erin") as erin:
+        for page in (f"/postmortems/{pm_id}/review", f"/postmortems/{pm_id}"):
+            shown = text_of(await erin.get(page))
+            assert "The SEV1 contract: the first within 15 min of detected" in shown, page
+            assert "The contract was broken" in shown
+            assert "10 min late" in shown and "no status update for 60 min" in shown
+            assert "Answered by: Canary load-balancer config pushes." in shown

@@ -28,7 +28,7 @@ from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
 from tests.conftest import eventually, running_worker
-from tests.factories import draft_data, incident_data
+from tests.factories import draft_data, incident_data, status_updates_data
 from tests.lifecycle import start, submit, wait_for_item
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
@@ -187,7 +187,9 @@ async def test_sev1_needs_two_distinct_reviewers(
 ) -> None:
     now = time_skipping_now
     pm_id = await start(client, policy, task_queue, now, severity="SEV1")
-    await submit(client, pm_id, "alice", draft_data(now))
+    sev1 = draft_data(now)
+    sev1["timeline"] += status_updates_data(now)  # the SEV1 communication contract held
+    await submit(client, pm_id, "alice", sev1)
 
     pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
     assert (pm.state, len(pm.approvals())) == (PostmortemState.IN_REVIEW, 1)

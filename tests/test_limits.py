@@ -181,6 +181,8 @@ async def test_an_odd_number_already_in_the_record_does_not_break_the_reliabilit
         page = await dan.get("/reliability")
     assert page.status_code == 200, page.text[-2000:]
     assert "checkout-availability" in page.text
+    # Kept before the record said what the SLO's budget is: not guessed.
+    assert "100% = the whole error budget of this SLO for one SLO period" in page.text
 
 
 # --- criteria that could never be checked --------------------------------------------------------

@@ -24,6 +24,7 @@ from followthrough.domain.metrics import (
     RepeatFactor,
     SloBurn,
     StateCount,
+    budget_meaning,
     format_duration,
     format_percent,
     headline,
@@ -441,11 +442,33 @@ def burn(slo: str, service: str, consumed: float, rate: float) -> SloBurn:
     return SloBurn(slo=slo, service=service, budget_consumed=consumed, burn_rate=rate)
 
 
+def known_burn(
+    slo: str, service: str, consumed: float, rate: float, *, name: str, objective: float, days: int
+) -> SloBurn:
+    return SloBurn(
+        slo=slo,
+        service=service,
+        budget_consumed=consumed,
+        burn_rate=rate,
+        name=name,
+        objective=objective,
+        period_days=days,
+    )
+
+
 BURNING = [
     incident(
         "i1",
         slo_burns=[
-            burn("checkout-availability", "checkout", 0.375, 12.0),
+            known_burn(
+                "checkout-availability",
+                "checkout",
+                0.375,
+                12.0,
+                name="availability",
+                objective=0.999,
+                days=30,
+            ),
             burn("checkout-latency", "checkout", 0.125, 0.8),
         ],
     ),
@@ -453,7 +476,15 @@ BURNING = [
         "i2",
         slo_burns=[
             burn("checkout-availability", "checkout", 0.25, 3.0),
-            burn("search-availability", "search", 0.5, 0.5),
+            known_burn(
+                "search-availability",
+                "search",
+                0.5,
+                0.5,
+                name="search",
+                objective=0.995,
+                days=28,
+            ),
         ],
     ),
     # exactly at its objective while users were hurt: not a breach
@@ -462,19 +493,72 @@ BURNING = [
 ]
 
 
-def test_error_budget_consumed_per_service_and_slo() -> None:
+AVAILABILITY = "100% = the whole 30-day budget of 99.9% availability: 43 min of failed requests"
+
+
+def test_error_budget_consumed_per_slo_never_summed_per_service() -> None:
     result = metrics(BURNING)
-    # checkout: 0.375 + 0.125 + 0.25 = 0.75 over i1, i2; search: 0.5 + 0.0625 = 0.5625 over i2, i3
+    # checkout-availability 0.375 + 0.25 = 0.625 over i1, i2; search-availability 0.5 + 0.0625
+    # = 0.5625 over i2, i3; checkout-latency 0.125 over i1.
+    availability = BudgetBySlo(
+        slo="checkout-availability",
+        service="checkout",
+        consumed=0.625,
+        incidents=2,
+        meaning=AVAILABILITY,
+    )
+    search = BudgetBySlo(
+        slo="search-availability",
+        service="search",
+        consumed=0.5625,
+        incidents=2,
+        meaning="100% = the whole 28-day budget of 99.5% search: 3.4 h of failed requests",
+    )
+    latency = BudgetBySlo(
+        slo="checkout-latency",
+        service="checkout",
+        consumed=0.125,
+        incidents=1,
+        meaning="100% = the whole error budget of this SLO for one SLO period",
+    )
+    assert result.budget_by_slo == [availability, search, latency]
+    # checkout is not 0.75 (0.625 + 0.125 adds two different budgets): its SLOs side by side.
     assert result.budget_by_service == [
-        BudgetByService(service="checkout", consumed=0.75, incidents=2),
-        BudgetByService(service="search", consumed=0.5625, incidents=2),
+        BudgetByService(service="checkout", slos=[availability, latency], incidents=2),
+        BudgetByService(service="search", slos=[search], incidents=2),
     ]
-    # checkout-availability 0.375 + 0.25 = 0.625; search-availability 0.5625; latency 0.125
-    assert result.budget_by_slo == [
-        BudgetBySlo(slo="checkout-availability", service="checkout", consumed=0.625, incidents=2),
-        BudgetBySlo(slo="search-availability", service="search", consumed=0.5625, incidents=2),
-        BudgetBySlo(slo="checkout-latency", service="checkout", consumed=0.125, incidents=1),
-    ]
+
+
+@pytest.mark.parametrize(
+    ("objective", "days", "meaning"),
+    [
+        # 0.001 x 30 days = 43.2 min
+        (0.999, 30, "the whole 30-day budget of 99.9% x: 43 min of failed requests"),
+        # 0.0005 x 28 days = 20.16 min
+        (0.9995, 28, "the whole 28-day budget of 99.95% x: 20 min of failed requests"),
+        # 0.01 x 30 days = 7.2 h
+        (0.99, 30, "the whole 30-day budget of 99% x: 7.2 h of failed requests"),
+        # 0.1 x 7 days = 16.8 h
+        (0.9, 7, "the whole 7-day budget of 90% x: 16.8 h of failed requests"),
+    ],
+)
+def test_what_100_percent_of_a_budget_means(objective: float, days: int, meaning: str) -> None:
+    assert budget_meaning("x", objective, days) == f"100% = {meaning}"
+
+
+@pytest.mark.parametrize("objective", [float("nan"), 1.5, 0, 1, True, "0.999"])
+def test_an_implausible_stored_objective_is_read_as_unknown(objective: object) -> None:
+    burn = SloBurn.model_validate(
+        {
+            "slo": "s",
+            "service": "x",
+            "budget_consumed": 0.1,
+            "burn_rate": 1,
+            "objective": objective,
+            "period_days": 30,
+        }
+    )
+    assert burn.objective is None
 
 
 def test_equal_budgets_are_ordered_by_name() -> None:

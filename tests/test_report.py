@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 import re
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
@@ -18,6 +18,8 @@ import pytest
 
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState, RiskAcceptance
+from followthrough.domain.slo import Slo, incident_impact
+from followthrough.domain.slo_review import SloAssessment
 from followthrough.hrefs import markdown_escape
 from followthrough.progress import Progress, no_progress
 from followthrough.reporting.metrics_view import measure
@@ -248,6 +250,63 @@ def test_the_quarters_numbers_in_html_and_markdown(
     follow = ["5", "2", "1", "2", "1 of 3", "14 days", "1 of 3", "0 of 3"]
     assert markdown_row(text, "5") == follow
     assert [c for row in html_table(page, "follow-up") for c in row] == follow
+
+
+def assessed(slo: Slo, minutes: int, error_ratio: float) -> SloAssessment:
+    """What an SLO review records: error_ratio over `minutes`, time-based."""
+    impact = incident_impact(slo, duration=timedelta(minutes=minutes), error_ratio=error_ratio)
+    return SloAssessment(slo=slo, method="estimated", impact=impact)
+
+
+def test_error_budgets_are_per_slo_and_never_summed_per_service(
+    store: Store, policy: Policy
+) -> None:
+    availability = Slo(
+        id="checkout-availability",
+        name="availability",
+        service="checkout",
+        objective=0.999,
+        period=timedelta(days=30),
+    )
+    latency = availability.model_copy(
+        update={"id": "checkout-latency", "name": "latency", "objective": 0.99}
+    )
+    # 30 days = 43,200 min. INC-200: availability 30% for 45 min, burn 300: 300 x 45 / 43,200
+    # = 31.25%; latency 20% for 45 min, burn 20: 2.08%. INC-201: availability 10% for 90 min,
+    # burn 100: 100 x 90 / 43,200 = 20.83%. Availability: 52.08%; a checkout "total" of 54%
+    # would add a latency budget to an availability one.
+    for name, day, review in [
+        ("INC-200", 5, [assessed(availability, 45, 0.30), assessed(latency, 45, 0.20)]),
+        ("INC-201", 12, [assessed(availability, 90, 0.10)]),
+    ]:
+        record_postmortem(
+            store,
+            policy,
+            name,
+            "SEV2",
+            minutes_after(at(2026, 10, day, 10), detected=5, mitigated=90, resolved=120),
+            slo_review=review,
+        )
+    report = report_of(store, policy)
+    [checkout] = report.metrics.budget_by_service
+    assert [(b.slo, round(b.consumed, 4)) for b in checkout.slos] == [
+        ("checkout-availability", 0.5208),
+        ("checkout-latency", 0.0208),
+    ]
+    # 0.1% of 30 days is 43.2 min; 1% of 30 days is 7.2 h.
+    whole = "100% = the whole 30-day budget of"
+    meaning = f"{whole} 99.9% availability: 43 min of failed requests"
+    latency_meaning = f"{whole} 99% latency: 7.2 h of failed requests"
+    assert html_table(report.html, "budget") == [
+        ["checkout", "checkout-availability", "52%", meaning, "2"],
+        ["checkout-latency", "2%", latency_meaning, "1"],
+    ]
+    rows = [cells(line) for line in report.markdown.splitlines() if line.startswith("| checkout")]
+    assert rows == [
+        ["checkout", "checkout-availability", "52%", meaning, "2"],
+        ["checkout", "checkout-latency", "2%", latency_meaning, "1"],
+    ]
+    assert "54%" not in report.html and "54%" not in report.markdown
 
 
 def test_themes_overdue_items_and_risk_acceptances(

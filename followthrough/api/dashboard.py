@@ -37,7 +37,12 @@ from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
-from followthrough.domain.draft import merged_timeline, prefilled_timeline
+from followthrough.domain.draft import (
+    communication_answers,
+    communication_review,
+    merged_timeline,
+    prefilled_timeline,
+)
 from followthrough.domain.incident import is_demo_record
 from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
 from followthrough.domain.metrics import (
@@ -436,6 +441,11 @@ async def postmortem_page(
         people=sorted(using.policy.people),
         teams=sorted(using.policy.teams),
         chat=chat,
+        # judged by the policy in force now, as the draft editor judges a draft
+        communication=communication_review(pm.incident, pm.draft, using.policy)
+        if pm.draft
+        else None,
+        communication_answered=communication_answers(pm.draft) if pm.draft else [],
     )
 
 

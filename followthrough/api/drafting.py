@@ -32,7 +32,14 @@ from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import STATUS_OF_REFUSAL, answer, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.domain.bounds import Bounds
-from followthrough.domain.draft import Draft, InvalidDraft, draft_bounds, draft_problems
+from followthrough.domain.draft import (
+    Draft,
+    InvalidDraft,
+    communication_answers,
+    communication_review,
+    draft_bounds,
+    draft_problems,
+)
 from followthrough.domain.draft_form import (
     CRITERION_FIELDS,
     CRITERION_KINDS,
@@ -65,7 +72,8 @@ _SCRIPT = (Path(__file__).resolve().parent / "static" / "draft-editor.js").read_
 # The editor's one script is ours, and it talks only to this server.
 EDITOR_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; script-src 'self'; connect-src 'self'"
 _KINDS = ("started", "detected", "acknowledged", "mitigated", "communicated", "resolved")
-TIMELINE_KINDS = (*_KINDS, "decision", "note")
+# status_update: what the communication contract is judged on (domain/communication.py).
+TIMELINE_KINDS = (*_KINDS, "decision", "note", "status_update")
 
 
 def drafts(using: Services) -> DraftStore:
@@ -366,6 +374,10 @@ async def review_page(request: Request, postmortem: str, who: SignedIn, using: U
         may_comment=_may_comment(using, pm, who.person),
         may_review=reviewer and pm.state is PostmortemState.IN_REVIEW,
         local=local_times(using),
+        communication=communication_review(pm.incident, pm.draft, using.policy)
+        if pm.draft
+        else None,
+        communication_answered=communication_answers(pm.draft) if pm.draft else [],
     )
 
 

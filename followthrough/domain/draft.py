@@ -17,6 +17,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationErro
 
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds, due_date_problem
+from followthrough.domain.communication import CommunicationReview, review_communication
 from followthrough.domain.criteria import AcceptanceCriterion, Manual, parse_criterion
 from followthrough.domain.draft_templates import templates_for
 from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
@@ -111,6 +112,9 @@ class ActionItemDraft(BaseModel):
     acceptance_criterion: dict[str, Any] | list[Any] | None = None
     description: str = ""
     slo_change: SloChange | None = None
+    # The item changes how status updates go out: it answers a breach of the communication
+    # contract, as an slo_change answers a late SLO alert.
+    communication: bool = False
 
 
 class Draft(BaseModel):
@@ -143,6 +147,7 @@ class ActionItemSpec(BaseModel):
     acceptance_criterion: AcceptanceCriterion
     description: str = ""
     slo_change: SloChange | None = None
+    communication: bool = False  # it answers a broken communication contract
     proposed_change: str = Field(
         default="", description="for an SLO alerting change: the rules Followthrough proposes"
     )
@@ -302,6 +307,7 @@ def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: d
     if not any(s.strip() for s in draft.recovery_steps):
         problems.append("recovery_steps: missing; list the steps that restored service")
 
+    problems.extend(_communication_problems(draft, incident, policy))
     problems.extend(_template_problems(draft, incident, policy))
     if not draft.action_items:
         problems.append("action_items: missing; list at least one")
@@ -309,6 +315,36 @@ def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: d
     for i, item in enumerate(draft.action_items):
         problems.extend(_action_item_problems(i, item, policy, today, titles))
     return problems
+
+
+def communication_review(
+    incident: Incident, draft: Draft, policy: Policy
+) -> CommunicationReview | None:
+    """Whether the draft's timeline kept the severity's communication contract; None when the
+    policy sets none for it or the timeline has no window to judge."""
+    severity = policy.severities.get(incident.severity)
+    if severity is None or severity.status_updates is None:
+        return None
+    return review_communication(
+        merged_timeline(incident, draft), incident.severity, severity.status_updates
+    )
+
+
+def communication_answers(draft: Draft) -> list[str]:
+    """The titles of the action items that answer a broken communication contract."""
+    return [a.title.strip() for a in draft.action_items if a.communication]
+
+
+def _communication_problems(draft: Draft, incident: Incident, policy: Policy) -> list[str]:
+    """A broken communication contract is a finding the draft must answer with an action item."""
+    review = communication_review(incident, draft, policy)
+    if review is None or review.held or communication_answers(draft):
+        return []
+    return [
+        f"communication: {'; '.join(review.findings())}. Add an action item with "
+        "communication: true that changes how status updates go out (or add the status_update "
+        "entries the timeline is missing)"
+    ]
 
 
 def _template_problems(draft: Draft, incident: Incident, policy: Policy) -> list[str]:
@@ -431,6 +467,7 @@ def action_item_specs(
                 acceptance_criterion=criterion,
                 description=item.description,
                 slo_change=item.slo_change,
+                communication=item.communication,
                 proposed_change=(
                     proposed.get(item.slo_change.slo, "")
                     if item.slo_change and item.slo_change.change == "alerting"

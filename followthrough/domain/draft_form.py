@@ -138,6 +138,8 @@ def _item(i: int, row: dict[str, str], problems: list[str]) -> dict[str, Any]:
         item["acceptance_criterion"] = criterion
     if slo := row.get("slo"):
         item["slo_change"] = {"slo": slo, "change": row.get("slo_change") or "alerting"}
+    if row.get("communication"):  # a checkbox: sent only when ticked
+        item["communication"] = True
     return item
 
 
@@ -180,11 +182,13 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
             row[f"criterion_{name}"] = "" if value is None else str(value)
         row["slo"] = item.slo_change.slo if item.slo_change else ""
         row["slo_change"] = item.slo_change.change if item.slo_change else "alerting"
+        row["communication"] = "on" if item.communication else ""
         items.append(row)
     blank_item = {f: "" for f in _ITEM_FIELDS} | {
         "kind": "manual",
         "slo": "",
         "slo_change": "alerting",
+        "communication": "",
     }
     blank_item |= {f"criterion_{n}": "" for n in _ALL_CRITERION_FIELDS}
     return {

@@ -20,7 +20,9 @@ These are the product's definitions:
   and items not yet due are not decided; median time to verify = verified_at - opened_at.
   A verified item missing its verified_at counts as verified, but in no timing figure.
 - Repeat incidents: every contributing-factor tag carried by two or more of the period's incidents.
-- Error budget consumed: the sum of budget_consumed per service and per SLO.
+- Error budget consumed: per SLO, the sum of budget_consumed over the period's incidents, in
+  shares of that SLO's whole budget for one SLO period (what 100 % means is said beside it). Per
+  service, its SLOs' figures side by side: budgets of different SLOs are never added up.
 - Customer SLO breach share: incidents with an SLO burn rate above 1 (the SLI was worse than its
   objective while users were hurt) / all incidents.
 - Follow-ups all verified within four weeks: of the incidents with action items, qualified = every
@@ -72,6 +74,10 @@ class SloBurn(BaseModel):
     service: str
     budget_consumed: float  # fraction of the period's error budget, e.g. 0.375
     burn_rate: float  # error ratio / (1 - objective) over the impact window
+    # What the budget is, to say what 100 % means; records stored before they were kept lack them.
+    name: str = ""
+    objective: float | None = None  # e.g. 0.999
+    period_days: float | None = None  # the SLO period, e.g. 30
 
     @field_validator("budget_consumed", "burn_rate", mode="before")
     @classmethod
@@ -81,6 +87,27 @@ class SloBurn(BaseModel):
         if isinstance(value, bool) or not isinstance(value, int | float) or math.isnan(value):
             return 0.0
         return min(max(float(value), 0.0), BURN_MAX)
+
+    @field_validator("objective", mode="before")
+    @classmethod
+    def _an_objective(cls, value: Any) -> float | None:
+        """Anything but a number strictly between 0 and 1 is read as unknown."""
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value < 1:
+            return None
+        return float(value)
+
+    @field_validator("period_days", mode="before")
+    @classmethod
+    def _a_period(cls, value: Any) -> float | None:
+        """Anything but a number of days from a minute to ten years is read as unknown."""
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            return None
+        return float(value) if 1 / 1440 <= value <= 3660 else None
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _a_name(cls, value: Any) -> str:
+        return value[:200] if isinstance(value, str) else ""
 
 
 class IncidentFacts(BaseModel):
@@ -219,21 +246,26 @@ class RepeatFactor(BaseModel):
     postmortem_ids: list[str]  # oldest incident first
 
 
-class BudgetByService(BaseModel):
-    model_config = ConfigDict(frozen=True)
-
-    service: str
-    consumed: float  # summed fractions of error budget
-    incidents: int
-
-
 class BudgetBySlo(BaseModel):
+    """One SLO's error budget consumed by the period's incidents."""
+
     model_config = ConfigDict(frozen=True)
 
     slo: str
     service: str
-    consumed: float
+    consumed: float  # summed over the incidents, in shares of this SLO's whole budget
     incidents: int
+    meaning: str = ""  # what 100 % is, e.g. "100% = the whole 30-day budget of 99.9% ..."
+
+
+class BudgetByService(BaseModel):
+    """A service's SLOs side by side: each in its own budget's units, so never added up."""
+
+    model_config = ConfigDict(frozen=True)
+
+    service: str
+    slos: list[BudgetBySlo]  # the most consumed first
+    incidents: int  # incidents that cost any of its SLOs budget
 
 
 class SloBreaches(BaseModel):
@@ -565,31 +597,74 @@ def repeat_factors(incidents: list[IncidentFacts]) -> list[RepeatFactor]:
     return sorted(repeats, key=lambda r: (-r.incidents, r.tag))
 
 
-def budget_by_service(incidents: list[IncidentFacts]) -> list[BudgetByService]:
-    consumed: dict[str, float] = defaultdict(float)
-    hit: dict[str, set[str]] = defaultdict(set)
-    for incident in incidents:
-        for burn in incident.slo_burns:
-            consumed[burn.service] += burn.budget_consumed
-            hit[burn.service].add(incident.postmortem_id)
-    rows = [BudgetByService(service=s, consumed=consumed[s], incidents=len(hit[s])) for s in hit]
-    return sorted(rows, key=lambda r: (-r.consumed, r.service))
+def budget_meaning(name: str, objective: float | None, period_days: float | None) -> str:
+    """What 100 % of an SLO's error budget is, in people's words.
+
+    "100% = the whole 30-day budget of 99.9% availability: 43 min of failed requests", where
+    43 min = (1 - objective) x period: the failures allowed in the period, as that long a total
+    outage. Unknown objective or period (records kept before them): said so, not guessed.
+    """
+    what = name or "this SLO"
+    if objective is None or period_days is None:
+        return f"100% = the whole error budget of {what} for one SLO period"
+    allowed = timedelta(days=period_days) * (1 - objective)
+    return (
+        f"100% = the whole {_one_decimal(period_days)}-day budget of "
+        f"{_objective_percent(objective)} {what}: {format_duration(allowed)} of failed requests"
+    )
+
+
+def _objective_percent(objective: float) -> str:
+    # Enough places to tell 99.95% from 99.9%, none wasted on 99%.
+    text = f"{_half_up(objective * 100, 4):f}".rstrip("0").removesuffix(".")
+    return f"{text}%"
 
 
 def budget_by_slo(incidents: list[IncidentFacts]) -> list[BudgetBySlo]:
+    """Per SLO: its budget consumed summed over the incidents, the most consumed first."""
     consumed: dict[str, float] = defaultdict(float)
     hit: dict[str, set[str]] = defaultdict(set)
-    service: dict[str, str] = {}
-    for incident in incidents:
+    first: dict[str, SloBurn] = {}
+    newest: dict[str, SloBurn] = {}
+    for incident in sorted(incidents, key=lambda i: (i.resolved_at, i.postmortem_id)):
         for burn in incident.slo_burns:
             consumed[burn.slo] += burn.budget_consumed
             hit[burn.slo].add(incident.postmortem_id)
-            service.setdefault(burn.slo, burn.service)  # an SLO id belongs to one service
-    rows = [
-        BudgetBySlo(slo=s, service=service[s], consumed=consumed[s], incidents=len(hit[s]))
-        for s in hit
-    ]
+            first.setdefault(burn.slo, burn)  # an SLO id belongs to one service
+            if burn.objective is not None and burn.period_days is not None:
+                newest[burn.slo] = burn  # the SLO as most recently reviewed says what 100 % is
+    rows = []
+    for slo, burn in first.items():
+        known = newest.get(slo, burn)
+        rows.append(
+            BudgetBySlo(
+                slo=slo,
+                service=burn.service,
+                consumed=consumed[slo],
+                incidents=len(hit[slo]),
+                meaning=budget_meaning(known.name, known.objective, known.period_days),
+            )
+        )
     return sorted(rows, key=lambda r: (-r.consumed, r.slo))
+
+
+def budget_by_service(
+    incidents: list[IncidentFacts], per_slo: list[BudgetBySlo] | None = None
+) -> list[BudgetByService]:
+    """Per service, its SLOs side by side (never summed); the service whose SLO lost the most
+    budget first."""
+    slos = budget_by_slo(incidents) if per_slo is None else per_slo
+    hit: dict[str, set[str]] = defaultdict(set)
+    for incident in incidents:
+        for burn in incident.slo_burns:
+            hit[burn.service].add(incident.postmortem_id)
+    of_service: dict[str, list[BudgetBySlo]] = defaultdict(list)
+    for row in slos:  # already the most consumed first
+        of_service[row.service].append(row)
+    rows = [
+        BudgetByService(service=s, slos=of_service[s], incidents=len(hit[s])) for s in of_service
+    ]
+    return sorted(rows, key=lambda r: (-r.slos[0].consumed, r.service))
 
 
 def slo_breaches(incidents: list[IncidentFacts]) -> SloBreaches:
@@ -625,6 +700,7 @@ def reliability_metrics(
     items = [i for i in items if i.postmortem_id in ours]
     ordered = _ordered_severities(severities, incidents)
     groups = _by_severity(incidents)
+    per_slo = budget_by_slo(incidents)
     return ReliabilityMetrics(
         period_start=period_start,
         period_end=period_end,
@@ -639,8 +715,8 @@ def reliability_metrics(
         follow_up=follow_up(items, as_of, calendar),
         within_four_weeks=follow_ups_within_four_weeks(incidents, items, as_of),
         repeat_factors=repeat_factors(incidents),
-        budget_by_service=budget_by_service(incidents),
-        budget_by_slo=budget_by_slo(incidents),
+        budget_by_service=budget_by_service(incidents, per_slo),
+        budget_by_slo=per_slo,
         slo_breaches=slo_breaches(incidents),
     )
 

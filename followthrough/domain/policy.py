@@ -5,7 +5,9 @@ and how many approvals it needs; it names the teams (members, manager, WIP cap),
 which service, the reviewers and the reliability council, their email addresses, the business
 calendar deadlines are counted on, the escalation ladder for overdue action items, and the
 taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme,
-what a postmortem's SLO review demands, and how the incident channel's chat is read.
+what a postmortem's SLO review demands, per severity the communication contract (how soon
+the first status update is due, and how often the next), and how the incident channel's chat
+is read.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.chat import ChatPolicy
+from followthrough.domain.communication import StatusUpdateContract
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
@@ -43,6 +46,11 @@ class SeverityPolicy(BaseModel):
     approvals_required: int = Field(ge=1, description="distinct reviewers who must approve")
     optional_window_days: int = Field(
         default=14, ge=1, description="how long a not-required postmortem waits for an opt-in"
+    )
+    status_updates: StatusUpdateContract | None = Field(
+        default=None,
+        description="the communication contract: the first status update within N minutes of "
+        "detection, then one every M until mitigation; none: no contract",
     )
 
 

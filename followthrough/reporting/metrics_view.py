@@ -48,9 +48,10 @@ def metric_charts(metrics: ReliabilityMetrics) -> dict[str, Markup]:
             "All verified within 4 weeks", metrics.within_four_weeks.share
         ),
         slo_breaches=charts.percent_ring("Breached a customer SLO", metrics.slo_breaches.share),
-        budget_by_service=charts.bar_chart(
-            "Error budget consumed by incidents, per service",
-            [(b.service, b.consumed) for b in metrics.budget_by_service],
+        # Per SLO: budgets of different SLOs are different units, so a service gets no total.
+        budget_by_slo=charts.bar_chart(
+            "Error budget consumed by incidents, per SLO (100% = that SLO's whole budget)",
+            [(f"{b.service}: {b.slo}", b.consumed) for b in metrics.budget_by_slo],
             format_value=format_percent,
         ),
         repeat_factors=charts.bar_chart(

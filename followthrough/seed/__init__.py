@@ -56,6 +56,7 @@ from followthrough.domain.draft import (
     SloChange,
     SloImpactEstimate,
     TimelineEntry,
+    communication_review,
     factor_tags,
 )
 from followthrough.domain.escalation import (
@@ -605,7 +606,7 @@ class _History:
             review = self._slo_review(pm, draft)
         if review.problems:
             raise AssertionError(f"seeded draft for {pm.id}: {'; '.join(review.problems)}")
-        return draft, review
+        return self._answer_communication(pm, draft, today), review
 
     def _impact(self, incident: Incident) -> str:
         assert incident.started_at is not None and incident.mitigated_at is not None
@@ -625,8 +626,49 @@ class _History:
                 at=decided,
                 kind="decision",
                 description=self._text(self.scenario.decision, incident.services),
-            )
+            ),
+            *self._status_updates(incident),
         ]
+
+    def _status_updates(self, incident: Incident) -> list[TimelineEntry]:
+        """Status updates from the communicated milestone until mitigation, 20 to 45 minutes
+        apart, so some contracts hold and some break. Their own random numbers: the rest of
+        the seeded history stays as it was."""
+        first, end = incident.communicated_at, incident.mitigated_at
+        if first is None or end is None:
+            return []
+        rng = random.Random(incident.id)
+        updates: list[TimelineEntry] = []
+        at = first
+        while at < end and len(updates) < 12:
+            updates.append(
+                TimelineEntry(at=at, kind="status_update", description="Status page updated")
+            )
+            at += timedelta(minutes=rng.randint(20, 45))
+        return updates
+
+    def _answer_communication(self, pm: Postmortem, draft: Draft, today: date) -> Draft:
+        """What an author adds when the timeline broke the communication contract."""
+        review = communication_review(pm.incident, draft, self.policy)
+        if review is None or review.held:
+            return draft
+        items = list(draft.action_items)
+        owner_of = items[0]
+        items.append(
+            ActionItemDraft(
+                title="Name a communications lead who posts status updates on schedule",
+                owner=owner_of.owner,
+                team=owner_of.team,
+                due=today + timedelta(days=14),
+                priority="P2",
+                acceptance_criterion={
+                    "description": "The incident runbook names 1 communications lead who posts "
+                    "a status update every 30 minutes"
+                },
+                communication=True,
+            )
+        )
+        return draft.model_copy(update={"action_items": items})
 
     def _factors(self, incident: Incident) -> list[ContributingFactor]:
         chosen = self.scenario.factors

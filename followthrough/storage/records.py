@@ -310,6 +310,10 @@ def _incident_facts(pm: Postmortem) -> dict[str, Any]:
                 "service": review.slo.service,
                 "budget_consumed": review.impact.budget_consumed,
                 "burn_rate": review.impact.burn_rate,
+                # what 100 % of the budget is, for the reports
+                "name": review.slo.name,
+                "objective": review.slo.objective,
+                "period_days": review.slo.period.total_seconds() / 86400,
             }
             for review in pm.slo_review
         ],

@@ -256,3 +256,43 @@ def test_a_tag_listed_twice_is_a_policy_problem() -> None:
     data = default_policy_data()
     data["contributing_factor_tags"] = ["deploy", "deploy"]
     assert "contributing_factor_tags: 'deploy' is listed more than once" in policy_problems(data)
+
+
+# --- the communication contract ---------------------------------------------------------------
+
+
+def test_the_default_policy_sets_a_communication_contract_for_sev1_only(policy: Policy) -> None:
+    contract = policy.severity("SEV1").status_updates
+    assert contract is not None
+    assert (contract.first_within_minutes, contract.every_minutes) == (15, 30)
+    assert policy.severity("SEV2").status_updates is None
+
+
+@pytest.mark.parametrize(
+    ("contract", "problem"),
+    [
+        (
+            {"first_within_minutes": 0, "every_minutes": 30},
+            "severities.SEV2.status_updates.first_within_minutes: Input should be greater than "
+            "or equal to 1",
+        ),
+        (
+            {"first_within_minutes": 15, "every_minutes": 1441},
+            "severities.SEV2.status_updates.every_minutes: Input should be less than or equal "
+            "to 1440",
+        ),
+        ({"first_within_minutes": 15}, "severities.SEV2.status_updates.every_minutes: is required"),
+        (
+            {"first_within_minutes": 15, "every_minutes": 30, "channel": "#x"},
+            "severities.SEV2.status_updates.channel: unknown field",
+        ),
+        (
+            {"first_within_minutes": "soon", "every_minutes": 30},
+            "severities.SEV2.status_updates.first_within_minutes: Input should be a valid integer",
+        ),
+    ],
+)
+def test_the_communication_contract_is_bounded(contract: dict[str, Any], problem: str) -> None:
+    data = default_policy_data()
+    data["severities"]["SEV2"]["status_updates"] = contract
+    assert problem in policy_problems(data)
