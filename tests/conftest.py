@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
+from datetime import timedelta
 from email.message import EmailMessage
 from email.parser import BytesParser
 from pathlib import Path
@@ -24,6 +25,7 @@ from typing import Any
 import psycopg
 import pytest
 from aiosmtpd.controller import Controller
+from temporalio.api.testservice.v1 import SleepRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError
@@ -279,6 +281,17 @@ async def dev_server() -> AsyncIterator[WorkflowEnvironment]:
     )
     yield env
     await env.shutdown()
+
+
+async def skip(env: WorkflowEnvironment, duration: timedelta) -> None:
+    """`env.sleep(duration)` with a deadline of minutes instead of the client's 30 s: the server
+    holds the clock while an activity or workflow task is in flight, which on a loaded machine
+    outlasted 30 s (seen in CI as "Timeout expired")."""
+    request = SleepRequest()
+    request.duration.FromTimedelta(duration)
+    await env.client.test_service.unlock_time_skipping_with_sleep(
+        request, timeout=timedelta(minutes=3)
+    )
 
 
 async def eventually(condition: Callable[[], Any], *, seconds: float = 10) -> Any:

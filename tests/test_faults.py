@@ -82,7 +82,7 @@ from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal.client import start_postmortem
 from tests.api_support import Api, api_for, api_settings, loopback_policy_file
-from tests.conftest import SmtpCapture, running_worker
+from tests.conftest import SmtpCapture, running_worker, skip
 from tests.factories import draft_data, incident_data
 from tests.faults import Relay, poll, quiet, retried_activities
 from tests.processes import Followthrough
@@ -839,7 +839,7 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
 
             async def skip_to(moment: datetime) -> None:
                 await poll(lambda: quiet(client, workflows), what="the workflows to go quiet")
-                await env.sleep(moment - await env.get_current_time())
+                await skip(env, moment - await env.get_current_time())
 
             def day_at(step: str, hour: int, minute: int = 0) -> datetime:
                 return datetime.combine(fires[step].date(), clock_time(hour, minute), tzinfo=UTC)
@@ -855,7 +855,7 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
             smtp.cut()
             storm = jira.faults.fail_always(status=503, path=COMMENTS)
             await note("CUT SMTP (connections refused); Jira answers 503 to comments")
-            await env.sleep(day_at("due", 13) - await env.get_current_time())
+            await skip(env, day_at("due", 13) - await env.get_current_time())
             await note("five simulated hours later")
             outbox = {
                 m.dedupe_key: m.status.value for m in store.outbox.messages(action_item_id=item_id)
@@ -881,7 +881,7 @@ async def test_smtp_down_for_hours_and_a_jira_storm_delay_the_ladder_and_lose_no
             storm.remove()
             limited = jira.faults.fail_next(3, status=429, retry_after=120, path=COMMENTS)
             await note("RESTORED SMTP; Jira rate-limits (429, Retry-After 120) 3 comment requests")
-            await env.sleep(timedelta(minutes=30))  # the retries back off to 10 minutes apart
+            await skip(env, timedelta(minutes=30))  # the retries back off to 10 minutes apart
             await poll(lambda: mail("due") and comments("due"), what="the due notice")
             await note(f"due notice delivered and commented ({limited.hits} requests got 429)")
 

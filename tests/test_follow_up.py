@@ -39,7 +39,7 @@ from followthrough.domain.postmortem import (
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal.client import start_postmortem
-from tests.conftest import SmtpCapture, eventually, running_worker
+from tests.conftest import SmtpCapture, eventually, running_worker, skip
 from tests.factories import draft_data, incident_data
 from workflows.action_item import ActionItemWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
@@ -138,7 +138,7 @@ async def test_the_ladder_climbs_on_business_days_and_sends_each_step_once(
     client = time_skipping.client
     item_id = await approved_item(client, queue, holiday_policy, now, due)
 
-    await time_skipping.sleep(timedelta(days=60))
+    await skip(time_skipping, timedelta(days=60))
 
     # Tuesday due date; the Thursday after it is a holiday.
     expected = [
@@ -241,7 +241,7 @@ async def test_an_approved_extension_replans_the_ladder_and_a_spent_budget_is_re
     with pytest.raises(ActionRefused, match=r"used its extension budget \(2 of 2\)"):
         await ask(later + timedelta(days=30))
 
-    await time_skipping.sleep(timedelta(days=70))
+    await skip(time_skipping, timedelta(days=70))
     subjects = smtp_server.subjects()
     assert sum("Extension requested" in s for s in subjects) == 3
     assert sum("Extension denied" in s for s in subjects) == 1
@@ -291,7 +291,7 @@ async def test_reassignment_tells_the_new_owner_and_the_ladder_follows_them(
     )
     assert (item.owner, item.team) == ("carol", "platform")
 
-    await time_skipping.sleep(timedelta(days=30))
+    await skip(time_skipping, timedelta(days=30))
     first, *rest = smtp_server.without_handoffs()
     assert str(first["To"]) == "carol@example.com"
     assert "You now own" in str(first["Subject"])
@@ -409,7 +409,7 @@ async def test_items_beyond_the_wip_cap_wait_with_their_clock_stopped(
     assert (await state(linter)).state is ActionItemState.QUEUED
 
     # A week later the first item is verified: the P1 item gets the slot before the older P2.
-    await time_skipping.sleep(timedelta(days=7))
+    await skip(time_skipping, timedelta(days=7))
     with pytest.raises(ActionRefused, match="queued behind its team's WIP cap"):
         await act(client, linter, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="x"))
     await act(client, first, ActionItemWorkflow.claim_done, DoneClaim(by="bob", evidence="PR #900"))
@@ -459,7 +459,7 @@ async def test_the_weekly_council_digest_lists_escalated_items_once_a_week(
 ) -> None:
     client = time_skipping.client
     item_id = await approved_item(client, queue, holiday_policy, now, due)
-    await time_skipping.sleep(timedelta(days=30))  # well past the council step
+    await skip(time_skipping, timedelta(days=30))  # well past the council step
 
     # As the schedule would run it, twice in one week (a retried or re-triggered run).
     monday = await time_skipping.get_current_time()
@@ -498,7 +498,7 @@ async def test_an_overdue_draft_and_then_an_overdue_review_climb_the_ladder(
     client = time_skipping.client
     incident = parse_incident(incident_data(now), policy)  # SEV2: draft due in 7 business days
     pm_id = (await start_postmortem(client, incident, policy, task_queue=queue)).workflow_id
-    await time_skipping.sleep(timedelta(days=21))
+    await skip(time_skipping, timedelta(days=21))
 
     calendar = policy.calendar
     resolved = calendar.local_date(incident.resolved_at)
@@ -522,9 +522,9 @@ async def test_an_overdue_draft_and_then_an_overdue_review_climb_the_ladder(
         DraftSubmission(by="alice", draft=parse_draft(draft_data(today))),
     )
     review_due = calendar.add_business_days(calendar.local_date(today), 5)  # SEV2: 5 days
-    await time_skipping.sleep(at_nine(review_due) - today - timedelta(hours=1))
+    await skip(time_skipping, at_nine(review_due) - today - timedelta(hours=1))
     assert not [m for m in smtp_server.messages if "Overdue review" in str(m["Subject"])]
-    await time_skipping.sleep(timedelta(days=14))
+    await skip(time_skipping, timedelta(days=14))
     reviews = [m for m in smtp_server.messages if "Overdue review" in str(m["Subject"])]
     assert [(parsedate_to_datetime(str(m["Date"])), str(m["To"])) for m in reviews] == [
         (

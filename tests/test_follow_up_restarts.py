@@ -64,7 +64,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.notice import HANDOFF_KINDS
 from followthrough.domain.policy import Policy
-from tests.conftest import SmtpCapture
+from tests.conftest import SmtpCapture, skip
 from tests.faults import Relay, poll, quiet, retried_activities
 from tests.processes import Followthrough
 from tests.test_follow_up import approved_item, approved_item_handoffs, next_weekday
@@ -314,7 +314,7 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
 
     async def skip_to(moment: datetime) -> None:
         await poll(lambda: quiet(client, [pm_id, item_id]), what="the workflows to go quiet")
-        await time_skipping.sleep(moment - await time_skipping.get_current_time())
+        await skip(time_skipping, moment - await time_skipping.get_current_time())
 
     queues = StickyQueues()
     with Relay(client.service_client.config.target_host, watch=queues.watcher) as relay:
@@ -364,7 +364,7 @@ async def test_killed_workers_lose_no_ladder_step_and_send_none_twice(
 
             # The manager step's timer fires with no worker running.
             just_after = expected_at["manager"] + timedelta(seconds=1)
-            await time_skipping.sleep(just_after - await time_skipping.get_current_time())
+            await skip(time_skipping, just_after - await time_skipping.get_current_time())
             await note("manager step's timer fired with no worker running")
 
             # Kill 2: inside the storage activity, its transaction waiting on our row lock.

@@ -26,7 +26,7 @@ from followthrough.domain.tickets import item_label
 from followthrough.integrations.jira import JiraConfig
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings, link_mailer
-from tests.conftest import eventually, running_worker
+from tests.conftest import eventually, running_worker, skip
 from tests.servers.jira_server import JiraServer
 from tests.test_api import expect, stored_item, stored_postmortem, tracked_postmortem
 from tests.test_jira import DONE_STARTS_THE_CHECK
@@ -220,7 +220,7 @@ async def test_escalations_comment_and_extensions_move_the_due_date(
     )
     await eventually(lambda: jira.issue(bob_key)["fields"]["duedate"] == later)
 
-    await time_skipping.sleep(timedelta(days=27))  # past the new due date's reminder
+    await skip(time_skipping, timedelta(days=27))  # past the new due date's reminder
     comments = await eventually(
         lambda: [
             c
@@ -250,7 +250,7 @@ async def test_an_extension_granted_before_the_ticket_exists_moves_its_due_date(
     )
     assert tickets_of(api, bob_item, carol_item) is None
     jira.up()
-    await time_skipping.sleep(timedelta(minutes=6))  # the retries back off to 5 minutes apart
+    await skip(time_skipping, timedelta(minutes=6))  # the retries back off to 5 minutes apart
     bob_key, _ = await eventually(lambda: tickets_of(api, bob_item, carol_item), seconds=60)
     await eventually(lambda: jira.issue(bob_key)["fields"]["duedate"] == later, seconds=30)
 
@@ -294,9 +294,9 @@ async def test_jira_down_for_a_while_delays_tickets_and_loses_none(
     api = synced
     jira.down()
     _, bob_item, carol_item = await tracked_postmortem(api, time_skipping)
-    await time_skipping.sleep(timedelta(hours=1))  # an hour of retries against a dead Jira
+    await skip(time_skipping, timedelta(hours=1))  # an hour of retries against a dead Jira
     assert tickets_of(api, bob_item, carol_item) is None
     jira.up()
-    await time_skipping.sleep(timedelta(minutes=6))  # the retries back off to 5 minutes apart
+    await skip(time_skipping, timedelta(minutes=6))  # the retries back off to 5 minutes apart
     keys = await eventually(lambda: tickets_of(api, bob_item, carol_item), seconds=60)
     assert len(set(keys)) == 2 and jira.count("create_issue") == 2

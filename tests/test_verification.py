@@ -21,7 +21,7 @@ from temporalio.testing import WorkflowEnvironment
 from followthrough.domain.postmortem import ActionItem
 from followthrough.render import action_item_detail
 from tests.api_support import Api
-from tests.conftest import eventually
+from tests.conftest import eventually, skip
 from tests.factories import draft_data
 from tests.servers.prometheus import Prometheus
 from tests.test_api import expect, open_postmortem, stored_item, stored_postmortem
@@ -144,7 +144,7 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
     api_own_server: Api, own_time_skipping: WorkflowEnvironment, health: Health
 ) -> None:
     # It skips hours three times: on the module's shared server an earlier test's outstanding
-    # task could hold the skipping past the RPC's deadline (seen under load in CI).
+    # task could hold the skipping (seen under load in CI).
     api, time_skipping = api_own_server, own_time_skipping
     criterion = {
         "kind": "http_check",
@@ -158,7 +158,7 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
     expect(await api.post(f"/api/action-items/{item_id}/claim-done", "bob", {"evidence": "x"}), 200)
     await eventually(lambda: len(stored_item(api, item_id).checks) == 1)
     health.answer = (500, "flapping")  # the second check is due 2 simulated hours later
-    await time_skipping.sleep(timedelta(hours=2, minutes=1))
+    await skip(time_skipping, timedelta(hours=2, minutes=1))
     reopened = await settled(api, item_id, attempts=2)
     assert reopened.state.value == "open"
     first, second = (c.result for c in reopened.checks)
@@ -179,7 +179,7 @@ async def test_a_flaky_fix_must_pass_n_times_over_m_hours(
             return len(stored_item(api, item_id).checks) == n
 
         await eventually(ran)
-        await time_skipping.sleep(timedelta(hours=2, minutes=1))
+        await skip(time_skipping, timedelta(hours=2, minutes=1))
     verified = await settled(api, item_id, attempts=5)
     assert verified.state.value == "verified"
     assert [c.round for c in verified.checks] == [1, 1, 2, 2, 2]
@@ -202,7 +202,7 @@ async def test_a_fix_that_regresses_reopens_at_its_recheck_and_the_council_hears
     await eventually(lambda: stored_postmortem(api, pm_id).state.value == "closed")
 
     health.answer = (500, "regressed")
-    await time_skipping.sleep(timedelta(days=31))  # the re-check is due after 30 days
+    await skip(time_skipping, timedelta(days=31))  # the re-check is due after 30 days
     reopened = await settled(api, item_id, attempts=2)
     assert reopened.state.value == "open" and reopened.checks[1].purpose == "recheck"
     assert reopened.due > verified.due  # a new due date to fix it by
