@@ -23,10 +23,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict
 
 from followthrough.domain.draft import Draft, merged_timeline
 from followthrough.domain.incident import MILESTONES, Incident
-from followthrough.domain.postmortem import Postmortem, PostmortemState
-
-# The states in which a draft has been approved: its reviewed timeline is the record.
-APPROVED_STATES = (PostmortemState.TRACKING, PostmortemState.CLOSED)
+from followthrough.domain.postmortem import APPROVED_STATES, Postmortem
 
 # The kinds that count as each milestone (others: none but the milestone's own name).
 _COUNTS_AS = {"communicated": ("communicated", "status_update")}
@@ -85,4 +82,3 @@ def postmortem_milestones(pm: Postmortem) -> ResponseMilestones:
 
 def _first(moments: list[AwareDatetime]) -> AwareDatetime | None:
     return moments[0] if moments else None
-
