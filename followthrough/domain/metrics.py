@@ -772,7 +772,9 @@ def timing_cells(severity: SeverityTimings) -> list[str]:
 
 def response_coverage(metrics: ReliabilityMetrics) -> list[tuple[str, str]]:
     """How many incidents each response figure stands on, (label, '31 of 40 incidents')."""
-    return [(DURATIONS[c.duration], format_coverage(c.count, c.incidents)) for c in metrics.coverage]
+    return [
+        (DURATIONS[c.duration], format_coverage(c.count, c.incidents)) for c in metrics.coverage
+    ]
 
 
 def figures_basis(metrics: ReliabilityMetrics) -> str:
