@@ -87,8 +87,7 @@ def _reviewed_milestones(data: dict[str, Any]) -> dict[str, datetime | None]:
         return incident
     drafted = [(entry["kind"], _moment(entry["at"])) for entry in draft.get("timeline", [])]
     replaced = {kind for kind, _ in drafted if kind in MILESTONES}
-    timeline = [(k, at) for k, at in incident.items() if at is not None and k not in replaced]
-    timeline += drafted
+    timeline = [(k, at) for k, at in incident.items() if k not in replaced] + drafted
     found: dict[str, datetime | None] = {}
     for name in MILESTONES:
         kinds = COUNTS_AS.get(name, (name,))
