@@ -306,3 +306,56 @@ async def test_health_metrics_and_openapi(api: Api, time_skipping: WorkflowEnvir
     assert "/webhooks/{source}" in spec["paths"]
     assert "/api/action-items/{item}/claim-done" in spec["paths"]
     assert (await api.http.get("/docs")).status_code == 200
+
+
+async def test_the_reliability_figures_come_from_the_approved_reviewed_timeline(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    """A PagerDuty-like incident (start and resolution only): no acknowledgement counts until
+    the approved draft's timeline says when it was acknowledged; each figure has its count."""
+    now = await time_skipping.get_current_time()
+    pm_id = await open_postmortem(
+        api, time_skipping, detected_at=None, acknowledged_at=None, mitigated_at=None
+    )  # started 4 h before now, resolved 1 h before
+
+    def coverage(figures: dict[str, Any]) -> dict[str, tuple[int, int]]:
+        return {c["duration"]: (c["count"], c["incidents"]) for c in figures["coverage"]}
+
+    drafting = expect(await api.get("/api/reliability", "dan"), 200)
+    assert coverage(drafting)["acknowledge"] == (0, 1)
+    assert coverage(drafting)["resolve"] == (1, 1) and drafting["reviewed"] == 0
+
+    started = stored_postmortem(api, pm_id).incident.started_at
+    assert started is not None
+
+    def entry(minutes_after_start: int, kind: str) -> dict[str, str]:
+        at = started + timedelta(minutes=minutes_after_start)
+        return {"at": at.isoformat(), "kind": kind, "description": kind}
+
+    draft = draft_data(now)
+    draft["timeline"] += [
+        entry(10, "alert"),  # a candidate: no detection
+        entry(15, "detected"),
+        entry(18, "acknowledged"),  # 3 min after detection
+        entry(30, "status_update"),  # the first communication
+        entry(90, "mitigated"),
+    ]
+    assert (await api.post(f"/api/postmortems/{pm_id}/draft", "alice", draft)).is_success
+    assert (await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {})).is_success
+    await eventually(lambda: stored_postmortem(api, pm_id).state.value == "tracking")
+
+    approved = expect(await api.get("/api/reliability", "dan"), 200)
+    assert coverage(approved) == {
+        "detect": (1, 1),
+        "acknowledge": (1, 1),
+        "mitigate": (1, 1),
+        "resolve": (1, 1),
+        "communicate": (1, 1),
+    }
+    assert approved["reviewed"] == 1
+    sev2 = next(s for s in approved["severities"] if s["severity"] == "SEV2")
+    assert sev2["acknowledge"]["count"] == 1 and sev2["incidents"] == 1
+    assert sev2["detect"]["median"] == "PT15M"
+    assert sev2["acknowledge"]["median"] == "PT3M"
+    assert sev2["communicate"]["median"] == "PT30M"
+    expect(await api.get("/api/reliability", "dan", params={"quarter": "2026Q9"}), 422, "quarter")

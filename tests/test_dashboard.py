@@ -278,6 +278,11 @@ async def test_the_metrics_page_measures_the_period(
         text = text_of(page)
         assert "1 Incidents" in text  # the headline card: value, then label
         assert format_duration(detect) in text  # SEV2's median time to detect is its only one
+        # Each figure says how many incidents it stands on, and where the times come from.
+        assert "Time to detect: 1 of 1 incident" in text
+        assert "Time to communicate: 0 of 1 incident" in text  # the incident never said
+        assert f"{format_duration(detect)} / {format_duration(detect)} (1 of 1)" in text
+        assert "The response times of 1 of 1 incident come from their approved" in text
         assert page.text.count("<svg") >= 10
         # Offline: nothing fetched from elsewhere, no scripts at all.
         assert not re.search(r"<script|<link|@import|src=\"http", page.text)

@@ -25,6 +25,8 @@ from followthrough.domain.metrics import (
     SloBurn,
     StateCount,
     budget_meaning,
+    figures_basis,
+    format_coverage,
     format_duration,
     format_percent,
     headline,
@@ -33,6 +35,8 @@ from followthrough.domain.metrics import (
     p90,
     quarter_bounds,
     reliability_metrics,
+    response_coverage,
+    timing_cells,
     trend_series,
 )
 from followthrough.domain.postmortem import ActionItemState
@@ -204,6 +208,50 @@ def test_odd_and_even_medians_and_missing_milestones() -> None:
     # none mitigated or communicated: nothing is invented
     assert sev2.mitigate == EMPTY
     assert sev2.communicate == EMPTY
+
+
+def test_every_figure_says_how_many_incidents_it_stands_on() -> None:
+    """Like a PagerDuty incident: start and resolution only, unless its reviewed timeline adds
+    the rest; 'time to detect: 2 of 5 incidents' makes the hollow figure visible."""
+    start = at(10, 5, 10)
+    incidents = [
+        timed("a", start, "SEV1", detected=5, acknowledged=6, communicated=15, resolved=60),
+        timed("b", start, "SEV1", resolved=90),  # the webhook's start and resolution only
+        timed("c", start, detected=20, mitigated=30, resolved=120),
+        incident("d", state="drafting"),  # no start at all: nothing measurable
+        timed("e", start, "SEV3", resolved=30).model_copy(update={"state": "in_review"}),
+    ]
+    result = metrics(incidents)
+
+    assert [(c.duration, c.count, c.incidents) for c in result.coverage] == [
+        ("detect", 2, 5),  # a, c
+        ("acknowledge", 1, 5),  # a (c has a detection but no acknowledgement)
+        ("mitigate", 1, 5),  # c
+        ("resolve", 4, 5),  # all but d, which has no start
+        ("communicate", 1, 5),  # a
+    ]
+    assert response_coverage(result) == [
+        ("Time to detect", "2 of 5 incidents"),
+        ("Time to acknowledge", "1 of 5 incidents"),
+        ("Time to mitigate", "1 of 5 incidents"),
+        ("Time to resolve", "4 of 5 incidents"),
+        ("Time to communicate", "1 of 5 incidents"),
+    ]
+    assert result.reviewed == 3  # a, b, c are tracking; d drafting, e in review
+    assert figures_basis(result).startswith(
+        "The response times of 3 of 5 incidents come from their approved postmortem's reviewed "
+        "timeline; the others' postmortems are not yet approved"
+    )
+    # SEV1: a took 5 min to detect, b is unknown: median and p90 both 5 min, on 1 of 2.
+    assert timing_cells(result.severities[0]) == [
+        "5 min / 5 min (1 of 2)",
+        "1 min / 1 min (1 of 2)",
+        "— / — (0 of 2)",
+        "1.3 h / 1.5 h (2 of 2)",  # 60 and 90 min: median 75 min = 1.25 h, half up
+        "15 min / 15 min (1 of 2)",
+    ]
+    assert format_coverage(1, 1) == "1 of 1 incident"
+    assert figures_basis(metrics([])) == "No incident was resolved in the period."
 
 
 def test_an_incident_without_a_start_has_only_acknowledge() -> None:

@@ -117,6 +117,14 @@ HEADLINE = [
     ("Follow-ups all verified within 4 weeks", "1 of 1 (100%)"),
     ("Incidents breaching a customer SLO", "0%"),
 ]
+# Start and resolution only: SEV1 120 min; SEV2 120 and 60 min (median 1.5 h, p90 2 h).
+COVERAGE = [
+    ("Time to detect", "0 of 3 incidents"),
+    ("Time to acknowledge", "0 of 3 incidents"),
+    ("Time to mitigate", "0 of 3 incidents"),
+    ("Time to resolve", "3 of 3 incidents"),
+    ("Time to communicate", "0 of 3 incidents"),
+]
 SUBJECT = (
     "Reliability council monthly digest, 2026-10: 3 incidents, 50% of follow-ups completed, "
     "33% on time"
@@ -164,6 +172,16 @@ async def test_the_council_gets_last_months_numbers_once(
     for label, value in HEADLINE:
         assert re.search(rf"^  {re.escape(label)} +{re.escape(value)}$", text, re.MULTILINE), label
         assert re.search(rf">{re.escape(label)}</td><td[^>]*>{re.escape(value)}</td>", page), label
+    # Each response figure with how many incidents it stands on: like PagerDuty's, these
+    # incidents said only when they started and resolved.
+    for label, value in COVERAGE:
+        assert re.search(rf"^  {re.escape(label)} +{re.escape(value)}$", text, re.MULTILINE), label
+        assert re.search(rf">{re.escape(label)}</td><td[^>]*>{re.escape(value)}</td>", page), label
+    assert "  SEV2 (2 incidents)\n" in text
+    assert re.search(r"^    Time to resolve +1\.5 h / 2 h \(2 of 2\)$", text, re.MULTILINE)
+    assert re.search(r"^    Time to detect +— / — \(0 of 2\)$", text, re.MULTILINE)
+    assert re.search(r">Time to resolve</td><td[^>]*>2 h / 2 h \(1 of 1\)</td>", page)
+    assert "The response times of 3 of 3 incidents come from" in text
     # The repeat factor, with its postmortems; "capacity" came only once.
     assert (
         "  - deploy: 2 incidents\n      postmortem-generic-INC-201, postmortem-generic-INC-202"

@@ -11,8 +11,8 @@ from sqlalchemy import column, func, insert, inspect, select, table
 from sqlalchemy.orm import Session
 
 from followthrough.domain.criteria import Manual
-from followthrough.domain.draft import ActionItemSpec, Priority
-from followthrough.domain.incident import parse_incident
+from followthrough.domain.draft import ActionItemSpec, Priority, parse_draft
+from followthrough.domain.incident import MILESTONES, parse_incident
 from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
@@ -26,6 +26,7 @@ from followthrough.domain.postmortem import (
     PostmortemState,
     open_postmortem,
 )
+from followthrough.domain.response import response_milestones
 from followthrough.domain.slo_specs import load_slo_specs
 from followthrough.domain.themes import FactorTags
 from followthrough.storage import Store
@@ -36,7 +37,7 @@ from followthrough.storage.tables import (
     HeldNoticeRow,
     PostmortemRow,
 )
-from tests.factories import incident_data
+from tests.factories import draft_data, incident_data
 from tests.processes import ROOT
 
 T0 = datetime(2025, 3, 10, 12, 0, tzinfo=UTC)
@@ -513,6 +514,96 @@ def test_migration_0007_fills_the_dashboard_facts_of_existing_postmortems(
             assert row.slo_burns == []
     finally:
         store.close()
+
+
+def _reviewed(policy: Policy, incident_id: str, state: PostmortemState) -> Postmortem:
+    """A postmortem whose draft moved detection and added the first status update."""
+    draft = parse_draft(
+        draft_data(
+            T0,
+            timeline=[
+                {"at": (T0 - timedelta(hours=3, minutes=50)).isoformat(), "kind": "detected"},
+                {"at": (T0 - timedelta(hours=3)).isoformat(), "kind": "status_update"},
+                {"at": (T0 - timedelta(hours=3, minutes=55)).isoformat(), "kind": "alert"},
+            ],
+        )
+    )
+    return make_postmortem(policy, incident_id, state=state, draft=draft)
+
+
+def test_migration_0017_recomputes_the_figures_of_approved_postmortems(
+    database_url: str, policy: Policy
+) -> None:
+    """Rows written when the figures were the incident's get their reviewed timeline's; those
+    not yet approved keep the incident's; downgrading gives the incident's back."""
+    command.upgrade(_config(database_url), "0013")
+    approved = _reviewed(policy, "INC-1", PostmortemState.TRACKING)
+    closed = _reviewed(policy, "INC-2", PostmortemState.CLOSED)
+    drafting = _reviewed(policy, "INC-3", PostmortemState.DRAFTING)
+    store = Store(database_url)
+    try:
+        with store.engine.begin() as connection:
+            for pm in (approved, closed, drafting):
+                connection.execute(
+                    insert(PostmortemRow).values(
+                        id=pm.id,
+                        title=pm.incident.title,
+                        severity=pm.severity,
+                        team=pm.team,
+                        owner=pm.owner,
+                        state=pm.state.value,
+                        opened_at=pm.opened_at,
+                        draft_due=pm.draft_due,
+                        last_seq=1,
+                        data=pm.model_dump(mode="json"),
+                        # As 0013's code wrote them: the incident's.
+                        **{f"{n}_at": pm.incident.milestone(n) for n in MILESTONES},
+                    )
+                )
+
+        upgrade(database_url)
+
+        with Session(store.engine) as session:
+            for pm in (approved, closed):
+                row = session.get_one(PostmortemRow, pm.id)
+                assert row.detected_at == T0 - timedelta(hours=3, minutes=50)  # not the alert
+                assert row.communicated_at == T0 - timedelta(hours=3)
+                assert row.started_at == pm.incident.started_at
+                # The migration's restated rule and the domain's agree.
+                assert pm.draft is not None
+                expected = response_milestones(pm.incident, pm.draft)
+                for name in MILESTONES:
+                    assert getattr(row, f"{name}_at") == expected.at(name), name
+            row = session.get_one(PostmortemRow, drafting.id)
+            assert row.detected_at == drafting.incident.detected_at
+            assert row.communicated_at is None
+
+        command.downgrade(_config(database_url), "0013")
+
+        with Session(store.engine) as session:
+            row = session.get_one(PostmortemRow, approved.id)
+            assert row.detected_at == approved.incident.detected_at
+            assert row.communicated_at is None
+    finally:
+        store.close()
+
+
+def test_recording_an_approved_postmortem_writes_its_reviewed_timelines_figures(
+    store: Store, policy: Policy
+) -> None:
+    drafting = _reviewed(policy, "INC-3", PostmortemState.DRAFTING)
+    store.records.record_postmortem(pm_change(drafting, 1))
+    with Session(store.engine) as session:
+        assert session.get_one(PostmortemRow, drafting.id).communicated_at is None
+
+    approved = drafting.model_copy(update={"state": PostmortemState.TRACKING, "last_seq": 2})
+    store.records.record_postmortem(pm_change(approved, 2))
+
+    with Session(store.engine) as session:
+        row = session.get_one(PostmortemRow, approved.id)
+        assert row.detected_at == T0 - timedelta(hours=3, minutes=50)
+        assert row.communicated_at == T0 - timedelta(hours=3)
+        assert row.resolved_at == approved.incident.resolved_at
 
 
 def test_migration_0014_marks_the_notices_of_digests_that_went_out_delivered(

@@ -47,11 +47,14 @@ from followthrough.domain.incident import is_demo_record
 from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
 from followthrough.domain.metrics import (
     DURATIONS,
+    figures_basis,
     format_duration,
     format_percent,
     headline,
     period_of,
     recent_quarters,
+    response_coverage,
+    timing_cells,
 )
 from followthrough.domain.notice import NoticeDelivery
 from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
@@ -569,6 +572,9 @@ async def metrics_page(
         period=period,
         metrics=measured,
         headline=headline(measured),
+        coverage=response_coverage(measured),
+        basis=figures_basis(measured),
+        timings=timing_cells,
         charts=metric_charts(measured),
         durations=DURATIONS,
         duration=format_duration,

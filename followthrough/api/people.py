@@ -20,6 +20,7 @@ from followthrough.api.auth import Person
 from followthrough.api.services import Services, Using
 from followthrough.domain.draft import Draft
 from followthrough.domain.evidence import as_seen_by
+from followthrough.domain.metrics import ReliabilityMetrics, period_of
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -149,6 +150,27 @@ async def list_postmortems(
     person: Person, using: Using, state: PostmortemState | None = None
 ) -> list[Postmortem]:
     return await asyncio.to_thread(using.store.records.postmortems, state.value if state else None)
+
+
+@router.get("/reliability")
+async def reliability(
+    person: Person,
+    using: Using,
+    quarter: Annotated[str, Query(max_length=16, description="e.g. 2026Q4")] = "",
+    month: Annotated[str, Query(max_length=16, description="e.g. 2026-10")] = "",
+) -> ReliabilityMetrics:
+    """The reliability page's figures for a quarter, a month or the last 12 months. Each
+    response figure has its count beside it: `coverage[].count` of `incidents` overall, and
+    per severity `severities[].<duration>.count` of `severities[].incidents`; `reviewed` says
+    how many incidents' figures come from an approved postmortem's reviewed timeline."""
+    policy, now = using.policy, using.clock()
+    try:
+        period = period_of(
+            policy.calendar.local_date(now), policy.calendar, quarter=quarter, month=month
+        )
+    except ValueError as err:
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
+    return await asyncio.to_thread(using.reliability.measure, using.store, policy, period, now)
 
 
 @router.get("/postmortems/{postmortem}")

@@ -10,6 +10,10 @@ These are the product's definitions:
   before its recorded start).
 - median: the middle value, or the mean of the two middle values for an even count.
   p90: nearest rank, sorted[ceil(0.9 * n) - 1]. No values: None.
+- Which milestones: a postmortem's figures are its incident's milestones until its draft is
+  approved, then its reviewed timeline's (domain/response.py); the facts come in already chosen.
+- Coverage: every figure says how many incidents it stands on, "31 of 40 incidents": of the
+  period's (or the severity's) incidents, those that had both ends of the duration.
 - Per severity: count, median and p90 of each duration; severities in the caller's order (the
   policy's, worst first), then any others seen in the data, sorted.
 - Trend: per local month of resolution, every month of the period (empty ones too), the incident
@@ -45,7 +49,12 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.limits import BURN_MAX
-from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, PostmortemState
+from followthrough.domain.postmortem import (
+    APPROVED_STATES,
+    RESOLVED_STATES,
+    ActionItemState,
+    PostmortemState,
+)
 
 Duration = Literal["detect", "acknowledge", "mitigate", "resolve", "communicate"]
 
@@ -164,6 +173,16 @@ class DurationStats(BaseModel):
     count: int  # incidents that had both ends of this duration
     median: timedelta | None
     p90: timedelta | None
+
+
+class DurationCoverage(BaseModel):
+    """How many of the period's incidents one duration stands on (all severities)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    duration: Duration
+    count: int  # incidents that had both ends of it
+    incidents: int
 
 
 class SeverityTimings(BaseModel):
@@ -293,6 +312,8 @@ class ReliabilityMetrics(BaseModel):
     as_of: AwareDatetime
     timezone: str  # the calendar's, which months and due dates are read in
     incidents: int
+    reviewed: int  # incidents whose figures come from an approved, reviewed timeline
+    coverage: list[DurationCoverage]  # each duration, in DURATIONS order
     severities: list[SeverityTimings]  # the per-severity incident counts too
     postmortems_by_state: list[StateCount]  # states that occur, in lifecycle order
     trend: list[MonthTrend]
@@ -463,6 +484,23 @@ def _months_of_period(start: datetime, end: datetime, calendar: BusinessCalendar
 
 
 # --- The figures -------------------------------------------------------------------------------
+
+
+def format_coverage(count: int, incidents: int) -> str:
+    """How many incidents a figure stands on: '31 of 40 incidents', '1 of 1 incident'."""
+    return f"{count} of {incidents} incident{'' if incidents == 1 else 's'}"
+
+
+def coverage(incidents: list[IncidentFacts]) -> list[DurationCoverage]:
+    return [
+        DurationCoverage(duration=d, count=len(_measured(incidents, d)), incidents=len(incidents))
+        for d in DURATIONS
+    ]
+
+
+def reviewed(incidents: list[IncidentFacts]) -> int:
+    approved = {state.value for state in APPROVED_STATES}
+    return sum(1 for i in incidents if i.state in approved)
 
 
 def _ordered_severities(wanted: list[str], incidents: list[IncidentFacts]) -> list[str]:
@@ -707,6 +745,8 @@ def reliability_metrics(
         as_of=as_of,
         timezone=calendar.timezone,
         incidents=len(incidents),
+        reviewed=reviewed(incidents),
+        coverage=coverage(incidents),
         severities=[severity_timings(s, groups[s]) for s in ordered],
         postmortems_by_state=_states_in_lifecycle_order(incidents),
         trend=monthly_trend(
@@ -791,3 +831,34 @@ def headline(metrics: ReliabilityMetrics) -> list[tuple[str, str]]:
         ("Follow-ups all verified within 4 weeks", within),
         ("Incidents breaching a customer SLO", format_percent(metrics.slo_breaches.share)),
     ]
+
+
+def timing_cells(severity: SeverityTimings) -> list[str]:
+    """Each duration's 'median / p90 (incidents it stands on)' for one severity, in DURATIONS
+    order: '12 min / 40 min (3 of 4)'."""
+    cells = []
+    for duration in DURATIONS:
+        stats = severity.of(duration)
+        cells.append(
+            f"{format_duration(stats.median)} / {format_duration(stats.p90)} "
+            f"({stats.count} of {severity.incidents})"
+        )
+    return cells
+
+
+def response_coverage(metrics: ReliabilityMetrics) -> list[tuple[str, str]]:
+    """How many incidents each response figure stands on, (label, '31 of 40 incidents')."""
+    return [
+        (DURATIONS[c.duration], format_coverage(c.count, c.incidents)) for c in metrics.coverage
+    ]
+
+
+def figures_basis(metrics: ReliabilityMetrics) -> str:
+    """Where the response figures' milestones come from, in one sentence."""
+    if not metrics.incidents:
+        return "No incident was resolved in the period."
+    return (
+        f"The response times of {format_coverage(metrics.reviewed, metrics.incidents)} come from "
+        "their approved postmortem's reviewed timeline; the others' postmortems are not yet "
+        "approved, so theirs are the incident's own milestones as its source reported them."
+    )

@@ -45,6 +45,8 @@ class ActionItemState(StrEnum):
 
 
 RESOLVED_STATES = (ActionItemState.VERIFIED, ActionItemState.RISK_ACCEPTED)
+# A postmortem whose draft was approved: its reviewed timeline is the record.
+APPROVED_STATES = (PostmortemState.TRACKING, PostmortemState.CLOSED)
 
 
 class Verdict(StrEnum):

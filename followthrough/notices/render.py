@@ -16,10 +16,14 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoes
 
 from followthrough.domain.access import LinkAction, OneClickLink, link_nonce, sign_link
 from followthrough.domain.metrics import (
+    DURATIONS,
     Period,
     ReliabilityMetrics,
+    figures_basis,
     format_percent,
     headline,
+    response_coverage,
+    timing_cells,
 )
 from followthrough.domain.notice import (
     HANDOFF_KINDS,
@@ -319,6 +323,10 @@ def render_monthly_digest(
         "period": period,
         "metrics": metrics,
         "headline": headline(metrics),
+        "coverage": response_coverage(metrics),
+        "basis": figures_basis(metrics),
+        # (label, 'median / p90 (n of m)') per duration, for one severity.
+        "timings": lambda s: list(zip(DURATIONS.values(), timing_cells(s), strict=True)),
         "as_of": metrics.as_of.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC"),
         "link": links.reliability(period.label),
         "subject": subject,

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict
 from followthrough.domain.draft import TimelineEntry, merged_timeline, prefilled_timeline
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItem, ActionItemState, Postmortem
+from followthrough.domain.response import postmortem_milestones
 from followthrough.hrefs import linked, markdown_linked, safe_url
 
 TEMPLATES = Path(__file__).resolve().parent / "document_templates"
@@ -67,7 +68,8 @@ class PostmortemDocument(BaseModel):
     verified: int
     zone: str
     written: bool  # a draft exists
-    durations: list[tuple[str, str]]  # ("Time to detect", "12 min"), for the incident's facts
+    durations: list[tuple[str, str]]  # ("Time to detect", "12 min"), as the figures count them
+    durations_from: str  # which milestones they are, in one sentence
     generated: datetime
 
 
@@ -118,22 +120,35 @@ def postmortem_document(
         zone=policy.calendar.timezone,
         written=draft is not None,
         durations=_durations(pm),
+        durations_from=_durations_from(pm),
         generated=policy.calendar.local_time(now),
     )
 
 
 def _durations(pm: Postmortem) -> list[tuple[str, str]]:
-    incident = pm.incident
-    start = incident.started_at
+    """The response times the figures count for this postmortem (domain/metrics.py's
+    definitions), from the milestones they use now."""
+    at = postmortem_milestones(pm)
     said = []
-    for label, end in (
-        ("Time to detect", incident.detected_at),
-        ("Time to mitigate", incident.mitigated_at),
-        ("Time to resolve", incident.resolved_at),
+    for label, start, end in (
+        ("Time to detect", at.started, at.detected),
+        ("Time to acknowledge", at.detected, at.acknowledged),
+        ("Time to mitigate", at.started, at.mitigated),
+        ("Time to communicate", at.started, at.communicated),
+        ("Time to resolve", at.started, at.resolved),
     ):
         if start is not None and end is not None and end >= start:
             said.append((label, _span((end - start).total_seconds())))
     return said
+
+
+def _durations_from(pm: Postmortem) -> str:
+    if postmortem_milestones(pm).from_timeline:
+        return "Response times from the reviewed timeline."
+    return (
+        "Response times from the incident's own milestones until the draft is approved; "
+        "then from its reviewed timeline."
+    )
 
 
 def _span(seconds: float) -> str:

@@ -32,12 +32,14 @@ from followthrough.domain.metrics import (
     ItemFacts,
     Period,
     ReliabilityMetrics,
-    SeverityTimings,
+    figures_basis,
     format_duration,
     format_percent,
     headline,
     period_of,
     recent_quarters,
+    response_coverage,
+    timing_cells,
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
@@ -448,15 +450,6 @@ def _markdown_row(*cells: object) -> str:
     return "| " + " | ".join(str(cell) for cell in cells) + " |"
 
 
-def _timings(severity: SeverityTimings) -> list[str]:
-    """Each duration's 'median / p90' for one severity."""
-    cells = []
-    for duration in DURATIONS:
-        stats = severity.of(duration)
-        cells.append(f"{format_duration(stats.median)} / {format_duration(stats.p90)}")
-    return cells
-
-
 _environment.filters["md"] = markdown_escape
 _environment.filters["md_postmortem"] = _markdown_postmortem
 
@@ -480,7 +473,9 @@ def _template_helpers(
         "durations": DURATIONS,
         "duration": format_duration,
         "percent": format_percent,
-        "timings": _timings,
+        "timings": timing_cells,
+        "coverage": response_coverage,
+        "basis": figures_basis,
         "day": day,
         "local": local,
         "row": _markdown_row,

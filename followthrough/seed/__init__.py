@@ -56,6 +56,7 @@ from followthrough.domain.draft import (
     SloChange,
     SloImpactEstimate,
     TimelineEntry,
+    TimelineKind,
     communication_review,
     factor_tags,
 )
@@ -185,6 +186,45 @@ GAPS = {
     "SEV3": Gaps(20, 8, 70, 240, 45, 0.6),
     "SEV4": Gaps(45, 15, 120, 360, 90, 0.3),
 }
+
+# Where a seeded incident was reported from, and the milestones that source's resolution
+# webhook carries (followthrough/webhooks): PagerDuty, Opsgenie, Alertmanager and Grafana send a
+# start and a resolution only, so their figures stay hollow until the reviewed timeline fills
+# them in, as they do in production. Drawn apart from the history's own random numbers, so the
+# rest of a seeded record is what it was.
+REPORTED_BY = {
+    "pagerduty": 30,
+    "opsgenie": 10,
+    "alertmanager": 15,
+    "grafana": 10,
+    "incidentio": 15,
+    "firehydrant": 10,
+    "generic": 10,
+}
+CARRIED = {
+    "pagerduty": ("started",),
+    "opsgenie": ("started",),
+    "alertmanager": ("started",),
+    "grafana": ("started",),
+    "incidentio": ("started", "mitigated"),
+    "firehydrant": ("started", "detected", "acknowledged", "mitigated"),
+    "generic": ("started", "detected", "acknowledged", "mitigated", "communicated"),
+}
+
+
+# The milestones a seeded draft adds when its incident lacks them, and as which kind.
+DRAFTED_AS: dict[str, TimelineKind] = {
+    "detected": "detected",
+    "acknowledged": "acknowledged",
+    "mitigated": "mitigated",
+    # communicated: the first of the drafted status updates (`_status_updates`)
+}
+
+
+def reported_by(index: int) -> str:
+    """The source seeded incident number `index` came from (its own stable draw)."""
+    return _weighted(random.Random(f"reported-by-{index}"), REPORTED_BY)
+
 
 # --- SLOs --------------------------------------------------------------------------------------
 
@@ -336,6 +376,7 @@ class _History:
         # What its steps sent, in order, with the records as they stood: rendered once the
         # history is played (an item's life played again from its admission sends anew).
         self.sent: list[tuple[Notice, Postmortem, ActionItem | None]] = []
+        self.milestones: dict[str, datetime | None] = {}  # what happened, whatever was reported
         incident = self._incident()
         problems = incident_problems(incident, policy)
         if problems:
@@ -404,7 +445,13 @@ class _History:
         people = sorted(policy.teams[team].members) if team else sorted(policy.people)
         commander = rng.choice(people) if rng.random() < 0.8 else None
         resolved = self.now - timedelta(seconds=rng.uniform(3600, HISTORY.total_seconds()))
-        milestones = self._milestones(severity, resolved)
+        # What happened; the incident carries what its source's webhook would have.
+        self.milestones = self._milestones(severity, resolved)
+        carried = CARRIED[reported_by(self.index)]
+        milestones = {
+            name: at if name.removesuffix("_at") in carried else None
+            for name, at in self.milestones.items()
+        }
         return Incident(
             id=seeded_incident_id(self.index),
             title=self._text(rng.choice(self.scenario.titles), services),
@@ -609,8 +656,9 @@ class _History:
         return self._answer_communication(pm, draft, today), review
 
     def _impact(self, incident: Incident) -> str:
-        assert incident.started_at is not None and incident.mitigated_at is not None
-        minutes = round((incident.mitigated_at - incident.started_at).total_seconds() / 60)
+        started, mitigated = self.milestones["started_at"], self.milestones["mitigated_at"]
+        assert started is not None and mitigated is not None
+        minutes = round((mitigated - started).total_seconds() / 60)
         service = incident.services[0] if incident.services else "platform"
         customers = self.rng.choice((40, 300, 1200, 4100, 9800))
         return (
@@ -619,9 +667,12 @@ class _History:
         )
 
     def _timeline(self, incident: Incident) -> list[TimelineEntry]:
-        assert incident.detected_at is not None and incident.mitigated_at is not None
-        decided = incident.detected_at + (incident.mitigated_at - incident.detected_at) * 0.6
-        return [
+        """The decision, and what happened that the incident's source did not say: the owner
+        adds the milestones the webhook lacked (communication as the first status update)."""
+        detected, mitigated = self.milestones["detected_at"], self.milestones["mitigated_at"]
+        assert detected is not None and mitigated is not None
+        decided = detected + (mitigated - detected) * 0.6
+        timeline = [
             TimelineEntry(
                 at=decided,
                 kind="decision",
@@ -629,12 +680,20 @@ class _History:
             ),
             *self._status_updates(incident),
         ]
+        for name, kind in DRAFTED_AS.items():
+            at = self.milestones[f"{name}_at"]
+            if at is None or incident.milestone(name) is not None:
+                continue
+            timeline.append(
+                TimelineEntry(at=at, kind=kind, description=f"{name} (from the responders' notes)")
+            )
+        return sorted(timeline, key=lambda e: e.at)
 
     def _status_updates(self, incident: Incident) -> list[TimelineEntry]:
         """Status updates from the communicated milestone until mitigation, 20 to 45 minutes
         apart, so some contracts hold and some break. Their own random numbers: the rest of
         the seeded history stays as it was."""
-        first, end = incident.communicated_at, incident.mitigated_at
+        first, end = self.milestones["communicated_at"], self.milestones["mitigated_at"]
         if first is None or end is None:
             return []
         rng = random.Random(incident.id)

@@ -24,6 +24,7 @@ from followthrough.domain.postmortem import (
     Postmortem,
     PostmortemChange,
 )
+from followthrough.domain.response import postmortem_milestones
 from followthrough.storage.database import Database
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
 from followthrough.storage.search import search as search_documents
@@ -299,8 +300,12 @@ class RecordStore:
 
 
 def _incident_facts(pm: Postmortem) -> dict[str, Any]:
-    """The columns the dashboard's metrics read (migration 0007 fills old rows the same way)."""
+    """The columns the dashboard's metrics read (migration 0007 fills old rows the same way).
+
+    The milestones are the postmortem's figures: the incident's until its draft is approved, then
+    the reviewed timeline's (migration 0017 recomputes approved rows the same way)."""
     incident = pm.incident
+    milestones = postmortem_milestones(pm)
     return {
         "incident_id": incident.id,
         "services": list(incident.services),
@@ -317,5 +322,5 @@ def _incident_facts(pm: Postmortem) -> dict[str, Any]:
             }
             for review in pm.slo_review
         ],
-        **{f"{name}_at": incident.milestone(name) for name in MILESTONES},
+        **{f"{name}_at": milestones.at(name) for name in MILESTONES},
     }
