@@ -9,6 +9,7 @@
     store.slos        imported SLOs
     store.preferences how each person takes non-urgent notices, and those held for a digest
     store.slack       notices posted to Slack
+    store.timeline    events collected from an incident's sources, and how each source went
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -30,6 +31,7 @@ from followthrough.storage.slack import SlackStore
 from followthrough.storage.slos import SloStore
 from followthrough.storage.tables import ApiTokenRow
 from followthrough.storage.themes import ThemeStore
+from followthrough.storage.timeline import TimelineStore
 
 
 class Store:
@@ -48,6 +50,7 @@ class Store:
         self.slos = SloStore(self.db)
         self.preferences = PreferenceStore(self.db)
         self.slack = SlackStore(self.db)
+        self.timeline = TimelineStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
