@@ -85,7 +85,7 @@ class TimelineStore:
                 .order_by(SourceReportRow.source)
             )
             return [
-                SourceReport(source=r.source, status=r.status, detail=r.detail, events=r.events)  # type: ignore[arg-type]
+                SourceReport(source=r.source, status=r.status, detail=r.detail, events=r.events)
                 for r in rows
             ]
 
