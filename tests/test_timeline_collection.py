@@ -3,10 +3,33 @@ collection activity's reports and idempotence, with collectors of the test's own
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
 
-from followthrough.domain.timeline import CollectedEvent, EventKind, SourceReport
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from activities.timeline import TimelineActivities
+from followthrough.actions import ActionRefused, act
+from followthrough.domain.incident import Incident, parse_incident
+from followthrough.domain.policy import load_policy
+from followthrough.domain.postmortem import Approval, CollectAgain
+from followthrough.domain.problems import RefusalKind
+from followthrough.domain.timeline import (
+    EVENTS_PER_SOURCE_MOST,
+    CollectedEvent,
+    EventKind,
+    SourceReport,
+    TimelineRequest,
+)
+from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
+from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
+from tests.api_support import loopback_policy
+from tests.conftest import eventually, running_worker
+from tests.factories import draft_data, incident_data
+from tests.lifecycle import start, submit
+from workflows.postmortem import PostmortemWorkflow
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
 PM = "postmortem-pagerduty-P123"
@@ -55,3 +78,118 @@ def test_a_dropped_event_stays_dropped_when_collected_again(store: Store) -> Non
     store.timeline.keep(PM, collected(2), [event("a"), event("b", 1, author="ann")], AT)
     [left] = store.timeline.events(PM)
     assert (left.source_id, left.author) == ("b", "ann")
+
+
+# --- the activity, with collectors of the test's own ---------------------------------------------
+
+
+class Fake:
+    """A collector that gives `events`, or raises `error`, or waits for `release` (a hang)."""
+
+    def __init__(
+        self,
+        source: str,
+        events: list[CollectedEvent] | None = None,
+        error: Exception | None = None,
+        applies: bool = True,
+        release: threading.Event | None = None,
+    ) -> None:
+        self.source, self.events, self.error = source, events or [], error
+        self.applies, self.release, self.calls = applies, release, 0
+
+    def applies_to(self, incident: Incident) -> bool:
+        return self.applies
+
+    def collect(self, incident: Incident) -> list[CollectedEvent]:
+        self.calls += 1
+        if self.release is not None:
+            self.release.wait(5)
+        if self.error is not None:
+            raise self.error
+        return self.events
+
+
+def request(source: str = "pagerduty") -> TimelineRequest:
+    incident = parse_incident(incident_data(AT, id="P123", source=source), load_policy())
+    return TimelineRequest(postmortem_id=incident.postmortem_id, incident=incident)
+
+
+async def test_each_source_is_reported_and_none_blocks_the_others(sqlite_store: Store) -> None:
+    hang = threading.Event()
+    collectors = [
+        Fake("pagerduty", [event("a", 2), event("b", 1)]),
+        Fake("opsgenie", error=SourceUnavailable("HTTP 503 after waiting out Retry-After 2s")),
+        Fake("incidentio", error=SourceRefused("401: the API key is not valid")),
+        Fake("firehydrant", error=KeyError("data")),
+        Fake("slack", release=hang),
+        Fake("other", [event("z")], applies=False),
+    ]
+    activities = TimelineActivities(sqlite_store, collectors, seconds=0.5)
+    try:
+        reports = await activities.collect_timeline(request())
+    finally:
+        hang.set()
+    by_source = {r.source: r for r in reports}
+    assert sorted(by_source) == ["firehydrant", "incidentio", "opsgenie", "pagerduty", "slack"]
+    assert by_source["pagerduty"] == collected(2)
+    assert by_source["opsgenie"].status == "failed"
+    assert by_source["opsgenie"].detail == (
+        "opsgenie could not answer now: HTTP 503 after waiting out Retry-After 2s"
+    )
+    assert by_source["incidentio"].detail == "incidentio refused: 401: the API key is not valid"
+    assert by_source["firehydrant"].detail == "firehydrant failed: KeyError: 'data'"
+    assert by_source["slack"].detail == "slack did not answer within 0.5s"
+    assert sqlite_store.timeline.reports(PM) == reports
+    assert [e.source_id for e in sqlite_store.timeline.events(PM)] == ["b", "a"]
+
+
+async def test_a_source_that_would_apply_unconfigured_is_said(sqlite_store: Store) -> None:
+    prometheus = Fake("prometheus", [event("x", source="prometheus")])
+    reports = await TimelineActivities(sqlite_store, [prometheus]).collect_timeline(request())
+    assert [(r.source, r.status) for r in reports] == [
+        ("pagerduty", "not_configured"),  # a PagerDuty incident without a PagerDuty token
+        ("prometheus", "collected"),
+    ]
+    generic = request("generic")  # a source nobody could ask: nothing to say
+    assert await TimelineActivities(sqlite_store, []).collect_timeline(generic) == []
+
+
+async def test_collecting_again_is_idempotent_and_at_most_the_bound(sqlite_store: Store) -> None:
+    many = [event(f"e{i}", i % 50) for i in range(EVENTS_PER_SOURCE_MOST + 3)]
+    activities = TimelineActivities(sqlite_store, [Fake("pagerduty", many)])
+    first = await activities.collect_timeline(request())
+    again = await activities.collect_timeline(request())
+    assert first == again
+    assert first[0].events == EVENTS_PER_SOURCE_MOST
+    assert first[0].detail == f"kept 500 of the {EVENTS_PER_SOURCE_MOST + 3} events it gave"
+    assert len(sqlite_store.timeline.events(PM)) == EVENTS_PER_SOURCE_MOST
+
+
+# --- the workflow: collected on opening, and again on request ------------------------------------
+
+
+async def test_collected_when_opened_and_again_until_approval(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, mailer: Mailer
+) -> None:
+    client, policy = time_skipping.client, loopback_policy()
+    now = await time_skipping.get_current_time()
+    pager = Fake("pagerduty", [event("a")])
+    async with running_worker(client, sqlite_store, mailer, collectors=[pager]) as queue:
+        pm_id = await start(client, policy, queue, now, id="P9", source="pagerduty")
+        reports = await eventually(lambda: sqlite_store.timeline.reports(pm_id))
+        assert reports == [collected(1)]
+        assert pager.calls == 1
+
+        stranger = CollectAgain(by="bob")  # in the directory, neither owner nor reviewer
+        with pytest.raises(ActionRefused, match=r"only the postmortem owner \(alice\) or a"):
+            await act(client, pm_id, PostmortemWorkflow.collect_again, stranger)
+        await act(client, pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"))
+        await act(client, pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="erin"))
+        await eventually(lambda: pager.calls == 3)
+        assert len(sqlite_store.timeline.events(pm_id)) == 1  # collected thrice, kept once
+
+        await submit(client, pm_id, "alice", draft_data(now))
+        await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
+        with pytest.raises(ActionRefused, match="only until approval") as refused:
+            await act(client, pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"))
+        assert refused.value.kind is RefusalKind.CONFLICT
