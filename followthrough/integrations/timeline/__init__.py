@@ -41,5 +41,9 @@ class Collector(Protocol):
 
 def configured_collectors(settings: Settings) -> list[Collector]:
     """The collectors the settings configure (tokens, URLs); the others report not_configured."""
+    from followthrough.integrations.timeline.prometheus import PrometheusAlerts
+
     collectors: list[Collector] = []
+    if settings.prometheus_url:
+        collectors.append(PrometheusAlerts(settings.prometheus_url, settings.alerts_service_label))
     return collectors
