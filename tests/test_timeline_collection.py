@@ -3,6 +3,7 @@ collection activity's reports and idempotence, with collectors of the test's own
 
 from __future__ import annotations
 
+import re
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -11,6 +12,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.timeline import TimelineActivities
 from followthrough.actions import ActionRefused, act
+from followthrough.api.drafting import drafts
+from followthrough.domain.draft import Draft
+from followthrough.domain.draft_form import timeline_row
 from followthrough.domain.incident import Incident, parse_incident
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import Approval, CollectAgain
@@ -21,14 +25,18 @@ from followthrough.domain.timeline import (
     EventKind,
     SourceReport,
     TimelineRequest,
+    proposed_entry,
 )
 from followthrough.integrations.timeline import SourceRefused, SourceUnavailable
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
-from tests.api_support import loopback_policy
+from tests.api_support import Api, loopback_policy
 from tests.conftest import eventually, running_worker
 from tests.factories import draft_data, incident_data
 from tests.lifecycle import start, submit
+from tests.test_api import open_postmortem, stored_postmortem
+from tests.test_dashboard import browser, csrf_of, flash, text_of
+from tests.test_drafting import form_of, with_kinds
 from workflows.postmortem import PostmortemWorkflow
 
 AT = datetime(2026, 11, 20, 9, 0, tzinfo=UTC)
@@ -193,3 +201,88 @@ async def test_collected_when_opened_and_again_until_approval(
         with pytest.raises(ActionRefused, match="only until approval") as refused:
             await act(client, pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"))
         assert refused.value.kind is RefusalKind.CONFLICT
+
+
+# --- the draft editor: what came, kept, edited or dropped, and where each entry came from ---------
+
+
+async def test_the_owner_keeps_edits_and_drops_proposed_entries(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    pm_id = await open_postmortem(api, time_skipping, source="pagerduty")
+    now = await time_skipping.get_current_time()
+    store, editor = api.services.store, f"/postmortems/{pm_id}/draft"
+    # The API's worker has no collectors: its collection says so, then these stand in for one.
+    not_configured = await eventually(lambda: store.timeline.reports(pm_id))
+    assert [(r.source, r.status) for r in not_configured] == [("pagerduty", "not_configured")]
+    page_link = "https://acme.pagerduty.com/incidents/P1/log_entries/L1"
+    paged = event("L1", author="ann", link=page_link, at=now - timedelta(hours=3, minutes=39))
+    note = event("L2", text="Looking at the LB", kind=EventKind.NOTE, at=now - timedelta(hours=3))
+    hostile = event("L3", text="click me", link="javascript:alert(1)", at=now - timedelta(hours=2))
+    store.timeline.keep(pm_id, collected(3), [paged, note, hostile], now)
+    failed = SourceReport(source="prometheus", status="failed", detail="prometheus refused: 401")
+    store.timeline.keep(pm_id, failed, [], now)
+    data = with_kinds(draft_data(now))
+
+    async with browser(api, "alice") as alice:
+        page = await alice.get(editor)
+        shown = text_of(page)
+        assert "pagerduty: collected 3" in shown
+        assert "prometheus: failed: prometheus refused: 401" in shown
+        assert f'href="{page_link}"' in page.text and "from pagerduty · ann" in shown
+        assert "javascript:" not in page.text.replace('value="javascript:alert(1)"', "")
+        rows = {
+            re.sub(r"^proposed-\d+-", "", k): v
+            for k, v in re.findall(r'name="(proposed-0-[a-z_]+)" value="([^"]*)"', page.text)
+        }
+        assert rows["source_id"] == "L1" and rows["author"] == "ann"
+
+        # Keep the page (its words edited, as a detection), drop the note, leave the third.
+        form = form_of(data) | {"csrf": csrf_of(page), "version": "0", "intent": "save"}
+        for i, (source_id, decision) in enumerate((("L1", "keep"), ("L2", "drop"))):
+            found = next(e for e in (paged, note) if e.source_id == source_id)
+            row = timeline_row(proposed_entry(found), "UTC")
+            form |= {f"proposed-{i}-{k}": v for k, v in row.items()}
+            form[f"proposed-{i}-decision"] = decision
+        form["proposed-0-description"] = "Paged ann: checkout 5xx"
+        form["proposed-0-kind"] = "detected"
+        saved = await alice.post(editor, data=form)
+        assert (await flash(alice, saved)) == {"done": "Saved version 1."}
+        again = await alice.post(editor, data=form | {"version": "1"})  # posted twice: kept once
+        assert (await flash(alice, again)) == {"done": "Saved version 2."}
+
+        kept = Draft.model_validate(drafts(api.services).latest(pm_id).draft)  # type: ignore[union-attr]
+        [detected] = [e for e in kept.timeline if e.source]
+        assert (detected.kind, detected.description, detected.source_id) == (
+            "detected",
+            "Paged ann: checkout 5xx",
+            "L1",
+        )
+        at = paged.at.replace(microsecond=0)  # the form shows seconds
+        assert (detected.author, detected.link, detected.at) == ("ann", page_link, at)
+        assert [e.source_id for e in store.timeline.events(pm_id)] == ["L1", "L3"]  # L2 dropped
+
+        page = await alice.get(editor)
+        proposed = re.findall(r'name="proposed-\d+-source_id" value="([^"]*)"', page.text)
+        assert proposed == ["L3"]  # L1 is in the timeline now, L2 is gone
+        assert 'name="timeline-1-source_id" value="L1"' in page.text  # carried as it is
+
+        submitted = await alice.post(editor, data=form_of(kept.model_dump(mode="json")) | {
+            "csrf": csrf_of(page), "version": "2", "intent": "submit",
+            **{f"timeline-{i}-{k}": v for i, e in enumerate(kept.timeline)
+               for k, v in timeline_row(e, "UTC").items()},
+        })  # fmt: skip
+        assert "in review" in (await flash(alice, submitted))["done"]
+        pm = stored_postmortem(api, pm_id)
+        assert pm.draft is not None and [e for e in pm.draft.timeline if e.source] == [detected]
+        for page_path in (f"/postmortems/{pm_id}", f"/postmortems/{pm_id}/document"):
+            shown_page = await alice.get(page_path)
+            assert "from pagerduty · ann" in text_of(shown_page), page_path
+            assert f'href="{page_link}"' in shown_page.text, page_path
+        markdown = (await alice.get(f"/postmortems/{pm_id}/document.md")).text
+        assert f"Paged ann: checkout 5xx (from pagerduty · ann · <{page_link}>)" in markdown
+
+        collect = await alice.post(
+            f"/postmortems/{pm_id}/collect", data={"csrf": csrf_of(page), "back": editor}
+        )
+        assert "Collecting the timeline again" in (await flash(alice, collect))["done"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from fastapi import APIRouter, HTTPException, Request, status
@@ -32,16 +32,25 @@ from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.people import STATUS_OF_REFUSAL, answer, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.domain.bounds import Bounds
-from followthrough.domain.draft import Draft, InvalidDraft, draft_bounds, draft_problems
+from followthrough.domain.draft import (
+    Draft,
+    InvalidDraft,
+    TimelineKind,
+    draft_bounds,
+    draft_problems,
+)
 from followthrough.domain.draft_form import (
     CRITERION_FIELDS,
     CRITERION_KINDS,
     FORM_FIELDS,
+    PROPOSALS_SHOWN,
     SECTIONS,
     draft_changes,
     draft_from_form,
+    dropped_proposals,
     form_rows,
     fresh_draft,
+    timeline_row,
 )
 from followthrough.domain.limits import NOTE_CHARS
 from followthrough.domain.postmortem import (
@@ -51,6 +60,7 @@ from followthrough.domain.postmortem import (
     PostmortemState,
     submitter_refusal,
 )
+from followthrough.domain.timeline import SourceReport, proposals
 from followthrough.storage.drafting import (
     Comment,
     DraftStore,
@@ -64,8 +74,7 @@ router = APIRouter(include_in_schema=False)
 _SCRIPT = (Path(__file__).resolve().parent / "static" / "draft-editor.js").read_text()
 # The editor's one script is ours, and it talks only to this server.
 EDITOR_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; script-src 'self'; connect-src 'self'"
-_KINDS = ("started", "detected", "acknowledged", "mitigated", "communicated", "resolved")
-TIMELINE_KINDS = (*_KINDS, "decision", "note")
+TIMELINE_KINDS: tuple[str, ...] = get_args(TimelineKind)
 
 
 def drafts(using: Services) -> DraftStore:
@@ -140,7 +149,25 @@ async def editor_page(request: Request, postmortem: str, who: SignedIn, using: U
     if (refused := _writer_refusal(using, pm, who)) is not None:
         return _editor(request, using, who, pm, None, 0, refused.detail, refused.status_code)
     draft, version = await current_draft(using, pm)
-    return _editor(request, using, who, pm, draft, version)
+    collected = await _collected(using, pm, draft)
+    return _editor(request, using, who, pm, draft, version, collected=collected)
+
+
+class _Collected:
+    """What the incident's sources gave: how each went, and the entries not yet decided."""
+
+    def __init__(self, reports: list[SourceReport], rows: list[dict[str, str]], more: int) -> None:
+        self.reports, self.rows, self.more = reports, rows, more
+
+
+async def _collected(using: Services, pm: Postmortem, draft: Draft) -> _Collected:
+    timeline = using.store.timeline
+    reports = await asyncio.to_thread(timeline.reports, pm.id)
+    events = await asyncio.to_thread(timeline.events, pm.id)
+    proposed = proposals(events, draft.timeline)
+    zone = using.policy.calendar.timezone
+    rows = [timeline_row(entry, zone) for entry in proposed[:PROPOSALS_SHOWN]]
+    return _Collected(reports, rows, max(0, len(proposed) - PROPOSALS_SHOWN))
 
 
 def _editor(
@@ -154,6 +181,7 @@ def _editor(
     code: int = status.HTTP_200_OK,
     changes: list[str] | None = None,
     values: dict[str, Any] | None = None,
+    collected: _Collected | None = None,
 ) -> HTMLResponse:
     zone = using.policy.calendar.timezone
     if values is None and draft is not None:
@@ -177,6 +205,8 @@ def _editor(
         teams=sorted(using.policy.teams),
         tags=using.policy.contributing_factor_tags,
         local=local_times(using),
+        collected=collected or _Collected([], [], 0),
+        may_collect=pm.owner == who.person or using.policy.may_review(who.person),
     )
     page.status_code = code
     page.headers["Content-Security-Policy"] = EDITOR_CONTENT_SECURITY_POLICY
@@ -297,6 +327,8 @@ async def _save(
         )
     except StaleDraft as stale:
         return await _stale(store, pm, based_on, stale.latest, draft)
+    if dropped := dropped_proposals(form):
+        await asyncio.to_thread(using.store.timeline.drop, pm.id, dropped)
     problems = live_problems(using, pm, draft)
     body = {"version": saved.version, "saved_at": saved.saved_at.isoformat(), "problems": problems}
     return _Outcome(200, body, draft)
