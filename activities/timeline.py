@@ -101,7 +101,7 @@ class TimelineActivities:
         ), kept
 
 
-_NOT_CONFIGURED = "not configured: its token or URL is not set (see the README's settings)"
+_NOT_CONFIGURED = "its token or URL is not set (see the README's settings)"
 
 
 def _failed(source: str, detail: str) -> SourceReport:

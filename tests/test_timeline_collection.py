@@ -286,3 +286,9 @@ async def test_the_owner_keeps_edits_and_drops_proposed_entries(
             f"/postmortems/{pm_id}/collect", data={"csrf": csrf_of(page), "back": editor}
         )
         assert "Collecting the timeline again" in (await flash(alice, collect))["done"]
+
+    # The HTTP API's door: the owner or a reviewer (the review is still open).
+    stranger = await api.post(f"/api/postmortems/{pm_id}/collect", "bob")
+    assert stranger.status_code == 403, stranger.text
+    reviewer = await api.post(f"/api/postmortems/{pm_id}/collect", "erin")
+    assert reviewer.status_code == 200 and reviewer.json()["state"] == "in_review"
