@@ -237,6 +237,11 @@ async def test_the_owner_keeps_edits_and_drops_proposed_entries(
         }
         assert rows["source_id"] == "L1" and rows["author"] == "ann"
 
+        # A save refused shows the page again, what the sources gave still on it.
+        bad = form_of(data) | {"csrf": csrf_of(page), "version": "0", "timeline-0-at": "soon"}
+        refused = await alice.post(editor, data=bad)
+        assert refused.status_code == 422 and "pagerduty: collected 3" in text_of(refused)
+
         # Keep the page (its words edited, as a detection), drop the note, leave the third.
         form = form_of(data) | {"csrf": csrf_of(page), "version": "0", "intent": "save"}
         for i, (source_id, decision) in enumerate((("L1", "keep"), ("L2", "drop"))):

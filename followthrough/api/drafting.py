@@ -260,18 +260,21 @@ async def save_draft(request: Request, postmortem: str, who: SignedIn, using: Us
     outcome = await _save(using, pm, who, form, int(based_on))
     if wants_json:
         return JSONResponse(outcome.body, outcome.code)
+    if outcome.code != status.HTTP_200_OK:  # the page again: with what the sources gave, too
+        shown = outcome.draft or (await current_draft(using, pm))[0]
+        collected = await _collected(using, pm, shown)
     if outcome.code == status.HTTP_409_CONFLICT:
         # Their text stays in the fields, now based on the latest version: saving again
         # replaces it knowingly, having seen what changed.
         latest = outcome.body["version"]
         return _editor(
             request, using, who, pm, outcome.draft, latest, outcome.body["detail"],
-            outcome.code, outcome.body["changes"], _values_from_form(form),
+            outcome.code, outcome.body["changes"], _values_from_form(form), collected,
         )  # fmt: skip
     if outcome.code != status.HTTP_200_OK:
         return _editor(
             request, using, who, pm, outcome.draft, int(based_on), outcome.body["detail"],
-            outcome.code, values=_values_from_form(form),
+            outcome.code, values=_values_from_form(form), collected=collected,
         )  # fmt: skip
     here = f"/postmortems/{pm.id}/draft"
     if form.get("intent") != "submit":
