@@ -37,6 +37,7 @@ from followthrough.domain.postmortem import (
     ActionItem,
     Approval,
     ChangeRequest,
+    CollectAgain,
     DoneClaim,
     DraftSubmission,
     ExtensionDecision,
@@ -187,6 +188,11 @@ class Actions:
     async def request_changes(self, pm_id: str, request: ChangeRequest) -> Postmortem:
         """Send the draft back to its owner with a reason."""
         return await self._act(pm_id, PostmortemWorkflow.request_changes, request)
+
+    async def collect_again(self, pm_id: str, request: CollectAgain) -> Postmortem:
+        """Ask the incident's sources for its timeline again (the owner or a reviewer, until
+        approval); it runs in the background and the draft editor shows what came."""
+        return await self._act(pm_id, PostmortemWorkflow.collect_again, request)
 
     # --- action items -----------------------------------------------------------------------
 

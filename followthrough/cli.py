@@ -31,6 +31,7 @@ from followthrough.domain.postmortem import (
     ActionItem,
     Approval,
     ChangeRequest,
+    CollectAgain,
     DoneClaim,
     DraftSubmission,
     ExtensionDecision,
@@ -400,6 +401,19 @@ def postmortem_opt_in(postmortem: str, by: Actor = None) -> None:
     pm_id = store.records.resolve(postmortem)
     pm = act(store, lambda actions: actions.opt_in(pm_id, opt_in))
     typer.echo(f"{pm.id} is {pm.state.value}: {pm.owner} writes it, draft due {when(pm.draft_due)}")
+
+
+@postmortem_app.command("collect")
+@friendly_errors
+def postmortem_collect(postmortem: str, by: Actor = None) -> None:
+    """Collect the incident's timeline from its sources again (the owner or a reviewer)."""
+    request = CollectAgain(by=actor(by))
+    store = open_store()
+    pm_id = store.records.resolve(postmortem)
+    pm = act(store, lambda actions: actions.collect_again(pm_id, request))
+    typer.echo(
+        f"{pm.id}: collecting its timeline again; the draft editor shows what each source gave"
+    )
 
 
 @postmortem_app.command("submit")

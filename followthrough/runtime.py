@@ -77,6 +77,7 @@ def prepare_database(settings: Settings) -> Store:
 async def run_worker_until(
     client: Client, store: Store, settings: Settings, stop: asyncio.Event
 ) -> None:
+    from followthrough.integrations.timeline import configured_collectors
     from followthrough.temporal.worker import build_worker  # activities: the API need not load them
 
     with ThreadPoolExecutor(max_workers=16) as executor:
@@ -92,6 +93,7 @@ async def run_worker_until(
             public_url=settings.effective_public_url,
             sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
             slack=settings.slack_config(),
+            collectors=configured_collectors(settings),
         )
         policy, queue = settings.loaded_policy, settings.task_queue
         schedule = await ensure_digest_schedule(client, policy, "week", task_queue=queue)

@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     prometheus_url: str | None = Field(
         default=None, description="Prometheus for criteria that do not name one"
     )
+    alerts_service_label: str = Field(
+        default="service",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,63}$",
+        description="the label of Prometheus's ALERTS that names a service: the incident's "
+        "services' alerts are collected into its timeline by it",
+    )
     worker_metrics_address: str | None = Field(
         default=None,
         pattern=r"^(\S+:\d+)?$",  # empty (as compose passes an unset one) is unset

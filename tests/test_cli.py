@@ -95,7 +95,11 @@ def test_draft_shape_errors_are_listed_before_anything_is_sent(
 
 
 def test_actions_need_to_know_who_you_are(ft: Followthrough) -> None:
-    for command in (("action", "verify", "INC-1-item-1"), ("postmortem", "opt-in", "INC-1")):
+    for command in (
+        ("action", "verify", "INC-1-item-1"),
+        ("postmortem", "opt-in", "INC-1"),
+        ("postmortem", "collect", "INC-1"),
+    ):
         result = ft.cli(*command, check=False)
         assert result.returncode == 1, command
         assert "who are you? pass --as NAME or set FOLLOWTHROUGH_USER" in result.stderr, command

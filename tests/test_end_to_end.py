@@ -89,11 +89,21 @@ def test_resolved_to_closed_with_a_rejection_audited_in_postgres(
     refused = ft.cli("postmortem", "submit", pm_id, str(draft_file), "--as", "bob", check=False)
     assert refused.returncode == 1
     assert "only the postmortem owner (alice) can submit its draft" in refused.stderr
+    # Collecting the timeline again: the owner or a reviewer, until approval.
+    refused = ft.cli("postmortem", "collect", pm_id, "--as", "bob", check=False)
+    assert refused.returncode == 1
+    assert "only the postmortem owner (alice) or a reviewer" in refused.stderr
+    collecting = ft.cli("postmortem", "collect", pm_id, "--as", "alice").stdout
+    assert collecting == (
+        f"{pm_id}: collecting its timeline again; the draft editor shows what each source gave\n"
+    )
     ft.cli("postmortem", "submit", pm_id, str(draft_file), "--as", "alice")
     refused = ft.cli("postmortem", "approve", pm_id, "--as", "alice", check=False)
     assert "alice wrote this draft and cannot review it" in refused.stderr
     approved = ft.cli("postmortem", "approve", pm_id, "--as", "erin")
     assert "tracking" in approved.stdout and "2 action items opened" in approved.stdout
+    refused = ft.cli("postmortem", "collect", pm_id, "--as", "erin", check=False)
+    assert "the timeline can be collected again only until approval" in refused.stderr
 
     alert, canary = f"{pm_id}-item-1", f"{pm_id}-item-2"
     wait_until(

@@ -15,7 +15,7 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
+    from activities import COLLECT_TIMELINE, NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
     from followthrough.domain import handoffs, steps
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
@@ -24,6 +24,7 @@ with workflow.unsafe.imports_passed_through():
         ActionItemStart,
         Approval,
         ChangeRequest,
+        CollectAgain,
         DraftSubmission,
         OptIn,
         Postmortem,
@@ -33,6 +34,7 @@ with workflow.unsafe.imports_passed_through():
         PostmortemState,
         approval_refusal,
         change_request_refusal,
+        collect_again_refusal,
         open_postmortem,
         opt_in_refusal,
         room_refusal,
@@ -47,6 +49,7 @@ with workflow.unsafe.imports_passed_through():
         slo_question,
     )
     from followthrough.domain.themes import Theme
+    from followthrough.domain.timeline import SourceReport, TimelineRequest
     from workflows import (
         ITEM_RESOLVED,
         OWNING_TEAM,
@@ -70,6 +73,10 @@ SLO_EVIDENCE_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(
 # Counting factor tags stands between approval and the action items: tries for about half an
 # hour (a database restart), then the items start without the themes, and the audit says so.
 THEMES_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes=1))
+# Each source has a minute (activities/timeline.py); a failing source is a report, not an error,
+# so only the database failing is retried, a few times; then the draft simply shows less.
+COLLECT_TIMEOUT = timedelta(minutes=3)
+COLLECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
 
 
 @workflow.defn
@@ -92,6 +99,10 @@ class PostmortemWorkflow:
         if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
             self._tell_operators_of_policy_gaps()
         self.in_flight.hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
+        # In the background: the draft never waits on the incident's tools. Histories from
+        # before collection started none; the patch keeps them replaying as they ran.
+        if workflow.patched("collect-timeline"):
+            self._collect_timeline()
 
         if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
             await self._apply(steps.lapse(self.pm, workflow.now()))
@@ -165,6 +176,22 @@ class PostmortemWorkflow:
         (the notice's dedupe key), in the background: a policy gap never holds up a postmortem."""
         for notice in steps.unmapped_severity_notices(self.pm, self.policy, workflow.now()):
             self.in_flight.start(send_notice(notice))
+
+    def _collect_timeline(self) -> None:
+        request = TimelineRequest(postmortem_id=self.pm.id, incident=self.pm.incident)
+        self.in_flight.start(self._collection(request))
+
+    async def _collection(self, request: TimelineRequest) -> None:
+        try:
+            await workflow.execute_activity(
+                COLLECT_TIMELINE,
+                request,
+                start_to_close_timeout=COLLECT_TIMEOUT,
+                retry_policy=COLLECT_RETRY,
+                result_type=list[SourceReport],
+            )
+        except ActivityError as err:
+            workflow.logger.error("timeline of %s not collected: %s", self.pm.id, err.cause)
 
     async def _note_themes(self) -> None:
         """Count the approved draft's factor tags; tell the council of each theme they reached."""
@@ -330,6 +357,17 @@ class PostmortemWorkflow:
         refuse(
             change_request_refusal(self.pm, request, self.policy) or room_refusal(self.pm, request)
         )
+
+    @workflow.update
+    async def collect_again(self, request: CollectAgain) -> Postmortem:
+        """Ask the incident's sources again, in the background (the draft shows what came)."""
+        await judge_when_opened(lambda: self.opened, self._validate_collect_again, request)
+        self._collect_timeline()
+        return self.pm
+
+    @collect_again.validator
+    def _validate_collect_again(self, request: CollectAgain) -> None:
+        refuse(collect_again_refusal(self.pm, request, self.policy))
 
     @workflow.query
     def snapshot(self) -> Postmortem:

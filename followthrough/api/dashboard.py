@@ -65,6 +65,7 @@ from followthrough.domain.postmortem import (
     ActionItemState,
     Approval,
     ChangeRequest,
+    CollectAgain,
     DoneClaim,
     OptIn,
     PostmortemState,
@@ -729,6 +730,10 @@ async def act_on_postmortem_page(
             "approve": (
                 lambda pm_id: actions.approve(pm_id, Approval(by=person, comment=text)),
                 "Approved.",
+            ),
+            "collect": (
+                lambda pm_id: actions.collect_again(pm_id, CollectAgain(by=person)),
+                "Collecting the timeline again: reload in a moment to see what each source gave.",
             ),
             "opt-in": (
                 lambda pm_id: actions.opt_in(pm_id, OptIn(by=person)),

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 from pathlib import Path
-from typing import Any
+from typing import Any, get_args
 
 import yaml
 from fastapi import APIRouter, HTTPException, Request, status
@@ -35,6 +35,7 @@ from followthrough.domain.bounds import Bounds
 from followthrough.domain.draft import (
     Draft,
     InvalidDraft,
+    TimelineKind,
     communication_answers,
     communication_review,
     draft_bounds,
@@ -44,11 +45,14 @@ from followthrough.domain.draft_form import (
     CRITERION_FIELDS,
     CRITERION_KINDS,
     FORM_FIELDS,
+    PROPOSALS_SHOWN,
     SECTIONS,
     draft_changes,
     draft_from_form,
+    dropped_proposals,
     form_rows,
     fresh_draft,
+    timeline_row,
 )
 from followthrough.domain.limits import NOTE_CHARS
 from followthrough.domain.postmortem import (
@@ -58,6 +62,7 @@ from followthrough.domain.postmortem import (
     PostmortemState,
     submitter_refusal,
 )
+from followthrough.domain.timeline import SourceReport, proposals
 from followthrough.storage.drafting import (
     Comment,
     DraftStore,
@@ -71,9 +76,7 @@ router = APIRouter(include_in_schema=False)
 _SCRIPT = (Path(__file__).resolve().parent / "static" / "draft-editor.js").read_text()
 # The editor's one script is ours, and it talks only to this server.
 EDITOR_CONTENT_SECURITY_POLICY = CONTENT_SECURITY_POLICY + "; script-src 'self'; connect-src 'self'"
-_KINDS = ("started", "detected", "acknowledged", "mitigated", "communicated", "resolved")
-# status_update: what the communication contract is judged on (domain/communication.py).
-TIMELINE_KINDS = (*_KINDS, "decision", "note", "status_update")
+TIMELINE_KINDS: tuple[str, ...] = get_args(TimelineKind)
 
 
 def drafts(using: Services) -> DraftStore:
@@ -148,7 +151,25 @@ async def editor_page(request: Request, postmortem: str, who: SignedIn, using: U
     if (refused := _writer_refusal(using, pm, who)) is not None:
         return _editor(request, using, who, pm, None, 0, refused.detail, refused.status_code)
     draft, version = await current_draft(using, pm)
-    return _editor(request, using, who, pm, draft, version)
+    collected = await _collected(using, pm, draft)
+    return _editor(request, using, who, pm, draft, version, collected=collected)
+
+
+class _Collected:
+    """What the incident's sources gave: how each went, and the entries not yet decided."""
+
+    def __init__(self, reports: list[SourceReport], rows: list[dict[str, str]], more: int) -> None:
+        self.reports, self.rows, self.more = reports, rows, more
+
+
+async def _collected(using: Services, pm: Postmortem, draft: Draft) -> _Collected:
+    timeline = using.store.timeline
+    reports = await asyncio.to_thread(timeline.reports, pm.id)
+    events = await asyncio.to_thread(timeline.events, pm.id)
+    proposed = proposals(events, draft.timeline)
+    zone = using.policy.calendar.timezone
+    rows = [timeline_row(entry, zone) for entry in proposed[:PROPOSALS_SHOWN]]
+    return _Collected(reports, rows, max(0, len(proposed) - PROPOSALS_SHOWN))
 
 
 def _editor(
@@ -162,6 +183,7 @@ def _editor(
     code: int = status.HTTP_200_OK,
     changes: list[str] | None = None,
     values: dict[str, Any] | None = None,
+    collected: _Collected | None = None,
 ) -> HTMLResponse:
     zone = using.policy.calendar.timezone
     if values is None and draft is not None:
@@ -185,6 +207,8 @@ def _editor(
         teams=sorted(using.policy.teams),
         tags=using.policy.contributing_factor_tags,
         local=local_times(using),
+        collected=collected or _Collected([], [], 0),
+        may_collect=pm.owner == who.person or using.policy.may_review(who.person),
     )
     page.status_code = code
     page.headers["Content-Security-Policy"] = EDITOR_CONTENT_SECURITY_POLICY
@@ -238,18 +262,21 @@ async def save_draft(request: Request, postmortem: str, who: SignedIn, using: Us
     outcome = await _save(using, pm, who, form, int(based_on))
     if wants_json:
         return JSONResponse(outcome.body, outcome.code)
+    if outcome.code != status.HTTP_200_OK:  # the page again: with what the sources gave, too
+        shown = outcome.draft or (await current_draft(using, pm))[0]
+        collected = await _collected(using, pm, shown)
     if outcome.code == status.HTTP_409_CONFLICT:
         # Their text stays in the fields, now based on the latest version: saving again
         # replaces it knowingly, having seen what changed.
         latest = outcome.body["version"]
         return _editor(
             request, using, who, pm, outcome.draft, latest, outcome.body["detail"],
-            outcome.code, outcome.body["changes"], _values_from_form(form),
+            outcome.code, outcome.body["changes"], _values_from_form(form), collected,
         )  # fmt: skip
     if outcome.code != status.HTTP_200_OK:
         return _editor(
             request, using, who, pm, outcome.draft, int(based_on), outcome.body["detail"],
-            outcome.code, values=_values_from_form(form),
+            outcome.code, values=_values_from_form(form), collected=collected,
         )  # fmt: skip
     here = f"/postmortems/{pm.id}/draft"
     if form.get("intent") != "submit":
@@ -305,6 +332,8 @@ async def _save(
         )
     except StaleDraft as stale:
         return await _stale(store, pm, based_on, stale.latest, draft)
+    if dropped := dropped_proposals(form):
+        await asyncio.to_thread(using.store.timeline.drop, pm.id, dropped)
     problems = live_problems(using, pm, draft)
     body = {"version": saved.version, "saved_at": saved.saved_at.isoformat(), "problems": problems}
     return _Outcome(200, body, draft)

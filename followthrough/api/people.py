@@ -28,6 +28,7 @@ from followthrough.domain.postmortem import (
     Approval,
     AuditEvent,
     ChangeRequest,
+    CollectAgain,
     DoneClaim,
     DraftSubmission,
     ExtensionDecision,
@@ -199,6 +200,13 @@ async def opt_in(postmortem: str, person: Person, using: Using) -> Postmortem:
     """Take on an optional postmortem: it becomes yours to write, due as a required one's."""
     pm_id = await postmortem_id_of(using, postmortem)
     return await answer(using.actions.opt_in(pm_id, OptIn(by=person)))
+
+
+@router.post("/postmortems/{postmortem}/collect")
+async def collect_again(postmortem: str, person: Person, using: Using) -> Postmortem:
+    """Collect the incident's timeline from its sources again (the owner or a reviewer)."""
+    pm_id = await postmortem_id_of(using, postmortem)
+    return await answer(using.actions.collect_again(pm_id, CollectAgain(by=person)))
 
 
 @router.post("/postmortems/{postmortem}/approve")

@@ -14,7 +14,13 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from followthrough.domain import limits
-from followthrough.domain.draft import Draft, InvalidDraft, parse_draft, prefilled_timeline
+from followthrough.domain.draft import (
+    Draft,
+    InvalidDraft,
+    TimelineEntry,
+    parse_draft,
+    prefilled_timeline,
+)
 from followthrough.domain.draft_templates import templates_for
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
@@ -42,14 +48,19 @@ CRITERION_KINDS = tuple(CRITERION_FIELDS)
 _ALL_CRITERION_FIELDS = tuple(dict.fromkeys(f for fs in CRITERION_FIELDS.values() for f in fs))
 _NUMBERS = {"expect_status", "threshold"}
 _ITEM_FIELDS = ("title", "owner", "team", "due", "priority", "description")
-_ROW = re.compile(r"(timeline|factor|item)-(\d{1,6})-([a-z_]+)")
+_ROW = re.compile(r"(timeline|factor|item|proposed)-(\d{1,6})-([a-z_]+)")
+# The collected events proposed on one page; the owner decides these, then sees the next ones.
+PROPOSALS_SHOWN = 100
 _LIMITS = {
     "timeline": limits.TIMELINE_ENTRIES,
     "factor": limits.LIST_ENTRIES,
     "item": limits.ACTION_ITEMS,
+    "proposed": PROPOSALS_SHOWN,
 }
+# Where a collected entry came from: carried through the form in hidden fields.
+ORIGIN_FIELDS = ("source", "source_id", "author", "link")
 # A form has at most this many fields: the largest draft's rows times their fields, and more.
-FORM_FIELDS = 2_000
+FORM_FIELDS = 4_000
 
 
 def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
@@ -60,7 +71,12 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     problems: list[str] = []
     if len(form) > FORM_FIELDS:
         raise InvalidDraft("draft", [f"form: {len(form)} fields; at most {FORM_FIELDS}"])
-    rows: dict[str, dict[int, dict[str, str]]] = {"timeline": {}, "factor": {}, "item": {}}
+    rows: dict[str, dict[int, dict[str, str]]] = {
+        "timeline": {},
+        "factor": {},
+        "item": {},
+        "proposed": {},
+    }
     for key, value in form.items():
         if (found := _ROW.fullmatch(key)) is None:
             continue
@@ -77,7 +93,15 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     for name in ("detection_gaps", "recovery_steps"):
         data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
     data["timeline"] = []
-    for i, row in _filled(rows["timeline"], ("at", "description")):
+    kept = [row for _, row in _filled(rows["timeline"], ("at", "description"))]
+    # Proposed entries the owner keeps join the timeline, once (the page may post them again).
+    have = {(r.get("source"), r.get("source_id")) for r in kept if r.get("source_id")}
+    for i in sorted(rows["proposed"]):
+        row = rows["proposed"][i]
+        if row.get("decision") == "keep" and (row.get("source"), row.get("source_id")) not in have:
+            have.add((row.get("source"), row.get("source_id")))
+            kept.append(row)
+    for i, row in enumerate(kept):
         at = _moment(row.get("at", ""), zone)
         if at is None:
             problems.append(f"timeline[{i}].at: '{row.get('at', '')}' is not a date and time")
@@ -86,6 +110,7 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
             "at": at,
             "kind": row.get("kind") or "note",
             "description": row.get("description", ""),
+            **{name: row[name] for name in ORIGIN_FIELDS if row.get(name)},
         }
         data["timeline"].append(entry)
     data["contributing_factors"] = [
@@ -102,6 +127,20 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     if problems:
         raise InvalidDraft("draft", problems)
     return parse_draft(data)
+
+
+def dropped_proposals(form: Mapping[str, str]) -> list[tuple[str, str]]:
+    """The proposed entries the owner dropped: (source, source id) each."""
+    rows: dict[str, dict[str, str]] = {}
+    for key, value in form.items():
+        found = _ROW.fullmatch(key)
+        if found is not None and found.group(1) == "proposed":
+            rows.setdefault(found.group(2), {})[found.group(3)] = value.strip()
+    return [
+        (row["source"], row["source_id"])
+        for row in rows.values()
+        if row.get("decision") == "drop" and row.get("source") and row.get("source_id")
+    ][:PROPOSALS_SHOWN]
 
 
 def _filled(
@@ -155,15 +194,7 @@ def _number(text: str) -> Any:
 
 def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
     """The editor's rows for a draft, with room for more: what the page's fields show."""
-    local = ZoneInfo(zone)
-    timeline = [
-        {
-            "at": e.at.astimezone(local).strftime("%Y-%m-%dT%H:%M:%S"),
-            "kind": e.kind,
-            "description": e.description,
-        }
-        for e in draft.timeline
-    ]
+    timeline = [timeline_row(e, zone) for e in draft.timeline]
     factors = [
         {"description": f.description, "tags": ", ".join(f.tags)}
         for f in draft.contributing_factors
@@ -195,6 +226,16 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
         "timeline": timeline + [{"at": "", "kind": "decision", "description": ""}] * 3,
         "factors": factors + [{"description": "", "tags": ""}] * 2,
         "items": [*items, blank_item],
+    }
+
+
+def timeline_row(entry: TimelineEntry, zone: str) -> dict[str, str]:
+    """A timeline entry as the editor's fields: the time in the zone, and where it came from."""
+    return {
+        "at": entry.at.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M:%S"),
+        "kind": entry.kind,
+        "description": entry.description,
+        **{name: getattr(entry, name) or "" for name in ORIGIN_FIELDS},
     }
 
 

@@ -348,6 +348,12 @@ class OptIn(BaseModel):
     by: str
 
 
+class CollectAgain(BaseModel):
+    """Someone asks for the incident's timeline to be collected from its sources again."""
+
+    by: str
+
+
 class Acknowledgement(BaseModel):
     by: str
 
@@ -428,6 +434,22 @@ def opt_in_refusal(pm: Postmortem, opt_in: OptIn, policy: Policy) -> Refusal | N
     if pm.state is not PostmortemState.OPTIONAL:
         return conflict(f"{pm.id} is {pm.state}; only an optional postmortem can be opted in to")
     return submitter_refusal(pm, opt_in.by, policy)  # who may opt in: as for submitting
+
+
+_COLLECTABLE = (*_DRAFTABLE, PostmortemState.IN_REVIEW)
+
+
+def collect_again_refusal(pm: Postmortem, request: CollectAgain, policy: Policy) -> Refusal | None:
+    """The owner or a reviewer, until the draft is approved: later the timeline is settled."""
+    if request.by != pm.owner and not policy.may_review(request.by):
+        return forbidden(
+            f"only the postmortem owner ({pm.owner}) or a reviewer can collect its timeline again"
+        )
+    if pm.state not in _COLLECTABLE:
+        return conflict(
+            f"{pm.id} is {pm.state}; the timeline can be collected again only until approval"
+        )
+    return None
 
 
 def submit_refusal(

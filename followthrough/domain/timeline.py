@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.draft import TimelineEntry, TimelineKind
+from followthrough.domain.incident import Incident
 
 EVENT_TEXT_MOST = 2000  # one event's words; longer ones are cut, with an ellipsis
 EVENTS_PER_SOURCE_MOST = 500  # per source and incident: the rest is reported, not kept
@@ -89,3 +90,37 @@ def proposed_entry(event: CollectedEvent) -> TimelineEntry:
         author=event.author,
         link=event.link,
     )
+
+
+class TimelineRequest(BaseModel):
+    """What the collection activity is asked: this postmortem's incident, from every source."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    postmortem_id: str
+    incident: Incident
+
+
+# The sources that know of an incident by the tool that reported it: a source here with no
+# collector configured is reported on the draft as not configured, rather than left unsaid.
+_EXPECTED_SOURCES: dict[str, tuple[str, ...]] = {
+    "pagerduty": ("pagerduty",),
+    "opsgenie": ("opsgenie",),
+    "incidentio": ("incidentio",),
+    "firehydrant": ("firehydrant",),
+    "alertmanager": ("prometheus",),
+    "grafana": ("prometheus",),
+}
+
+
+def expected_sources(incident: Incident) -> tuple[str, ...]:
+    """The sources that would apply to the incident were they configured."""
+    return _EXPECTED_SOURCES.get(incident.source, ())
+
+
+def proposals(events: list[CollectedEvent], timeline: list[TimelineEntry]) -> list[TimelineEntry]:
+    """The entries the collected events propose that the timeline does not hold yet (by
+    source and source id), oldest first."""
+    kept = {(e.source, e.source_id) for e in timeline if e.source and e.source_id}
+    fresh = [e for e in events if (e.source, e.source_id) not in kept]
+    return [proposed_entry(e) for e in sorted(fresh, key=lambda e: e.at)]

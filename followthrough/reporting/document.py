@@ -169,6 +169,7 @@ _environment = Environment(
 )
 _environment.filters["md"] = markdown_linked
 _environment.filters["linked"] = linked
+_environment.filters["safe_url"] = safe_url  # a collected entry's link: http(s) only
 
 
 def render_html(document: PostmortemDocument) -> str:

@@ -10,6 +10,7 @@
     store.preferences how each person takes non-urgent notices, and those held for a digest
     store.slack       notices posted to Slack
     store.chat        the incident channel's transcript, kept with the postmortem
+    store.timeline    events collected from an incident's sources, and how each source went
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -32,6 +33,7 @@ from followthrough.storage.slack import SlackStore
 from followthrough.storage.slos import SloStore
 from followthrough.storage.tables import ApiTokenRow
 from followthrough.storage.themes import ThemeStore
+from followthrough.storage.timeline import TimelineStore
 
 
 class Store:
@@ -51,6 +53,7 @@ class Store:
         self.preferences = PreferenceStore(self.db)
         self.slack = SlackStore(self.db)
         self.chat = ChatStore(self.db)
+        self.timeline = TimelineStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

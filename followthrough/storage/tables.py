@@ -295,3 +295,34 @@ class ChatMessageRow(Base):
     mark: Mapped[str | None] = mapped_column(String(20))  # decision, status_update, chat_message
     link: Mapped[str | None] = mapped_column(String(2000))
     kept_at: Mapped[datetime]
+
+
+class TimelineEventRow(Base):
+    """An event collected from one of an incident's sources (migration 0015): collecting again
+    finds it by (postmortem, source, source id) and updates it; `dropped` is the owner's no."""
+
+    __tablename__ = "timeline_events"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    source_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    at: Mapped[datetime]
+    kind: Mapped[str] = mapped_column(String(32))
+    author: Mapped[str | None] = mapped_column(String(200))
+    text: Mapped[str] = mapped_column(Text)
+    link: Mapped[str | None] = mapped_column(Text)
+    collected_at: Mapped[datetime]
+    dropped: Mapped[bool] = mapped_column(default=False)
+
+
+class SourceReportRow(Base):
+    """How the latest collection from one source went for one postmortem (migration 0015)."""
+
+    __tablename__ = "source_reports"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text)
+    events: Mapped[int]
+    at: Mapped[datetime]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+from collections.abc import Sequence
 from datetime import timedelta
 
 from temporalio.client import Client
@@ -21,10 +22,12 @@ from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
+from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
 from followthrough.integrations.jira import JiraConfig
 from followthrough.integrations.slack import SlackApi, SlackConfig
+from followthrough.integrations.timeline import Collector
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -50,9 +53,10 @@ def build_worker(
     public_url: str | None = None,
     sticky_queue_timeout: timedelta = timedelta(seconds=10),
     slack: SlackConfig | None = None,
+    collectors: Sequence[Collector] = (),
 ) -> Worker:
     """A worker for every workflow and activity; without `jira`, items use the built-in tracker;
-    without `slack`, notices are email only."""
+    without `slack`, notices are email only; without `collectors`, no timeline source is asked."""
     records = RecordActivities(store)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
@@ -64,6 +68,7 @@ def build_worker(
     slos = SloActivities(store, checks)
     tickets = JiraActivities(jira, public_url)
     operations = OperationsActivities(store, mailer, policy)
+    timeline = TimelineActivities(store, collectors)
     return Worker(
         client,
         task_queue=task_queue,
@@ -91,6 +96,7 @@ def build_worker(
             tickets.update_ticket_due,
             tickets.find_done_tickets,
             operations.report_stuck_work,
+            timeline.collect_timeline,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],

@@ -49,7 +49,7 @@ from followthrough.actions import ActionRefused, act
 from followthrough.checks import CheckConfig
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.draft import parse_draft
-from followthrough.domain.incident import parse_incident
+from followthrough.domain.incident import Incident, parse_incident
 from followthrough.domain.notice import DigestRequest, OutboxStatus
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.domain.postmortem import (
@@ -58,6 +58,7 @@ from followthrough.domain.postmortem import (
     ActionItemState,
     Approval,
     ChangeRequest,
+    CollectAgain,
     DoneClaim,
     DraftSubmission,
     ExtensionDecision,
@@ -71,6 +72,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.stuck import StuckWorkSweep
+from followthrough.domain.timeline import CollectedEvent, EventKind
 from followthrough.integrations.jira import JiraConfig
 from followthrough.logging import configure_logging
 from followthrough.storage import Store
@@ -341,6 +343,41 @@ async def opt_in(out: Output) -> None:
         await rec.submit(pm_id, draft_data(await rec.now()), by="dan")
         await rec.approve(pm_id)
         await rec.keep(pm_id, "opted-in-then-approved")
+
+
+class _OnePage:
+    """A timeline source that always gives the same page (a real one is tested on its own)."""
+
+    source = "pagerduty"
+
+    def applies_to(self, incident: Incident) -> bool:
+        return incident.source == "pagerduty"
+
+    def collect(self, incident: Incident) -> list[CollectedEvent]:
+        at = incident.detected_at or incident.resolved_at
+        event = CollectedEvent(
+            source="pagerduty", source_id="LOG1", at=at, kind=EventKind.ALERT, text="Paged"
+        )
+        return [event]
+
+
+@scenario("collect-timeline")
+async def collect_timeline(out: Output) -> None:
+    """The timeline is collected when the postmortem opens, collected again by its owner (a
+    stranger is refused), then the draft is approved and collecting again is refused."""
+    async with recording(out, collectors=[_OnePage()]) as rec:
+        pm_id = await rec.open_postmortem(source="pagerduty")
+        await eventually(lambda: rec.store.timeline.reports(pm_id))
+        await rec.refused(
+            pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="bob"), "or a reviewer"
+        )
+        await rec.act(pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"))
+        await rec.submit(pm_id, draft_data(await rec.now()))
+        await rec.approve(pm_id)
+        await rec.refused(
+            pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"), "until approval"
+        )
+        await rec.keep(pm_id, "timeline-collected-again-then-approved")
 
 
 @scenario("slo-review")

@@ -1,7 +1,8 @@
 // The draft editor's autosave: a change is saved to the server (debounced), and the list of what
 // submitting would refuse is replaced by the server's answer. Without this script the page's
 // Save button does the same. A save based on a version someone else has replaced is refused by
-// the server (409); then saving stops and the page says what changed.
+// the server (409); then saving stops and the page says what changed. Deciding on a proposed
+// (collected) timeline entry saves at once through the Save button.
 (function () {
   "use strict";
   var form = document.getElementById("draft-form");
@@ -85,5 +86,14 @@
     stale = true;
   });
   form.addEventListener("input", function () { soon(800); });
-  form.addEventListener("change", function () { soon(150); });
+  form.addEventListener("change", function (event) {
+    // Keeping or dropping a proposed entry reloads the page through the Save button, so a kept
+    // one shows among the timeline's rows (to edit) and a dropped one goes.
+    if (event.target.classList && event.target.classList.contains("decision")) {
+      clearTimeout(timer);
+      form.requestSubmit(form.querySelector('button[name="intent"][value="save"]'));
+      return;
+    }
+    soon(150);
+  });
 })();

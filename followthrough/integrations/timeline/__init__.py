@@ -69,4 +69,9 @@ def configured_collectors(settings: Settings) -> list[Collector]:
         from followthrough.integrations.timeline import slack_chat
 
         collectors += slack_chat.configured(settings)
+    if settings.prometheus_url:
+        # Imported here, as the others: it imports this module.
+        from followthrough.integrations.timeline.prometheus import PrometheusAlerts
+
+        collectors.append(PrometheusAlerts(settings.prometheus_url, settings.alerts_service_label))
     return collectors
