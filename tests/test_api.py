@@ -358,4 +358,7 @@ async def test_the_reliability_figures_come_from_the_approved_reviewed_timeline(
     assert sev2["detect"]["median"] == "PT15M"
     assert sev2["acknowledge"]["median"] == "PT3M"
     assert sev2["communicate"]["median"] == "PT30M"
-    expect(await api.get("/api/reliability", "dan", params={"quarter": "2026Q9"}), 422, "quarter")
+    refused = expect(await api.get("/api/reliability", "dan", params={"period": "2026Q9"}), 422)
+    assert refused["detail"][0]["loc"] == ["query", "period"]
+    quarter = expect(await api.get("/api/reliability", "dan", params={"period": "2026Q4"}), 200)
+    assert quarter["period_start"].startswith("2026-10-01")

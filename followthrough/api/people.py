@@ -153,25 +153,32 @@ async def list_postmortems(
     return await asyncio.to_thread(using.store.records.postmortems, state.value if state else None)
 
 
+# One parameter, its form in the schema: every request the schema admits names one period.
+PERIOD_PATTERN = r"^(20\d\dQ[1-4]|20\d\d-(0[1-9]|1[0-2]))?$"
+
+
 @router.get("/reliability")
 async def reliability(
     person: Person,
     using: Using,
-    quarter: Annotated[str, Query(max_length=16, description="e.g. 2026Q4")] = "",
-    month: Annotated[str, Query(max_length=16, description="e.g. 2026-10")] = "",
+    period: Annotated[
+        str,
+        Query(
+            pattern=PERIOD_PATTERN,
+            description="a quarter (2026Q4) or a month (2026-10); none: the last 12 months",
+        ),
+    ] = "",
 ) -> ReliabilityMetrics:
     """The reliability page's figures for a quarter, a month or the last 12 months. Each
     response figure has its count beside it: `coverage[].count` of `incidents` overall, and
     per severity `severities[].<duration>.count` of `severities[].incidents`; `reviewed` says
     how many incidents' figures come from an approved postmortem's reviewed timeline."""
     policy, now = using.policy, using.clock()
-    try:
-        period = period_of(
-            policy.calendar.local_date(now), policy.calendar, quarter=quarter, month=month
-        )
-    except ValueError as err:
-        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, str(err)) from None
-    return await asyncio.to_thread(using.reliability.measure, using.store, policy, period, now)
+    quarter, month = (period, "") if "Q" in period else ("", period)
+    chosen = period_of(
+        policy.calendar.local_date(now), policy.calendar, quarter=quarter, month=month
+    )
+    return await asyncio.to_thread(using.reliability.measure, using.store, policy, chosen, now)
 
 
 @router.get("/postmortems/{postmortem}")
