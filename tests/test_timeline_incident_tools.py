@@ -50,13 +50,13 @@ class Sleeps:
 
 
 def _io(server: IncidentIoServer, sleeps: Sleeps | None = None) -> IncidentIoCollector:
-    assert is_loopback("127.0.0.1") and server.url.startswith("http://127.0.0.1:")
-    return IncidentIoCollector(IO_KEY, server.url, timeout=5, sleep=sleeps or Sleeps())
+    assert is_loopback("127.0.0.1") and server.base_url.startswith("http://127.0.0.1:")
+    return IncidentIoCollector(IO_KEY, server.base_url, timeout=5, sleep=sleeps or Sleeps())
 
 
 def _fh(server: FireHydrantServer, sleeps: Sleeps | None = None) -> FireHydrantCollector:
-    assert server.url.startswith("http://127.0.0.1:")
-    return FireHydrantCollector(FH_KEY, server.url, timeout=5, sleep=sleeps or Sleeps())
+    assert server.base_url.startswith("http://127.0.0.1:")
+    return FireHydrantCollector(FH_KEY, server.base_url, timeout=5, sleep=sleeps or Sleeps())
 
 
 def _closed_port() -> int:
@@ -294,7 +294,7 @@ def test_firehydrant_waits_out_a_429_and_gives_up_on_one_that_repeats() -> None:
 
 def test_firehydrant_wrong_key_and_unknown_incident_are_refused() -> None:
     with FireHydrantServer(api_key=FH_KEY, incidents={"inc-1": []}) as server:
-        wrong = FireHydrantCollector("fhb-wrong", server.url, sleep=Sleeps())
+        wrong = FireHydrantCollector("fhb-wrong", server.base_url, sleep=Sleeps())
         with pytest.raises(SourceRefused, match="FOLLOWTHROUGH_FIREHYDRANT_API_KEY"):
             wrong.collect(_incident("firehydrant", "inc-1"))
         with pytest.raises(SourceRefused, match="no incident inc-404"):

@@ -20,13 +20,10 @@ For the tests: `calls` (path and query of each request, the 429s too).
 
 from __future__ import annotations
 
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import unquote
 
-from tests.servers.daemon import LoopbackThreadServer
-from tests.servers.incident_io_server import send_answer
+from tests.servers.vendor_api import Answer, Query, VendorApiServer, first_values
 
 PER_PAGE_DEFAULT = 20
 PER_PAGE_MOST = 200
@@ -57,7 +54,8 @@ def event(
     return record
 
 
-class FireHydrantServer(LoopbackThreadServer):
+class FireHydrantServer(VendorApiServer):
+    fail_status = 503
     name = "the FireHydrant server"
 
     def __init__(
@@ -66,46 +64,20 @@ class FireHydrantServer(LoopbackThreadServer):
         super().__init__()
         self.api_key = api_key
         self.incidents = dict(incidents or {})
-        self.lock = threading.Lock()
         self.calls: list[tuple[str, dict[str, str]]] = []
-        self._limited = 0
-        self._retry_after = "1"
-        self._failing = 0
-        self._fail_status = 503
 
-    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="firehydrant-server", daemon=True
-        )
-        thread.start()
-        return server, thread
+    def record(self, path: str, query: Query) -> None:
+        self.calls.append((path, first_values(query)))
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def rate_limited(self, retry_after: str | None) -> Answer:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return 429, {"error": "Too Many Requests"}, headers
 
-    def rate_limit_next(self, n: int, retry_after: str = "1") -> None:
-        with self.lock:
-            self._limited, self._retry_after = n, retry_after
+    def failed(self, status: int) -> Answer:
+        return status, "<html>Service Unavailable</html>", {}
 
-    def fail_next(self, n: int, status: int = 503) -> None:
-        with self.lock:
-            self._failing, self._fail_status = n, status
-
-    def answer(
-        self, path: str, query: dict[str, str], authorization: str
-    ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
-        with self.lock:
-            self.calls.append((path, dict(query)))
-            if self._limited > 0:
-                self._limited -= 1
-                headers = {"Retry-After": self._retry_after}
-                return 429, {"error": "Too Many Requests"}, headers
-            if self._failing > 0:
-                self._failing -= 1
-                return self._fail_status, "<html>Service Unavailable</html>", {}
+    def route(self, path: str, lists: Query, authorization: str) -> Answer:
+        query = first_values(lists)
         if authorization.removeprefix("Bearer ").strip() != self.api_key:
             return 401, {"error": "Unauthorized", "detail": "invalid API key"}, {}
         parts = path.split("/")
@@ -139,21 +111,6 @@ class FireHydrantServer(LoopbackThreadServer):
             "next": page + 1 if page < pages else None,
         }
         return 200, {"data": chosen, "pagination": pagination}, {}
-
-
-def _handler_for(fh: FireHydrantServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            auth = self.headers.get("Authorization", "")
-            code, answer, headers = fh.answer(parts.path, query, auth)
-            send_answer(self, code, answer, headers)
-
-    return Handler
 
 
 __all__ = ["FireHydrantServer", "event"]

@@ -24,14 +24,10 @@ For the tests: `calls` (path and query of each request, the 429s too).
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.servers.daemon import LoopbackThreadServer
+from tests.servers.vendor_api import Answer, Query, VendorApiServer, first_values
 
 PAGE_SIZE_DEFAULT = 25
 PAGE_SIZE_MOST = 250
@@ -114,53 +110,27 @@ def timeline_item(
     return record
 
 
-class IncidentIoServer(LoopbackThreadServer):
+class IncidentIoServer(VendorApiServer):
     name = "the incident.io server"
 
     def __init__(self, *, api_key: str, incidents: dict[str, Timeline] | None = None) -> None:
         super().__init__()
         self.api_key = api_key
         self.incidents = dict(incidents or {})
-        self.lock = threading.Lock()
         self.calls: list[tuple[str, dict[str, str]]] = []
-        self._limited = 0
-        self._retry_after = "1"
-        self._failing = 0
-        self._fail_status = 500
 
-    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="incident-io-server", daemon=True
-        )
-        thread.start()
-        return server, thread
+    def record(self, path: str, query: Query) -> None:
+        self.calls.append((path, first_values(query)))
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def rate_limited(self, retry_after: str | None) -> Answer:
+        headers = {"Retry-After": retry_after} if retry_after is not None else {}
+        return 429, _error(429, "too_many_requests", "rate limit exceeded"), headers
 
-    def rate_limit_next(self, n: int, retry_after: str = "1") -> None:
-        with self.lock:
-            self._limited, self._retry_after = n, retry_after
+    def failed(self, status: int) -> Answer:
+        return status, "<html>Bad gateway</html>", {}
 
-    def fail_next(self, n: int, status: int = 500) -> None:
-        with self.lock:
-            self._failing, self._fail_status = n, status
-
-    def answer(
-        self, path: str, query: dict[str, str], authorization: str
-    ) -> tuple[int, dict[str, Any] | str, dict[str, str]]:
-        with self.lock:
-            self.calls.append((path, dict(query)))
-            if self._limited > 0:
-                self._limited -= 1
-                headers = {"Retry-After": self._retry_after}
-                return 429, _error(429, "too_many_requests", "rate limit exceeded"), headers
-            if self._failing > 0:
-                self._failing -= 1
-                return self._fail_status, "<html>Bad gateway</html>", {}
+    def route(self, path: str, lists: Query, authorization: str) -> Answer:
+        query = first_values(lists)
         if authorization != f"Bearer {self.api_key}":
             return 401, _error(401, "authentication_error", "invalid API key"), {}
         if path == "/v2/incident_updates":
@@ -169,9 +139,7 @@ class IncidentIoServer(LoopbackThreadServer):
             return self._list(query, "incident_timeline_items", required=True)
         return 404, _error(404, "not_found", f"no route {path}"), {}
 
-    def _list(
-        self, query: dict[str, str], key: str, *, required: bool
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
+    def _list(self, query: dict[str, str], key: str, *, required: bool) -> Answer:
         incident_id = query.get("incident_id")
         if incident_id is None and required:
             return 422, _error(422, "validation_error", "incident_id is required"), {}
@@ -210,37 +178,4 @@ def _error(status: int, kind: str, message: str) -> dict[str, Any]:
     }
 
 
-def _handler_for(io: IncidentIoServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            query = {k: v[0] for k, v in parse_qs(parts.query).items()}
-            auth = self.headers.get("Authorization", "")
-            code, answer, headers = io.answer(parts.path, query, auth)
-            send_answer(self, code, answer, headers)
-
-    return Handler
-
-
-def send_answer(
-    handler: BaseHTTPRequestHandler,
-    code: int,
-    answer: dict[str, Any] | str,
-    headers: dict[str, str],
-) -> None:
-    is_json = isinstance(answer, dict)
-    data = json.dumps(answer).encode() if is_json else str(answer).encode()
-    handler.send_response(code)
-    kind = "application/json; charset=utf-8" if is_json else "text/html"
-    handler.send_header("Content-Type", kind)
-    handler.send_header("Content-Length", str(len(data)))
-    for name, value in headers.items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(data)
-
-
-__all__ = ["IncidentIoServer", "Timeline", "send_answer", "timeline_item", "update", "user"]
+__all__ = ["IncidentIoServer", "Timeline", "timeline_item", "update", "user"]

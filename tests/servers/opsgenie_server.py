@@ -24,15 +24,12 @@ For the tests: `requests` (path and query of each request, the 429s too).
 
 from __future__ import annotations
 
-import json
-import threading
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import urlencode
 
-from tests.servers.daemon import LoopbackThreadServer
+from tests.servers.vendor_api import Answer, Query, VendorApiServer
 
 LIMIT_DEFAULT = 20
 LIMIT_MOST = 100
@@ -66,57 +63,28 @@ def note(text: str, at: str, *, owner: str = "alice@example.com", n: int = 0) ->
     return {"offset": _offset(at, n), "note": text, "owner": owner, "createdAt": at}
 
 
-class OpsgenieServer(LoopbackThreadServer):
+class OpsgenieServer(VendorApiServer):
     name = "the Opsgenie server"
 
     def __init__(self, *, api_key: str) -> None:
         super().__init__()
         self.api_key = api_key
         self.alerts: dict[str, OpsgenieAlert] = {}
-        self.lock = threading.Lock()
         self.requests: list[str] = []
-        self._limited = 0
-        self._retry_after: str | None = "1"
-        self._failing = 0
-        self._fail_status = 500
 
-    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        server.daemon_threads = True
-        thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="opsgenie-server", daemon=True
-        )
-        thread.start()
-        return server, thread
+    def record(self, path: str, query: Query) -> None:
+        self.requests.append(f"{path}?{urlencode(query, doseq=True)}" if query else path)
 
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    def rate_limited(self, retry_after: str | None) -> Answer:
+        headers = {"X-RateLimit-State": "THROTTLED"}
+        if retry_after is not None:
+            headers["Retry-After"] = retry_after
+        return 429, _said("Rate limit exceeded"), headers
 
-    def rate_limit_next(self, n: int, retry_after: int | str | None = 1) -> None:
-        """None: a 429 without Retry-After."""
-        with self.lock:
-            self._limited = n
-            self._retry_after = None if retry_after is None else str(retry_after)
+    def failed(self, status: int) -> Answer:
+        return status, _said("Internal Server Error"), {}
 
-    def fail_next(self, n: int, status: int = 500) -> None:
-        with self.lock:
-            self._failing, self._fail_status = n, status
-
-    def answer(
-        self, path: str, query: dict[str, list[str]], auth: str
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        with self.lock:
-            self.requests.append(f"{path}?{urlencode(query, doseq=True)}" if query else path)
-            if self._limited > 0:
-                self._limited -= 1
-                headers = {"X-RateLimit-State": "THROTTLED"}
-                if self._retry_after is not None:
-                    headers["Retry-After"] = self._retry_after
-                return 429, _said("Rate limit exceeded"), headers
-            if self._failing > 0:
-                self._failing -= 1
-                return self._fail_status, _said("Internal Server Error"), {}
+    def route(self, path: str, query: Query, auth: str) -> Answer:
         if auth != f"GenieKey {self.api_key}":
             return 401, _said("Could not authenticate"), {}
         parts = path.strip("/").split("/")
@@ -155,28 +123,6 @@ class OpsgenieServer(LoopbackThreadServer):
 
 def _said(message: str) -> dict[str, Any]:
     return {"message": message, "took": 0.0, "requestId": str(uuid.uuid4())}
-
-
-def _handler_for(og: OpsgenieServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            code, answer, headers = og.answer(
-                parts.path, parse_qs(parts.query), self.headers.get("Authorization", "")
-            )
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
 
 
 __all__ = ["OpsgenieAlert", "OpsgenieServer", "log", "note"]

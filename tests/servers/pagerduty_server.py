@@ -25,16 +25,13 @@ For the tests: `requests` (path and query of each request, the 429s too).
 
 from __future__ import annotations
 
-import json
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
-from tests.servers.daemon import LoopbackThreadServer
 from tests.servers.tls import serving
+from tests.servers.vendor_api import Answer, Query, VendorApiServer
 
 OVERVIEW_TYPES = {
     "trigger_log_entry",
@@ -92,57 +89,31 @@ def note(note_id: str, content: str, at: str, *, user: str = "Alice Adams") -> d
     }
 
 
-class PagerDutyServer(LoopbackThreadServer):
+class PagerDutyServer(VendorApiServer):
     name = "the PagerDuty server"
+    scheme = "https"
 
     def __init__(self, *, token: str, tls: tuple[Path, Path]) -> None:
         super().__init__()
         self.token = token
         self.tls = tls
         self.incidents: dict[str, PagerDutyIncident] = {}
-        self.lock = threading.Lock()
         self.requests: list[str] = []
-        self._limited = 0
-        self._retry_after: str | None = "1"
-        self._failing = 0
-        self._fail_status = 500
 
-    def open(self) -> tuple[ThreadingHTTPServer, threading.Thread]:
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+    def wrap(self, server: ThreadingHTTPServer) -> None:
         server.socket = serving(*self.tls).wrap_socket(server.socket, server_side=True)
-        server.daemon_threads = True
-        thread = threading.Thread(
-            target=server.serve_forever, args=(0.05,), name="pagerduty-server", daemon=True
-        )
-        thread.start()
-        return server, thread
 
-    @property
-    def base_url(self) -> str:
-        return f"https://127.0.0.1:{self.port}"
+    def record(self, path: str, query: Query) -> None:
+        self.requests.append(f"{path}?{_query(query)}" if query else path)
 
-    def rate_limit_next(self, n: int, retry_after: int | str | None = 1) -> None:
-        """None: a 429 without Retry-After."""
-        with self.lock:
-            self._limited = n
-            self._retry_after = None if retry_after is None else str(retry_after)
+    def rate_limited(self, retry_after: str | None) -> Answer:
+        headers = {"Retry-After": retry_after} if retry_after else {}
+        return 429, _error("Rate Limit Exceeded", 2020), headers
 
-    def fail_next(self, n: int, status: int = 500) -> None:
-        with self.lock:
-            self._failing, self._fail_status = n, status
+    def failed(self, status: int) -> Answer:
+        return status, _error("Internal Server Error", 2001), {}
 
-    def answer(
-        self, path: str, query: dict[str, list[str]], auth: str
-    ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        with self.lock:
-            self.requests.append(f"{path}?{_query(query)}" if query else path)
-            if self._limited > 0:
-                self._limited -= 1
-                headers = {"Retry-After": self._retry_after} if self._retry_after else {}
-                return 429, _error("Rate Limit Exceeded", 2020), headers
-            if self._failing > 0:
-                self._failing -= 1
-                return self._fail_status, _error("Internal Server Error", 2001), {}
+    def route(self, path: str, query: Query, auth: str) -> Answer:
         if auth != f"Token token={self.token}":
             return 401, _error("Unauthorized", 2006), {}
         parts = path.strip("/").split("/")
@@ -182,28 +153,6 @@ def _error(message: str, code: int) -> dict[str, Any]:
 
 def _query(query: dict[str, list[str]]) -> str:
     return "&".join(f"{k}={v}" for k, values in sorted(query.items()) for v in values)
-
-
-def _handler_for(pd: PagerDutyServer) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            pass
-
-        def do_GET(self) -> None:
-            parts = urlsplit(self.path)
-            code, answer, headers = pd.answer(
-                parts.path, parse_qs(parts.query), self.headers.get("Authorization", "")
-            )
-            data = json.dumps(answer).encode()
-            self.send_response(code)
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-            self.send_header("Content-Length", str(len(data)))
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.end_headers()
-            self.wfile.write(data)
-
-    return Handler
 
 
 __all__ = ["PagerDutyIncident", "PagerDutyServer", "log_entry", "note"]
