@@ -88,46 +88,26 @@ class IncidentIoCollector(VendorCollector):
             headers={"User-Agent": "followthrough"},
             httpx_args={"event_hooks": {"response": [_judge_first]}},
         ) as client:
-            updates = self._updates(client, incident, waits)
-            items = self._timeline_items(client, incident, waits)
+            updates: list[IncidentUpdateV2] = self._all(
+                _pages(incident_updates_v2_list, client, incident),
+                lambda result: (result.incident_updates, result.pagination_meta),
+                IncidentUpdatesListResultV2,
+                incident,
+                waits,
+            )
+            items: list[IncidentTimelineItemV2] = self._all(
+                _pages(incident_timeline_items_v2_list, client, incident),
+                lambda result: (result.incident_timeline_items, result.pagination_meta),
+                IncidentTimelineItemsListResultV2,
+                incident,
+                waits,
+            )
         return oldest_first(
             SOURCE,
             [
                 *(_update_event(update, incident) for update in updates),
                 *(_item_event(item, incident) for item in items),
             ],
-        )
-
-    def _updates(
-        self, client: AuthenticatedClient, incident: Incident, waits: RateLimitWaits
-    ) -> list[IncidentUpdateV2]:
-        def page(after: str | Unset) -> Response[Any]:
-            return incident_updates_v2_list.sync_detailed(
-                client=client, incident_id=incident.id, page_size=PAGE_SIZE, after=after
-            )
-
-        return self._all(
-            page,
-            lambda result: (result.incident_updates, result.pagination_meta),
-            IncidentUpdatesListResultV2,
-            incident,
-            waits,
-        )
-
-    def _timeline_items(
-        self, client: AuthenticatedClient, incident: Incident, waits: RateLimitWaits
-    ) -> list[IncidentTimelineItemV2]:
-        def page(after: str | Unset) -> Response[Any]:
-            return incident_timeline_items_v2_list.sync_detailed(
-                client=client, incident_id=incident.id, page_size=PAGE_SIZE, after=after
-            )
-
-        return self._all(
-            page,
-            lambda result: (result.incident_timeline_items, result.pagination_meta),
-            IncidentTimelineItemsListResultV2,
-            incident,
-            waits,
         )
 
     def _all(
@@ -222,3 +202,16 @@ def _event(
 ) -> CollectedEvent:
     """Both kinds of record link to the incident's page: neither has a page of its own."""
     return event(SOURCE, source_id, at, kind, author=_actor(actor), text=text, link=incident.url)
+
+
+def _pages(
+    endpoint: Any, client: AuthenticatedClient, incident: Incident
+) -> Callable[[str | Unset], Response[Any]]:
+    """One list endpoint of the SDK's, for this incident: its page after a record's id."""
+
+    def page(after: str | Unset) -> Response[Any]:
+        return endpoint.sync_detailed(  # type: ignore[no-any-return]
+            client=client, incident_id=incident.id, page_size=PAGE_SIZE, after=after
+        )
+
+    return page
