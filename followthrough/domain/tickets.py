@@ -8,6 +8,7 @@ moving to a done status is a done claim, which starts verification; it never ski
 from __future__ import annotations
 
 from datetime import date
+from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -15,6 +16,21 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 def item_label(item_id: str) -> str:
     """The label that finds an item's ticket again (Jira labels: no spaces, at most 255)."""
     return "ft-" + item_id.removeprefix("postmortem-")[:240]
+
+
+class TicketRoute(BaseModel):
+    """Where an item's ticket lives: the tracker and project its team plans in (the policy's
+    routing), and where it is linked: an objective's or the tech-debt backlog's epic, the team's
+    active sprint. None on a request: the configured default Jira project, as before routing."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tracker: Literal["jira", "github"] = "jira"
+    project: str | None = None  # a Jira project key, or a GitHub repository "owner/name"
+    labels: list[str] = Field(default_factory=list)  # the team's own, beside ours
+    board: int | None = None  # the team's Jira Agile board (for its active sprint)
+    epic: str | None = None  # an epic's key (Jira) or a milestone's title (GitHub)
+    this_sprint: bool = False  # into the board's active sprint; otherwise the backlog
 
 
 class TicketRequest(BaseModel):
@@ -36,6 +52,7 @@ class TicketRequest(BaseModel):
     owner: str  # a person in the policy; the settings map them to a Jira account
     owner_email: str
     postmortem_url: str | None = None
+    route: TicketRoute | None = None
 
 
 class TicketRef(BaseModel):
