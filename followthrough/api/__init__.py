@@ -23,6 +23,7 @@ from followthrough.api import (
     dashboard,
     drafting,
     links,
+    narratives,
     operations,
     people,
     preferences,
@@ -73,6 +74,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(webhooks.router)
     app.include_router(people.router)
     app.include_router(preferences.router)
+    app.include_router(narratives.router)
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)

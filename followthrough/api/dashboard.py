@@ -33,6 +33,7 @@ from starlette.datastructures import FormData
 from followthrough.actions import Actions
 from followthrough.api import forms
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
+from followthrough.api.narratives import save_narrative
 from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
@@ -56,6 +57,7 @@ from followthrough.domain.metrics import (
     response_coverage,
     timing_cells,
 )
+from followthrough.domain.narrative import QUARTER, NarrativeEdit
 from followthrough.domain.notice import NoticeDelivery
 from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
 from followthrough.domain.overview import overview
@@ -582,6 +584,54 @@ async def metrics_page(
         percent=format_percent,
         quarters=recent_quarters(today, 4),
     )
+
+
+@router.get("/council/narrative", response_class=HTMLResponse)
+async def narrative_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    quarter: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """The council's narrative of a quarter: council members write it, everyone reads it; it
+    becomes a section of that quarter's report."""
+    today = using.policy.calendar.local_date(using.clock())
+    quarters = recent_quarters(today, 4)
+    chosen = quarter.strip().upper() or quarters[0]
+    if QUARTER.fullmatch(chosen) is None:
+        problem = f"quarter: '{quarter}' is not a quarter; write e.g. '2026Q4'"
+        raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, problem)
+    current = await asyncio.to_thread(using.store.narratives.read, chosen)
+    return render_page(
+        request,
+        using,
+        "narrative.html.j2",
+        who,
+        narrative=current,
+        quarters=quarters,
+        writer=who.person in using.policy.council,
+        local=local_times(using),
+    )
+
+
+@router.post("/council/narrative")
+async def write_narrative_page(request: Request, who: Posted, using: Using) -> Response:
+    form = await request.form()
+    quarter = str(form.get("quarter", ""))[:16]
+    back = "/council/narrative?" + urlencode({"quarter": quarter})
+    try:
+        version = int(str(form.get("version", "")))
+    except ValueError:
+        return await _back(using, who, back, "error", "version: reload the page and write again")
+    edit = NarrativeEdit(
+        quarter=quarter, text=str(form.get("text", "")), version=version, by=who.person
+    )
+    try:
+        saved = await save_narrative(using, edit)
+    except HTTPException as refused:
+        return await _back(using, who, back, "error", str(refused.detail))
+    said = f"Saved version {saved.version}: it is part of the {saved.quarter} report."
+    return await _back(using, who, back, "done", said)
 
 
 @router.get("/search", response_class=HTMLResponse)

@@ -41,6 +41,7 @@ from followthrough.domain.metrics import (
     response_coverage,
     timing_cells,
 )
+from followthrough.domain.narrative import CouncilNarrative
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.hrefs import markdown_escape, safe_url
@@ -132,6 +133,7 @@ class QuarterlyReport(BaseModel):
     previous: Comparison | None
     headline: list[tuple[str, str]]
     narrative: list[str]  # sentences read from the numbers
+    council: CouncilNarrative  # the council's own words on the quarter (version 0: none yet)
     themes: list[ThemeReached]
     overdue: list[OverdueItem]  # worst first
     risk_acceptances: list[RiskAcceptanceMade]  # oldest first
@@ -180,6 +182,7 @@ def quarterly_report(
     progress(steps, 2, 3)
     accepted = _risk_acceptances(store, period, postmortems)
     progress(steps, 3, 3)
+    council = store.narratives.read(period.label)
 
     progress("drawing charts")
     charts = metric_charts(metrics)
@@ -193,6 +196,7 @@ def quarterly_report(
         previous=previous,
         headline=headline(metrics),
         narrative=narrative(metrics, period.label, previous),
+        council=council,
         themes=themes,
         overdue=overdue,
         risk_acceptances=accepted,

@@ -11,6 +11,7 @@
     store.slack       notices posted to Slack
     store.chat        the incident channel's transcript, kept with the postmortem
     store.timeline    events collected from an incident's sources, and how each source went
+    store.narratives  the council's narrative of each quarter, for its report
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -26,6 +27,7 @@ from followthrough.storage.database import Database
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
+from followthrough.storage.narratives import NarrativeStore
 from followthrough.storage.outbox import OutboxStore
 from followthrough.storage.preferences import PreferenceStore
 from followthrough.storage.records import RecordStore
@@ -54,6 +56,7 @@ class Store:
         self.slack = SlackStore(self.db)
         self.chat = ChatStore(self.db)
         self.timeline = TimelineStore(self.db)
+        self.narratives = NarrativeStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -326,3 +326,16 @@ class SourceReportRow(Base):
     detail: Mapped[str] = mapped_column(Text)
     events: Mapped[int]
     at: Mapped[datetime]
+
+
+class CouncilNarrativeRow(Base):
+    """The council's narrative of a quarter, as last saved (migration 0023); `version` counts
+    saves, so a save written against an older one is refused instead of overwriting it."""
+
+    __tablename__ = "council_narratives"
+
+    quarter: Mapped[str] = mapped_column(String(8), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    version: Mapped[int]
+    written_by: Mapped[str] = mapped_column(String(128))
+    written_at: Mapped[datetime]
