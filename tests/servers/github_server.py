@@ -38,12 +38,14 @@ Anything else is 404 {"message": "Not Found"}.
 
 For the tests
 - `requests`: (method, path, query, body) of every request, faulted ones too; `count()`.
-- `fail_next(n, status=502, after_serving=False)`: the next n requests fail; `after_serving`
+- `fail_next(n, status=502, after_serving=False, method=None)`: the next n requests (of that
+  method) fail; `after_serving`
   does the work first (a create that happened although the client saw an error).
 - `race_next_create()`: the next POST /issues is preceded by a twin of it, as when another
   attempt created the same issue at the same moment.
 - State helpers: `issue(repo, n)`, `issues(repo)`, `comments(repo, n)`, `milestones(repo)`,
-  `add_issue(repo, ...)`, `close_issue(repo, n, reason, by)`.
+  `add_issue(repo, ...)`, `add_comment(repo, n, body)`, `close_issue(repo, n, reason, by)`,
+  `reopen_issue(repo, n)`.
 """
 
 from __future__ import annotations
@@ -130,7 +132,7 @@ class GitHubServer(LoopbackThreadServer):
         self._remaining = RATE_LIMIT
         self._reset = int(time.time()) + 3600
         self._secondary: tuple[int, int, str] = (0, 403, "60")  # count, status, retry-after
-        self._failing: tuple[int, int, bool] = (0, 502, False)  # count, status, after serving
+        self._failing: tuple[int, int, bool, str | None] = (0, 502, False, None)
         self._race = False
 
     # -- the server ----------------------------------------------------------------------------
@@ -148,9 +150,12 @@ class GitHubServer(LoopbackThreadServer):
 
     # -- faults --------------------------------------------------------------------------------
 
-    def fail_next(self, n: int, status: int = 502, *, after_serving: bool = False) -> None:
+    def fail_next(
+        self, n: int, status: int = 502, *, after_serving: bool = False, method: str | None = None
+    ) -> None:
+        """The next n requests (of `method`, if given) answer `status`."""
         with self.lock:
-            self._failing = (n, status, after_serving)
+            self._failing = (n, status, after_serving, method)
 
     def secondary_limit_next(self, n: int, retry_after: int = 60, status: int = 403) -> None:
         with self.lock:
@@ -195,11 +200,19 @@ class GitHubServer(LoopbackThreadServer):
             created = self._create(self.repo(repo), {"title": title, "labels": labels or []}, "x")
             return int(created["number"])
 
+    def add_comment(self, repo: str, number: int, body: str, login: str = "bob") -> None:
+        with self.lock:
+            self._comment(self.repo(repo), number, {"body": body}, login)
+
     def close_issue(
         self, repo: str, number: int, reason: str = "completed", by: str = "bob"
     ) -> None:
         with self.lock:
             self._update(self.repo(repo), number, {"state": "closed", "state_reason": reason}, by)
+
+    def reopen_issue(self, repo: str, number: int, by: str = "bob") -> None:
+        with self.lock:
+            self._update(self.repo(repo), number, {"state": "open"}, by)
 
     def count(self, method: str, path: str) -> int:
         with self.lock:
@@ -221,9 +234,9 @@ class GitHubServer(LoopbackThreadServer):
             try:
                 login = self._authenticate(authorization)
                 self._rate_limit()
-                failing, status, after = self._failing
-                if failing > 0:
-                    self._failing = (failing - 1, status, after)
+                failing, status, after, only = self._failing
+                if failing > 0 and only in (None, method):
+                    self._failing = (failing - 1, status, after, only)
                     if after:
                         self._route(method, parts.path, query, body, login)
                     raise _error(status, "Server Error" if status >= 500 else "Failed")
