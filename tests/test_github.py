@@ -40,6 +40,9 @@ from followthrough.integrations.github import (
 )
 from followthrough.settings import Settings
 from followthrough.storage import Store
+from followthrough.webhooks import Malformed, Unauthorized
+from followthrough.webhooks.base import Ignored
+from followthrough.webhooks.github import read_github_event
 from tests.api_support import Api, api_for, api_settings, link_mailer
 from tests.conftest import eventually, running_worker
 from tests.servers.github_server import GitHubServer
@@ -243,6 +246,43 @@ def test_a_label_fits_githubs_fifty_characters() -> None:
     assert label != github_label(long[:-1] + "3")
     assert len(github_label("postmortem-generic-a,b-item-1")) <= 50
     assert "," not in github_label("postmortem-generic-a,b-item-1")
+
+
+def test_a_long_item_still_fits_githubs_body(github: GitHubServer) -> None:
+    tracker = GitHubTracker(_config(github))
+    long = _request().model_copy(update={"details": "x" * 40_000, "proposed_change": "y" * 40_000})
+    tracker.ensure_ticket(long)
+    body = github.issue(REPO, 1)["body"]
+    assert len(body) <= 65_536 and "Due: 2026-12-18" in body and "shortened" in body
+
+
+def _signed(payload: dict[str, Any], event: str = "issues") -> tuple[dict[str, str], bytes]:
+    body = json.dumps(payload).encode()
+    signature = hmac.new(SECRET.encode(), body, hashlib.sha256).hexdigest()
+    return {"X-GitHub-Event": event, "X-Hub-Signature-256": f"sha256={signature}"}, body
+
+
+def test_the_webhook_reader_verifies_first_and_names_the_bad_field() -> None:
+    closed = {
+        "action": "closed",
+        "issue": {"number": 7, "state_reason": "completed", "closed_at": "2026-12-01T10:00:00Z"},
+        "repository": {"full_name": REPO},
+        "sender": {"login": "bob"},
+    }
+    done = read_github_event(*_signed(closed), SECRET)
+    assert not isinstance(done, Ignored)
+    assert (done.key, done.by, done.resolution) == (f"{REPO}#7", "bob", "completed")
+    headers, body = _signed(closed)
+    with pytest.raises(Unauthorized):  # not parsed: the body is not even JSON
+        read_github_event({**headers}, b"not json" + body, SECRET)
+    bad_repo = {**closed, "repository": {"full_name": "not a repository" * 20}}
+    with pytest.raises(Malformed, match=r"repository\.full_name"):
+        read_github_event(*_signed(bad_repo), SECRET)
+    bad_number = {**closed, "issue": {"number": "7"}}
+    with pytest.raises(Malformed, match=r"issue\.number"):
+        read_github_event(*_signed(bad_number), SECRET)
+    pushed = read_github_event(*_signed({"ref": "refs/heads/main"}, event="push"), SECRET)
+    assert isinstance(pushed, Ignored) and "push" in pushed.reason
 
 
 # -- the activities ------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ GitHub keeps on a redelivery (we deduplicate on it). An `issues` event with acti
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from followthrough.domain.tickets import TicketDone
@@ -29,6 +30,9 @@ SIGNATURE = "X-Hub-Signature-256"
 EVENT = "X-GitHub-Event"
 DELIVERY = "X-GitHub-Delivery"
 DONE_REASONS = (None, "completed")
+# GitHub's owner/name: what a key is built from, so nothing longer reaches a workflow's signal.
+REPOSITORY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100}")
+LOGIN_MAX = 100
 
 
 def read_github_event(headers: Mapping[str, str], body: bytes, secret: str) -> TicketDone | Ignored:
@@ -49,18 +53,22 @@ def read_github_event(headers: Mapping[str, str], body: bytes, secret: str) -> T
         return Ignored(f"issue {action[:40]}, not closed", delivery)
     issue = payload.obj("issue")
     number = issue.data.get("number")
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
+    if not isinstance(number, int) or isinstance(number, bool) or not 0 < number < 10**10:
         raise Malformed("issue.number: must be a positive whole number")
-    key = f"{payload.obj('repository').text('full_name')}#{number}"
+    repository = payload.obj("repository").text("full_name")
+    if not REPOSITORY.fullmatch(repository):
+        raise Malformed("repository.full_name: must be a GitHub repository, owner/name")
+    key = f"{repository}#{number}"
     reason = issue.maybe_text("state_reason")
     if reason not in DONE_REASONS:
         return Ignored(f"{key[:200]} was closed as {reason[:40]}, not completed", delivery)
     sender = payload.maybe_obj("sender")
+    login = sender.maybe_text("login") if sender is not None else None
     return TicketDone(
         key=key,
         status="closed",
         resolution=reason or "completed",
-        by=sender.maybe_text("login") if sender is not None else None,
+        by=login[:LOGIN_MAX] if login else None,
         at=issue.maybe_time("closed_at"),
         source="webhook",
     )

@@ -62,6 +62,8 @@ PAGE = 100  # GitHub's largest per_page
 MAX_RESULTS = 100 * PAGE  # a server whose `next` link never ends must not loop forever
 LABEL_MAX = 50  # GitHub refuses longer label names
 TITLE_MAX = 256  # GitHub's limit on an issue title
+BODY_MAX = 65_536  # and on a body: longer texts are shortened (the postmortem has them whole)
+SHORTENED = 8_000
 REPOSITORY = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}")
 KEY = re.compile(rf"(?P<repository>{REPOSITORY.pattern})#(?P<number>[1-9][0-9]{{0,9}})")
 DUE_LINE = re.compile(r"^Due: (\d{4}-\d{2}-\d{2})$", re.MULTILINE)
@@ -337,9 +339,16 @@ class GitHubTracker:
         unassigned_why: str | None,
     ) -> dict[str, Any]:
         owner = f"{request.owner} <{request.owner_email}>" if request.owner_email else request.owner
+        body = issue_body(request, owner, unassigned_why)
+        if len(body) > BODY_MAX:
+            short = {
+                name: _shortened(getattr(request, name))
+                for name in ("details", "description", "proposed_change")
+            }
+            body = issue_body(request.model_copy(update=short), owner, unassigned_why)[:BODY_MAX]
         data: dict[str, Any] = {
             "title": " ".join(request.summary.split())[:TITLE_MAX],
-            "body": issue_body(request, owner, unassigned_why),
+            "body": body,
             "labels": labels,
         }
         if login:
@@ -431,6 +440,12 @@ def _canonical(repository: str, issue: dict[str, Any]) -> str:
     url = str(issue.get("repository_url") or "")
     _, _, tail = url.rpartition("/repos/")
     return tail if REPOSITORY.fullmatch(tail) and tail.lower() == repository.lower() else repository
+
+
+def _shortened(text: str | None) -> str | None:
+    if text is None or len(text) <= SHORTENED:
+        return text
+    return text[:SHORTENED] + " [...] (shortened: the postmortem has it whole)"
 
 
 def _json_list(response: Response[Any]) -> list[dict[str, Any]]:
