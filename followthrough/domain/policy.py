@@ -57,6 +57,8 @@ class SeverityPolicy(BaseModel):
 # Slack's ids: a user (U..., W... on Enterprise Grid), a channel (C..., G...) or '#name'.
 SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
 SLACK_CHANNEL = r"^([CG][A-Z0-9]{2,20}|#[a-z0-9._-]{1,80})$"
+# A GitHub login: letters, digits and inner hyphens, at most 39 characters.
+GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 
 
 class Team(BaseModel):
@@ -81,6 +83,11 @@ class PersonDetails(BaseModel):
 
     slack: str | None = Field(
         default=None, pattern=SLACK_USER, description="Slack user id; none: looked up by email"
+    )
+    github: str | None = Field(
+        default=None,
+        pattern=GITHUB_LOGIN,
+        description="GitHub login their issues are assigned to; none: left unassigned",
     )
 
 
@@ -256,6 +263,10 @@ class Policy(BaseModel):
         """The person's Slack user id from `people`, if the policy names one."""
         found = self.directory.get(person)
         return found.slack if found else None
+
+    def github_logins(self) -> dict[str, str]:
+        """Person -> GitHub login, for everyone the directory gives one."""
+        return {person: d.github for person, d in self.directory.items() if d.github}
 
     def manager_of_team(self, team: str) -> str:
         """The team's manager; KeyError naming the team when the policy has no such team."""

@@ -25,6 +25,7 @@ from activities.slots import release_slot, request_slot
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
+from followthrough.integrations.github import GitHubConfig
 from followthrough.integrations.jira import JiraConfig
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
@@ -54,9 +55,11 @@ def build_worker(
     sticky_queue_timeout: timedelta = timedelta(seconds=10),
     slack: SlackConfig | None = None,
     collectors: Sequence[Collector] = (),
+    github: GitHubConfig | None = None,
 ) -> Worker:
-    """A worker for every workflow and activity; without `jira`, items use the built-in tracker;
-    without `slack`, notices are email only; without `collectors`, no timeline source is asked."""
+    """A worker for every workflow and activity; without `jira` (or `github`), items use the
+    built-in tracker; without `slack`, notices are email only; without `collectors`, no timeline
+    source is asked."""
     records = RecordActivities(store)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
@@ -66,7 +69,7 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks)
-    tickets = JiraActivities(jira, public_url)
+    tickets = JiraActivities(jira, public_url, github)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
     return Worker(
