@@ -15,19 +15,20 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
-from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
 from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
+from activities.tickets import TicketActivities
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
-from followthrough.integrations.jira import JiraConfig
+from followthrough.integrations.jira import JiraConfig, JiraTracker
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
+from followthrough.integrations.trackers import Trackers
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -66,7 +67,11 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks)
-    tickets = JiraActivities(jira, public_url)
+    # Tickets go where the policy routes them; Jira also searches the routed projects for the
+    # done ones (the reconciliation).
+    routed = sorted({r.tracker.project for r in policy.routing.all() if r.tracker.kind == "jira"})
+    jira_tracker = JiraTracker(jira, also_projects=routed) if jira is not None else None
+    tickets = TicketActivities(Trackers({"jira": jira_tracker}), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
     return Worker(
