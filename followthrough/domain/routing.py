@@ -254,8 +254,8 @@ def item_routing_problems(
         )
     elif objective is not None and objective_link(policy, route, objective) is None:
         problems.append(
-            f"{name}: objective '{objective}' has no {tracker} for team '{team}'s tracker "
-            "in the policy"
+            f"{name}: objective '{objective}' has no {tracker} in the policy, where team "
+            f"'{team}' plans"
         )
     if this_sprint and (route is None or route.tracker.board is None):
         problems.append(

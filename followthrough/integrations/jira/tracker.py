@@ -118,11 +118,17 @@ class JiraTracker:
             try:
                 created = client.create_issue(fields=fields, prefetch=False)
             except Exception as err:
-                if not _refused_assignee(err, fields):
+                no_assignee, no_epic = _refused_assignee(err, fields), _refused_any(err, parent)
+                if not (no_assignee or no_epic):
                     raise
-                why = f"Jira refused to assign it to {_owner(request)}"
-                bound.warning("jira refused the assignee", assignee=fields.get("assignee"))
-                fields = self._item_fields(request, project, label, parent, None, why)
+                if no_assignee:
+                    note = f"Jira refused to assign it to {_owner(request)}"
+                    bound.warning("jira refused the assignee", assignee=fields.get("assignee"))
+                    assignee = None
+                if no_epic:  # a misfit epic in the policy: a ticket without it, for the team
+                    bound.warning("jira refused the epic", epic=parent)
+                    parent = {}
+                fields = self._item_fields(request, project, label, parent, assignee, note)
                 created = client.create_issue(fields=fields, prefetch=False)
             key = self._settle(client, project, label, _raw(created), fields["labels"])
             bound.info("jira ticket created", key=key, assigned=bool(fields.get("assignee")))
@@ -509,6 +515,15 @@ def _refused_assignee(err: BaseException, fields: dict[str, Any]) -> bool:
         "assignee" in fields
         and getattr(err, "status_code", None) == 400
         and "assignee" in field_errors(err)
+    )
+
+
+def _refused_any(err: BaseException, fields: dict[str, Any]) -> bool:
+    """A 400 whose field errors name one of these fields (an epic Jira does not know)."""
+    return (
+        bool(fields)
+        and getattr(err, "status_code", None) == 400
+        and any(name in field_errors(err) for name in fields)
     )
 
 
