@@ -79,7 +79,8 @@ def has_marker(body: str, dedupe_key: str) -> bool:
 
 
 class JiraTracker:
-    """One Jira project, from a JiraConfig. Thread-safe: each call has its own client."""
+    """One Jira, from a JiraConfig: its configured project and the projects routes name.
+    Thread-safe: each call has its own client."""
 
     def __init__(self, config: JiraConfig, *, also_projects: Sequence[str] = ()) -> None:
         """`also_projects`: the projects the policy routes teams' tickets to, searched with the
