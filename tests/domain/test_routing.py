@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from followthrough.domain.draft_form import draft_from_form, form_rows
 from followthrough.domain.policy import Policy, parse_policy
 from followthrough.domain.routing import ticket_route
 from followthrough.domain.tickets import TicketRoute
@@ -186,3 +187,19 @@ def test_an_objective_is_bounded_like_any_name() -> None:
     policy = routed()
     problems = problems_of(policy, _items({"objective": "x\n" * 100}))
     assert any(p.startswith("action_items[0].objective: at most 128 characters") for p in problems)
+
+
+def test_the_editor_reads_and_shows_an_items_objective_and_sprint() -> None:
+    form = {
+        "item-0-title": "Alert on checkout 5xx ratio",
+        "item-0-objective": "tech-debt",
+        "item-0-this_sprint": "on",
+        "item-1-title": "Canary load-balancer config pushes",
+    }
+    draft = draft_from_form(form, "UTC")
+    first, second = draft.action_items
+    assert (first.objective, first.this_sprint) == ("tech-debt", True)
+    assert (second.objective, second.this_sprint) == (None, False)
+    rows = form_rows(draft, "UTC")["items"]
+    assert (rows[0]["objective"], rows[0]["this_sprint"]) == ("tech-debt", "on")
+    assert (rows[1]["objective"], rows[1]["this_sprint"]) == ("", "")
