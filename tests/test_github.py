@@ -23,7 +23,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.jira import JiraActivities
+from activities.tickets import TicketActivities
 from followthrough.domain.tickets import (
     TicketComment,
     TicketDue,
@@ -36,8 +36,8 @@ from followthrough.integrations.github import (
     GitHubTracker,
     GitHubUnavailable,
     github_label,
-    is_github_key,
 )
+from followthrough.integrations.trackers import Trackers, kind_of_key
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.webhooks import Malformed, Unauthorized
@@ -104,7 +104,7 @@ def test_an_item_becomes_one_issue_with_labels_assignee_and_milestone(
     request = _request(labels=["team-payments"], epic="Reliability Q4")
     ref = tracker.ensure_ticket(request)
     assert (ref.key, ref.url) == (f"{REPO}#1", f"https://github.com/{REPO}/issues/1")
-    assert is_github_key(ref.key) and not is_github_key("PAY-12")
+    assert kind_of_key(ref.key) == "github" and kind_of_key("PAY-12") == "jira"
     issue = github.issue(REPO, 1)
     assert issue["title"] == request.summary
     assert _names(issue) == ["postmortem", "reliability", github_label(ITEM), "team-payments"]
@@ -293,7 +293,7 @@ async def test_the_activities_route_to_github_and_refuse_or_delay_as_temporal_ne
 ) -> None:
     env = ActivityEnvironment()
     reconciled = _config(github, repository=None, repositories=("acme/payments",))
-    activities = JiraActivities(None, github=reconciled)
+    activities = _activities(reconciled)
     assert await env.run(activities.open_ticket, _request()) is None  # no route, no default
     ref = await env.run(activities.open_ticket, _request(labels=[]))
     assert ref is not None and ref.key == f"{REPO}#1"
@@ -301,20 +301,25 @@ async def test_the_activities_route_to_github_and_refuse_or_delay_as_temporal_ne
     await env.run(activities.update_ticket_due, TicketDue(key=ref.key, due=date(2027, 1, 8)))
     assert len(github.comments(REPO, 1)) == 2
 
-    refusing = JiraActivities(None, github=_config(github, token="ghp_wrong0123456789"))
+    refusing = _activities(_config(github, token="ghp_wrong0123456789"))
     with pytest.raises(ApplicationError) as refused:
         await env.run(refusing.open_ticket, _request(labels=[]))
     assert refused.value.type == "GitHubRefused" and refused.value.non_retryable
-    unconfigured = JiraActivities(None)
+    unconfigured = _activities(None)
     with pytest.raises(ApplicationError) as nowhere:
         await env.run(unconfigured.open_ticket, _request(labels=[]))
-    assert nowhere.value.non_retryable and "FOLLOWTHROUGH_GITHUB_TOKEN" in nowhere.value.message
+    assert nowhere.value.non_retryable
+    assert "no github tracker is configured" in nowhere.value.message
 
     github.secondary_limit_next(1, retry_after=9, status=429)
     with pytest.raises(ApplicationError) as limited:
         await env.run(activities.find_done_tickets, "-1d")
     assert limited.value.type == "GitHubUnavailable" and not limited.value.non_retryable
     assert limited.value.next_retry_delay == timedelta(seconds=9)
+
+
+def _activities(config: GitHubConfig | None) -> TicketActivities:
+    return TicketActivities(Trackers({"github": GitHubTracker(config) if config else None}))
 
 
 def test_github_config_from_the_settings_and_the_directory(tmp_path: Path) -> None:

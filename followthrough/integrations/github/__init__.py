@@ -15,7 +15,7 @@ people read on an issue are in templates/ (wording.py), in Markdown.
 from followthrough.integrations.github.client import connect
 from followthrough.integrations.github.config import DEFAULT_URL, GitHubConfig
 from followthrough.integrations.github.errors import GitHubError, GitHubRefused, GitHubUnavailable
-from followthrough.integrations.github.tracker import GitHubTracker, github_label, is_github_key
+from followthrough.integrations.github.tracker import GitHubTracker, github_label
 
 __all__ = [
     "DEFAULT_URL",
@@ -26,5 +26,4 @@ __all__ = [
     "GitHubUnavailable",
     "connect",
     "github_label",
-    "is_github_key",
 ]

@@ -8,22 +8,16 @@ timeout, a refused connection): the same call later will do. Messages never carr
 
 from __future__ import annotations
 
+from followthrough.integrations.trackers import TrackerError, TrackerRefused, TrackerUnavailable
 
-class GitHubError(Exception):
+
+class GitHubError(TrackerError):
     """A GitHub call failed; `message` is safe to log and to record (no credentials)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class GitHubRefused(GitHubError):
+class GitHubRefused(GitHubError, TrackerRefused):
     """Permanent: retrying the same call cannot succeed."""
 
 
-class GitHubUnavailable(GitHubError):
+class GitHubUnavailable(GitHubError, TrackerUnavailable):
     """Transient: GitHub is down, slow or rate limiting; `retry_after` is its hint in seconds."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after

@@ -84,11 +84,6 @@ def github_label(item_id: str) -> str:
     return f"{start}-{digest}"
 
 
-def is_github_key(key: str) -> bool:
-    """An issue key of ours ("owner/repo#123"), as opposed to a Jira key ("PAY-12")."""
-    return KEY.fullmatch(key) is not None
-
-
 def ticket_key(repository: str, number: int) -> str:
     return f"{repository}#{number}"
 
