@@ -468,3 +468,16 @@ async def test_a_closed_issue_claims_its_item_done_and_reconciliation_finds_a_mi
     )
     assert carol_item in reconciled
     await eventually(lambda: stored_item(api, carol_item).state.value == "done_claimed")
+
+
+def test_the_worker_reconciles_every_repository_the_policy_routes_to(github: GitHubServer) -> None:
+    from followthrough.temporal.worker import ticket_trackers
+    from tests.domain.test_routing import routed
+
+    config = _config(github, repository=None)
+    trackers = ticket_trackers(routed(), None, config)
+    tracker = trackers.get("github")
+    assert isinstance(tracker, GitHubTracker)
+    assert tracker.config.reconciled == ["acme/platform"]
+    assert trackers.unrouted == "jira"  # no default repository: unrouted items have no tracker
+    assert ticket_trackers(routed(), None, _config(github)).unrouted == "github"

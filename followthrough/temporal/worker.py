@@ -71,7 +71,7 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks)
-    tickets = TicketActivities(_trackers(policy, jira, github), public_url)
+    tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
     return Worker(
@@ -112,7 +112,9 @@ def build_worker(
     )
 
 
-def _trackers(policy: Policy, jira: JiraConfig | None, github: GitHubConfig | None) -> Trackers:
+def ticket_trackers(
+    policy: Policy, jira: JiraConfig | None, github: GitHubConfig | None
+) -> Trackers:
     """Tickets go where the policy routes them; each tracker also searches the projects routed
     to it for the done ones (the reconciliation). Unrouted items go to Jira, or, without Jira, to
     GitHub's default repository when one is set."""
