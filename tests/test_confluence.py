@@ -166,28 +166,12 @@ def test_rate_limits_and_outages_are_to_be_retried(wiki: ConfluenceServer) -> No
 
 def test_a_page_edited_meanwhile_is_a_conflict_to_retry(wiki: ConfluenceServer) -> None:
     first = publisher(wiki).publish(content())
-    page = wiki.pages[first.page_id]
-
-    class EditedMeanwhile:
-        """A person saves the page between our reading its version and our writing."""
-
-        def __init__(self, client: object) -> None:
-            self.client = client
-
-        def __getattr__(self, name: str) -> object:
-            return getattr(self.client, name)
-
-        def history(self, page_id: str) -> object:
-            answer = self.client.history(page_id)  # type: ignore[attr-defined]
-            page.version += 1
-            return answer
-
-    client = publisher(wiki).client
-    edited = ConfluencePublisher(publisher(wiki).config, client=client)
-    client.history = EditedMeanwhile(client).history
+    wiki.edit_before_next_update()
     with pytest.raises(ConfluenceUnavailable, match="409.*Version must be incremented"):
-        edited.publish(content(body="<p>new</p>"))
-    assert publisher(wiki).publish(content(body="<p>new</p>")).version == page.version
+        publisher(wiki).publish(content(body="<p>new</p>"))
+    # The retry reads the version anew.
+    assert publisher(wiki).publish(content(body="<p>new</p>")).version == 3
+    assert wiki.pages[first.page_id].body == "<p>new</p>"
 
 
 def test_a_confluence_that_is_not_there_is_unavailable() -> None:

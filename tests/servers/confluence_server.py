@@ -23,7 +23,8 @@ What `atlassian-python-api`'s Confluence client calls for publishing, as Conflue
 - Auth: HTTP Basic; a wrong or missing one: 401. Errors are JSON
   {"statusCode", "data": {...}, "message", "reason"} as Confluence words them.
 - `rate_limit_next(n, retry_after=1)`: 429 with Retry-After; `fail_next(n, status=503)`;
-  `lose_next_create()`: the next create happens but its answer is a 504 (a lost reply).
+  `lose_next_create()`: the next create happens but its answer is a 504 (a lost reply);
+  `edit_before_next_update()`: someone saves the page just before our update (a 409).
 
 For the tests: `requests` [(method, path, query)] and `pages` {id: ConfluencePage}.
 """
@@ -93,6 +94,7 @@ class ConfluenceServer(LoopbackThreadServer):
         self._failing = 0
         self._failing_status = 503
         self._lose_create = False
+        self._edited_meanwhile = False
 
     # --- what tests do ------------------------------------------------------------------------
 
@@ -111,6 +113,11 @@ class ConfluenceServer(LoopbackThreadServer):
     def lose_next_create(self) -> None:
         with self.lock:
             self._lose_create = True
+
+    def edit_before_next_update(self) -> None:
+        """A person saves the page between our reading its version and our writing."""
+        with self.lock:
+            self._edited_meanwhile = True
 
     def index(self) -> None:
         """The search index catches up with every page and label."""
@@ -241,6 +248,9 @@ class ConfluenceServer(LoopbackThreadServer):
         return 200, self._json(page, "version,space"), {}
 
     def _update(self, page: ConfluencePage, data: dict[str, Any]) -> Answer:
+        if self._edited_meanwhile:
+            self._edited_meanwhile = False
+            page.version += 1
         version = (data.get("version") or {}).get("number")
         if version != page.version + 1:
             return _error(409, "Version must be incremented on update. Current version is: "
