@@ -94,6 +94,7 @@ async def run_worker_until(
             sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
             slack=settings.slack_config(),
             collectors=configured_collectors(settings),
+            confluence=settings.confluence_config(),
         )
         policy, queue = settings.loaded_policy, settings.task_queue
         schedule = await ensure_digest_schedule(client, policy, "week", task_queue=queue)

@@ -35,8 +35,11 @@ def publisher(wiki: ConfluenceServer, token: str = TOKEN) -> ConfluencePublisher
     return ConfluencePublisher(ConfluenceConfig(url=url, user=USER, token=token, cloud=wiki.cloud))
 
 
-def content(body: str = "<p>Checkout returned 502s &amp; retried.</p>", space: str = "PM",
-            parent: str | None = None) -> PageContent:
+def content(
+    body: str = "<p>Checkout returned 502s &amp; retried.</p>",
+    space: str = "PM",
+    parent: str | None = None,
+) -> PageContent:
     return PageContent(
         postmortem_id=PM,
         destination=PageDestination(space=space, parent_page=parent),
@@ -88,8 +91,9 @@ def test_a_create_whose_answer_was_lost_is_found_again_while_search_lags() -> No
         page = publisher(wiki).publish(content())
         [stored] = wiki.pages.values()
         assert page.page_id == stored.id and stored.labels == [page_label(PM)]
-        assert [m for m, p in wiki.writes() if p.endswith("/content") or p.endswith("/content/")
-                ] == ["POST"]
+        assert [
+            m for m, p in wiki.writes() if p.endswith("/content") or p.endswith("/content/")
+        ] == ["POST"]
 
 
 def test_two_labelled_pages_resolve_to_the_lowest_id_and_the_other_is_marked(
@@ -111,8 +115,8 @@ def test_many_search_results_are_read_page_by_page(wiki: ConfluenceServer) -> No
     for page in pages:
         page.labels.append(page_label(PM))
     wiki.index()
-    page = publisher(wiki).publish(content())
-    assert page.page_id == pages[0].id
+    published = publisher(wiki).publish(content())
+    assert published.page_id == pages[0].id
     searches = [q for m, p, q in wiki.requests if p.endswith("/content/search")]
     assert len(searches) == 2  # 25 a page: the second followed `_links.next`
     assert ("cursor" in searches[1]) == wiki.cloud and ("start" in searches[1]) != wiki.cloud
@@ -149,7 +153,7 @@ def test_a_refusal_is_permanent_and_says_why(
 
 
 def test_a_body_confluence_cannot_parse_is_refused(wiki: ConfluenceServer) -> None:
-    with pytest.raises(ConfluenceRefused, match="400.*Error parsing xhtml"):
+    with pytest.raises(ConfluenceRefused, match=r"400.*Error parsing xhtml"):
         publisher(wiki).publish(content(body="<p>unclosed"))
 
 
@@ -167,7 +171,7 @@ def test_rate_limits_and_outages_are_to_be_retried(wiki: ConfluenceServer) -> No
 def test_a_page_edited_meanwhile_is_a_conflict_to_retry(wiki: ConfluenceServer) -> None:
     first = publisher(wiki).publish(content())
     wiki.edit_before_next_update()
-    with pytest.raises(ConfluenceUnavailable, match="409.*Version must be incremented"):
+    with pytest.raises(ConfluenceUnavailable, match=r"409.*Version must be incremented"):
         publisher(wiki).publish(content(body="<p>new</p>"))
     # The retry reads the version anew.
     assert publisher(wiki).publish(content(body="<p>new</p>")).version == 3

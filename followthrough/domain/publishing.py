@@ -15,7 +15,6 @@ from datetime import datetime
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-
 # A Confluence space key: letters and digits (personal spaces start with '~').
 SPACE_KEY = r"^~?[A-Za-z0-9]{1,255}$"
 # A label is lower case, without spaces (Confluence lowercases and splits on them).
@@ -71,6 +70,7 @@ class PublishedPage(BaseModel):
     url: str
     version: int
     changed: bool  # created or updated by this call (False: it already said the same)
+    tickets: dict[str, str] = Field(default_factory=dict)  # item id -> its ticket's key, to link
 
 
 def page_label(postmortem_id: str) -> str:
@@ -94,6 +94,4 @@ def page_request(
     """The page to publish, or None when the policy publishes nowhere."""
     if publishing is None:
         return None
-    return PageRequest(
-        postmortem_id=postmortem_id, destination=publishing.destination(team), at=at
-    )
+    return PageRequest(postmortem_id=postmortem_id, destination=publishing.destination(team), at=at)

@@ -18,6 +18,7 @@ from activities.checks import CheckActivities
 from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
+from activities.publishing import PublishingActivities
 from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
@@ -25,6 +26,7 @@ from activities.slots import release_slot, request_slot
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
+from followthrough.integrations.confluence import ConfluenceConfig
 from followthrough.integrations.jira import JiraConfig
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
@@ -54,9 +56,11 @@ def build_worker(
     sticky_queue_timeout: timedelta = timedelta(seconds=10),
     slack: SlackConfig | None = None,
     collectors: Sequence[Collector] = (),
+    confluence: ConfluenceConfig | None = None,
 ) -> Worker:
     """A worker for every workflow and activity; without `jira`, items use the built-in tracker;
-    without `slack`, notices are email only; without `collectors`, no timeline source is asked."""
+    without `slack`, notices are email only; without `collectors`, no timeline source is asked;
+    without `confluence`, approved postmortems are not published."""
     records = RecordActivities(store)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
@@ -69,6 +73,7 @@ def build_worker(
     tickets = JiraActivities(jira, public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
+    publishing = PublishingActivities(store, policy, confluence, public_url)
     return Worker(
         client,
         task_queue=task_queue,
@@ -97,6 +102,7 @@ def build_worker(
             tickets.find_done_tickets,
             operations.report_stuck_work,
             timeline.collect_timeline,
+            publishing.publish_postmortem,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],

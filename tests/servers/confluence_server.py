@@ -159,8 +159,12 @@ class ConfluenceServer(LoopbackThreadServer):
                 self._failing -= 1
                 return _error(self._failing_status, "Service unavailable", "Unavailable")
             if authorization != "Basic " + base64.b64encode(f"{USER}:{TOKEN}".encode()).decode():
-                return _error(401, "Basic authentication with passwords is not allowed or the "
-                              "credentials are wrong", "Unauthorized")
+                return _error(
+                    401,
+                    "Basic authentication with passwords is not allowed or the "
+                    "credentials are wrong",
+                    "Unauthorized",
+                )
             if not parts.path.startswith(self.prefix + "/rest/api/"):
                 return _error(404, f"null for uri: {parts.path}", "Not Found")
             path = parts.path[len(self.prefix + "/rest/api") :].rstrip("/")
@@ -170,9 +174,7 @@ class ConfluenceServer(LoopbackThreadServer):
                 return _error(400, "Could not parse the JSON body", "Bad Request")
             return self._route(method, path, query, data)
 
-    def _route(
-        self, method: str, path: str, query: dict[str, list[str]], data: Any
-    ) -> Answer:
+    def _route(self, method: str, path: str, query: dict[str, list[str]], data: Any) -> Answer:
         q = {k: v[0] for k, v in query.items()}
         if path == "/content" and method == "GET":
             return self._by_title(q)
@@ -185,8 +187,9 @@ class ConfluenceServer(LoopbackThreadServer):
             return _error(404, f"null for uri: {path}", "Not Found")
         page = self.pages.get(found.group(1))
         if page is None:
-            return _error(404, f"No content found with id: ContentId{{id={found.group(1)}}}",
-                          "Not Found")
+            return _error(
+                404, f"No content found with id: ContentId{{id={found.group(1)}}}", "Not Found"
+            )
         tail = found.group(2)
         if tail == "/history" and method == "GET":
             return 200, {"latest": True, "lastUpdated": {"number": page.version}}, {}
@@ -211,14 +214,24 @@ class ConfluenceServer(LoopbackThreadServer):
     def _by_title(self, q: dict[str, str]) -> Answer:
         space, title = q.get("spaceKey"), q.get("title")
         matches = [
-            p for p in self.pages.values()
+            p
+            for p in self.pages.values()
             if (space is None or p.space == space) and (title is None or p.title == title)
         ]
         start, limit = int(q.get("start", 0)), int(q.get("limit", 25))
         shown = matches[start : start + limit]
         results = [self._json(p, q.get("expand", "")) for p in shown]
-        return 200, {"results": results, "start": start, "limit": limit, "size": len(results),
-                     "_links": self._links()}, {}
+        return (
+            200,
+            {
+                "results": results,
+                "start": start,
+                "limit": limit,
+                "size": len(results),
+                "_links": self._links(),
+            },
+            {},
+        )
 
     def _create(self, data: dict[str, Any]) -> Answer:
         space = str((data.get("space") or {}).get("key", ""))
@@ -227,13 +240,16 @@ class ConfluenceServer(LoopbackThreadServer):
         if space not in self.spaces:
             return _error(404, f"No space with key : {space}", "Not Found")
         if space in self.read_only_spaces:
-            return _error(403, f"User not permitted to create page in space {space}",
-                          "Forbidden")
+            return _error(403, f"User not permitted to create page in space {space}", "Forbidden")
         if not title.strip() or len(title) > 255:
             return _error(400, "Title must be between 1 and 255 characters", "Bad Request")
         if any(p.space == space and p.title == title for p in self.pages.values()):
-            return _error(400, "A page with this title already exists: A page already exists "
-                          f"with the title {title} in the space with key {space}", "Bad Request")
+            return _error(
+                400,
+                "A page with this title already exists: A page already exists "
+                f"with the title {title} in the space with key {space}",
+                "Bad Request",
+            )
         problem = _xhtml_problem(body)
         if problem:
             return _error(400, f"Error parsing xhtml: {problem}", "Bad Request")
@@ -253,11 +269,16 @@ class ConfluenceServer(LoopbackThreadServer):
             page.version += 1
         version = (data.get("version") or {}).get("number")
         if version != page.version + 1:
-            return _error(409, "Version must be incremented on update. Current version is: "
-                          f"{page.version}", "Conflict")
+            return _error(
+                409,
+                f"Version must be incremented on update. Current version is: {page.version}",
+                "Conflict",
+            )
         title = str(data.get("title") or page.title)
-        if any(p.space == page.space and p.title == title and p.id != page.id
-               for p in self.pages.values()):
+        if any(
+            p.space == page.space and p.title == title and p.id != page.id
+            for p in self.pages.values()
+        ):
             return _error(400, "A page with this title already exists", "Bad Request")
         body = ((data.get("body") or {}).get("storage") or {}).get("value")
         if body is not None:
@@ -277,7 +298,8 @@ class ConfluenceServer(LoopbackThreadServer):
         if wanted is None:
             return _error(400, f"Could not parse cql : {cql}", "Bad Request")
         hits = [
-            p for p in sorted(self.pages.values(), key=lambda p: int(p.id))
+            p
+            for p in sorted(self.pages.values(), key=lambda p: int(p.id))
             if all(self._matches(p, key, value) for key, value in wanted)
         ]
         limit = min(int(q.get("limit", 25)), 100)
@@ -295,7 +317,10 @@ class ConfluenceServer(LoopbackThreadServer):
             links["next"] = "/rest/api/content/search?" + urlencode(more)
         answer = {
             "results": [self._json(p, q.get("expand", "")) for p in shown],
-            "start": start, "limit": limit, "size": len(shown), "_links": links,
+            "start": start,
+            "limit": limit,
+            "size": len(shown),
+            "_links": links,
         }
         if not self.cloud:
             answer["totalSize"] = len(hits)
@@ -312,9 +337,7 @@ class ConfluenceServer(LoopbackThreadServer):
 
     # --- shapes -------------------------------------------------------------------------------
 
-    def _new_page(
-        self, space: str, title: str, body: str, ancestors: list[str]
-    ) -> ConfluencePage:
+    def _new_page(self, space: str, title: str, body: str, ancestors: list[str]) -> ConfluencePage:
         page = ConfluencePage(str(self._next_id), space, title, body, ancestors=ancestors)
         self._next_id += 1
         self.pages[page.id] = page
@@ -324,8 +347,10 @@ class ConfluenceServer(LoopbackThreadServer):
         return {"base": self.base_url, "context": self.prefix}
 
     def _labels(self, page: ConfluencePage) -> dict[str, Any]:
-        results = [{"prefix": "global", "name": n, "id": str(1000 + i), "label": n}
-                   for i, n in enumerate(page.labels)]
+        results = [
+            {"prefix": "global", "name": n, "id": str(1000 + i), "label": n}
+            for i, n in enumerate(page.labels)
+        ]
         return {"results": results, "start": 0, "limit": 200, "size": len(results)}
 
     def _json(self, page: ConfluencePage, expand: str) -> dict[str, Any]:
@@ -350,8 +375,11 @@ class ConfluenceServer(LoopbackThreadServer):
         if "space" in expanded:
             answer["space"] = {"key": page.space, "name": page.space, "type": "global"}
         if "version" in expanded:
-            answer["version"] = {"number": page.version, "minorEdit": page.minor_edit,
-                                 "message": page.message}
+            answer["version"] = {
+                "number": page.version,
+                "minorEdit": page.minor_edit,
+                "message": page.message,
+            }
         if "body.storage" in expanded:
             answer["body"] = {"storage": {"value": page.body, "representation": "storage"}}
         if "ancestors" in expanded:
@@ -362,8 +390,12 @@ class ConfluenceServer(LoopbackThreadServer):
 def _error(status: int, message: str, reason: str, headers: dict[str, str] | None = None) -> Answer:
     body = {
         "statusCode": status,
-        "data": {"authorized": status != 403, "valid": status != 400, "errors": [],
-                 "successful": False},
+        "data": {
+            "authorized": status != 403,
+            "valid": status != 400,
+            "errors": [],
+            "successful": False,
+        },
         "message": message,
         "reason": reason,
     }
@@ -377,8 +409,9 @@ def _parse_cql(cql: str) -> list[tuple[str, str]] | None:
         found = re.fullmatch(r'\s*(type|space|label|title)\s*=\s*("([^"]*)"|[\w.-]+)\s*', part)
         if not found:
             return None
-        clauses.append((found.group(1), found.group(3) if found.group(3) is not None
-                        else found.group(2)))
+        clauses.append(
+            (found.group(1), found.group(3) if found.group(3) is not None else found.group(2))
+        )
     return clauses
 
 

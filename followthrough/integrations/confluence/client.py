@@ -4,11 +4,13 @@ its failures.
 The library is synchronous (call it in a thread). By default it sleeps out a 429's Retry-After
 and sends the request again, a create included; here `retry_with_header` and
 `backoff_and_retry` are off: a 429 or 503 comes back at once to the activity's retry policy,
-which backs off (with Confluence's Retry-After) and finds a created page again before creating. Every request waits
-at most the configured timeout. The library raises `requests.HTTPError` carrying Confluence's
-`message`, or its own `ApiError` subclasses wrapping one (`reason`); `translate()` turns either,
-and the network's failures, into ConfluenceRefused or ConfluenceUnavailable, whose messages say
-what was being done and what Confluence said, never the token.
+which backs off (with Confluence's Retry-After) and finds a created page again before
+creating. Every request waits at most the configured timeout.
+
+The library raises `requests.HTTPError` carrying Confluence's `message`, or its own `ApiError`
+subclasses wrapping one (`reason`); `translate()` turns either, and the network's failures, into
+ConfluenceRefused or ConfluenceUnavailable, whose messages say what was being done and what
+Confluence said, never the token.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def connect(config: ConfluenceConfig) -> Any:
     """The library's client for the site (Cloud: under /wiki), sending nothing until called."""
     from atlassian import Confluence
 
-    return Confluence(
+    return Confluence(  # type: ignore[no-untyped-call]
         url=config.base_url,
         username=config.user,
         password=config.token,
@@ -43,7 +45,9 @@ def connect(config: ConfluenceConfig) -> Any:
     )
 
 
-def translate(err: BaseException, *, doing: str, config: ConfluenceConfig) -> ConfluenceError | None:
+def translate(
+    err: BaseException, *, doing: str, config: ConfluenceConfig
+) -> ConfluenceError | None:
     """Our error for a failed call (`doing`: "creating the page of PM"), or None when `err` is
     neither Confluence's nor the network's (a bug: let it raise)."""
     from atlassian.errors import ApiError
@@ -66,8 +70,9 @@ def translate(err: BaseException, *, doing: str, config: ConfluenceConfig) -> Co
             "(is FOLLOWTHROUGH_CONFLUENCE_URL Confluence's base URL?)"
         )
     elif isinstance(err, (requests.RequestException, ApiError)):
-        found = ConfluenceRefused(f"the request to Confluence at {base} failed ({doing}): "
-                                  f"{describe_error(err)}")
+        found = ConfluenceRefused(
+            f"the request to Confluence at {base} failed ({doing}): {describe_error(err)}"
+        )
     else:
         return None
     if config.token and config.token in found.message:

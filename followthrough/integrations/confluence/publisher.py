@@ -86,7 +86,10 @@ class ConfluencePublisher:
                     break
             return found
 
-        return self._call(f"searching for the page labelled {content.label}", search)
+        found: list[dict[str, Any]] = self._call(
+            f"searching for the page labelled {content.label}", search
+        )
+        return found
 
     def _titled(self, content: PageContent) -> list[dict[str, Any]]:
         """The page of that title in the space (read directly, not from the lagging index);
