@@ -95,6 +95,7 @@ class ConfluenceServer(LoopbackThreadServer):
         self._failing_status = 503
         self._lose_create = False
         self._edited_meanwhile = False
+        self.rate_limited = 0  # 429s answered
 
     # --- what tests do ------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class ConfluenceServer(LoopbackThreadServer):
             self.requests.append((method, parts.path, query))
             if self._limited > 0:
                 self._limited -= 1
+                self.rate_limited += 1
                 headers = {"Retry-After": self._retry_after} if self._retry_after else {}
                 return _error(429, "Rate limit exceeded", "Too Many Requests", headers)
             if self._failing > 0:
