@@ -176,3 +176,37 @@ def test_a_severity_naming_an_unknown_audience_is_refused() -> None:
     refused = r"severities\.SEV1\.audiences: unknown audience 'board'"
     with pytest.raises(InvalidPolicy, match=refused):
         parse_policy(data)
+
+
+async def test_a_space_confluence_refuses_is_recorded_and_the_postmortem_goes_on(
+    time_skipping: WorkflowEnvironment, store: Store, smtp_mailer: Mailer, smtp_server: SmtpCapture
+) -> None:
+    client = time_skipping.client
+    now: datetime = await time_skipping.get_current_time()
+    with ConfluenceServer(cloud=True, spaces={"PM", "PAY"}, read_only_spaces={"PAY"}) as wiki:
+        url = wiki.base_url.removesuffix("/wiki")
+        config = ConfluenceConfig(url=url, user=USER, token=TOKEN, cloud=True)
+        async with running_worker(client, store, smtp_mailer, confluence=config) as queue:
+            pm_id = await start(client, sharing_policy(), queue, now, commander="alice")
+            await submit(client, pm_id, "alice", draft_data(now))
+            await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
+            refused = await eventually(lambda: store.publications.of(pm_id), seconds=30)
+            await eventually(lambda: len(summaries(smtp_server)) >= 2, seconds=60)
+            # Not retried: one create, refused for good. The items started all the same.
+            await eventually(lambda: len(store.records.action_items(postmortem_id=pm_id)) == 2)
+    creates = [p for m, p in wiki.writes() if m == "POST" and p.rstrip("/").endswith("/content")]
+    assert creates == ["/wiki/rest/api/content"] and wiki.pages == {}
+    assert refused.url is None and refused.error is not None
+    assert "forbids publisher@example.com this (403)" in refused.error
+    assert "not permitted to create page in space PAY" in refused.error
+
+
+def test_the_printable_document_links_its_published_page(policy: Policy) -> None:
+    from followthrough.reporting.document import render_html
+
+    pm = written_postmortem(policy)
+    document = postmortem_document(pm, [], policy, pm.opened_at)
+    assert "published in Confluence" not in render_html(document)
+    page = "https://acme.atlassian.net/wiki/spaces/PAY/pages/65537/x"
+    html = render_html(document.model_copy(update={"published_url": page}))
+    assert f'<a href="{page}">published in Confluence</a>' in html

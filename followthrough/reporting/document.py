@@ -74,6 +74,7 @@ class PostmortemDocument(BaseModel):
     durations: list[tuple[str, str]]  # ("Time to detect", "12 min"), as the figures count them
     durations_from: str  # which milestones they are, in one sentence
     generated: datetime
+    published_url: str | None = None  # its Confluence page, when it is published
 
 
 def postmortem_document(
