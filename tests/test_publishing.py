@@ -210,3 +210,47 @@ def test_the_printable_document_links_its_published_page(policy: Policy) -> None
     page = "https://acme.atlassian.net/wiki/spaces/PAY/pages/65537/x"
     html = render_html(document.model_copy(update={"published_url": page}))
     assert f'<a href="{page}">published in Confluence</a>' in html
+
+
+async def test_the_activity_publishes_from_the_record_and_names_the_tickets_to_link(
+    store: Store, policy: Policy
+) -> None:
+    from temporalio.testing import ActivityEnvironment
+
+    from activities.publishing import PublishingActivities
+    from followthrough.domain.postmortem import ActionItemChange, ActionItemState, AuditEvent
+    from followthrough.domain.publishing import PageDestination, PageRequest
+    from followthrough.domain.tickets import TicketComment, TicketRef
+    from followthrough.integrations.jira.wording import comment_text
+    from tests.recorded import at, record_item, record_postmortem
+
+    opened = at(2026, 11, 2)
+    pm = record_postmortem(store, policy, "INC-51", "SEV2", {"resolved": opened})
+    item = record_item(store, pm, 1, state=ActionItemState.OPEN, opened=opened, due=opened.date())
+    ticketed = item.model_copy(
+        update={"ticket": TicketRef(key="REL-7", url="http://jira/REL-7"), "last_seq": 2}
+    )
+    event = AuditEvent(
+        workflow_id=item.id, postmortem_id=pm.id, seq=2, at=opened, actor="system", action="t"
+    )
+    store.records.record_action_item(ActionItemChange(item=ticketed, event=event))
+    request = PageRequest(postmortem_id=pm.id, destination=PageDestination(space="PM"), at=opened)
+
+    unconfigured = PublishingActivities(store, policy, None)
+    assert await ActivityEnvironment().run(unconfigured.publish_postmortem, request) is None
+
+    with ConfluenceServer(spaces={"PM"}) as wiki:
+        config = ConfluenceConfig(url=wiki.base_url, user=USER, token=TOKEN, cloud=False)
+        activities = PublishingActivities(store, policy, config, "https://ft.example")
+        page = await ActivityEnvironment().run(activities.publish_postmortem, request)
+        again = await ActivityEnvironment().run(activities.publish_postmortem, request)
+    assert page is not None and again is not None
+    assert page.tickets == {item.id: "REL-7"} and again.page_id == page.page_id
+    assert not again.changed and len(wiki.pages) == 1  # the same facts: nothing rewritten
+    [stored] = wiki.pages.values()
+    assert item.spec.title in stored.body
+    assert f'<a href="https://ft.example/postmortems/{pm.id}">' in stored.body
+    recorded = store.publications.of(pm.id)
+    assert recorded is not None and recorded.url == page.url and recorded.version == 1
+    words = comment_text(TicketComment(key="REL-7", dedupe_key="k", published=page.url))
+    assert f"|{page.url}]" in words
