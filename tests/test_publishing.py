@@ -23,7 +23,13 @@ from followthrough.domain.handoffs import audience_notices
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import NoticeKind
 from followthrough.domain.policy import DEFAULT_POLICY_PATH, InvalidPolicy, Policy, parse_policy
-from followthrough.domain.postmortem import Approval, Postmortem, PostmortemState, open_postmortem
+from followthrough.domain.postmortem import (
+    Approval,
+    Postmortem,
+    PostmortemState,
+    RiskAcceptanceRequest,
+    open_postmortem,
+)
 from followthrough.domain.publishing import page_label
 from followthrough.integrations.confluence import ConfluenceConfig
 from followthrough.notices.delivery import Mailer
@@ -32,8 +38,9 @@ from followthrough.reporting.document import postmortem_document, render_conflue
 from followthrough.storage import Store
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
-from tests.lifecycle import start, submit
+from tests.lifecycle import start, submit, wait_for_item
 from tests.servers.confluence_server import STORAGE_NAMESPACES, TOKEN, USER, ConfluenceServer
+from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 
@@ -70,14 +77,24 @@ async def test_approval_publishes_the_page_and_tells_each_audience_once(
 
             await eventually(lambda: len(summaries(smtp_server)) >= 2, seconds=60)
             publication = await eventually(lambda: store.publications.of(pm_id), seconds=30)
-            history = await client.get_workflow_handle(pm_id).fetch_history()
 
-    # One page, in the owning team's space, labelled to be found again.
+            # It closes (the council accepts both items' risk): the page is brought up to date.
+            for number in (1, 2):
+                item_id = (await wait_for_item(client, f"{pm_id}-item-{number}")).id
+                accepted = RiskAcceptanceRequest(by="grace", reason="Retired with checkout v1")
+                await act(client, item_id, ActionItemWorkflow.accept_risk, accepted)
+            handle = client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id)
+            assert (await handle.result()).state is PostmortemState.CLOSED
+            history = await handle.fetch_history()
+
+    # One page, in the owning team's space, labelled to be found again; updated once it closed.
     [page] = wiki.pages.values()
     assert page.space == "PAY" and page.labels == [page_label(pm_id)]
+    assert page.version == 2 and "closed" in page.body and "risk accepted" in page.body
     assert page.title == f"Postmortem: Checkout returned 502s after a config push ({pm_id})"
     assert "38% of checkout requests failed" in page.body
     assert publication.url is not None and page.id in publication.url
+    assert store.publications.of(pm_id).version == 2  # type: ignore[union-attr]
     assert ("GET", "/rest/api/content/search") in [(m, p) for m, p, _ in wiki.requests]
     assert wiki.rate_limited == 1  # the 429 was answered, and the activity tried again
 
