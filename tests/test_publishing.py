@@ -36,6 +36,7 @@ from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links
 from followthrough.reporting.document import postmortem_document, render_confluence
 from followthrough.storage import Store
+from tests.api_support import Api
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from tests.lifecycle import start, submit, wait_for_item
@@ -271,3 +272,36 @@ async def test_the_activity_publishes_from_the_record_and_names_the_tickets_to_l
     assert recorded is not None and recorded.url == page.url and recorded.version == 1
     words = comment_text(TicketComment(key="REL-7", dedupe_key="k", published=page.url))
     assert f"|{page.url}]" in words
+
+
+async def test_the_dashboard_links_the_published_page_or_says_why_it_is_not(
+    api: Api, policy: Policy
+) -> None:
+    from followthrough.domain.publishing import PublishedPage
+    from tests.recorded import at, record_postmortem
+    from tests.test_dashboard import browser
+
+    store = api.services.store
+    pm = record_postmortem(store, policy, "INC-61", "SEV2", {"resolved": at(2026, 11, 2)})
+    url = "https://acme.atlassian.net/wiki/spaces/PAY/pages/65537/Postmortem"
+    async with browser(api, "dan") as dan:
+        store.publications.refused(pm.id, "Confluence forbids svc this (403)", at(2026, 11, 3))
+        page = await dan.get(f"/postmortems/{pm.id}")
+        assert "Confluence refused the last publishing: Confluence forbids svc" in page.text
+        assert "published in Confluence" not in page.text
+
+        published = PublishedPage(
+            postmortem_id=pm.id,
+            space="PAY",
+            page_id="65537",
+            title="t",
+            url=url,
+            version=1,
+            changed=True,
+        )
+        store.publications.published(published, at(2026, 11, 4))
+        page = await dan.get(f"/postmortems/{pm.id}")
+        assert f'<a href="{url}">published in Confluence</a>' in page.text
+        assert "Confluence refused" not in page.text
+        document = await dan.get(f"/postmortems/{pm.id}/document")
+        assert f'<a href="{url}">published in Confluence</a>' in document.text

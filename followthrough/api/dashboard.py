@@ -440,6 +440,7 @@ async def postmortem_page(
         histories={item.id: item_history(item) for item in items},
         # its Confluence page (http(s) only), when it is published
         published_url=safe_url(publication.url) if publication else None,
+        not_published=publication.error if publication and publication.error else None,
         workflow_url=links.workflow,
         demo=is_demo_record(pm.id),
         local=local_times(using),
