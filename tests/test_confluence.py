@@ -191,3 +191,10 @@ def test_cloud_is_detected_from_the_site() -> None:
     assert cloud.is_cloud and cloud.base_url == "https://acme.atlassian.net/wiki"
     dc = ConfluenceConfig(url="https://wiki.acme.example/", user=USER, token=TOKEN)
     assert not dc.is_cloud and dc.base_url == "https://wiki.acme.example"
+
+
+def test_a_title_is_one_line_and_fits_confluence() -> None:
+    title = page_title("Checkout\n502s\x07 " + "x" * 400, PM)
+    assert title.startswith("Postmortem: Checkout 502s x") and title.endswith(f"… ({PM})")
+    assert len(title) == 255 and "\n" not in title and "\x07" not in title
+    assert page_label("PM/INC 7!") == "ft-pm-inc-7"

@@ -91,7 +91,8 @@ COLLECT_TIMEOUT = timedelta(minutes=3)
 COLLECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
 # Confluence down for hours delays the page, never the postmortem (publishing runs in the
 # background): back off to every 10 minutes, for about two days; a refusal stops at once.
-PUBLISH_TIMEOUT = timedelta(minutes=2)
+# Each request waits at most FOLLOWTHROUGH_CONFLUENCE_TIMEOUT; a publishing makes about six.
+PUBLISH_TIMEOUT = timedelta(minutes=5)
 PUBLISH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=300)
 # The audiences' summary waits this long for the page's link, then links the dashboard instead.
 LINK_WAIT = timedelta(minutes=10)

@@ -19,6 +19,8 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 SPACE_KEY = r"^~?[A-Za-z0-9]{1,255}$"
 # A label is lower case, without spaces (Confluence lowercases and splits on them).
 _NOT_IN_LABEL = re.compile(r"[^a-z0-9_.-]+")
+# Control characters (C0, DEL, C1): a title is one line of text.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 class PageDestination(BaseModel):
@@ -81,7 +83,7 @@ def page_label(postmortem_id: str) -> str:
 def page_title(title: str, postmortem_id: str) -> str:
     """Unique in its space (the id is): "Postmortem: <incident title> (<postmortem id>)"."""
     tail = f" ({postmortem_id})"
-    one_line = " ".join(title.split())
+    one_line = " ".join(_CONTROL.sub(" ", title).split())
     room = 255 - len("Postmortem: ") - len(tail)  # Confluence's longest title
     if len(one_line) > room:
         one_line = one_line[: room - 1].rstrip() + "…"
