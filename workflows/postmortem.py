@@ -227,23 +227,29 @@ class PostmortemWorkflow:
             self.in_flight.start(self._publish_and_tell_audiences())
 
     async def _publish_and_tell_audiences(self) -> None:
+        """Everything it starts it awaits, so the workflow, waiting for it, waits for them all."""
         publishing = asyncio.create_task(self._publish())
         try:  # the link to the page, when Confluence answers soon enough
             await workflow.wait_condition(publishing.done, timeout=LINK_WAIT)
         except TimeoutError:
             workflow.logger.warning("%s: audiences told before its page was published", self.pm.id)
-        url = publishing.result() if publishing.done() else None
-        for notice in handoffs.audience_notices(self.pm, self.policy, url, workflow.now()):
-            self.in_flight.start(send_notice(notice))
-        self.in_flight.start(_finishing(publishing))
+        early = publishing.result() if publishing.done() else None
+        url = str(early.url) if early is not None else None
+        notices = handoffs.audience_notices(self.pm, self.policy, url, workflow.now())
+        telling = [asyncio.create_task(send_notice(notice)) for notice in notices]
+        await self._link_tickets(await publishing)
+        await asyncio.gather(*telling)
 
-    async def _publish(self) -> str | None:
-        """The page's URL; None when publishing nowhere, not configured, or refused."""
+    async def _republish(self) -> None:
+        await self._link_tickets(await self._publish())
+
+    async def _publish(self) -> PublishedPage | None:
+        """The page; None when publishing nowhere, not configured, or refused."""
         request = page_request(self.pm.id, self.pm.team, self.policy.publishing, workflow.now())
         if request is None:
             return None
         try:
-            page = await workflow.execute_activity(
+            page: PublishedPage | None = await workflow.execute_activity(
                 PUBLISH_POSTMORTEM,
                 request,
                 # None when no Confluence is configured; the pydantic converter decodes it.
@@ -254,15 +260,17 @@ class PostmortemWorkflow:
         except ActivityError as err:  # refused for good (kept on the publication) or given up
             workflow.logger.error("%s not published: %s", self.pm.id, err.cause)
             return None
-        if page is None:
-            return None
-        for item_id, key in sorted(page.tickets.items()):  # each ticket links the page, once
-            comment = TicketComment(key=key, dedupe_key=f"{item_id}/published", published=page.url)
-            self.in_flight.start(self._comment(comment))
-        return str(page.url)
+        return page
 
-    async def _republish(self) -> None:
-        await self._publish()
+    async def _link_tickets(self, page: PublishedPage | None) -> None:
+        """Each item's ticket the page's publishing knew of links the page, once (its key)."""
+        if page is None:
+            return
+        comments = [
+            TicketComment(key=key, dedupe_key=f"{item_id}/published", published=page.url)
+            for item_id, key in sorted(page.tickets.items())
+        ]
+        await asyncio.gather(*(self._comment(comment) for comment in comments))
 
     async def _comment(self, comment: TicketComment) -> None:
         try:
@@ -474,8 +482,3 @@ class PostmortemWorkflow:
             workflow.upsert_search_attributes([POSTMORTEM_STATE.value_set(self.pm.state.value)])
         snapshot = self.pm.model_copy(deep=True)
         await record(RECORD_POSTMORTEM, PostmortemChange(postmortem=snapshot, event=step.event))
-
-
-async def _finishing(task: asyncio.Task[str | None]) -> None:
-    """Wait for a background task (so the workflow waits for it before completing)."""
-    await task
