@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import xml.etree.ElementTree as ET
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
@@ -31,7 +32,9 @@ from followthrough.domain.postmortem import (
     open_postmortem,
 )
 from followthrough.domain.publishing import page_label
+from followthrough.domain.tickets import TicketRef
 from followthrough.integrations.confluence import ConfluenceConfig
+from followthrough.integrations.jira import JiraConfig
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links
 from followthrough.reporting.document import postmortem_document, render_confluence
@@ -41,8 +44,11 @@ from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data, incident_data
 from tests.lifecycle import start, submit, wait_for_item
 from tests.servers.confluence_server import STORAGE_NAMESPACES, TOKEN, USER, ConfluenceServer
+from tests.servers.jira_server import JiraServer
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
+
+JIRA_USER, JIRA_TOKEN = "followthrough@example.com", "jira-s3cret-token"
 
 
 def sharing_policy(**changes: Any) -> Policy:
@@ -53,6 +59,11 @@ def sharing_policy(**changes: Any) -> Policy:
     data["severities"]["SEV2"]["audiences"] = ["product", "executives"]
     data.update(changes)
     return parse_policy(data)
+
+
+def ticket_of(store: Store, item_id: str) -> TicketRef | None:
+    item = store.records.action_item(item_id)
+    return item.ticket if item else None
 
 
 def summaries(smtp: SmtpCapture) -> list[Any]:
@@ -67,9 +78,17 @@ async def test_approval_publishes_the_page_and_tells_each_audience_once(
     client = time_skipping.client
     now: datetime = await time_skipping.get_current_time()
     policy = sharing_policy()
-    with ConfluenceServer(cloud=False, spaces={"PM", "PAY"}) as wiki:
+    with (
+        ConfluenceServer(cloud=False, spaces={"PM", "PAY"}) as wiki,
+        JiraServer(users={JIRA_USER: JIRA_TOKEN}) as jira,
+    ):
         config = ConfluenceConfig(url=wiki.base_url, user=USER, token=TOKEN, cloud=False)
-        async with running_worker(client, store, smtp_mailer, confluence=config) as queue:
+        tickets = JiraConfig(
+            url=jira.url, user=JIRA_USER, token=JIRA_TOKEN, project="PM", deployment="server"
+        )
+        async with running_worker(
+            client, store, smtp_mailer, confluence=config, jira=tickets
+        ) as queue:
             pm_id = await start(client, policy, queue, now, commander="alice")
             await submit(client, pm_id, "alice", draft_data(now))
             wiki.rate_limit_next(1, retry_after=1)  # Confluence is busy at first: retried
@@ -82,11 +101,23 @@ async def test_approval_publishes_the_page_and_tells_each_audience_once(
             # It closes (the council accepts both items' risk): the page is brought up to date.
             for number in (1, 2):
                 item_id = (await wait_for_item(client, f"{pm_id}-item-{number}")).id
+                await eventually(partial(ticket_of, store, item_id))
                 accepted = RiskAcceptanceRequest(by="grace", reason="Retired with checkout v1")
                 await act(client, item_id, ActionItemWorkflow.accept_risk, accepted)
             handle = client.get_workflow_handle_for(PostmortemWorkflow.run, pm_id)
             assert (await handle.result()).state is PostmortemState.CLOSED
             history = await handle.fetch_history()
+            keys = sorted(jira.issues)
+
+            def linked() -> list[str]:
+                return [
+                    c["body"]
+                    for key in keys
+                    for c in jira.issue(key)["fields"]["comment"]["comments"]
+                    if "published in Confluence" in c["body"]
+                ]
+
+            await eventually(lambda: len(linked()) >= 2, seconds=30)
 
     # One page, in the owning team's space, labelled to be found again; updated once it closed.
     [page] = wiki.pages.values()
@@ -96,6 +127,9 @@ async def test_approval_publishes_the_page_and_tells_each_audience_once(
     assert "38% of checkout requests failed" in page.body
     assert publication.url is not None and page.id in publication.url
     assert store.publications.of(pm_id).version == 2  # type: ignore[union-attr]
+    # Each item's ticket links the page, once (both publishings knew of the tickets by then).
+    assert len(keys) == 2 and len(linked()) == 2
+    assert all(f"|{publication.url}]" in body for body in linked())
     assert ("GET", "/rest/api/content/search") in [(m, p) for m, p, _ in wiki.requests]
     assert wiki.rate_limited == 1  # the 429 was answered, and the activity tried again
 
@@ -238,7 +272,7 @@ async def test_the_activity_publishes_from_the_record_and_names_the_tickets_to_l
     from activities.publishing import PublishingActivities
     from followthrough.domain.postmortem import ActionItemChange, ActionItemState, AuditEvent
     from followthrough.domain.publishing import PageDestination, PageRequest
-    from followthrough.domain.tickets import TicketComment, TicketRef
+    from followthrough.domain.tickets import TicketComment
     from followthrough.integrations.jira.wording import comment_text
     from tests.recorded import at, record_item, record_postmortem
 
