@@ -95,6 +95,7 @@ async def run_worker_until(
             slack=settings.slack_config(),
             collectors=configured_collectors(settings),
             github=settings.github_config(),
+            confluence=settings.confluence_config(),
         )
         policy, queue = settings.loaded_policy, settings.task_queue
         schedule = await ensure_digest_schedule(client, policy, "week", task_queue=queue)

@@ -25,6 +25,7 @@ from followthrough.temporal import TASK_QUEUE
 
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig
+    from followthrough.integrations.confluence.config import ConfluenceConfig
     from followthrough.integrations.github.config import GitHubConfig
     from followthrough.integrations.jira.config import JiraConfig
     from followthrough.integrations.slack import SlackConfig
@@ -208,6 +209,17 @@ class Settings(BaseSettings):
         default="-1d",
         description="how far back (-1d, -12h) reconciliation looks for closed issues",
     )
+    confluence_url: str | None = Field(
+        default=None, description="Confluence's site, where approved postmortems are published"
+    )
+    confluence_user: str | None = None
+    confluence_token: str | None = None
+    confluence_cloud: bool | None = Field(
+        default=None, description="Cloud (true) or Data Center (false); unset: *.atlassian.net"
+    )
+    confluence_timeout: float = Field(
+        default=30.0, gt=0, le=300, description="seconds each Confluence request may take"
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -295,6 +307,21 @@ class Settings(BaseSettings):
             logins=self.loaded_policy.github_logins(),
             done_window=self.github_done_window,
             timeout=self.github_timeout,
+        )
+
+    def confluence_config(self) -> ConfluenceConfig | None:
+        """Where approved postmortems are published; None (not published) unless the URL, user
+        and token are all set. The policy's `publishing` section says which space."""
+        if not (self.confluence_url and self.confluence_user and self.confluence_token):
+            return None
+        from followthrough.integrations.confluence.config import ConfluenceConfig
+
+        return ConfluenceConfig(
+            url=self.confluence_url,
+            user=self.confluence_user,
+            token=self.confluence_token,
+            cloud=self.confluence_cloud,
+            timeout=self.confluence_timeout,
         )
 
     def slack_config(self) -> SlackConfig | None:

@@ -41,12 +41,14 @@ LINKS = Links(temporal_ui="http://127.0.0.1:8233")
 
 
 # The digests have their own renderers (tested in test_follow_up.py and test_monthly_digest.py),
-# the exhausted budget and the unmapped severity (test_unmapped_severity.py) their own tests.
+# the exhausted budget and the unmapped severity (test_unmapped_severity.py) their own tests;
+# an audience's summary, for readers outside engineering, too (test_publishing.py).
 OWN_TESTS = (
     NoticeKind.COUNCIL_DIGEST,
     NoticeKind.MONTHLY_DIGEST,
     NoticeKind.BUDGET_EXHAUSTED,
     NoticeKind.SEVERITY_UNMAPPED,
+    NoticeKind.AUDIENCE_SUMMARY,
 )
 
 

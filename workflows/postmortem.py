@@ -7,7 +7,9 @@ validator beside its handler that refuses bad input before anything changes.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
+from typing import Optional, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -15,7 +17,14 @@ from temporalio.exceptions import ActivityError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from activities import COLLECT_TIMELINE, NOTE_THEMES, RECORD_POSTMORTEM, SLO_EVIDENCE
+    from activities import (
+        COLLECT_TIMELINE,
+        COMMENT_TICKET,
+        NOTE_THEMES,
+        PUBLISH_POSTMORTEM,
+        RECORD_POSTMORTEM,
+        SLO_EVIDENCE,
+    )
     from followthrough.domain import handoffs, steps
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
@@ -41,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         submit_refusal,
     )
     from followthrough.domain.problems import Problems, conflict, invalid
+    from followthrough.domain.publishing import PublishedPage, page_request
     from followthrough.domain.slo_review import (
         SloAssessment,
         SloEvidence,
@@ -49,6 +59,7 @@ with workflow.unsafe.imports_passed_through():
         slo_question,
     )
     from followthrough.domain.themes import Theme
+    from followthrough.domain.tickets import TicketComment
     from followthrough.domain.timeline import SourceReport, TimelineRequest
     from workflows import (
         ITEM_RESOLVED,
@@ -56,6 +67,7 @@ with workflow.unsafe.imports_passed_through():
         POSTMORTEM_SEVERITY,
         POSTMORTEM_STATE,
         RECORD_TIMEOUT,
+        TICKET_RETRY,
         InFlight,
         judge_when_opened,
         reached,
@@ -63,7 +75,7 @@ with workflow.unsafe.imports_passed_through():
         refuse,
         send_notice,
     )
-    from workflows.action_item import ActionItemWorkflow
+    from workflows.action_item import TICKET_TIMEOUT, ActionItemWorkflow
 
 
 # Prometheus answers within seconds; this bounds a submission waiting on a stuck worker.
@@ -77,6 +89,13 @@ THEMES_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minut
 # so only the database failing is retried, a few times; then the draft simply shows less.
 COLLECT_TIMEOUT = timedelta(minutes=3)
 COLLECT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes=1))
+# Confluence down for hours delays the page, never the postmortem (publishing runs in the
+# background): back off to every 10 minutes, for about two days; a refusal stops at once.
+# Each request waits at most FOLLOWTHROUGH_CONFLUENCE_TIMEOUT; a publishing makes about six.
+PUBLISH_TIMEOUT = timedelta(minutes=5)
+PUBLISH_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=300)
+# The audiences' summary waits this long for the page's link, then links the dashboard instead.
+LINK_WAIT = timedelta(minutes=10)
 
 
 @workflow.defn
@@ -88,6 +107,7 @@ class PostmortemWorkflow:
         self.opened = False  # set once the opening is recorded; people's actions wait for it
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
         self.in_flight = InFlight()  # notices, sent while the process goes on
+        self.sharing = False  # publishes its page and tells its audiences (decided on approval)
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
@@ -109,10 +129,13 @@ class PostmortemWorkflow:
             return await self._finish([])
 
         await self._until_approved()
+        self._share()
         if workflow.patched("recurring-themes"):  # histories from before themes replay as they ran
             await self._note_themes()
         items = await self._follow_action_items()
         await self._apply(steps.close(self.pm, items, workflow.now()))
+        if self.sharing:  # the page says it is closed, with every item's outcome
+            self.in_flight.start(self._republish())
         return await self._finish(items)
 
     # --- the process, step by step ------------------------------------------------------------
@@ -192,6 +215,73 @@ class PostmortemWorkflow:
             )
         except ActivityError as err:
             workflow.logger.error("timeline of %s not collected: %s", self.pm.id, err.cause)
+
+    def _share(self) -> None:
+        """Publish the approved postmortem and tell its severity's audiences, in the background:
+        neither Confluence nor the mail server ever holds up the action items. Histories from
+        before (and policies that publish nowhere and name no audience) do neither."""
+        policy = self.policy
+        wanted = policy.publishing is not None or bool(policy.audiences_of(self.pm.severity))
+        self.sharing = wanted and workflow.patched("publish-postmortem")
+        if self.sharing:
+            self.in_flight.start(self._publish_and_tell_audiences())
+
+    async def _publish_and_tell_audiences(self) -> None:
+        """Everything it starts it awaits, so the workflow, waiting for it, waits for them all."""
+        publishing = asyncio.create_task(self._publish())
+        try:  # the link to the page, when Confluence answers soon enough
+            await workflow.wait_condition(publishing.done, timeout=LINK_WAIT)
+        except TimeoutError:
+            workflow.logger.warning("%s: audiences told before its page was published", self.pm.id)
+        early = publishing.result() if publishing.done() else None
+        url = str(early.url) if early is not None else None
+        notices = handoffs.audience_notices(self.pm, self.policy, url, workflow.now())
+        telling = [asyncio.create_task(send_notice(notice)) for notice in notices]
+        await self._link_tickets(await publishing)
+        await asyncio.gather(*telling)
+
+    async def _republish(self) -> None:
+        await self._link_tickets(await self._publish())
+
+    async def _publish(self) -> PublishedPage | None:
+        """The page; None when publishing nowhere, not configured, or refused."""
+        request = page_request(self.pm.id, self.pm.team, self.policy.publishing, workflow.now())
+        if request is None:
+            return None
+        try:
+            page: PublishedPage | None = await workflow.execute_activity(
+                PUBLISH_POSTMORTEM,
+                request,
+                # None when no Confluence is configured; the pydantic converter decodes it.
+                result_type=cast(type, Optional[PublishedPage]),  # noqa: UP045
+                start_to_close_timeout=PUBLISH_TIMEOUT,
+                retry_policy=PUBLISH_RETRY,
+            )
+        except ActivityError as err:  # refused for good (kept on the publication) or given up
+            workflow.logger.error("%s not published: %s", self.pm.id, err.cause)
+            return None
+        return page
+
+    async def _link_tickets(self, page: PublishedPage | None) -> None:
+        """Each item's ticket the page's publishing knew of links the page, once (its key)."""
+        if page is None:
+            return
+        comments = [
+            TicketComment(key=key, dedupe_key=f"{item_id}/published", published=page.url)
+            for item_id, key in sorted(page.tickets.items())
+        ]
+        await asyncio.gather(*(self._comment(comment) for comment in comments))
+
+    async def _comment(self, comment: TicketComment) -> None:
+        try:
+            await workflow.execute_activity(
+                COMMENT_TICKET,
+                comment,
+                start_to_close_timeout=TICKET_TIMEOUT,
+                retry_policy=TICKET_RETRY,
+            )
+        except ActivityError as err:  # the page is published; a refused comment is only logged
+            workflow.logger.error("ticket %s not linked to the page: %s", comment.key, err.cause)
 
     async def _note_themes(self) -> None:
         """Count the approved draft's factor tags; tell the council of each theme they reached."""

@@ -428,6 +428,7 @@ async def postmortem_page(
         merged_timeline(pm.incident, pm.draft) if pm.draft else prefilled_timeline(pm.incident)
     )
     chat = await asyncio.to_thread(store.chat.counts, pm_id)
+    publication = await asyncio.to_thread(store.publications.of, pm_id)
     links = Links(temporal_ui=using.settings.temporal_ui_url, namespace=_namespace(using))
     return render_page(
         request,
@@ -439,6 +440,9 @@ async def postmortem_page(
         trail=trail,
         timeline=timeline,
         histories={item.id: item_history(item) for item in items},
+        # its Confluence page (http(s) only), when it is published
+        published_url=safe_url(publication.url) if publication else None,
+        not_published=publication.error if publication and publication.error else None,
         workflow_url=links.workflow,
         demo=is_demo_record(pm.id),
         local=local_times(using),
@@ -484,7 +488,10 @@ async def _document(using: Services, postmortem: str) -> PostmortemDocument:
     pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
     assert pm is not None  # postmortem_id_of found it
     items = await asyncio.to_thread(lambda: using.store.records.action_items(postmortem_id=pm_id))
-    return postmortem_document(pm, items, using.policy, using.clock())
+    publication = await asyncio.to_thread(using.store.publications.of, pm_id)
+    document = postmortem_document(pm, items, using.policy, using.clock())
+    published = safe_url(publication.url) if publication else None
+    return document.model_copy(update={"published_url": published})
 
 
 class ItemFilters(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from followthrough.domain.criteria import Manual
-from followthrough.domain.notice import ItemFacts, Notice, NoticeKind
+from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     SYSTEM_ACTOR,
@@ -178,3 +178,24 @@ def extension_requested_notice(
     key = f"extension-{len(item.extensions)}/requested"
     names = deciders(item, policy)
     return _item_notice(item, policy, NoticeKind.EXTENSION_REQUESTED, names, key, at, facts)
+
+
+def audience_notices(
+    pm: Postmortem, policy: Policy, page_url: str | None, at: datetime
+) -> list[Notice]:
+    """An approved postmortem's short summary, to each audience its severity names, once each
+    (the dedupe key); with the published page's link when there is one."""
+    return [
+        Notice(
+            dedupe_key=f"{pm.id}/audience-{name}/approved",
+            kind=NoticeKind.AUDIENCE_SUMMARY,
+            at=at,
+            to=[Recipient(name=n, email=e) for n, e in members],
+            postmortem_id=pm.id,
+            step=pm.state.value,
+            audience=name,
+            page_url=page_url,
+        )
+        for name, members in policy.audiences_of(pm.severity).items()
+        if members
+    ]

@@ -46,6 +46,7 @@ class NoticeKind(StrEnum):
     ITEM_VERIFIED = "item_verified"  # a claim verified (by hand or by check): to the owner
     CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
     HANDOFF_DIGEST = "handoff_digest"  # a person's held non-urgent notices, once a day
+    AUDIENCE_SUMMARY = "audience_summary"  # an approved postmortem, to an audience of its severity
 
 
 # The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
@@ -126,6 +127,8 @@ class Notice(BaseModel):
     theme: Theme | None = None  # for a recurring theme: which one
     slo_id: str | None = None  # for an exhausted budget: which SLO (its assessment is on the pm)
     unmapped_severity: UnmappedSeverity | None = None  # for a policy gap: which value, and source
+    audience: str | None = None  # for an audience's summary: which audience (policy `audiences`)
+    page_url: str | None = None  # the postmortem's published page, when it was published
 
 
 class OutboxStatus(StrEnum):

@@ -26,6 +26,7 @@ from followthrough.domain.draft_templates import DraftTemplate, template_problem
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
+from followthrough.domain.publishing import PublishingPolicy
 from followthrough.domain.routing import Backlog, Objective, Routing, routing_problems
 from followthrough.domain.slo import SloReviewPolicy
 from followthrough.domain.themes import ThemePolicy
@@ -52,6 +53,11 @@ class SeverityPolicy(BaseModel):
         default=None,
         description="the communication contract: the first status update within N minutes of "
         "detection, then one every M until mitigation; none: no contract",
+    )
+    audiences: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="the audiences (top-level `audiences`) told when its postmortem is approved",
     )
 
 
@@ -148,6 +154,17 @@ class Policy(BaseModel):
         default_factory=OutboundPolicy,
         description="the non-public hosts acceptance-criterion checks may call",
     )
+    publishing: PublishingPolicy | None = Field(
+        default=None,
+        description="where approved postmortems are published (a Confluence space, per team); "
+        "none: nowhere",
+    )
+    audiences: dict[str, list[str]] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="audience -> its people or email addresses, told of approved postmortems "
+        "of the severities that name it",
+    )
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
@@ -229,9 +246,36 @@ class Policy(BaseModel):
         problems += routing_problems(
             self.routing, self.objectives, self.tech_debt, self.teams, self.services
         )
+        problems += self._audience_problems(people)
+        if self.publishing is not None:
+            for team in self.publishing.by_team:
+                if team not in self.teams:
+                    problems.append(f"publishing.by_team.{team}: unknown team '{team}'")
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _audience_problems(self, people: set[str]) -> list[str]:
+        problems = []
+        for name, members in self.audiences.items():
+            if not re.fullmatch(r"[a-z0-9_-]{1,50}", name):
+                problems.append(
+                    f"audiences.{name}: a name of lower-case letters, digits, '-' or '_' "
+                    "(at most 50)"
+                )
+            if not members or len(members) > 200:
+                problems.append(f"audiences.{name}: between 1 and 200 people or addresses")
+            for member in members:
+                if member not in people and not _ADDRESS.fullmatch(member):
+                    problems.append(
+                        f"audiences.{name}: '{member}' is neither a person of the policy "
+                        "nor an email address"
+                    )
+        for severity, rules in self.severities.items():
+            for name in rules.audiences:
+                if name not in self.audiences:
+                    problems.append(f"severities.{severity}.audiences: unknown audience '{name}'")
+        return problems
 
     @property
     def people(self) -> set[str]:
@@ -296,6 +340,18 @@ class Policy(BaseModel):
         """The tags not in the taxonomy (none when the taxonomy is empty: tags are free)."""
         known = self.contributing_factor_tags
         return [t for t in tags if known and t not in known]
+
+    def audiences_of(self, severity: str) -> dict[str, list[tuple[str, str]]]:
+        """The audiences a severity tells, each as (name, address) pairs: a person of the
+        policy at their address, a plain address as itself."""
+        rules = self.severities.get(severity)
+        names = rules.audiences if rules is not None else []
+        people = self.people
+        return {
+            name: [(m, self.email_of(m) if m in people else m) for m in self.audiences[name]]
+            for name in names
+            if name in self.audiences
+        }
 
     def council_emails(self) -> list[str]:
         return [self.email_of(person) for person in self.council]

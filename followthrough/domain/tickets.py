@@ -83,6 +83,7 @@ class TicketComment(BaseModel):
     dedupe_key: str
     text: str = ""
     escalation: TicketEscalation | None = None
+    published: str | None = None  # the postmortem's published page: the comment links it
 
 
 class TicketDue(BaseModel):

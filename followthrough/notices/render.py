@@ -146,6 +146,8 @@ def render_notice(
         "subject": one_line(subject_of(notice, pm, item)),
         "a": next((a for a in pm.slo_review if a.slo.id == notice.slo_id), None),
         "page": links.where_to_act(notice),
+        # an audience's summary links the published page, else the printable document
+        "read_at": safe_url(notice.page_url) or links.postmortem(notice.postmortem_id, "/document"),
     }
     name = _TEMPLATE.get(notice.kind, "item_event")
     return RenderedEmail(
@@ -188,6 +190,7 @@ _TEMPLATE = {
     NoticeKind.POSTMORTEM_OVERDUE: "postmortem_overdue",
     NoticeKind.BUDGET_EXHAUSTED: "budget_exhausted",
     NoticeKind.SEVERITY_UNMAPPED: "severity_unmapped",
+    NoticeKind.AUDIENCE_SUMMARY: "audience_summary",
     **dict.fromkeys(HANDOFF_KINDS, "handoff"),
 }
 
@@ -234,6 +237,7 @@ def subject_of(notice: Notice, pm: Postmortem, item: ActionItem | None) -> str:
         NoticeKind.CHANGES_REQUESTED: f"{tag} Changes requested on your draft for "
         f"'{incident.title}'",
         NoticeKind.POSTMORTEM_APPROVED: f"{tag} Approved: the postmortem for '{incident.title}'",
+        NoticeKind.AUDIENCE_SUMMARY: f"{tag} Postmortem: {incident.title}",
         NoticeKind.ITEM_ASSIGNED: f"{tag} Yours to do: '{_title(item)}'",
         NoticeKind.REASSIGNED_AWAY: f"{tag} No longer yours: '{_title(item)}'",
         NoticeKind.DONE_CLAIMED: f"{tag} Claimed done, yours to verify: '{_title(item)}'",

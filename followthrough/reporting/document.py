@@ -1,13 +1,16 @@
 """The postmortem as a document people outside engineering read: what happened, who was
 affected, the timeline, why it happened, and what is being done about it, with each follow-up's
-state. One HTML page (printable: print CSS, no scripts) and its Markdown, from the same facts.
+state. One HTML page (printable: print CSS, no scripts), its Markdown, and its Confluence page
+(storage format), from the same facts.
 
     page = postmortem_document(pm, items, policy, now)
     html, markdown = render_html(page), render_markdown(page)
+    body = render_confluence(page, followthrough_url)
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from pathlib import Path
 
@@ -71,6 +74,7 @@ class PostmortemDocument(BaseModel):
     durations: list[tuple[str, str]]  # ("Time to detect", "12 min"), as the figures count them
     durations_from: str  # which milestones they are, in one sentence
     generated: datetime
+    published_url: str | None = None  # its Confluence page, when it is published
 
 
 def postmortem_document(
@@ -178,3 +182,16 @@ def render_html(document: PostmortemDocument) -> str:
 
 def render_markdown(document: PostmortemDocument) -> str:
     return _environment.get_template("postmortem.md.j2").render(d=document)
+
+
+# XML 1.0 has no place for these (Confluence refuses such a body: "Error parsing xhtml").
+_NOT_XML = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+
+
+def render_confluence(document: PostmortemDocument, followthrough_url: str | None) -> str:
+    """The page's body in Confluence's storage format (XHTML): the same facts as the printable
+    document, without its "generated at" time (the same facts make the same body)."""
+    body = _environment.get_template("postmortem.confluence.html.j2").render(
+        d=document, followthrough_url=safe_url(followthrough_url)
+    )
+    return _NOT_XML.sub("", body)

@@ -12,6 +12,7 @@
     store.chat        the incident channel's transcript, kept with the postmortem
     store.timeline    events collected from an incident's sources, and how each source went
     store.narratives  the council's narrative of each quarter, for its report
+    store.publications where each postmortem is published (its Confluence page)
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -30,6 +31,7 @@ from followthrough.storage.links import LinkStore
 from followthrough.storage.narratives import NarrativeStore
 from followthrough.storage.outbox import OutboxStore
 from followthrough.storage.preferences import PreferenceStore
+from followthrough.storage.publications import PublicationStore
 from followthrough.storage.records import RecordStore
 from followthrough.storage.slack import SlackStore
 from followthrough.storage.slos import SloStore
@@ -57,6 +59,7 @@ class Store:
         self.chat = ChatStore(self.db)
         self.timeline = TimelineStore(self.db)
         self.narratives = NarrativeStore(self.db)
+        self.publications = PublicationStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -339,3 +339,20 @@ class CouncilNarrativeRow(Base):
     version: Mapped[int]
     written_by: Mapped[str] = mapped_column(String(128))
     written_at: Mapped[datetime]
+
+
+class PublicationRow(Base):
+    """Where a postmortem is published (migration 0022): its Confluence page, the version we
+    last wrote or found, or why publishing was refused."""
+
+    __tablename__ = "publications"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    space: Mapped[str | None] = mapped_column(String(255))
+    page_id: Mapped[str | None] = mapped_column(String(50))
+    title: Mapped[str | None] = mapped_column(String(255))
+    url: Mapped[str | None] = mapped_column(String(2000))
+    version: Mapped[int | None]
+    published_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+    updated_at: Mapped[datetime]

@@ -17,6 +17,7 @@ from temporalio.worker import Worker
 from activities.checks import CheckActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
+from activities.publishing import PublishingActivities
 from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
@@ -26,6 +27,7 @@ from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
 from followthrough.domain.routing import TrackerKind
+from followthrough.integrations.confluence import ConfluenceConfig
 from followthrough.integrations.github import GitHubConfig, GitHubTracker
 from followthrough.integrations.jira import JiraConfig, JiraTracker
 from followthrough.integrations.slack import SlackApi, SlackConfig
@@ -58,10 +60,11 @@ def build_worker(
     slack: SlackConfig | None = None,
     collectors: Sequence[Collector] = (),
     github: GitHubConfig | None = None,
+    confluence: ConfluenceConfig | None = None,
 ) -> Worker:
     """A worker for every workflow and activity; without `jira` (or `github`), items use the
     built-in tracker; without `slack`, notices are email only; without `collectors`, no timeline
-    source is asked."""
+    source is asked; without `confluence`, approved postmortems are not published."""
     records = RecordActivities(store)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
@@ -74,6 +77,7 @@ def build_worker(
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
+    publishing = PublishingActivities(store, policy, confluence, public_url)
     return Worker(
         client,
         task_queue=task_queue,
@@ -102,6 +106,7 @@ def build_worker(
             tickets.find_done_tickets,
             operations.report_stuck_work,
             timeline.collect_timeline,
+            publishing.publish_postmortem,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],

@@ -34,7 +34,9 @@ def ticket_description(
 
 
 def comment_text(comment: TicketComment) -> str:
-    """The comment's words: an escalation's, else the text it was given."""
+    """The comment's words: an escalation's, the published page's, else the text it was given."""
+    if comment.published is not None:
+        return _environment.get_template("published.j2").render(url=comment.published)
     if comment.escalation is None:
         return comment.text
     return _environment.get_template("escalation.j2").render(e=comment.escalation)

@@ -1,7 +1,7 @@
 """council narratives: the council's own words on a quarter, written in the browser, in its report
 
 Revision ID: 0023
-Revises: 0017
+Revises: 0022
 Create Date: 2026-12-03 13:10:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0023"
-down_revision = "0017"
+down_revision = "0022"
 branch_labels = None
 depends_on = None
 
