@@ -130,18 +130,16 @@ def github_said(response: httpx.Response) -> str:
 
 def field_errors(err: BaseException) -> set[str]:
     """The fields a 422's `errors` name (e.g. {"assignees"}); empty for anything else."""
-    if not isinstance(err, RequestFailed) or err.response.status_code != 422:
-        return set()
-    try:
-        body: Any = err.response.raw_response.json()
-    except ValueError:
-        return set()
-    errors = body.get("errors") if isinstance(body, dict) else None
-    return {str(e.get("field")) for e in errors or [] if isinstance(e, dict) and e.get("field")}
+    return _validation_errors(err, "field")
 
 
 def error_codes(err: BaseException) -> set[str]:
     """The `code`s of a 422's errors (e.g. {"already_exists"})."""
+    return _validation_errors(err, "code")
+
+
+def _validation_errors(err: BaseException, key: str) -> set[str]:
+    """One key of each entry of a 422's `errors` (GitHub's "Validation Failed" body)."""
     if not isinstance(err, RequestFailed) or err.response.status_code != 422:
         return set()
     try:
@@ -149,4 +147,4 @@ def error_codes(err: BaseException) -> set[str]:
     except ValueError:
         return set()
     errors = body.get("errors") if isinstance(body, dict) else None
-    return {str(e.get("code")) for e in errors or [] if isinstance(e, dict) and e.get("code")}
+    return {str(e.get(key)) for e in errors or [] if isinstance(e, dict) and e.get(key)}
