@@ -115,6 +115,9 @@ class ActionItemDraft(BaseModel):
     # The item changes how status updates go out: it answers a breach of the communication
     # contract, as an slo_change answers a late SLO alert.
     communication: bool = False
+    # A failure class from the policy's failure_classes that the item removes (rather than
+    # patching one defect): it raises the item's impact score.
+    removes_class: str | None = None
 
 
 class Draft(BaseModel):
@@ -131,6 +134,9 @@ class Draft(BaseModel):
     recovery_validation: str = Field(default="", description="how recovery was shown to hold")
     action_items: list[ActionItemDraft] = Field(default_factory=list)
     slo_impact: SloImpactEstimate | None = None
+    users_affected: int | None = Field(
+        default=None, description="how many users the incident affected, if known"
+    )
 
 
 class ActionItemSpec(BaseModel):
@@ -148,6 +154,7 @@ class ActionItemSpec(BaseModel):
     description: str = ""
     slo_change: SloChange | None = None
     communication: bool = False  # it answers a broken communication contract
+    removes_class: str | None = None  # a policy failure class it removes
     proposed_change: str = Field(
         default="", description="for an SLO alerting change: the rules Followthrough proposes"
     )
@@ -257,6 +264,7 @@ def draft_bounds(draft: Draft, *, today: date) -> list[str]:
             limits.BUDGET_REMAINING_MIN,
             1,
         )
+    check.number("users_affected", draft.users_affected, 0, limits.USERS_AFFECTED_MAX)
     return check.problems
 
 
@@ -272,6 +280,7 @@ def _action_item_bounds(check: Bounds, where: str, item: ActionItemDraft, today:
             check.problems.append(too_far)
     if item.slo_change is not None:
         check.name(f"{where}.slo_change.slo", item.slo_change.slo)
+    check.name(f"{where}.removes_class", item.removes_class)
     check.json_value(f"{where}.acceptance_criterion", item.acceptance_criterion)
 
 
@@ -401,6 +410,13 @@ def _action_item_problems(
     elif item.priority not in Priority.__members__:
         problems.append(f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}")
 
+    if item.removes_class is not None and item.removes_class not in policy.failure_classes:
+        known = ", ".join(policy.failure_classes) or "the policy names none"
+        problems.append(
+            f"{name}: removes_class '{item.removes_class}' is not one of the policy's "
+            f"failure_classes ({known})"
+        )
+
     written = item.acceptance_criterion
     if written is None or written == [] or written == {}:
         problems.append(f"{name}: acceptance criterion is missing")
@@ -468,6 +484,7 @@ def action_item_specs(
                 description=item.description,
                 slo_change=item.slo_change,
                 communication=item.communication,
+                removes_class=item.removes_class,
                 proposed_change=(
                     proposed.get(item.slo_change.slo, "")
                     if item.slo_change and item.slo_change.change == "alerting"

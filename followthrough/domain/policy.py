@@ -24,6 +24,7 @@ from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
+from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_problems
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
 from followthrough.domain.slo import SloReviewPolicy
@@ -126,6 +127,15 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    impact: ImpactPolicy = Field(
+        default_factory=ImpactPolicy,
+        description="how open action items are ranked by user impact (the reliability backlog)",
+    )
+    failure_classes: dict[str, FailureClass] = Field(
+        default_factory=dict,
+        description="class name -> what it is and the factor tags it covers; an action item "
+        "that removes one (removes_class) ranks higher than one patching a single defect",
+    )
     templates: dict[str, DraftTemplate] = Field(
         default_factory=dict,
         description="per severity or service name: extra required sections, suggested items",
@@ -183,6 +193,7 @@ class Policy(BaseModel):
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
+        problems += impact_problems(self.impact, self.failure_classes, list(self.severities), tags)
         problems += template_problems(self.templates, self.severities, self.services, self.teams)
         for severity in self.slo_review.high_severities or []:
             if severity not in self.severities:

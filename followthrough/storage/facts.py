@@ -3,15 +3,17 @@ JSON (bench/README.md, "Dashboard", measured why)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
 from sqlalchemy import Row, func, select
 from sqlalchemy.orm import Session, defer
 
+from followthrough.domain.backlog import OpenItem
+from followthrough.domain.impact import BudgetBurn, ImpactFacts, most_recurring
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
-from followthrough.domain.metrics import IncidentFacts, ItemFacts
+from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.storage.database import Database
@@ -172,6 +174,89 @@ class FactStore:
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
+    def open_items(
+        self, *, window: timedelta, most: int, item_id: str | None = None
+    ) -> tuple[list[OpenItem], bool]:
+        """Unresolved action items with the facts their impact score stands on, soonest due
+        first, at most `most` of them; and whether more were left unread.
+
+        Three queries whatever the count (items with their incidents; the incidents' tags; the
+        approved postmortems sharing those tags near them), the JSON read by path in the database.
+        `item_id`: that one item only (resolved or not), for its page and its ticket.
+        """
+        query = (
+            select(
+                *_ITEM_FACT_COLUMNS,
+                ActionItemRow.data["spec"]["removes_class"].label("removes_class"),
+                PostmortemRow.title.label("postmortem_title"),
+                PostmortemRow.severity,
+                PostmortemRow.services,
+                PostmortemRow.slo_burns,
+                PostmortemRow.resolved_at,
+                PostmortemRow.opened_at.label("pm_opened_at"),
+                PostmortemRow.data["draft"]["users_affected"].label("users_affected"),
+            )
+            .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
+            .order_by(ActionItemRow.due, ActionItemRow.id)
+        )
+        if item_id is not None:
+            query = query.where(ActionItemRow.id == item_id)
+        else:
+            query = query.where(ActionItemRow.state.not_in(_RESOLVED)).limit(most + 1)
+        with self.engine.connect() as connection:
+            read = connection.execute(query).all()
+            rows, truncated = read[:most], len(read) > most
+            pm_ids = sorted({row.postmortem_id for row in rows})
+            own: dict[str, list[str]] = {}
+            for pm_id, tag in connection.execute(
+                select(FactorTagRow.postmortem_id, FactorTagRow.tag).where(
+                    FactorTagRow.postmortem_id.in_(pm_ids)
+                )
+            ):
+                own.setdefault(pm_id, []).append(tag)
+            tags = sorted({t for found in own.values() for t in found})
+            times = [row.resolved_at or row.pm_opened_at for row in rows]
+            seen: dict[str, list[tuple[str, datetime]]] = {}
+            if tags and times:
+                for tag, pm_id, at in connection.execute(
+                    select(FactorTagRow.tag, FactorTagRow.postmortem_id, FactorTagRow.resolved_at)
+                    .where(FactorTagRow.tag.in_(tags))
+                    .where(FactorTagRow.resolved_at >= min(times) - window)
+                    .where(FactorTagRow.resolved_at <= max(times) + window)
+                ):
+                    seen.setdefault(tag, []).append((pm_id, at))
+        found = []
+        for row in rows:
+            at = row.resolved_at or row.pm_opened_at
+            recurring_tag, recurrence = most_recurring(
+                own.get(row.postmortem_id, []), at, seen, window
+            )
+            users = row.users_affected
+            facts = ImpactFacts(
+                severity=row.severity,
+                slo_burns=[_budget_burn(burn) for burn in row.slo_burns or []],
+                users_affected=users if isinstance(users, int) and users >= 0 else None,
+                recurring_tag=recurring_tag,
+                recurrence=recurrence,
+                removes_class=row.removes_class if isinstance(row.removes_class, str) else None,
+            )
+            found.append(
+                OpenItem(
+                    id=row.id,
+                    postmortem_id=row.postmortem_id,
+                    postmortem_title=row.postmortem_title,
+                    title=row.title,
+                    owner=row.owner,
+                    team=row.team,
+                    due=row.due,
+                    priority=row.priority,
+                    state=row.state,
+                    services=row.services or [],
+                    facts=facts,
+                )
+            )
+        return found, truncated
+
     def open_postmortem_counts(self) -> dict[str, int]:
         """Postmortems not yet closed, by state."""
         query = (
@@ -289,3 +374,15 @@ def _incident_fields(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> d
 
 
 _UNMAPPED = TypeAdapter(list[UnmappedSeverity])
+
+
+def _budget_burn(stored: dict[str, Any]) -> BudgetBurn:
+    """The SLO review's burn as the impact score reads it (records read as SloBurn reads them)."""
+    burn = SloBurn.model_validate(stored)
+    return BudgetBurn(
+        slo=burn.slo,
+        name=burn.name,
+        service=burn.service,
+        budget_consumed=burn.budget_consumed,
+        period_days=burn.period_days,
+    )
