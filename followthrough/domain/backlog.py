@@ -130,6 +130,17 @@ def decode_cursor(cursor: str) -> SortKey:
     return (float(score), severity, due, item_id)
 
 
+def of_team_or_service(
+    ranked: list[RankedItem], team: str | None, service: str | None
+) -> list[RankedItem]:
+    """The items of `team` (its own) and of `service` (their incident's), when given."""
+    return [
+        r
+        for r in ranked
+        if (not team or r.item.team == team) and (not service or service in r.item.services)
+    ]
+
+
 def backlog_page(
     ranked: list[RankedItem],
     severities: list[str],
@@ -141,11 +152,7 @@ def backlog_page(
     truncated: bool = False,
 ) -> BacklogPage:
     """One page of the ranked backlog, of a team's or a service's items if given, after `cursor`."""
-    chosen = [
-        r
-        for r in ranked
-        if (not team or r.item.team == team) and (not service or service in r.item.services)
-    ]
+    chosen = of_team_or_service(ranked, team, service)
     after = decode_cursor(cursor) if cursor else None
     rest = [r for r in chosen if after is None or _sort_key(r, severities) > after]
     page = rest[:limit]
@@ -156,3 +163,53 @@ def backlog_page(
         total=len(chosen),
         truncated=truncated,
     )
+
+
+CSV_COLUMNS = (
+    "rank",
+    "score",
+    "suggested_priority",
+    "this_sprint",
+    "item",
+    "title",
+    "postmortem",
+    "owner",
+    "team",
+    "due",
+    "priority",
+    "state",
+    "reasons",
+)
+# A spreadsheet runs a cell starting with one of these as a formula (CSV injection).
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """The cell as a spreadsheet shows it, never runs it: a formula's first character is
+    preceded by an apostrophe (OWASP's advice for CSV injection)."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+def backlog_rows(ranked: list[RankedItem]) -> list[list[str]]:
+    """The backlog as CSV rows, the header first, every text cell made spreadsheet-safe."""
+    rows = [list(CSV_COLUMNS)]
+    for found in ranked:
+        item = found.item
+        reasons = "; ".join(f"{c.label}: {c.figure}" for c in found.impact.top_reasons(3))
+        cells = [
+            str(found.rank),
+            f"{found.impact.score:g}",
+            found.suggested_priority,
+            "yes" if found.this_sprint else "no",
+            item.id,
+            item.title,
+            item.postmortem_title,
+            item.owner,
+            item.team,
+            item.due.isoformat(),
+            item.priority,
+            item.state,
+            reasons,
+        ]
+        rows.append([spreadsheet_safe(cell) for cell in cells])
+    return rows
