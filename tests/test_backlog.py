@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from pathlib import Path
@@ -37,6 +38,7 @@ from tests.api_support import Api, api_for, api_settings
 from tests.factories import incident_data
 from tests.recorded import at, note_tags
 from tests.servers.sli import CHECKOUT
+from tests.test_dashboard import browser, text_of
 
 RESOLVED = at(2026, 11, 2)
 FORMULA = '=HYPERLINK("http://127.0.0.1/x","click")'
@@ -178,10 +180,10 @@ def test_the_ranking_and_an_items_score(store: Store, policy: Policy) -> None:
     assert top.impact.components[0].figure == "37.5 % of the 30-day budget burned"
     assert [r.this_sprint for r in ranked] == [True, True, True]
     # The same score on the item's own view, with its explanation.
-    alone = item_impact(store, policy, ids["canary"])
+    alone = item_impact(store, policy, ids["canary"], top.item.postmortem_id)
     assert alone is not None and alone.impact == top.impact
     assert "Class of failure: removes 'unsafe-rollout'" in alone.explanation
-    assert item_impact(store, policy, "no-such-item") is None
+    assert item_impact(store, policy, "no-such-item", top.item.postmortem_id) is None
 
 
 # --- over HTTP --------------------------------------------------------------------------------
@@ -257,3 +259,28 @@ async def test_the_item_view_explains_its_score(backlog_api: tuple[Api, dict[str
     # SEV3 at 40 % of 25 = 10, deploy in 3 postmortems 15: 25, P2's threshold.
     assert impact["impact"]["score"] == 25.0 and impact["suggested_priority"] == "P2"
     assert "Recurrence: 3 postmortems" in impact["explanation"]
+
+
+async def test_the_backlog_page_ranks_and_the_item_shows_why(
+    backlog_api: tuple[Api, dict[str, str]],
+) -> None:
+    api, ids = backlog_api
+    async with browser(api, "bob") as client:
+        page = await client.get("/backlog")
+        assert page.status_code == 200
+        assert 'href="/backlog" class="here"' in page.text  # in the nav
+        rows = re.findall(r'<tr data-item="([^"]+)">', page.text)
+        assert rows == [ids["canary"], ids["formula"], ids["small"]]
+        words = text_of(page)
+        assert "73.7 P1 (set P2)" in words
+        assert "Canary every rollout suggested for this sprint" in words
+        assert "Severity: SEV1 Recurrence: 3 postmortems" in words  # its top two reasons
+        platform = await client.get("/backlog", params={"team": "platform"})
+        assert re.findall(r'<tr data-item="([^"]+)">', platform.text) == [ids["formula"]]
+        assert (await client.get("/backlog", params={"team": "nobody"})).status_code == 422
+        assert (await client.get("/backlog", params={"cursor": "x"})).status_code == 422
+
+        pm_id = ids["canary"].removesuffix("-item-1")
+        item_page = text_of(await client.get(f"/postmortems/{pm_id}"))
+        assert "Impact 73.7 of 100 · earns P1 (the author chose P2)" in item_page
+        assert "Class of failure: removes 'unsafe-rollout'" in item_page

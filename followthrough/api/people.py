@@ -260,7 +260,9 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
     found = await asyncio.to_thread(using.store.records.action_item, item_id)
     assert found is not None
     trail = await asyncio.to_thread(using.store.records.audit_trail, found.postmortem_id)
-    impact = await asyncio.to_thread(item_impact, using.store, using.policy, item_id)
+    impact = await asyncio.to_thread(
+        item_impact, using.store, using.policy, item_id, found.postmortem_id
+    )
     return ActionItemView(
         action_item=as_seen_by(person, found, using.policy),
         audit=[e for e in trail if e.workflow_id == found.id],

@@ -13,7 +13,7 @@ from pydantic import BaseModel, ConfigDict
 
 from followthrough.domain.backlog import RankedItem, backlog_rows, rank_backlog
 from followthrough.domain.impact import ImpactScore, TicketPriority, impact_score, priority_for
-from followthrough.domain.limits import BACKLOG_ITEMS
+from followthrough.domain.limits import ACTION_ITEMS, BACKLOG_ITEMS
 from followthrough.domain.policy import Policy
 from followthrough.storage import Store
 
@@ -42,18 +42,26 @@ def read_backlog(store: Store, policy: Policy) -> RankedBacklog:
     return RankedBacklog(items=ranked, truncated=truncated)
 
 
-def item_impact(store: Store, policy: Policy, item_id: str) -> ItemImpact | None:
-    """The item's impact now (None: no such item in the record)."""
+def impacts_of(store: Store, policy: Policy, postmortem_id: str) -> dict[str, ItemImpact]:
+    """Each of a postmortem's items' impact now, by item id (resolved ones too)."""
     window = timedelta(days=policy.themes.window_days)
-    found, _ = store.facts.open_items(window=window, most=1, item_id=item_id)
-    if not found:
-        return None
-    score = impact_score(found[0].facts, policy.impact, policy.failure_classes)
-    return ItemImpact(
-        impact=score,
-        suggested_priority=priority_for(score.score, policy.impact),
-        explanation=score.explanation(),
-    )
+    found, _ = store.facts.open_items(window=window, most=ACTION_ITEMS, postmortem_id=postmortem_id)
+    impacts = {}
+    for item in found:
+        score = impact_score(item.facts, policy.impact, policy.failure_classes)
+        impacts[item.id] = ItemImpact(
+            impact=score,
+            suggested_priority=priority_for(score.score, policy.impact),
+            explanation=score.explanation(),
+        )
+    return impacts
+
+
+def item_impact(
+    store: Store, policy: Policy, item_id: str, postmortem_id: str
+) -> ItemImpact | None:
+    """The item's impact now (None: no such item in the record)."""
+    return impacts_of(store, policy, postmortem_id).get(item_id)
 
 
 def backlog_csv(ranked: list[RankedItem]) -> str:

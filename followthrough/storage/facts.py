@@ -175,14 +175,14 @@ class FactStore:
             return session.scalar(query) or 0
 
     def open_items(
-        self, *, window: timedelta, most: int, item_id: str | None = None
+        self, *, window: timedelta, most: int, postmortem_id: str | None = None
     ) -> tuple[list[OpenItem], bool]:
         """Unresolved action items with the facts their impact score stands on, soonest due
         first, at most `most` of them; and whether more were left unread.
 
         Three queries whatever the count (items with their incidents; the incidents' tags; the
         approved postmortems sharing those tags near them), the JSON read by path in the database.
-        `item_id`: that one item only (resolved or not), for its page and its ticket.
+        `postmortem_id`: that postmortem's items only (resolved or not), for its page.
         """
         query = (
             select(
@@ -199,10 +199,11 @@ class FactStore:
             .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
             .order_by(ActionItemRow.due, ActionItemRow.id)
         )
-        if item_id is not None:
-            query = query.where(ActionItemRow.id == item_id)
+        if postmortem_id is not None:
+            query = query.where(ActionItemRow.postmortem_id == postmortem_id)
         else:
-            query = query.where(ActionItemRow.state.not_in(_RESOLVED)).limit(most + 1)
+            query = query.where(ActionItemRow.state.not_in(_RESOLVED))
+        query = query.limit(most + 1)
         with self.engine.connect() as connection:
             read = connection.execute(query).all()
             rows, truncated = read[:most], len(read) > most
