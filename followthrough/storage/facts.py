@@ -3,11 +3,12 @@ JSON (bench/README.md, "Dashboard", measured why)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.backlog import OpenItem
@@ -189,12 +190,8 @@ class FactStore:
                 *_ITEM_FACT_COLUMNS,
                 ActionItemRow.data["spec"]["removes_class"].label("removes_class"),
                 PostmortemRow.title.label("postmortem_title"),
-                PostmortemRow.severity,
                 PostmortemRow.services,
-                PostmortemRow.slo_burns,
-                PostmortemRow.resolved_at,
-                PostmortemRow.opened_at.label("pm_opened_at"),
-                PostmortemRow.data["draft"]["users_affected"].label("users_affected"),
+                *_IMPACT_COLUMNS[1:],
             )
             .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
             .order_by(ActionItemRow.due, ActionItemRow.id)
@@ -207,40 +204,11 @@ class FactStore:
         with self.engine.connect() as connection:
             read = connection.execute(query).all()
             rows, truncated = read[:most], len(read) > most
-            pm_ids = sorted({row.postmortem_id for row in rows})
-            own: dict[str, list[str]] = {}
-            for pm_id, tag in connection.execute(
-                select(FactorTagRow.postmortem_id, FactorTagRow.tag).where(
-                    FactorTagRow.postmortem_id.in_(pm_ids)
-                )
-            ):
-                own.setdefault(pm_id, []).append(tag)
-            tags = sorted({t for found in own.values() for t in found})
-            times = [row.resolved_at or row.pm_opened_at for row in rows]
-            seen: dict[str, list[tuple[str, datetime]]] = {}
-            if tags and times:
-                for tag, pm_id, at in connection.execute(
-                    select(FactorTagRow.tag, FactorTagRow.postmortem_id, FactorTagRow.resolved_at)
-                    .where(FactorTagRow.tag.in_(tags))
-                    .where(FactorTagRow.resolved_at >= min(times) - window)
-                    .where(FactorTagRow.resolved_at <= max(times) + window)
-                ):
-                    seen.setdefault(tag, []).append((pm_id, at))
+            incidents = _impact_facts(connection, rows, window)
         found = []
         for row in rows:
-            at = row.resolved_at or row.pm_opened_at
-            recurring_tag, recurrence = most_recurring(
-                own.get(row.postmortem_id, []), at, seen, window
-            )
-            users = row.users_affected
-            facts = ImpactFacts(
-                severity=row.severity,
-                slo_burns=[_budget_burn(burn) for burn in row.slo_burns or []],
-                users_affected=users if isinstance(users, int) and users >= 0 else None,
-                recurring_tag=recurring_tag,
-                recurrence=recurrence,
-                removes_class=row.removes_class if isinstance(row.removes_class, str) else None,
-            )
+            removes = row.removes_class if isinstance(row.removes_class, str) else None
+            facts = incidents[row.postmortem_id].model_copy(update={"removes_class": removes})
             found.append(
                 OpenItem(
                     id=row.id,
@@ -257,6 +225,14 @@ class FactStore:
                 )
             )
         return found, truncated
+
+    def postmortem_impact(self, postmortem_id: str, *, window: timedelta) -> ImpactFacts | None:
+        """What a postmortem's items' impact scores stand on (None: not in the record); an
+        item adds only whether it removes a class of failure."""
+        query = select(*_IMPACT_COLUMNS).where(PostmortemRow.id == postmortem_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            return _impact_facts(connection, rows, window).get(postmortem_id)
 
     def open_postmortem_counts(self) -> dict[str, int]:
         """Postmortems not yet closed, by state."""
@@ -311,6 +287,59 @@ _ITEM_FACT_COLUMNS = (
     ActionItemRow.verified_at,
     ActionItemRow.ticket,
 )
+
+
+# What an incident's impact facts are read from (_impact_facts reads them by name).
+_IMPACT_COLUMNS = (
+    PostmortemRow.id.label("postmortem_id"),
+    PostmortemRow.severity,
+    PostmortemRow.slo_burns,
+    PostmortemRow.resolved_at,
+    PostmortemRow.opened_at.label("pm_opened_at"),
+    PostmortemRow.data["draft"]["users_affected"].label("users_affected"),
+)
+
+
+def _impact_facts(
+    connection: Connection, rows: Sequence[Any], window: timedelta
+) -> dict[str, ImpactFacts]:
+    """Per postmortem of `rows`, the facts its items' scores stand on: two queries for the factor
+    tags (theirs, then the approved postmortems sharing them within `window`)."""
+    pm_ids = sorted({row.postmortem_id for row in rows})
+    own: dict[str, list[str]] = {}
+    for pm_id, tag in connection.execute(
+        select(FactorTagRow.postmortem_id, FactorTagRow.tag).where(
+            FactorTagRow.postmortem_id.in_(pm_ids)
+        )
+    ):
+        own.setdefault(pm_id, []).append(tag)
+    tags = sorted({t for found in own.values() for t in found})
+    times = [row.resolved_at or row.pm_opened_at for row in rows]
+    seen: dict[str, list[tuple[str, datetime]]] = {}
+    if tags and times:
+        for tag, pm_id, at in connection.execute(
+            select(FactorTagRow.tag, FactorTagRow.postmortem_id, FactorTagRow.resolved_at)
+            .where(FactorTagRow.tag.in_(tags))
+            .where(FactorTagRow.resolved_at >= min(times) - window)
+            .where(FactorTagRow.resolved_at <= max(times) + window)
+        ):
+            seen.setdefault(tag, []).append((pm_id, at))
+    facts = {}
+    for row in rows:
+        at = row.resolved_at or row.pm_opened_at
+        recurring, recurrence = most_recurring(own.get(row.postmortem_id, []), at, seen, window)
+        users = row.users_affected
+        facts[row.postmortem_id] = ImpactFacts(
+            severity=row.severity,
+            slo_burns=[_budget_burn(burn) for burn in row.slo_burns or []],
+            # bool is an int to Python; an older record's value is read only if plausible
+            users_affected=users
+            if isinstance(users, int) and not isinstance(users, bool) and users >= 0
+            else None,
+            recurring_tag=recurring,
+            recurrence=recurrence,
+        )
+    return facts
 
 
 def _escalated_since(since: datetime) -> tuple[Any, ...]:
