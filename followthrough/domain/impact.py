@@ -119,6 +119,15 @@ class ImpactFacts(BaseModel):
     removes_class: str | None = None
 
 
+class ImpactFactsRequest(BaseModel):
+    """Which postmortem's impact facts to read, and the theme window recurrence counts in."""
+
+    model_config = ConfigDict(frozen=True)
+
+    postmortem_id: str
+    window_days: int = Field(ge=1)
+
+
 class ImpactComponent(BaseModel):
     model_config = ConfigDict(frozen=True)
 
