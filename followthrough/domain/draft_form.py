@@ -92,6 +92,11 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     }
     for name in ("detection_gaps", "recovery_steps"):
         data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+    if users := form.get("users_affected", "").strip():
+        if users.isdigit() and len(users) <= 15:  # draft_bounds judges the range
+            data["users_affected"] = int(users)
+        else:
+            problems.append(f"users_affected: '{users[:20]}' is not a whole number of users")
     data["timeline"] = []
     kept = [row for _, row in _filled(rows["timeline"], ("at", "description"))]
     # Proposed entries the owner keeps join the timeline, once (the page may post them again).
@@ -179,6 +184,8 @@ def _item(i: int, row: dict[str, str], problems: list[str]) -> dict[str, Any]:
         item["slo_change"] = {"slo": slo, "change": row.get("slo_change") or "alerting"}
     if row.get("communication"):  # a checkbox: sent only when ticked
         item["communication"] = True
+    if failure_class := row.get("removes_class"):
+        item["removes_class"] = failure_class
     return item
 
 
@@ -214,12 +221,14 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
         row["slo"] = item.slo_change.slo if item.slo_change else ""
         row["slo_change"] = item.slo_change.change if item.slo_change else "alerting"
         row["communication"] = "on" if item.communication else ""
+        row["removes_class"] = item.removes_class or ""
         items.append(row)
     blank_item = {f: "" for f in _ITEM_FIELDS} | {
         "kind": "manual",
         "slo": "",
         "slo_change": "alerting",
         "communication": "",
+        "removes_class": "",
     }
     blank_item |= {f"criterion_{n}": "" for n in _ALL_CRITERION_FIELDS}
     return {

@@ -14,6 +14,8 @@ from followthrough.domain.backlog import (
     backlog_page,
     rank_backlog,
 )
+from followthrough.domain.draft import InvalidDraft
+from followthrough.domain.draft_form import draft_from_form, form_rows
 from followthrough.domain.impact import (
     BudgetBurn,
     ImpactFacts,
@@ -244,3 +246,17 @@ def test_removes_class_must_be_a_failure_class_of_the_policy(policy: Policy) -> 
 def test_users_affected_is_bounded_naming_the_field(policy: Policy, users: int) -> None:
     draft = {**draft_with_items(action_item()), "users_affected": users}
     assert [p for p in problems_of(policy, draft) if p.startswith("users_affected: ")]
+
+
+def test_the_draft_editor_reads_and_shows_users_and_classes() -> None:
+    form = {
+        "users_affected": "5000",
+        "item-0-title": "Canary every rollout",
+        "item-0-removes_class": "unsafe-rollout",
+    }
+    draft = draft_from_form(form, "UTC")
+    assert draft.users_affected == 5_000
+    assert draft.action_items[0].removes_class == "unsafe-rollout"
+    assert form_rows(draft, "UTC")["items"][0]["removes_class"] == "unsafe-rollout"
+    with pytest.raises(InvalidDraft, match="users_affected: 'many' is not a whole number"):
+        draft_from_form({"users_affected": "many"}, "UTC")
