@@ -163,6 +163,11 @@ def test_open_items_carry_what_their_score_stands_on(store: Store, policy: Polic
     assert [b.slo for b in canary.slo_burns] == [CHECKOUT.id]
     assert by_id[ids["small"]].facts.users_affected is None
     assert by_id[ids["small"]].services == ["checkout"]
+    # The ticket's read (the impact_facts activity): the incident's facts, without an item's.
+    ninety = timedelta(days=90)
+    incident = store.facts.postmortem_impact(by_id[ids["canary"]].postmortem_id, window=ninety)
+    assert incident == canary.model_copy(update={"removes_class": None})
+    assert store.facts.postmortem_impact("postmortem-generic-nope", window=ninety) is None
     # Bounded: the soonest due first, and it says more were left.
     few, cut = store.facts.open_items(window=timedelta(days=90), most=1)
     assert [i.id for i in few] == [ids["small"]] and cut
