@@ -289,3 +289,5 @@ async def test_the_backlog_page_ranks_and_the_item_shows_why(
         item_page = text_of(await client.get(f"/postmortems/{pm_id}"))
         assert "Impact 73.7 of 100 · earns P1 (the author chose P2)" in item_page
         assert "Class of failure: removes 'unsafe-rollout'" in item_page
+        review = text_of(await client.get(f"/postmortems/{pm_id}/review"))
+        assert "Users affected: 5,000" in review
