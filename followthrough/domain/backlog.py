@@ -69,10 +69,14 @@ class BacklogPage(BaseModel):
 SortKey = tuple[float, int, str, str]
 
 
-def _sort_key(ranked: RankedItem, severities: list[str]) -> SortKey:
-    severity = ranked.item.facts.severity
+def _key(score: float, item: OpenItem, severities: list[str]) -> SortKey:
+    severity = item.facts.severity
     severity_rank = severities.index(severity) if severity in severities else len(severities)
-    return (-ranked.impact.score, severity_rank, ranked.item.due.isoformat(), ranked.item.id)
+    return (-score, severity_rank, item.due.isoformat(), item.id)
+
+
+def _sort_key(ranked: RankedItem, severities: list[str]) -> SortKey:
+    return _key(ranked.impact.score, ranked.item, severities)
 
 
 def rank_backlog(
@@ -82,24 +86,22 @@ def rank_backlog(
     severities: list[str],
 ) -> list[RankedItem]:
     """Every item scored and ranked; each team's top `sprint_suggestions` marked for this sprint."""
-    scored = [
-        RankedItem(
-            rank=1,
-            item=item,
-            impact=(score := impact_score(item.facts, policy, failure_classes)),
-            suggested_priority=priority_for(score.score, policy),
-            this_sprint=False,
-        )
-        for item in items
-    ]
-    scored.sort(key=lambda r: _sort_key(r, severities))
+    scored = [(impact_score(item.facts, policy, failure_classes), item) for item in items]
+    scored.sort(key=lambda pair: _key(pair[0].score, pair[1], severities))
     per_team: dict[str, int] = {}
     ranked = []
-    for position, found in enumerate(scored, start=1):
-        taken = per_team.get(found.item.team, 0)
-        sprint = taken < policy.sprint_suggestions
-        per_team[found.item.team] = taken + 1
-        ranked.append(found.model_copy(update={"rank": position, "this_sprint": sprint}))
+    for position, (score, item) in enumerate(scored, start=1):
+        taken = per_team.get(item.team, 0)
+        per_team[item.team] = taken + 1
+        ranked.append(
+            RankedItem(
+                rank=position,
+                item=item,
+                impact=score,
+                suggested_priority=priority_for(score.score, policy),
+                this_sprint=taken < policy.sprint_suggestions,
+            )
+        )
     return ranked
 
 

@@ -11,6 +11,7 @@ share of the whole, so a manager can read every point back to what it stands on.
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -36,6 +37,10 @@ class ImpactWeights(BaseModel):
     failure_class: float = Field(
         default=15, ge=0, le=1000, description="the item removes a class of failure"
     )
+
+    @cached_property
+    def as_dict(self) -> dict[str, float]:
+        return {name: float(getattr(self, name)) for name in COMPONENTS}
 
     @model_validator(mode="after")
     def _something_counts(self) -> ImpactWeights:
@@ -189,7 +194,7 @@ def impact_score(
     facts: ImpactFacts, policy: ImpactPolicy, failure_classes: dict[str, FailureClass]
 ) -> ImpactScore:
     """The item's score and, per component, its figure and what it stands on."""
-    weights: dict[str, float] = policy.weights.model_dump()
+    weights = policy.weights.as_dict
     total = sum(weights.values())
 
     def points(name: str, fraction: float) -> float:
