@@ -32,14 +32,14 @@ router = APIRouter(
     },
 )
 
-NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/-]*$"
+# Names are the policy's (teams) and the incidents' (services): any text on one line.
+ONE_LINE = r"^[^\x00-\x1f\x7f]*$"
 Team = Annotated[
-    str,
-    Query(max_length=64, pattern=f"{NAME_PATTERN}|^$", description="a team of the policy"),
+    str, Query(max_length=64, pattern=ONE_LINE, description="a team of the policy; none: all")
 ]
 Service = Annotated[
     str,
-    Query(max_length=128, pattern=f"{NAME_PATTERN}|^$", description="an incident's service"),
+    Query(max_length=128, pattern=ONE_LINE, description="an incident's service; none: all"),
 ]
 
 
