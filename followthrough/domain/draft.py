@@ -264,7 +264,11 @@ def draft_bounds(draft: Draft, *, today: date) -> list[str]:
             limits.BUDGET_REMAINING_MIN,
             1,
         )
-    check.number("users_affected", draft.users_affected, 0, limits.USERS_AFFECTED_MAX)
+    users = draft.users_affected  # an int compared as one: 10**400 cannot become a float
+    if users is not None and not 0 <= users <= limits.USERS_AFFECTED_MAX:
+        check.problems.append(
+            f"users_affected: must be a whole number from 0 to {limits.USERS_AFFECTED_MAX:,}"
+        )
     return check.problems
 
 

@@ -93,7 +93,7 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     for name in ("detection_gaps", "recovery_steps"):
         data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
     if users := form.get("users_affected", "").strip():
-        if users.isdigit() and len(users) <= 15:  # draft_bounds judges the range
+        if users.isascii() and users.isdigit() and len(users) <= 15:  # bounds judge the range
             data["users_affected"] = int(users)
         else:
             problems.append(f"users_affected: '{users[:20]}' is not a whole number of users")
