@@ -188,7 +188,7 @@ class FactStore:
         query = (
             select(
                 *_ITEM_FACT_COLUMNS,
-                ActionItemRow.data["spec"]["removes_class"].label("removes_class"),
+                ActionItemRow.removes_class,
                 PostmortemRow.title.label("postmortem_title"),
                 PostmortemRow.services,
                 *_IMPACT_COLUMNS[1:],
@@ -207,8 +207,8 @@ class FactStore:
             incidents = _impact_facts(connection, rows, window)
         found = []
         for row in rows:
-            removes = row.removes_class if isinstance(row.removes_class, str) else None
-            facts = incidents[row.postmortem_id].model_copy(update={"removes_class": removes})
+            removes = {"removes_class": row.removes_class}
+            facts = incidents[row.postmortem_id].model_copy(update=removes)
             found.append(
                 OpenItem(
                     id=row.id,
@@ -296,7 +296,7 @@ _IMPACT_COLUMNS = (
     PostmortemRow.slo_burns,
     PostmortemRow.resolved_at,
     PostmortemRow.opened_at.label("pm_opened_at"),
-    PostmortemRow.data["draft"]["users_affected"].label("users_affected"),
+    PostmortemRow.users_affected,
 )
 
 
@@ -328,14 +328,10 @@ def _impact_facts(
     for row in rows:
         at = row.resolved_at or row.pm_opened_at
         recurring, recurrence = most_recurring(own.get(row.postmortem_id, []), at, seen, window)
-        users = row.users_affected
         facts[row.postmortem_id] = ImpactFacts(
             severity=row.severity,
             slo_burns=[_budget_burn(burn) for burn in row.slo_burns or []],
-            # bool is an int to Python; an older record's value is read only if plausible
-            users_affected=users
-            if isinstance(users, int) and not isinstance(users, bool) and users >= 0
-            else None,
+            users_affected=row.users_affected,
             recurring_tag=recurring,
             recurrence=recurrence,
         )
