@@ -158,6 +158,21 @@ class Policy(BaseModel):
         default_factory=dict, alias="people", description="person -> details (a Slack id)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_shares_by_rank(cls, data: Any) -> Any:
+        """Without `impact.severities`, the worst severity counts in full and each next one a
+        step less (four: 1, 0.75, 0.5, 0.25), so a policy written before the impact score
+        still ranks a SEV1's items above a SEV4's."""
+        if not isinstance(data, dict) or not isinstance(data.get("severities"), dict):
+            return data
+        impact = data.get("impact", {})
+        if not isinstance(impact, dict) or "severities" in impact:
+            return data
+        names = list(data["severities"])
+        shares = {name: (len(names) - i) / len(names) for i, name in enumerate(names)}
+        return {**data, "impact": {**impact, "severities": shares}}
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
         problems: list[str] = []

@@ -24,7 +24,7 @@ from followthrough.domain.impact import (
     most_recurring,
     priority_for,
 )
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, parse_policy
 from tests.domain.examples import problems_of
 from tests.domain.test_draft import action_item, draft_with_items
 from tests.domain.test_policy import default_policy_data, policy_problems
@@ -261,3 +261,16 @@ def test_the_draft_editor_reads_and_shows_users_and_classes() -> None:
     for typed in ("many", "\u00b2", "-3"):
         with pytest.raises(InvalidDraft, match=r"users_affected: '.*' is not a whole number"):
             draft_from_form({"users_affected": typed}, "UTC")
+
+
+def test_a_policy_without_severity_shares_counts_them_by_rank() -> None:
+    data = default_policy_data()
+    del data["impact"]
+    assert parse_policy(data).impact.severities == {
+        "SEV1": 1.0,
+        "SEV2": 0.75,
+        "SEV3": 0.5,
+        "SEV4": 0.25,
+    }
+    data["impact"] = {"severities": {"SEV1": 1.0}}  # named: only those count
+    assert parse_policy(data).impact.severities == {"SEV1": 1.0}
