@@ -280,6 +280,11 @@ async def test_the_backlog_page_ranks_and_the_item_shows_why(
         assert "73.7 P1 (set P2)" in words
         assert "Canary every rollout suggested for this sprint" in words
         assert "Severity: SEV1 Recurrence: 3 postmortems" in words  # its top two reasons
+        csv_link = re.search(r'<a href="([^"]+)">CSV</a>', page.text)
+        assert csv_link is not None and csv_link.group(1) == "/backlog.csv"
+        spreadsheet = await client.get("/backlog.csv")  # the browser's session is enough
+        assert spreadsheet.status_code == 200
+        assert spreadsheet.text == (await api.get("/api/backlog.csv", "bob")).text
         platform = await client.get("/backlog", params={"team": "platform"})
         assert re.findall(r'<tr data-item="([^"]+)">', platform.text) == [ids["formula"]]
         assert (await client.get("/backlog", params={"team": "nobody"})).status_code == 422

@@ -37,7 +37,7 @@ from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
-from followthrough.domain.backlog import InvalidCursor, backlog_page
+from followthrough.domain.backlog import InvalidCursor, backlog_page, of_team_or_service
 from followthrough.domain.draft import (
     communication_answers,
     communication_review,
@@ -77,7 +77,7 @@ from followthrough.domain.work import my_work
 from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
-from followthrough.reporting.backlog import impacts_of, read_backlog
+from followthrough.reporting.backlog import backlog_csv, impacts_of, read_backlog
 from followthrough.reporting.document import (
     PostmortemDocument,
     postmortem_document,
@@ -584,12 +584,29 @@ async def backlog_page_view(
         team=team,
         service=service,
         teams=sorted(using.policy.teams),
-        csv_url="/api/backlog.csv" + ("?" + urlencode(query) if query else ""),
+        csv_url="/backlog.csv" + ("?" + urlencode(query) if query else ""),
         next_url="/backlog?" + urlencode({**query, "cursor": page.next_cursor})
         if page.next_cursor
         else "",
         first_url="/backlog" + ("?" + urlencode(query) if query else ""),
         paged=bool(cursor),
+    )
+
+
+@router.get("/backlog.csv")
+async def backlog_csv_page(
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    service: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    """The backlog's CSV for a signed-in browser (GET /api/backlog.csv is the same for a token)."""
+    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    chosen = of_team_or_service(found.items, team or None, service or None)
+    return Response(
+        backlog_csv(chosen),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="backlog.csv"'},
     )
 
 
