@@ -20,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api import (
+    backlog,
     dashboard,
     drafting,
     links,
@@ -73,6 +74,7 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(webhooks.router)
     app.include_router(people.router)
+    app.include_router(backlog.router)
     app.include_router(preferences.router)
     app.include_router(narratives.router)
     app.include_router(links.router)

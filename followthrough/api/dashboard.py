@@ -38,6 +38,7 @@ from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
+from followthrough.domain.backlog import InvalidCursor, backlog_page, of_team_or_service
 from followthrough.domain.draft import (
     communication_answers,
     communication_review,
@@ -78,6 +79,7 @@ from followthrough.domain.work import my_work
 from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.backlog import backlog_csv, impacts_of, read_backlog
 from followthrough.reporting.document import (
     PostmortemDocument,
     postmortem_document,
@@ -456,6 +458,7 @@ async def postmortem_page(
         if pm.draft
         else None,
         communication_answered=communication_answers(pm.draft) if pm.draft else [],
+        impacts=await asyncio.to_thread(impacts_of, store, using.policy, pm_id),
     )
 
 
@@ -552,6 +555,67 @@ async def action_items_page(
         people=sorted(using.policy.people),
         states=[s.value for s in ActionItemState],
         priorities=["P0", "P1", "P2", "P3"],
+    )
+
+
+@router.get("/backlog", response_class=HTMLResponse)
+async def backlog_page_view(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    service: Annotated[str, Query(max_length=128)] = "",
+    cursor: Annotated[str, Query(max_length=400)] = "",
+) -> HTMLResponse:
+    """The reliability backlog: open items across postmortems, highest user impact first."""
+    if team and team not in using.policy.teams:
+        raise HTTPException(422, f"team: '{team}' is not a team of the policy")
+    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    try:
+        page = backlog_page(
+            found.items,
+            list(using.policy.severities),
+            team=team or None,
+            service=service or None,
+            cursor=cursor or None,
+            limit=PAGE_SIZE,
+            truncated=found.truncated,
+        )
+    except InvalidCursor as err:
+        raise HTTPException(422, str(err)) from None
+    query = {k: v for k, v in {"team": team, "service": service}.items() if v}
+    return render_page(
+        request,
+        using,
+        "backlog.html.j2",
+        who,
+        page=page,
+        team=team,
+        service=service,
+        teams=sorted(using.policy.teams),
+        csv_url="/backlog.csv" + ("?" + urlencode(query) if query else ""),
+        next_url="/backlog?" + urlencode({**query, "cursor": page.next_cursor})
+        if page.next_cursor
+        else "",
+        first_url="/backlog" + ("?" + urlencode(query) if query else ""),
+        paged=bool(cursor),
+    )
+
+
+@router.get("/backlog.csv")
+async def backlog_csv_page(
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    service: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    """The backlog's CSV for a signed-in browser (GET /api/backlog.csv is the same for a token)."""
+    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    chosen = of_team_or_service(found.items, team or None, service or None)
+    return Response(
+        backlog_csv(chosen),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="backlog.csv"'},
     )
 
 

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -79,6 +80,7 @@ class PostmortemRow(Base):
     communicated_at: Mapped[datetime | None]
     services: Mapped[list[str] | None] = mapped_column(JSON)
     slo_burns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    users_affected: Mapped[int | None] = mapped_column(BigInteger)  # the draft's, for the backlog
 
 
 class ActionItemRow(Base):
@@ -96,6 +98,7 @@ class ActionItemRow(Base):
     opened_at: Mapped[datetime]
     verified_at: Mapped[datetime | None]
     ticket: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. PAY-123
+    removes_class: Mapped[str | None] = mapped_column(String(128))  # a policy failure class
     last_seq: Mapped[int]
     data: Mapped[dict[str, Any]]
 

@@ -99,6 +99,7 @@ def build_worker(
             checker.run_check,
             records.open_items_for_tickets,
             records.note_themes,
+            records.impact_facts,
             slos.slo_evidence,
             tickets.open_ticket,
             tickets.comment_ticket,
