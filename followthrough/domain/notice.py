@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.checks import CheckResult
+from followthrough.domain.decisions import Decision
 from followthrough.domain.incident import UnmappedSeverity
 from followthrough.domain.themes import Theme
 
@@ -46,6 +47,8 @@ class NoticeKind(StrEnum):
     ITEM_VERIFIED = "item_verified"  # a claim verified (by hand or by check): to the owner
     CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
     HANDOFF_DIGEST = "handoff_digest"  # a person's held non-urgent notices, once a day
+    # A council decision opened, decided or lifted (`step`): to the council, email only.
+    COUNCIL_DECISION = "council_decision"
 
 
 # The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
@@ -126,6 +129,8 @@ class Notice(BaseModel):
     theme: Theme | None = None  # for a recurring theme: which one
     slo_id: str | None = None  # for an exhausted budget: which SLO (its assessment is on the pm)
     unmapped_severity: UnmappedSeverity | None = None  # for a policy gap: which value, and source
+    # For a council decision: the decision as it stood (postmortem_id then holds its id).
+    decision: Decision | None = None
 
 
 class OutboxStatus(StrEnum):

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
+from followthrough.domain.decisions import DecisionPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
@@ -126,6 +127,7 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    council_decisions: DecisionPolicy = Field(default_factory=DecisionPolicy)
     templates: dict[str, DraftTemplate] = Field(
         default_factory=dict,
         description="per severity or service name: extra required sections, suggested items",

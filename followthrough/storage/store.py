@@ -12,6 +12,7 @@
     store.chat        the incident channel's transcript, kept with the postmortem
     store.timeline    events collected from an incident's sources, and how each source went
     store.narratives  the council's narrative of each quarter, for its report
+    store.decisions   the council's decisions, and the freezes they hold
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -24,6 +25,7 @@ from sqlalchemy import delete, false, select
 from followthrough.storage.access import SessionStore, TokenStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
+from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
@@ -57,6 +59,7 @@ class Store:
         self.chat = ChatStore(self.db)
         self.timeline = TimelineStore(self.db)
         self.narratives = NarrativeStore(self.db)
+        self.decisions = DecisionStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

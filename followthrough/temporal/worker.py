@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
+from activities.decisions import DecisionActivities
 from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
@@ -33,6 +34,7 @@ from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
@@ -69,6 +71,7 @@ def build_worker(
     tickets = JiraActivities(jira, public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
+    decisions = DecisionActivities(store, checks)
     return Worker(
         client,
         task_queue=task_queue,
@@ -79,6 +82,7 @@ def build_worker(
             CouncilDigestWorkflow,
             TicketReconciliationWorkflow,
             StuckWorkWorkflow,
+            CouncilDecisionWorkflow,
         ],
         activities=[
             records.record_postmortem,
@@ -97,6 +101,8 @@ def build_worker(
             tickets.find_done_tickets,
             operations.report_stuck_work,
             timeline.collect_timeline,
+            decisions.record_decision,
+            decisions.check_lift,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],
