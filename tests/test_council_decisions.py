@@ -35,6 +35,7 @@ from followthrough.domain.policy import Policy
 from followthrough.domain.problems import RefusalKind
 from tests.api_support import Api
 from tests.conftest import eventually
+from tests.test_dashboard import browser, csrf_of, flash, text_of
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
 BUDGET = LiftCondition(kind=LiftKind.BUDGET_ABOVE, slo_id="checkout-availability", level=0.5)
@@ -205,3 +206,27 @@ async def test_the_decisions_api(api: Api) -> None:
     assert shown["lifted_by"] == "grace" and shown["lift_reason"] == "the canary shipped early"
     assert (await api.get("/api/decisions/decision-nope", "bob")).status_code == 404
     assert (await api.get("/api/freezes?service=a%20b", "bob")).status_code == 422
+
+
+async def test_the_council_decides_in_the_browser(api: Api) -> None:
+    proposal = {"title": "Retire the noisy disk alert", "services": ["monitoring"]}
+    decision_id = (await api.post("/api/decisions", "dan", json=proposal)).json()["workflow_id"]
+    store = api.services.store
+    await eventually(lambda: store.decisions.get(decision_id))
+    async with browser(api, "heidi") as heidi, browser(api, "dan") as dan:
+        seen = await dan.get("/council")
+        assert seen.status_code == 200 and "Retire the noisy disk alert" in seen.text
+        assert 'action="/council/decisions/' not in seen.text  # dan is not on the council
+        page = await heidi.get("/council")
+        assert f'action="/council/decisions/{decision_id}/decide"' in page.text
+        form = {"csrf": csrf_of(page), "choice": "freeze_releases", "services": "monitoring"}
+        path = f"/council/decisions/{decision_id}/decide"
+        refused = await flash(heidi, await heidi.post(path, data=form | {"lift": "budget_above"}))
+        assert "level: '' is not a percentage" in refused["error"], refused
+        form |= {"choice": "retire_alert", "alert": "DiskAlmostFull", "reason": "pages nobody"}
+        said = await flash(heidi, await heidi.post(path, data=form))
+        assert said == {"done": f"Recorded: {decision_id} is decided."}, said
+        shown = text_of(await dan.get(f"/council/decisions/{decision_id}"))
+        assert "retire alert" in shown and "DiskAlmostFull" in shown and "heidi" in shown
+        recent = text_of(await dan.get("/council"))
+        assert "Nothing waits for the council." in recent and "No service is frozen." in recent
