@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from pydantic import ValidationError
 
 from followthrough.domain.decisions import (
     Choice,
@@ -30,6 +31,7 @@ from followthrough.domain.decisions import (
     next_check,
     proposal_problems,
     service_problem,
+    unknown_services,
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import RefusalKind
@@ -151,11 +153,15 @@ def test_one_decision_per_proposal_and_bounded_proposals(policy: Policy) -> None
         "  canary   EVERY deploy "
     )
     assert initiative_decision_id("Canary every deploy") != initiative_decision_id("Other")
-    proposal = InitiativeProposal(title="Canary\nevery deploy", services=["nope"], items=["x\ty"])
-    problems = proposal_problems(proposal, policy)
+    with pytest.raises(ValidationError, match="title"):
+        InitiativeProposal(title="Canary\nevery deploy")
+    proposal = InitiativeProposal.model_construct(title="Canary\nevery", detail="", items=["x\ty"])
+    problems = proposal_problems(proposal)
     assert any(p.startswith("title") for p in problems), problems
     assert any(p.startswith("items[0]") for p in problems), problems
-    assert "services[0]: 'nope' is not a service in the policy" in problems
+    assert unknown_services(["checkout", "nope"], policy) == [
+        "services[1]: 'nope' is not a service in the policy"
+    ]
     assert service_problem("checkout") is None
     assert service_problem("check out") is not None and service_problem("x" * 65) is not None
 
@@ -173,7 +179,9 @@ async def test_the_decisions_api(api: Api) -> None:
     again = await api.post("/api/decisions", "carol", json=proposal)
     assert again.json() == {"workflow_id": decision_id, "outcome": "already open"}
     bad = await api.post("/api/decisions", "bob", json={**proposal, "services": ["nope"]})
-    assert bad.status_code == 422 and "services[0]" in bad.text
+    assert bad.status_code == 404 and "services[0]" in bad.text
+    bad = await api.post("/api/decisions", "bob", json={**proposal, "title": "a\x0cb"})
+    assert bad.status_code == 422 and "title" in bad.text
 
     store = api.services.store
     await eventually(lambda: store.decisions.get(decision_id))

@@ -36,6 +36,7 @@ from followthrough.domain.decisions import (
     LiftRequest,
     initiative_opening,
     proposal_problems,
+    unknown_services,
 )
 from followthrough.temporal.client import StartResult, start_decision
 
@@ -98,14 +99,18 @@ async def read_decision(decision_id: DecisionId, person: Person, using: Using) -
 @router.post(
     "/decisions",
     status_code=status.HTTP_201_CREATED,
-    responses={422: {"description": "the proposal is refused; the message names the field"}},
+    responses={
+        404: {"description": "a service the policy does not name"},
+        422: {"description": "the proposal is refused; the message names the field"},
+    },
 )
 async def propose(body: InitiativeProposal, person: Person, using: Using) -> StartResult:
     """Propose a cross-cutting initiative to the council (anyone in the directory). The same
     title proposed again finds the same decision ("already open")."""
-    problems = proposal_problems(body, using.policy)
-    if problems:
+    if problems := proposal_problems(body):
         raise HTTPException(status.HTTP_422_UNPROCESSABLE_CONTENT, "; ".join(problems))
+    if unknown := unknown_services(body.services, using.policy):
+        raise HTTPException(status.HTTP_404_NOT_FOUND, "; ".join(unknown))
     opening = initiative_opening(body, person, using.clock())
     return await start_decision(using.client, opening, using.policy, task_queue=using.task_queue)
 

@@ -16,7 +16,7 @@ import hashlib
 import re
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
@@ -265,26 +265,39 @@ def budget_opening(
     )
 
 
+# What the schema says of one-line and multi-line text (Bounds judges the same, by name).
+ONE_LINE = r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$"
+LINES = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029]*$"
+
+
 class InitiativeProposal(BaseModel):
     """POST /api/decisions: a cross-cutting initiative, proposed by anyone in the directory."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    title: str = Field(min_length=1, max_length=limits.TITLE_CHARS)
-    detail: str = Field(default="", max_length=limits.PARAGRAPH_CHARS)
-    services: list[str] = Field(default_factory=list, max_length=limits.LIST_ENTRIES)
-    items: list[str] = Field(default_factory=list, max_length=limits.ACTION_ITEMS)
+    title: str = Field(min_length=1, max_length=limits.TITLE_CHARS, pattern=ONE_LINE)
+    detail: str = Field(default="", max_length=limits.PARAGRAPH_CHARS, pattern=LINES)
+    services: list[Annotated[str, Field(pattern=SERVICE_NAME.pattern, max_length=64)]] = Field(
+        default_factory=list, max_length=limits.LIST_ENTRIES
+    )
+    items: list[
+        Annotated[str, Field(min_length=1, max_length=limits.TITLE_CHARS, pattern=ONE_LINE)]
+    ] = Field(default_factory=list, max_length=limits.ACTION_ITEMS)
 
 
-def proposal_problems(proposal: InitiativeProposal, policy: Policy) -> list[str]:
+def proposal_problems(proposal: InitiativeProposal) -> list[str]:
+    """Past the limits (a proposal built in code, not parsed, can be)."""
     check = Bounds()
     check.title("title", proposal.title)
     check.text("detail", proposal.detail, limits.PARAGRAPH_CHARS, lines=True)
     for n, item in enumerate(proposal.items):
         check.title(f"items[{n}]", item)
-    problems = check.problems
-    problems += _service_problems(proposal.services, policy)
-    return problems
+    return check.problems
+
+
+def unknown_services(services: list[str], policy: Policy) -> list[str]:
+    """Services the policy does not name (the API answers 404: no such service)."""
+    return _service_problems(services, policy)
 
 
 def initiative_opening(proposal: InitiativeProposal, by: str, at: datetime) -> Opening:
