@@ -6,11 +6,14 @@ The end to end (a theme opens it, Prometheus lifts it) is test_council_decisions
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import pytest
 from pydantic import ValidationError
+from typer.testing import CliRunner
 
+from followthrough.cli import app
 from followthrough.domain.decisions import (
     Choice,
     Decision,
@@ -35,6 +38,7 @@ from followthrough.domain.decisions import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import RefusalKind
+from followthrough.storage import Store
 from tests.api_support import Api
 from tests.conftest import eventually
 from tests.test_dashboard import browser, csrf_of, flash, text_of
@@ -238,3 +242,20 @@ async def test_the_council_decides_in_the_browser(api: Api) -> None:
         assert "retire alert" in shown and "DiskAlmostFull" in shown and "heidi" in shown
         recent = text_of(await dan.get("/council"))
         assert "Nothing waits for the council." in recent and "No service is frozen." in recent
+
+
+def test_freeze_check_exits_2_when_it_cannot_tell(sqlite_store: Store) -> None:
+    env = {"FOLLOWTHROUGH_DATABASE_URL": str(sqlite_store.engine.url)}
+    runner = CliRunner()
+    unknown = runner.invoke(app, ["freeze", "check", "chekout"], env=env)
+    assert unknown.exit_code == 2 and "'chekout' is not in the policy's services" in unknown.output
+    malformed = runner.invoke(app, ["freeze", "check", "a b"], env=env)
+    assert malformed.exit_code == 2 and "service:" in malformed.output
+    free = runner.invoke(app, ["freeze", "check", "billing", "--json"], env=env)
+    assert free.exit_code == 0, free.output
+    assert json.loads(free.output) == {"service": "billing", "frozen": False, "freezes": []}
+    sqlite_store.decisions.save(decide(opened(), freeze(services=["billing"]), NOW))
+    frozen = runner.invoke(app, ["freeze", "check", "billing"], env=env)
+    assert frozen.exit_code == 1
+    assert frozen.output.startswith("billing is frozen: freeze releases by grace on 2026-12-03")
+    assert "lifts when error budget of checkout-availability back above 50%" in frozen.output
