@@ -259,3 +259,14 @@ def test_freeze_check_exits_2_when_it_cannot_tell(sqlite_store: Store) -> None:
     assert frozen.exit_code == 1
     assert frozen.output.startswith("billing is frozen: freeze releases by grace on 2026-12-03")
     assert "lifts when error budget of checkout-availability back above 50%" in frozen.output
+
+
+async def test_a_ci_gate_reads_freezes_with_the_gate_token_and_nothing_else(api: Api) -> None:
+    api.services.settings = api.services.settings.model_copy(update={"gate_token": "gate-s3cret"})
+    gate = {"Authorization": "Bearer gate-s3cret"}
+    answer = await api.http.get("/api/freezes?service=checkout", headers=gate)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["service"] == "checkout"
+    assert (await api.http.get("/api/decisions", headers=gate)).status_code == 401
+    wrong = {"Authorization": "Bearer gate-s3cre"}
+    assert (await api.http.get("/api/freezes?service=checkout", headers=wrong)).status_code == 401
