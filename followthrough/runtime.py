@@ -94,18 +94,20 @@ async def run_worker_until(
             sticky_queue_timeout=timedelta(seconds=settings.sticky_queue_timeout_seconds),
             slack=settings.slack_config(),
             collectors=configured_collectors(settings),
+            github=settings.github_config(),
         )
         policy, queue = settings.loaded_policy, settings.task_queue
         schedule = await ensure_digest_schedule(client, policy, "week", task_queue=queue)
         monthly = await ensure_digest_schedule(client, policy, "month", task_queue=queue)
         stuck_work = await ensure_stuck_work_schedule(client, task_queue=queue)
         daily = await ensure_digest_schedule(client, policy, "day", task_queue=queue)
-        jira = settings.jira_config()
+        jira, github = settings.jira_config(), settings.github_config()
+        window = jira.done_window if jira is not None else settings.github_done_window
         reconciliation = (
             await ensure_ticket_reconciliation_schedule(
-                client, jira.done_window, task_queue=settings.task_queue
+                client, window, task_queue=settings.task_queue
             )
-            if jira is not None
+            if jira is not None or github is not None
             else None
         )
         async with worker:

@@ -25,6 +25,7 @@ from followthrough.temporal import TASK_QUEUE
 
 if TYPE_CHECKING:
     from followthrough.checks.config import CheckConfig
+    from followthrough.integrations.github.config import GitHubConfig
     from followthrough.integrations.jira.config import JiraConfig
     from followthrough.integrations.slack import SlackConfig
 
@@ -187,6 +188,31 @@ class Settings(BaseSettings):
         default="-1d",
         description="how far back (a JQL date: -1d, -12h) reconciliation looks for done tickets",
     )
+    github_url: str = Field(
+        default="https://api.github.com",
+        description="GitHub's REST API (GitHub Enterprise Server: https://HOST/api/v3)",
+    )
+    github_token: str | None = Field(
+        default=None,
+        description="a token that may read and write issues in the routed repositories; "
+        "unset: no GitHub",
+    )
+    github_repository: str | None = Field(
+        default=None,
+        pattern=r"^([A-Za-z0-9][A-Za-z0-9-]{0,38}/[A-Za-z0-9._-]{1,100})?$",
+        description="owner/name: takes the tickets nothing routes elsewhere when Jira is not "
+        "configured, and is reconciled",
+    )
+    github_webhook_secret: str | None = Field(
+        default=None, description="the secret of the repository's or organization's webhook"
+    )
+    github_timeout: float = Field(
+        default=30, gt=0, le=300, description="seconds a GitHub request may take"
+    )
+    github_done_window: str = Field(
+        default="-1d",
+        description="how far back (-1d, -12h) reconciliation looks for closed issues",
+    )
 
     @property
     def effective_database_url(self) -> str:
@@ -198,7 +224,10 @@ class Settings(BaseSettings):
         return (self.public_url or f"http://{self.api_host}:{self.api_port}").rstrip("/")
 
     def webhook_secret(self, source: str) -> str | None:
-        value = getattr(self, f"webhook_secret_{source}", None)
+        """FOLLOWTHROUGH_WEBHOOK_SECRET_<SOURCE>, or a tracker's own (..._GITHUB_WEBHOOK_SECRET)."""
+        value = getattr(self, f"webhook_secret_{source}", None) or getattr(
+            self, f"{source}_webhook_secret", None
+        )
         return value if isinstance(value, str) and value else None
 
     def effective_link_secret(self) -> str:
@@ -255,6 +284,22 @@ class Settings(BaseSettings):
             epics=self.jira_epics,
             accounts=dict(self.jira_accounts),
             done_window=self.jira_done_jql_window,
+        )
+
+    def github_config(self) -> GitHubConfig | None:
+        """GitHub Issues for the items routed there; None (no GitHub) unless
+        FOLLOWTHROUGH_GITHUB_TOKEN is set. Logins come from the policy's `people`."""
+        if not self.github_token:
+            return None
+        from followthrough.integrations.github.config import GitHubConfig
+
+        return GitHubConfig(
+            token=self.github_token,
+            url=self.github_url,
+            repository=self.github_repository or None,
+            logins=self.loaded_policy.github_logins(),
+            done_window=self.github_done_window,
+            timeout=self.github_timeout,
         )
 
     def slack_config(self) -> SlackConfig | None:

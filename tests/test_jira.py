@@ -1,8 +1,8 @@
 """The Jira side of "every action item is a Jira ticket": followthrough.integrations.jira and
-activities/jira.py, against tests/servers/jira_server.py over HTTP with the real `jira` library, as
-Jira Server and as Jira Cloud (the `jira` fixture runs each test both ways). No mocks: the server's
-fault modes stand in for a Jira that rate-limits, fails, is slow, or loses a reply after doing the
-work.
+activities/tickets.py, against tests/servers/jira_server.py over HTTP with the real `jira`
+library, as Jira Server and as Jira Cloud (the `jira` fixture runs each test both ways). No mocks:
+the server's fault modes stand in for a Jira that rate-limits, fails, is slow, or loses a reply
+after doing the work.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from jira import JIRA
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.jira import JiraActivities
+from activities.tickets import TicketActivities
 from followthrough.domain.tickets import (
     TicketComment,
     TicketDue,
@@ -28,6 +28,7 @@ from followthrough.domain.tickets import (
 )
 from followthrough.integrations.jira import JiraConfig, JiraRefused, JiraTracker, JiraUnavailable
 from followthrough.integrations.jira.tracker import has_marker, marker
+from followthrough.integrations.trackers import Trackers
 from followthrough.settings import Settings
 from tests.servers.jira_server import EPIC_LINK, JiraServer
 
@@ -66,6 +67,10 @@ def _config(jira: JiraServer, **overrides: Any) -> JiraConfig:
 
 def _tracker(jira: JiraServer, **overrides: Any) -> JiraTracker:
     return JiraTracker(_config(jira, **overrides))
+
+
+def _trackers(jira: JiraServer, **overrides: Any) -> Trackers:
+    return Trackers({"jira": _tracker(jira, **overrides)})
 
 
 def _request(number: int = 1, **overrides: Any) -> TicketRequest:
@@ -578,7 +583,7 @@ def test_not_jira_is_refused(jira: JiraServer) -> None:
 
 
 async def test_without_jira_the_activities_do_nothing() -> None:
-    activities = JiraActivities(None)
+    activities = TicketActivities(Trackers())
     env = ActivityEnvironment()
     assert await env.run(activities.open_ticket, _request()) is None
     assert await env.run(activities.find_done_tickets, "-1d") == []
@@ -587,7 +592,7 @@ async def test_without_jira_the_activities_do_nothing() -> None:
 
 
 async def test_the_activities_against_jira(jira: JiraServer) -> None:
-    activities = JiraActivities(_config(jira))
+    activities = TicketActivities(_trackers(jira))
     env = ActivityEnvironment()
     ref = await env.run(activities.open_ticket, _request())
     assert ref is not None and ref.key == "PM-1"
@@ -603,7 +608,7 @@ async def test_the_activities_against_jira(jira: JiraServer) -> None:
 
 async def test_a_refusal_is_a_non_retryable_application_error(jira: JiraServer) -> None:
     wrong = "wrong-token-0123456789"
-    activities = JiraActivities(_config(jira, token=wrong))
+    activities = TicketActivities(_trackers(jira, token=wrong))
     with pytest.raises(ApplicationError) as refused:
         await ActivityEnvironment().run(activities.open_ticket, _request())
     assert refused.value.type == "JiraRefused"
@@ -613,7 +618,7 @@ async def test_a_refusal_is_a_non_retryable_application_error(jira: JiraServer) 
 
 
 async def test_unavailable_is_a_retryable_application_error(jira: JiraServer) -> None:
-    activities = JiraActivities(_config(jira))
+    activities = TicketActivities(_trackers(jira))
     jira.faults.fail_next(1, status=429, retry_after=7)
     with pytest.raises(ApplicationError) as busy:
         await ActivityEnvironment().run(activities.open_ticket, _request())

@@ -25,7 +25,7 @@ ITEM_RESOLVED = "item_resolved"
 TICKET_DONE = "ticket_done"
 # Jira down for an hour must delay tickets, not lose them: retry with backoff, without a deadline.
 # That never stalls a follow-up: ticket work runs in the background (InFlight) or on a schedule,
-# and what Jira refuses for good (a 4xx) is non-retryable (activities/jira.py) and stops at once.
+# and what Jira refuses for good (a 4xx) is non-retryable (activities/tickets.py) and stops at once.
 TICKET_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 # Storage writes are small; a slow database gets retried rather than waited on.

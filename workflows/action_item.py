@@ -57,6 +57,7 @@ with workflow.unsafe.imports_passed_through():
         room_refusal,
         verifier_refusal,
     )
+    from followthrough.domain.routing import ticket_route
     from followthrough.domain.tickets import (
         TicketComment,
         TicketDone,
@@ -103,6 +104,7 @@ class ActionItemWorkflow:
         self.in_flight = InFlight()  # notices and ticket updates, in the background
         self.postmortem_told = False  # the parent learns of the resolution once
         self.postmortem_title = start.postmortem_title
+        self.services = start.services
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
@@ -326,8 +328,14 @@ class ActionItemWorkflow:
     # --- the item's ticket (Jira; nothing when the built-in tracker is used) -------------------
 
     async def _open_ticket(self) -> None:
-        """Create the item's ticket, or find the one a retried create already made."""
+        """Create the item's ticket, or find the one a retried create already made, where its
+        team (or service) plans: the route is decided here, once, from the item's policy."""
         item, spec = self.item, self.item.spec
+        route = None
+        if workflow.patched("route-tickets"):  # histories from before routing asked without one
+            route = ticket_route(
+                self.policy, item.team, self.services, spec.objective, spec.this_sprint
+            )
         request = TicketRequest(
             action_item_id=item.id,
             postmortem_id=item.postmortem_id,
@@ -340,6 +348,7 @@ class ActionItemWorkflow:
             due=item.due,
             owner=item.owner,
             owner_email=self.policy.email_of(item.owner),
+            route=route,
         )
         try:
             ticket = await workflow.execute_activity(
@@ -350,7 +359,8 @@ class ActionItemWorkflow:
                 start_to_close_timeout=TICKET_TIMEOUT,
                 retry_policy=TICKET_RETRY,
             )
-        except ActivityError as err:  # Jira refused for good: bad credentials, no such project
+        except ActivityError as err:  # refused for good: bad credentials, no such project, or
+            # a route naming a tracker that is not configured
             problem = str(err.cause or err)
             await self._apply(steps.ticket_refused(self.item, problem, workflow.now()))
             return

@@ -245,6 +245,7 @@ class PostmortemWorkflow:
                     spec=spec,
                     policy=self.policy,
                     postmortem_title=self.pm.incident.title,
+                    services=list(self.pm.incident.services),
                 ),
                 id=item_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,

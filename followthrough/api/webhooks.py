@@ -17,9 +17,11 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api.services import Services, Using
 from followthrough.domain.incident import incident_time_problems
+from followthrough.domain.tickets import TicketDone
 from followthrough.logging import get_logger
 from followthrough.temporal.client import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, Malformed, Resolved, WebhookRejected, receive
+from followthrough.webhooks.github import github_delivery, read_github_event
 from followthrough.webhooks.jira import jira_delivery, read_jira_event
 from workflows import TICKET_DONE
 
@@ -58,14 +60,47 @@ async def jira_webhook(request: Request, response: Response, using: Using) -> Ti
         event = read_jira_event(request.headers, body, secret)
     except WebhookRejected as rejected:
         raise _rejected(using, "jira", rejected) from None
+    return await _ticket_done(using, response, "jira", event, jira_delivery(request.headers))
+
+
+@router.post(
+    "/webhooks/github",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": TicketAnswer, "description": "authentic, but nothing for us to do"},
+        401: {"description": "missing or wrong X-Hub-Signature-256"},
+        422: {"description": "not a GitHub webhook payload; the message names the field"},
+    },
+)
+async def github_webhook(request: Request, response: Response, using: Using) -> TicketAnswer:
+    """GitHub (a repository's or organization's webhook with a secret, `issues` events): an
+    issue closed as completed claims its action item done, which starts verification; a ping
+    is answered. Deduplicated on X-GitHub-Delivery."""
+    secret = _secret(using, "github")
+    body = await _body(request, using, "github")
+    try:
+        event = read_github_event(request.headers, body, secret)
+    except WebhookRejected as rejected:
+        raise _rejected(using, "github", rejected) from None
+    return await _ticket_done(using, response, "github", event, github_delivery(request.headers))
+
+
+async def _ticket_done(
+    using: Services,
+    response: Response,
+    source: str,
+    event: TicketDone | Ignored,
+    delivery: str | None,
+) -> TicketAnswer:
+    """Signal the item whose ticket it is, as its tracker's reconciliation would."""
     response.status_code = status.HTTP_200_OK
     if isinstance(event, Ignored):
-        using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
+        using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
         return TicketAnswer(status="ignored", reason=event.reason)
     found = await asyncio.to_thread(using.store.records.items_with_tickets, [event.key])
     item_id = found.get(event.key)
     if item_id is None:
-        using.metrics.webhooks.labels(source="jira", outcome="ignored").inc()
+        using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
         return TicketAnswer(status="ignored", reason=f"{event.key} is not a Followthrough ticket")
     try:  # the item's workflow judges it: only an open item becomes done claimed
         await using.client.get_workflow_handle(item_id).signal(TICKET_DONE, event)
@@ -73,12 +108,14 @@ async def jira_webhook(request: Request, response: Response, using: Using) -> Ti
         if err.status is not RPCStatusCode.NOT_FOUND:
             raise
         return TicketAnswer(status="ignored", action_item_id=item_id, reason="the item is closed")
-    delivery = jira_delivery(request.headers)
     first = delivery is None or await asyncio.to_thread(
-        using.store.deliveries.record, "jira", delivery[:200], using.clock(), "claimed", item_id
+        using.store.deliveries.record, source, delivery[:200], using.clock(), "claimed", item_id
     )
-    using.metrics.webhooks.labels(source="jira", outcome="accepted" if first else "duplicate").inc()
-    log.info("ticket done", key=event.key, action_item_id=item_id, duplicate=not first)
+    outcome = "accepted" if first else "duplicate"
+    using.metrics.webhooks.labels(source=source, outcome=outcome).inc()
+    log.info(
+        "ticket done", source=source, key=event.key, action_item_id=item_id, duplicate=not first
+    )
     response.status_code = status.HTTP_202_ACCEPTED
     return TicketAnswer(status="claimed done" if first else "duplicate", action_item_id=item_id)
 

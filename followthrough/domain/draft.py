@@ -23,6 +23,7 @@ from followthrough.domain.draft_templates import templates_for
 from followthrough.domain.incident import MILESTONES, ORDERED_MILESTONES, Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, format_validation_error
+from followthrough.domain.routing import item_routing_problems
 
 
 class Priority(StrEnum):
@@ -115,6 +116,10 @@ class ActionItemDraft(BaseModel):
     # The item changes how status updates go out: it answers a breach of the communication
     # contract, as an slo_change answers a late SLO alert.
     communication: bool = False
+    # Where its ticket is linked: a key of the policy's objectives, or "tech-debt"; and whether
+    # it goes into the team's active sprint rather than the backlog.
+    objective: str | None = None
+    this_sprint: bool = False
 
 
 class Draft(BaseModel):
@@ -151,6 +156,10 @@ class ActionItemSpec(BaseModel):
     proposed_change: str = Field(
         default="", description="for an SLO alerting change: the rules Followthrough proposes"
     )
+    objective: str | None = Field(
+        default=None, description="a key of the policy's objectives, or tech-debt"
+    )
+    this_sprint: bool = False  # into the team's active sprint, not the backlog
 
 
 class InvalidDraft(Problems):
@@ -272,6 +281,7 @@ def _action_item_bounds(check: Bounds, where: str, item: ActionItemDraft, today:
             check.problems.append(too_far)
     if item.slo_change is not None:
         check.name(f"{where}.slo_change.slo", item.slo_change.slo)
+    check.name(f"{where}.objective", item.objective)
     check.json_value(f"{where}.acceptance_criterion", item.acceptance_criterion)
 
 
@@ -314,6 +324,13 @@ def draft_problems(draft: Draft, incident: Incident, policy: Policy, *, today: d
     titles: dict[str, int] = {}
     for i, item in enumerate(draft.action_items):
         problems.extend(_action_item_problems(i, item, policy, today, titles))
+        if item.team in policy.teams:
+            name = f"action_items[{i}]" + (f" '{item.title}'" if item.title.strip() else "")
+            problems.extend(
+                item_routing_problems(
+                    name, policy, item.team, incident.services, item.objective, item.this_sprint
+                )
+            )
     return problems
 
 
@@ -473,6 +490,8 @@ def action_item_specs(
                     if item.slo_change and item.slo_change.change == "alerting"
                     else ""
                 ),
+                objective=item.objective,
+                this_sprint=item.this_sprint,
             )
         )
     return specs

@@ -122,7 +122,7 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     ]
     data["action_items"] = [
         _item(i, row, problems)
-        for i, row in _filled(rows["item"], (*_ITEM_FIELDS, "criterion_description"))
+        for i, row in _filled(rows["item"], (*_ITEM_FIELDS, "criterion_description", "objective"))
     ]
     if problems:
         raise InvalidDraft("draft", problems)
@@ -179,6 +179,10 @@ def _item(i: int, row: dict[str, str], problems: list[str]) -> dict[str, Any]:
         item["slo_change"] = {"slo": slo, "change": row.get("slo_change") or "alerting"}
     if row.get("communication"):  # a checkbox: sent only when ticked
         item["communication"] = True
+    if objective := row.get("objective"):
+        item["objective"] = objective
+    if row.get("this_sprint"):  # a checkbox too
+        item["this_sprint"] = True
     return item
 
 
@@ -214,12 +218,16 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
         row["slo"] = item.slo_change.slo if item.slo_change else ""
         row["slo_change"] = item.slo_change.change if item.slo_change else "alerting"
         row["communication"] = "on" if item.communication else ""
+        row["objective"] = item.objective or ""
+        row["this_sprint"] = "on" if item.this_sprint else ""
         items.append(row)
     blank_item = {f: "" for f in _ITEM_FIELDS} | {
         "kind": "manual",
         "slo": "",
         "slo_change": "alerting",
         "communication": "",
+        "objective": "",
+        "this_sprint": "",
     }
     blank_item |= {f"criterion_{n}": "" for n in _ALL_CRITERION_FIELDS}
     return {

@@ -6,8 +6,8 @@ which service, the reviewers and the reliability council, their email addresses,
 calendar deadlines are counted on, the escalation ladder for overdue action items, and the
 taxonomy of contributing-factor tags with the rule that turns a recurring tag into a theme,
 what a postmortem's SLO review demands, per severity the communication contract (how soon
-the first status update is due, and how often the next), and how the incident channel's chat
-is read.
+the first status update is due, and how often the next), how the incident channel's chat
+is read, and where each team's tickets go (its tracker, objectives, tech-debt backlog).
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from followthrough.domain.draft_templates import DraftTemplate, template_problem
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
+from followthrough.domain.routing import Backlog, Objective, Routing, routing_problems
 from followthrough.domain.slo import SloReviewPolicy
 from followthrough.domain.themes import ThemePolicy
 
@@ -58,6 +59,8 @@ class SeverityPolicy(BaseModel):
 # Slack's ids: a user (U..., W... on Enterprise Grid), a channel (C..., G...) or '#name'.
 SLACK_USER = r"^[UW][A-Z0-9]{2,20}$"
 SLACK_CHANNEL = r"^([CG][A-Z0-9]{2,20}|#[a-z0-9._-]{1,80})$"
+# A GitHub login: letters, digits and inner hyphens, at most 39 characters.
+GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 
 
 class Team(BaseModel):
@@ -82,6 +85,11 @@ class PersonDetails(BaseModel):
 
     slack: str | None = Field(
         default=None, pattern=SLACK_USER, description="Slack user id; none: looked up by email"
+    )
+    github: str | None = Field(
+        default=None,
+        pattern=GITHUB_LOGIN,
+        description="GitHub login their issues are assigned to; none: left unassigned",
     )
 
 
@@ -149,6 +157,19 @@ class Policy(BaseModel):
     directory: dict[str, PersonDetails] = Field(
         default_factory=dict, alias="people", description="person -> details (a Slack id)"
     )
+    routing: Routing = Field(
+        default_factory=Routing,
+        description="per team (or service) the tracker and project its tickets go to",
+    )
+    objectives: dict[str, Objective] = Field(
+        default_factory=dict,
+        description="objective -> its title and, per tracker, its epic key or milestone",
+    )
+    tech_debt: Backlog = Field(
+        default_factory=Backlog,
+        description="the tech-debt backlog's epic key (jira) or milestone (github); a team's "
+        "route may name its own",
+    )
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
@@ -207,6 +228,9 @@ class Policy(BaseModel):
                     f"people.{person}: '{person}' is not a member, manager, reviewer "
                     "or council member"
                 )
+        problems += routing_problems(
+            self.routing, self.objectives, self.tech_debt, self.teams, self.services
+        )
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -258,6 +282,10 @@ class Policy(BaseModel):
         """The person's Slack user id from `people`, if the policy names one."""
         found = self.directory.get(person)
         return found.slack if found else None
+
+    def github_logins(self) -> dict[str, str]:
+        """Person -> GitHub login, for everyone the directory gives one."""
+        return {person: d.github for person, d in self.directory.items() if d.github}
 
     def manager_of_team(self, team: str) -> str:
         """The team's manager; KeyError naming the team when the policy has no such team."""

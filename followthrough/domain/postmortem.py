@@ -322,6 +322,7 @@ class ActionItemStart(BaseModel):
     spec: ActionItemSpec
     policy: Policy
     postmortem_title: str = ""
+    services: list[str] = Field(default_factory=list)  # the incident's: a service's route wins
 
 
 # --- What people send --------------------------------------------------------------------------

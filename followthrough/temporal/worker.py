@@ -16,19 +16,22 @@ from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
 from activities.decisions import DecisionActivities
-from activities.jira import JiraActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
 from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
+from activities.tickets import TicketActivities
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
-from followthrough.integrations.jira import JiraConfig
+from followthrough.domain.routing import TrackerKind
+from followthrough.integrations.github import GitHubConfig, GitHubTracker
+from followthrough.integrations.jira import JiraConfig, JiraTracker
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
+from followthrough.integrations.trackers import Trackers
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
@@ -56,9 +59,11 @@ def build_worker(
     sticky_queue_timeout: timedelta = timedelta(seconds=10),
     slack: SlackConfig | None = None,
     collectors: Sequence[Collector] = (),
+    github: GitHubConfig | None = None,
 ) -> Worker:
-    """A worker for every workflow and activity; without `jira`, items use the built-in tracker;
-    without `slack`, notices are email only; without `collectors`, no timeline source is asked."""
+    """A worker for every workflow and activity; without `jira` (or `github`), items use the
+    built-in tracker; without `slack`, notices are email only; without `collectors`, no timeline
+    source is asked."""
     records = RecordActivities(store)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
@@ -68,7 +73,7 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks)
-    tickets = JiraActivities(jira, public_url)
+    tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
     decisions = DecisionActivities(store, checks)
@@ -111,3 +116,23 @@ def build_worker(
         # A killed worker's workflows wait this long for it before another worker takes them.
         sticky_queue_schedule_to_start_timeout=sticky_queue_timeout,
     )
+
+
+def ticket_trackers(
+    policy: Policy, jira: JiraConfig | None, github: GitHubConfig | None
+) -> Trackers:
+    """Tickets go where the policy routes them; each tracker also searches the projects routed
+    to it for the done ones (the reconciliation). Unrouted items go to Jira, or, without Jira, to
+    GitHub's default repository when one is set."""
+    routes = policy.routing.all()
+    jira_projects = sorted({r.tracker.project for r in routes if r.tracker.kind == "jira"})
+    repositories = sorted({r.tracker.project for r in routes if r.tracker.kind == "github"})
+    jira_tracker = JiraTracker(jira, also_projects=jira_projects) if jira is not None else None
+    github_tracker = None
+    if github is not None:
+        also = tuple(sorted({*github.repositories, *repositories}))
+        github_tracker = GitHubTracker(dataclasses.replace(github, repositories=also))
+    unrouted: TrackerKind = "jira"
+    if jira is None and github is not None and github.repository:
+        unrouted = "github"
+    return Trackers({"jira": jira_tracker, "github": github_tracker}, unrouted=unrouted)

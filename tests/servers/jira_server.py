@@ -68,6 +68,22 @@ The REST API (see ROUTES)
   {"name": ...} (Server) / {"accountId": ...} (Cloud), null unassigns, "-1" is the project
   default (unassigned here): 204; an unknown user is a 400 with errors.assignee.
 
+Jira Software's Agile REST API (/rest/agile/1.0), as the library's `sprints()` and
+`add_issues_to_sprint()` call it:
+- GET /board/{boardId}/sprint ?state=future,active,closed &startAt &maxResults (default and cap
+  50): {"maxResults", "startAt", "isLast", "values": [sprint]}, a sprint being {"id", "self",
+  "state", "name", "startDate", "endDate", "originBoardId", "goal"} (dates only once started).
+  An unknown board is a 404 ("The requested board cannot be viewed because it either does not
+  exist or you do not have permission to view it."); a Kanban board a 400 ("The board does not
+  support sprints"); an unknown state a 400.
+- POST /sprint/{sprintId}/issue {"issues": [keys or ids]} (at most 50): 204; each issue leaves
+  any other open sprint (an issue is in one open sprint at a time); adding one already there
+  changes nothing. An unknown sprint is a 404; a closed sprint, an unknown issue, no issues or
+  more than 50 a 400.
+- State: `boards` (id -> board), `sprints` (id -> sprint, with its "issues"); helpers
+  `add_board(id, name, type=)`, `add_sprint(board, name, state=)`, `set_sprint_state`,
+  `sprint_issues(sprint)`.
+
 Anything else is a 404 text/html "Not Found" page, like a web server that is not Jira, or a 405
 when the path is known but not the method.
 
@@ -166,6 +182,12 @@ SEARCH_GONE = (
     "The requested API has been removed. Please migrate to the /rest/api/3/search/jql API. A full "
     "migration guideline is available at https://developer.atlassian.com/changelog/#CHANGE-2046"
 )
+BOARD_NOT_FOUND = (
+    "The requested board cannot be viewed because it either does not exist or you do not have "
+    "permission to view it."
+)
+SPRINT_STATES = ("future", "active", "closed")
+AGILE_PAGE = 50  # the Agile API's default and largest page, and the most issues moved at once
 NOT_SETTABLE = "Field '{}' cannot be set. It is not on the appropriate screen, or unknown."
 NOT_A_STRING = "Operation value must be a string"
 NOT_ADF = "Operation value must be an Atlassian Document (see the Atlassian Document Format)"
@@ -702,6 +724,9 @@ class JiraServer(LoopbackThreadServer):
         self.lock = threading.RLock()
         self.projects: dict[str, dict[str, Any]] = {}
         self.people: dict[str, dict[str, Any]] = {}  # username -> person
+        self.boards: dict[int, dict[str, Any]] = {}  # id -> board (Jira Software)
+        self.sprints: dict[int, dict[str, Any]] = {}  # id -> sprint, with its "issues" (keys)
+        self._next_sprint = 1
         self._next_id = 10000
         self._next_comment = 10000
         self._next_link = 10000
@@ -885,6 +910,53 @@ class JiraServer(LoopbackThreadServer):
         with self.lock:
             self.issues[key]["fields"]["updated"] = _jira_time(updated or created)
         return self.issue(key)
+
+    def add_board(self, board_id: int, name: str = "", *, type: str = "scrum") -> dict[str, Any]:
+        """A Jira Software board ("scrum" has sprints, "kanban" has none)."""
+        with self.lock:
+            self.boards[board_id] = {
+                "id": board_id,
+                "self": f"{self.url}/rest/agile/1.0/board/{board_id}",
+                "name": name or f"Board {board_id}",
+                "type": type,
+            }
+            return dict(self.boards[board_id])
+
+    def add_sprint(self, board_id: int, name: str = "", *, state: str = "active") -> int:
+        """A sprint on a board (added if new), in state future, active or closed; its id."""
+        if board_id not in self.boards:
+            self.add_board(board_id)
+        with self.lock:
+            sprint_id = self._next_sprint
+            self._next_sprint += 1
+            self.sprints[sprint_id] = {
+                "id": sprint_id,
+                "self": f"{self.url}/rest/agile/1.0/sprint/{sprint_id}",
+                "state": "future",
+                "name": name or f"Sprint {sprint_id}",
+                "originBoardId": board_id,
+                "goal": "",
+                "issues": [],
+            }
+        self.set_sprint_state(sprint_id, state)
+        return sprint_id
+
+    def set_sprint_state(self, sprint_id: int, state: str) -> None:
+        """Start (active) or complete (closed) a sprint; its dates as Jira sets them."""
+        assert state in SPRINT_STATES, state
+        with self.lock:
+            sprint = self.sprints[sprint_id]
+            sprint["state"] = state
+            now = self.now()
+            if state in ("active", "closed") and "startDate" not in sprint:
+                sprint["startDate"] = _jira_time(now)
+                sprint["endDate"] = _jira_time(now + timedelta(days=14))
+            if state == "closed":
+                sprint["completeDate"] = _jira_time(now)
+
+    def sprint_issues(self, sprint_id: int) -> list[str]:
+        with self.lock:
+            return list(self.sprints[sprint_id]["issues"])
 
     def set_status(self, key: str, status: str, *, resolution: str | None = None) -> None:
         """Move an issue to a status (one of STATUSES) with a resolution (one of RESOLUTIONS) or
@@ -1589,6 +1661,70 @@ class JiraServer(LoopbackThreadServer):
                 self._add_comment_locked(issue, text, request.user)
         return Reply(204)
 
+    # -- Jira Software: boards and sprints ---------------------------------------------------
+
+    def _board_sprints(self, request: Request, match: re.Match[str]) -> Reply:
+        board_id = int(match.group("board"))
+        start = _int(_one(request.query, "startAt"), 0)
+        size = min(_int(_one(request.query, "maxResults"), AGILE_PAGE), AGILE_PAGE)
+        if start < 0 or size < 0:
+            return jira_error(400, "startAt and maxResults must not be negative.")
+        states = [s.strip() for s in (_one(request.query, "state") or "").split(",") if s.strip()]
+        if bad := [s for s in states if s not in SPRINT_STATES]:
+            return jira_error(
+                400, f"The state '{bad[0]}' is not valid. Valid states: future, active, closed."
+            )
+        with self.lock:
+            board = self.boards.get(board_id)
+            if board is None:
+                return jira_error(404, BOARD_NOT_FOUND)
+            if board["type"] != "scrum":
+                return jira_error(400, "The board does not support sprints")
+            found = [
+                {k: v for k, v in sprint.items() if k != "issues"}
+                for sprint in self.sprints.values()
+                if sprint["originBoardId"] == board_id and (not states or sprint["state"] in states)
+            ]
+        page = found[start : start + size]
+        body = {
+            "maxResults": size,
+            "startAt": start,
+            "isLast": start + size >= len(found),
+            "values": page,
+        }
+        return Reply(200, body)
+
+    def _sprint_issues(self, request: Request, match: re.Match[str]) -> Reply:
+        sprint_id = int(match.group("sprint"))
+        body = request.body if isinstance(request.body, dict) else {}
+        wanted = body.get("issues")
+        if not isinstance(wanted, list) or not wanted:
+            return jira_error(400, "You must provide the issues to move to the sprint.")
+        if len(wanted) > AGILE_PAGE:
+            return jira_error(400, f"At most {AGILE_PAGE} issues can be moved in one operation.")
+        with self.lock:
+            sprint = self.sprints.get(sprint_id)
+            if sprint is None:
+                return jira_error(404, f"Sprint with id {sprint_id} does not exist.")
+            if sprint["state"] == "closed":
+                return jira_error(400, "Issues can only be moved to open or active sprints.")
+            issues = [self._find(str(w)) for w in wanted]
+            if any(issue is None for issue in issues):
+                return jira_error(400, NOT_FOUND)
+            for issue in issues:
+                assert issue is not None
+                key = issue["key"]
+                for other in self.sprints.values():  # one open sprint at a time
+                    if (
+                        other is not sprint
+                        and other["state"] != "closed"
+                        and key in other["issues"]
+                    ):
+                        other["issues"].remove(key)
+                if key not in sprint["issues"]:
+                    sprint["issues"].append(key)
+        return Reply(204)
+
     # -- search ------------------------------------------------------------------------------
 
     def _search(self, request: Request, match: re.Match[str]) -> Reply:
@@ -2141,6 +2277,7 @@ def _token_offset(token: str, jql: str) -> int | None:
 
 
 API = r"/rest/api/(?P<v>2|3|latest)"
+AGILE = r"/rest/agile/1\.0"
 ISSUE = rf"{API}/issue/(?P<key>[^/]+)"
 ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
     ("GET", re.compile(rf"{API}/serverInfo"), JiraServer._server_info),
@@ -2169,6 +2306,12 @@ ROUTES: list[tuple[str, re.Pattern[str], Handler]] = [
         "GET",
         re.compile(r"/rest/applinks/(?:latest|[\d.]+)/listApplicationlinks"),
         JiraServer._application_links,
+    ),
+    ("GET", re.compile(rf"{AGILE}/board/(?P<board>\d{{1,10}})/sprint"), JiraServer._board_sprints),
+    (
+        "POST",
+        re.compile(rf"{AGILE}/sprint/(?P<sprint>\d{{1,10}})/issue"),
+        JiraServer._sprint_issues,
     ),
 ]
 ANONYMOUS: set[Handler] = {JiraServer._server_info}  # routes Jira answers without credentials

@@ -15,7 +15,8 @@ DEFAULT_PRIORITIES: Mapping[str, str] = {"P0": "Highest", "P1": "High", "P2": "M
 
 @dataclass(frozen=True)
 class JiraConfig:
-    """One Jira project to keep action items in.
+    """The Jira project to keep action items in (the policy's routing may send a team's to
+    another project of the same Jira: see followthrough.domain.routing).
 
     `deployment` "auto" asks Jira once (GET /rest/api/2/serverInfo, its `deploymentType`);
     "cloud" or "server" (Server and Data Center) skip that request. It decides how the assignee

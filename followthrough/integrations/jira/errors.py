@@ -9,22 +9,16 @@ was being done and never carry the token.
 
 from __future__ import annotations
 
+from followthrough.integrations.trackers import TrackerError, TrackerRefused, TrackerUnavailable
 
-class JiraError(Exception):
+
+class JiraError(TrackerError):
     """A Jira call failed; `message` is safe to log and to record (no credentials)."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
 
-
-class JiraRefused(JiraError):
+class JiraRefused(JiraError, TrackerRefused):
     """Permanent: retrying the same call cannot succeed."""
 
 
-class JiraUnavailable(JiraError):
+class JiraUnavailable(JiraError, TrackerUnavailable):
     """Transient: Jira is down, slow, or rate limiting; `retry_after` is its hint in seconds."""
-
-    def __init__(self, message: str, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after

@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -41,7 +41,11 @@ from followthrough.domain.tickets import (
 from followthrough.integrations.jira.client import connect, field_errors, translate
 from followthrough.integrations.jira.config import JiraConfig
 from followthrough.integrations.jira.errors import JiraRefused
-from followthrough.integrations.jira.wording import comment_text, ticket_description
+from followthrough.integrations.jira.wording import (
+    comment_text,
+    no_sprint_text,
+    ticket_description,
+)
 from followthrough.logging import get_logger
 
 if TYPE_CHECKING:
@@ -75,10 +79,14 @@ def has_marker(body: str, dedupe_key: str) -> bool:
 
 
 class JiraTracker:
-    """One Jira project, from a JiraConfig. Thread-safe: each call has its own client."""
+    """One Jira, from a JiraConfig: its configured project and the projects routes name.
+    Thread-safe: each call has its own client."""
 
-    def __init__(self, config: JiraConfig) -> None:
+    def __init__(self, config: JiraConfig, *, also_projects: Sequence[str] = ()) -> None:
+        """`also_projects`: the projects the policy routes teams' tickets to, searched with the
+        configured one for done tickets."""
         self.config = config
+        self.projects = list(dict.fromkeys([config.project, *also_projects]))
         self._cloud: bool | None = {"auto": None, "cloud": True, "server": False}[config.deployment]
         self._epic_fields: tuple[str | None, str] | None = None  # Server: Epic Name, Epic Link
         self._lock = threading.Lock()
@@ -89,34 +97,45 @@ class JiraTracker:
     # -- the four operations -----------------------------------------------------------------
 
     def ensure_ticket(self, request: TicketRequest) -> TicketRef:
-        """The item's ticket: found by its label, else created (see the module docstring)."""
+        """The item's ticket: found by its label, else created (see the module docstring), in
+        the project its route names (else the configured one), under its route's epic, and into
+        the board's active sprint when the route asks for this sprint."""
         label = item_label(request.action_item_id)
-        doing = f"opening the ticket for {request.action_item_id} in project {self.project}"
-        bound = log.bind(action_item_id=request.action_item_id, label=label)
+        project = self._project_of(request)
+        doing = f"opening the ticket for {request.action_item_id} in project {project}"
+        bound = log.bind(action_item_id=request.action_item_id, label=label, project=project)
         with self._client(doing) as client:
-            found = self._find(client, label)
+            found = self._find(client, project, label)
             if found:
                 key = self._keep_lowest(client, found, label)
                 bound.info("jira ticket found", key=key)
                 if request.postmortem_url:
                     self._ensure_link(client, key, request, new=False)
+                self._into_sprint(client, key, request)
                 return TicketRef(key=key, url=self.url(key))
-            parent = self._ensure_epic(client, request) if self.config.epics else {}
+            parent = self._epic_fields_for(client, project, request)
             assignee, note = self._assignee(client, request)
-            fields = self._item_fields(request, label, parent, assignee, note)
+            fields = self._item_fields(request, project, label, parent, assignee, note)
             try:
                 created = client.create_issue(fields=fields, prefetch=False)
             except Exception as err:
-                if not _refused_assignee(err, fields):
+                no_assignee, no_epic = _refused_assignee(err, fields), _refused_any(err, parent)
+                if not (no_assignee or no_epic):
                     raise
-                why = f"Jira refused to assign it to {_owner(request)}"
-                bound.warning("jira refused the assignee", assignee=fields.get("assignee"))
-                fields = self._item_fields(request, label, parent, None, why)
+                if no_assignee:
+                    note = f"Jira refused to assign it to {_owner(request)}"
+                    bound.warning("jira refused the assignee", assignee=fields.get("assignee"))
+                    assignee = None
+                if no_epic:  # a misfit epic in the policy: a ticket without it, for the team
+                    bound.warning("jira refused the epic", epic=parent)
+                    parent = {}
+                fields = self._item_fields(request, project, label, parent, assignee, note)
                 created = client.create_issue(fields=fields, prefetch=False)
-            key = self._settle(client, label, _raw(created), fields["labels"])
+            key = self._settle(client, project, label, _raw(created), fields["labels"])
             bound.info("jira ticket created", key=key, assigned=bool(fields.get("assignee")))
             if request.postmortem_url:
                 self._ensure_link(client, key, request, new=True)
+            self._into_sprint(client, key, request)
             return TicketRef(key=key, url=self.url(key))
 
     def comment(self, comment: TicketComment) -> bool:
@@ -144,11 +163,14 @@ class JiraTracker:
                 f"{since!r} is not a JQL date or period (like -1d, -12h or 2026-11-01): "
                 "check FOLLOWTHROUGH_JIRA_DONE_JQL_WINDOW"
             )
+        quoted = [_jql_string(p) for p in self.projects]
+        projects = f"= {quoted[0]}" if len(quoted) == 1 else f"in ({', '.join(quoted)})"
         jql = (
-            f"project = {_jql_string(self.project)} AND labels = postmortem "
+            f"project {projects} AND labels = postmortem "
             f'AND statusCategory = Done AND updated >= "{since}" ORDER BY key ASC'
         )
-        doing = f"searching project {self.project} for done tickets updated since {since}"
+        named = ", ".join(self.projects)
+        doing = f"searching project {named} for done tickets updated since {since}"
         with self._client(doing) as client:
             issues = self._search(client, jql, "status,resolution,resolutiondate,updated,assignee")
         return [_done(issue) for issue in issues]
@@ -158,6 +180,10 @@ class JiraTracker:
     @property
     def project(self) -> str:
         return self.config.project
+
+    def _project_of(self, request: TicketRequest) -> str:
+        route = request.route
+        return route.project if route is not None and route.project else self.config.project
 
     @contextmanager
     def _client(self, doing: str) -> Iterator[JIRA]:
@@ -194,14 +220,21 @@ class JiraTracker:
     # -- finding and creating ----------------------------------------------------------------
 
     def _find(
-        self, client: JIRA, label: str, *, reconcile: Iterable[str] = ()
+        self, client: JIRA, project: str, label: str, *, reconcile: Iterable[str] = ()
     ) -> list[dict[str, Any]]:
-        jql = f"project = {_jql_string(self.project)} AND labels = {_jql_string(label)}"
+        jql = f"project = {_jql_string(project)} AND labels = {_jql_string(label)}"
         return self._search(client, f"{jql} ORDER BY key ASC", "labels", reconcile=reconcile)
 
-    def _settle(self, client: JIRA, label: str, created: dict[str, Any], labels: list[str]) -> str:
+    def _settle(
+        self,
+        client: JIRA,
+        project: str,
+        label: str,
+        created: dict[str, Any],
+        labels: list[str],
+    ) -> str:
         """After a create: the lowest key with the label is the ticket (see the docstring)."""
-        found = self._find(client, label, reconcile=[str(created.get("id", ""))])
+        found = self._find(client, project, label, reconcile=[str(created.get("id", ""))])
         if all(issue["key"] != created["key"] for issue in found):  # not indexed yet
             found.append({"key": created["key"], "fields": {"labels": labels}})
         return self._keep_lowest(client, found, label)
@@ -228,20 +261,22 @@ class JiraTracker:
     def _item_fields(
         self,
         request: TicketRequest,
+        project: str,
         label: str,
         parent: dict[str, Any],
         assignee: dict[str, str] | None,
         unassigned_why: str | None,
     ) -> dict[str, Any]:
         c = self.config
+        theirs = request.route.labels if request.route is not None else []
         fields: dict[str, Any] = {
-            "project": {"key": c.project},
+            "project": {"key": project},
             "issuetype": {"name": c.issue_type},
             "summary": _one_line(request.summary),
             "description": ticket_description(
                 request, self._link_to_postmortem(request), _owner(request), unassigned_why
             ),
-            "labels": [*LABELS, label],
+            "labels": list(dict.fromkeys([*LABELS, label, *theirs])),
             c.due_field: request.due.isoformat(),
             **parent,
         }
@@ -302,7 +337,32 @@ class JiraTracker:
 
     # -- epics -------------------------------------------------------------------------------
 
-    def _ensure_epic(self, client: JIRA, request: TicketRequest) -> dict[str, Any]:
+    def _epic_fields_for(
+        self, client: JIRA, project: str, request: TicketRequest
+    ) -> dict[str, Any]:
+        """The fields that link the ticket to its epic: the route's (an objective's, the
+        tech-debt backlog's), else with epics on its postmortem's, else none."""
+        route = request.route
+        if route is not None and route.epic:
+            return self._link_to_epic(client, route.epic, request)
+        return self._ensure_epic(client, project, request) if self.config.epics else {}
+
+    def _link_to_epic(self, client: JIRA, epic: str, request: TicketRequest) -> dict[str, Any]:
+        """An existing epic, by key: Cloud `parent`, Server's Epic Link (without Jira Software's
+        field, no epic, and a warning, as for the postmortem's epic)."""
+        if self._is_cloud(client):
+            return {"parent": {"key": epic}}
+        epic_fields = self._server_epic_fields(client)
+        if epic_fields is None:
+            log.warning(
+                "jira has no epic fields: creating the ticket without its epic",
+                action_item_id=request.action_item_id,
+                epic=epic,
+            )
+            return {}
+        return {epic_fields[1]: epic}
+
+    def _ensure_epic(self, client: JIRA, project: str, request: TicketRequest) -> dict[str, Any]:
         """The fields that put the item under its postmortem's epic (found by the label
         `item_label(postmortem_id)`, else created). Cloud: `parent` {"key"}. Server and Data
         Center (where `parent` is only for sub-tasks): Jira Software's Epic Link field, and on a
@@ -320,13 +380,13 @@ class JiraTracker:
                 )
                 return {}
         label = item_label(request.postmortem_id)
-        found = self._find(client, label)
+        found = self._find(client, project, label)
         if found:
             key = self._keep_lowest(client, found, label)
         else:
             title = _one_line(f"Postmortem: {request.postmortem_title}")
             fields: dict[str, Any] = {
-                "project": {"key": self.project},
+                "project": {"key": project},
                 "issuetype": {"name": "Epic"},
                 "summary": title,
                 "description": f"The action items of {self._description_source(request)}.",
@@ -335,7 +395,7 @@ class JiraTracker:
             if epic_fields and epic_fields[0]:
                 fields[epic_fields[0]] = title
             created = client.create_issue(fields=fields, prefetch=False)
-            key = self._settle(client, label, _raw(created), fields["labels"])
+            key = self._settle(client, project, label, _raw(created), fields["labels"])
             log.info("jira epic created", key=key, postmortem_id=request.postmortem_id)
         if epic_fields:
             return {epic_fields[1]: key}
@@ -360,6 +420,29 @@ class JiraTracker:
                 if EPIC_LINK_TYPE in ids:
                     self._epic_fields = (ids.get(EPIC_NAME_TYPE), ids[EPIC_LINK_TYPE])
             return self._epic_fields
+
+    # -- sprints -----------------------------------------------------------------------------
+
+    def _into_sprint(self, client: JIRA, key: str, request: TicketRequest) -> None:
+        """Into the board's active sprint when the route asks for this sprint (Jira Agile REST:
+        GET board/{id}/sprint?state=active, POST sprint/{id}/issue; adding an issue already in
+        the sprint changes nothing, so a retry may add it again). No active sprint: it stays in
+        the backlog, and says so once in a comment, so the team sees it was meant for now."""
+        route = request.route
+        if route is None or not route.this_sprint or route.board is None:
+            return
+        bound = log.bind(action_item_id=request.action_item_id, key=key, board=route.board)
+        sprints = client.sprints(route.board, state="active", maxResults=0)
+        active = [s for s in sprints if str(getattr(s, "state", "active")).lower() == "active"]
+        if not active:
+            bound.warning("jira board has no active sprint: the ticket stays in the backlog")
+            self._comment_once(
+                client, key, f"{request.action_item_id}/no-active-sprint", no_sprint_text(route)
+            )
+            return
+        sprint = active[0]  # parallel sprints: the board's first, as its backlog view lists them
+        client.add_issues_to_sprint(int(sprint.id), [key])
+        bound.info("jira ticket in the active sprint", sprint=int(sprint.id))
 
     # -- comments, updates, search -----------------------------------------------------------
 
@@ -433,6 +516,15 @@ def _refused_assignee(err: BaseException, fields: dict[str, Any]) -> bool:
         "assignee" in fields
         and getattr(err, "status_code", None) == 400
         and "assignee" in field_errors(err)
+    )
+
+
+def _refused_any(err: BaseException, fields: dict[str, Any]) -> bool:
+    """A 400 whose field errors name one of these fields (an epic Jira does not know)."""
+    return (
+        bool(fields)
+        and getattr(err, "status_code", None) == 400
+        and any(name in field_errors(err) for name in fields)
     )
 
 

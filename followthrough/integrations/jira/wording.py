@@ -10,7 +10,7 @@ from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from followthrough.domain.tickets import TicketComment, TicketRequest
+from followthrough.domain.tickets import TicketComment, TicketRequest, TicketRoute
 
 TEMPLATES = Path(__file__).resolve().parent / "templates"
 
@@ -38,3 +38,8 @@ def comment_text(comment: TicketComment) -> str:
     if comment.escalation is None:
         return comment.text
     return _environment.get_template("escalation.j2").render(e=comment.escalation)
+
+
+def no_sprint_text(route: TicketRoute) -> str:
+    """The comment on a ticket asked for this sprint when its board has no active sprint."""
+    return _environment.get_template("no_sprint.j2").render(route=route).strip()
