@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
+from temporalio.testing import WorkflowEnvironment
 from typer.testing import CliRunner
 
 from followthrough.cli import app
@@ -38,12 +40,15 @@ from followthrough.domain.decisions import (
 )
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import RefusalKind
+from followthrough.integrations.jira import JiraConfig
 from followthrough.storage import Store
-from tests.api_support import Api
-from tests.conftest import eventually
+from tests.api_support import Api, api_for, api_settings, link_mailer
+from tests.conftest import eventually, running_worker
+from tests.servers.jira_server import JiraServer
 from tests.test_dashboard import browser, csrf_of, flash, text_of
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+JIRA_USER, JIRA_TOKEN = "followthrough@example.com", "jira-s3cret-token"
 BUDGET = LiftCondition(kind=LiftKind.BUDGET_ABOVE, slo_id="checkout-availability", level=0.5)
 
 
@@ -238,6 +243,8 @@ async def test_the_council_decides_in_the_browser(api: Api) -> None:
         form |= {"choice": "retire_alert", "alert": "DiskAlmostFull", "reason": "pages nobody"}
         said = await flash(heidi, await heidi.post(path, data=form))
         assert said == {"done": f"Recorded: {decision_id} is decided."}, said
+        # The council hears of it, though the workflow ends with the decision.
+        await eventually(lambda: store.outbox.message(f"{decision_id}/decided"))
         shown = text_of(await dan.get(f"/council/decisions/{decision_id}"))
         assert "retire alert" in shown and "DiskAlmostFull" in shown and "heidi" in shown
         recent = text_of(await dan.get("/council"))
@@ -270,3 +277,38 @@ async def test_a_ci_gate_reads_freezes_with_the_gate_token_and_nothing_else(api:
     assert (await api.http.get("/api/decisions", headers=gate)).status_code == 401
     wrong = {"Authorization": "Bearer gate-s3cre"}
     assert (await api.http.get("/api/freezes?service=checkout", headers=wrong)).status_code == 401
+
+
+async def test_an_approved_initiative_becomes_an_epic_with_its_items_in_jira(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> None:
+    with JiraServer(users={JIRA_USER: JIRA_TOKEN}, deployment_type="Cloud") as jira:
+        config = JiraConfig(
+            url=jira.url, user=JIRA_USER, token=JIRA_TOKEN, project="PM", timeout=5.0, epics=True
+        )
+        client, store = time_skipping.client, sqlite_store
+        mailer = link_mailer(tmp_path / "outbox")
+        async with (
+            running_worker(client, store, mailer, jira=config) as queue,
+            api_for(client, store, api_settings(tmp_path, queue)) as api,
+        ):
+            proposal = {
+                "title": "Canary every load-balancer change",
+                "items": ["Canary stage in the lb pipeline", "Config diff review bot"],
+            }
+            started = await api.post("/api/decisions", "bob", json=proposal)
+            decision_id = started.json()["workflow_id"]
+            await eventually(lambda: store.decisions.get(decision_id))
+            decide = f"/api/decisions/{decision_id}/decide"
+            approved = await api.post(decide, "grace", json={"choice": "approve_initiative"})
+            assert approved.status_code == 200, approved.text
+            decided = await eventually(
+                lambda: (d := store.decisions.get(decision_id)) and d.tickets and d, seconds=30
+            )
+    assert decided.state is DecisionState.DECIDED and len(decided.tickets) == 2
+    epics = [k for k, i in jira.issues.items() if i["fields"]["issuetype"]["name"] == "Epic"]
+    [epic] = epics
+    assert "Canary every load-balancer change" in jira.issue(epic)["fields"]["summary"]
+    for ticket, title in zip(decided.tickets, proposal["items"], strict=True):
+        fields = jira.issue(ticket.key)["fields"]
+        assert fields["summary"] == title and fields["parent"]["key"] == epic

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import timedelta
+from typing import Optional, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, WorkflowIDReusePolicy
@@ -20,10 +21,11 @@ from temporalio.workflow import ParentClosePolicy
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from activities import CHECK_LIFT, RECORD_DECISION
+    from activities import CHECK_LIFT, OPEN_TICKET, RECORD_DECISION
     from followthrough.domain import decisions
     from followthrough.domain.decisions import (
         SYSTEM,
+        Choice,
         Decision,
         DecisionRequest,
         LiftAnswer,
@@ -33,11 +35,21 @@ with workflow.unsafe.imports_passed_through():
     )
     from followthrough.domain.policy import Policy
     from followthrough.domain.steps import decision_notice
-    from workflows import RECORD_TIMEOUT, InFlight, judge_when_opened, reached, refuse, send_notice
+    from followthrough.domain.tickets import TicketRef
+    from workflows import (
+        RECORD_TIMEOUT,
+        TICKET_RETRY,
+        InFlight,
+        judge_when_opened,
+        reached,
+        refuse,
+        send_notice,
+    )
 
 # Prometheus answers within seconds; a check that fails is asked again at the next interval.
 CHECK_TIMEOUT = timedelta(minutes=2)
 CHECK_RETRY = RetryPolicy(maximum_attempts=3, maximum_interval=timedelta(seconds=30))
+TICKET_TIMEOUT = timedelta(minutes=2)
 # A database down for a while delays the record; the decision itself is held here meanwhile.
 RECORD_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=1))
 
@@ -67,9 +79,15 @@ class CouncilDecisionWorkflow:
             await workflow.wait_condition(lambda: self.decision.decided is not None)
         if self.decision.in_force:
             await self._until_lifted()
+        await self._settle()
+        return self.decision
+
+    async def _settle(self) -> None:
+        """Let the handlers finish first: the decide handler starts its notice (and an
+        initiative's tickets) after the decision is taken, and those must run to the end."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
         await self.in_flight.all_done()
         await workflow.wait_condition(workflow.all_handlers_finished)
-        return self.decision
 
     async def _until_lifted(self) -> None:
         """Measure the lift condition on a durable timer; a council member may lift it first."""
@@ -87,8 +105,7 @@ class CouncilDecisionWorkflow:
                 return
             await self._record()
             if workflow.info().is_continue_as_new_suggested():
-                await self.in_flight.all_done()
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._settle()
                 workflow.continue_as_new(
                     DecisionStart(
                         opening=self.decision.opening, policy=self.policy, decision=self.decision
@@ -126,7 +143,31 @@ class CouncilDecisionWorkflow:
         self.decision = decisions.decide(self.decision, request, workflow.now())
         await self._record()
         self._tell_council("decided")
+        if request.choice is Choice.APPROVE_INITIATIVE and self.decision.opening.items:
+            self.in_flight.start(self._open_tickets())  # Jira down must not hold up the answer
         return self.decision
+
+    async def _open_tickets(self) -> None:
+        """The initiative's items as tickets under its epic (with the built-in tracker: none)."""
+        opened: list[TicketRef] = []
+        for ticket in decisions.initiative_tickets(self.decision, self.policy, workflow.now()):
+            try:
+                ref = await workflow.execute_activity(
+                    OPEN_TICKET,
+                    ticket,
+                    start_to_close_timeout=TICKET_TIMEOUT,
+                    retry_policy=TICKET_RETRY,
+                    # None without a tracker; the pydantic converter decodes the Optional.
+                    result_type=cast(type, Optional[TicketRef]),  # noqa: UP045
+                )
+            except ActivityError as err:  # refused for good: logged, the others still open
+                workflow.logger.error("ticket %s not opened: %s", ticket.action_item_id, err.cause)
+                continue
+            if ref is not None:
+                opened.append(ref)
+        if opened:
+            self.decision = self.decision.model_copy(update={"tickets": opened})
+            await self._record()
 
     @decide.validator
     def _validate_decide(self, request: DecisionRequest) -> None:

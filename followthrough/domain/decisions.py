@@ -24,6 +24,7 @@ from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
 from followthrough.domain.problems import Refusal, conflict, forbidden, invalid
 from followthrough.domain.themes import Theme
+from followthrough.domain.tickets import TicketRef, TicketRequest
 
 if TYPE_CHECKING:  # the policy holds DecisionPolicy: imported for types only
     from followthrough.domain.policy import Policy
@@ -46,6 +47,13 @@ class DecisionPolicy(BaseModel):
         ge=1,
         le=7 * 24 * 60,
         description="how often a freeze's or pause's lift condition is measured again",
+    )
+
+    initiative_due_days: int = Field(
+        default=90,
+        ge=1,
+        le=limits.DUE_AHEAD_DAYS,
+        description="an approved initiative's tickets are due this many days after approval",
     )
 
     @property
@@ -168,7 +176,7 @@ class Decision(BaseModel):
     state: DecisionState = DecisionState.OPEN
     decided: DecisionRequest | None = None
     decided_at: AwareDatetime | None = None
-    epic: str | None = None  # an approved initiative's epic in the tracker
+    tickets: list[TicketRef] = Field(default_factory=list)  # an approved initiative's items
     last_check: str = ""  # the lift condition's latest answer
     last_checked_at: AwareDatetime | None = None
     lifted_by: str | None = None  # a council member, or "followthrough" when it held
@@ -472,3 +480,32 @@ def service_problem(service: str) -> str | None:
             f"(got {len(service)} characters)"
         )
     return None
+
+
+def initiative_tickets(decision: Decision, policy: Policy, at: datetime) -> list[TicketRequest]:
+    """An approved initiative's items as tickets, under one epic of the decision (the tracker
+    finds it again by the decision's id, as a postmortem's). They are the proposer's to do when
+    the proposer is in the directory, else the approving member's; due after
+    `council_decisions.initiative_due_days`."""
+    request = decision.decided
+    assert request is not None
+    owner = decision.opening.opened_by
+    if owner not in policy.people:
+        owner = request.by
+    due = (at + timedelta(days=policy.council_decisions.initiative_due_days)).date()
+    return [
+        TicketRequest(
+            action_item_id=f"{decision.id}-item-{n}",
+            postmortem_id=decision.id,
+            postmortem_title=decision.opening.subject,
+            summary=item,
+            details=decision.opening.detail,
+            accepted_when=f"the council's initiative '{decision.opening.subject}' is done",
+            priority="P2",
+            due=due,
+            owner=owner,
+            owner_email=policy.email_of(owner),
+            postmortem_url="",  # no postmortem page to link: the decision is the source
+        )
+        for n, item in enumerate(decision.opening.items, start=1)
+    ]
