@@ -292,11 +292,12 @@ async def test_an_approved_initiative_becomes_an_epic_with_its_items_in_jira(
             running_worker(client, store, mailer, jira=config) as queue,
             api_for(client, store, api_settings(tmp_path, queue)) as api,
         ):
-            proposal = {
-                "title": "Canary every load-balancer change",
+            proposal = {  # not the API test's title: that decision exists on this server
+                "title": "Canary every load-balancer config push",
                 "items": ["Canary stage in the lb pipeline", "Config diff review bot"],
             }
             started = await api.post("/api/decisions", "bob", json=proposal)
+            assert started.json()["outcome"] == "started", started.text
             decision_id = started.json()["workflow_id"]
             await eventually(lambda: store.decisions.get(decision_id))
             decide = f"/api/decisions/{decision_id}/decide"
@@ -308,7 +309,7 @@ async def test_an_approved_initiative_becomes_an_epic_with_its_items_in_jira(
     assert decided.state is DecisionState.DECIDED and len(decided.tickets) == 2
     epics = [k for k, i in jira.issues.items() if i["fields"]["issuetype"]["name"] == "Epic"]
     [epic] = epics
-    assert "Canary every load-balancer change" in jira.issue(epic)["fields"]["summary"]
+    assert "Canary every load-balancer config push" in jira.issue(epic)["fields"]["summary"]
     for ticket, title in zip(decided.tickets, proposal["items"], strict=True):
         fields = jira.issue(ticket.key)["fields"]
         assert fields["summary"] == title and fields["parent"]["key"] == epic
