@@ -22,6 +22,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from followthrough.api import (
     backlog,
     dashboard,
+    decisions,
     drafting,
     links,
     narratives,
@@ -77,6 +78,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(backlog.router)
     app.include_router(preferences.router)
     app.include_router(narratives.router)
+    app.include_router(decisions.router)
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)

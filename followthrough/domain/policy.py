@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
+from followthrough.domain.decisions import DecisionPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_problems
@@ -150,6 +151,7 @@ class Policy(BaseModel):
         description="class name -> what it is and the factor tags it covers; an action item "
         "that removes one (removes_class) ranks higher than one patching a single defect",
     )
+    council_decisions: DecisionPolicy = Field(default_factory=DecisionPolicy)
     templates: dict[str, DraftTemplate] = Field(
         default_factory=dict,
         description="per severity or service name: extra required sections, suggested items",

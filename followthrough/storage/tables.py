@@ -359,3 +359,37 @@ class PublicationRow(Base):
     published_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class DecisionRow(Base):
+    """A council decision as it stands (migration 0021): the snapshot its workflow records."""
+
+    __tablename__ = "council_decisions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FreezeRow(Base):
+    """A service's pause of feature work or release freeze: active from its decision until
+    `lifted_at` (migration 0021). One row per decision and service."""
+
+    __tablename__ = "freezes"
+
+    decision_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("council_decisions.id"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    lifts_when: Mapped[str] = mapped_column(Text)
+    lifted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_freezes_service_lifted_at", "service", "lifted_at"),)

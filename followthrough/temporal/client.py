@@ -18,11 +18,13 @@ from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from followthrough.domain.decisions import Opening
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
 from followthrough.temporal import TASK_QUEUE
 from workflows import SEARCH_ATTRIBUTES
+from workflows.council_decision import CouncilDecisionWorkflow, DecisionStart
 from workflows.postmortem import PostmortemWorkflow
 
 if TYPE_CHECKING:
@@ -80,6 +82,30 @@ async def start_postmortem(
         await client.start_workflow(
             PostmortemWorkflow.run,
             PostmortemStart(incident=incident, policy=policy),
+            id=workflow_id,
+            task_queue=task_queue,
+            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+        )
+    except WorkflowAlreadyStartedError:
+        status = await _status(client, workflow_id)
+        running = status is WorkflowExecutionStatus.RUNNING
+        return StartResult(
+            workflow_id=workflow_id, outcome="already open" if running else "already closed"
+        )
+    return StartResult(workflow_id=workflow_id, outcome="started")
+
+
+async def start_decision(
+    client: Client, opening: Opening, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> StartResult:
+    """Open a council decision, or find the one its trigger opened before (its id is the
+    trigger's): "started", "already open" or "already closed", as for postmortems."""
+    workflow_id = opening.decision_id
+    try:
+        await client.start_workflow(
+            CouncilDecisionWorkflow.run,
+            DecisionStart(opening=opening, policy=policy),
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

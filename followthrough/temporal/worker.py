@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
+from activities.decisions import DecisionActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
 from activities.publishing import PublishingActivities
@@ -38,6 +39,7 @@ from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
@@ -78,6 +80,7 @@ def build_worker(
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
     publishing = PublishingActivities(store, policy, confluence, public_url)
+    decisions = DecisionActivities(store, checks)
     return Worker(
         client,
         task_queue=task_queue,
@@ -88,6 +91,7 @@ def build_worker(
             CouncilDigestWorkflow,
             TicketReconciliationWorkflow,
             StuckWorkWorkflow,
+            CouncilDecisionWorkflow,
         ],
         activities=[
             records.record_postmortem,
@@ -108,6 +112,8 @@ def build_worker(
             operations.report_stuck_work,
             timeline.collect_timeline,
             publishing.publish_postmortem,
+            decisions.record_decision,
+            decisions.check_lift,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],
