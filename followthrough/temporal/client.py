@@ -6,7 +6,7 @@ to connect and one way to start a postmortem. People's actions are followthrough
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
@@ -77,23 +77,10 @@ async def start_postmortem(
     the others find it. REJECT_DUPLICATE means a postmortem that has closed is never reopened by
     a late duplicate delivery.
     """
-    workflow_id = incident.postmortem_id
-    try:
-        await client.start_workflow(
-            PostmortemWorkflow.run,
-            PostmortemStart(incident=incident, policy=policy),
-            id=workflow_id,
-            task_queue=task_queue,
-            id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
-            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
-        )
-    except WorkflowAlreadyStartedError:
-        status = await _status(client, workflow_id)
-        running = status is WorkflowExecutionStatus.RUNNING
-        return StartResult(
-            workflow_id=workflow_id, outcome="already open" if running else "already closed"
-        )
-    return StartResult(workflow_id=workflow_id, outcome="started")
+    start = PostmortemStart(incident=incident, policy=policy)
+    return await _start_once(
+        client, PostmortemWorkflow.run, start, incident.postmortem_id, task_queue
+    )
 
 
 async def start_decision(
@@ -101,11 +88,21 @@ async def start_decision(
 ) -> StartResult:
     """Open a council decision, or find the one its trigger opened before (its id is the
     trigger's): "started", "already open" or "already closed", as for postmortems."""
-    workflow_id = opening.decision_id
+    start = DecisionStart(opening=opening, policy=policy)
+    return await _start_once(
+        client, CouncilDecisionWorkflow.run, start, opening.decision_id, task_queue
+    )
+
+
+async def _start_once(
+    client: Client, run: Any, start: BaseModel, workflow_id: str, task_queue: str
+) -> StartResult:
+    """Start a workflow whose id is its trigger's, or find the one that exists: a closed one is
+    never started again (REJECT_DUPLICATE), so a late duplicate cannot reopen it."""
     try:
         await client.start_workflow(
-            CouncilDecisionWorkflow.run,
-            DecisionStart(opening=opening, policy=policy),
+            run,
+            start,
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
