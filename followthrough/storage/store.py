@@ -13,6 +13,7 @@
     store.timeline    events collected from an incident's sources, and how each source went
     store.narratives  the council's narrative of each quarter, for its report
     store.publications where each postmortem is published (its Confluence page)
+    store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -23,6 +24,7 @@ from __future__ import annotations
 from sqlalchemy import delete, false, select
 
 from followthrough.storage.access import SessionStore, TokenStore
+from followthrough.storage.alerts import AlertStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.deliveries import DeliveryStore
@@ -60,6 +62,7 @@ class Store:
         self.timeline = TimelineStore(self.db)
         self.narratives = NarrativeStore(self.db)
         self.publications = PublicationStore(self.db)
+        self.alerts = AlertStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
