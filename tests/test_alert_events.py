@@ -5,16 +5,21 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.alert_quality import AlertEvent, AlertPolicy, alert_service
 from followthrough.domain.limits import ALERTS_PER_DELIVERY
 from followthrough.domain.policy import load_policy
+from followthrough.domain.stuck import StuckWorkSweep
 from followthrough.storage import Store
 from followthrough.webhooks import Ignored, receive
-from tests.api_support import WEBHOOK_SECRETS, Api
+from tests.api_support import WEBHOOK_SECRETS, Api, link_mailer
+from tests.conftest import running_worker
 from tests.webhook_signing import load_payload, signed_request
+from workflows.stuck_work import StuckWorkWorkflow
 
 NOW = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 
@@ -149,3 +154,21 @@ async def test_firing_and_resolved_notifications_are_kept_and_start_nothing(
     assert (answer["code"], answer["status"]) == (202, "started"), answer
     kept = store.alerts.started_between(datetime(2000, 1, 1, tzinfo=UTC), NOW, 100)
     assert {e.status for e in kept if e.ends_at is not None} == {"resolved"}
+
+
+async def test_the_stuck_work_sweep_prunes_alert_events_past_retention(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> None:
+    now = datetime.now(UTC)
+    old = [_event(f"old-{i}", received_at=now - timedelta(days=401)) for i in range(3)]
+    sqlite_store.alerts.keep([*old, _event("recent", received_at=now - timedelta(days=399))])
+    client = time_skipping.client
+    async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
+        await client.execute_workflow(
+            StuckWorkWorkflow.run,
+            StuckWorkSweep(task_queue=queue, at=now),
+            id=f"stuck-work-{queue}",
+            task_queue=queue,
+        )
+    kept = sqlite_store.alerts.started_between(datetime(2000, 1, 1, tzinfo=UTC), now, 10)
+    assert [e.fingerprint for e in kept] == ["recent"]  # the default policy keeps 400 days

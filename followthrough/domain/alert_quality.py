@@ -98,6 +98,12 @@ class AlertEvent(BaseModel):
         return self.ends_at - self.starts_at if self.ends_at is not None else None
 
 
+class AlertPruning(BaseModel):
+    """The retention sweep's input: forget the alert events older than the policy keeps them."""
+
+    at: AwareDatetime
+
+
 class ServiceShare(BaseModel):
     service: str  # "(none)" for alerts no label names a service of
     alerts: int

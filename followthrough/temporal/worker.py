@@ -105,6 +105,7 @@ def build_worker(
             tickets.update_ticket_due,
             tickets.find_done_tickets,
             operations.report_stuck_work,
+            operations.prune_alert_events,
             timeline.collect_timeline,
             publishing.publish_postmortem,
         ],
