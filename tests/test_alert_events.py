@@ -18,6 +18,7 @@ from followthrough.storage import Store
 from followthrough.webhooks import Ignored, receive
 from tests.api_support import WEBHOOK_SECRETS, Api, link_mailer
 from tests.conftest import running_worker
+from tests.test_dashboard import browser
 from tests.webhook_signing import load_payload, signed_request
 from workflows.stuck_work import StuckWorkWorkflow
 
@@ -172,3 +173,29 @@ async def test_the_stuck_work_sweep_prunes_alert_events_past_retention(
         )
     kept = sqlite_store.alerts.started_between(datetime(2000, 1, 1, tzinfo=UTC), now, 10)
     assert [e.fingerprint for e in kept] == ["recent"]  # the default policy keeps 400 days
+
+
+async def test_the_review_over_http_and_on_its_page(api: Api) -> None:
+    store = api.services.store
+    quick = [
+        _event(f"flap-{i}", "resolved", name="Flappy", starts_at=NOW - timedelta(hours=i + 2))
+        for i in range(4)
+    ]
+    quick = [e.model_copy(update={"ends_at": e.starts_at + timedelta(minutes=2)}) for e in quick]
+    store.alerts.keep([*quick, _event("other", service="search")])
+    answer = await api.get("/api/alert-quality?month=2026-11", "dan")
+    assert answer.status_code == 200, answer.text
+    review = answer.json()
+    assert (review["alerts"], review["pages"], review["dominant_service"]) == (5, 5, "checkout")
+    assert [(n["name"], n["fired"]) for n in review["noisy"]] == [("Flappy", 4)]
+    for bad in ("2026-13", "November", "2026-11-01", "9999-01"):
+        refused = await api.get(f"/api/alert-quality?month={bad}", "dan")
+        assert refused.status_code == 422 and "month" in refused.text, refused.text
+    assert (await api.http.get("/api/alert-quality?month=2026-11")).status_code == 401
+
+    async with browser(api, "dan") as client:
+        page = await client.get("/alerts?month=2026-11")
+        assert page.status_code == 200, page.text
+        assert 'href="/alerts"' in page.text  # in the navigation
+        assert "Flappy" in page.text and "checkout is behind 80% of the pages" in page.text
+        assert (await client.get("/alerts?month=2026-99")).status_code == 422

@@ -33,7 +33,8 @@ if TYPE_CHECKING:  # the policy imports this module, and the metrics import the 
 AlertStatus = Literal["firing", "resolved"]
 Proposal = Literal["stricter_slo", "burn_rate_alerting", "retire", "add_alert"]
 
-MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# 2000-01 to 2099-12, the dates the edge accepts anywhere (limits.EARLIEST_DATE, LATEST_DATE).
+MONTH = re.compile(r"^(20\d{2})-(0[1-9]|1[0-2])$")
 
 # An alert fired this long before an incident started still counts as the one that caught it
 # (alerts often fire on the symptom a little before anyone writes down when it began).
@@ -146,13 +147,14 @@ class AlertQualityReview(BaseModel):
     early_pages: list[EarlyPage]
     detection_gaps: list[DetectionGap]
     dominant_service: str | None = None
+    cut_at: int | None = None  # the month held more alerts than this; only these were read
 
 
 def month_bounds(month: str) -> tuple[datetime, datetime]:
     """[first instant, first instant of the next month) of 'YYYY-MM', in UTC; ValueError
     naming the field when it is not one."""
     found = MONTH.match(month)
-    if not found or not 2000 <= int(found.group(1)) <= 2099:
+    if not found:
         raise ValueError(f"month: '{month[:20]}' is not a month between 2000-01 and 2099-12")
     year, number = int(found.group(1)), int(found.group(2))
     start = datetime(year, number, 1, tzinfo=UTC)
