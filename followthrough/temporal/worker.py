@@ -73,7 +73,7 @@ def build_worker(
     # Checks call out only where the policy's outbound section allows.
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
-    slos = SloActivities(store, checks)
+    slos = SloActivities(store, checks, policy.alerts)
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
