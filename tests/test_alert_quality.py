@@ -163,3 +163,12 @@ def test_month_bounds() -> None:
     for bad in ("2026-13", "26-11", "1999-12", "2026-11-01", ""):
         with pytest.raises(ValueError, match="month: "):
             month_bounds(bad)
+
+
+def test_an_alerts_own_resolution_is_no_incident_that_excuses_its_noise() -> None:
+    quick = alert("Flappy", "checkout", at(3, 1), 2)
+    own = incident("postmortem-alertmanager-am-1", "checkout", at(3, 1), at(3, 1), burned=None)
+    review = review_alert_quality("2026-11", [quick], [own], POLICY, NEGLIGIBLE)
+    assert [n.name for n in review.noisy] == ["Flappy"]
+    other = own.model_copy(update={"postmortem_id": "postmortem-pagerduty-Q1"})
+    assert review_alert_quality("2026-11", [quick], [other], POLICY, NEGLIGIBLE).noisy == []

@@ -235,7 +235,8 @@ def _noisy(
         lasted = alert.lasted
         if alert.status != "resolved" or lasted is None or lasted > quick:
             continue
-        if alert.acknowledged or _incident_of(alert, incidents) is not None:
+        others = [i for i in incidents if not _resolution_of(alert, i)]
+        if alert.acknowledged or _incident_of(alert, others) is not None:
             continue
         found.setdefault((alert.name, alert.service), []).append(lasted)
     noisy = [
@@ -285,6 +286,14 @@ def _gaps(incidents: list[IncidentFacts], alerts: list[AlertEvent]) -> list[Dete
                 )
             )
     return gaps
+
+
+def _resolution_of(alert: AlertEvent, incident: IncidentFacts) -> bool:
+    """Whether the incident is the alert's own resolution: a resolved Alertmanager or Grafana
+    group starts a postmortem of its own (webhooks/alertmanager.py), starting when its alert
+    did. That one says nothing about whether the alert mattered, so noise is judged without it."""
+    own = incident.postmortem_id.startswith(f"postmortem-{alert.source}-")
+    return own and incident.started_at == alert.starts_at
 
 
 def _began(incident: IncidentFacts) -> datetime:
