@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from temporalio import activity
 
-from activities import REPORT_STUCK_WORK
+from activities import PRUNE_ALERT_EVENTS, REPORT_STUCK_WORK
+from followthrough.domain.alert_quality import AlertPruning
+from followthrough.domain.limits import ALERTS_PRUNED_PER_RUN
 from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
 from followthrough.domain.policy import Policy
 from followthrough.domain.stuck import STUCK_WORK_ID, StuckWork, StuckWorkSweep
@@ -18,6 +20,9 @@ from followthrough.storage import Store
 from followthrough.temporal.operations import find_stuck_work
 
 log = get_logger(__name__)
+
+# Batches of ALERTS_PRUNED_PER_RUN one pruning run forgets at most.
+ALERT_PRUNING_BATCHES = 10
 
 
 class OperationsActivities:
@@ -55,6 +60,22 @@ class OperationsActivities:
             )
             sent.append(stuck.dedupe_key)
         return sent
+
+    @activity.defn(name=PRUNE_ALERT_EVENTS)
+    async def prune_alert_events(self, pruning: AlertPruning) -> int:
+        """Forget alert events past the policy's `alerts.retention_days`, a few small batches
+        per run (each its own transaction), so a year's backlog never holds a long lock; how
+        many. The stuck-work sweep runs it every few minutes: what is left waits for the next."""
+        before = pruning.at - timedelta(days=self.policy.alerts.retention_days)
+        gone = 0
+        for _ in range(ALERT_PRUNING_BATCHES):
+            batch = await asyncio.to_thread(self.store.alerts.prune, before, ALERTS_PRUNED_PER_RUN)
+            gone += batch
+            if batch < ALERTS_PRUNED_PER_RUN:
+                break
+        if gone:
+            log.info("alert events pruned", count=gone, before=before.isoformat())
+        return gone
 
     def _claim(self, stuck: StuckWork, recipients: list[str], at: datetime) -> OutboxMessage:
         email = render_stuck_work(stuck, self.mailer.links)

@@ -288,3 +288,39 @@ def test_remaining_after_is_remaining_before_less_what_was_consumed(
     assert assessment.freeze_recommended == (impact.budget_remaining_after < 0)
     p0_needed = any("must be P0" in p for p in result.problems)
     assert not p0_needed  # MET has a P0 item
+
+
+def test_pages_for_an_incident_that_burned_nothing_are_paged_too_early_and_refuse_nothing() -> None:
+    # 10 bad of 1,000 x 2,700 events over the window, in a period of 1,000 x 2,592,000 at 99.9%:
+    # 10 / 2,592,000 = 0.0004% of the budget, under the 0.1% the policy calls negligible.
+    quiet = SloEvidence(
+        slo=SLO,
+        measurement=BudgetMeasurement(
+            slo_id=SLO.id,
+            start=START,
+            end=END,
+            bad_events=10,
+            total_events=1_000 * 2_700,
+            total_events_in_period=1_000 * 2_592_000,
+            error_ratio_before=0.0001,
+        ),
+        pages=["CheckoutLatencyHigh", "CheckoutLatencyHigh"],
+    )
+    result = review(draft(), [quiet], incident(severity="SEV3"))
+    assert result.problems == []  # recorded for the council, not a duty of the draft
+    [assessment] = result.assessments
+    [finding] = [f for f in assessment.findings if f.kind == "paged_too_early"]
+    assert finding.evidence.startswith(
+        "2 page(s) (CheckoutLatencyHigh) for an incident that consumed only 0.00% of the budget"
+    )
+    assert "burn-rate" in finding.recommended_action
+    assert "checkout-availability" in assessment.proposed_change  # the generated rules
+    # No page, or a page for an incident that burned budget: no such finding.
+    unpaged = quiet.model_copy(update={"pages": []})
+    assert (
+        not review(draft(), [unpaged], incident(severity="SEV3"))
+        .assessments[0]
+        .has("paged_too_early")
+    )
+    burned = measured().model_copy(update={"pages": ["CheckoutLatencyHigh"]})
+    assert not review(draft(), [burned]).assessments[0].has("paged_too_early")

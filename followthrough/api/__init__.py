@@ -20,6 +20,7 @@ from swagger_ui_bundle import swagger_ui_path
 from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api import (
+    alerts,
     backlog,
     dashboard,
     decisions,
@@ -79,6 +80,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(preferences.router)
     app.include_router(narratives.router)
     app.include_router(decisions.router)
+    app.include_router(alerts.router)
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)

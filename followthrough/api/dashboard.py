@@ -34,6 +34,7 @@ from starlette.datastructures import FormData
 
 from followthrough.actions import Actions
 from followthrough.api import forms
+from followthrough.api.alerts import alert_quality
 from followthrough.api.edge import CONTENT_SECURITY_POLICY
 from followthrough.api.narratives import save_narrative
 from followthrough.api.people import answer, item_id_of, postmortem_id_of
@@ -657,6 +658,29 @@ async def metrics_page(
         duration=format_duration,
         percent=format_percent,
         quarters=recent_quarters(today, 4),
+    )
+
+
+@router.get("/alerts", response_class=HTMLResponse)
+async def alerts_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    month: Annotated[str, Query(max_length=16)] = "",
+) -> HTMLResponse:
+    """The month's alert-quality review (this month unless one is asked for)."""
+    today = using.policy.calendar.local_date(using.clock())
+    chosen = month.strip() or f"{today.year:04d}-{today.month:02d}"
+    review = await alert_quality(using, chosen)
+    earlier = today.replace(day=1) - timedelta(days=1)
+    return render_page(
+        request,
+        using,
+        "alerts.html.j2",
+        who,
+        review=review,
+        earlier=f"{earlier.year:04d}-{earlier.month:02d}",
+        percent=format_percent,
     )
 
 

@@ -3,7 +3,8 @@
 The signature is checked on the raw bytes before anything is parsed. A resolution starts (or finds)
 the postmortem, idempotently per incident, so a flood of duplicate deliveries starts one workflow;
 the delivery is remembered only after the start succeeded, so a delivery that failed here is
-retried by its source and never lost.
+retried by its source and never lost. Alertmanager's and Grafana's alerts, firing or resolved,
+are kept as alert events before anything else (storage/alerts.py), for the alert-quality review.
 """
 
 from __future__ import annotations
@@ -34,6 +35,8 @@ class WebhookAnswer(BaseModel):
     workflow_id: str | None = None
     reason: str | None = None
     duplicate_delivery: bool = False
+    alerts_kept: int = 0  # Alertmanager and Grafana: the notification's alerts kept as events
+    alerts_refused: list[str] = []  # alerts not kept, each naming its field (the first few)
 
 
 class TicketAnswer(BaseModel):
@@ -153,11 +156,17 @@ async def incident_webhook(
             raise Malformed("; ".join(untimely))  # the clock is known here, not in the parser
     except WebhookRejected as rejected:
         raise _rejected(using, source, rejected) from None
+    kept = await _keep_alerts(using, source, result)
     if isinstance(result, Ignored):
         using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
         bound.info("webhook ignored", reason=result.reason, delivery_id=result.delivery_id)
-        response.status_code = status.HTTP_200_OK  # authentic, understood, nothing to do
-        return WebhookAnswer(status="ignored", reason=result.reason)
+        response.status_code = status.HTTP_200_OK  # authentic, understood, nothing to start
+        return WebhookAnswer(
+            status="ignored",
+            reason=result.reason,
+            alerts_kept=kept,
+            alerts_refused=list(result.alerts_refused),
+        )
     incident = result.incident
     started = await start_postmortem(
         using.client, incident, using.policy, task_queue=using.task_queue
@@ -184,7 +193,21 @@ async def incident_webhook(
         status=started.outcome,
         workflow_id=started.workflow_id,
         duplicate_delivery=not first,
+        alerts_kept=kept,
+        alerts_refused=list(result.alerts_refused),
     )
+
+
+async def _keep_alerts(using: Services, source: str, result: Resolved | Ignored) -> int:
+    """Keep the notification's alerts as alert events (one row per episode, however often it
+    is delivered); no workflow is started for an alert. How many the notification held."""
+    if result.alerts_dropped:
+        dropped, why = result.alerts_dropped, list(result.alerts_refused)
+        log.warning("alerts not kept", source=source, dropped=dropped, refused=why)
+    if not result.alerts:
+        return 0
+    await asyncio.to_thread(using.store.alerts.keep, list(result.alerts))
+    return len(result.alerts)
 
 
 # --- what every webhook does first ----------------------------------------------------------

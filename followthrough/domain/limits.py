@@ -127,6 +127,19 @@ STUCK_WORK_DESCRIBED_PER_SWEEP = 200
 # thousands of alerts with made-up values cannot grow the incident or flood anyone's inbox.
 UNMAPPED_SEVERITIES_PER_INCIDENT = 5
 
+# --- alert events (webhooks/alertmanager.py, storage/alerts.py) ---------------------------------
+
+# Alerts kept from one Alertmanager or Grafana notification: a group can hold thousands (its
+# max_alerts is unlimited by default); past this many the rest are counted and logged, not kept.
+ALERTS_PER_DELIVERY = 200
+# Refused alerts of one notification whose reasons the answer names (the rest are counted).
+ALERTS_REFUSED_NAMED = 5
+# Alert events one pruning run forgets (one statement): retention catches up over many runs.
+ALERTS_PRUNED_PER_RUN = 500
+# Alert events one month's alert-quality review reads: far above any sane month's alerts, so the
+# review page cannot be made to load a year of noise at once; the review says when it was cut.
+ALERTS_PER_REVIEW = 50_000
+
 # --- outbound requests: acceptance-criterion checks (followthrough/checks/) ----------------------
 
 # Criteria one draft submission probes before it reaches the workflow (Prometheus parses each

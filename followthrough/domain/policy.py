@@ -19,6 +19,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from followthrough.domain.alert_quality import AlertPolicy
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
@@ -157,6 +158,10 @@ class Policy(BaseModel):
         description="per severity or service name: extra required sections, suggested items",
     )
     slo_review: SloReviewPolicy = Field(default_factory=SloReviewPolicy)
+    alerts: AlertPolicy = Field(
+        default_factory=AlertPolicy,
+        description="how firing and resolved alerts are kept (retention) and judged monthly",
+    )
     chat: ChatPolicy = Field(
         default_factory=ChatPolicy,
         description="finding the incident's Slack channel, and the marks that make a message "

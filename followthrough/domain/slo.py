@@ -309,6 +309,7 @@ FindingKind = Literal[
     "postmortem_required",
     "budget_exhausted",
     "sli_misses_user_pain",
+    "paged_too_early",
 ]
 # Findings that ask for the SLO's alerting to change (an action item with change: alerting).
 ALERTING_FINDINGS = frozenset({"late_detection", "missed_detection", "no_slo_alert"})
@@ -412,6 +413,28 @@ def budget_findings(
             )
         )
     return findings
+
+
+def paging_findings(
+    impact: IncidentImpact, slo: Slo, pages: list[str], negligible: float
+) -> list[SloFinding]:
+    """Pages for an incident that hardly burned the budget: paged too early, or on noise."""
+    if not pages or impact.budget_consumed >= negligible:
+        return []
+    names = ", ".join(sorted(set(pages))[:5])
+    return [
+        SloFinding(
+            slo_id=slo.id,
+            kind="paged_too_early",
+            evidence=(
+                f"{len(pages)} page(s) ({names}) for an incident that consumed only "
+                f"{impact.budget_consumed:.2%} of the budget (under {negligible:.2%}): paged "
+                "too early, or on noise"
+            ),
+            recommended_action="page on the SLO's multiwindow burn-rate alerts instead, and "
+            "retire or demote the alerts that paged",
+        )
+    ]
 
 
 def sli_findings(impact: IncidentImpact, slo: Slo, negligible: float) -> list[SloFinding]:

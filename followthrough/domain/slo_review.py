@@ -37,6 +37,7 @@ from followthrough.domain.slo import (
     budget_findings,
     detection_findings,
     incident_impact,
+    paging_findings,
     sli_findings,
 )
 from followthrough.domain.slo_rules import alert_name, proposed_change
@@ -58,6 +59,8 @@ class SloEvidence(BaseModel):
     slo: Slo
     measurement: BudgetMeasurement | None = None
     problem: str = ""
+    # The paging alerts of the SLO's service that fired around the impact (alert events).
+    pages: list[str] = Field(default_factory=list, max_length=100)
 
 
 class SloAssessment(BaseModel):
@@ -202,8 +205,10 @@ def _assess(
         *budget_findings(impact, slo, review.postmortem_budget),
         *detection_findings(impact, slo, timedelta(minutes=review.detection_slack_minutes)),
         *(sli_findings(impact, slo, review.negligible_budget) if high_severity else []),
+        *paging_findings(impact, slo, evidence.pages, review.negligible_budget),
     ]
-    alerting_changes = any(f.kind in ALERTING_FINDINGS | {"page_unreachable"} for f in findings)
+    proposing = ALERTING_FINDINGS | {"page_unreachable", "paged_too_early"}
+    alerting_changes = any(f.kind in proposing for f in findings)
     return SloAssessment(
         slo=slo,
         method=method,

@@ -14,6 +14,7 @@
     store.narratives  the council's narrative of each quarter, for its report
     store.publications where each postmortem is published (its Confluence page)
     store.decisions   the council's decisions, and the freezes they hold
+    store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -24,6 +25,7 @@ from __future__ import annotations
 from sqlalchemy import delete, false, select
 
 from followthrough.storage.access import SessionStore, TokenStore
+from followthrough.storage.alerts import AlertStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
@@ -63,6 +65,7 @@ class Store:
         self.narratives = NarrativeStore(self.db)
         self.publications = PublicationStore(self.db)
         self.decisions = DecisionStore(self.db)
+        self.alerts = AlertStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

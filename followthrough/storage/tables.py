@@ -393,3 +393,27 @@ class FreezeRow(Base):
     lifted_at: Mapped[datetime | None]
 
     __table_args__ = (Index("ix_freezes_service_lifted_at", "service", "lifted_at"),)
+
+
+class AlertEventRow(Base):
+    """One alert's firing episode from Alertmanager or Grafana (migration 0025): the same
+    source, fingerprint and start is the same episode however often it is delivered."""
+
+    __tablename__ = "alert_events"
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(128), primary_key=True)
+    starts_at: Mapped[datetime] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(128))
+    service: Mapped[str | None] = mapped_column(String(128))
+    severity: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    ends_at: Mapped[datetime | None]
+    received_at: Mapped[datetime]
+    paged: Mapped[bool | None]
+    acknowledged: Mapped[bool | None]
+
+    __table_args__ = (
+        Index("ix_alert_events_starts_at", "starts_at"),
+        Index("ix_alert_events_received_at", "received_at"),
+    )

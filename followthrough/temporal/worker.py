@@ -75,7 +75,7 @@ def build_worker(
     # Checks call out only where the policy's outbound section allows.
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
-    slos = SloActivities(store, checks)
+    slos = SloActivities(store, checks, policy.alerts)
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
     timeline = TimelineActivities(store, collectors)
@@ -110,6 +110,7 @@ def build_worker(
             tickets.update_ticket_due,
             tickets.find_done_tickets,
             operations.report_stuck_work,
+            operations.prune_alert_events,
             timeline.collect_timeline,
             publishing.publish_postmortem,
             decisions.record_decision,

@@ -7,6 +7,8 @@ sign), so nothing a forged request sends is ever parsed; then it reads the vendo
 applies the policy: the vendor's severity through `source_severities[source]`, the incident
 lead as commander when the policy knows them, and every check `incident_problems` makes.
 It raises `Unauthorized` (401) or `Malformed` (422), both `WebhookRejected` with a `status`.
+Alertmanager and Grafana notifications, firing or resolved, also carry their alerts as alert
+events (`result.alerts`), which the API keeps without starting anything for them.
 
 Each source is one small class (see `base.WebhookSource`) in its own module, with the vendor's
 documented format and signature scheme in the module's docstring; `SOURCES` lists them by the
@@ -72,7 +74,10 @@ def receive(
         raise Unauthorized(f"no secret is configured for {source}, so nothing can be verified")
     handler.verify(headers, body, secret, now)
     delivery_id = handler.delivery_id(headers)
-    outcome = handler.interpret(parse_body(body), policy)
+    payload = parse_body(body)
+    alerts = handler.alert_events(payload, policy, now)
+    kept, refused = tuple(alerts.kept), tuple(alerts.refused)
+    outcome = handler.interpret(payload, policy)
     if isinstance(outcome, NotResolution):
-        return Ignored(outcome.reason, delivery_id)
-    return Resolved(outcome, delivery_id)
+        return Ignored(outcome.reason, delivery_id, kept, alerts.dropped, refused)
+    return Resolved(outcome, delivery_id, kept, alerts.dropped, refused)

@@ -12,14 +12,36 @@ A resolution is a notification with `status: resolved`, which Alertmanager sends
 every alert of the group is resolved. The group key names the group, not the episode: the next
 time the same alert fires it is the same group key, so the incident id hashes the group key
 with the episode's earliest `startsAt`. A notification delivered twice gives the same id.
+
+Every notification, firing or resolved, also reports its alerts: each becomes an `AlertEvent`
+keyed by the alert's fingerprint (a hash of its labels; ours of the sorted labels when an older
+sender gives none) and its `startsAt`, so a repeat or a redelivery is the same episode. A
+firing group starts no workflow; only the resolution of a group does, as before.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+import json
+from datetime import UTC, datetime, timedelta
 
-from followthrough.webhooks.base import Headers, NotResolution, Reported, VendorSource
+from followthrough.domain.alert_quality import AlertEvent, alert_service
+from followthrough.domain.bounds import one_line
+from followthrough.domain.limits import (
+    ALERTS_PER_DELIVERY,
+    ALERTS_REFUSED_NAMED,
+    EARLIEST_DATE,
+    FUTURE_SKEW_HOURS,
+    NAME_CHARS,
+)
+from followthrough.domain.policy import Policy
+from followthrough.webhooks.base import (
+    AlertEvents,
+    Headers,
+    NotResolution,
+    Reported,
+    VendorSource,
+)
 from followthrough.webhooks.errors import Malformed
 from followthrough.webhooks.fields import Fields, FieldValue
 from followthrough.webhooks.signatures import (
@@ -64,6 +86,43 @@ class Alertmanager(VendorSource):
             services=_services(labels),
             summary=common_annotations.maybe_text("description") or "",
             url=payload.maybe_text("externalURL"),
+        )
+
+    def alert_events(self, payload: Fields, policy: Policy, received_at: datetime) -> AlertEvents:
+        alerts = payload.objects("alerts")
+        found = AlertEvents(dropped=max(len(alerts) - ALERTS_PER_DELIVERY, 0))
+        for alert in alerts[:ALERTS_PER_DELIVERY]:
+            try:
+                found.kept.append(self._alert_event(alert, policy, received_at))
+            except Malformed as refused:
+                # Refusing the whole notification would make Alertmanager resend it every
+                # group_interval, and hold up the group's resolution with it.
+                found.dropped += 1
+                if len(found.refused) < ALERTS_REFUSED_NAMED:
+                    found.refused.append(str(refused))
+        return found
+
+    def _alert_event(self, alert: Fields, policy: Policy, received_at: datetime) -> AlertEvent:
+        labels = _label_values(alert.section("labels"))
+        status = alert.text("status")
+        if status not in ("firing", "resolved"):
+            raise Malformed(f"{alert.where('status')}: must be firing or resolved, not {status!r}")
+        starts_at = _within(alert, "startsAt", received_at)
+        ends_at = alert.maybe_time("endsAt") if status == "resolved" else None
+        if ends_at is not None and ends_at.year > 1:
+            ends_at = _within(alert, "endsAt", received_at)
+        else:
+            ends_at = None  # a firing alert's endsAt is Go's zero time, not an end
+        return AlertEvent(
+            source=self.name,
+            fingerprint=one_line(alert.maybe_text("fingerprint") or _fingerprint(labels), 128),
+            name=labels.get("alertname") or "(unnamed)",
+            service=alert_service(labels, policy.alerts),
+            severity=labels.get("severity"),
+            status=status,
+            starts_at=starts_at,
+            ends_at=ends_at if ends_at is not None and ends_at >= starts_at else None,
+            received_at=received_at,
         )
 
     def episode_id(self, group_key: str, started_at: datetime) -> str:
@@ -122,3 +181,28 @@ def _services(labels: list[Fields]) -> list[str]:
         if found:
             return found
     return []
+
+
+def _label_values(labels: Fields) -> dict[str, str]:
+    """The string labels, each value one line cut to NAME_CHARS (a label can be anything)."""
+    return {
+        str(name)[:NAME_CHARS]: one_line(value, NAME_CHARS)
+        for name, value in labels.data.items()
+        if isinstance(value, str) and value.strip()
+    }
+
+
+def _fingerprint(labels: dict[str, str]) -> str:
+    return hashlib.sha256(raw(json.dumps(labels, sort_keys=True))).hexdigest()[:16]
+
+
+def _within(alert: Fields, key: str, received_at: datetime) -> datetime:
+    """The alert's time, refused (naming it) before 2000 or more than a day ahead."""
+    at = alert.time(key)
+    earliest = datetime(EARLIEST_DATE.year, EARLIEST_DATE.month, EARLIEST_DATE.day, tzinfo=UTC)
+    if not earliest <= at <= received_at + timedelta(hours=FUTURE_SKEW_HOURS):
+        raise Malformed(
+            f"{alert.where(key)}: {at.isoformat()} is not between {earliest.date()} and a day "
+            "from now"
+        )
+    return at

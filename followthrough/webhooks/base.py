@@ -13,6 +13,7 @@ from typing import ClassVar
 
 from pydantic import ValidationError
 
+from followthrough.domain.alert_quality import AlertEvent
 from followthrough.domain.bounds import cut, one_line
 from followthrough.domain.incident import Incident, UnmappedSeverity, incident_problems
 from followthrough.domain.limits import (
@@ -37,6 +38,9 @@ class Resolved:
 
     incident: Incident
     delivery_id: str | None
+    alerts: tuple[AlertEvent, ...] = ()  # the alert events it reports, to keep
+    alerts_dropped: int = 0  # past ALERTS_PER_DELIVERY or refused, counted, not kept
+    alerts_refused: tuple[str, ...] = ()  # why alerts were refused (the first few), by field
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Ignored:
 
     reason: str
     delivery_id: str | None
+    alerts: tuple[AlertEvent, ...] = ()  # the alert events it reports, to keep
+    alerts_dropped: int = 0  # past ALERTS_PER_DELIVERY or refused, counted, not kept
+    alerts_refused: tuple[str, ...] = ()  # why alerts were refused (the first few), by field
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,21 @@ class WebhookSource(ABC):
     def delivery_id(self, headers: Headers) -> str | None:
         """The vendor's id for this delivery, repeated on its retries; None when it sends none."""
         return None
+
+    def alert_events(self, payload: Fields, policy: Policy, received_at: datetime) -> AlertEvents:
+        """The alert events the verified payload reports (none for most sources)."""
+        return AlertEvents()
+
+
+@dataclass
+class AlertEvents:
+    """A notification's alerts: those kept (at most ALERTS_PER_DELIVERY), how many were not,
+    and why each refused one was (the first few). An alert that cannot be kept is refused alone:
+    the rest of the notification, and its resolution, still count."""
+
+    kept: list[AlertEvent] = field(default_factory=list)
+    dropped: int = 0
+    refused: list[str] = field(default_factory=list)
 
 
 class VendorSource(WebhookSource):
