@@ -400,7 +400,10 @@ async def test_notices_reach_dms_and_the_team_channel_and_buttons_act_as_the_cli
     )
     assert "Extension approved" in decided[0]["text"]
 
-    # The very same request again (a replay within the window): nothing more happens.
+    # The very same request again (a replay within the window): nothing more happens. The
+    # decision's own notices settle first: a post still in flight is not the replay's doing.
+    await eventually(lambda: posted_as(api, slack_server, PAYMENTS, NoticeKind.EXTENSION_DECIDED))
+    await eventually(lambda: all(m.status != "pending" for m in store.slack.messages()))
     pm_id = item_of(api, bob_item).postmortem_id
     trail = len(store.records.audit_trail(pm_id))
     calls = len(slack_server.calls)
