@@ -13,6 +13,7 @@
     store.timeline    events collected from an incident's sources, and how each source went
     store.narratives  the council's narrative of each quarter, for its report
     store.publications where each postmortem is published (its Confluence page)
+    store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -26,6 +27,7 @@ from followthrough.storage.access import SessionStore, TokenStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.deliveries import DeliveryStore
+from followthrough.storage.deploys import DeployStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.narratives import NarrativeStore
@@ -60,6 +62,7 @@ class Store:
         self.timeline = TimelineStore(self.db)
         self.narratives = NarrativeStore(self.db)
         self.publications = PublicationStore(self.db)
+        self.deploys = DeployStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
