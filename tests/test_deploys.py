@@ -18,7 +18,11 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.domain.changes import Deploy
+from activities.timeline import TimelineActivities
+from followthrough.domain.changes import ChangePolicy, Deploy
+from followthrough.domain.incident import Incident
+from followthrough.domain.timeline import EventKind, TimelineRequest, proposed_entry
+from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
 
@@ -317,3 +321,61 @@ def test_the_store_keeps_one_row_per_deploy_and_reads_a_services_window(store: S
         "b",
         "c",
     ]
+
+
+async def test_the_incidents_timeline_shows_its_services_deploys_the_latest_a_suspect(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    started = NOW - timedelta(hours=1)
+
+    def make(id: str, service: str, hours_before: float, **more: Any) -> Deploy:
+        fields = {
+            "source": "github",
+            "id": id,
+            "service": service,
+            "version": f"v-{id}",
+            "environment": "production",
+            "status": "succeeded",
+            "finished_at": started - timedelta(hours=hours_before),
+            "by": "bob",
+        }
+        return Deploy.model_validate(fields | more)
+
+    incident = Incident.model_validate(
+        {
+            "source": "generic",
+            "id": "P77",
+            "title": "checkout 5xx",
+            "severity": "SEV2",
+            "services": ["checkout"],
+            "started_at": started,
+            "resolved_at": NOW,
+        }
+    )
+    request = TimelineRequest(postmortem_id="postmortem-generic-P77", incident=incident)
+    activities = TimelineActivities(store, [DeploysCollector(store, ChangePolicy())])
+    assert await activities.collect_timeline(request) == []  # no deploys: the source says nothing
+
+    for deploy in (
+        make("1", "checkout", 7),  # outside the six hours
+        make("2", "checkout", 5),
+        make("3", "checkout", 2, rollback_of="v-2"),
+        make("4", "checkout", 1.5, status="failed"),  # changed nothing
+        make("5", "billing", 1),  # another service
+        make("6", "checkout", -0.5),  # after the start
+    ):
+        store.deploys.record(deploy, NOW)
+    reports = await activities.collect_timeline(request)
+    assert [(r.source, r.status, r.events) for r in reports] == [("deploys", "collected", 2)]
+    events = store.timeline.events(request.postmortem_id)
+    assert [(e.source_id, e.kind, e.author) for e in events] == [
+        ("2", EventKind.DEPLOY, "bob"),
+        ("3", EventKind.DEPLOY, "bob"),
+    ]
+    assert events[0].text == "checkout v-2 deployed to production"
+    assert events[1].text == (
+        "Suspect (the last change before the incident started): "
+        "checkout v-3 deployed to production, rolling back v-2"
+    )
+    assert proposed_entry(events[1]).kind == "deploy"

@@ -49,6 +49,7 @@ TimelineKind = Literal[
     "escalation",
     "status_update",
     "chat_message",
+    "deploy",  # a deploy of the incident's services before it started (domain/changes.py)
 ]
 
 

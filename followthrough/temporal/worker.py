@@ -32,6 +32,7 @@ from followthrough.integrations.github import GitHubConfig, GitHubTracker
 from followthrough.integrations.jira import JiraConfig, JiraTracker
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
+from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.integrations.trackers import Trackers
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
@@ -76,7 +77,8 @@ def build_worker(
     slos = SloActivities(store, checks)
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
-    timeline = TimelineActivities(store, collectors)
+    # The deploys the webhooks stored are a timeline source of their own, always on.
+    timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])
     publishing = PublishingActivities(store, policy, confluence, public_url)
     return Worker(
         client,
