@@ -20,11 +20,20 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.timeline import TimelineActivities
 from followthrough.domain.changes import ChangePolicy, Deploy
+from followthrough.domain.draft import Draft
 from followthrough.domain.incident import Incident
-from followthrough.domain.timeline import EventKind, TimelineRequest, proposed_entry
+from followthrough.domain.timeline import (
+    EventKind,
+    TimelineRequest,
+    cause_in_words,
+    proposed_entry,
+)
 from followthrough.integrations.timeline.deploys import DeploysCollector
+from followthrough.reporting.document import postmortem_document, render_html, render_markdown
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
+from tests.factories import draft_data
+from tests.test_api import open_postmortem, stored_postmortem
 
 DEPLOY_SECRET = "deploy-secret-for-tests"
 GITHUB_SECRET = "github-secret-for-tests"
@@ -379,3 +388,62 @@ async def test_the_incidents_timeline_shows_its_services_deploys_the_latest_a_su
         "checkout v-3 deployed to production, rolling back v-2"
     )
     assert proposed_entry(events[1]).kind == "deploy"
+
+
+async def test_the_draft_names_the_change_that_caused_it_checked_against_the_stored_deploys(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    pm_id = await open_postmortem(api, time_skipping, services=["checkout"])
+    now = await time_skipping.get_current_time()
+    store, draft = api.services.store, f"/api/postmortems/{pm_id}/draft"
+    ours = Deploy.model_validate(
+        {
+            "source": "github",
+            "id": "145988746",
+            "service": "checkout",
+            "version": "v2.14.0",
+            "environment": "production",
+            "status": "succeeded",
+            "finished_at": now - timedelta(hours=5),  # an hour before the incident started
+        }
+    )
+    store.deploys.record(ours, now)
+    store.deploys.record(ours.model_copy(update={"id": "other", "service": "billing"}), now)
+
+    for wrong in ("999", "other"):  # unknown; a deploy of another service
+        refused = await api.post(draft, "alice", draft_data(now, caused_by_change=wrong))
+        assert refused.status_code == 422, refused.text
+        assert (
+            f"caused_by_change: '{wrong}' is not a deploy of the incident's services"
+            in (refused.json()["detail"])
+        )
+    too_long = await api.post(draft, "alice", draft_data(now, caused_by_change="x" * 201))
+    assert too_long.status_code == 422 and "caused_by_change: at most 200" in too_long.text
+    assert stored_postmortem(api, pm_id).state.value == "drafting"
+
+    entry = {
+        "at": (now - timedelta(hours=5)).isoformat(),
+        "kind": "deploy",
+        "description": "Suspect (the last change before the incident started): "
+        "checkout v2.14.0 deployed to production",
+        "source": "deploys",
+        "source_id": "145988746",
+    }
+    data = draft_data(now, caused_by_change="145988746")
+    data["timeline"] = [entry, *data["timeline"]]
+    accepted = await api.post(draft, "alice", data)
+    assert accepted.status_code == 200, accepted.text
+    pm = stored_postmortem(api, pm_id)
+    assert pm.draft is not None and pm.draft.caused_by_change == "145988746"
+    words = "Deploy 145988746: checkout v2.14.0 deployed to production"
+    document = postmortem_document(pm, [], api.services.policy, now)
+    assert document.caused_by == words
+    assert f"## The change that caused it\n\n{words}" in render_markdown(document)
+    assert f"<p>{words}</p>" in render_html(document)
+
+
+def test_a_draft_may_say_no_change_caused_it() -> None:
+    draft = Draft(caused_by_change="none")
+    assert cause_in_words(draft) == "No change caused it."
+    assert cause_in_words(Draft()) is None
+    assert cause_in_words(Draft(caused_by_change="42")) == "Deploy 42"

@@ -74,6 +74,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
+from followthrough.domain.timeline import cause_in_words
 from followthrough.domain.work import my_work
 from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
@@ -106,6 +107,7 @@ _pages = Environment(
     lstrip_blocks=True,
 )
 _pages.filters["safe_url"] = safe_url  # only http(s) URLs become links
+_pages.filters["cause_in_words"] = cause_in_words  # a draft's caused_by_change, in words
 _pages.filters["linked"] = linked  # and only those inside people's text (evidence, notes)
 
 

@@ -220,6 +220,7 @@ def _values(draft: Draft, zone: str) -> dict[str, Any]:
         "summary": draft.summary,
         "impact": draft.impact,
         "recovery_validation": draft.recovery_validation,
+        "caused_by_change": draft.caused_by_change or "",
         "detection_gaps": "\n".join(draft.detection_gaps),
         "recovery_steps": "\n".join(draft.recovery_steps),
         **form_rows(draft, zone),
@@ -236,7 +237,10 @@ def _values_from_form(form: dict[str, str]) -> dict[str, Any]:
             rows[kind].setdefault(int(index), {})[name] = value
     blank_item = form_rows(Draft(action_items=[]), "UTC")["items"][-1]
     return {
-        **{k: form.get(k, "") for k in ("summary", "impact", "recovery_validation")},
+        **{
+            k: form.get(k, "")
+            for k in ("summary", "impact", "recovery_validation", "caused_by_change")
+        },
         **{k: form.get(k, "") for k in ("detection_gaps", "recovery_steps")},
         "timeline": [rows["timeline"][i] for i in sorted(rows["timeline"])],
         "factors": [rows["factor"][i] for i in sorted(rows["factor"])],
@@ -316,7 +320,14 @@ async def _save(
         draft = draft_from_form(form, zone)
     except InvalidDraft as err:
         return _Outcome(422, {"detail": err.message, "problems": err.problems})
-    if past := draft_bounds(draft, today=_today(using)):
+    past = draft_bounds(draft, today=_today(using))
+    if not past and (
+        cause := await asyncio.to_thread(
+            using.store.deploys.cause_problem, pm.incident, draft.caused_by_change
+        )
+    ):
+        past = [cause]
+    if past:
         message = InvalidDraft("draft", past).message
         return _Outcome(422, {"detail": message, "problems": past}, draft)
     store = drafts(using)

@@ -14,8 +14,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from followthrough.domain.changes import ChangePolicy, Deploy, suspects
-from followthrough.domain.draft import TimelineEntry, TimelineKind
+from followthrough.domain.changes import NO_CHANGE, ChangePolicy, Deploy, suspects
+from followthrough.domain.draft import Draft, TimelineEntry, TimelineKind
 from followthrough.domain.incident import Incident
 
 EVENT_TEXT_MOST = 2000  # one event's words; longer ones are cut, with an ellipsis
@@ -139,6 +139,20 @@ SUSPECT = "Suspect (the last change before the incident started): "
 def incident_start(incident: Incident) -> datetime:
     """When the incident started, as well as it is known."""
     return incident.started_at or incident.detected_at or incident.resolved_at
+
+
+def cause_in_words(draft: Draft) -> str | None:
+    """The change the draft names as the incident's cause, for its page and document: the
+    deploy's timeline words when the timeline keeps it, else its id; None when not said."""
+    if draft.caused_by_change is None:
+        return None
+    if draft.caused_by_change == NO_CHANGE:
+        return "No change caused it."
+    for entry in draft.timeline:
+        if entry.source == DEPLOYS_SOURCE and entry.source_id == draft.caused_by_change:
+            words = entry.description.removeprefix(SUSPECT)
+            return f"Deploy {draft.caused_by_change}: {words}"
+    return f"Deploy {draft.caused_by_change}"
 
 
 def deploy_events(

@@ -5,13 +5,20 @@ of an earlier status (sources retry, so statuses may arrive out of order)."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Literal
 
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from followthrough.domain.changes import Deploy, DeployStatus
+from followthrough.domain.changes import (
+    NO_CHANGE,
+    Deploy,
+    DeployStatus,
+    caused_by_change_problem,
+)
+from followthrough.domain.incident import Incident
+from followthrough.domain.timeline import incident_start
 from followthrough.storage.database import Database
 from followthrough.storage.tables import DeployRow
 
@@ -19,6 +26,8 @@ Recorded = Literal["recorded", "updated", "duplicate"]
 FINISHED: tuple[DeployStatus, ...] = ("succeeded", "failed", "cancelled")
 # A read for one incident's timeline or one page of metrics never holds more than this many.
 READ_MOST = 20_000
+# How far before an incident a deploy may be named as its cause: a latent fault can wait weeks.
+CAUSE_LOOKBACK = timedelta(days=90)
 
 
 class DeployStore:
@@ -85,6 +94,15 @@ class DeployStore:
         )
         with Session(self.engine) as session:
             return [_as_deploy(r) for r in session.scalars(query)]
+
+    def cause_problem(self, incident: Incident, caused_by_change: str | None) -> str | None:
+        """What is wrong with a draft's `caused_by_change`: it must name a deploy of the
+        incident's services before it started (within CAUSE_LOOKBACK), "none", or nothing."""
+        if caused_by_change is None or caused_by_change == NO_CHANGE:
+            return None
+        start = incident_start(incident)
+        candidates = self.of_services(incident.services, start - CAUSE_LOOKBACK, start)
+        return caused_by_change_problem(caused_by_change, candidates)
 
     def between(self, since: datetime, until: datetime) -> list[Deploy]:
         """Every deploy that took effect in [since, until), oldest first (for the metrics)."""
