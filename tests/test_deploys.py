@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
@@ -34,6 +35,7 @@ from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
 from tests.factories import draft_data
 from tests.test_api import open_postmortem, stored_postmortem
+from tests.test_dashboard import browser, text_of
 
 DEPLOY_SECRET = "deploy-secret-for-tests"
 GITHUB_SECRET = "github-secret-for-tests"
@@ -447,3 +449,55 @@ def test_a_draft_may_say_no_change_caused_it() -> None:
     assert cause_in_words(draft) == "No change caused it."
     assert cause_in_words(Draft()) is None
     assert cause_in_words(Draft(caused_by_change="42")) == "Deploy 42"
+
+
+async def test_the_reliability_page_and_api_show_the_change_figures_with_their_counts(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    pm_id = await open_postmortem(api, time_skipping, services=["checkout"])  # started 4 h ago
+    now = await time_skipping.get_current_time()
+    pm = stored_postmortem(api, pm_id)
+    assert pm.incident.started_at is not None
+    started = pm.incident.started_at
+    store = api.services.store
+
+    def make(id: str, before_start: timedelta, **more: Any) -> Deploy:
+        fields = {
+            "source": "generic",
+            "id": id,
+            "service": "checkout",
+            "version": id,
+            "environment": "production",
+            "status": "succeeded",
+            "finished_at": started - before_start,
+        }
+        return Deploy.model_validate(fields | more)
+
+    store.deploys.record(make("v2", timedelta(hours=1)), now)  # the suspect: led to it
+    store.deploys.record(make("v1", -timedelta(hours=1), rollback_of="v2"), now)  # rolls v2 back
+    store.deploys.record(make("s1", timedelta(hours=1), environment="staging"), now)  # not counted
+    month = started.astimezone(ZoneInfo(api.services.policy.calendar.timezone)).strftime("%Y-%m")
+
+    answer = await api.get("/api/reliability", "alice")
+    assert answer.status_code == 200, answer.text
+    changes = answer.json()["changes"]
+    [team] = [f for f in changes["by_team"] if f["month"] == month]
+    [service] = [f for f in changes["by_service"] if f["month"] == month]
+    expected = {
+        "deploys": 2,
+        "led_to_incident": 1,
+        "rolled_back": 1,
+        "failed_changes": 1,  # v2, once though it did both
+        "rollbacks": 1,
+        "change_failure_rate": 0.5,
+        "rollback_rate": 0.5,
+        "incidents": 1,
+        "time_to_restore": "PT3H",  # started 4 h ago, resolved 1 h ago
+    }
+    assert {k: team[k] for k in expected} == expected and team["team"] == "payments"
+    assert {k: service[k] for k in expected} == expected and service["service"] == "checkout"
+
+    async with browser(api, "alice") as alice:
+        page = text_of(await alice.get("/reliability"))
+    assert f"{month} payments 2 50% (1 of 2: 1 led to an incident, 1 rolled back) 1 (50%)" in page
+    assert f"{month} checkout 2 50%" in page

@@ -592,6 +592,8 @@ async def metrics_page(
         duration=format_duration,
         percent=format_percent,
         quarters=recent_quarters(today, 4),
+        change_environments=", ".join(policy.changes.environments) or "any environment",
+        suspect_hours=policy.changes.suspect_window_hours,
     )
 
 

@@ -27,9 +27,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, computed_field
 
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
@@ -122,13 +123,14 @@ def deploy_problems(deploy: Deploy) -> list[str]:
 
 
 class IncidentChange(BaseModel):
-    """An incident as the change metrics see it: its services, its start, and the change its
-    postmortem names (a deploy id, "none", or None: not said)."""
+    """An incident as the change metrics see it: its services, its start (and end, for the time
+    to restore), and the change its postmortem names (a deploy id, "none", or None: not said)."""
 
     model_config = ConfigDict(frozen=True)
 
     services: list[str]
     started_at: AwareDatetime
+    resolved_at: AwareDatetime | None = None
     caused_by_change: str | None = None
 
 
@@ -179,11 +181,17 @@ class ChangeFigures(BaseModel):
     rolled_back: int
     failed_changes: int = Field(description="led to an incident or rolled back (each once)")
     rollbacks: int = Field(description="counted deploys that rolled a version back")
+    incidents: int = Field(default=0, description="incidents of the service (team) started")
+    time_to_restore: timedelta | None = Field(
+        default=None, description="the median of those incidents' resolved - started"
+    )
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def change_failure_rate(self) -> float | None:
         return self.failed_changes / self.deploys if self.deploys else None
 
+    @computed_field  # type: ignore[prop-decorator]
     @property
     def rollback_rate(self) -> float | None:
         return self.rollbacks / self.deploys if self.deploys else None
@@ -196,8 +204,8 @@ class ChangeMetrics(BaseModel):
     by_team: list[ChangeFigures]
 
 
-def month_of(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m")
+def month_of(moment: datetime, zone: str = "UTC") -> str:
+    return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
 
 
 def change_metrics(
@@ -205,9 +213,11 @@ def change_metrics(
     incidents: Sequence[IncidentChange],
     services: dict[str, str],
     policy: ChangePolicy,
+    zone: str = "UTC",
 ) -> ChangeMetrics:
     """The figures per service and month, and per team (`services`: service -> team; a service
-    without a team is in no team's figures) and month; sorted by month, then name."""
+    without a team is in no team's figures) and month, months read in `zone`; sorted by month,
+    then name. Beside them, the time to restore of the incidents that started in that month."""
     counted = [
         d
         for d in deploys
@@ -218,33 +228,58 @@ def change_metrics(
     per_service: dict[tuple[str, str], list[Deploy]] = defaultdict(list)
     per_team: dict[tuple[str, str], list[Deploy]] = defaultdict(list)
     for d in counted:
-        month = month_of(d.at or datetime.min.replace(tzinfo=UTC))
+        month = month_of(d.at or datetime.min.replace(tzinfo=UTC), zone)
         per_service[(month, d.service)].append(d)
         team = services.get(d.service)
         if team is not None:
             per_team[(month, team)].append(d)
 
-    def figures(group: list[Deploy]) -> dict[str, int]:
+    restores_by_service: dict[tuple[str, str], list[IncidentChange]] = defaultdict(list)
+    restores_by_team: dict[tuple[str, str], list[IncidentChange]] = defaultdict(list)
+    for incident in incidents:
+        month = month_of(incident.started_at, zone)
+        for service in set(incident.services):
+            restores_by_service[(month, service)].append(incident)
+        for team in {services[s] for s in incident.services if s in services}:
+            restores_by_team[(month, team)].append(incident)
+
+    def figures(group: list[Deploy], restored: list[IncidentChange]) -> dict[str, Any]:
         keys = [(d.source, d.id) for d in group]
         incident = {k for k in keys if k in failed_incident}
         back = {k for k in keys if k in rolled_back}
+        times = [i.resolved_at - i.started_at for i in restored if i.resolved_at is not None]
         return {
             "deploys": len(group),
             "led_to_incident": len(incident),
             "rolled_back": len(back),
             "failed_changes": len(incident | back),
             "rollbacks": sum(1 for d in group if d.rollback_of),
+            "incidents": len(restored),
+            "time_to_restore": _median(times),
         }
 
     return ChangeMetrics(
         by_service=[
-            ChangeFigures(month=m, service=s, team=services.get(s), **figures(g))
+            ChangeFigures(
+                month=m, service=s, team=services.get(s), **figures(g, restores_by_service[(m, s)])
+            )
             for (m, s), g in sorted(per_service.items())
         ],
         by_team=[
-            ChangeFigures(month=m, team=t, **figures(g)) for (m, t), g in sorted(per_team.items())
+            ChangeFigures(month=m, team=t, **figures(g, restores_by_team[(m, t)]))
+            for (m, t), g in sorted(per_team.items())
         ],
     )
+
+
+def _median(values: list[timedelta]) -> timedelta | None:
+    """The middle value, the mean of the two middle ones for an even count (domain/metrics.py's
+    definition; that module imports this one, so it is not imported here)."""
+    ordered = sorted(values)
+    n = len(ordered)
+    if n == 0:
+        return None
+    return ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
 
 
 def _led_to_incident(

@@ -79,6 +79,8 @@ class PostmortemRow(Base):
     communicated_at: Mapped[datetime | None]
     services: Mapped[list[str] | None] = mapped_column(JSON)
     slo_burns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The draft's caused_by_change (migration 0024), for the change failure rate.
+    caused_by_change: Mapped[str | None] = mapped_column(String(200))
 
 
 class ActionItemRow(Base):

@@ -71,9 +71,14 @@ def test_change_failure_rate_counts_incidents_in_the_window_named_causes_and_rol
         deploy("u1", at(6), service="unowned"),
     ]
     incidents = [
-        IncidentChange(services=["checkout"], started_at=at(2, 14)),
-        IncidentChange(services=["checkout"], started_at=at(10, 19)),
-        IncidentChange(services=["billing"], started_at=at(20, 11), caused_by_change="b1"),
+        IncidentChange(services=["checkout"], started_at=at(2, 14), resolved_at=at(2, 16)),
+        IncidentChange(services=["checkout"], started_at=at(10, 19), resolved_at=at(10, 23)),
+        IncidentChange(
+            services=["billing"],
+            started_at=at(20, 11),
+            resolved_at=at(20, 12),
+            caused_by_change="b1",
+        ),
         IncidentChange(
             services=["api-gateway"], started_at=at(1, 9, month=4), caused_by_change="none"
         ),
@@ -87,6 +92,7 @@ def test_change_failure_rate_counts_incidents_in_the_window_named_causes_and_rol
     assert checkout.change_failure_rate == 2 / 5
     assert checkout.rollback_rate == 1 / 5
     assert checkout.team == "payments"
+    assert (checkout.incidents, checkout.time_to_restore) == (2, timedelta(hours=3))  # 2 h, 4 h
 
     billing = by_service[("2026-03", "billing")]
     assert (billing.deploys, billing.failed_changes) == (2, 1)  # b1 named; b2 not
@@ -98,6 +104,8 @@ def test_change_failure_rate_counts_incidents_in_the_window_named_causes_and_rol
     payments = by_team[("2026-03", "payments")]
     assert (payments.deploys, payments.failed_changes, payments.rollbacks) == (7, 3, 1)
     assert payments.change_failure_rate == 3 / 7
+    # checkout's 2 h and 4 h, billing's 1 h: the middle one
+    assert (payments.incidents, payments.time_to_restore) == (3, timedelta(hours=2))
     assert set(by_team) == {("2026-03", "payments"), ("2026-04", "platform")}
 
 
@@ -110,6 +118,13 @@ def test_a_deploy_that_led_to_an_incident_and_was_rolled_back_is_one_failed_chan
     (figures,) = change_metrics(deploys, incidents, SERVICES, POLICY).by_service
     assert (figures.deploys, figures.led_to_incident, figures.rolled_back) == (2, 1, 1)
     assert figures.failed_changes == 1
+
+
+def test_months_are_read_in_the_calendars_zone() -> None:
+    late = deploy("n", datetime(2026, 3, 31, 23, 30, tzinfo=UTC))
+    (utc,) = change_metrics([late], [], SERVICES, POLICY).by_service
+    (berlin,) = change_metrics([late], [], SERVICES, POLICY, zone="Europe/Berlin").by_service
+    assert (utc.month, berlin.month) == ("2026-03", "2026-04")
 
 
 def test_no_deploys_means_no_rate_not_zero() -> None:

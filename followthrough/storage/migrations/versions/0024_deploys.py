@@ -34,9 +34,14 @@ def upgrade() -> None:
     )
     op.create_index("ix_deploys_service_at", "deploys", ["service", "at"])
     op.create_index("ix_deploys_at", "deploys", ["at"])
+    # Postmortems written before this revision have no caused_by_change: none could name one.
+    with op.batch_alter_table("postmortems") as batch:
+        batch.add_column(sa.Column("caused_by_change", sa.String(length=200), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("postmortems") as batch:
+        batch.drop_column("caused_by_change")
     op.drop_index("ix_deploys_at", table_name="deploys")
     op.drop_index("ix_deploys_service_at", table_name="deploys")
     op.drop_table("deploys")
