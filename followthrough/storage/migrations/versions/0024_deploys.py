@@ -35,13 +35,13 @@ def upgrade() -> None:
     op.create_index("ix_deploys_service_at", "deploys", ["service", "at"])
     op.create_index("ix_deploys_at", "deploys", ["at"])
     # Postmortems written before this revision have no caused_by_change: none could name one.
-    with op.batch_alter_table("postmortems") as batch:
-        batch.add_column(sa.Column("caused_by_change", sa.String(length=200), nullable=True))
+    op.add_column("postmortems", sa.Column("caused_by_change", sa.String(length=200)))
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("postmortems") as batch:
-        batch.drop_column("caused_by_change")
+    # ALTER TABLE ... DROP COLUMN on SQLite too (3.35+): a batch copy of postmortems would have
+    # to drop the table action items' foreign keys point at.
+    op.drop_column("postmortems", "caused_by_change")
     op.drop_index("ix_deploys_at", table_name="deploys")
     op.drop_index("ix_deploys_service_at", table_name="deploys")
     op.drop_table("deploys")
