@@ -9,6 +9,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -23,6 +24,7 @@ from activities.timeline import TimelineActivities
 from followthrough.domain.changes import ChangePolicy, Deploy
 from followthrough.domain.draft import Draft
 from followthrough.domain.incident import Incident
+from followthrough.domain.policy import load_policy
 from followthrough.domain.timeline import (
     EventKind,
     TimelineRequest,
@@ -31,6 +33,7 @@ from followthrough.domain.timeline import (
 )
 from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.reporting.document import postmortem_document, render_html, render_markdown
+from followthrough.reporting.report import quarterly_report
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
 from tests.factories import draft_data
@@ -501,3 +504,47 @@ async def test_the_reliability_page_and_api_show_the_change_figures_with_their_c
         page = text_of(await alice.get("/reliability"))
     assert f"{month} payments 2 50% (1 of 2: 1 led to an incident, 1 rolled back) 1 (50%)" in page
     assert f"{month} checkout 2 50%" in page
+
+
+def test_the_quarterly_report_shows_each_teams_changes(store: Store) -> None:
+    policy = load_policy(None)
+    started = datetime(2026, 8, 12, 10, 0, tzinfo=UTC)
+    for id, hours, more in (
+        ("a", 30, {}),
+        ("b", 20, {}),
+        ("c", 10, {"rollback_of": "a"}),
+        ("d", 2, {"service": "api-gateway"}),
+    ):
+        fields = {
+            "source": "generic",
+            "id": id,
+            "service": "checkout",
+            "version": id,
+            "environment": "production",
+            "status": "succeeded",
+            "finished_at": started - timedelta(hours=hours),
+        }
+        store.deploys.record(Deploy.model_validate(fields | more), started)
+    report = quarterly_report(store, policy, "2026Q3", datetime(2026, 10, 5, tzinfo=UTC))
+    # payments: a (rolled back), b, c: 1 of 3; platform: d, no incident, 0 of 1
+    assert "| 2026-08 | payments | 3 | 33% (1 of 3) | 1 (33%) | — (0 incidents) |" in (
+        report.markdown
+    )
+    assert "| 2026-08 | platform | 1 | 0% (0 of 1) | 0 (0%) | — (0 incidents) |" in report.markdown
+    assert '<td>2026-08</td><td>payments</td><td class="num">3</td>' in report.html
+    empty = quarterly_report(store, policy, "2026Q1", datetime(2026, 10, 5, tzinfo=UTC))
+    assert "No deploys were received for this quarter." in empty.markdown
+
+
+async def test_the_readmes_deploy_example_is_answered_as_it_shows(deploy_api: Api) -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    section = readme[readme.index("**The generic deploy**") :]
+    body = re.search(r"^body='(.*)'$", section, re.MULTILINE)
+    shown = re.search(r"^(\{\"status\":\"recorded\".*\})$", section, re.MULTILINE)
+    assert body is not None and shown is not None
+    sent = body.group(1).encode()
+    answer = await deploy_api.http.post(
+        "/webhooks/deploy", content=sent, headers=generic_signed(sent)
+    )
+    assert answer.status_code == 202
+    assert answer.json() == json.loads(shown.group(1))
