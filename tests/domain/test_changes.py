@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 from followthrough.domain.changes import (
+    ChangeFigures,
     ChangePolicy,
     Deploy,
     IncidentChange,
@@ -13,6 +14,8 @@ from followthrough.domain.changes import (
     deploy_problems,
     suspects,
 )
+from followthrough.domain.draft import Draft, draft_bounds
+from followthrough.domain.draft_form import draft_from_form
 from followthrough.domain.policy import Policy
 from tests.domain.test_policy import default_policy_data
 
@@ -130,6 +133,20 @@ def test_months_are_read_in_the_calendars_zone() -> None:
 def test_no_deploys_means_no_rate_not_zero() -> None:
     metrics = change_metrics([], [], SERVICES, POLICY)
     assert metrics.by_service == [] and metrics.by_team == []
+    empty = ChangeFigures(
+        month="2026-03", deploys=0, led_to_incident=0, rolled_back=0, failed_changes=0, rollbacks=0
+    )
+    assert (empty.change_failure_rate, empty.rollback_rate) == (None, None)
+
+
+def test_the_editor_reads_the_change_that_caused_it() -> None:
+    assert draft_from_form({"caused_by_change": " 42 "}, "UTC").caused_by_change == "42"
+    assert draft_from_form({"caused_by_change": " "}, "UTC").caused_by_change is None
+    bad = Draft(caused_by_change="x\ny")
+    assert any(
+        p.startswith("caused_by_change: contains a line break")
+        for p in draft_bounds(bad, today=date(2026, 3, 1))
+    )
 
 
 def test_suspects_are_the_services_deploys_in_the_window_oldest_first() -> None:
