@@ -32,11 +32,14 @@ from followthrough.domain.timeline import (
     proposed_entry,
 )
 from followthrough.integrations.timeline.deploys import DeploysCollector
+from followthrough.notices.delivery import Mailer
 from followthrough.reporting.document import postmortem_document, render_html, render_markdown
 from followthrough.reporting.report import quarterly_report
 from followthrough.storage import Store
-from tests.api_support import Api, api_for, api_settings
+from tests.api_support import Api, api_for, api_settings, loopback_policy
+from tests.conftest import eventually, running_worker
 from tests.factories import draft_data
+from tests.lifecycle import start
 from tests.test_api import open_postmortem, stored_postmortem
 from tests.test_dashboard import browser, text_of
 
@@ -548,3 +551,29 @@ async def test_the_readmes_deploy_example_is_answered_as_it_shows(deploy_api: Ap
     )
     assert answer.status_code == 202
     assert answer.json() == json.loads(shown.group(1))
+
+
+async def test_the_worker_collects_the_deploys_onto_a_new_postmortems_timeline(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, mailer: Mailer
+) -> None:
+    client, policy = time_skipping.client, loopback_policy()
+    now = await time_skipping.get_current_time()
+    suspect = Deploy.model_validate(
+        {
+            "source": "argocd",
+            "id": "checkout@2026-11-20T09:00:00Z",
+            "service": "checkout",
+            "version": "9f8e7d6",
+            "environment": "production",
+            "status": "succeeded",
+            "finished_at": now - timedelta(hours=5),  # the factories' incident started 4 h ago
+        }
+    )
+    sqlite_store.deploys.record(suspect, now)
+    async with running_worker(client, sqlite_store, mailer) as queue:
+        pm_id = await start(client, policy, queue, now, services=["checkout"])
+        events = await eventually(lambda: sqlite_store.timeline.events(pm_id))
+    assert [(e.source, e.source_id, e.kind) for e in events] == [
+        ("deploys", suspect.id, EventKind.DEPLOY)
+    ]
+    assert events[0].text.startswith("Suspect (the last change before the incident started)")
