@@ -505,8 +505,14 @@ async def test_the_reliability_page_and_api_show_the_change_figures_with_their_c
 
     async with browser(api, "alice") as alice:
         page = text_of(await alice.get("/reliability"))
-    assert f"{month} payments 2 50% (1 of 2: 1 led to an incident, 1 rolled back) 1 (50%)" in page
-    assert f"{month} checkout 2 50%" in page
+        assert f"{month} payments 2 50% (1 of 2: 1 led to an incident, 1 rolled back) 1 (50%)" in (
+            page
+        )
+        assert f"{month} checkout 2 50%" in page
+        # A deploy is on the page at once: the kept figures know the deploys changed.
+        store.deploys.record(make("v3", -timedelta(hours=2)), now)
+        page = text_of(await alice.get("/reliability"))
+        assert f"{month} payments 3 33% (1 of 3" in page
 
 
 def test_the_quarterly_report_shows_each_teams_changes(store: Store) -> None:

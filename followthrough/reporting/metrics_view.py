@@ -138,7 +138,7 @@ def _slices(period: Period, stride: timedelta | None) -> list[tuple[datetime, da
 
 @dataclass
 class _Measured:
-    version: int
+    version: tuple[int, tuple[int, datetime | None]]
     at: datetime
     metrics: ReliabilityMetrics
 
@@ -150,7 +150,8 @@ class MetricsCache:
     "Dashboard"), while the record changes only when some workflow records an audit event. So
     the figures are kept per period and local day, and measured again when the number of audit
     events has changed (they are only ever appended, and every change of a postmortem or an
-    action item comes with one) or after `ttl` (the four-week eligibility moves with the clock).
+    action item comes with one), when a deploy was stored, or after `ttl` (the four-week
+    eligibility moves with the clock).
     """
 
     def __init__(self, ttl: timedelta = timedelta(minutes=10), size: int = 32) -> None:
@@ -161,7 +162,8 @@ class MetricsCache:
         self, store: Store, policy: Policy, period: Period, as_of: datetime
     ) -> ReliabilityMetrics:
         key = (period, policy.calendar.local_date(as_of).isoformat())
-        version = store.records.version()
+        # A deploy changes the change metrics without any audit event.
+        version = (store.records.version(), store.deploys.version())
         kept = self._kept.get(key)
         if kept and kept.version == version and timedelta(0) <= as_of - kept.at < self.ttl:
             return kept.metrics

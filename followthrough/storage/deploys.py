@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from followthrough.domain.changes import (
@@ -73,6 +73,14 @@ class DeployStore:
         if done is None:
             return "duplicate"  # an earlier status, after the deploy finished
         return "recorded" if before is None else "updated"
+
+    def version(self) -> tuple[int, datetime | None]:
+        """Changes with every deploy stored or updated (each sets received_at), for caches."""
+        with self.engine.connect() as connection:
+            count, latest = connection.execute(
+                select(func.count(), func.max(DeployRow.received_at))
+            ).one()
+        return count, latest
 
     def get(self, source: str, deploy_id: str) -> Deploy | None:
         with Session(self.engine) as session:
