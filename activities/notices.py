@@ -31,6 +31,7 @@ from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
     RenderedEmail,
     outbox_message,
+    render_decision,
     render_digest,
     render_handoff_digest,
     render_monthly_digest,
@@ -105,8 +106,8 @@ class NoticeActivities:
         Slack never fails the email: its own record keeps each message to one post, and only
         Slack out of reach makes the activity retry (the email is then already marked sent).
         """
-        if self.slack is None:
-            return await self._email(notice)
+        if self.slack is None or notice.kind is NoticeKind.COUNCIL_DECISION:
+            return await self._email(notice)  # a decision has no postmortem's channel to post in
         try:
             status = await self._email(notice)
         except Exception:
@@ -338,6 +339,10 @@ class NoticeActivities:
         existing = self.store.outbox.message(notice.dedupe_key)
         if existing is not None:
             return existing
+        if notice.kind is NoticeKind.COUNCIL_DECISION:  # its facts are all in the notice
+            with _rendering(notice, notice.postmortem_id):
+                decided = render_decision(notice, self.mailer.links)
+            return self._store_claim(notice, notice.postmortem_id, decided)
         pm = self.store.records.postmortem(notice.postmortem_id)
         if pm is None:
             raise RuntimeError(f"{notice.postmortem_id} is not recorded yet")  # retried

@@ -5,12 +5,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import timedelta
 
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import NOTE_THEMES, OPEN_ITEMS_FOR_TICKETS, RECORD_ACTION_ITEM, RECORD_POSTMORTEM
+from activities import (
+    IMPACT_FACTS,
+    NOTE_THEMES,
+    OPEN_ITEMS_FOR_TICKETS,
+    RECORD_ACTION_ITEM,
+    RECORD_POSTMORTEM,
+)
+from followthrough.domain.impact import ImpactFacts, ImpactFactsRequest
 from followthrough.domain.postmortem import ActionItemChange, PostmortemChange
 from followthrough.domain.themes import FactorTags, Theme
 from followthrough.logging import get_logger
@@ -69,6 +77,19 @@ class RecordActivities:
             attempt=activity.info().attempt,
         )
         return themes
+
+    @activity.defn(name=IMPACT_FACTS)
+    def impact_facts(self, request: ImpactFactsRequest) -> ImpactFacts | None:
+        """What the postmortem's items' impact scores stand on now (None: not recorded)."""
+        window = timedelta(days=request.window_days)
+        facts = self.store.facts.postmortem_impact(request.postmortem_id, window=window)
+        log.info(
+            "impact facts read",
+            postmortem_id=request.postmortem_id,
+            found=facts is not None,
+            attempt=activity.info().attempt,
+        )
+        return facts
 
     def _log(self, workflow_id: str, seq: int, action: str, written: bool) -> None:
         log.info(

@@ -30,6 +30,7 @@ from temporalio.workflow import UpdateMethodMultiParam
 from followthrough.checks import submission_refusal
 from followthrough.checks.configured import uncheckable_criteria
 from followthrough.domain.bounds import update_problems
+from followthrough.domain.decisions import Decision, DecisionRequest, LiftRequest
 from followthrough.domain.draft import draft_bounds
 from followthrough.domain.incident import is_demo_record
 from followthrough.domain.postmortem import (
@@ -54,6 +55,7 @@ from followthrough.domain.problems import Problems, RefusalKind
 from followthrough.settings import Settings
 from followthrough.storage import Store
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
 Argument = TypeVar("Argument", bound=BaseModel)
@@ -143,11 +145,34 @@ class Actions:
             ) from None
 
     def _recorded_state(self, workflow_id: str) -> str | None:
+        if workflow_id.startswith("decision-"):
+            decision = self.store.decisions.get(workflow_id)
+            return decision.state.value if decision is not None else None
         item = self.store.records.action_item(workflow_id)
         if item is not None:
             return item.state.value
         pm = self.store.records.postmortem(workflow_id)
         return pm.state.value if pm is not None else None
+
+    # --- council decisions ------------------------------------------------------------------
+
+    async def decide(self, decision_id: str, request: DecisionRequest) -> Decision:
+        """A council member decides an open decision (the workflow's validator judges the rest)."""
+        if request.by not in self.settings.loaded_policy.council:
+            raise ActionRefused(
+                f"only the reliability council decides ({request.by} is not on it)",
+                RefusalKind.FORBIDDEN,
+            )
+        return await self._act(decision_id, CouncilDecisionWorkflow.decide, request)
+
+    async def lift(self, decision_id: str, request: LiftRequest) -> Decision:
+        """A council member lifts a pause or a freeze by hand, before its condition holds."""
+        if request.by not in self.settings.loaded_policy.council:
+            raise ActionRefused(
+                f"only the reliability council lifts a freeze ({request.by} is not on it)",
+                RefusalKind.FORBIDDEN,
+            )
+        return await self._act(decision_id, CouncilDecisionWorkflow.lift, request)
 
     # --- postmortems ------------------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel
 from followthrough.actions import ActionRefused, Actions
 from followthrough.domain.access import without_others_links
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.decisions import FreezeStatus, service_problem
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.notice import NoticeDelivery, OutboxMessage
@@ -87,6 +88,9 @@ slo_app = typer.Typer(
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 theme_app = typer.Typer(help="Recurring contributing factors.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports for the reliability council.", no_args_is_help=True)
+freeze_app = typer.Typer(
+    help="The council's release freezes, for CI/CD gates.", no_args_is_help=True
+)
 app.add_typer(incident_app, name="incident")
 app.add_typer(postmortem_app, name="postmortem")
 app.add_typer(action_app, name="action")
@@ -97,6 +101,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(slo_app, name="slo")
 app.add_typer(theme_app, name="theme")
 app.add_typer(report_app, name="report")
+app.add_typer(freeze_app, name="freeze")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Result = TypeVar("Result", bound=BaseModel)
@@ -734,6 +739,44 @@ def theme_list(
         return
     for theme in themes:
         typer.echo(theme_detail(theme))
+
+
+# --- Council freezes ---------------------------------------------------------------------------
+
+
+@freeze_app.command("check")
+def freeze_check(
+    service: str,
+    as_json: AsJson = False,
+) -> None:
+    """Exit 0 when the service is not frozen, 1 when the council froze its releases or paused
+    its feature work (each reason printed), 2 when it cannot tell (an unknown service, no
+    database). For CI/CD gates: `followthrough freeze check checkout || exit 1`."""
+    try:
+        if problem := service_problem(service):
+            raise LookupError(problem)
+        active = open_store().decisions.freezes(service)
+        if not active and service not in settings().loaded_policy.services:
+            raise LookupError(f"service '{service}' is not in the policy's services")
+    except Exception as err:  # whatever it is, a gate must not read it as "not frozen"
+        typer.echo(f"error: {err}", err=True)
+        raise typer.Exit(2) from None
+    status = FreezeStatus(service=service, frozen=bool(active), freezes=active)
+    if as_json:
+        emit(status.model_dump(mode="json"))
+    elif not active:
+        typer.echo(f"{service} is not frozen")
+    for freeze in active if not as_json else []:
+        what = freeze.kind.value.replace("_", " ")
+        line = (
+            f"{service} is frozen: {what} by {freeze.decided_by} on "
+            f"{freeze.at:%Y-%m-%d %H:%M} UTC ({freeze.decision_id})"
+        )
+        if freeze.reason:
+            line += f": {freeze.reason}"
+        typer.echo(f"{line}; lifts when {freeze.lifts_when}")
+    if active:
+        raise typer.Exit(1)
 
 
 # --- Reports -----------------------------------------------------------------------------------

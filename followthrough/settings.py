@@ -57,6 +57,11 @@ class Settings(BaseSettings):
         description="a bearer token Prometheus sends to scrape /metrics; unset: only the API "
         "token of someone in the directory may read it",
     )
+    gate_token: str | None = Field(
+        default=None,
+        description="a bearer token CI/CD gates send to read GET /api/freezes (and nothing "
+        "else); unset: only the API token of someone in the directory may read it",
+    )
     request_body_seconds: float = Field(
         default=REQUEST_BODY_SECONDS,
         gt=0,

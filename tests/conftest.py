@@ -351,6 +351,7 @@ async def running_worker(
             finally:
                 ids = [pm.id for pm in store.records.postmortems()]
                 ids += [item.id for item in store.records.action_items()]
+                ids += [decision.id for decision in store.decisions.all(limit=100_000)]
                 ids += [team_slots_id(team, queue) for team in load_policy().teams]
                 for workflow_id in ids:
                     with suppress(RPCError):  # already closed, or never started

@@ -27,9 +27,11 @@ def test_the_activity_calls_benchmark_parks_items_both_ways_and_reports_ratios()
     assert re.match(rf"round 1 typed: {ITEMS}/{ITEMS} parked, workflows from /\S+/typed/", typed)
     assert names.endswith(clean) and typed.endswith(clean)
     # Both ways the items schedule the same activities (the typed copy changes no command); an
-    # approved item's owner is told it is theirs (the item_assigned hand-off) before it parks.
-    assert "round 1 names: scheduled open_ticket, record_action_item, send_notice" in lines
-    assert "round 1 typed: scheduled open_ticket, record_action_item, send_notice" in lines
+    # approved item's owner is told it is theirs (the item_assigned hand-off) before it parks;
+    # its ticket asks for its impact facts first (the impact-priority patch).
+    scheduled = "scheduled impact_facts, open_ticket, record_action_item, send_notice"
+    assert f"round 1 names: {scheduled}" in lines
+    assert f"round 1 typed: {scheduled}" in lines
     assert "round 1: the same activities both ways" in lines
     # Every activity the workflows call is called typed in the copy.
     assert "RecordActivities.record_action_item" in done.stdout

@@ -481,3 +481,22 @@ def test_the_worker_reconciles_every_repository_the_policy_routes_to(github: Git
     assert tracker.config.reconciled == ["acme/platform"]
     assert trackers.unrouted == "jira"  # no default repository: unrouted items have no tracker
     assert ticket_trackers(routed(), None, _config(github)).unrouted == "github"
+
+
+def test_a_priority_from_the_impact_score_says_why_in_the_issue(github: GitHubServer) -> None:
+    from followthrough.domain.impact import ImpactFacts, impact_score
+    from followthrough.domain.policy import load_policy
+
+    policy = load_policy()
+    facts = ImpactFacts(severity="SEV1", users_affected=5_000, removes_class="unsafe-rollout")
+    score = impact_score(facts, policy.impact, policy.failure_classes)
+    request = _request(labels=[]).model_copy(
+        update={"priority": "P2", "author_priority": "P1", "impact": score}
+    )
+    ref = GitHubTracker(_config(github)).ensure_ticket(request)
+    body = github.issue(REPO, int(ref.key.rsplit("#", 1)[1]))["body"]
+    assert (
+        "Priority P2, not the postmortem's P1: it follows the item's impact score, 47.5 of 100.\n"
+        "- Severity: SEV1 (the policy counts SEV1 at 100 %), 25 points\n"
+    ) in body
+    assert "Priority: P2" in body

@@ -19,6 +19,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.tickets import TicketActivities
+from followthrough.domain.impact import ImpactFacts, impact_score
+from followthrough.domain.policy import load_policy
 from followthrough.domain.tickets import (
     TicketComment,
     TicketDue,
@@ -356,6 +358,26 @@ def test_a_ticket_asked_for_before_the_facts_keeps_the_words_it_came_with(
     description = jira.issue(key)["fields"]["description"]
     assert description.startswith(recorded["description"] + "\n\n----\nAction item ")
     assert description.endswith(DONE_STARTS_THE_CHECK)
+
+
+def test_a_priority_from_the_impact_score_says_why(jira: JiraServer) -> None:
+    policy = load_policy()
+    facts = ImpactFacts(severity="SEV1", users_affected=5_000, removes_class="unsafe-rollout")
+    score = impact_score(facts, policy.impact, policy.failure_classes)  # 25 + 7.5 + 15
+    tracker = _tracker(jira)
+    differs = tracker.ensure_ticket(
+        _request(1, priority="P2", author_priority="P1", impact=score)
+    ).key
+    description = jira.issue(differs)["fields"]["description"]
+    assert (
+        "Priority P2, not the postmortem's P1: it follows the item's impact score, 47.5 of 100.\n"
+        "* Severity: SEV1 (the policy counts SEV1 at 100 %), 25 points\n"
+        "* Users affected: 5,000 users (from the postmortem; 10,000 count in full), 7.5 points\n"
+        "* Class of failure: removes 'unsafe-rollout'"
+    ) in description
+    assert jira.issue(differs)["fields"]["priority"]["name"] == "Medium"
+    same = tracker.ensure_ticket(_request(2, priority="P2", author_priority="P2", impact=score))
+    assert "impact score" not in jira.issue(same.key)["fields"]["description"]
 
 
 # -- comments, due dates -------------------------------------------------------------------------

@@ -142,7 +142,14 @@ async def test_approved_items_become_tickets_and_a_done_ticket_starts_verificati
     bob = stored_item(api, bob_item)
     assert fields["summary"] == bob.spec.title
     assert {"postmortem", "reliability", item_label(bob_item)} <= set(fields["labels"])
-    assert fields["priority"]["name"] == "High"  # P1
+    # The ticket's priority follows the item's impact score (a SEV2 with nothing else known:
+    # 17.5 of 100, P3); the author's P1 stays on the item, and the ticket says why they differ.
+    assert bob.spec.priority.value == "P1"
+    assert fields["priority"]["name"] == "Low"  # P3
+    assert (
+        "Priority P3, not the postmortem's P1: it follows the item's impact score, 17.5 of 100.\n"
+        "* Severity: SEV2 (the policy counts SEV2 at 70 %), 17.5 points"
+    ) in fields["description"]
     assert fields["duedate"] == bob.due.isoformat()
     assert fields["assignee"]["name"] == "bob"
     assert bob.spec.acceptance_criterion.summary() in fields["description"]

@@ -30,6 +30,7 @@ from followthrough.domain.tickets import TicketComment, TicketRequest
 from followthrough.integrations.jira.wording import comment_text, ticket_description
 from followthrough.notices.render import _environment as render_environment
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
@@ -45,6 +46,7 @@ WORKFLOWS = [
     CouncilDigestWorkflow,
     TicketReconciliationWorkflow,
     StuckWorkWorkflow,
+    CouncilDecisionWorkflow,
 ]
 RECORDED = sorted(HISTORIES.glob("*/*.json"))
 T = TypeVar("T")

@@ -165,6 +165,11 @@ async def test_an_incident_revisits_its_slo(
 
     shown = postmortem_detail(pm, [], store.records.audit_trail(pm_id))
     assert "Error budgets" in shown and "release freeze recommended for checkout" in shown
+    # The exhausted budget opens a council decision of its own (one per SLO and postmortem).
+    [decision] = await eventually(store.decisions.all)
+    assert decision.id == f"decision-budget-{CHECKOUT.id}-{pm_id}".lower()
+    assert decision.opening.slo_id == CHECKOUT.id and decision.opening.services == ["checkout"]
+    assert decision.state.value == "open"
 
     expect(await api.post(f"/api/postmortems/{pm_id}/approve", "erin", {}), 200)
     item_id, other_id = f"{pm_id}-item-1", f"{pm_id}-item-2"

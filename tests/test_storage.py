@@ -580,8 +580,8 @@ def test_migration_0017_recomputes_the_figures_of_approved_postmortems(
 
         command.downgrade(_config(database_url), "0013")
 
-        # Only the columns 0013 has: the ORM's row names every later one too.
         with Session(store.engine) as session:
+            # Only these columns: later revisions' do not exist at 0013.
             detected, communicated = session.execute(
                 select(PostmortemRow.detected_at, PostmortemRow.communicated_at).where(
                     PostmortemRow.id == approved.id

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities import (
         COMMENT_TICKET,
+        IMPACT_FACTS,
         OPEN_TICKET,
         RECORD_ACTION_ITEM,
         RELEASE_SLOT,
@@ -29,6 +30,13 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.checks import CheckAttempt, CheckRequest, CheckResult
     from followthrough.domain.criteria import TicketResolved
     from followthrough.domain.escalation import PlannedStep, plan_ladder
+    from followthrough.domain.impact import (
+        ImpactFacts,
+        ImpactFactsRequest,
+        ImpactScore,
+        impact_score,
+        priority_for,
+    )
     from followthrough.domain.limits import DONE_CLAIMS_PER_ITEM
     from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import (
@@ -70,6 +78,7 @@ with workflow.unsafe.imports_passed_through():
         ACTION_ITEM_STATE,
         ITEM_RESOLVED,
         OWNING_TEAM,
+        RECORD_TIMEOUT,
         TICKET_DONE,
         TICKET_RETRY,
         InFlight,
@@ -90,6 +99,8 @@ CHECK_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(minutes
 SLOT_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes=1))
 # A ticket is a handful of Jira requests of at most 30 s each (search, create, search, link).
 TICKET_TIMEOUT = timedelta(minutes=5)
+# A few tries: a ticket with the author's priority beats a ticket held up by the record.
+IMPACT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
 
 
 @workflow.defn
@@ -327,6 +338,28 @@ class ActionItemWorkflow:
 
     # --- the item's ticket (Jira; nothing when the built-in tracker is used) -------------------
 
+    async def _impact(self) -> ImpactScore | None:
+        """The item's impact score from its incident's recorded facts; None when they cannot be
+        read (the ticket then takes the author's priority rather than wait)."""
+        request = ImpactFactsRequest(
+            postmortem_id=self.item.postmortem_id, window_days=self.policy.themes.window_days
+        )
+        try:
+            facts = await workflow.execute_activity(
+                IMPACT_FACTS,
+                request,
+                result_type=cast(type, Optional[ImpactFacts]),  # noqa: UP045
+                start_to_close_timeout=RECORD_TIMEOUT,
+                retry_policy=IMPACT_RETRY,
+            )
+        except ActivityError as err:
+            workflow.logger.warning("impact of %s not read: %s", self.item.id, err.cause)
+            return None
+        if facts is None:
+            return None
+        with_class = facts.model_copy(update={"removes_class": self.item.spec.removes_class})
+        return impact_score(with_class, self.policy.impact, self.policy.failure_classes)
+
     async def _open_ticket(self) -> None:
         """Create the item's ticket, or find the one a retried create already made, where its
         team (or service) plans: the route is decided here, once, from the item's policy."""
@@ -336,6 +369,11 @@ class ActionItemWorkflow:
             route = ticket_route(
                 self.policy, item.team, self.services, spec.objective, spec.this_sprint
             )
+        priority, author, impact = spec.priority.value, None, None
+        if workflow.patched("impact-priority"):
+            impact = await self._impact()
+            if impact is not None:
+                author, priority = priority, priority_for(impact.score, self.policy.impact)
         request = TicketRequest(
             action_item_id=item.id,
             postmortem_id=item.postmortem_id,
@@ -344,11 +382,13 @@ class ActionItemWorkflow:
             details=spec.description,
             accepted_when=spec.acceptance_criterion.summary(),
             proposed_change=spec.proposed_change,
-            priority=spec.priority.value,
+            priority=priority,
             due=item.due,
             owner=item.owner,
             owner_email=self.policy.email_of(item.owner),
             route=route,
+            author_priority=author,
+            impact=impact,
         )
         try:
             ticket = await workflow.execute_activity(

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
         SLO_EVIDENCE,
     )
     from followthrough.domain import handoffs, steps
+    from followthrough.domain.decisions import budget_opening, theme_opening
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.postmortem import (
@@ -76,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         send_notice,
     )
     from workflows.action_item import TICKET_TIMEOUT, ActionItemWorkflow
+    from workflows.council_decision import open_decision
 
 
 # Prometheus answers within seconds; this bounds a submission waiting on a stuck worker.
@@ -298,6 +300,11 @@ class PostmortemWorkflow:
             await self._apply(steps.theme_reached(self.pm, theme, workflow.now()))
             notice = steps.theme_notice(self.pm, self.policy, theme, workflow.now())
             self.in_flight.start(send_notice(notice))
+            # The council decides what to do about it: a decision of its own, started in the
+            # background so the action items never wait on it. Histories from before started none.
+            if workflow.patched("council-decision-on-theme"):
+                opening = theme_opening(theme, list(self.pm.incident.services), workflow.now())
+                self.in_flight.start(open_decision(opening, self.policy))
 
     async def _count_themes(self, tags: list[str]) -> list[Theme]:
         pm = self.pm
@@ -404,6 +411,10 @@ class PostmortemWorkflow:
         await self._apply(steps.recommend_freeze(self.pm, assessment, workflow.now()))
         notice = steps.budget_exhausted_notice(self.pm, self.policy, assessment, workflow.now())
         self.in_flight.start(send_notice(notice))
+        if workflow.patched("council-decision-on-budget"):  # as for themes: in the background
+            slo, left = assessment.slo, assessment.impact.budget_remaining_after
+            opening = budget_opening(self.pm.id, slo.id, slo.service, left, workflow.now())
+            self.in_flight.start(open_decision(opening, self.policy))
 
     @submit_draft.validator
     def _validate_submit_draft(self, submission: DraftSubmission) -> None:

@@ -20,7 +20,9 @@ from swagger_ui_bundle import swagger_ui_path
 from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api import (
+    backlog,
     dashboard,
+    decisions,
     drafting,
     links,
     narratives,
@@ -73,8 +75,10 @@ def create_app(services: Services) -> FastAPI:
     app.state.services = services
     app.include_router(webhooks.router)
     app.include_router(people.router)
+    app.include_router(backlog.router)
     app.include_router(preferences.router)
     app.include_router(narratives.router)
+    app.include_router(decisions.router)
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)

@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
+from fastapi import Path as InPath
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
 from pydantic import BaseModel
@@ -38,6 +40,8 @@ from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token, without_others_links
+from followthrough.domain.backlog import InvalidCursor, backlog_page, of_team_or_service
+from followthrough.domain.decisions import Choice, DecisionState, freezes_of
 from followthrough.domain.draft import (
     communication_answers,
     communication_review,
@@ -79,6 +83,7 @@ from followthrough.domain.work import my_work
 from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
 from followthrough.render import item_history
+from followthrough.reporting.backlog import backlog_csv, impacts_of, read_backlog
 from followthrough.reporting.document import (
     PostmortemDocument,
     postmortem_document,
@@ -458,6 +463,7 @@ async def postmortem_page(
         if pm.draft
         else None,
         communication_answered=communication_answers(pm.draft) if pm.draft else [],
+        impacts=await asyncio.to_thread(impacts_of, store, using.policy, pm_id),
     )
 
 
@@ -557,6 +563,67 @@ async def action_items_page(
     )
 
 
+@router.get("/backlog", response_class=HTMLResponse)
+async def backlog_page_view(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    service: Annotated[str, Query(max_length=128)] = "",
+    cursor: Annotated[str, Query(max_length=400)] = "",
+) -> HTMLResponse:
+    """The reliability backlog: open items across postmortems, highest user impact first."""
+    if team and team not in using.policy.teams:
+        raise HTTPException(422, f"team: '{team}' is not a team of the policy")
+    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    try:
+        page = backlog_page(
+            found.items,
+            list(using.policy.severities),
+            team=team or None,
+            service=service or None,
+            cursor=cursor or None,
+            limit=PAGE_SIZE,
+            truncated=found.truncated,
+        )
+    except InvalidCursor as err:
+        raise HTTPException(422, str(err)) from None
+    query = {k: v for k, v in {"team": team, "service": service}.items() if v}
+    return render_page(
+        request,
+        using,
+        "backlog.html.j2",
+        who,
+        page=page,
+        team=team,
+        service=service,
+        teams=sorted(using.policy.teams),
+        csv_url="/backlog.csv" + ("?" + urlencode(query) if query else ""),
+        next_url="/backlog?" + urlencode({**query, "cursor": page.next_cursor})
+        if page.next_cursor
+        else "",
+        first_url="/backlog" + ("?" + urlencode(query) if query else ""),
+        paged=bool(cursor),
+    )
+
+
+@router.get("/backlog.csv")
+async def backlog_csv_page(
+    who: SignedIn,
+    using: Using,
+    team: Annotated[str, Query(max_length=64)] = "",
+    service: Annotated[str, Query(max_length=128)] = "",
+) -> Response:
+    """The backlog's CSV for a signed-in browser (GET /api/backlog.csv is the same for a token)."""
+    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    chosen = of_team_or_service(found.items, team or None, service or None)
+    return Response(
+        backlog_csv(chosen),
+        media_type="text/csv",
+        headers={"Content-Disposition": 'attachment; filename="backlog.csv"'},
+    )
+
+
 @router.get("/reliability", response_class=HTMLResponse)
 async def metrics_page(
     request: Request,
@@ -642,6 +709,79 @@ async def write_narrative_page(request: Request, who: Posted, using: Using) -> R
     except HTTPException as refused:
         return await _back(using, who, back, "error", str(refused.detail))
     said = f"Saved version {saved.version}: it is part of the {saved.quarter} report."
+    return await _back(using, who, back, "done", said)
+
+
+@router.get("/council", response_class=HTMLResponse)
+async def council_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
+    """The council's decisions: open ones (with the form to decide, for council members),
+    the freezes in force, and the latest decided."""
+    every = await asyncio.to_thread(using.store.decisions.all)
+    active = await asyncio.to_thread(using.store.decisions.freezes)
+    return render_page(
+        request,
+        using,
+        "council.html.j2",
+        who,
+        open_decisions=[d for d in every if d.state is DecisionState.OPEN],
+        recent=[d for d in every if d.state is not DecisionState.OPEN][:50],
+        freezes=active,
+        member=who.person in using.policy.council,
+        choices=list(Choice),
+        local=local_times(using),
+    )
+
+
+@router.get("/council/decisions/{decision_id}", response_class=HTMLResponse)
+async def decision_page(
+    request: Request,
+    who: SignedIn,
+    using: Using,
+    decision_id: Annotated[str, InPath(max_length=160)],
+) -> HTMLResponse:
+    found = await asyncio.to_thread(using.store.decisions.get, decision_id)
+    if found is None:
+        raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no decision '{decision_id}'")
+    return render_page(
+        request,
+        using,
+        "decision.html.j2",
+        who,
+        decision=found,
+        freezes=freezes_of(found),
+        member=who.person in using.policy.council,
+        choices=list(Choice),
+        local=local_times(using),
+    )
+
+
+@router.post("/council/decisions/{decision_id}/{action}")
+async def decision_form(
+    request: Request,
+    who: Posted,
+    using: Using,
+    decision_id: Annotated[str, InPath(max_length=160)],
+    action: Annotated[str, InPath(max_length=16)],
+) -> Response:
+    """Decide (or lift) from the dashboard: the same action, and refusals, as the API's."""
+    form = await request.form()
+    back = f"/council/decisions/{quote(decision_id, safe='')}"
+    zone = ZoneInfo(using.policy.calendar.timezone)
+    try:
+        if action == "decide":
+            request_ = forms.council_decision(form, who.person, zone)
+            done = await answer(using.actions.decide(decision_id, request_))
+        elif action == "lift":
+            done = await answer(
+                using.actions.lift(decision_id, forms.council_lift(form, who.person))
+            )
+        else:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, f"no action '{action}' on decisions")
+    except forms.FormRefused as refused:
+        return await _back(using, who, back, "error", str(refused))
+    except HTTPException as refused:
+        return await _back(using, who, back, "error", str(refused.detail))
+    said = f"Recorded: {done.id} is {done.state.value.replace('_', ' ')}."
     return await _back(using, who, back, "done", said)
 
 

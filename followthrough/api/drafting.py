@@ -206,6 +206,7 @@ def _editor(
         people=sorted(using.policy.people),
         teams=sorted(using.policy.teams),
         tags=using.policy.contributing_factor_tags,
+        failure_classes=using.policy.failure_classes,
         local=local_times(using),
         collected=collected or _Collected([], [], 0),
         may_collect=pm.owner == who.person or using.policy.may_review(who.person),
@@ -221,6 +222,7 @@ def _values(draft: Draft, zone: str) -> dict[str, Any]:
         "impact": draft.impact,
         "recovery_validation": draft.recovery_validation,
         "caused_by_change": draft.caused_by_change or "",
+        "users_affected": "" if draft.users_affected is None else str(draft.users_affected),
         "detection_gaps": "\n".join(draft.detection_gaps),
         "recovery_steps": "\n".join(draft.recovery_steps),
         **form_rows(draft, zone),
@@ -239,7 +241,13 @@ def _values_from_form(form: dict[str, str]) -> dict[str, Any]:
     return {
         **{
             k: form.get(k, "")
-            for k in ("summary", "impact", "recovery_validation", "caused_by_change")
+            for k in (
+                "summary",
+                "impact",
+                "recovery_validation",
+                "caused_by_change",
+                "users_affected",
+            )
         },
         **{k: form.get(k, "") for k in ("detection_gaps", "recovery_steps")},
         "timeline": [rows["timeline"][i] for i in sorted(rows["timeline"])],

@@ -14,6 +14,7 @@ after the memory is spent. These plain ASGI middlewares decide first:
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import TYPE_CHECKING
 
 from fastapi import HTTPException, status
@@ -45,6 +46,11 @@ BODY_LIMIT = f"{REQUEST_BODY_BYTES} bytes ({REQUEST_BODY_BYTES // 1024 // 1024} 
 # answer: a connection closed with unread bytes resets, and the client never reads its refusal.
 # Past it (or streamed, or waiting on 100-continue) the answer goes at once.
 DRAINED_MOST = 4 * REQUEST_BODY_BYTES
+
+
+# CI/CD gates read whether a service is frozen with FOLLOWTHROUGH_GATE_TOKEN, as this "person".
+FREEZES = "/api/freezes"
+GATE = "ci-gate"
 
 
 def _guessed_at(method: str, path: str) -> Guessed | None:
@@ -90,6 +96,9 @@ class Edge:
             raise _too_large()
         if path.startswith("/api/"):
             credentials = headers.get("authorization", "")
+            if method == "GET" and path == FREEZES and self._gate(credentials):
+                scope.setdefault("state", {})["person"] = GATE  # a machine: reads freezes only
+                return
             try:
                 person = await token_holder(self.services, credentials)
             except HTTPException as refused:
@@ -97,6 +106,11 @@ class Edge:
                     throttle.failed(TOKENS, client)  # a request without a token guesses nothing
                 raise
             scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
+
+    def _gate(self, credentials: str) -> bool:
+        expected = self.services.settings.gate_token
+        sent = credentials.encode()
+        return bool(expected) and hmac.compare_digest(sent, f"Bearer {expected}".encode())
 
     async def _drain(self, scope: Scope, receive: Receive) -> None:
         """Read and drop the body of a refused request, if it is small enough and on its way."""

@@ -4,16 +4,26 @@ action's bounds (domain/bounds.py) and its workflow's rules judge the rest."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time, tzinfo
 
+from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from followthrough.domain.decisions import (
+    HOLDS,
+    Choice,
+    DecisionRequest,
+    LiftCondition,
+    LiftKind,
+    LiftRequest,
+)
 from followthrough.domain.postmortem import (
     ExtensionDecision,
     ExtensionRequest,
     Reassignment,
     RiskAcceptanceRequest,
 )
+from followthrough.domain.problems import format_validation_error
 
 _DATE_CHARS = 10  # YYYY-MM-DD
 DECISIONS = {"grant": True, "deny": False}
@@ -69,3 +79,54 @@ def reassignment(form: FormData, by: str) -> Reassignment:
 
 def risk_acceptance(form: FormData, by: str) -> RiskAcceptanceRequest:
     return RiskAcceptanceRequest(by=by, reason=field(form, "reason"))
+
+
+def council_decision(form: FormData, by: str, zone: tzinfo) -> DecisionRequest:
+    """The /council decide form: a choice, services (comma-separated), what lifts a pause or a
+    freeze (a budget level in percent, item ids, or a date, midnight in the policy's zone)."""
+    chosen = field(form, "choice")
+    try:
+        choice = Choice(chosen)
+    except ValueError:
+        raise FormRefused("choice: choose one of " + ", ".join(c.value for c in Choice)) from None
+    lifts_when = None
+    if choice in HOLDS:
+        lifts_when = _lift_condition(form, zone)
+    alert = field(form, "alert").strip() or None
+    try:
+        return DecisionRequest(
+            by=by,
+            choice=choice,
+            services=_names(field(form, "services")),
+            lifts_when=lifts_when,
+            alert=alert,
+            reason=field(form, "reason"),
+        )
+    except ValidationError as err:
+        raise FormRefused("; ".join(format_validation_error(err))) from None
+
+
+def _names(typed: str) -> list[str]:
+    return [n.strip() for n in typed.replace("\n", ",").split(",") if n.strip()]
+
+
+def _lift_condition(form: FormData, zone: tzinfo) -> LiftCondition:
+    kind = field(form, "lift")
+    if kind == LiftKind.BUDGET_ABOVE:
+        typed = field(form, "level").strip().removesuffix("%")
+        try:
+            level = float(typed) / 100
+        except ValueError:
+            raise FormRefused(f"level: '{typed[:20]}' is not a percentage (e.g. 50)") from None
+        slo_id = field(form, "slo_id").strip()
+        return LiftCondition(kind=LiftKind.BUDGET_ABOVE, slo_id=slo_id or None, level=level)
+    if kind == LiftKind.ITEMS_VERIFIED:
+        return LiftCondition(kind=LiftKind.ITEMS_VERIFIED, item_ids=_names(field(form, "items")))
+    if kind == LiftKind.DATE:
+        on = datetime.combine(day(form, "on"), time(), tzinfo=zone)
+        return LiftCondition(kind=LiftKind.DATE, on=on)
+    raise FormRefused("lift: choose budget_above, items_verified or date")
+
+
+def council_lift(form: FormData, by: str) -> LiftRequest:
+    return LiftRequest(by=by, reason=field(form, "reason"))

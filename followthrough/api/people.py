@@ -42,6 +42,7 @@ from followthrough.domain.postmortem import (
     Verification,
 )
 from followthrough.domain.problems import RefusalKind
+from followthrough.reporting.backlog import ItemImpact, item_impact
 
 router = APIRouter(
     prefix="/api",
@@ -131,6 +132,9 @@ class PostmortemView(BaseModel):
 class ActionItemView(BaseModel):
     action_item: ActionItem
     audit: list[AuditEvent]
+    impact: ItemImpact | None = Field(
+        default=None, description="its impact score now, explained; the ticket priority it earns"
+    )
 
 
 @router.get("/me")
@@ -256,9 +260,13 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
     found = await asyncio.to_thread(using.store.records.action_item, item_id)
     assert found is not None
     trail = await asyncio.to_thread(using.store.records.audit_trail, found.postmortem_id)
+    impact = await asyncio.to_thread(
+        item_impact, using.store, using.policy, item_id, found.postmortem_id
+    )
     return ActionItemView(
         action_item=as_seen_by(person, found, using.policy),
         audit=[e for e in trail if e.workflow_id == found.id],
+        impact=impact,
     )
 
 

@@ -121,6 +121,9 @@ class ActionItemDraft(BaseModel):
     # it goes into the team's active sprint rather than the backlog.
     objective: str | None = None
     this_sprint: bool = False
+    # A failure class from the policy's failure_classes that the item removes (rather than
+    # patching one defect): it raises the item's impact score.
+    removes_class: str | None = None
 
 
 class Draft(BaseModel):
@@ -142,6 +145,9 @@ class Draft(BaseModel):
         description='the deploy (its id) that caused the incident, "none" when no change did; '
         "None: not said. The edge checks it against the incident's services' stored deploys",
     )
+    users_affected: int | None = Field(
+        default=None, description="how many users the incident affected, if known"
+    )
 
 
 class ActionItemSpec(BaseModel):
@@ -159,6 +165,7 @@ class ActionItemSpec(BaseModel):
     description: str = ""
     slo_change: SloChange | None = None
     communication: bool = False  # it answers a broken communication contract
+    removes_class: str | None = None  # a policy failure class it removes
     proposed_change: str = Field(
         default="", description="for an SLO alerting change: the rules Followthrough proposes"
     )
@@ -273,6 +280,11 @@ def draft_bounds(draft: Draft, *, today: date) -> list[str]:
             limits.BUDGET_REMAINING_MIN,
             1,
         )
+    users = draft.users_affected  # an int compared as one: 10**400 cannot become a float
+    if users is not None and not 0 <= users <= limits.USERS_AFFECTED_MAX:
+        check.problems.append(
+            f"users_affected: must be a whole number from 0 to {limits.USERS_AFFECTED_MAX:,}"
+        )
     return check.problems
 
 
@@ -289,6 +301,7 @@ def _action_item_bounds(check: Bounds, where: str, item: ActionItemDraft, today:
     if item.slo_change is not None:
         check.name(f"{where}.slo_change.slo", item.slo_change.slo)
     check.name(f"{where}.objective", item.objective)
+    check.name(f"{where}.removes_class", item.removes_class)
     check.json_value(f"{where}.acceptance_criterion", item.acceptance_criterion)
 
 
@@ -425,6 +438,13 @@ def _action_item_problems(
     elif item.priority not in Priority.__members__:
         problems.append(f"{name}: priority '{item.priority}' is not one of {', '.join(Priority)}")
 
+    if item.removes_class is not None and item.removes_class not in policy.failure_classes:
+        known = ", ".join(policy.failure_classes) or "the policy names none"
+        problems.append(
+            f"{name}: removes_class '{item.removes_class}' is not one of the policy's "
+            f"failure_classes ({known})"
+        )
+
     written = item.acceptance_criterion
     if written is None or written == [] or written == {}:
         problems.append(f"{name}: acceptance criterion is missing")
@@ -492,6 +512,7 @@ def action_item_specs(
                 description=item.description,
                 slo_change=item.slo_change,
                 communication=item.communication,
+                removes_class=item.removes_class,
                 proposed_change=(
                     proposed.get(item.slo_change.slo, "")
                     if item.slo_change and item.slo_change.change == "alerting"

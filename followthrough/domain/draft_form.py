@@ -93,6 +93,11 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     data["caused_by_change"] = form.get("caused_by_change", "").strip() or None
     for name in ("detection_gaps", "recovery_steps"):
         data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
+    if users := form.get("users_affected", "").strip():
+        if users.isascii() and users.isdigit() and len(users) <= 15:  # bounds judge the range
+            data["users_affected"] = int(users)
+        else:
+            problems.append(f"users_affected: '{users[:20]}' is not a whole number of users")
     data["timeline"] = []
     kept = [row for _, row in _filled(rows["timeline"], ("at", "description"))]
     # Proposed entries the owner keeps join the timeline, once (the page may post them again).
@@ -184,6 +189,8 @@ def _item(i: int, row: dict[str, str], problems: list[str]) -> dict[str, Any]:
         item["objective"] = objective
     if row.get("this_sprint"):  # a checkbox too
         item["this_sprint"] = True
+    if failure_class := row.get("removes_class"):
+        item["removes_class"] = failure_class
     return item
 
 
@@ -221,6 +228,7 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
         row["communication"] = "on" if item.communication else ""
         row["objective"] = item.objective or ""
         row["this_sprint"] = "on" if item.this_sprint else ""
+        row["removes_class"] = item.removes_class or ""
         items.append(row)
     blank_item = {f: "" for f in _ITEM_FIELDS} | {
         "kind": "manual",
@@ -229,6 +237,7 @@ def form_rows(draft: Draft, zone: str) -> dict[str, Any]:
         "communication": "",
         "objective": "",
         "this_sprint": "",
+        "removes_class": "",
     }
     blank_item |= {f"criterion_{n}": "" for n in _ALL_CRITERION_FIELDS}
     return {

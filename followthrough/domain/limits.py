@@ -105,6 +105,12 @@ BUDGET_REMAINING_MIN = -100.0
 # An SLO burn as the reports read it from the record (metrics.SloBurn): a thousand error budgets
 # is far past any real incident; an older record's infinity or 1e308 is read as this.
 BURN_MAX = 1000.0
+# A draft's users_affected: every person on Earth, with room; more is a typo.
+USERS_AFFECTED_MAX = 10_000_000_000
+# Open action items one reliability backlog ranks (it scores them all to rank them): far above any
+# real organisation's open follow-ups, low enough that a page stays a fraction of a second.
+BACKLOG_ITEMS = 5_000
+BACKLOG_PAGE = 200  # rows one page of /api/backlog or /backlog shows at most
 
 # --- operations (followthrough/temporal/operations.py) -----------------------------------
 

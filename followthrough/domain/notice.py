@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from followthrough.domain.checks import CheckResult
+from followthrough.domain.decisions import Decision
 from followthrough.domain.incident import UnmappedSeverity
 from followthrough.domain.themes import Theme
 
@@ -47,6 +48,8 @@ class NoticeKind(StrEnum):
     CLAIM_REJECTED = "claim_rejected"  # a claim judged not done by a person: to the owner
     HANDOFF_DIGEST = "handoff_digest"  # a person's held non-urgent notices, once a day
     AUDIENCE_SUMMARY = "audience_summary"  # an approved postmortem, to an audience of its severity
+    # A council decision opened, decided or lifted (`step`): to the council, email only.
+    COUNCIL_DECISION = "council_decision"
 
 
 # The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
@@ -129,6 +132,8 @@ class Notice(BaseModel):
     unmapped_severity: UnmappedSeverity | None = None  # for a policy gap: which value, and source
     audience: str | None = None  # for an audience's summary: which audience (policy `audiences`)
     page_url: str | None = None  # the postmortem's published page, when it was published
+    # For a council decision: the decision as it stood (postmortem_id then holds its id).
+    decision: Decision | None = None
 
 
 class OutboxStatus(StrEnum):

@@ -23,8 +23,10 @@ from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.changes import ChangePolicy
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
+from followthrough.domain.decisions import DecisionPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
+from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_problems
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
 from followthrough.domain.publishing import PublishingPolicy
@@ -141,6 +143,16 @@ class Policy(BaseModel):
         description="the controlled taxonomy for contributing factors' tags; empty: any tag",
     )
     themes: ThemePolicy = Field(default_factory=ThemePolicy)
+    impact: ImpactPolicy = Field(
+        default_factory=ImpactPolicy,
+        description="how open action items are ranked by user impact (the reliability backlog)",
+    )
+    failure_classes: dict[str, FailureClass] = Field(
+        default_factory=dict,
+        description="class name -> what it is and the factor tags it covers; an action item "
+        "that removes one (removes_class) ranks higher than one patching a single defect",
+    )
+    council_decisions: DecisionPolicy = Field(default_factory=DecisionPolicy)
     templates: dict[str, DraftTemplate] = Field(
         default_factory=dict,
         description="per severity or service name: extra required sections, suggested items",
@@ -191,6 +203,21 @@ class Policy(BaseModel):
         "route may name its own",
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _severity_shares_by_rank(cls, data: Any) -> Any:
+        """Without `impact.severities`, the worst severity counts in full and each next one a
+        step less (four: 1, 0.75, 0.5, 0.25), so a policy written before the impact score
+        still ranks a SEV1's items above a SEV4's."""
+        if not isinstance(data, dict) or not isinstance(data.get("severities"), dict):
+            return data
+        impact = data.get("impact", {})
+        if not isinstance(impact, dict) or "severities" in impact:
+            return data
+        names = list(data["severities"])
+        shares = {name: (len(names) - i) / len(names) for i, name in enumerate(names)}
+        return {**data, "impact": {**impact, "severities": shares}}
+
     @model_validator(mode="after")
     def _references_resolve(self) -> Policy:
         problems: list[str] = []
@@ -226,6 +253,7 @@ class Policy(BaseModel):
                 problems.append(
                     f"contributing_factor_tags: '{tag}' must be non-empty, without spaces around"
                 )
+        problems += impact_problems(self.impact, self.failure_classes, list(self.severities), tags)
         problems += template_problems(self.templates, self.severities, self.services, self.teams)
         for severity in self.slo_review.high_severities or []:
             if severity not in self.severities:

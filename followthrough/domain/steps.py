@@ -19,6 +19,7 @@ from typing import Generic, TypeVar
 
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.checks import CheckAttempt, CheckResult
+from followthrough.domain.decisions import Decision as CouncilDecision
 from followthrough.domain.escalation import PlannedStep, business_deadline, days_overdue
 from followthrough.domain.notice import ItemFacts, Notice, NoticeKind, Recipient
 from followthrough.domain.policy import Policy
@@ -701,4 +702,18 @@ def factors_to_count(pm: Postmortem, tags: list[str], policy: Policy, at: dateti
         at=at,
         threshold=policy.themes.threshold,
         window_days=policy.themes.window_days,
+    )
+
+
+def decision_notice(decision: CouncilDecision, policy: Policy, step: str, at: datetime) -> Notice:
+    """The council hears of a decision opened, decided or lifted (`step`): once each."""
+    return Notice(
+        dedupe_key=f"{decision.id}/{step}",
+        kind=NoticeKind.COUNCIL_DECISION,
+        at=at,
+        to=recipients(policy, list(policy.council)),
+        postmortem_id=decision.id,  # the outbox's subject column: the decision
+        step=step,
+        notify="council",
+        decision=decision,
     )

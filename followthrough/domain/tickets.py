@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
+from followthrough.domain.impact import ImpactScore
+
 
 def item_label(item_id: str) -> str:
     """The label that finds an item's ticket again (Jira labels: no spaces, at most 255)."""
@@ -53,6 +55,10 @@ class TicketRequest(BaseModel):
     owner_email: str
     postmortem_url: str | None = None
     route: TicketRoute | None = None
+    # The priority above follows the item's impact score (policy `impact.priorities`); the
+    # author's is kept on the item, and the ticket says why when they differ.
+    author_priority: str | None = None
+    impact: ImpactScore | None = None
 
 
 class TicketRef(BaseModel):

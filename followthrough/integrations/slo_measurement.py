@@ -126,6 +126,30 @@ async def measure_incident(
     return measurement
 
 
+async def measure_budget_remaining(
+    slo: Slo, prometheus_url: str, at: datetime, *, timeout: float = 5.0
+) -> float:
+    """The share of `slo`'s error budget left at `at`, over the period ending then: 1 minus the
+    period's bad events over the budget's share of its events (negative: overspent). The same
+    queries as measure_incident's: the error query over the whole period, the period's average
+    traffic. ValueError and MeasurementFailed as there."""
+    if not slo.error_query.strip() or not slo.total_query.strip():
+        raise ValueError(f"SLO '{slo.id}' has no SLI queries")
+    if at.tzinfo is None:
+        raise ValueError("at must carry a timezone")
+    period = round(slo.period.total_seconds())
+    asker = _Asker(prometheus_url.rstrip("/"), timeout)
+    bad_rate = await asker.value(_over_span(slo.error_query, period), at) or 0.0
+    total_rate = await asker.traffic(_over_period(slo.total_query, period), at - slo.period, at)
+    if total_rate <= 0:
+        raise MeasurementFailed("no traffic in the period", _over_period(slo.total_query, period))
+    remaining = 1 - budget_consumed_events(bad_rate * period, total_rate * period, slo)
+    get_logger(__name__).info(
+        "slo budget measured", slo_id=slo.id, at=at.isoformat(), remaining=remaining
+    )
+    return remaining
+
+
 def _over_span(query: str, seconds: int) -> str:
     """The query's per-second rate averaged over the `seconds` before the evaluation time."""
     query = query.strip()

@@ -370,3 +370,38 @@ def render_handoff_digest(person: str, day: date, held: list[OutboxMessage]) -> 
         text=_environment.get_template("handoff_digest.txt.j2").render(context),
         html=_environment.get_template("handoff_digest.html.j2").render(context),
     )
+
+
+_DECISION_SUBJECTS = {
+    "opened": "Council decision needed: {subject}",
+    "decided": "Council decided: {choice} ({subject})",
+    "lifted": "Lifted: {choice} of {services} ({subject})",
+}
+
+
+def render_decision(notice: Notice, links: Links) -> RenderedEmail:
+    """The council's email of a decision opened, decided or lifted (`notice.step`)."""
+    decision = notice.decision
+    assert decision is not None and notice.step in _DECISION_SUBJECTS
+    request = decision.decided
+    subject = one_line(
+        "[council] "
+        + _DECISION_SUBJECTS[notice.step].format(
+            subject=decision.opening.subject,
+            choice=request.choice.value.replace("_", " ") if request else "",
+            services=", ".join(request.services) if request else "",
+        )
+    )
+    context = {
+        "notice": notice,
+        "decision": decision,
+        "opening": decision.opening,
+        "request": request,
+        "page": links.page(f"/council/decisions/{quote(decision.id, safe='')}"),
+        "subject": subject,
+    }
+    return RenderedEmail(
+        subject=subject,
+        text=_environment.get_template("council_decision.txt.j2").render(context),
+        html=_environment.get_template("council_decision.html.j2").render(context),
+    )

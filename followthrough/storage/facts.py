@@ -3,15 +3,18 @@ JSON (bench/README.md, "Dashboard", measured why)."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Row, func, select
+from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import Session, defer
 
+from followthrough.domain.backlog import OpenItem
+from followthrough.domain.impact import BudgetBurn, ImpactFacts, most_recurring
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
-from followthrough.domain.metrics import IncidentFacts, ItemFacts
+from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.storage.database import Database
@@ -172,6 +175,65 @@ class FactStore:
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
+    def open_items(
+        self, *, window: timedelta, most: int, postmortem_id: str | None = None
+    ) -> tuple[list[OpenItem], bool]:
+        """Unresolved action items with the facts their impact score stands on, soonest due
+        first, at most `most` of them; and whether more were left unread.
+
+        Three queries whatever the count (items with their incidents; the incidents' tags; the
+        approved postmortems sharing those tags near them), the JSON read by path in the database.
+        `postmortem_id`: that postmortem's items only (resolved or not), for its page.
+        """
+        query = (
+            select(
+                *_ITEM_FACT_COLUMNS,
+                ActionItemRow.removes_class,
+                PostmortemRow.title.label("postmortem_title"),
+                PostmortemRow.services,
+                *_IMPACT_COLUMNS[1:],
+            )
+            .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
+            .order_by(ActionItemRow.due, ActionItemRow.id)
+        )
+        if postmortem_id is not None:
+            query = query.where(ActionItemRow.postmortem_id == postmortem_id)
+        else:
+            query = query.where(ActionItemRow.state.not_in(_RESOLVED))
+        query = query.limit(most + 1)
+        with self.engine.connect() as connection:
+            read = connection.execute(query).all()
+            rows, truncated = read[:most], len(read) > most
+            incidents = _impact_facts(connection, rows, window)
+        found = []
+        for row in rows:
+            removes = {"removes_class": row.removes_class}
+            facts = incidents[row.postmortem_id].model_copy(update=removes)
+            found.append(
+                OpenItem(
+                    id=row.id,
+                    postmortem_id=row.postmortem_id,
+                    postmortem_title=row.postmortem_title,
+                    title=row.title,
+                    owner=row.owner,
+                    team=row.team,
+                    due=row.due,
+                    priority=row.priority,
+                    state=row.state,
+                    services=row.services or [],
+                    facts=facts,
+                )
+            )
+        return found, truncated
+
+    def postmortem_impact(self, postmortem_id: str, *, window: timedelta) -> ImpactFacts | None:
+        """What a postmortem's items' impact scores stand on (None: not in the record); an
+        item adds only whether it removes a class of failure."""
+        query = select(*_IMPACT_COLUMNS).where(PostmortemRow.id == postmortem_id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+            return _impact_facts(connection, rows, window).get(postmortem_id)
+
     def open_postmortem_counts(self) -> dict[str, int]:
         """Postmortems not yet closed, by state."""
         query = (
@@ -226,6 +288,55 @@ _ITEM_FACT_COLUMNS = (
     ActionItemRow.verified_at,
     ActionItemRow.ticket,
 )
+
+
+# What an incident's impact facts are read from (_impact_facts reads them by name).
+_IMPACT_COLUMNS = (
+    PostmortemRow.id.label("postmortem_id"),
+    PostmortemRow.severity,
+    PostmortemRow.slo_burns,
+    PostmortemRow.resolved_at,
+    PostmortemRow.opened_at.label("pm_opened_at"),
+    PostmortemRow.users_affected,
+)
+
+
+def _impact_facts(
+    connection: Connection, rows: Sequence[Any], window: timedelta
+) -> dict[str, ImpactFacts]:
+    """Per postmortem of `rows`, the facts its items' scores stand on: two queries for the factor
+    tags (theirs, then the approved postmortems sharing them within `window`)."""
+    pm_ids = sorted({row.postmortem_id for row in rows})
+    own: dict[str, list[str]] = {}
+    for pm_id, tag in connection.execute(
+        select(FactorTagRow.postmortem_id, FactorTagRow.tag).where(
+            FactorTagRow.postmortem_id.in_(pm_ids)
+        )
+    ):
+        own.setdefault(pm_id, []).append(tag)
+    tags = sorted({t for found in own.values() for t in found})
+    times = [row.resolved_at or row.pm_opened_at for row in rows]
+    seen: dict[str, list[tuple[str, datetime]]] = {}
+    if tags and times:
+        for tag, pm_id, at in connection.execute(
+            select(FactorTagRow.tag, FactorTagRow.postmortem_id, FactorTagRow.resolved_at)
+            .where(FactorTagRow.tag.in_(tags))
+            .where(FactorTagRow.resolved_at >= min(times) - window)
+            .where(FactorTagRow.resolved_at <= max(times) + window)
+        ):
+            seen.setdefault(tag, []).append((pm_id, at))
+    facts = {}
+    for row in rows:
+        at = row.resolved_at or row.pm_opened_at
+        recurring, recurrence = most_recurring(own.get(row.postmortem_id, []), at, seen, window)
+        facts[row.postmortem_id] = ImpactFacts(
+            severity=row.severity,
+            slo_burns=[_budget_burn(burn) for burn in row.slo_burns or []],
+            users_affected=row.users_affected,
+            recurring_tag=recurring,
+            recurrence=recurrence,
+        )
+    return facts
 
 
 def _escalated_since(since: datetime) -> tuple[Any, ...]:
@@ -291,3 +402,15 @@ def _incident_fields(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> d
 
 
 _UNMAPPED = TypeAdapter(list[UnmappedSeverity])
+
+
+def _budget_burn(stored: dict[str, Any]) -> BudgetBurn:
+    """The SLO review's burn as the impact score reads it (records read as SloBurn reads them)."""
+    burn = SloBurn.model_validate(stored)
+    return BudgetBurn(
+        slo=burn.slo,
+        name=burn.name,
+        service=burn.service,
+        budget_consumed=burn.budget_consumed,
+        period_days=burn.period_days,
+    )

@@ -148,6 +148,7 @@ class RecordStore:
                 "opened_at": item.opened_at,
                 "verified_at": item.verified_at,
                 "ticket": item.ticket.key if item.ticket else None,
+                "removes_class": spec.removes_class,
                 "last_seq": item.last_seq,
                 "data": item.model_dump(mode="json"),
             },
@@ -310,6 +311,7 @@ def _incident_facts(pm: Postmortem) -> dict[str, Any]:
     return {
         "incident_id": incident.id,
         "services": list(incident.services),
+        "users_affected": pm.draft.users_affected if pm.draft else None,
         "slo_burns": [
             {
                 "slo": review.slo.id,

@@ -14,6 +14,7 @@
     store.narratives  the council's narrative of each quarter, for its report
     store.publications where each postmortem is published (its Confluence page)
     store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
+    store.decisions   the council's decisions, and the freezes they hold
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -26,6 +27,7 @@ from sqlalchemy import delete, false, select
 from followthrough.storage.access import SessionStore, TokenStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
+from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.deploys import DeployStore
 from followthrough.storage.facts import FactStore
@@ -63,6 +65,7 @@ class Store:
         self.narratives = NarrativeStore(self.db)
         self.publications = PublicationStore(self.db)
         self.deploys = DeployStore(self.db)
+        self.decisions = DecisionStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Date,
     DateTime,
     ForeignKey,
@@ -81,6 +82,7 @@ class PostmortemRow(Base):
     slo_burns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
     # The draft's caused_by_change (migration 0024), for the change failure rate.
     caused_by_change: Mapped[str | None] = mapped_column(String(200))
+    users_affected: Mapped[int | None] = mapped_column(BigInteger)  # the draft's, for the backlog
 
 
 class ActionItemRow(Base):
@@ -98,6 +100,7 @@ class ActionItemRow(Base):
     opened_at: Mapped[datetime]
     verified_at: Mapped[datetime | None]
     ticket: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. PAY-123
+    removes_class: Mapped[str | None] = mapped_column(String(128))  # a policy failure class
     last_seq: Mapped[int]
     data: Mapped[dict[str, Any]]
 
@@ -380,3 +383,37 @@ class DeployRow(Base):
     by: Mapped[str | None] = mapped_column(String(128))
     link: Mapped[str | None] = mapped_column(String(2000))
     received_at: Mapped[datetime]
+
+
+class DecisionRow(Base):
+    """A council decision as it stands (migration 0021): the snapshot its workflow records."""
+
+    __tablename__ = "council_decisions"
+
+    id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    trigger: Mapped[str] = mapped_column(String(40))
+    state: Mapped[str] = mapped_column(String(20), index=True)
+    subject: Mapped[str] = mapped_column(Text)
+    opened_at: Mapped[datetime]
+    decided_at: Mapped[datetime | None]
+    data: Mapped[dict[str, Any]] = mapped_column(JSON)
+
+
+class FreezeRow(Base):
+    """A service's pause of feature work or release freeze: active from its decision until
+    `lifted_at` (migration 0021). One row per decision and service."""
+
+    __tablename__ = "freezes"
+
+    decision_id: Mapped[str] = mapped_column(
+        String(200), ForeignKey("council_decisions.id"), primary_key=True
+    )
+    service: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    decided_by: Mapped[str] = mapped_column(String(128))
+    decided_at: Mapped[datetime]
+    reason: Mapped[str] = mapped_column(Text)
+    lifts_when: Mapped[str] = mapped_column(Text)
+    lifted_at: Mapped[datetime | None]
+
+    __table_args__ = (Index("ix_freezes_service_lifted_at", "service", "lifted_at"),)

@@ -6,7 +6,7 @@ to connect and one way to start a postmortem. People's actions are followthrough
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
@@ -18,11 +18,13 @@ from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from followthrough.domain.decisions import Opening
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import PostmortemStart
 from followthrough.temporal import TASK_QUEUE
 from workflows import SEARCH_ATTRIBUTES
+from workflows.council_decision import CouncilDecisionWorkflow, DecisionStart
 from workflows.postmortem import PostmortemWorkflow
 
 if TYPE_CHECKING:
@@ -75,11 +77,32 @@ async def start_postmortem(
     the others find it. REJECT_DUPLICATE means a postmortem that has closed is never reopened by
     a late duplicate delivery.
     """
-    workflow_id = incident.postmortem_id
+    start = PostmortemStart(incident=incident, policy=policy)
+    return await _start_once(
+        client, PostmortemWorkflow.run, start, incident.postmortem_id, task_queue
+    )
+
+
+async def start_decision(
+    client: Client, opening: Opening, policy: Policy, *, task_queue: str = TASK_QUEUE
+) -> StartResult:
+    """Open a council decision, or find the one its trigger opened before (its id is the
+    trigger's): "started", "already open" or "already closed", as for postmortems."""
+    start = DecisionStart(opening=opening, policy=policy)
+    return await _start_once(
+        client, CouncilDecisionWorkflow.run, start, opening.decision_id, task_queue
+    )
+
+
+async def _start_once(
+    client: Client, run: Any, start: BaseModel, workflow_id: str, task_queue: str
+) -> StartResult:
+    """Start a workflow whose id is its trigger's, or find the one that exists: a closed one is
+    never started again (REJECT_DUPLICATE), so a late duplicate cannot reopen it."""
     try:
         await client.start_workflow(
-            PostmortemWorkflow.run,
-            PostmortemStart(incident=incident, policy=policy),
+            run,
+            start,
             id=workflow_id,
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,

@@ -15,6 +15,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities.checks import CheckActivities
+from activities.decisions import DecisionActivities
 from activities.notices import NoticeActivities
 from activities.operations import OperationsActivities
 from activities.publishing import PublishingActivities
@@ -39,6 +40,7 @@ from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import TASK_QUEUE
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
@@ -80,6 +82,7 @@ def build_worker(
     # The deploys the webhooks stored are a timeline source of their own, always on.
     timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])
     publishing = PublishingActivities(store, policy, confluence, public_url)
+    decisions = DecisionActivities(store, checks)
     return Worker(
         client,
         task_queue=task_queue,
@@ -90,6 +93,7 @@ def build_worker(
             CouncilDigestWorkflow,
             TicketReconciliationWorkflow,
             StuckWorkWorkflow,
+            CouncilDecisionWorkflow,
         ],
         activities=[
             records.record_postmortem,
@@ -101,6 +105,7 @@ def build_worker(
             checker.run_check,
             records.open_items_for_tickets,
             records.note_themes,
+            records.impact_facts,
             slos.slo_evidence,
             tickets.open_ticket,
             tickets.comment_ticket,
@@ -109,6 +114,8 @@ def build_worker(
             operations.report_stuck_work,
             timeline.collect_timeline,
             publishing.publish_postmortem,
+            decisions.record_decision,
+            decisions.check_lift,
         ],
         activity_executor=executor,
         interceptors=[ActivityLogContext()],

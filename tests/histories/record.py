@@ -48,6 +48,7 @@ from activities.slots import team_slots_id
 from followthrough.actions import ActionRefused, act
 from followthrough.checks import CheckConfig
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.decisions import Choice, DecisionRequest, LiftCondition, LiftKind
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import Incident, parse_incident
 from followthrough.domain.notice import DigestRequest, OutboxStatus
@@ -79,11 +80,12 @@ from followthrough.storage import Store
 from followthrough.storage.migrate import upgrade
 from followthrough.temporal.client import start_postmortem
 from tests.api_support import link_mailer
-from tests.conftest import _start_time_skipping, eventually, running_worker
+from tests.conftest import _start_time_skipping, eventually, running_worker, skip
 from tests.factories import draft_data, incident_data
 from tests.servers.jira_server import JiraServer
 from tests.test_verification import Health
 from workflows.action_item import ActionItemWorkflow
+from workflows.council_decision import CouncilDecisionWorkflow
 from workflows.council_digest import CouncilDigestWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
@@ -429,6 +431,43 @@ async def themes(out: Output) -> None:
             pm_ids.append(pm_id)
         await eventually(lambda: rec.store.themes.all() and rec.store.outbox.messages(), seconds=30)
         await rec.keep(pm_ids[-1], "recurring-theme-reached")
+
+
+@scenario("council-decision")
+async def council_decision(out: Output) -> None:
+    """The third 'deploy' postmortem opens a council decision (the `council-decision-on-theme`
+    patch); grace freezes checkout until a day later (a refusal first), and the freeze lifts
+    itself on its timer."""
+    async with recording(out) as rec:
+        pm_ids = []
+        titles = ("Checkout 502s after a deploy", "Billing errors after a release", "Gateway 504s")
+        for title in titles:
+            pm_id = await rec.open_postmortem(title=title)
+            await rec.submit(pm_id, draft_data(await rec.now()))
+            await rec.approve(pm_id)
+            pm_ids.append(pm_id)
+        [decision] = await eventually(rec.store.decisions.all, seconds=30)
+        await rec.keep(pm_ids[-1], "recurring-theme-opens-a-council-decision")
+        until = await rec.now() + timedelta(days=1)
+        freeze = DecisionRequest(
+            by="grace",
+            choice=Choice.FREEZE_RELEASES,
+            services=["checkout"],
+            reason="three deploy incidents",
+            lifts_when=LiftCondition(kind=LiftKind.DATE, on=until),
+        )
+        await rec.refused(
+            decision.id,
+            CouncilDecisionWorkflow.decide,
+            freeze.model_copy(update={"by": "erin"}),
+            "only the reliability council decides",
+        )
+        await rec.act(decision.id, CouncilDecisionWorkflow.decide, freeze)
+        await skip(rec.env, timedelta(days=1, hours=1))
+        await eventually(
+            lambda: (d := rec.store.decisions.get(decision.id)) and d.lifted_at, seconds=30
+        )
+        await rec.keep(decision.id, "freeze-lifted-on-its-date")
 
 
 # --- action items ------------------------------------------------------------------------------

@@ -1,7 +1,7 @@
 """publications: where each postmortem is published (its Confluence page), or why it was refused
 
 Revision ID: 0022
-Revises: 0017
+Revises: 0021
 Create Date: 2026-12-03 13:15:00
 """
 
@@ -9,7 +9,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022"
-down_revision = "0017"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
