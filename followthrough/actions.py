@@ -196,6 +196,13 @@ class Actions:
         if past_limits := draft_bounds(draft, today=today) + uncheckable_criteria(draft, config):
             problems = Problems(f"draft for {pm_id} rejected", past_limits)
             raise ActionRefused(problems.message, RefusalKind.INVALID)
+        if pm is not None and (
+            cause := await asyncio.to_thread(
+                self.store.deploys.cause_problem, pm.incident, draft.caused_by_change
+            )
+        ):
+            problems = Problems(f"draft for {pm_id} rejected", [cause])
+            raise ActionRefused(problems.message, RefusalKind.INVALID)
         if pm is not None:
             refusal = await submission_refusal(pm, draft, policy, config, today)
             if refusal is not None:

@@ -77,6 +77,8 @@ class Settings(BaseSettings):
     webhook_secret_firehydrant: str | None = None
     webhook_secret_generic: str | None = None
     webhook_secret_jira: str | None = None  # the secret of Jira's admin webhook for tickets
+    webhook_secret_deploy: str | None = None  # the generic deploy webhook (signed as generic)
+    webhook_secret_argocd: str | None = None  # Argo CD notifications: Bearer or Basic password
     smtp_url: str | None = Field(
         default=None, description="smtp://user:password@host:587; unset keeps mail in the outbox"
     )

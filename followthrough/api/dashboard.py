@@ -79,6 +79,7 @@ from followthrough.domain.postmortem import (
     Rejection,
     Verification,
 )
+from followthrough.domain.timeline import cause_in_words
 from followthrough.domain.work import my_work
 from followthrough.hrefs import linked, safe_url
 from followthrough.notices.render import Links
@@ -112,6 +113,7 @@ _pages = Environment(
     lstrip_blocks=True,
 )
 _pages.filters["safe_url"] = safe_url  # only http(s) URLs become links
+_pages.filters["cause_in_words"] = cause_in_words  # a draft's caused_by_change, in words
 _pages.filters["linked"] = linked  # and only those inside people's text (evidence, notes)
 
 
@@ -658,6 +660,8 @@ async def metrics_page(
         duration=format_duration,
         percent=format_percent,
         quarters=recent_quarters(today, 4),
+        change_environments=", ".join(policy.changes.environments) or "any environment",
+        suspect_hours=policy.changes.suspect_window_hours,
     )
 
 

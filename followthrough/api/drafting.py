@@ -221,6 +221,7 @@ def _values(draft: Draft, zone: str) -> dict[str, Any]:
         "summary": draft.summary,
         "impact": draft.impact,
         "recovery_validation": draft.recovery_validation,
+        "caused_by_change": draft.caused_by_change or "",
         "users_affected": "" if draft.users_affected is None else str(draft.users_affected),
         "detection_gaps": "\n".join(draft.detection_gaps),
         "recovery_steps": "\n".join(draft.recovery_steps),
@@ -240,7 +241,13 @@ def _values_from_form(form: dict[str, str]) -> dict[str, Any]:
     return {
         **{
             k: form.get(k, "")
-            for k in ("summary", "impact", "recovery_validation", "users_affected")
+            for k in (
+                "summary",
+                "impact",
+                "recovery_validation",
+                "caused_by_change",
+                "users_affected",
+            )
         },
         **{k: form.get(k, "") for k in ("detection_gaps", "recovery_steps")},
         "timeline": [rows["timeline"][i] for i in sorted(rows["timeline"])],
@@ -321,7 +328,14 @@ async def _save(
         draft = draft_from_form(form, zone)
     except InvalidDraft as err:
         return _Outcome(422, {"detail": err.message, "problems": err.problems})
-    if past := draft_bounds(draft, today=_today(using)):
+    past = draft_bounds(draft, today=_today(using))
+    if not past and (
+        cause := await asyncio.to_thread(
+            using.store.deploys.cause_problem, pm.incident, draft.caused_by_change
+        )
+    ):
+        past = [cause]
+    if past:
         message = InvalidDraft("draft", past).message
         return _Outcome(422, {"detail": message, "problems": past}, draft)
     store = drafts(using)

@@ -17,11 +17,18 @@ from pydantic import BaseModel
 from temporalio.service import RPCError, RPCStatusCode
 
 from followthrough.api.services import Services, Using
+from followthrough.domain.changes import Deploy
 from followthrough.domain.incident import incident_time_problems
 from followthrough.domain.tickets import TicketDone
 from followthrough.logging import get_logger
 from followthrough.temporal.client import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, Malformed, Resolved, WebhookRejected, receive
+from followthrough.webhooks.deploys import (
+    read_argocd_deploy,
+    read_generic_deploy,
+    read_github_deployment,
+)
+from followthrough.webhooks.github import EVENT as GITHUB_EVENT
 from followthrough.webhooks.github import github_delivery, read_github_event
 from followthrough.webhooks.jira import jira_delivery, read_jira_event
 from workflows import TICKET_DONE
@@ -37,6 +44,12 @@ class WebhookAnswer(BaseModel):
     duplicate_delivery: bool = False
     alerts_kept: int = 0  # Alertmanager and Grafana: the notification's alerts kept as events
     alerts_refused: list[str] = []  # alerts not kept, each naming its field (the first few)
+
+
+class DeployAnswer(BaseModel):
+    status: Literal["recorded", "updated", "duplicate", "ignored"]
+    deploy_id: str | None = None
+    reason: str | None = None
 
 
 class TicketAnswer(BaseModel):
@@ -75,12 +88,21 @@ async def jira_webhook(request: Request, response: Response, using: Using) -> Ti
         422: {"description": "not a GitHub webhook payload; the message names the field"},
     },
 )
-async def github_webhook(request: Request, response: Response, using: Using) -> TicketAnswer:
-    """GitHub (a repository's or organization's webhook with a secret, `issues` events): an
-    issue closed as completed claims its action item done, which starts verification; a ping
-    is answered. Deduplicated on X-GitHub-Delivery."""
+async def github_webhook(
+    request: Request, response: Response, using: Using
+) -> TicketAnswer | DeployAnswer:
+    """GitHub (a repository's or organization's webhook with a secret, `issues` and
+    `deployment_status` events): an issue closed as completed claims its action item done,
+    which starts verification; a deployment's status records the deploy; a ping is answered.
+    Deduplicated on X-GitHub-Delivery (issues) and on the deployment's id (deploys)."""
     secret = _secret(using, "github")
     body = await _body(request, using, "github")
+    if request.headers.get(GITHUB_EVENT) == "deployment_status":
+        try:  # the signature is checked first, inside
+            deploy = read_github_deployment(request.headers, body, secret, using.clock())
+        except WebhookRejected as rejected:
+            raise _rejected(using, "github", rejected) from None
+        return await _record_deploy(using, response, "github", deploy)
     try:
         event = read_github_event(request.headers, body, secret)
     except WebhookRejected as rejected:
@@ -121,6 +143,72 @@ async def _ticket_done(
     )
     response.status_code = status.HTTP_202_ACCEPTED
     return TicketAnswer(status="claimed done" if first else "duplicate", action_item_id=item_id)
+
+
+@router.post(
+    "/webhooks/deploy",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": DeployAnswer, "description": "seen before: nothing changed"},
+        401: {"description": "missing or wrong signature or timestamp"},
+        422: {"description": "not a deploy we can read; the message names the field"},
+    },
+)
+async def deploy_webhook(request: Request, response: Response, using: Using) -> DeployAnswer:
+    """A deploy from any pipeline, signed as the generic incident webhook is (see the README's
+    "Changes"): stored once per id; a later status of the same deploy updates it."""
+    secret = _secret(using, "deploy")
+    body = await _body(request, using, "deploy")
+    try:
+        deploy = read_generic_deploy(request.headers, body, secret, using.clock())
+    except WebhookRejected as rejected:
+        raise _rejected(using, "deploy", rejected) from None
+    return await _record_deploy(using, response, "deploy", deploy)
+
+
+@router.post(
+    "/webhooks/argocd",
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        200: {"model": DeployAnswer, "description": "seen before: nothing changed"},
+        401: {"description": "missing or wrong Authorization (Bearer or Basic)"},
+        422: {"description": "not the README's template's JSON; the message names the field"},
+    },
+)
+async def argocd_webhook(request: Request, response: Response, using: Using) -> DeployAnswer:
+    """Argo CD's notifications webhook service, with the README's template: a sync operation of
+    an Application is a deploy; its later notifications update it."""
+    secret = _secret(using, "argocd")
+    body = await _body(request, using, "argocd")
+    try:
+        deploy = read_argocd_deploy(request.headers, body, secret, using.clock())
+    except WebhookRejected as rejected:
+        raise _rejected(using, "argocd", rejected) from None
+    return await _record_deploy(using, response, "argocd", deploy)
+
+
+async def _record_deploy(
+    using: Services, response: Response, source: str, deploy: Deploy | Ignored
+) -> DeployAnswer:
+    """Store the deploy (no workflow: the timeline and the metrics read the table)."""
+    response.status_code = status.HTTP_200_OK
+    if isinstance(deploy, Ignored):
+        using.metrics.webhooks.labels(source=source, outcome="ignored").inc()
+        return DeployAnswer(status="ignored", reason=deploy.reason)
+    outcome = await asyncio.to_thread(using.store.deploys.record, deploy, using.clock())
+    first = outcome != "duplicate"
+    using.metrics.webhooks.labels(source=source, outcome="accepted" if first else "duplicate").inc()
+    log.info(
+        "deploy",
+        source=deploy.source,
+        deploy_id=deploy.id,
+        service=deploy.service,
+        status=deploy.status,
+        outcome=outcome,
+    )
+    if first:
+        response.status_code = status.HTTP_202_ACCEPTED
+    return DeployAnswer(status=outcome, deploy_id=deploy.id)
 
 
 @router.post(

@@ -49,6 +49,7 @@ TimelineKind = Literal[
     "escalation",
     "status_update",
     "chat_message",
+    "deploy",  # a deploy of the incident's services before it started (domain/changes.py)
 ]
 
 
@@ -139,6 +140,11 @@ class Draft(BaseModel):
     recovery_validation: str = Field(default="", description="how recovery was shown to hold")
     action_items: list[ActionItemDraft] = Field(default_factory=list)
     slo_impact: SloImpactEstimate | None = None
+    caused_by_change: str | None = Field(
+        default=None,
+        description='the deploy (its id) that caused the incident, "none" when no change did; '
+        "None: not said. The edge checks it against the incident's services' stored deploys",
+    )
     users_affected: int | None = Field(
         default=None, description="how many users the incident affected, if known"
     )
@@ -238,6 +244,7 @@ def draft_bounds(draft: Draft, *, today: date) -> list[str]:
     check.text("summary", draft.summary, limits.LONG_TEXT_CHARS, lines=True)
     check.text("impact", draft.impact, limits.LONG_TEXT_CHARS, lines=True)
     check.text("recovery_validation", draft.recovery_validation, paragraph, lines=True)
+    check.text("caused_by_change", draft.caused_by_change, limits.TITLE_CHARS)
     if check.count("timeline", draft.timeline, limits.TIMELINE_ENTRIES):
         for i, entry in enumerate(draft.timeline):
             check.moment(f"timeline[{i}].at", entry.at)

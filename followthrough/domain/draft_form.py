@@ -90,6 +90,7 @@ def draft_from_form(form: Mapping[str, str], zone: str) -> Draft:
     data: dict[str, Any] = {
         name: form.get(name, "").strip() for name in ("summary", "impact", "recovery_validation")
     }
+    data["caused_by_change"] = form.get("caused_by_change", "").strip() or None
     for name in ("detection_gaps", "recovery_steps"):
         data[name] = [line.strip() for line in form.get(name, "").splitlines() if line.strip()]
     if users := form.get("users_affected", "").strip():

@@ -48,6 +48,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.changes import ChangeMetrics
 from followthrough.domain.limits import BURN_MAX
 from followthrough.domain.postmortem import (
     APPROVED_STATES,
@@ -139,6 +140,7 @@ class IncidentFacts(BaseModel):
     resolved_at: AwareDatetime
     factor_tags: list[str] = Field(default_factory=list)  # approved postmortems only
     slo_burns: list[SloBurn] = Field(default_factory=list)
+    caused_by_change: str | None = None  # the draft's: a deploy id, "none", or not said
 
     @cached_property
     def durations(self) -> dict[Duration, timedelta | None]:
@@ -323,6 +325,9 @@ class ReliabilityMetrics(BaseModel):
     budget_by_service: list[BudgetByService]
     budget_by_slo: list[BudgetBySlo]
     slo_breaches: SloBreaches
+    # Deployment frequency, change failure rate, rollbacks and time to restore per service,
+    # team and month (domain/changes.py); None where no deploys were read.
+    changes: ChangeMetrics | None = None
 
 
 # --- Statistics --------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from followthrough.domain.alert_quality import AlertPolicy
 from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.changes import ChangePolicy
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
 from followthrough.domain.decisions import DecisionPolicy
@@ -170,6 +171,10 @@ class Policy(BaseModel):
     outbound: OutboundPolicy = Field(
         default_factory=OutboundPolicy,
         description="the non-public hosts acceptance-criterion checks may call",
+    )
+    changes: ChangePolicy = Field(
+        default_factory=ChangePolicy,
+        description="deploys: the suspect window before an incident, the environments counted",
     )
     publishing: PublishingPolicy | None = Field(
         default=None,

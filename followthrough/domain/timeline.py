@@ -8,12 +8,14 @@ does I/O. Which timeline entry an event proposes is decided once, in `proposed_e
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from followthrough.domain.draft import TimelineEntry, TimelineKind
+from followthrough.domain.changes import NO_CHANGE, ChangePolicy, Deploy, suspects
+from followthrough.domain.draft import Draft, TimelineEntry, TimelineKind
 from followthrough.domain.incident import Incident
 
 EVENT_TEXT_MOST = 2000  # one event's words; longer ones are cut, with an ellipsis
@@ -29,6 +31,7 @@ class EventKind(StrEnum):
     DECISION = "decision"
     CHAT_MESSAGE = "chat_message"
     RESOLVE = "resolve"
+    DEPLOY = "deploy"
 
 
 class CollectedEvent(BaseModel):
@@ -76,6 +79,7 @@ _PROPOSED_KIND: dict[EventKind, TimelineKind] = {
     EventKind.DECISION: "decision",
     EventKind.CHAT_MESSAGE: "chat_message",
     EventKind.RESOLVE: "resolved",
+    EventKind.DEPLOY: "deploy",
 }
 
 
@@ -124,3 +128,56 @@ def proposals(events: list[CollectedEvent], timeline: list[TimelineEntry]) -> li
     kept = {(e.source, e.source_id) for e in timeline if e.source and e.source_id}
     fresh = [e for e in events if (e.source, e.source_id) not in kept]
     return [proposed_entry(e) for e in sorted(fresh, key=lambda e: e.at)]
+
+
+# --- deploys (issue 20): the changes before the incident, from the deploys table ----------------
+
+DEPLOYS_SOURCE = "deploys"
+SUSPECT = "Suspect (the last change before the incident started): "
+
+
+def incident_start(incident: Incident) -> datetime:
+    """When the incident started, as well as it is known."""
+    return incident.started_at or incident.detected_at or incident.resolved_at
+
+
+def cause_in_words(draft: Draft) -> str | None:
+    """The change the draft names as the incident's cause, for its page and document: the
+    deploy's timeline words when the timeline keeps it, else its id; None when not said."""
+    if draft.caused_by_change is None:
+        return None
+    if draft.caused_by_change == NO_CHANGE:
+        return "No change caused it."
+    for entry in draft.timeline:
+        if entry.source == DEPLOYS_SOURCE and entry.source_id == draft.caused_by_change:
+            words = entry.description.removeprefix(SUSPECT)
+            return f"Deploy {draft.caused_by_change}: {words}"
+    return f"Deploy {draft.caused_by_change}"
+
+
+def deploy_events(
+    deploys: list[Deploy], incident: Incident, policy: ChangePolicy
+) -> list[CollectedEvent]:
+    """The deploys of the incident's services in the policy's window before it started, oldest
+    first, the latest marked as the suspect. Each event's source id is the deploy's id, which is
+    what a draft's `caused_by_change` names."""
+    found = suspects(deploys, incident.services, incident_start(incident), policy)
+    events = []
+    for i, deploy in enumerate(found):
+        words = f"{deploy.service} {deploy.version} deployed to {deploy.environment}"
+        if deploy.rollback_of:
+            words += f", rolling back {deploy.rollback_of}"
+        if deploy.status != "succeeded":
+            words += f" ({deploy.status.replace('_', ' ')})"
+        events.append(
+            CollectedEvent(
+                source=DEPLOYS_SOURCE,
+                source_id=deploy.id,
+                at=deploy.at or incident_start(incident),
+                kind=EventKind.DEPLOY,
+                author=deploy.by,
+                text=(SUSPECT + words) if i == len(found) - 1 else words,
+                link=deploy.link,
+            )
+        )
+    return events

@@ -21,6 +21,7 @@ from followthrough.domain.draft import TimelineEntry, merged_timeline, prefilled
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItem, ActionItemState, Postmortem
 from followthrough.domain.response import postmortem_milestones
+from followthrough.domain.timeline import cause_in_words
 from followthrough.hrefs import linked, markdown_linked, safe_url
 
 TEMPLATES = Path(__file__).resolve().parent / "document_templates"
@@ -67,6 +68,7 @@ class PostmortemDocument(BaseModel):
     factors: list[str]
     detection_gaps: list[str]
     recovery_steps: list[str]
+    caused_by: str | None = None  # the change the draft names as the cause, in words
     items: list[DocumentItem]
     verified: int
     zone: str
@@ -119,6 +121,7 @@ def postmortem_document(
         factors=[f.description for f in draft.contributing_factors] if draft else [],
         detection_gaps=list(draft.detection_gaps) if draft else [],
         recovery_steps=list(draft.recovery_steps) if draft else [],
+        caused_by=cause_in_words(draft) if draft else None,
         items=shown,
         verified=sum(1 for item in items if item.resolved),
         zone=policy.calendar.timezone,

@@ -8,6 +8,7 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
+from followthrough.domain.changes import ChangeMetrics, IncidentChange, change_metrics
 from followthrough.domain.metrics import (
     DURATIONS,
     IncidentFacts,
@@ -86,7 +87,7 @@ def measure(
         items += store.facts.items(resolved_from=start, resolved_before=end)
         progress(reading, n, len(slices))
     progress("measuring")
-    return reliability_metrics(
+    measured = reliability_metrics(
         incidents,
         items,
         period_start=period.start,
@@ -94,6 +95,31 @@ def measure(
         as_of=as_of,
         calendar=policy.calendar,
         severities=list(policy.severities),
+    )
+    return measured.model_copy(update={"changes": _changes(store, policy, period, incidents)})
+
+
+# An incident that a deploy late in the period led to may resolve after the period: those
+# resolved this long after it are read too, so the period's last deploys are judged as the rest.
+RESOLVED_AFTER = timedelta(days=7)
+
+
+def _changes(
+    store: Store, policy: Policy, period: Period, incidents: list[IncidentFacts]
+) -> ChangeMetrics:
+    deploys = store.deploys.between(period.start, period.end)
+    later = store.facts.incidents(period.end, period.end + policy.changes.window + RESOLVED_AFTER)
+    seen = [
+        IncidentChange(
+            services=i.services,
+            started_at=i.started_at or i.detected_at or i.resolved_at,
+            resolved_at=i.resolved_at,
+            caused_by_change=i.caused_by_change,
+        )
+        for i in [*incidents, *later]
+    ]
+    return change_metrics(
+        deploys, seen, policy.services, policy.changes, zone=policy.calendar.timezone
     )
 
 
@@ -112,7 +138,7 @@ def _slices(period: Period, stride: timedelta | None) -> list[tuple[datetime, da
 
 @dataclass
 class _Measured:
-    version: int
+    version: tuple[int, tuple[int, datetime | None]]
     at: datetime
     metrics: ReliabilityMetrics
 
@@ -124,7 +150,8 @@ class MetricsCache:
     "Dashboard"), while the record changes only when some workflow records an audit event. So
     the figures are kept per period and local day, and measured again when the number of audit
     events has changed (they are only ever appended, and every change of a postmortem or an
-    action item comes with one) or after `ttl` (the four-week eligibility moves with the clock).
+    action item comes with one), when a deploy was stored, or after `ttl` (the four-week
+    eligibility moves with the clock).
     """
 
     def __init__(self, ttl: timedelta = timedelta(minutes=10), size: int = 32) -> None:
@@ -135,7 +162,8 @@ class MetricsCache:
         self, store: Store, policy: Policy, period: Period, as_of: datetime
     ) -> ReliabilityMetrics:
         key = (period, policy.calendar.local_date(as_of).isoformat())
-        version = store.records.version()
+        # A deploy changes the change metrics without any audit event.
+        version = (store.records.version(), store.deploys.version())
         kept = self._kept.get(key)
         if kept and kept.version == version and timedelta(0) <= as_of - kept.at < self.ttl:
             return kept.metrics

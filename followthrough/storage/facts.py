@@ -269,6 +269,7 @@ _INCIDENT_FACT_COLUMNS = (
     PostmortemRow.state,
     PostmortemRow.services,
     PostmortemRow.slo_burns,
+    PostmortemRow.caused_by_change,
     PostmortemRow.opened_at,
     *(getattr(PostmortemRow, f"{name}_at") for name in MILESTONES),
 )
@@ -394,6 +395,7 @@ def _incident_fields(row: PostmortemRow | Row[Any], factor_tags: list[str]) -> d
         "services": row.services or [],
         "factor_tags": factor_tags,
         "slo_burns": row.slo_burns or [],
+        "caused_by_change": row.caused_by_change,
         "resolved_at": row.resolved_at or row.opened_at,
         **{f"{name}_at": getattr(row, f"{name}_at") for name in MILESTONES if name != "resolved"},
     }

@@ -125,6 +125,7 @@ class RecordStore:
                 "closed_at": pm.closed_at,
                 "last_seq": pm.last_seq,
                 "data": pm.model_dump(mode="json"),
+                "caused_by_change": pm.draft.caused_by_change if pm.draft else None,
                 **_incident_facts(pm),
             },
         )

@@ -13,6 +13,7 @@
     store.timeline    events collected from an incident's sources, and how each source went
     store.narratives  the council's narrative of each quarter, for its report
     store.publications where each postmortem is published (its Confluence page)
+    store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
     store.decisions   the council's decisions, and the freezes they hold
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
 
@@ -30,6 +31,7 @@ from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
+from followthrough.storage.deploys import DeployStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.narratives import NarrativeStore
@@ -64,6 +66,7 @@ class Store:
         self.timeline = TimelineStore(self.db)
         self.narratives = NarrativeStore(self.db)
         self.publications = PublicationStore(self.db)
+        self.deploys = DeployStore(self.db)
         self.decisions = DecisionStore(self.db)
         self.alerts = AlertStore(self.db)
 

@@ -80,6 +80,8 @@ class PostmortemRow(Base):
     communicated_at: Mapped[datetime | None]
     services: Mapped[list[str] | None] = mapped_column(JSON)
     slo_burns: Mapped[list[dict[str, Any]] | None] = mapped_column(JSON)
+    # The draft's caused_by_change (migration 0024), for the change failure rate.
+    caused_by_change: Mapped[str | None] = mapped_column(String(200))
     users_affected: Mapped[int | None] = mapped_column(BigInteger)  # the draft's, for the backlog
 
 
@@ -359,6 +361,28 @@ class PublicationRow(Base):
     published_at: Mapped[datetime | None]
     error: Mapped[str | None] = mapped_column(Text)
     updated_at: Mapped[datetime]
+
+
+class DeployRow(Base):
+    """A deploy as its source reported it last (migration 0024), keyed by (source, deploy_id);
+    `at` is when it took effect (its finish, else its start), which every read filters on."""
+
+    __tablename__ = "deploys"
+    __table_args__ = (Index("ix_deploys_service_at", "service", "at"), Index("ix_deploys_at", "at"))
+
+    source: Mapped[str] = mapped_column(String(32), primary_key=True)
+    deploy_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    service: Mapped[str] = mapped_column(String(128))
+    version: Mapped[str] = mapped_column(String(128))
+    environment: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16))
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    at: Mapped[datetime]
+    rollback_of: Mapped[str | None] = mapped_column(String(128))
+    by: Mapped[str | None] = mapped_column(String(128))
+    link: Mapped[str | None] = mapped_column(String(2000))
+    received_at: Mapped[datetime]
 
 
 class DecisionRow(Base):

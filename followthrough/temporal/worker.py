@@ -33,6 +33,7 @@ from followthrough.integrations.github import GitHubConfig, GitHubTracker
 from followthrough.integrations.jira import JiraConfig, JiraTracker
 from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
+from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.integrations.trackers import Trackers
 from followthrough.logging import ActivityLogContext
 from followthrough.notices.delivery import Mailer
@@ -78,7 +79,8 @@ def build_worker(
     slos = SloActivities(store, checks, policy.alerts)
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
     operations = OperationsActivities(store, mailer, policy)
-    timeline = TimelineActivities(store, collectors)
+    # The deploys the webhooks stored are a timeline source of their own, always on.
+    timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])
     publishing = PublishingActivities(store, policy, confluence, public_url)
     decisions = DecisionActivities(store, checks)
     return Worker(
