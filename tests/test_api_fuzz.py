@@ -61,6 +61,9 @@ REVIEWER = "erin"
 EXAMPLES = 50  # per operation and generation mode, with the reviewer's token
 ANONYMOUS_EXAMPLES = 15  # per operation and generation mode, without a token
 FORGERIES = 40  # forged bearer tokens, and forged signatures per webhook source
+# The operations are fuzzed in this many tests, each in a file of its own against its own server,
+# so the test workers share them (one test of them all took over four minutes on one worker).
+SHARDS = 3
 RESOLUTIONS = {  # each source's genuine resolution: signed, it would start a postmortem
     "pagerduty": "pagerduty_resolved",
     "opsgenie": "opsgenie_close",
@@ -99,9 +102,9 @@ class Tally:
         return "{" + ", ".join(f"{code}: {n}" for code, n in sorted(counts.items())) + "}"
 
 
-def fuzz(base_url: str, token: str, tally: Tally) -> list[str]:
-    """Every operation, positive and negative, as the reviewer and anonymously, then forged
-    credentials; a description of each failure."""
+def fuzz(base_url: str, token: str, tally: Tally, shard: int) -> list[str]:
+    """Every operation of this shard (every SHARDS-th), positive and negative, as the reviewer
+    and anonymously; the first shard also forged credentials; a description of each failure."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
     # The spec declares the bearer scheme; its Authorization header is ours to send (the
     # reviewer's token, none, or forged_tokens' forgeries), not made up for every example.
@@ -109,9 +112,11 @@ def fuzz(base_url: str, token: str, tally: Tally) -> list[str]:
     failures: list[str] = []
     with requests.Session() as session:
         runs: list[tuple[str, Callable[[], None]]] = []
-        for found in schema.get_all_operations():
+        for index, found in enumerate(schema.get_all_operations()):
             if isinstance(found, Err):  # the spec itself is broken: that is a failure too
                 raise found.err()
+            if index % SHARDS != shard:
+                continue
             operation = found.ok()
             for mode in modes(operation):
                 for headers, examples in (
@@ -121,10 +126,11 @@ def fuzz(base_url: str, token: str, tally: Tally) -> list[str]:
                     who = "reviewer" if headers else "anonymous"
                     run = fuzz_run(operation, mode, headers, examples, base_url, session, tally)
                     runs.append((f"{operation.label} [{mode.value}, {who}]", run))
-        runs.append(("forged bearer tokens", forged_tokens(base_url, session, tally)))
-        for source, payload in RESOLUTIONS.items():
-            run = forged_signatures(source, payload, base_url, session, tally)
-            runs.append((f"forged {source} signatures", run))
+        if shard == 0:
+            runs.append(("forged bearer tokens", forged_tokens(base_url, session, tally)))
+            for source, payload in RESOLUTIONS.items():
+                run = forged_signatures(source, payload, base_url, session, tally)
+                runs.append((f"forged {source} signatures", run))
         for title, run in runs:
             try:
                 run()
@@ -274,6 +280,14 @@ async def signed_resolution(base_url: str) -> str:
 async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
     dev_server: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
 ) -> None:
+    """The first shard; test_api_fuzz_shard1.py and _shard2.py run the others (files of their
+    own: the suite runs each file whole on one test worker)."""
+    await fuzz_shard(dev_server, sqlite_store, tmp_path, 0)
+
+
+async def fuzz_shard(
+    dev_server: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path, shard: int
+) -> None:
     assert set(RESOLUTIONS) == set(SOURCES)  # a new source gets its forged signatures too
     client = dev_server.client
     tally = Tally()
@@ -284,7 +298,7 @@ async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
                 token = api.token(REVIEWER)
             started = time.perf_counter()
             with capture_logs():  # a warning per forged link or signature is just noise here
-                failures = await asyncio.to_thread(fuzz, base_url, token, tally)
+                failures = await asyncio.to_thread(fuzz, base_url, token, tally, shard)
             print(
                 f"\nfuzzing: {tally.requests} requests in {time.perf_counter() - started:.1f} s; "
                 f"statuses {tally.histogram(tally.statuses)}; "
