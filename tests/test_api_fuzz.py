@@ -177,6 +177,11 @@ def fuzz_run(
         note(case.as_curl_command(headers=headers, base_url=base_url))  # shown if it fails
         response = case.call(base_url=base_url, session=session, headers=headers, timeout=30)
         tally.count(response.status_code, anonymous_api=anonymous_api)
+        if case.path == "/readyz" and response.status_code == 503:
+            # The readiness probe's documented answer when Temporal is slow to answer (the
+            # shards fuzz at once on two cores): "not ready", naming the part; no server error.
+            assert response.json()["status"] == "not ready", response.text[:2000]
+            return
         assert response.status_code < 500, f"{response.status_code}: {response.text[:2000]}"
         if anonymous_api:
             # The edge decides on the token before a byte of the body is read: whatever the
