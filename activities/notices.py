@@ -16,6 +16,7 @@ from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from activities.slack import SlackDelivery
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
+    EMAIL_ONLY_KINDS,
     NON_URGENT_KINDS,
     Digest,
     DigestRequest,
@@ -106,8 +107,8 @@ class NoticeActivities:
         Slack never fails the email: its own record keeps each message to one post, and only
         Slack out of reach makes the activity retry (the email is then already marked sent).
         """
-        if self.slack is None or notice.kind is NoticeKind.COUNCIL_DECISION:
-            return await self._email(notice)  # a decision has no postmortem's channel to post in
+        if self.slack is None or notice.kind in EMAIL_ONLY_KINDS:
+            return await self._email(notice)
         try:
             status = await self._email(notice)
         except Exception:

@@ -106,10 +106,6 @@ class SlackDelivery:
 
     def _targets(self, notice: Notice, pm: Postmortem, item: ActionItem | None) -> list[Target]:
         targets: list[Target] = []
-        if notice.kind is NoticeKind.AUDIENCE_SUMMARY:
-            return (
-                targets  # for readers outside engineering, by email: not their Slack, nor a team's
-            )
         # Held by the email for their daily digest: the digest's DM carries it to them.
         held = (
             self.store.preferences.held_for(notice.dedupe_key)

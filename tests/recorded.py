@@ -81,23 +81,30 @@ def record_item(
     verified: datetime | None = None,
     title: str = "",
     risk: RiskAcceptance | None = None,
+    owner: str = "bob",
+    team: str = "payments",
+    priority: Priority = Priority.P1,
+    accepted_when: str = "it is done",
+    removes_class: str | None = None,
 ) -> ActionItem:
-    """One of the postmortem's action items, bob's (payments), P1, as its workflow records it."""
+    """One of the postmortem's action items (bob's, payments, P1 unless said), as its workflow
+    records it."""
     spec = ActionItemSpec(
         number=number,
         title=title or f"Action {number} for {pm.incident.id}",
-        owner="bob",
-        team="payments",
+        owner=owner,
+        team=team,
         due=due,
-        priority=Priority.P1,
-        acceptance_criterion=Manual(description="it is done"),
+        priority=priority,
+        acceptance_criterion=Manual(description=accepted_when),
+        removes_class=removes_class,
     )
     item = ActionItem(
         id=pm.action_item_id(number),
         postmortem_id=pm.id,
         spec=spec,
-        owner="bob",
-        team="payments",
+        owner=owner,
+        team=team,
         due=due,
         state=state,
         opened_at=opened,

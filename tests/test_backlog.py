@@ -15,14 +15,12 @@ from typing import Any
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from followthrough.domain.criteria import Manual
-from followthrough.domain.draft import ActionItemSpec, Draft, Priority
+from followthrough.domain.draft import Draft, Priority
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     SYSTEM_ACTOR,
     ActionItem,
-    ActionItemChange,
     ActionItemState,
     AuditEvent,
     Postmortem,
@@ -36,7 +34,7 @@ from followthrough.reporting.backlog import item_impact, read_backlog
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings
 from tests.factories import incident_data
-from tests.recorded import at, note_tags
+from tests.recorded import at, note_tags, record_item
 from tests.servers.sli import CHECKOUT
 from tests.test_dashboard import browser, text_of
 
@@ -91,37 +89,20 @@ def item(
     state: ActionItemState = ActionItemState.OPEN,
     removes_class: str | None = None,
 ) -> ActionItem:
-    spec = ActionItemSpec(
-        number=number,
-        title=title or f"Action {number} for {pm.incident.id}",
+    return record_item(
+        store,
+        pm,
+        number,
+        state=state,
+        opened=RESOLVED,
+        due=due,
+        title=title,
         owner=owner,
         team=team,
-        due=due,
         priority=Priority.P2,
-        acceptance_criterion=Manual(description="p99 below 300 ms for 7 days"),
+        accepted_when="p99 below 300 ms for 7 days",
         removes_class=removes_class,
     )
-    found = ActionItem(
-        id=pm.action_item_id(number),
-        postmortem_id=pm.id,
-        spec=spec,
-        owner=owner,
-        team=team,
-        due=due,
-        state=state,
-        opened_at=RESOLVED,
-        last_seq=1,
-    )
-    event = AuditEvent(
-        workflow_id=found.id,
-        postmortem_id=pm.id,
-        seq=1,
-        at=RESOLVED,
-        actor=SYSTEM_ACTOR,
-        action="opened",
-    )
-    store.records.record_action_item(ActionItemChange(item=found, event=event))
-    return found
 
 
 def record(store: Store, policy: Policy) -> dict[str, str]:

@@ -10,7 +10,9 @@ are kept as alert events before anything else (storage/alerts.py), for the alert
 from __future__ import annotations
 
 import asyncio
-from typing import Literal
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Literal, TypeVar
 
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from pydantic import BaseModel
@@ -70,12 +72,7 @@ class TicketAnswer(BaseModel):
 async def jira_webhook(request: Request, response: Response, using: Using) -> TicketAnswer:
     """Jira (admin webhook with a secret): a ticket moved to a done status claims its action
     item done, which starts verification. Deduplicated on X-Atlassian-Webhook-Identifier."""
-    secret = _secret(using, "jira")
-    body = await _body(request, using, "jira")
-    try:
-        event = read_jira_event(request.headers, body, secret)
-    except WebhookRejected as rejected:
-        raise _rejected(using, "jira", rejected) from None
+    event = await _authentic(request, using, "jira", read_jira_event)
     return await _ticket_done(using, response, "jira", event, jira_delivery(request.headers))
 
 
@@ -95,18 +92,10 @@ async def github_webhook(
     `deployment_status` events): an issue closed as completed claims its action item done,
     which starts verification; a deployment's status records the deploy; a ping is answered.
     Deduplicated on X-GitHub-Delivery (issues) and on the deployment's id (deploys)."""
-    secret = _secret(using, "github")
-    body = await _body(request, using, "github")
     if request.headers.get(GITHUB_EVENT) == "deployment_status":
-        try:  # the signature is checked first, inside
-            deploy = read_github_deployment(request.headers, body, secret, using.clock())
-        except WebhookRejected as rejected:
-            raise _rejected(using, "github", rejected) from None
+        deploy = await _authentic(request, using, "github", _at(read_github_deployment, using))
         return await _record_deploy(using, response, "github", deploy)
-    try:
-        event = read_github_event(request.headers, body, secret)
-    except WebhookRejected as rejected:
-        raise _rejected(using, "github", rejected) from None
+    event = await _authentic(request, using, "github", read_github_event)
     return await _ticket_done(using, response, "github", event, github_delivery(request.headers))
 
 
@@ -157,12 +146,7 @@ async def _ticket_done(
 async def deploy_webhook(request: Request, response: Response, using: Using) -> DeployAnswer:
     """A deploy from any pipeline, signed as the generic incident webhook is (see the README's
     "Changes"): stored once per id; a later status of the same deploy updates it."""
-    secret = _secret(using, "deploy")
-    body = await _body(request, using, "deploy")
-    try:
-        deploy = read_generic_deploy(request.headers, body, secret, using.clock())
-    except WebhookRejected as rejected:
-        raise _rejected(using, "deploy", rejected) from None
+    deploy = await _authentic(request, using, "deploy", _at(read_generic_deploy, using))
     return await _record_deploy(using, response, "deploy", deploy)
 
 
@@ -178,12 +162,7 @@ async def deploy_webhook(request: Request, response: Response, using: Using) -> 
 async def argocd_webhook(request: Request, response: Response, using: Using) -> DeployAnswer:
     """Argo CD's notifications webhook service, with the README's template: a sync operation of
     an Application is a deploy; its later notifications update it."""
-    secret = _secret(using, "argocd")
-    body = await _body(request, using, "argocd")
-    try:
-        deploy = read_argocd_deploy(request.headers, body, secret, using.clock())
-    except WebhookRejected as rejected:
-        raise _rejected(using, "argocd", rejected) from None
+    deploy = await _authentic(request, using, "argocd", _at(read_argocd_deploy, using))
     return await _record_deploy(using, response, "argocd", deploy)
 
 
@@ -299,6 +278,33 @@ async def _keep_alerts(using: Services, source: str, result: Resolved | Ignored)
 
 
 # --- what every webhook does first ----------------------------------------------------------
+
+
+Read = TypeVar("Read")
+Headers = Mapping[str, str]
+
+
+async def _authentic(
+    request: Request,
+    using: Services,
+    source: str,
+    read: Callable[[Headers, bytes, str], Read],
+) -> Read:
+    """The delivery as `read` makes it of the raw body (which checks the signature first), or
+    the refusal's HTTP answer, counted and logged as every source's is."""
+    secret = _secret(using, source)
+    body = await _body(request, using, source)
+    try:
+        return read(request.headers, body, secret)
+    except WebhookRejected as rejected:
+        raise _rejected(using, source, rejected) from None
+
+
+def _at(
+    read: Callable[[Headers, bytes, str, datetime], Read], using: Services
+) -> Callable[[Headers, bytes, str], Read]:
+    """A reader that also judges times (a deploy's) against the API's clock, now."""
+    return lambda headers, body, secret: read(headers, body, secret, using.clock())
 
 
 def _secret(using: Services, source: str) -> str:

@@ -52,6 +52,10 @@ class NoticeKind(StrEnum):
     COUNCIL_DECISION = "council_decision"
 
 
+# Notices that go by email alone: an audience's summary is for readers outside engineering (not
+# their Slack, nor a team's); a council decision has no postmortem, so no channel to post in.
+EMAIL_ONLY_KINDS = frozenset({NoticeKind.AUDIENCE_SUMMARY, NoticeKind.COUNCIL_DECISION})
+
 # The notices of hand-offs (followthrough.domain.handoffs), each worded by the handoff template.
 HANDOFF_KINDS = frozenset(
     {
