@@ -170,7 +170,7 @@ class OidcProvider:
     async def _get_json(self, url: str, what: str) -> dict[str, Any]:
         async with self._client() as client:
             try:
-                response = await client.get(url, withhold_token=True)
+                response = await client.request("GET", url, withhold_token=True)
             except _TooLarge:
                 raise OidcProblem(f"the provider's {what} is larger than we read") from None
             except httpx2.HTTPError as err:
