@@ -265,7 +265,7 @@ def unsigned(op: OidcServer) -> Any:
 @pytest.mark.parametrize(
     ("tamper", "said"),
     [
-        (forged, "the ID token's signature is not the provider's"),
+        (forged, "The ID token's signature is not the provider's"),
         (changed(exp=int(time.time()) - 3600, iat=int(time.time()) - 7200), "'exp' claim"),
         (changed(aud="someone-else"), "'aud' claim"),
         (changed(iss="http://127.0.0.1:1"), "'iss' claim"),
@@ -333,13 +333,16 @@ async def test_groups_grant_council_until_a_sign_in_without_them(app: Api, op: O
     assert "bob" not in app.services.policy.council
     async with browser(app) as (ours, theirs):
         assert (await signed_in_through(app, ours, theirs, "bob")).status_code == 200
-        council = await ours.get("/council")
+        # The council's narrative is theirs to write: the form is there for bob now.
+        narrative = await ours.get("/council/narrative")
+        assert narrative.status_code == 200 and 'id="narrative-form"' in narrative.text
         assert app.services.policy.council[-1] == "bob"
-        assert council.status_code == 200
     assert app.services.settings.loaded_policy.council == ["grace", "heidi"]  # the file's own
     op.users["bob"].groups = ["engineering"]
     async with browser(app) as (ours, theirs):
         assert (await signed_in_through(app, ours, theirs, "bob")).status_code == 200
+        narrative = await ours.get("/council/narrative")
+        assert narrative.status_code == 200 and 'id="narrative-form"' not in narrative.text
     assert "bob" not in app.services.policy.council
 
 

@@ -54,6 +54,11 @@ def redirect_uri(using: Services) -> str:
     return f"{using.settings.effective_public_url}{CALLBACK}"
 
 
+def _sentence(problem: OidcProblem) -> str:
+    said = str(problem)
+    return f"{said[:1].upper()}{said[1:]}."
+
+
 def _refused(request: Request, using: Services, problem: str, code: int) -> HTMLResponse:
     log.info("oidc sign-in refused", problem=problem)
     page = sign_in_page(request, using, "/", problem, code)
@@ -71,7 +76,7 @@ async def start_sign_in(request: Request, using: Using) -> Response:
     try:
         url = await provider.authorization_url(sign_in, redirect_uri(using))
     except OidcProblem as problem:
-        return _refused(request, using, f"{problem}.", status.HTTP_502_BAD_GATEWAY)
+        return _refused(request, using, _sentence(problem), status.HTTP_502_BAD_GATEWAY)
     browser = secrets.token_urlsafe(32)
     now = using.clock()
     pending = PendingSignIn(sign_in.state, sign_in.nonce, sign_in.code_verifier, next_path)
@@ -136,7 +141,7 @@ async def finish_sign_in(request: Request, using: Using) -> Response:
         signed_in = await provider.sign_in(code, request_sent, redirect_uri(using))
     except OidcProblem as problem:
         using.throttle.failed(TOKENS, request.scope.get("client"))
-        return _refused(request, using, f"{problem}.", status.HTTP_401_UNAUTHORIZED)
+        return _refused(request, using, _sentence(problem), status.HTTP_401_UNAUTHORIZED)
     return await _open_session(request, using, signed_in.claims, signed_in.id_token, pending)
 
 
