@@ -427,3 +427,29 @@ async def test_a_provider_whose_metadata_names_another_issuer_is_refused(op: Oid
     plain = OidcProvider("http://idp.example.com", "c", "s")
     with pytest.raises(OidcProblem, match="must be https"):
         await plain.metadata()
+
+
+async def test_without_an_end_session_endpoint_sign_out_ends_here_only(
+    time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> None:
+    with OidcServer(users=dict(USERS), end_session=False) as bare:
+        bare.register(CALLBACK, f"{PUBLIC_URL}/login")
+        async with app_with(time_skipping, sqlite_store, tmp_path, bare) as api:
+            async with browser(api) as (ours, theirs):
+                await signed_in_through(api, ours, theirs, "dan")
+                page = await ours.get("/")
+                out = await ours.post("/logout", data={"csrf": csrf_of(page)})
+                assert out.status_code == 303 and out.headers["location"] == "/login"
+                assert (await ours.get("/")).status_code == 303
+            assert sessions(api.services.store) == []
+
+
+async def test_a_provider_that_cannot_be_reached_is_named_on_the_sign_in_page(
+    app: Api, op: OidcServer
+) -> None:
+    op.stop()  # the provider is down before anyone asked it anything
+    async with browser(app) as (ours, _):
+        down = await ours.get("/login/oidc")
+        assert down.status_code == 502
+        assert "The provider's metadata could not be reached." in text_of(down)
+        assert OIDC_COOKIE not in ours.cookies
