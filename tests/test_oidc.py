@@ -35,7 +35,7 @@ from followthrough.domain.directory import (
     roles_of_groups,
     with_sign_in_roles,
 )
-from followthrough.domain.limits import OIDC_CODE_CHARS
+from followthrough.domain.limits import FAILED_ATTEMPTS, OIDC_CODE_CHARS
 from followthrough.domain.policy import load_policy
 from followthrough.integrations.oidc import OidcProblem, OidcProvider
 from followthrough.storage import Store
@@ -444,12 +444,31 @@ async def test_without_an_end_session_endpoint_sign_out_ends_here_only(
             assert sessions(api.services.store) == []
 
 
-async def test_a_provider_that_cannot_be_reached_is_named_on_the_sign_in_page(
+async def test_a_provider_that_cannot_be_reached_is_named_and_not_asked_again_at_once(
     app: Api, op: OidcServer
 ) -> None:
-    op.stop()  # the provider is down before anyone asked it anything
+    op.metadata_status = 503
     async with browser(app) as (ours, _):
-        down = await ours.get("/login/oidc")
-        assert down.status_code == 502
-        assert "The provider's metadata could not be reached." in text_of(down)
-        assert OIDC_COOKIE not in ours.cookies
+        for _ in range(3):
+            down = await ours.get("/login/oidc")
+            assert down.status_code == 502
+            assert "The provider's metadata answered 503." in text_of(down)
+            assert OIDC_COOKIE not in ours.cookies
+    assert op.count("/.well-known/openid-configuration") == 1  # then 10 s before it is asked again
+
+
+async def test_failed_sign_ins_from_one_address_are_refused_before_the_provider_is_asked(
+    app: Api, op: OidcServer
+) -> None:
+    async with browser(app) as (ours, _):
+        for _ in range(FAILED_ATTEMPTS):
+            await to_provider(ours)
+            refused = await ours.get("/login/oidc/callback", params={"code": "c", "state": "guess"})
+            assert refused.status_code == 400
+        # Now even this browser's own state and a code would not reach the token endpoint.
+        state = httpx.URL((await to_provider(ours)).headers["location"]).params["state"]
+        tokens_asked = len(op.token_requests)
+        limited = await ours.get("/login/oidc/callback", params={"code": "c", "state": state})
+        assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
+        assert "Too many failed sign-ins" in text_of(limited)
+        assert len(op.token_requests) == tokens_asked

@@ -112,6 +112,14 @@ async def finish_sign_in(request: Request, using: Using) -> Response:
     ):
         if len(value) > limit or len(query.getlist(name)) > 1:
             return _refused(request, using, f"{name}: over {limit} characters or repeated.", bad)
+    client = request.scope.get("client")
+    if (wait := using.throttle.retry_after(TOKENS, client)) is not None:
+        # Before anything is asked of the provider: failed sign-ins from here count as failed
+        # token attempts do (the 429 in the README's "Security and limits").
+        problem = f"Too many failed sign-ins from your address; try again in {wait} seconds."
+        page = _refused(request, using, problem, status.HTTP_429_TOO_MANY_REQUESTS)
+        page.headers["Retry-After"] = str(wait)
+        return page
     browser = request.cookies.get(OIDC_COOKIE, "")
     pending = (
         await asyncio.to_thread(using.store.identity.take, hash_token(browser), using.clock())
@@ -125,7 +133,7 @@ async def finish_sign_in(request: Request, using: Using) -> Response:
         )
         return _refused(request, using, problem, bad)
     if not hmac.compare_digest(state.encode(), pending.state.encode()):
-        using.throttle.failed(TOKENS, request.scope.get("client"))
+        using.throttle.failed(TOKENS, client)
         return _refused(request, using, "state: it is not the one this sign-in sent.", bad)
     if error:
         said = error if _ERROR_CODE.fullmatch(error) else "an error"
@@ -140,7 +148,7 @@ async def finish_sign_in(request: Request, using: Using) -> Response:
     try:
         signed_in = await provider.sign_in(code, request_sent, redirect_uri(using))
     except OidcProblem as problem:
-        using.throttle.failed(TOKENS, request.scope.get("client"))
+        using.throttle.failed(TOKENS, client)
         return _refused(request, using, _sentence(problem), status.HTTP_401_UNAUTHORIZED)
     return await _open_session(request, using, signed_in.claims, signed_in.id_token, pending)
 

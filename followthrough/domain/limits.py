@@ -167,6 +167,9 @@ OIDC_KEYS = 50
 OIDC_JWKS_REFETCH_SECONDS = 60
 # The provider's metadata is read again after this many seconds.
 OIDC_DISCOVERY_SECONDS = 3600
+# A failed read of the metadata is not tried again for this many seconds: every visitor of the
+# sign-in page would otherwise make us ask a provider that is down.
+OIDC_DISCOVERY_RETRY_SECONDS = 10
 # Clock skew allowed on an ID token's exp, iat and nbf.
 OIDC_LEEWAY_SECONDS = 60
 # The callback's parameters: providers' codes and our states are far shorter.

@@ -35,6 +35,7 @@ from joserfc.jwk import KeySet
 from joserfc.jws import extract_compact
 
 from followthrough.domain.limits import (
+    OIDC_DISCOVERY_RETRY_SECONDS,
     OIDC_DISCOVERY_SECONDS,
     OIDC_ID_TOKEN_CHARS,
     OIDC_JWKS_REFETCH_SECONDS,
@@ -149,6 +150,7 @@ class OidcProvider:
     timeout: float = 10.0
     _metadata: ProviderMetadata | None = field(default=None, init=False)
     _metadata_at: float = field(default=0.0, init=False)
+    _failed: tuple[float, str] | None = field(default=None, init=False)  # when, and why
     _keys: KeySet | None = field(default=None, init=False)
     _keys_at: float = field(default=0.0, init=False)
     _lock: asyncio.Lock = field(default_factory=asyncio.Lock, init=False)
@@ -189,10 +191,20 @@ class OidcProvider:
     # --- the provider's metadata and keys --------------------------------------------------
 
     async def metadata(self) -> ProviderMetadata:
+        """The provider's metadata, read again after OIDC_DISCOVERY_SECONDS; a failed read is
+        not tried again for OIDC_DISCOVERY_RETRY_SECONDS (the same problem is raised), so
+        visitors of the sign-in page cannot make us hammer a provider that is down."""
         async with self._lock:
-            fresh = time.monotonic() - self._metadata_at < OIDC_DISCOVERY_SECONDS
-            if self._metadata is None or not fresh:
-                self._metadata = await self._discover()
+            now = time.monotonic()
+            if self._failed is not None and now - self._failed[0] < OIDC_DISCOVERY_RETRY_SECONDS:
+                raise OidcProblem(self._failed[1])
+            if self._metadata is None or now - self._metadata_at >= OIDC_DISCOVERY_SECONDS:
+                try:
+                    self._metadata = await self._discover()
+                except OidcProblem as problem:
+                    self._failed = (time.monotonic(), str(problem))
+                    raise
+                self._failed = None
                 self._metadata_at = time.monotonic()
             return self._metadata
 

@@ -25,7 +25,8 @@ Endpoints, as providers document them:
   ends the provider session, notes the call in `logouts`, redirects to a registered
   post_logout_redirect_uri.
 
-For the tests: `requests` (method, path) of every request; `count(path)`; `tamper_next(fn)`
+For the tests: `requests` (method, path) of every request; `count(path)`; `metadata_status`
+(what discovery answers, 200 unless a test says); `tamper_next(fn)`
 rewrites the next ID token: fn(header, claims) -> the token to send (forge it, expire it,
 another audience or nonce).
 """
@@ -177,6 +178,7 @@ class OidcServer(LoopbackThreadServer):
         self.logouts: list[dict[str, Any]] = []
         self.token_requests: list[dict[str, str]] = []
         self._tamper: Tamper | None = None
+        self.metadata_status = 200  # what discovery answers (503: the provider is having a bad day)
         self.server = self._authorization_server()
 
     # -- for the tests ------------------------------------------------------------------------
@@ -359,6 +361,8 @@ class OidcServer(LoopbackThreadServer):
         session = cookies[_SESSION].value if _SESSION in cookies else ""
         request.session = session
         if path == "/.well-known/openid-configuration" and method == "GET":
+            if self.metadata_status != 200:
+                return self.metadata_status, {"error": "unavailable"}, []
             return 200, self.metadata(), [("Content-Type", "application/json")]
         if path == "/jwks" and method == "GET":
             return 200, self.jwks(), [("Content-Type", "application/json")]
