@@ -25,8 +25,10 @@ from joserfc import jwt
 from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
+from followthrough.actions import ActionRefused, WorkflowNotRunning
 from followthrough.api.dashboard import SESSION_COOKIE, SIGN_IN_COOKIE, sign_in_csrf
 from followthrough.api.sign_in import OIDC_COOKIE
+from followthrough.domain.decisions import Choice, DecisionRequest
 from followthrough.domain.directory import (
     IdentityPolicy,
     Role,
@@ -329,14 +331,23 @@ async def test_the_callbacks_input_is_bounded_and_the_providers_errors_named(app
         assert "<script>x" not in denied.text
 
 
+def bob_decides() -> DecisionRequest:
+    return DecisionRequest(by="bob", choice=Choice.DECLINE, reason="not now")
+
+
 async def test_groups_grant_council_until_a_sign_in_without_them(app: Api, op: OidcServer) -> None:
     assert "bob" not in app.services.policy.council
+    with pytest.raises(ActionRefused, match="only the reliability council decides"):
+        await app.services.actions.decide("decision-none", bob_decides())
     async with browser(app) as (ours, theirs):
         assert (await signed_in_through(app, ours, theirs, "bob")).status_code == 200
         # The council's narrative is theirs to write: the form is there for bob now.
         narrative = await ours.get("/council/narrative")
         assert narrative.status_code == 200 and 'id="narrative-form"' in narrative.text
         assert app.services.policy.council[-1] == "bob"
+        # The actions' own preflight agrees: bob's decision goes on to the workflow (none here).
+        with pytest.raises(WorkflowNotRunning, match="decision-none does not exist"):
+            await app.services.actions.decide("decision-none", bob_decides())
     assert app.services.settings.loaded_policy.council == ["grace", "heidi"]  # the file's own
     op.users["bob"].groups = ["engineering"]
     async with browser(app) as (ours, theirs):

@@ -100,7 +100,11 @@ class Services:
     def actions(self) -> Actions:
         """People's actions, as the person each request is from takes them."""
         return Actions(
-            temporal=self.client, store=self.store, settings=self.settings, clock=self.clock
+            temporal=self.client,
+            store=self.store,
+            settings=self.settings,
+            clock=self.clock,
+            policy=self.policy,
         )
 
     @cached_property
