@@ -15,6 +15,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
 from html import unescape
 from pathlib import Path
 from typing import Any
@@ -26,8 +27,10 @@ from sqlalchemy import text
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.actions import ActionRefused, WorkflowNotRunning
+from followthrough.api.auth import issue_token
 from followthrough.api.dashboard import SESSION_COOKIE, SIGN_IN_COOKIE, sign_in_csrf
 from followthrough.api.sign_in import OIDC_COOKIE
+from followthrough.domain.access import hash_token
 from followthrough.domain.decisions import Choice, DecisionRequest
 from followthrough.domain.directory import (
     IdentityPolicy,
@@ -41,6 +44,7 @@ from followthrough.domain.limits import FAILED_ATTEMPTS, OIDC_CODE_CHARS
 from followthrough.domain.policy import load_policy
 from followthrough.integrations.oidc import OidcProblem, OidcProvider
 from followthrough.storage import Store
+from followthrough.storage.identity import PendingSignIn
 from tests.api_support import LINK_SECRET, PUBLIC_URL, Api, api_for, api_settings
 from tests.servers.oidc_server import OidcServer, OidcUser, new_key
 from tests.test_dashboard import csrf_of, sign_in, text_of
@@ -483,3 +487,36 @@ async def test_failed_sign_ins_from_one_address_are_refused_before_the_provider_
         assert limited.status_code == 429 and int(limited.headers["retry-after"]) > 0
         assert "Too many failed sign-ins" in text_of(limited)
         assert len(op.token_requests) == tokens_asked
+
+
+# --- what is stored, on SQLite and PostgreSQL -----------------------------------------------------
+
+
+def test_sessions_with_and_without_a_token_and_sign_ins_under_way_are_kept(store: Store) -> None:
+    now = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
+    later = now + timedelta(hours=1)
+    policy = load_policy()
+    token = issue_token(store, policy, "bob", "tests", now)
+    store.sessions.start("a" * 64, "bob", hash_token(token), now, later)
+    store.sessions.start("b" * 64, "dan", None, now, later, id_token="header.claims.signature")
+    assert store.sessions.open("b" * 64, now) is not None  # no token behind it to revoke
+    assert store.sessions.open("a" * 64, now) is not None
+    (only,) = store.tokens.all("bob")
+    store.tokens.revoke(only.id, now)
+    assert store.sessions.open("a" * 64, now) is None  # the token's session ends with it
+    assert store.sessions.open("b" * 64, later) is None  # expired
+    assert store.sessions.end("b" * 64) == "header.claims.signature"
+    assert store.sessions.end("b" * 64) is None
+
+    pending = PendingSignIn("state", "nonce", "verifier" * 6, "/postmortems")
+    store.identity.begin("c" * 64, pending, now, now + timedelta(minutes=10))
+    assert store.identity.take("c" * 64, now) == pending
+    assert store.identity.take("c" * 64, now) is None  # used once
+    store.identity.begin("c" * 64, pending, now, now + timedelta(minutes=10))
+    assert store.identity.take("c" * 64, now + timedelta(minutes=11)) is None  # too late
+
+    store.identity.grant("bob", frozenset({Role.COUNCIL, Role.REVIEWER}), now)
+    store.identity.grant("dan", frozenset(), now)
+    assert store.identity.roles() == {"bob": {Role.COUNCIL, Role.REVIEWER}}
+    store.identity.grant("bob", frozenset({Role.REVIEWER}), later)
+    assert store.identity.roles() == {"bob": {Role.REVIEWER}}
