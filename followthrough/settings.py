@@ -14,7 +14,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from followthrough.domain.limits import REQUEST_BODY_SECONDS
@@ -227,6 +227,54 @@ class Settings(BaseSettings):
     confluence_timeout: float = Field(
         default=30.0, gt=0, le=300, description="seconds each Confluence request may take"
     )
+
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the OpenID Connect provider's issuer URL (its metadata at "
+        "/.well-known/openid-configuration): the dashboard signs people in there; unset: by token",
+    )
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_name: str | None = Field(
+        default=None, max_length=60, description="the button says 'Sign in with NAME'"
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$",
+        description="the scopes asked for (space-separated); add 'groups' where the provider "
+        "sends groups only when asked",
+    )
+    oidc_email_claim: str = Field(
+        default="email",
+        pattern=r"^[A-Za-z0-9_:./-]{1,100}$",
+        description="the ID token's claim holding the person's email address",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        pattern=r"^[A-Za-z0-9_:./-]{1,100}$",
+        description="the ID token's claim listing the person's groups (policy `identity:`)",
+    )
+    oidc_token_sign_in: bool = Field(
+        default=False,
+        description="with a provider configured, the sign-in page also takes API tokens",
+    )
+    oidc_timeout: float = Field(
+        default=10, gt=0, le=60, description="seconds each request to the provider may take"
+    )
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> Settings:
+        """Half a provider's configuration would quietly leave the token sign-in on."""
+        parts = {"ISSUER": self.oidc_issuer, "CLIENT_ID": self.oidc_client_id}
+        parts["CLIENT_SECRET"] = self.oidc_client_secret
+        missing = [f"FOLLOWTHROUGH_OIDC_{name}" for name, value in parts.items() if not value]
+        if 0 < len(missing) < len(parts):
+            raise ValueError(f"signing in through a provider also needs {', '.join(missing)}")
+        return self
 
     @property
     def effective_database_url(self) -> str:

@@ -25,6 +25,7 @@ from followthrough.domain.changes import ChangePolicy
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
 from followthrough.domain.decisions import DecisionPolicy
+from followthrough.domain.directory import IdentityPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_problems
@@ -193,6 +194,11 @@ class Policy(BaseModel):
     )
     directory: dict[str, PersonDetails] = Field(
         default_factory=dict, alias="people", description="person -> details (a Slack id)"
+    )
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="the identity provider's groups whose members review or sit on the council "
+        "(added to reviewers and council at each sign-in through the provider)",
     )
     routing: Routing = Field(
         default_factory=Routing,
