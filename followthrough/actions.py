@@ -126,6 +126,9 @@ class Actions:
     settings: Settings  # the policy, and where checks find Prometheus and Jira
     clock: Callable[[], datetime] = field(default=_utc_now)  # the API's tests pass the server's
 
+    def __post_init__(self) -> None:
+        self.settings.use_directory(self.store)  # who may act: the provisioned directory too
+
     async def _act(
         self,
         workflow_id: str,

@@ -315,6 +315,7 @@ def policy_check(file: Path) -> None:
 
 def resolve_incident(file: Path) -> dict[str, Any]:
     config = settings()
+    config.use_directory(open_store())  # the postmortem starts with today's directory
     incident = parse_incident(
         read_written(file), config.loaded_policy, origin=str(file), now=datetime.now(UTC)
     )

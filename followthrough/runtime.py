@@ -80,13 +80,14 @@ async def run_worker_until(
     from followthrough.integrations.timeline import configured_collectors
     from followthrough.temporal.worker import build_worker  # activities: the API need not load them
 
+    settings.use_directory(store)  # the policy file's directory with the provisioned one over it
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(
             client,
             store,
             executor,
             settings.mailer(),
-            settings.loaded_policy,
+            lambda: settings.loaded_policy,  # read afresh: a directory change reaches notices
             task_queue=settings.task_queue,
             checks=settings.check_config(),
             jira=settings.jira_config(),

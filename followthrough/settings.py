@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from followthrough.integrations.github.config import GitHubConfig
     from followthrough.integrations.jira.config import JiraConfig
     from followthrough.integrations.slack import SlackConfig
+    from followthrough.storage import Store
 
 
 def _default_data_dir() -> Path:
@@ -61,6 +62,11 @@ class Settings(BaseSettings):
         default=None,
         description="a bearer token CI/CD gates send to read GET /api/freezes (and nothing "
         "else); unset: only the API token of someone in the directory may read it",
+    )
+    scim_token: str | None = Field(
+        default=None,
+        description="the bearer secret the identity provider sends to /scim/v2 to provision "
+        "people and groups; unset: no SCIM (its endpoints answer 404)",
     )
     request_body_seconds: float = Field(
         default=REQUEST_BODY_SECONDS,
@@ -265,8 +271,30 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
     @cached_property
-    def loaded_policy(self) -> Policy:
+    def file_policy(self) -> Policy:
+        """The policy file's policy, as written."""
         return load_policy(self.policy)
+
+    @property
+    def loaded_policy(self) -> Policy:
+        """The effective policy: the file's, with the directory the identity provider
+        provisioned (SCIM) laid over it once a process with a store has called
+        `use_directory`."""
+        live = self.__dict__.get("_live_policy")
+        return live() if live is not None else self.file_policy
+
+    def use_directory(self, store: Store) -> None:
+        """Read the policy with the provisioned directory from `store` from now on."""
+        from followthrough.storage.directory import LivePolicy
+
+        if self.__dict__.get("_live_policy") is None:
+            self.__dict__["_live_policy"] = LivePolicy(self.file_policy, store.directory)
+
+    def directory_changed(self) -> None:
+        """This process just changed the directory: the next read rebuilds the policy."""
+        live = self.__dict__.get("_live_policy")
+        if live is not None:
+            live.changed()
 
     def check_config(self) -> CheckConfig:
         """Where acceptance-criterion checks find Prometheus and Jira."""

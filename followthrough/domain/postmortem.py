@@ -15,6 +15,7 @@ from followthrough.domain import limits
 from followthrough.domain.bounds import due_date_problem, kib, serialized_size
 from followthrough.domain.checks import CheckAttempt
 from followthrough.domain.criteria import Manual
+from followthrough.domain.directory import IDENTITY_PROVIDER
 from followthrough.domain.draft import ActionItemSpec, Draft, action_item_specs, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
@@ -613,6 +614,10 @@ def extension_decision_refusal(
 def reassignment_refusal(item: ActionItem, change: Reassignment, policy: Policy) -> Refusal | None:
     if item.resolved:
         return conflict(f"{item.id} is {item.state}; there is nothing left to own")
+    if change.by == IDENTITY_PROVIDER and change.team is None:
+        # The owner was deprovisioned: the provider's word on who takes it over is final, and
+        # the item's policy (a snapshot from its start) may predate the manager it names.
+        return conflict(f"{change.to} already owns {item.id}") if change.to == item.owner else None
     team = change.team or item.team
     if change.by != item.owner and not may_decide_for(item, change.by, policy):
         return forbidden(

@@ -16,6 +16,7 @@
     store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
     store.decisions   the council's decisions, and the freezes they hold
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
+    store.directory   the people and groups the identity provider provisioned (SCIM)
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -32,6 +33,7 @@ from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.deploys import DeployStore
+from followthrough.storage.directory import DirectoryStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.narratives import NarrativeStore
@@ -69,6 +71,7 @@ class Store:
         self.deploys = DeployStore(self.db)
         self.decisions = DecisionStore(self.db)
         self.alerts = AlertStore(self.db)
+        self.directory = DirectoryStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
