@@ -35,7 +35,6 @@ from scim2_models import (
     ETag,
     Filter,
     Group,
-    ListResponse,
     Meta,
     Patch,
     PatchOp,
@@ -48,8 +47,8 @@ from scim2_models import (
 
 from followthrough.api.services import Services, Using
 from followthrough.domain.bounds import Bounds
-from followthrough.domain.directory import IDENTITY_PROVIDER, manager_of, person_name
-from followthrough.domain.postmortem import ActionItemState, Reassignment
+from followthrough.domain.directory import manager_of, person_name
+from followthrough.domain.postmortem import IDENTITY_PROVIDER, ActionItemState, Reassignment
 from followthrough.logging import get_logger
 from followthrough.storage.directory import (
     GROUP_FILTERS,
@@ -64,6 +63,7 @@ log = get_logger(__name__)
 SCIM_MEDIA_TYPE = "application/scim+json"
 PREFIX = "/scim/v2"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 MANAGER_PATH = f"{ENTERPRISE}:manager".lower()
 UserResource = User[EnterpriseUser]
 
@@ -390,12 +390,14 @@ def _paging(request: Request) -> tuple[int, int]:
 
 
 def _list(resources: list[dict[str, Any]], total: int, start: int) -> dict[str, Any]:
-    return ListResponse[Any](
-        total_results=total,
-        start_index=start,
-        items_per_page=len(resources),
-        resources=resources,
-    ).model_dump()
+    """A ListResponse (RFC 7644 3.4.2) of resources already in their SCIM shape."""
+    return {
+        "schemas": [LIST_RESPONSE],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
 
 
 @router.get("/Users")

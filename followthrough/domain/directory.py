@@ -35,8 +35,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from followthrough.domain.policy import Policy, Team
 
-# Who reassigns a deprovisioned person's open items in the audit trail and the notices.
-IDENTITY_PROVIDER = "identity-provider"
 PERSON_CHARS = 64
 _NOT_IN_NAME = re.compile(r"[^a-z0-9._-]+")
 
@@ -114,7 +112,7 @@ def overlay(policy: Policy, provisioned: Provisioned) -> tuple[Policy, list[str]
     for group in provisioned.teams:
         members = sorted({m for m in group.members if m in active})
         known = policy.teams.get(group.name)
-        fallback = known.manager if known is not None and known.manager not in gone else None
+        fallback = known.manager if known is not None else None  # if gone: replaced below
         manager = team_manager(members, managers, fallback)
         if not members:
             problems.append(f"group '{group.name}': no active members, so no team")

@@ -15,7 +15,6 @@ from followthrough.domain import limits
 from followthrough.domain.bounds import due_date_problem, kib, serialized_size
 from followthrough.domain.checks import CheckAttempt
 from followthrough.domain.criteria import Manual
-from followthrough.domain.directory import IDENTITY_PROVIDER
 from followthrough.domain.draft import ActionItemSpec, Draft, action_item_specs, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
@@ -385,6 +384,11 @@ class ExtensionDecision(BaseModel):
     by: str
     approve: bool
     reason: str = ""
+
+
+# Who reassigns a deprovisioned person's open items, in the audit trail and the notices: the
+# identity provider's SCIM deprovisioning (followthrough/domain/directory.py).
+IDENTITY_PROVIDER = "identity-provider"
 
 
 class Reassignment(BaseModel):
