@@ -33,6 +33,7 @@ from followthrough.domain.policy import Policy, load_policy
 from followthrough.domain.postmortem import Approval, PostmortemState
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
+from followthrough.storage.directory import RECHECK_SECONDS, LivePolicy
 from tests.api_support import Api, api_for, api_settings
 from tests.conftest import SmtpCapture, eventually, running_worker
 from tests.factories import draft_data
@@ -482,3 +483,22 @@ def test_person_names_come_from_the_email_at_the_policys_domain() -> None:
     assert person_name("00u1ab", "ann.lee@example.com", "example.com") == "ann.lee"
     assert person_name("Ann Lee", "ann@elsewhere.org", "example.com") == "ann-lee"
     assert person_name("///", None, "example.com") == ""
+
+
+async def test_another_process_sees_the_change_at_its_next_version_check(
+    scim: Api, policy: Policy
+) -> None:
+    """The worker's policy (its own LivePolicy on the same database) follows the directory: it
+    asks the version at most every RECHECK_SECONDS, and rebuilds only when it moved."""
+    now = [0.0]
+    worker = LivePolicy(policy, scim.services.store.directory, clock=lambda: now[0])
+    assert worker() == policy
+    nia = scim_json(await post(scim, "/Users", okta_user("nia@example.com", "Nia", "O")), 201)
+    group = {"schemas": [GROUP], "displayName": "sre", "members": [{"value": nia["id"]}]}
+    scim_json(await post(scim, "/Groups", group), 201)
+    assert "nia" not in worker().people  # asked a moment ago: not yet
+    now[0] += RECHECK_SECONDS
+    seen = worker()
+    assert seen.teams["sre"].members == ["nia"] and seen.teams["sre"].manager == "sam"
+    now[0] += RECHECK_SECONDS
+    assert worker() is seen  # nothing moved: the same policy, not rebuilt

@@ -45,10 +45,13 @@ from scim2_models import (
     User,
 )
 
+from followthrough.actions import ActionRefused
 from followthrough.api.services import Services, Using
+from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
 from followthrough.domain.directory import manager_of, person_name
 from followthrough.domain.postmortem import IDENTITY_PROVIDER, ActionItemState, Reassignment
+from followthrough.domain.problems import RefusalKind
 from followthrough.logging import get_logger
 from followthrough.storage.directory import (
     GROUP_FILTERS,
@@ -68,11 +71,11 @@ MANAGER_PATH = f"{ENTERPRISE}:manager".lower()
 UserResource = User[EnterpriseUser]
 
 # What one SCIM request may carry (the edge already bounds the body to REQUEST_BODY_BYTES).
-SCIM_TEXT_CHARS = 256  # a userName, displayName, externalId, email, any one string
-SCIM_LIST_ENTRIES = 1000  # a group's members, a PATCH's operations, any one list
-SCIM_DEPTH = 6
-PAGE_MOST = 200  # a list's page (RFC 7644 3.4.2.4: a larger count is answered with fewer)
-GROUP_MEMBERS = 5000  # a group, however many requests built it
+SCIM_TEXT_CHARS = limits.SCIM_TEXT_CHARS
+SCIM_LIST_ENTRIES = limits.SCIM_LIST_ENTRIES
+SCIM_DEPTH = limits.SCIM_DEPTH
+PAGE_MOST = limits.SCIM_PAGE
+GROUP_MEMBERS = limits.SCIM_GROUP_MEMBERS
 # Not taken from a provider: who reassigns a departed person's items, and the policy's words.
 RESERVED_PEOPLE = {IDENTITY_PROVIDER, "ci-gate"}
 
@@ -745,7 +748,11 @@ async def _hand_over(found: Services) -> None:
             )
             try:
                 await found.actions.reassign(item.id, change)
-            except Exception as err:
+            except ActionRefused as err:
+                if err.kind is not RefusalKind.CONFLICT:  # closed, or theirs already: done
+                    log.warning("item not handed over", item=item.id, error=str(err)[:300])
+                    done = False
+            except Exception as err:  # Temporal away: the next pass tries again
                 log.warning("item not handed over yet", item=item.id, error=str(err)[:300])
                 done = False
         if done:
