@@ -22,11 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.access import hash_token
 from followthrough.domain.directory import (
-    Provisioned,
-    ProvisionedPerson,
-    ProvisionedTeam,
     person_name,
-    provisioned_policy,
 )
 from followthrough.domain.notice import NoticeKind
 from followthrough.domain.policy import Policy, load_policy
@@ -452,37 +448,6 @@ async def _owner_becomes(handle: Any, owner: str) -> Any:
             return item
         await asyncio.sleep(0.1)
     raise AssertionError(f"never handed to {owner}")
-
-
-# --- the overlay, pure ---------------------------------------------------------------------------
-
-
-def test_scim_wins_for_the_people_and_teams_it_provisions(policy: Policy) -> None:
-    provisioned = Provisioned(
-        people=[
-            ProvisionedPerson(person="zoe", email="zoe@corp.example", manager="maria"),
-            ProvisionedPerson(person="yuri", manager="maria"),
-            ProvisionedPerson(person="maria", active=False),  # payments' manager in the file
-            ProvisionedPerson(person="grace", active=False),  # on the council
-        ],
-        teams=[ProvisionedTeam(name="payments", members=["zoe", "yuri", "maria"])],
-    )
-    effective = provisioned_policy(policy, provisioned)
-    payments = effective.teams["payments"]
-    # maria left: her team goes to its first member; she is on no list.
-    assert payments.members == ["yuri", "zoe"] and payments.manager == "yuri"
-    assert "maria" not in effective.people and "grace" not in effective.council
-    assert effective.teams["platform"] == policy.teams["platform"]  # not provisioned: the file's
-    assert effective.email_of("zoe") == "zoe@corp.example"
-    assert effective.council == ["heidi"]
-    assert provisioned_policy(policy, Provisioned()) is policy
-
-
-def test_person_names_come_from_the_email_at_the_policys_domain() -> None:
-    assert person_name("Bob@Example.com", "bob@example.com", "example.com") == "bob"
-    assert person_name("00u1ab", "ann.lee@example.com", "example.com") == "ann.lee"
-    assert person_name("Ann Lee", "ann@elsewhere.org", "example.com") == "ann-lee"
-    assert person_name("///", None, "example.com") == ""
 
 
 async def test_another_process_sees_the_change_at_its_next_version_check(
