@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -32,12 +32,24 @@ if TYPE_CHECKING:
     from followthrough.storage import Store
 
 
+class _read_afresh(cached_property[Policy]):
+    """Like a property, computed on every read (the directory may have changed), yet, like a
+    cached_property, one a test may pin by setting it in the instance's __dict__."""
+
+    def __get__(self, instance: object, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self.func(instance)
+
+
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "followthrough"
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOLLOWTHROUGH_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FOLLOWTHROUGH_", extra="ignore", ignored_types=(_read_afresh,)
+    )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
@@ -275,7 +287,7 @@ class Settings(BaseSettings):
         """The policy file's policy, as written."""
         return load_policy(self.policy)
 
-    @property
+    @_read_afresh
     def loaded_policy(self) -> Policy:
         """The effective policy: the file's, with the directory the identity provider
         provisioned (SCIM) laid over it once a process with a store has called
