@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -36,7 +36,11 @@ class _read_afresh(cached_property[Policy]):
     """Like a property, computed on every read (the directory may have changed), yet, like a
     cached_property, one a test may pin by setting it in the instance's __dict__."""
 
-    def __get__(self, instance: object, owner: type | None = None) -> Any:
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Policy: ...
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Self | Policy:
         if instance is None:
             return self
         return self.func(instance)
