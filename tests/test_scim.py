@@ -344,8 +344,27 @@ async def test_discovery_paging_and_errors_in_scims_own_shape(scim: Api) -> None
     assert scim_json(await get(scim, "/Groups/no-such-group"), 404)["status"] == "404"
     reserved = await post(scim, "/Users", okta_user("identity-provider", "I", "P"))
     assert scim_json(reserved, 400)["scimType"] == "invalidValue"
+    too_many = [{"op": "replace", "path": "displayName", "value": "x"}] * 1001
+    pia = scim_json(await get(scim, "/Users", filter='userName eq "pia@example.com"'), 200)
+    pia_id = pia["Resources"][0]["id"]
+    refused = scim_json(await patch(scim, f"/Users/{pia_id}", *too_many), 400)
+    assert "Operations: at most 1000 entries" in refused["detail"]
+    deep: dict[str, Any] = {"value": "x"}
+    for _ in range(8):
+        deep = {"value": deep}
+    nested = await patch(scim, f"/Users/{pia_id}", {"op": "replace", "path": "title", **deep})
+    assert "nested more than 6 deep" in scim_json(nested, 400)["detail"]
+    stranger = {"schemas": [GROUP], "displayName": "ghosts", "members": [{"value": "no-one"}]}
+    assert (
+        "no user with the id no-one"
+        in scim_json(await post(scim, "/Groups", stranger), 400)["detail"]
+    )
     assert scim_json(await get(scim, "/Users"), 200)["totalResults"] == 3  # nothing changed
+    assert scim_json(await get(scim, "/Groups"), 200)["totalResults"] == 0
+    assert scim_json(await get(scim, f"/Users/{pia_id}"), 200)["userName"] == "pia@example.com"
 
+    lower = {**HEADERS, "Authorization": f"bearer {SCIM_TOKEN}"}  # the scheme is any case
+    assert (await scim.http.get(f"{SCIM}/Users", headers=lower)).status_code == 200
     wrong = await scim.http.get(
         f"{SCIM}/Users", headers={**HEADERS, "Authorization": "Bearer not-it"}
     )

@@ -119,7 +119,9 @@ class Edge:
         expected = self.services.settings.scim_token
         if not expected:
             raise HTTPException(status.HTTP_404_NOT_FOUND, "SCIM is not enabled here")
-        if not hmac.compare_digest(credentials.encode(), f"Bearer {expected}".encode()):
+        scheme, _, secret = credentials.partition(" ")
+        sent = f"{scheme.lower()} {secret.strip()}".encode()
+        if not hmac.compare_digest(sent, f"bearer {expected}".encode()):
             if credentials.strip():
                 self.services.throttle.failed(TOKENS, client)
             raise HTTPException(

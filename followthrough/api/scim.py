@@ -20,6 +20,7 @@ import asyncio
 import json
 import re
 import uuid
+import weakref
 from datetime import datetime
 from typing import Any
 
@@ -711,7 +712,10 @@ async def delete_group(group_id: str, found: Using, background: BackgroundTasks)
 
 # --- a departure's open items go to their manager -----------------------------------------------
 
-_handing_over = asyncio.Lock()
+# One pass at a time (a second would find the same items); a lock belongs to its event loop.
+_handing_over: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 async def hand_over_departures(found: Services) -> None:
@@ -719,7 +723,7 @@ async def hand_over_departures(found: Services) -> None:
     the reassigned notice; a departure stays pending until all of its items are handed over
     (an item that cannot be now is tried again after the next SCIM change). Never raises: the
     provider's request has been answered already."""
-    async with _handing_over:  # one pass at a time: a second would find the same items
+    async with _handing_over.setdefault(asyncio.get_running_loop(), asyncio.Lock()):
         try:
             await _hand_over(found)
         except Exception as err:  # retried after the next change; never the request's failure
