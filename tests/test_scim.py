@@ -3,7 +3,7 @@
 Each request below has the shape the vendor documents for its SCIM provisioning (Okta's "SCIM 2.0
 provisioning" reference; Microsoft Entra ID's "Tutorial: develop a SCIM endpoint" request
 examples), sent over HTTP with httpx to the real app, on SQLite and PostgreSQL. What they provision
-becomes the effective policy's directory (domain/directory.py), and a deprovisioned person's
+becomes the effective policy's directory (domain/provisioning.py), and a deprovisioned person's
 access ends at once while their open items go to their manager with a notice.
 """
 
@@ -21,12 +21,12 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.access import hash_token
-from followthrough.domain.directory import (
-    person_name,
-)
 from followthrough.domain.notice import NoticeKind
 from followthrough.domain.policy import Policy, load_policy
 from followthrough.domain.postmortem import Approval, PostmortemState
+from followthrough.domain.provisioning import (
+    person_name,
+)
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.storage.directory import RECHECK_SECONDS, LivePolicy

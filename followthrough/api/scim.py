@@ -50,9 +50,9 @@ from followthrough.actions import ActionRefused
 from followthrough.api.services import Services, Using
 from followthrough.domain import limits
 from followthrough.domain.bounds import Bounds
-from followthrough.domain.directory import manager_of, person_name
 from followthrough.domain.postmortem import IDENTITY_PROVIDER, ActionItemState, Reassignment
 from followthrough.domain.problems import RefusalKind
+from followthrough.domain.provisioning import manager_of, person_name
 from followthrough.logging import get_logger
 from followthrough.storage.directory import (
     GROUP_FILTERS,

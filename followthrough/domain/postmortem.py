@@ -387,7 +387,7 @@ class ExtensionDecision(BaseModel):
 
 
 # Who reassigns a deprovisioned person's open items, in the audit trail and the notices: the
-# identity provider's SCIM deprovisioning (followthrough/domain/directory.py).
+# identity provider's SCIM deprovisioning (followthrough/domain/provisioning.py).
 IDENTITY_PROVIDER = "identity-provider"
 
 

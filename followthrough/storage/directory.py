@@ -20,13 +20,13 @@ from sqlalchemy import JSON, BigInteger, Boolean, String, delete, func, select, 
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
 
-from followthrough.domain.directory import (
+from followthrough.domain.policy import Policy
+from followthrough.domain.provisioning import (
     Provisioned,
     ProvisionedPerson,
     ProvisionedTeam,
     overlay,
 )
-from followthrough.domain.policy import Policy
 from followthrough.logging import get_logger
 from followthrough.storage.database import Database
 from followthrough.storage.tables import ApiTokenRow, Base, DashboardSessionRow, UTCDateTime

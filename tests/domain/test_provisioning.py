@@ -1,9 +1,16 @@
-"""The provisioned directory over the policy file's (followthrough/domain/directory.py), and the
+"""The provisioned directory over the policy file's (followthrough/domain/provisioning.py), and the
 hand-over of a deprovisioned person's items (the identity provider's reassignment)."""
 
 from __future__ import annotations
 
-from followthrough.domain.directory import (
+from followthrough.domain.policy import Policy
+from followthrough.domain.postmortem import (
+    IDENTITY_PROVIDER,
+    ActionItemState,
+    Reassignment,
+    reassignment_refusal,
+)
+from followthrough.domain.provisioning import (
     Provisioned,
     ProvisionedPerson,
     ProvisionedTeam,
@@ -11,13 +18,6 @@ from followthrough.domain.directory import (
     person_name,
     provisioned_policy,
     team_manager,
-)
-from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import (
-    IDENTITY_PROVIDER,
-    ActionItemState,
-    Reassignment,
-    reassignment_refusal,
 )
 from tests.domain.test_postmortem import make_item
 
