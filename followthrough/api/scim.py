@@ -8,10 +8,10 @@ Entra's capitalised ops ("Replace") and "False" for false, a manager given as a 
 removed by a list of values, and Okta's whole-resource replace that repeats the id.
 
 Who a user is here, how groups become teams and who manages them: followthrough/domain/
-directory.py. Deprovisioning (active false, or DELETE) revokes the person's API tokens and ends
+provisioning.py. Deprovisioning (active false, or DELETE) revokes the person's API tokens and ends
 their dashboard sessions in the same transaction as the change; their open action items are then
 handed to their manager in the background (`hand_over_departures`), a hand-over that is retried
-after every later SCIM change until it is done.
+after every later SCIM change, and when the API starts, until it is done.
 """
 
 from __future__ import annotations
