@@ -194,6 +194,8 @@ async def serve_api_until(
     await serving
     stopping.cancel()
     handing_over.cancel()  # each hand-over is one update: what is left is done next start
+    with contextlib.suppress(asyncio.CancelledError):
+        await handing_over
 
 
 Serve = Callable[[Client, Store, Settings, asyncio.Event], Awaitable[None]]
