@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import zlib
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -92,7 +93,7 @@ def okta_user(user_name: str, given: str, family: str, **extra: Any) -> dict[str
         "emails": [{"primary": True, "value": user_name, "type": "work"}],
         "displayName": f"{given} {family}",
         "locale": "en-US",
-        "externalId": f"00u{abs(hash(user_name)) % 10**12:012d}",
+        "externalId": f"00u{zlib.crc32(user_name.encode()):012d}",  # Okta's user id
         "groups": [],
         "password": "1mz050nq",
         "active": True,
