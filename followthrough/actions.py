@@ -134,6 +134,9 @@ class Actions:
     def _policy(self) -> Policy:
         return self.policy or self.settings.loaded_policy
 
+    def __post_init__(self) -> None:
+        self.settings.use_directory(self.store)  # who may act: the provisioned directory too
+
     async def _act(
         self,
         workflow_id: str,

@@ -12,7 +12,7 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -29,6 +29,21 @@ if TYPE_CHECKING:
     from followthrough.integrations.github.config import GitHubConfig
     from followthrough.integrations.jira.config import JiraConfig
     from followthrough.integrations.slack import SlackConfig
+    from followthrough.storage import Store
+
+
+class _read_afresh(cached_property[Policy]):
+    """Like a property, computed on every read (the directory may have changed), yet, like a
+    cached_property, one a test may pin by setting it in the instance's __dict__."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Policy: ...
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Self | Policy:
+        if instance is None:
+            return self
+        return self.func(instance)
 
 
 def _default_data_dir() -> Path:
@@ -36,7 +51,9 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOLLOWTHROUGH_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FOLLOWTHROUGH_", extra="ignore", ignored_types=(_read_afresh,)
+    )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
@@ -61,6 +78,11 @@ class Settings(BaseSettings):
         default=None,
         description="a bearer token CI/CD gates send to read GET /api/freezes (and nothing "
         "else); unset: only the API token of someone in the directory may read it",
+    )
+    scim_token: str | None = Field(
+        default=None,
+        description="the bearer secret the identity provider sends to /scim/v2 to provision "
+        "people and groups; unset: no SCIM (its endpoints answer 404)",
     )
     request_body_seconds: float = Field(
         default=REQUEST_BODY_SECONDS,
@@ -313,8 +335,30 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
     @cached_property
-    def loaded_policy(self) -> Policy:
+    def file_policy(self) -> Policy:
+        """The policy file's policy, as written."""
         return load_policy(self.policy)
+
+    @_read_afresh
+    def loaded_policy(self) -> Policy:
+        """The effective policy: the file's, with the directory the identity provider
+        provisioned (SCIM) laid over it once a process with a store has called
+        `use_directory`."""
+        live = self.__dict__.get("_live_policy")
+        return live() if live is not None else self.file_policy
+
+    def use_directory(self, store: Store) -> None:
+        """Read the policy with the provisioned directory from `store` from now on."""
+        from followthrough.storage.directory import LivePolicy
+
+        if self.__dict__.get("_live_policy") is None:
+            self.__dict__["_live_policy"] = LivePolicy(self.file_policy, store.directory)
+
+    def directory_changed(self) -> None:
+        """This process just changed the directory: the next read rebuilds the policy."""
+        live = self.__dict__.get("_live_policy")
+        if live is not None:
+            live.changed()
 
     def check_config(self) -> CheckConfig:
         """Where acceptance-criterion checks find Prometheus and Jira."""

@@ -46,6 +46,7 @@ class Services:
     throttle: Throttle = field(default_factory=Throttle)  # failed attempts per client address
 
     def __post_init__(self) -> None:
+        self.settings.use_directory(self.store)  # the provisioned directory over the file's
         self.metrics = Metrics(self.store, lambda: self.policy.calendar.local_date(self.clock()))
 
     _roles: dict[str, frozenset[Role]] = field(default_factory=dict, init=False)

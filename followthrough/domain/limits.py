@@ -181,3 +181,14 @@ OIDC_SIGN_IN_MINUTES = 10
 # Groups in an ID token (Entra ID sends at most 200 before switching to an overage claim).
 OIDC_GROUPS = 500
 OIDC_GROUP_CHARS = 256
+# --- the identity provider's SCIM requests (followthrough/api/scim.py) -------------------------
+
+# Any one string (a userName, displayName, externalId, email), one line.
+SCIM_TEXT_CHARS = 256
+# Any one list in a request (a PATCH's operations, the members it adds), and a body's nesting.
+SCIM_LIST_ENTRIES = 1000
+SCIM_DEPTH = 6
+# A list's page: a larger `count` is answered with fewer (RFC 7644 3.4.2.4).
+SCIM_PAGE = 200
+# A group's members, however many requests built it.
+SCIM_GROUP_MEMBERS = 5000

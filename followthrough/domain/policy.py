@@ -13,6 +13,7 @@ is read, and where each team's tickets go (its tracker, objectives, tech-debt ba
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -404,6 +405,15 @@ class Policy(BaseModel):
     def operator_names(self) -> list[str]:
         """Who hears of stuck work and policy gaps: the operators, else the council."""
         return list(self.operators or self.council)
+
+
+# A policy, or what gives today's (the policy file's with the provisioned directory over it):
+# long-lived readers (the worker's activities) take the latter, so a directory change reaches them.
+PolicySource = Policy | Callable[[], Policy]
+
+
+def current(source: PolicySource) -> Policy:
+    return source if isinstance(source, Policy) else source()
 
 
 class InvalidPolicy(Problems):

@@ -17,6 +17,7 @@
     store.decisions   the council's decisions, and the freezes they hold
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
     store.identity    sign-ins under way at the identity provider; roles its groups granted
+    store.directory   the people and groups the identity provider provisioned (SCIM)
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -33,6 +34,7 @@ from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.deploys import DeployStore
+from followthrough.storage.directory import DirectoryStore
 from followthrough.storage.facts import FactStore
 from followthrough.storage.identity import IdentityStore
 from followthrough.storage.links import LinkStore
@@ -72,6 +74,7 @@ class Store:
         self.decisions = DecisionStore(self.db)
         self.alerts = AlertStore(self.db)
         self.identity = IdentityStore(self.db)
+        self.directory = DirectoryStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
