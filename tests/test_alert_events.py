@@ -55,6 +55,23 @@ def test_an_episode_is_kept_once_and_a_resolution_is_never_undone(store: Store) 
     assert store.alerts.count() == 3
 
 
+def test_later_statuses_merge_in_any_order_and_any_batch(store: Store) -> None:
+    """An acknowledgement sticks, resolved is final, a missing fact is filled in; the same
+    whether the deliveries come one by one or together in one batch (api/alert_intake.py)."""
+    acked = _event("x", acknowledged=True, severity=None, paged=None)
+    created = _event("x", acknowledged=False, severity="P2", paged=True)
+    closed = _event("x", "resolved", acknowledged=None, severity=None)
+    late_firing = _event("x", acknowledged=False)
+    one_by_one = [[acked], [created], [closed], [late_firing]]
+    for deliveries in (one_by_one, [[acked, created, closed, late_firing]]):
+        for batch in deliveries:
+            store.alerts.keep(batch)
+        [kept] = store.alerts.started_between(NOW - timedelta(days=1), NOW, 10)
+        assert (kept.status, kept.ends_at, kept.acknowledged) == ("resolved", NOW, True)
+        assert (kept.severity, kept.paged) == ("P2", True)
+        assert store.alerts.prune(NOW + timedelta(days=1), limit=10) == 1
+
+
 def test_pruning_forgets_old_events_in_batches(store: Store) -> None:
     old = [_event(f"old-{i}", received_at=NOW - timedelta(days=500)) for i in range(5)]
     store.alerts.keep([*old, _event("new")])

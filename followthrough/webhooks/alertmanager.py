@@ -23,17 +23,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
 from followthrough.domain.alert_quality import AlertEvent, alert_service
 from followthrough.domain.bounds import one_line
-from followthrough.domain.limits import (
-    ALERTS_PER_DELIVERY,
-    ALERTS_REFUSED_NAMED,
-    EARLIEST_DATE,
-    FUTURE_SKEW_HOURS,
-    NAME_CHARS,
-)
+from followthrough.domain.limits import ALERTS_PER_DELIVERY, ALERTS_REFUSED_NAMED, NAME_CHARS
 from followthrough.domain.policy import Policy
 from followthrough.webhooks.base import (
     AlertEvents,
@@ -41,6 +35,8 @@ from followthrough.webhooks.base import (
     NotResolution,
     Reported,
     VendorSource,
+    alert_ended,
+    alert_time,
 )
 from followthrough.webhooks.errors import Malformed
 from followthrough.webhooks.fields import Fields, FieldValue
@@ -121,7 +117,7 @@ class Alertmanager(VendorSource):
             severity=labels.get("severity"),
             status=status,
             starts_at=starts_at,
-            ends_at=ends_at if ends_at is not None and ends_at >= starts_at else None,
+            ends_at=alert_ended(starts_at, ends_at),
             received_at=received_at,
         )
 
@@ -197,12 +193,4 @@ def _fingerprint(labels: dict[str, str]) -> str:
 
 
 def _within(alert: Fields, key: str, received_at: datetime) -> datetime:
-    """The alert's time, refused (naming it) before 2000 or more than a day ahead."""
-    at = alert.time(key)
-    earliest = datetime(EARLIEST_DATE.year, EARLIEST_DATE.month, EARLIEST_DATE.day, tzinfo=UTC)
-    if not earliest <= at <= received_at + timedelta(hours=FUTURE_SKEW_HOURS):
-        raise Malformed(
-            f"{alert.where(key)}: {at.isoformat()} is not between {earliest.date()} and a day "
-            "from now"
-        )
-    return at
+    return alert_time(alert.time(key), alert.where(key), received_at)
