@@ -9,14 +9,16 @@ has an HMAC secret: `X-Grafana-Alerting-Signature` = hex HMAC-SHA256(secret, bod
 header, Grafana must send the token like Alertmanager. Neither sends a delivery id.
 
 A resolution is a notification with `status: resolved`, which Alertmanager sends only once
-every alert of the group is resolved. The group key names the group, not the episode: the next
+every alert of the group is resolved, and only when the policy makes the group an incident
+(`alerts.postmortem_when`: by default an alert labelled `postmortem="true"`; a firing/resolved
+pair is not an incident by itself). The group key names the group, not the episode: the next
 time the same alert fires it is the same group key, so the incident id hashes the group key
 with the episode's earliest `startsAt`. A notification delivered twice gives the same id.
 
 Every notification, firing or resolved, also reports its alerts: each becomes an `AlertEvent`
 keyed by the alert's fingerprint (a hash of its labels; ours of the sorted labels when an older
 sender gives none) and its `startsAt`, so a repeat or a redelivery is the same episode. A
-firing group starts no workflow; only the resolution of a group does, as before.
+firing group starts no workflow; only the resolution of a group the policy names does.
 """
 
 from __future__ import annotations
@@ -25,8 +27,14 @@ import hashlib
 import json
 from datetime import UTC, datetime
 
-from followthrough.domain.alert_quality import AlertEvent, alert_service
+from followthrough.domain.alert_quality import (
+    AlertEvent,
+    alert_service,
+    postmortem_rule,
+    starts_postmortem,
+)
 from followthrough.domain.bounds import one_line
+from followthrough.domain.incident import Incident
 from followthrough.domain.limits import ALERTS_PER_DELIVERY, ALERTS_REFUSED_NAMED, NAME_CHARS
 from followthrough.domain.policy import Policy
 from followthrough.webhooks.base import (
@@ -60,6 +68,20 @@ class Alertmanager(VendorSource):
 
     def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
         check_token(headers, secret)
+
+    def interpret(self, payload: Fields, policy: Policy) -> Incident | NotResolution:
+        """A resolved group is an incident only when the policy's `alerts.postmortem_when`
+        says so; otherwise its alerts are kept for the alert-quality review alone."""
+        if payload.text("status") == "resolved":
+            labels = [_label_values(alert.section("labels")) for alert in payload.objects("alerts")]
+            rule = policy.alerts.postmortem_when
+            if not starts_postmortem(labels, rule):
+                return NotResolution(
+                    f"{self.name} group resolved; its alerts are kept for the alert-quality "
+                    f"review, and no postmortem starts: alerts.postmortem_when "
+                    f"({postmortem_rule(rule)}) matches none of them"
+                )
+        return super().interpret(payload, policy)
 
     def read(self, payload: Fields) -> Reported | NotResolution:
         status = payload.text("status")
