@@ -12,6 +12,7 @@ from fastapi import Depends, Request
 from temporalio.client import Client
 
 from followthrough.actions import Actions
+from followthrough.api.alert_intake import AlertIntake
 from followthrough.api.metrics import Metrics
 from followthrough.api.throttle import Throttle
 from followthrough.domain.policy import Policy
@@ -52,6 +53,11 @@ class Services:
     def link_secret(self) -> str:
         """Read (or made) once, not on every click."""
         return self.settings.effective_link_secret()
+
+    @cached_property
+    def alert_intake(self) -> AlertIntake:
+        """Alert events kept with one write for the deliveries that arrive together."""
+        return AlertIntake(self.store.alerts.keep)
 
     @property
     def task_queue(self) -> str:

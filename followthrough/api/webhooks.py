@@ -275,7 +275,7 @@ async def _keep_alerts(using: Services, source: str, result: Resolved | Ignored)
         log.warning("alerts not kept", source=source, dropped=dropped, refused=why)
     if not result.alerts:
         return 0
-    await asyncio.to_thread(using.store.alerts.keep, list(result.alerts))
+    await using.alert_intake.add(list(result.alerts))
     return len(result.alerts)
 
 
