@@ -173,9 +173,13 @@ def incident(index: int, run_id: str, now: datetime) -> bytes:
 
 
 def store_size(store: Store, url: str) -> int | None:
+    """The database's size: SQLite's main file once its WAL is checkpointed into it (the WAL
+    holds a whole page per page a commit touched, so its size says how often, not how much),
+    PostgreSQL's alert_events table with its indexes."""
     if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
-        return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+        with store.engine.connect() as connection:
+            connection.exec_driver_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        return Path(url.removeprefix("sqlite:///")).stat().st_size
     with store.engine.connect() as connection:
         found = connection.exec_driver_sql("SELECT pg_total_relation_size('alert_events')")
         return int(found.scalar_one())
