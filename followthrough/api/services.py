@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from followthrough.actions import Actions
+from followthrough.api.alert_intake import AlertIntake
 from followthrough.api.metrics import Metrics
 from followthrough.api.throttle import Throttle
 from followthrough.domain.directory import Role, with_sign_in_roles
@@ -112,6 +113,11 @@ class Services:
     def link_secret(self) -> str:
         """Read (or made) once, not on every click."""
         return self.settings.effective_link_secret()
+
+    @cached_property
+    def alert_intake(self) -> AlertIntake:
+        """Alert events kept with one write for the deliveries that arrive together."""
+        return AlertIntake(self.store.alerts.keep)
 
     @property
     def task_queue(self) -> str:
