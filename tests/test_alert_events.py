@@ -151,14 +151,20 @@ def _policy_with(alerts: dict[str, object]) -> Policy:
 
 
 def _unlabelled(source: str) -> dict[str, Any]:
-    """The source's resolved group without the postmortem label the test payload carries."""
+    """The source's resolution without the postmortem label (an Opsgenie tag) the test payload
+    carries, and at severity (Opsgenie: priority) `warning`."""
+    if source == "opsgenie":
+        closed: dict[str, Any] = json.loads(load_payload("opsgenie_close"))
+        closed["alert"]["tags"].remove("postmortem:true")
+        closed["alert"]["priority"] = "warning"  # Opsgenie's P1-P5 read as the severity label
+        return closed
     payload: dict[str, Any] = json.loads(load_payload(f"{source}_resolved"))
     for labels in [payload["commonLabels"], *(a["labels"] for a in payload["alerts"])]:
         labels.pop("postmortem", None)
     return payload
 
 
-@pytest.mark.parametrize("source", ["alertmanager", "grafana"])
+@pytest.mark.parametrize("source", ["alertmanager", "grafana", "opsgenie"])
 @pytest.mark.parametrize(
     ("rule", "starts"),
     [
@@ -178,9 +184,22 @@ def test_a_resolved_group_starts_a_postmortem_only_when_the_policy_says_so(
     secret = WEBHOOK_SECRETS[source]
     result = receive(source, signed_request(source, secret, body, NOW), body, secret, policy, NOW)
     assert isinstance(result, Resolved) is starts
-    assert [a.status for a in result.alerts] == ["resolved"] * len(payload["alerts"])  # kept
+    kept = len(payload.get("alerts", [None]))  # an Opsgenie delivery is one alert
+    assert [a.status for a in result.alerts] == ["resolved"] * kept
     if isinstance(result, Ignored):
         assert "alerts.postmortem_when" in result.reason, result.reason
+
+
+def test_an_opsgenie_alerts_tags_are_its_labels() -> None:
+    """`key:value` tags are labels, as Alertmanager's would be: service:billing matches."""
+    policy = _policy_with({"postmortem_when": {"labels": {"service": "billing"}}})
+    body = json.dumps(_unlabelled("opsgenie")).encode()
+    secret = WEBHOOK_SECRETS["opsgenie"]
+    result = receive(
+        "opsgenie", signed_request("opsgenie", secret, body, NOW), body, secret, policy, NOW
+    )
+    assert isinstance(result, Resolved)
+    assert result.incident.services == ["billing"]
 
 
 def test_the_rule_is_checked_when_the_policy_is_loaded() -> None:

@@ -9,14 +9,25 @@ The actions Create, Acknowledge and Close are also kept as alert events, keyed b
 `alertId` and `createdAt`: its message as the name, its entity or `service:` tag as the service,
 its priority as the severity (only Create carries it for sure; a later action fills it in when
 the Create was missed), acknowledged once an Acknowledge arrived.
+
+An Opsgenie alert is an alert, not yet an incident: a Close starts a postmortem only when the
+policy's `alerts.postmortem_when` names it, as for Alertmanager (its tags `key:value` or `key=value`
+read as labels, its priority as the `severity` label); otherwise the close is kept for the
+alert-quality review alone.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from followthrough.domain.alert_quality import AlertEvent, AlertStatus
+from followthrough.domain.alert_quality import (
+    AlertEvent,
+    AlertStatus,
+    postmortem_rule,
+    starts_postmortem,
+)
 from followthrough.domain.bounds import one_line
+from followthrough.domain.incident import Incident
 from followthrough.domain.limits import NAME_CHARS
 from followthrough.domain.policy import Policy
 from followthrough.webhooks.base import (
@@ -57,6 +68,18 @@ class Opsgenie(VendorSource):
 
     def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
         check_token(headers, secret)
+
+    def interpret(self, payload: Fields, policy: Policy) -> Incident | NotResolution:
+        """A closed alert is an incident only when the policy's `alerts.postmortem_when` says so."""
+        if payload.text("action") == "Close":
+            rule = policy.alerts.postmortem_when
+            if not starts_postmortem([_labels(payload.obj("alert"))], rule):
+                return NotResolution(
+                    f"{self.name} alert closed; it is kept for the alert-quality review, and no "
+                    f"postmortem starts: alerts.postmortem_when ({postmortem_rule(rule)}) does "
+                    "not match its tags or priority"
+                )
+        return super().interpret(payload, policy)
 
     def read(self, payload: Fields) -> Reported | NotResolution:
         action = payload.text("action")
@@ -123,3 +146,14 @@ def _services(alert: Fields) -> list[str]:
         if tag.startswith(prefix) and tag[len(prefix) :].strip()
     ]
     return ([entity] if entity else []) + tagged
+
+
+def _labels(alert: Fields) -> dict[str, str]:
+    """The alert's tags as labels (`key:value`, `key=value`; a bare tag is a label with no
+    value) and its priority as `severity`, for the policy's `alerts.postmortem_when`."""
+    labels: dict[str, str] = {}
+    for tag in alert.strings("tags"):
+        key, _, value = tag.replace("=", ":", 1).partition(":")
+        labels.setdefault(key.strip(), value.strip())
+    labels["severity"] = alert.maybe_text("priority") or DEFAULT_PRIORITY
+    return labels
