@@ -159,7 +159,7 @@ async def scraper(request: Request, using: Using) -> str:
     sent = request.headers.get("authorization", "")
     if expected and hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
         return "prometheus"
-    return await token_holder(using, sent)
+    return await token_holder(using, sent, request.method)
 
 
 Scraper = Annotated[str, Depends(scraper)]

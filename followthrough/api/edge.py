@@ -4,7 +4,8 @@ FastAPI reads and parses a body before it runs a route's dependencies, so a chec
 after the memory is spent. These plain ASGI middlewares decide first:
 
 * `Edge` refuses a client past its failed attempts (429), a body over REQUEST_BODY_BYTES by its
-  Content-Length (413), and an `/api/...` request without a live API token (401), all before one
+  Content-Length (413), an `/api/...` request without a live API token (401, expired included)
+  and one its token's scope does not allow (403: a `read` token changes nothing), all before one
   body byte is read; it then bounds what the app may read: 413 past the limit while streaming, 408
   when the body has not arrived within the deadline.
 * `SecurityHeaders` puts the Content-Security-Policy, nosniff and no-referrer on every response,
@@ -100,7 +101,7 @@ class Edge:
                 scope.setdefault("state", {})["person"] = GATE  # a machine: reads freezes only
                 return
             try:
-                person = await token_holder(self.services, credentials)
+                person = await token_holder(self.services, credentials, method)
             except HTTPException as refused:
                 if refused.status_code == status.HTTP_401_UNAUTHORIZED and credentials.strip():
                     throttle.failed(TOKENS, client)  # a request without a token guesses nothing
