@@ -31,6 +31,7 @@ from followthrough.api import (
     people,
     preferences,
     slack,
+    tokens,
     webhooks,
 )
 from followthrough.api.auth import token_holder
@@ -84,8 +85,10 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)
+    app.include_router(tokens.api)
     dashboard.install(app)
     app.include_router(operations.router)
+    app.include_router(tokens.pages)
     _install_docs(app)
     # The last added runs first: every request is counted, and every answer (the edge's
     # refusals too) carries the security headers.
@@ -159,7 +162,7 @@ async def scraper(request: Request, using: Using) -> str:
     sent = request.headers.get("authorization", "")
     if expected and hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
         return "prometheus"
-    return await token_holder(using, sent, request.method)
+    return (await token_holder(using, sent, request.method)).person
 
 
 Scraper = Annotated[str, Depends(scraper)]

@@ -95,9 +95,9 @@ bearer = HTTPBearer(
 )
 
 
-async def token_holder(found: Services, authorization: str, method: str) -> str:
-    """The person an `Authorization: Bearer ft_...` header belongs to, if the token may make a
-    request with this method; 401 or 403 otherwise."""
+async def token_holder(found: Services, authorization: str, method: str) -> ApiToken:
+    """The token an `Authorization: Bearer ft_...` header carries, if it may make a request with
+    this method and its person is in the directory; 401 or 403 otherwise."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized(
@@ -112,13 +112,12 @@ async def token_holder(found: Services, authorization: str, method: str) -> str:
         if refused.status == status.HTTP_401_UNAUTHORIZED:
             raise _unauthorized(str(refused))
         raise HTTPException(refused.status, detail=str(refused))
-    person = held.person
-    if person not in found.policy.people:
+    if held.person not in found.policy.people:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            detail=f"'{person}' is no longer in the policy's directory",
+            detail=f"'{held.person}' is no longer in the policy's directory",
         )
-    return person
+    return held
 
 
 async def current_person(
@@ -130,7 +129,8 @@ async def current_person(
     decided: str | None = getattr(request.state, "person", None)
     if decided is not None:
         return decided
-    return await token_holder(found, request.headers.get("authorization", ""), request.method)
+    held = await token_holder(found, request.headers.get("authorization", ""), request.method)
+    return held.person
 
 
 Person = Annotated[str, Depends(current_person)]

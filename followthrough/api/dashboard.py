@@ -3,11 +3,11 @@
 Pages are Jinja2 templates over the same record and the same actions as the HTTP API: a person
 signs in with their API token (scope `act`), which opens a server-side session (the HttpOnly,
 SameSite=Strict cookie holds only a random session id, whose hash is stored; it ends at sign-out,
-after SESSION_HOURS, or when the token is revoked or expires). The sign-in form carries a CSRF token tied to a
-cookie of its own, every other form one derived from the session, and every action is the API's
-(followthrough/actions.py), refused or accepted with the same message, which the next page shows
-from the session (never from the address, which anyone can write). No scripts, fonts or styles
-from elsewhere: the pages work offline, and the Content-Security-Policy says so.
+after SESSION_HOURS, or when the token is revoked or expires). The sign-in form carries a CSRF
+token tied to a cookie of its own, every other form one derived from the session, and every action
+is the API's (followthrough/actions.py), refused or accepted with the same message, which the next
+page shows from the session (never from the address, which anyone can write). No scripts, fonts or
+styles from elsewhere: the pages work offline, and the Content-Security-Policy says so.
 """
 
 from __future__ import annotations

@@ -101,12 +101,14 @@ class Edge:
                 scope.setdefault("state", {})["person"] = GATE  # a machine: reads freezes only
                 return
             try:
-                person = await token_holder(self.services, credentials, method)
+                held = await token_holder(self.services, credentials, method)
             except HTTPException as refused:
                 if refused.status_code == status.HTTP_401_UNAUTHORIZED and credentials.strip():
                     throttle.failed(TOKENS, client)  # a request without a token guesses nothing
                 raise
-            scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
+            state = scope.setdefault("state", {})
+            state["person"] = held.person  # auth.current_person reads it
+            state["token"] = held  # a token made with it lives no longer (api/tokens.py)
 
     def _gate(self, credentials: str) -> bool:
         expected = self.services.settings.gate_token

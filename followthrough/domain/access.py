@@ -3,9 +3,10 @@
 Tokens are random and long, so a plain SHA-256 is enough to keep them unusable at rest (no
 password-style stretching needed). Each has a scope (`read`: look, never change; `act`: all its
 person may do) and an expiry, at most MAX_TOKEN_DAYS away: a forgotten token is the leak that
-lasts, so none is made to live for ever (tokens from before scopes keep `act` and no expiry). A one-click link carries what it may do (acknowledge, or ask for
-more time), on which item, for whom and until when, signed with HMAC-SHA256; its nonce can be
-used once.
+lasts, so none is made to live for ever (tokens from before scopes keep `act` and no expiry).
+
+A one-click link carries what it may do (acknowledge, or ask for more time), on which item, for
+whom and until when, signed with HMAC-SHA256; its nonce can be used once.
 """
 
 from __future__ import annotations

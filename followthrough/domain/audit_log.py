@@ -75,7 +75,9 @@ def token_revoked(token_id: str, person: str, by: str, at: datetime) -> AdminAct
     )
 
 
-def slo_imported(source: str, slo_ids: list[str], digest: str, by: str, at: datetime) -> AdminAction:
+def slo_imported(
+    source: str, slo_ids: list[str], digest: str, by: str, at: datetime
+) -> AdminAction:
     """An import of one file; the same content imported again at the same moment is one entry."""
     return AdminAction(
         key=f"slo.imported:{digest}:{at.isoformat()}",
@@ -109,11 +111,26 @@ def policy_changed(
     )
 
 
+def item_closed(workflow_id: str, seq: int, by: str, at: datetime, reason: str) -> AdminAction:
+    """An action item closed without its fix (its risk accepted), once per its own audit event."""
+    return AdminAction(
+        key=f"item.risk_accepted:{workflow_id}:{seq}",
+        at=at,
+        actor=by,
+        kind=AdminActionKind.ITEM_RISK_ACCEPTED,
+        target=workflow_id[:TARGET_CHARS],
+        detail=bounded_detail(reason),
+    )
+
+
 # --- keyset paging, newest first -------------------------------------------------------------
 
 
 class InvalidAuditCursor(ValueError):
     pass
+
+
+_NOT_OURS = "cursor: not one this log gave; start from the first page"
 
 
 def audit_cursor(entry: AdminAction) -> str:
@@ -130,7 +147,7 @@ def read_audit_cursor(cursor: str) -> tuple[datetime, str]:
         at_text, _, key = raw.partition("|")
         at = datetime.fromisoformat(at_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidAuditCursor("cursor: not one this log gave; start from the first page") from None
+        raise InvalidAuditCursor(_NOT_OURS) from None
     if at.tzinfo is None or not key:
-        raise InvalidAuditCursor("cursor: not one this log gave; start from the first page")
+        raise InvalidAuditCursor(_NOT_OURS)
     return at, key

@@ -125,8 +125,8 @@ class SessionStore:
             )
 
     def open(self, id_hash: str, at: datetime) -> OpenSession | None:
-        """The session if it is live and its API token neither revoked nor expired; its one-time message is
-        taken, so only this page shows it."""
+        """The session if it is live and its API token neither revoked nor expired; its one-time
+        message is taken, so only this page shows it."""
         with self.db.transaction() as session:
             row = session.scalar(
                 select(DashboardSessionRow)

@@ -16,6 +16,7 @@
     store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
     store.decisions   the council's decisions, and the freezes they hold
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
+    store.audit       the administrative audit log: tokens, SLOs, policy changes, items closed
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -27,6 +28,7 @@ from sqlalchemy import delete, false, select
 
 from followthrough.storage.access import SessionStore, TokenStore
 from followthrough.storage.alerts import AlertStore
+from followthrough.storage.audit_log import AuditLogStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
@@ -69,6 +71,7 @@ class Store:
         self.deploys = DeployStore(self.db)
         self.decisions = DecisionStore(self.db)
         self.alerts = AlertStore(self.db)
+        self.audit = AuditLogStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()
