@@ -143,7 +143,8 @@ def read_audit_cursor(cursor: str) -> tuple[datetime, str]:
     if len(cursor) > CURSOR_CHARS:
         raise InvalidAuditCursor(f"cursor: longer than {CURSOR_CHARS} characters")
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        padded = cursor + "=" * (-len(cursor) % 4)
+        raw = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
         at_text, _, key = raw.partition("|")
         at = datetime.fromisoformat(at_text)
     except (ValueError, binascii.Error, UnicodeDecodeError):
