@@ -58,9 +58,11 @@ def create_token(
     scope: TokenScope = TokenScope.ACT,
     days: int = DEFAULT_TOKEN_DAYS,
     by: str | None = None,
+    not_after: datetime | None = None,
 ) -> tuple[str, ApiToken]:
-    """Create a token for a person in the directory (`by` them, unless said): the token, shown
-    once and never kept, and what is kept of it. Problems names each field that is wrong."""
+    """Create a token for a person in the directory (`by` them, unless said), expiring in `days`
+    or at `not_after` if sooner: the token, shown once and never kept, and what is kept of it.
+    Problems names each field that is wrong."""
     if person not in policy.people:
         raise LookupError(
             f"'{person}' is not in the policy's directory; tokens are for people in it"
@@ -74,7 +76,7 @@ def create_token(
         name=name.strip(),
         created_at=now,
         scope=scope,
-        expires_at=token_expiry(now, days),
+        expires_at=min(token_expiry(now, days), not_after or token_expiry(now, days)),
     )
     store.tokens.add(record, hash_token(token), by or person)
     return token, record

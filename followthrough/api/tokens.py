@@ -11,6 +11,7 @@ itself for ever.
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Query, Request, status
@@ -71,12 +72,24 @@ async def _tokens_seen_by(using: Services, person: str, everyone: bool) -> list[
 
 
 async def _create(
-    using: Services, person: str, name: str, scope: TokenScope, days: int
+    using: Services,
+    person: str,
+    name: str,
+    scope: TokenScope,
+    days: int,
+    not_after: datetime | None = None,
 ) -> tuple[str, ApiToken]:
     try:
         return await asyncio.to_thread(
             lambda: create_token(
-                using.store, using.policy, person, name, using.clock(), scope=scope, days=days
+                using.store,
+                using.policy,
+                person,
+                name,
+                using.clock(),
+                scope=scope,
+                days=days,
+                not_after=not_after,
             )
         )
     except (Problems, LookupError) as err:
@@ -239,11 +252,12 @@ class NewToken(BaseModel):
 
     name: str = Field(max_length=TOKEN_NAME_CHARS, description="what the token is for")
     scope: TokenScope = Field(description="read: GET only; act: everything you may do")
-    expires_in_days: int = Field(
-        default=DEFAULT_TOKEN_DAYS,
+    expires_in_days: int | None = Field(
+        default=None,
         ge=1,
         le=MAX_TOKEN_DAYS,
-        description="no later than the token this request is sent with",
+        description=f"default {DEFAULT_TOKEN_DAYS}, or when the token this request is sent with "
+        "expires if that is sooner; asking for later than that is refused",
     )
 
 
@@ -278,18 +292,19 @@ async def create_api_token(
     request: Request, body: NewToken, person: Person, using: Using
 ) -> CreatedToken:
     """A new token of yours, shown once. It expires no later than the token that made it."""
-    days = body.expires_in_days
     sent_with: ApiToken | None = getattr(request.state, "token", None)
-    if sent_with is not None and sent_with.expires_at is not None:
-        left = (sent_with.expires_at - using.clock()).days
-        if days > left:
+    not_after = sent_with.expires_at if sent_with is not None else None
+    if body.expires_in_days is not None and not_after is not None:
+        left = (not_after - using.clock()).days
+        if body.expires_in_days > left:
             raise HTTPException(
                 status.HTTP_422_UNPROCESSABLE_CONTENT,
                 f"expires_in_days: at most {left}, when the token this request came with "
-                f"expires ({sent_with.expires_at:%Y-%m-%d}); a token lives no longer than the "
+                f"expires ({not_after:%Y-%m-%d}); a token lives no longer than the "
                 "one that made it",
             )
-    token, made = await _create(using, person, body.name, body.scope, days)
+    days = body.expires_in_days or DEFAULT_TOKEN_DAYS
+    token, made = await _create(using, person, body.name, body.scope, days, not_after)
     return CreatedToken(token=token, **made.model_dump(exclude={"last_used_at", "revoked_at"}))
 
 
