@@ -287,7 +287,11 @@ async def list_tokens(
     return await _tokens_seen_by(using, person, everyone)
 
 
-@api.post("/tokens", status_code=status.HTTP_201_CREATED)
+@api.post(
+    "/tokens",
+    status_code=status.HTTP_201_CREATED,
+    responses={422: {"description": "the token is refused; the message names the field"}},
+)
 async def create_api_token(
     request: Request, body: NewToken, person: Person, using: Using
 ) -> CreatedToken:
@@ -308,7 +312,7 @@ async def create_api_token(
     return CreatedToken(token=token, **made.model_dump(exclude={"last_used_at", "revoked_at"}))
 
 
-@api.delete("/tokens/{token_id}")
+@api.delete("/tokens/{token_id}", responses={404: {"description": "you have no such token"}})
 async def revoke_api_token(
     person: Person, using: Using, token_id: Annotated[str, InPath(max_length=TOKEN_ID_CHARS)]
 ) -> ApiToken:
@@ -316,7 +320,7 @@ async def revoke_api_token(
     return await _revoke(using, person, token_id)
 
 
-@api.get("/audit")
+@api.get("/audit", responses={422: {"description": "the cursor is not one the log gave"}})
 async def audit_log(
     person: Person,
     using: Using,
