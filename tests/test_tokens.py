@@ -41,7 +41,7 @@ from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import _config, upgrade
 from followthrough.storage.tables import AdminActionRow
-from tests.processes import ROOT
+from tests.processes import ROOT, Followthrough, free_port
 from tests.test_storage import item_change, make_item, make_postmortem, pm_change
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -290,3 +290,36 @@ def test_tokens_from_before_scopes_keep_acting_without_expiry(database_url: str)
         assert store.audit.page(10) == []
     finally:
         store.close()
+
+
+# --- the command line ----------------------------------------------------------------------------
+
+
+def test_the_cli_makes_scoped_expiring_tokens_and_lists_the_audit_log(tmp_path: Path) -> None:
+    """Six commands (each a process start): create, refuse, revoke, import, and the log's pages."""
+    ft = Followthrough.create(
+        tmp_path, temporal_address=f"127.0.0.1:{free_port()}", database_url=None, task_queue="t"
+    )
+    ft.env["FOLLOWTHROUGH_USER"] = "sam"
+    made = ft.cli("token", "create", "--for", "erin", "--scope", "read", "--expires-in", "2w")
+    assert made.stdout.strip().startswith("ft_")
+    assert "for erin, scope read, expires" in made.stderr
+    refused = ft.cli("token", "create", "--for", "erin", "--expires-in", "400d", check=False)
+    assert refused.returncode == 2
+    assert "error: --expires-in: at most 365 days" in refused.stderr
+
+    store = Store(f"sqlite:///{tmp_path / 'data' / 'followthrough.db'}")
+    try:
+        token_id = store.tokens.all()[0].id
+    finally:
+        store.close()
+    assert "revoked" in ft.cli("token", "revoke", token_id).stdout
+    ft.cli("slo", "import", str(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml"))
+    first = ft.cli_json("audit", "list", "--limit", "2")
+    rest = ft.cli_json("audit", "list", "--after", first["next"])
+    assert [(e["kind"], e["actor"]) for e in first["entries"] + rest["entries"]] == [
+        ("slo.imported", "sam"),
+        ("token.revoked", "sam"),
+        ("token.created", "sam"),
+    ]
+    assert rest["next"] is None

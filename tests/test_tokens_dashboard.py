@@ -10,12 +10,15 @@ from datetime import datetime, timedelta
 from html import unescape
 
 import httpx
+from temporalio.testing import WorkflowEnvironment
 
 from followthrough.api.auth import create_token
 from followthrough.domain.access import ApiToken, TokenScope, hash_token
 from followthrough.domain.audit_log import AdminActionKind
 from followthrough.domain.notice import NoticeDelivery
 from tests.api_support import Api
+from tests.conftest import eventually
+from tests.test_api import tracked_postmortem
 from tests.test_dashboard import browser, csrf_of, flash, sign_in, text_of
 
 
@@ -244,3 +247,24 @@ async def test_the_json_api_for_tokens_and_the_audit_log(api: Api) -> None:
     keys = [e["key"] for e in page["entries"] + following["entries"]]
     assert len(keys) == len(set(keys)) == len(api.services.store.audit.page(200))
     assert (await api.get("/api/audit?after=%21%21", "sam")).status_code == 422
+
+
+async def test_an_item_closed_by_the_council_is_in_the_audit_log(
+    api: Api, time_skipping: WorkflowEnvironment
+) -> None:
+    _, _, carol_item = await tracked_postmortem(api, time_skipping)
+    reason = "canary tooling is a Q3 project"
+    accepted = await api.post(
+        f"/api/action-items/{carol_item}/accept-risk", "grace", {"reason": reason}
+    )
+    assert accepted.status_code == 200, accepted.text
+    closed = await eventually(
+        lambda: [
+            e
+            for e in api.services.store.audit.page(200)
+            if e.kind is AdminActionKind.ITEM_RISK_ACCEPTED
+        ]
+    )
+    assert [(e.actor, e.target, e.detail) for e in closed] == [("grace", carol_item, reason)]
+    async with browser(api, "sam") as sam:
+        assert f"grace item.risk_accepted {carol_item} {reason}" in text_of(await sam.get("/audit"))
