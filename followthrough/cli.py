@@ -24,14 +24,11 @@ from pydantic import BaseModel
 
 from followthrough.actions import ActionRefused, Actions
 from followthrough.domain.access import (
-    DEFAULT_TOKEN_DAYS,
-    MAX_TOKEN_DAYS,
     TokenScope,
     expires_in_days,
     without_others_links,
 )
 from followthrough.domain.audit_log import (
-    AUDIT_PAGE_MOST,
     AUDIT_PAGE_SIZE,
     audit_cursor,
     read_audit_cursor,
@@ -41,6 +38,7 @@ from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.decisions import FreezeStatus, service_problem
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
+from followthrough.domain.limits import AUDIT_PAGE_MOST, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 from followthrough.domain.notice import NoticeDelivery, OutboxMessage
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import (

@@ -14,7 +14,6 @@ from sqlalchemy.orm import Session
 
 from followthrough.api.auth import create_token
 from followthrough.domain.access import (
-    MAX_TOKEN_DAYS,
     ApiToken,
     TokenScope,
     expires_in_days,
@@ -23,7 +22,6 @@ from followthrough.domain.access import (
     token_refusal,
 )
 from followthrough.domain.audit_log import (
-    DETAIL_CHARS,
     AdminAction,
     AdminActionKind,
     InvalidAuditCursor,
@@ -32,6 +30,8 @@ from followthrough.domain.audit_log import (
     read_audit_cursor,
     slo_imported,
 )
+from followthrough.domain.limits import AUDIT_DETAIL_CHARS as DETAIL_CHARS
+from followthrough.domain.limits import MAX_TOKEN_DAYS
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState, AuditAction
 from followthrough.domain.problems import Problems

@@ -19,7 +19,6 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from followthrough.api.services import Services, services
 from followthrough.domain.access import (
-    DEFAULT_TOKEN_DAYS,
     TOKEN_PREFIX,
     ApiToken,
     TokenScope,
@@ -28,6 +27,7 @@ from followthrough.domain.access import (
     token_expiry,
     token_refusal,
 )
+from followthrough.domain.limits import DEFAULT_TOKEN_DAYS
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems
 from followthrough.storage import Store

@@ -25,21 +25,23 @@ from followthrough.api.dashboard import Posted, SignedIn, Viewer, _back, local_t
 from followthrough.api.forms import FormRefused, field
 from followthrough.api.services import Services, Using
 from followthrough.domain.access import (
-    DEFAULT_TOKEN_DAYS,
-    MAX_TOKEN_DAYS,
-    TOKEN_NAME_CHARS,
     ApiToken,
     TokenScope,
     expires_in_days,
 )
 from followthrough.domain.audit_log import (
-    AUDIT_PAGE_MOST,
     AUDIT_PAGE_SIZE,
     CURSOR_CHARS,
     AdminAction,
     InvalidAuditCursor,
     audit_cursor,
     read_audit_cursor,
+)
+from followthrough.domain.limits import (
+    AUDIT_PAGE_MOST,
+    DEFAULT_TOKEN_DAYS,
+    MAX_TOKEN_DAYS,
+    TOKEN_NAME_CHARS,
 )
 from followthrough.domain.problems import Problems
 

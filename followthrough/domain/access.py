@@ -21,6 +21,8 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
+from followthrough.domain.limits import MAX_TOKEN_DAYS, TOKEN_NAME_CHARS
+
 TOKEN_PREFIX = "ft_"
 
 
@@ -35,9 +37,6 @@ class TokenScope(StrEnum):
 
 # HTTP methods a read-scoped token may use: they change nothing on this server.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-DEFAULT_TOKEN_DAYS = 90
-MAX_TOKEN_DAYS = 365
-TOKEN_NAME_CHARS = 64
 _EXPIRES_IN = re.compile(r"([1-9][0-9]{0,3})([dw]?)")
 
 

@@ -15,12 +15,11 @@ from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-# What one entry may say beyond its kind and target: a line or two, never a document.
-DETAIL_CHARS = 500
+from followthrough.domain.limits import AUDIT_DETAIL_CHARS as DETAIL_CHARS
+
 TARGET_CHARS = 220  # an action item's id is the longest target
 KEY_CHARS = 300
 AUDIT_PAGE_SIZE = 50
-AUDIT_PAGE_MOST = 200
 CURSOR_CHARS = 400
 
 

@@ -8,12 +8,12 @@ from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
 from followthrough.domain.audit_log import (
-    AUDIT_PAGE_MOST,
     AdminAction,
     AdminActionKind,
     policy_changed,
     recorded_policy,
 )
+from followthrough.domain.limits import AUDIT_PAGE_MOST
 from followthrough.storage.database import Database
 from followthrough.storage.tables import AdminActionRow
 
