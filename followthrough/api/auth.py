@@ -70,13 +70,14 @@ def create_token(
     if problems := new_token_problems(name, days):
         raise Problems("token", problems)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
+    expires_at = token_expiry(now, days)
     record = ApiToken(
         id=secrets.token_hex(4),
         person=person,
         name=name.strip(),
         created_at=now,
         scope=scope,
-        expires_at=min(token_expiry(now, days), not_after or token_expiry(now, days)),
+        expires_at=min(expires_at, not_after) if not_after else expires_at,
     )
     store.tokens.add(record, hash_token(token), by or person)
     return token, record
