@@ -25,6 +25,7 @@ from followthrough.api.dashboard import Posted, SignedIn, Viewer, _back, local_t
 from followthrough.api.forms import FormRefused, field
 from followthrough.api.services import Services, Using
 from followthrough.domain.access import (
+    TOKEN_NAME,
     ApiToken,
     TokenScope,
     expires_in_days,
@@ -50,6 +51,7 @@ api = APIRouter(
     prefix="/api",
     tags=["tokens"],
     responses={
+        400: {"description": "the body is not readable (e.g. not UTF-8)"},
         401: {"description": "no API token, or an unknown, revoked or expired one"},
         403: {"description": "not yours to do, or a token of scope 'read'; the detail says why"},
     },
@@ -252,14 +254,19 @@ async def audit_page(
 class NewToken(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(max_length=TOKEN_NAME_CHARS, description="what the token is for")
+    name: str = Field(
+        min_length=1,
+        max_length=TOKEN_NAME_CHARS,
+        pattern=TOKEN_NAME,
+        description="what the token is for: one line",
+    )
     scope: TokenScope = Field(description="read: GET only; act: everything you may do")
-    expires_in_days: int | None = Field(
-        default=None,
+    expires_in_days: int = Field(
+        default=DEFAULT_TOKEN_DAYS,
         ge=1,
         le=MAX_TOKEN_DAYS,
-        description=f"default {DEFAULT_TOKEN_DAYS}, or when the token this request is sent with "
-        "expires if that is sooner; asking for later than that is refused",
+        description="how long it lives; never past the expiry of the token this request is "
+        "sent with",
     )
 
 
@@ -297,19 +304,11 @@ async def list_tokens(
 async def create_api_token(
     request: Request, body: NewToken, person: Person, using: Using
 ) -> CreatedToken:
-    """A new token of yours, shown once. It expires no later than the token that made it."""
+    """A new token of yours, shown once. It expires no later than the token that made it (its
+    `expires_at` says when): a stolen token cannot renew itself for ever."""
     sent_with: ApiToken | None = getattr(request.state, "token", None)
     not_after = sent_with.expires_at if sent_with is not None else None
-    if body.expires_in_days is not None and not_after is not None:
-        left = (not_after - using.clock()).days
-        if body.expires_in_days > left:
-            raise HTTPException(
-                status.HTTP_422_UNPROCESSABLE_CONTENT,
-                f"expires_in_days: at most {left}, when the token this request came with "
-                f"expires ({not_after:%Y-%m-%d}); a token lives no longer than the "
-                "one that made it",
-            )
-    days = body.expires_in_days or DEFAULT_TOKEN_DAYS
+    days = body.expires_in_days
     token, made = await _create(using, person, body.name, body.scope, days, not_after)
     return CreatedToken(token=token, **made.model_dump(exclude={"last_used_at", "revoked_at"}))
 

@@ -38,6 +38,10 @@ class TokenScope(StrEnum):
 # HTTP methods a read-scoped token may use: they change nothing on this server.
 READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 _EXPIRES_IN = re.compile(r"([1-9][0-9]{0,3})([dw]?)")
+# A token's name: one line (no control characters, no line separators) with something in it; the
+# JSON API's schema says the same, so what it documents as valid is accepted.
+_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+TOKEN_NAME = rf"^{_LINE}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_LINE}*$"
 
 
 class ApiToken(BaseModel):
@@ -107,8 +111,8 @@ def new_token_problems(name: str, days: int) -> list[str]:
     problems = []
     if not name.strip():
         problems.append("name: say what the token is for (e.g. the script or machine)")
-    elif len(name) > TOKEN_NAME_CHARS or any(not c.isprintable() for c in name):
-        problems.append(f"name: one line of at most {TOKEN_NAME_CHARS} printable characters")
+    elif len(name) > TOKEN_NAME_CHARS or re.fullmatch(TOKEN_NAME, name) is None:
+        problems.append(f"name: one line of at most {TOKEN_NAME_CHARS} characters")
     if not 1 <= days <= MAX_TOKEN_DAYS:
         problems.append(f"expires_in: from 1 to {MAX_TOKEN_DAYS} days")
     return problems
