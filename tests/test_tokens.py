@@ -154,6 +154,15 @@ def test_making_and_revoking_a_token_is_logged_once(store: Store, policy: Policy
     assert len(entries(store)) == 2 and len(store.tokens.all()) == 1
 
 
+def test_lists_are_oldest_first_and_bounded_to_the_newest(store: Store, policy: Policy) -> None:
+    ids = [
+        create_token(store, policy, "bob", f"t{n}", NOW + timedelta(minutes=n))[1].id
+        for n in range(3)
+    ]
+    assert [t.id for t in store.tokens.all("bob")] == ids
+    assert [t.id for t in store.tokens.all(newest=2)] == ids[1:]
+
+
 def test_an_expired_token_is_found_but_its_use_not_noted_and_its_session_ends(
     store: Store, policy: Policy
 ) -> None:

@@ -43,6 +43,7 @@ from followthrough.domain.limits import (
     DEFAULT_TOKEN_DAYS,
     MAX_TOKEN_DAYS,
     TOKEN_NAME_CHARS,
+    TOKENS_LISTED,
 )
 from followthrough.domain.problems import Problems
 
@@ -72,7 +73,9 @@ async def _tokens_seen_by(using: Services, person: str, everyone: bool) -> list[
             status.HTTP_403_FORBIDDEN,
             "only administrators (the policy's operators) see everyone's tokens",
         )
-    return await asyncio.to_thread(using.store.tokens.all, None if everyone else person)
+    return await asyncio.to_thread(
+        using.store.tokens.all, None if everyone else person, TOKENS_LISTED
+    )
 
 
 async def _create(
@@ -165,6 +168,7 @@ async def _tokens_page(
         default_days=DEFAULT_TOKEN_DAYS,
         max_days=MAX_TOKEN_DAYS,
         name_chars=TOKEN_NAME_CHARS,
+        listed_most=TOKENS_LISTED,
         local=local_times(using),
     )
     if problem:
@@ -292,7 +296,7 @@ async def list_tokens(
     everyone: Annotated[bool, Query(description="every person's (administrators)")] = False,
 ) -> list[ApiToken]:
     """Your tokens (never the tokens themselves), oldest first; an administrator may ask for
-    everyone's."""
+    everyone's. At most the newest 1,000 (`TOKENS_LISTED`)."""
     return await _tokens_seen_by(using, person, everyone)
 
 

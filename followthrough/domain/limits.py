@@ -49,6 +49,8 @@ FLASH_CHARS = 2_000
 DEFAULT_TOKEN_DAYS = 90
 MAX_TOKEN_DAYS = 365
 TOKEN_NAME_CHARS = 64
+# Tokens one list shows (a person's, or everyone's to an administrator): the newest so many.
+TOKENS_LISTED = 1_000
 # One entry of the administrative audit log says at most this beyond its kind and target; a page
 # of it holds at most AUDIT_PAGE_MOST entries.
 AUDIT_DETAIL_CHARS = 500

@@ -75,14 +75,18 @@ class TokenStore:
                 log.warning("token use not noted", error=str(err).splitlines()[0])
         return token
 
-    def all(self, person: str | None = None) -> list[ApiToken]:
-        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at, ApiTokenRow.id)
+    def all(self, person: str | None = None, newest: int | None = None) -> list[ApiToken]:
+        """Oldest first: every token (of a person), or only the `newest` so many."""
+        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at.desc(), ApiTokenRow.id.desc())
         if person:
             query = query.where(ApiTokenRow.person == person)
+        if newest is not None:
+            query = query.limit(newest)
         with Session(self.engine) as session:
-            return [
+            found = [
                 ApiToken.model_validate(row, from_attributes=True) for row in session.scalars(query)
             ]
+        return found[::-1]
 
     def get(self, token_id: str) -> ApiToken | None:
         with Session(self.engine) as session:
