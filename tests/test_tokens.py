@@ -3,6 +3,7 @@ and the store on SQLite and PostgreSQL (written once however often retried, neve
 
 from __future__ import annotations
 
+import json
 import secrets
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -11,8 +12,10 @@ import pytest
 from alembic import command
 from sqlalchemy import column, insert, select, table
 from sqlalchemy.orm import Session
+from typer.testing import CliRunner
 
 from followthrough.api.auth import create_token
+from followthrough.cli import app
 from followthrough.domain.access import (
     ApiToken,
     TokenScope,
@@ -41,7 +44,7 @@ from followthrough.settings import Settings
 from followthrough.storage import Store
 from followthrough.storage.migrate import _config, upgrade
 from followthrough.storage.tables import AdminActionRow
-from tests.processes import ROOT, Followthrough, free_port
+from tests.processes import ROOT
 from tests.test_storage import item_change, make_item, make_postmortem, pm_change
 
 NOW = datetime(2026, 12, 3, 12, 0, tzinfo=UTC)
@@ -304,31 +307,38 @@ def test_tokens_from_before_scopes_keep_acting_without_expiry(database_url: str)
 # --- the command line ----------------------------------------------------------------------------
 
 
-def test_the_cli_makes_scoped_expiring_tokens_and_lists_the_audit_log(tmp_path: Path) -> None:
-    """Six commands (each a process start): create, refuse, revoke, import, and the log's pages."""
-    ft = Followthrough.create(
-        tmp_path, temporal_address=f"127.0.0.1:{free_port()}", database_url=None, task_queue="t"
-    )
-    ft.env["FOLLOWTHROUGH_USER"] = "sam"
-    made = ft.cli("token", "create", "--for", "erin", "--scope", "read", "--expires-in", "2w")
-    assert made.stdout.strip().startswith("ft_")
-    assert "for erin, scope read, expires" in made.stderr
-    refused = ft.cli("token", "create", "--for", "erin", "--expires-in", "400d", check=False)
-    assert refused.returncode == 2
-    assert "error: --expires-in: at most 365 days" in refused.stderr
+def cli(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """The command line in this process (as tests/test_readme.py runs it): no start-up cost."""
+    result = CliRunner().invoke(app, list(args), env=env)
+    if result.exception is not None and not isinstance(result.exception, SystemExit):
+        raise result.exception
+    return result.exit_code, result.stdout, result.stderr
 
-    store = Store(f"sqlite:///{tmp_path / 'data' / 'followthrough.db'}")
-    try:
-        token_id = store.tokens.all()[0].id
-    finally:
-        store.close()
-    assert "revoked" in ft.cli("token", "revoke", token_id).stdout
-    ft.cli("slo", "import", str(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml"))
-    first = ft.cli_json("audit", "list", "--limit", "2")
-    rest = ft.cli_json("audit", "list", "--after", first["next"])
+
+def test_the_cli_makes_scoped_expiring_tokens_and_lists_the_audit_log(tmp_path: Path) -> None:
+    env = {"FOLLOWTHROUGH_DATA_DIR": str(tmp_path), "FOLLOWTHROUGH_USER": "sam"}
+    code, out, err = cli(
+        env, "token", "create", "--for", "erin", "--scope", "read", "--expires-in", "2w"
+    )
+    assert code == 0 and out.strip().startswith("ft_")
+    assert "for erin, scope read, expires" in err
+    code, _, err = cli(env, "token", "create", "--for", "erin", "--expires-in", "400d")
+    assert code == 2 and "error: --expires-in: at most 365 days" in err
+    code, out, _ = cli(env, "token", "list", "--json")
+    (listed,) = json.loads(out)
+    assert listed["scope"] == "read" and listed["expires_at"] is not None
+
+    assert "revoked" in cli(env, "token", "revoke", listed["id"])[1]
+    cli(env, "slo", "import", str(ROOT / "tests" / "slo_examples" / "sloth-valid.yaml"))
+    first = json.loads(cli(env, "audit", "list", "--limit", "2", "--json")[1])
+    rest = json.loads(cli(env, "audit", "list", "--after", first["next"], "--json")[1])
     assert [(e["kind"], e["actor"]) for e in first["entries"] + rest["entries"]] == [
         ("slo.imported", "sam"),
         ("token.revoked", "sam"),
         ("token.created", "sam"),
     ]
     assert rest["next"] is None
+    code, out, _ = cli(env, "audit", "list")
+    assert code == 0 and "sam          token.created      token " in out
+    code, _, err = cli(env, "audit", "list", "--after", "@@")
+    assert code == 2 and "error: --after: not one this log gave" in err
