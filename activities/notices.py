@@ -26,7 +26,7 @@ from followthrough.domain.notice import (
     OutboxMessage,
     OutboxStatus,
 )
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, PolicySource, current
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
@@ -93,12 +93,21 @@ def _rendering(notice: Notice, postmortem_id: str) -> Iterator[None]:
 
 class NoticeActivities:
     def __init__(
-        self, store: Store, mailer: Mailer, policy: Policy, slack: SlackDelivery | None = None
+        self,
+        store: Store,
+        mailer: Mailer,
+        policy: PolicySource,
+        slack: SlackDelivery | None = None,
     ) -> None:
         self.store = store
         self.mailer = mailer
-        self.policy = policy  # today's directory: who is on the council now
+        self.source = policy
         self.slack = slack  # None: Slack is not configured
+
+    @property
+    def policy(self) -> Policy:
+        """Today's directory: who is on the council now."""
+        return current(self.source)
 
     @activity.defn(name=SEND_NOTICE)
     async def send_notice(self, notice: Notice) -> OutboxStatus:

@@ -11,7 +11,7 @@ from activities import PRUNE_ALERT_EVENTS, REPORT_STUCK_WORK
 from followthrough.domain.alert_quality import AlertPruning
 from followthrough.domain.limits import ALERTS_PRUNED_PER_RUN
 from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, PolicySource, current
 from followthrough.domain.stuck import STUCK_WORK_ID, StuckWork, StuckWorkSweep
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
@@ -26,10 +26,15 @@ ALERT_PRUNING_BATCHES = 10
 
 
 class OperationsActivities:
-    def __init__(self, store: Store, mailer: Mailer, policy: Policy) -> None:
+    def __init__(self, store: Store, mailer: Mailer, policy: PolicySource) -> None:
         self.store = store
         self.mailer = mailer
-        self.policy = policy  # today's directory: who the operators are now
+        self.source = policy
+
+    @property
+    def policy(self) -> Policy:
+        """Today's directory: who the operators are now."""
+        return current(self.source)
 
     @activity.defn(name=REPORT_STUCK_WORK)
     async def report_stuck_work(self, sweep: StuckWorkSweep) -> list[str]:

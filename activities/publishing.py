@@ -20,7 +20,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import PUBLISH_POSTMORTEM
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, PolicySource, current
 from followthrough.domain.publishing import PageRequest, PublishedPage, page_title
 from followthrough.integrations.confluence import (
     ConfluenceConfig,
@@ -40,14 +40,18 @@ class PublishingActivities:
     def __init__(
         self,
         store: Store,
-        policy: Policy,
+        policy: PolicySource,
         config: ConfluenceConfig | None,
         public_url: str | None = None,
     ) -> None:
         self.store = store
-        self.policy = policy
+        self.source = policy
         self.publisher = ConfluencePublisher(config) if config is not None else None
         self.public_url = public_url  # the page links back to the postmortem there
+
+    @property
+    def policy(self) -> Policy:
+        return current(self.source)
 
     @activity.defn(name=PUBLISH_POSTMORTEM)
     async def publish_postmortem(self, request: PageRequest) -> PublishedPage | None:

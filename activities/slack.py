@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
 from followthrough.domain.notice import NON_URGENT_KINDS, Notice, NoticeKind, OutboxMessage
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, PolicySource, current
 from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.integrations.slack import SlackApi, SlackRefused, SlackUnavailable
 from followthrough.logging import get_logger
@@ -42,8 +42,12 @@ class Target:
 class SlackDelivery:
     store: Store
     api: SlackApi
-    policy: Policy
+    source: PolicySource  # today's directory: whose Slack id, which team's channel
     links: Links
+
+    @property
+    def policy(self) -> Policy:
+        return current(self.source)
 
     async def deliver(self, notice: Notice) -> bool:
         """Post the notice to each of its Slack targets not yet posted; True when Slack could

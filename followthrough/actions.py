@@ -33,6 +33,7 @@ from followthrough.domain.bounds import update_problems
 from followthrough.domain.decisions import Decision, DecisionRequest, LiftRequest
 from followthrough.domain.draft import draft_bounds
 from followthrough.domain.incident import is_demo_record
+from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -125,6 +126,16 @@ class Actions:
     store: Store  # whose postmortem it is: read from the record
     settings: Settings  # the policy, and where checks find Prometheus and Jira
     clock: Callable[[], datetime] = field(default=_utc_now)  # the API's tests pass the server's
+    # The policy to authorize by: the API's, with the roles people's provider groups granted
+    # (Services.policy); None: the settings' policy file, as the CLI has it.
+    policy: Policy | None = None
+
+    @property
+    def _policy(self) -> Policy:
+        return self.policy or self.settings.loaded_policy
+
+    def __post_init__(self) -> None:
+        self.settings.use_directory(self.store)  # who may act: the provisioned directory too
 
     async def _act(
         self,
@@ -158,7 +169,7 @@ class Actions:
 
     async def decide(self, decision_id: str, request: DecisionRequest) -> Decision:
         """A council member decides an open decision (the workflow's validator judges the rest)."""
-        if request.by not in self.settings.loaded_policy.council:
+        if request.by not in self._policy.council:
             raise ActionRefused(
                 f"only the reliability council decides ({request.by} is not on it)",
                 RefusalKind.FORBIDDEN,
@@ -167,7 +178,7 @@ class Actions:
 
     async def lift(self, decision_id: str, request: LiftRequest) -> Decision:
         """A council member lifts a pause or a freeze by hand, before its condition holds."""
-        if request.by not in self.settings.loaded_policy.council:
+        if request.by not in self._policy.council:
             raise ActionRefused(
                 f"only the reliability council lifts a freeze ({request.by} is not on it)",
                 RefusalKind.FORBIDDEN,
@@ -182,7 +193,7 @@ class Actions:
         A postmortem the record does not know yet is left to Temporal to judge (the CLI passes
         ids through); only the limits are checked before it is sent.
         """
-        policy = self.settings.loaded_policy
+        policy = self._policy
         pm = await asyncio.to_thread(self.store.records.postmortem, pm_id)
         # Who may submit first: a draft's criteria call out (Prometheus, URLs), and only its
         # owner's may. The workflow's validator still has the final say.

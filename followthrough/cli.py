@@ -259,9 +259,10 @@ def notices(
 ) -> None:
     """Show or choose how you get non-urgent notices (escalations always come at once)."""
     person = actor(by)
-    if person not in settings().loaded_policy.people:
+    config, store = settings(), open_store()
+    config.use_directory(store)
+    if person not in config.loaded_policy.people:
         raise LookupError(f"'{person}' is not in the policy's directory")
-    store = open_store()
     if digest is not None:
         store.preferences.choose(person, digest, datetime.now(UTC))
     chosen = store.preferences.delivery(person)
@@ -339,6 +340,7 @@ def policy_check(file: Path) -> None:
 
 def resolve_incident(file: Path) -> dict[str, Any]:
     config = settings()
+    config.use_directory(open_store())  # the postmortem starts with today's directory too
     incident = parse_incident(
         read_written(file), config.loaded_policy, origin=str(file), now=datetime.now(UTC)
     )
@@ -902,6 +904,7 @@ def token_create(
         usage_error("--expires-in", str(err).removeprefix("expires_in: "))
     config = settings()
     store = open_store()
+    config.use_directory(store)  # someone the identity provider provisioned may have one too
     now = datetime.now(UTC)
     token, made = create_token(
         store, config.loaded_policy, person, name, now, scope=scope, days=days, by=administrator()

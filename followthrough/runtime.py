@@ -104,13 +104,14 @@ async def run_worker_until(
     from followthrough.integrations.timeline import configured_collectors
     from followthrough.temporal.worker import build_worker  # activities: the API need not load them
 
+    settings.use_directory(store)  # the policy file's directory with the provisioned one over it
     with ThreadPoolExecutor(max_workers=16) as executor:
         worker = build_worker(
             client,
             store,
             executor,
             settings.mailer(),
-            settings.loaded_policy,
+            lambda: settings.loaded_policy,  # read afresh: a directory change reaches notices
             task_queue=settings.task_queue,
             checks=settings.check_config(),
             jira=settings.jira_config(),
@@ -185,8 +186,10 @@ async def serve_api_until(
     leave the process with SystemExit, saying nothing we could catch."""
     listener = listener or api_listener(settings)
     from followthrough.api import Services, create_app  # FastAPI: CLI commands need not load it
+    from followthrough.api.scim import hand_over_departures
 
-    app = create_app(Services(settings=settings, store=store, client=client))
+    services = Services(settings=settings, store=store, client=client)
+    app = create_app(services)
     server = _ApiServer(
         uvicorn.Config(
             app,
@@ -207,11 +210,16 @@ async def serve_api_until(
     if listening is not None:
         listening.set()
     log.info("api running", url=settings.effective_public_url)
+    # Departed people's items a restart left with them go to their managers now.
+    handing_over = asyncio.create_task(hand_over_departures(services))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
     server.should_exit = True
     await serving
     stopping.cancel()
+    handing_over.cancel()  # each hand-over is one update: what is left is done next start
+    with contextlib.suppress(asyncio.CancelledError):
+        await handing_over
 
 
 Serve = Callable[[Client, Store, Settings, asyncio.Event], Awaitable[None]]

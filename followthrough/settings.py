@@ -12,9 +12,9 @@ import secrets
 from datetime import timedelta
 from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal, Self, overload
 
-from pydantic import Field
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from followthrough.domain.limits import REQUEST_BODY_SECONDS
@@ -29,6 +29,21 @@ if TYPE_CHECKING:
     from followthrough.integrations.github.config import GitHubConfig
     from followthrough.integrations.jira.config import JiraConfig
     from followthrough.integrations.slack import SlackConfig
+    from followthrough.storage import Store
+
+
+class _read_afresh(cached_property[Policy]):
+    """Like a property, computed on every read (the directory may have changed), yet, like a
+    cached_property, one a test may pin by setting it in the instance's __dict__."""
+
+    @overload
+    def __get__(self, instance: None, owner: type[Any] | None = None) -> Self: ...
+    @overload
+    def __get__(self, instance: object, owner: type[Any] | None = None) -> Policy: ...
+    def __get__(self, instance: object | None, owner: type[Any] | None = None) -> Self | Policy:
+        if instance is None:
+            return self
+        return self.func(instance)
 
 
 def _default_data_dir() -> Path:
@@ -36,7 +51,9 @@ def _default_data_dir() -> Path:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="FOLLOWTHROUGH_", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_prefix="FOLLOWTHROUGH_", extra="ignore", ignored_types=(_read_afresh,)
+    )
 
     data_dir: Path = Field(default_factory=_default_data_dir)
     database_url: str | None = None
@@ -61,6 +78,11 @@ class Settings(BaseSettings):
         default=None,
         description="a bearer token CI/CD gates send to read GET /api/freezes (and nothing "
         "else); unset: only the API token of someone in the directory may read it",
+    )
+    scim_token: str | None = Field(
+        default=None,
+        description="the bearer secret the identity provider sends to /scim/v2 to provision "
+        "people and groups; unset: no SCIM (its endpoints answer 404)",
     )
     request_body_seconds: float = Field(
         default=REQUEST_BODY_SECONDS,
@@ -228,6 +250,54 @@ class Settings(BaseSettings):
         default=30.0, gt=0, le=300, description="seconds each Confluence request may take"
     )
 
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="the OpenID Connect provider's issuer URL (its metadata at "
+        "/.well-known/openid-configuration): the dashboard signs people in there; unset: by token",
+    )
+    oidc_client_id: str | None = None
+    oidc_client_secret: str | None = None
+    oidc_name: str | None = Field(
+        default=None, max_length=60, description="the button says 'Sign in with NAME'"
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        pattern=r"^[\x21\x23-\x5b\x5d-\x7e]+( [\x21\x23-\x5b\x5d-\x7e]+)*$",
+        description="the scopes asked for (space-separated); add 'groups' where the provider "
+        "sends groups only when asked",
+    )
+    oidc_email_claim: str = Field(
+        default="email",
+        pattern=r"^[A-Za-z0-9_:./-]{1,100}$",
+        description="the ID token's claim holding the person's email address",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        pattern=r"^[A-Za-z0-9_:./-]{1,100}$",
+        description="the ID token's claim listing the person's groups (policy `identity:`)",
+    )
+    oidc_token_sign_in: bool = Field(
+        default=False,
+        description="with a provider configured, the sign-in page also takes API tokens",
+    )
+    oidc_timeout: float = Field(
+        default=10, gt=0, le=60, description="seconds each request to the provider may take"
+    )
+
+    @property
+    def oidc_configured(self) -> bool:
+        return bool(self.oidc_issuer and self.oidc_client_id and self.oidc_client_secret)
+
+    @model_validator(mode="after")
+    def _oidc_whole(self) -> Settings:
+        """Half a provider's configuration would quietly leave the token sign-in on."""
+        parts = {"ISSUER": self.oidc_issuer, "CLIENT_ID": self.oidc_client_id}
+        parts["CLIENT_SECRET"] = self.oidc_client_secret
+        missing = [f"FOLLOWTHROUGH_OIDC_{name}" for name, value in parts.items() if not value]
+        if 0 < len(missing) < len(parts):
+            raise ValueError(f"signing in through a provider also needs {', '.join(missing)}")
+        return self
+
     @property
     def effective_database_url(self) -> str:
         """PostgreSQL (or any SQLAlchemy URL) when set, else a SQLite file in the data dir."""
@@ -265,8 +335,30 @@ class Settings(BaseSettings):
         return path.read_text().strip()
 
     @cached_property
-    def loaded_policy(self) -> Policy:
+    def file_policy(self) -> Policy:
+        """The policy file's policy, as written."""
         return load_policy(self.policy)
+
+    @_read_afresh
+    def loaded_policy(self) -> Policy:
+        """The effective policy: the file's, with the directory the identity provider
+        provisioned (SCIM) laid over it once a process with a store has called
+        `use_directory`."""
+        live = self.__dict__.get("_live_policy")
+        return live() if live is not None else self.file_policy
+
+    def use_directory(self, store: Store) -> None:
+        """Read the policy with the provisioned directory from `store` from now on."""
+        from followthrough.storage.directory import LivePolicy
+
+        if self.__dict__.get("_live_policy") is None:
+            self.__dict__["_live_policy"] = LivePolicy(self.file_policy, store.directory)
+
+    def directory_changed(self) -> None:
+        """This process just changed the directory: the next read rebuilds the policy."""
+        live = self.__dict__.get("_live_policy")
+        if live is not None:
+            live.changed()
 
     def check_config(self) -> CheckConfig:
         """Where acceptance-criterion checks find Prometheus and Jira."""

@@ -60,7 +60,10 @@ def _postgres_reachable() -> str | None:
 # the end; every other file keeps its place. test_api_fuzz.py (about 60 s) is left in its place: its
 # /readyz answers 503 when Temporal takes over 3 s, as it can beside these files' process kills.
 SLOWEST_FIRST = [
+    "test_killed_worker.py",
+    "test_killed_worker_again.py",
     "test_end_to_end.py",
+    "test_end_to_end_cli.py",
     "test_faults.py",
     "test_cli.py",
     "test_handoff_notices.py",

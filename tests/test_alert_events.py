@@ -6,16 +6,24 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
+import yaml
 from temporalio.testing import WorkflowEnvironment
 
 from followthrough.domain.alert_quality import AlertEvent, AlertPolicy, alert_service
 from followthrough.domain.limits import ALERTS_PER_DELIVERY
-from followthrough.domain.policy import load_policy
+from followthrough.domain.policy import (
+    DEFAULT_POLICY_PATH,
+    InvalidPolicy,
+    Policy,
+    load_policy,
+    parse_policy,
+)
 from followthrough.domain.stuck import StuckWorkSweep
 from followthrough.storage import Store
-from followthrough.webhooks import Ignored, receive
+from followthrough.webhooks import Ignored, Resolved, receive
 from tests.api_support import WEBHOOK_SECRETS, Api, link_mailer
 from tests.conftest import running_worker
 from tests.test_dashboard import browser
@@ -53,6 +61,23 @@ def test_an_episode_is_kept_once_and_a_resolution_is_never_undone(store: Store) 
     # The same alert firing again later is a new episode.
     store.alerts.keep([_event("a", starts_at=NOW - timedelta(minutes=5))])
     assert store.alerts.count() == 3
+
+
+def test_later_statuses_merge_in_any_order_and_any_batch(store: Store) -> None:
+    """An acknowledgement sticks, resolved is final, a missing fact is filled in; the same
+    whether the deliveries come one by one or together in one batch (api/alert_intake.py)."""
+    acked = _event("x", acknowledged=True, severity=None, paged=None)
+    created = _event("x", acknowledged=False, severity="P2", paged=True)
+    closed = _event("x", "resolved", acknowledged=None, severity=None)
+    late_firing = _event("x", acknowledged=False)
+    one_by_one = [[acked], [created], [closed], [late_firing]]
+    for deliveries in (one_by_one, [[acked, created, closed, late_firing]]):
+        for batch in deliveries:
+            store.alerts.keep(batch)
+        [kept] = store.alerts.started_between(NOW - timedelta(days=1), NOW, 10)
+        assert (kept.status, kept.ends_at, kept.acknowledged) == ("resolved", NOW, True)
+        assert (kept.severity, kept.paged) == ("P2", True)
+        assert store.alerts.prune(NOW + timedelta(days=1), limit=10) == 1
 
 
 def test_pruning_forgets_old_events_in_batches(store: Store) -> None:
@@ -119,6 +144,50 @@ def test_an_alert_out_of_bounds_is_refused_alone_naming_it(
     assert why.startswith(named), why
 
 
+def _policy_with(alerts: dict[str, object]) -> Policy:
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    data["alerts"] = alerts
+    return parse_policy(data)
+
+
+def _unlabelled(source: str) -> dict[str, Any]:
+    """The source's resolved group without the postmortem label the test payload carries."""
+    payload: dict[str, Any] = json.loads(load_payload(f"{source}_resolved"))
+    for labels in [payload["commonLabels"], *(a["labels"] for a in payload["alerts"])]:
+        labels.pop("postmortem", None)
+    return payload
+
+
+@pytest.mark.parametrize("source", ["alertmanager", "grafana"])
+@pytest.mark.parametrize(
+    ("rule", "starts"),
+    [
+        (None, False),  # the default: only alerts labelled postmortem="true"
+        ({"always": True}, True),  # every resolved group, as Followthrough first did
+        ({"severities": ["warning"]}, True),
+        ({"labels": {"team": "nobody"}, "severities": ["info"]}, False),
+        ({"labels": {}}, False),
+    ],
+)
+def test_a_resolved_group_starts_a_postmortem_only_when_the_policy_says_so(
+    source: str, rule: dict[str, object] | None, starts: bool
+) -> None:
+    policy = load_policy(None) if rule is None else _policy_with({"postmortem_when": rule})
+    payload = _unlabelled(source)
+    body = json.dumps(payload).encode()
+    secret = WEBHOOK_SECRETS[source]
+    result = receive(source, signed_request(source, secret, body, NOW), body, secret, policy, NOW)
+    assert isinstance(result, Resolved) is starts
+    assert [a.status for a in result.alerts] == ["resolved"] * len(payload["alerts"])  # kept
+    if isinstance(result, Ignored):
+        assert "alerts.postmortem_when" in result.reason, result.reason
+
+
+def test_the_rule_is_checked_when_the_policy_is_loaded() -> None:
+    with pytest.raises(InvalidPolicy, match=r"alerts\.postmortem_when"):
+        _policy_with({"postmortem_when": {"sometimes": True}})
+
+
 def test_the_policy_names_the_service_by_its_labels() -> None:
     policy = AlertPolicy(service_labels=["app", "job"], service_names={"checkout-api": "checkout"})
     assert alert_service({"job": "checkout-api"}, policy) == "checkout"
@@ -150,11 +219,18 @@ async def test_firing_and_resolved_notifications_are_kept_and_start_nothing(
     assert {e.status for e in everything} == {"firing"}
     assert store.records.postmortems() == []  # a firing group never starts a postmortem
 
-    resolved = json.loads(load_payload(f"{source}_resolved"))
-    answer = await _deliver(api, source, resolved)
-    assert (answer["code"], answer["status"]) == (202, "started"), answer
+    # Resolved, without the label the policy asks for: kept, and no postmortem (an alert pair
+    # is not an incident by itself).
+    answer = await _deliver(api, source, _unlabelled(source))
+    assert (answer["code"], answer["status"]) == (200, "ignored"), answer
+    assert "alerts.postmortem_when" in str(answer["reason"])
+    assert answer["alerts_kept"] == len(firing["alerts"])
     kept = store.alerts.started_between(datetime(2000, 1, 1, tzinfo=UTC), NOW, 100)
     assert {e.status for e in kept if e.ends_at is not None} == {"resolved"}
+
+    resolved = json.loads(load_payload(f"{source}_resolved"))  # labelled postmortem="true"
+    answer = await _deliver(api, source, resolved)
+    assert (answer["code"], answer["status"]) == (202, "started"), answer
 
 
 async def test_the_stuck_work_sweep_prunes_alert_events_past_retention(

@@ -18,7 +18,8 @@ from tests.processes import free_port
 from tests.servers.alertmanager import Alertmanager
 
 # (alert name, service, minutes it fired): checkout pages 7 times of 8 (87.5%); Flappy fires
-# three times for two minutes, nobody acknowledges it, and no incident was under way.
+# three times for two minutes, nobody acknowledges it, and no incident was under way. Only
+# PaymentsDeclines is labelled postmortem="true": its resolution alone starts a postmortem.
 WEEK = [
     ("CheckoutLatency", "checkout", 45),
     ("Flappy", "checkout", 2),
@@ -51,7 +52,13 @@ async def test_a_week_of_real_alertmanager_alerts_and_the_monthly_review(
     month, moments = the_week(now)
     alerts = [
         (
-            {"alertname": name, "service": service, "severity": "page", "instance": f"host-{i}"},
+            {
+                "alertname": name,
+                "service": service,
+                "severity": "page",
+                "instance": f"host-{i}",
+                **({"postmortem": "true"} if name == "PaymentsDeclines" else {}),
+            },
             {"summary": f"{name} on {service}"},
             moments[i],
             minutes,
@@ -85,6 +92,9 @@ async def test_a_week_of_real_alertmanager_alerts_and_the_monthly_review(
                 ),
                 seconds=30,
             )
+            # Eight alert pairs, one incident: the one the policy names.
+            postmortems = await eventually(lambda: sqlite_store.records.postmortems(), seconds=30)
+            assert [pm.incident.services for pm in postmortems] == [["payments"]]
             token = issue_token(sqlite_store, settings.loaded_policy, "dan", "e2e", now)
             async with httpx.AsyncClient(base_url=base) as http:
                 answer = await http.get(
@@ -105,4 +115,4 @@ async def test_a_week_of_real_alertmanager_alerts_and_the_monthly_review(
     assert [(n["name"], n["service"], n["fired"], n["proposal"]) for n in review["noisy"]] == [
         ("Flappy", "checkout", 3, "retire")
     ]
-    assert review["detection_gaps"] == []  # every incident here is an alert's own resolution
+    assert review["detection_gaps"] == []  # PaymentsDeclines caught its own incident

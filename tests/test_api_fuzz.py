@@ -64,6 +64,7 @@ FORGERIES = 40  # forged bearer tokens, and forged signatures per webhook source
 # The operations are fuzzed in this many tests, each in a file of its own against its own server,
 # so the test workers share them (one test of them all took over four minutes on one worker).
 SHARDS = 3
+FORGERY_SHARD = SHARDS  # one more file, test_api_fuzz_forgeries.py: forged credentials only
 RESOLUTIONS = {  # each source's genuine resolution: signed, it would start a postmortem
     "pagerduty": "pagerduty_resolved",
     "opsgenie": "opsgenie_close",
@@ -104,7 +105,7 @@ class Tally:
 
 def fuzz(base_url: str, token: str, tally: Tally, shard: int) -> list[str]:
     """Every operation of this shard (every SHARDS-th), positive and negative, as the reviewer
-    and anonymously; the first shard also forged credentials; a description of each failure."""
+    and anonymously, or (FORGERY_SHARD) forged credentials; a description of each failure."""
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json", timeout=10)
     # The spec declares the bearer scheme; its Authorization header is ours to send (the
     # reviewer's token, none, or forged_tokens' forgeries), not made up for every example.
@@ -126,7 +127,7 @@ def fuzz(base_url: str, token: str, tally: Tally, shard: int) -> list[str]:
                     who = "reviewer" if headers else "anonymous"
                     run = fuzz_run(operation, mode, headers, examples, base_url, session, tally)
                     runs.append((f"{operation.label} [{mode.value}, {who}]", run))
-        if shard == 0:
+        if shard == FORGERY_SHARD:
             runs.append(("forged bearer tokens", forged_tokens(base_url, session, tally)))
             for source, payload in RESOLUTIONS.items():
                 run = forged_signatures(source, payload, base_url, session, tally)
@@ -285,8 +286,8 @@ async def signed_resolution(base_url: str) -> str:
 async def test_fuzzed_requests_get_no_server_error_and_start_no_workflow(
     dev_server: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
 ) -> None:
-    """The first shard; test_api_fuzz_shard1.py and _shard2.py run the others (files of their
-    own: the suite runs each file whole on one test worker)."""
+    """The first shard; test_api_fuzz_shard1.py, _shard2.py and _forgeries.py run the others
+    (files of their own: the suite runs each file whole on one test worker)."""
     await fuzz_shard(dev_server, sqlite_store, tmp_path, 0)
 
 

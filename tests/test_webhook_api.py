@@ -199,6 +199,7 @@ async def test_a_real_alertmanager_resolution_starts_a_postmortem(
                 "alertname": "CheckoutErrorBudgetBurn",
                 "severity": "critical",
                 "service": "checkout",
+                "postmortem": "true",  # the default policy's alerts.postmortem_when
             }
             annotations = {"summary": "Checkout 5xx ratio above 2% for 5 minutes"}
             started = datetime.now(UTC) - timedelta(minutes=20)

@@ -284,8 +284,18 @@ def test_the_milestones_and_links_the_vendors_give_are_kept() -> None:
 
 
 def test_a_real_alertmanager_notification_resolves() -> None:
-    # Recorded from Debian's prometheus-alertmanager by tests/test_alertmanager_fixture.py.
-    incident = resolved("alertmanager", load_payload("alertmanager_real_resolved")).incident
+    # Recorded from Debian's prometheus-alertmanager by tests/test_alertmanager_fixture.py. Its
+    # alert carries no postmortem label: a policy that makes its severity an incident resolves it.
+    body = load_payload("alertmanager_real_resolved")
+    secret = SECRETS["alertmanager"]
+    headers = signed_request("alertmanager", secret, body, NOW)
+    assert isinstance(receive("alertmanager", headers, body, secret, POLICY, NOW), Ignored)
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text())
+    data["alerts"] = {"postmortem_when": {"severities": ["page"]}}
+    paging = parse_policy(data)
+    found = receive("alertmanager", headers, body, secret, paging, NOW)
+    assert isinstance(found, Resolved)
+    incident = found.incident
     assert incident.id.startswith("am-")
     assert incident.title == "Checkout latency above 2s"
     assert incident.severity == "SEV2"  # severity "page"

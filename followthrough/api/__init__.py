@@ -30,6 +30,8 @@ from followthrough.api import (
     operations,
     people,
     preferences,
+    scim,
+    sign_in,
     slack,
     tokens,
     webhooks,
@@ -85,6 +87,9 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(links.router)
     app.include_router(drafting.router)  # before the dashboard's /postmortems/{id}/{action}
     app.include_router(slack.router)
+    app.include_router(sign_in.router)  # the dashboard's sign-in through the provider
+    app.include_router(scim.router)
+    app.add_exception_handler(scim.ScimRefusal, scim.refused)
     app.include_router(tokens.api)
     dashboard.install(app)
     app.include_router(operations.router)

@@ -1,11 +1,12 @@
 """The web dashboard: server-rendered pages people read and act from.
 
 Pages are Jinja2 templates over the same record and the same actions as the HTTP API: a person
-signs in with their API token (scope `act`), which opens a server-side session (the HttpOnly,
-SameSite=Strict cookie holds only a random session id, whose hash is stored; it ends at sign-out,
-after SESSION_HOURS, or when the token is revoked or expires). The sign-in form carries a CSRF
-token tied to a cookie of its own, every other form one derived from the session, and every action
-is the API's (followthrough/actions.py), refused or accepted with the same message, which the next
+signs in with their API token (scope `act`), or through the identity provider
+(followthrough/api/sign_in.py), which opens a server-side session (the HttpOnly, SameSite=Strict
+cookie holds only a random session id, whose hash is stored; it ends at sign-out, after
+SESSION_HOURS, or when the token is revoked or expires). The sign-in form carries a CSRF token
+tied to a cookie of its own, every other form one derived from the session, and every action is
+the API's (followthrough/actions.py), refused or accepted with the same message, which the next
 page shows from the session (never from the address, which anyone can write). No scripts, fonts or
 styles from elsewhere: the pages work offline, and the Content-Security-Policy says so.
 """
@@ -20,9 +21,10 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from html import escape
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import quote, urlencode
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Depends, FastAPI, Form, HTTPException, Query, Request, status
@@ -268,6 +270,9 @@ async def login(
     ):
         problem = "csrf: this sign-in form is stale or was not ours; sign in from this page."
         return _sign_in_page(request, using, next, problem, status.HTTP_403_FORBIDDEN)
+    if using.oidc is not None and not using.settings.oidc_token_sign_in:
+        problem = f"Sign in with {_provider_name(using)}: API tokens are for scripts here."
+        return _sign_in_page(request, using, next, problem, status.HTTP_403_FORBIDDEN)
     person, problem = await _token_holder(using, token.strip())
     if person is None:
         using.throttle.failed(TOKENS, request.scope.get("client"))
@@ -297,10 +302,42 @@ async def login(
 
 @router.post("/logout")
 async def logout(who: Posted, using: Using) -> Response:
-    await asyncio.to_thread(using.store.sessions.end, who.session)
-    response = RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+    """The session ends here; one opened through the provider ends there too (RP-initiated
+    logout), when the provider's metadata has an end_session_endpoint."""
+    id_token = await asyncio.to_thread(using.store.sessions.end, who.session)
+    after = f"{using.settings.effective_public_url}/login"
+    elsewhere = (
+        await using.oidc.logout_url(id_token, after)
+        if using.oidc is not None and id_token is not None
+        else None
+    )
+    response: Response = (
+        RedirectResponse("/login", status.HTTP_303_SEE_OTHER)
+        if elsewhere is None
+        else continue_to(elsewhere, "Signed out", "Signed out; signing out at the provider too.")
+    )
     response.delete_cookie(SESSION_COOKIE)
     return response
+
+
+def continue_to(url: str, title: str, said: str) -> HTMLResponse:
+    """A page that moves on to `url` at once. Not a redirect: a cookie set with SameSite=Strict
+    goes with the next request only if that starts on our own page (the provider's redirect back
+    is cross-site), and our Content-Security-Policy's form-action 'self' stops a form's redirect
+    to the provider."""
+    target = escape(url, quote=True)
+    html = (
+        '<!doctype html><html lang="en"><head><meta charset="utf-8">'
+        f'<meta http-equiv="refresh" content="0;url={target}">'
+        f"<title>{escape(title)}</title></head><body><p>{escape(said)} "
+        f'<a href="{target}">Continue</a>.</p></body></html>'
+    )
+    return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
+
+
+def _provider_name(using: Services) -> str:
+    """What the sign-in button calls the provider: FOLLOWTHROUGH_OIDC_NAME, else its host."""
+    return using.settings.oidc_name or urlsplit(using.settings.oidc_issuer or "").hostname or "SSO"
 
 
 def _sign_in_page(
@@ -322,6 +359,9 @@ def _sign_in_page(
         next=_local_path(next),
         csrf=sign_in_csrf(using.link_secret, nonce),
         problem=problem,
+        provider=_provider_name(using) if using.oidc is not None else None,
+        provider_href=f"/login/oidc?{urlencode({'next': _local_path(next)})}",
+        tokens=using.oidc is None or using.settings.oidc_token_sign_in,
     )
     page.status_code = code
     page.set_cookie(

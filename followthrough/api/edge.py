@@ -5,9 +5,10 @@ after the memory is spent. These plain ASGI middlewares decide first:
 
 * `Edge` refuses a client past its failed attempts (429), a body over REQUEST_BODY_BYTES by its
   Content-Length (413), an `/api/...` request without a live API token (401, expired included)
-  and one its token's scope does not allow (403: a `read` token changes nothing), all before one
-  body byte is read; it then bounds what the app may read: 413 past the limit while streaming, 408
-  when the body has not arrived within the deadline.
+  or one its token's scope does not allow (403: a `read` token changes nothing), and a `/scim/...`
+  request without FOLLOWTHROUGH_SCIM_TOKEN (401; 404 when SCIM is off, in SCIM's error shape),
+  all before one body byte is read; it then bounds what the app may read: 413 past the limit
+  while streaming, 408 when the body has not arrived within the deadline.
 * `SecurityHeaders` puts the Content-Security-Policy, nosniff and no-referrer on every response,
   the app's own error pages and the refusals above included.
 """
@@ -24,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from followthrough.api.auth import token_holder
-from followthrough.api.throttle import LINKS, TOKENS, Guessed
+from followthrough.api.throttle import LINKS, TOKENS, Client, Guessed
 from followthrough.domain.limits import REQUEST_BODY_BYTES
 
 if TYPE_CHECKING:
@@ -52,11 +53,14 @@ DRAINED_MOST = 4 * REQUEST_BODY_BYTES
 # CI/CD gates read whether a service is frozen with FOLLOWTHROUGH_GATE_TOKEN, as this "person".
 FREEZES = "/api/freezes"
 GATE = "ci-gate"
+# The identity provider provisions people and groups here with FOLLOWTHROUGH_SCIM_TOKEN.
+SCIM = "/scim/"
+SCIM_ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 
 
 def _guessed_at(method: str, path: str) -> Guessed | None:
     """The secret a request to this path presents, which failed attempts are counted for."""
-    if path.startswith("/api/") or (method == "POST" and path == "/login"):
+    if path.startswith(("/api/", SCIM)) or (method == "POST" and path == "/login"):
         return TOKENS
     return LINKS if path.startswith("/act/") else None
 
@@ -74,7 +78,7 @@ class Edge:
             await self._admit(scope)
         except HTTPException as refused:
             await self._drain(scope, receive)
-            await _answer(refused)(scope, receive, send)
+            await _answer(refused, scope["path"])(scope, receive, send)
             return
         await self.app(scope, self._bounded(receive), send)
 
@@ -95,6 +99,8 @@ class Edge:
             raise HTTPException(status.HTTP_400_BAD_REQUEST, "Content-Length: not a number")
         if length is not None and int(length) > REQUEST_BODY_BYTES:
             raise _too_large()
+        if path.startswith(SCIM):
+            self._scim(headers.get("authorization", ""), client)
         if path.startswith("/api/"):
             credentials = headers.get("authorization", "")
             if method == "GET" and path == FREEZES and self._gate(credentials):
@@ -109,6 +115,23 @@ class Edge:
             state = scope.setdefault("state", {})
             state["person"] = held.person  # auth.current_person reads it
             state["token"] = held  # a token made with it lives no longer (api/tokens.py)
+
+    def _scim(self, credentials: str, client: Client) -> None:
+        """The identity provider's bearer secret, compared in constant time; none configured:
+        there is no SCIM here at all."""
+        expected = self.services.settings.scim_token
+        if not expected:
+            raise HTTPException(status.HTTP_404_NOT_FOUND, "SCIM is not enabled here")
+        scheme, _, secret = credentials.partition(" ")
+        sent = f"{scheme.lower()} {secret.strip()}".encode()
+        if not hmac.compare_digest(sent, f"bearer {expected}".encode()):
+            if credentials.strip():
+                self.services.throttle.failed(TOKENS, client)
+            raise HTTPException(
+                status.HTTP_401_UNAUTHORIZED,
+                "send FOLLOWTHROUGH_SCIM_TOKEN as 'Authorization: Bearer ...'",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
 
     def _gate(self, credentials: str) -> bool:
         expected = self.services.settings.gate_token
@@ -170,7 +193,14 @@ def _too_large() -> HTTPException:
     )
 
 
-def _answer(refused: HTTPException) -> JSONResponse:
+def _answer(refused: HTTPException, path: str) -> JSONResponse:
+    if path.startswith(SCIM):  # what an identity provider reads (RFC 7644 3.12)
+        return JSONResponse(
+            {"schemas": [SCIM_ERROR], "status": str(refused.status_code), "detail": refused.detail},
+            status_code=refused.status_code,
+            headers=refused.headers,
+            media_type="application/scim+json",
+        )
     return JSONResponse(
         {"detail": refused.detail}, status_code=refused.status_code, headers=refused.headers
     )

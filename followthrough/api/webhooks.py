@@ -3,8 +3,10 @@
 The signature is checked on the raw bytes before anything is parsed. A resolution starts (or finds)
 the postmortem, idempotently per incident, so a flood of duplicate deliveries starts one workflow;
 the delivery is remembered only after the start succeeded, so a delivery that failed here is
-retried by its source and never lost. Alertmanager's and Grafana's alerts, firing or resolved,
-are kept as alert events before anything else (storage/alerts.py), for the alert-quality review.
+retried by its source and never lost. The alerts a notification reports (Alertmanager's and
+Grafana's, firing or resolved; PagerDuty's, Opsgenie's and incident.io's pages and alerts,
+triggered, acknowledged or resolved) are kept as alert events before anything else
+(api/alert_intake.py, storage/alerts.py), for the alert-quality review.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ class WebhookAnswer(BaseModel):
     workflow_id: str | None = None
     reason: str | None = None
     duplicate_delivery: bool = False
-    alerts_kept: int = 0  # Alertmanager and Grafana: the notification's alerts kept as events
+    alerts_kept: int = 0  # the notification's alerts (or page) kept as alert events
     alerts_refused: list[str] = []  # alerts not kept, each naming its field (the first few)
 
 
@@ -273,7 +275,7 @@ async def _keep_alerts(using: Services, source: str, result: Resolved | Ignored)
         log.warning("alerts not kept", source=source, dropped=dropped, refused=why)
     if not result.alerts:
         return 0
-    await asyncio.to_thread(using.store.alerts.keep, list(result.alerts))
+    await using.alert_intake.add(list(result.alerts))
     return len(result.alerts)
 
 

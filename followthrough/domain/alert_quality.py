@@ -1,8 +1,12 @@
 """Alert events, and the monthly alert-quality review.
 
-Alertmanager and Grafana tell us of every alert that fires and resolves; each is kept as an
-`AlertEvent` (one per source, fingerprint and start, however often it is delivered). Once a
-month the review reads them beside the month's incidents and answers the council's questions:
+Alertmanager and Grafana tell us of every alert that fires and resolves, and PagerDuty, Opsgenie
+and incident.io of every page or alert they raise, acknowledge and resolve; each is kept as an
+`AlertEvent` (one per source, fingerprint and start, however often it is delivered, each later
+status merged in by `merge_alert`). An alert pair is not an incident: a resolved Alertmanager or
+Grafana group starts a postmortem only when `alerts.postmortem_when` says so
+(`starts_postmortem`). Once a month the review reads the events beside the month's incidents
+and answers the council's questions:
 
 - which services the alerts and the pages come from, and whether one service stands behind
   `alerts.dominant_share` (80%) of the pages: its SLO should be stricter, or its alerting a
@@ -41,10 +45,38 @@ MONTH = re.compile(r"^(20\d{2})-(0[1-9]|1[0-2])$")
 CAUGHT_BEFORE = timedelta(hours=1)
 
 
+class PostmortemWhen(BaseModel):
+    """`alerts.postmortem_when`: which resolved alert groups are incidents worth a postmortem.
+    A group is one when any of its alerts carries every one of `labels`, or a `severity` label
+    in `severities`; `always` makes every resolved group one (Followthrough's first behaviour)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    always: bool = Field(
+        default=False, description="every resolved group starts a postmortem, whatever it is"
+    )
+    labels: dict[str, str] = Field(
+        default_factory=lambda: {"postmortem": "true"},
+        max_length=20,
+        description="label -> value an alert of the group must all carry; empty: no label rule",
+    )
+    severities: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description="severity label values that make an alert's group an incident",
+    )
+
+
 class AlertPolicy(BaseModel):
     """`alerts:` in the policy: how alert events are read, kept and judged."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    postmortem_when: PostmortemWhen = Field(
+        default_factory=PostmortemWhen,
+        description="which resolved Alertmanager and Grafana groups start a postmortem; the "
+        "others are kept for the alert-quality review only",
+    )
 
     retention_days: int = Field(
         default=400, ge=1, le=3660, description="alert events older than this are pruned"
@@ -160,6 +192,52 @@ def month_bounds(month: str) -> tuple[datetime, datetime]:
     start = datetime(year, number, 1, tzinfo=UTC)
     following = date(year + number // 12, number % 12 + 1, 1)
     return start, datetime(following.year, following.month, 1, tzinfo=UTC)
+
+
+def merge_alert(kept: AlertEvent, later: AlertEvent) -> AlertEvent:
+    """One episode's kept event after a later delivery of it (any order, any repeat): resolved
+    is final (a late firing redelivery never turns it back, and its first end stays); once
+    acknowledged it stays so; a fact the kept event lacks (service, severity, paged) is filled
+    in. storage/alerts.py does the same in its upsert, for the row already stored."""
+    resolves = kept.status == "firing" and later.status == "resolved"
+    acknowledged = True if later.acknowledged else kept.acknowledged
+    if acknowledged is None:
+        acknowledged = later.acknowledged
+    changes = {
+        "status": "resolved" if resolves else kept.status,
+        "ends_at": later.ends_at if resolves else kept.ends_at,
+        "acknowledged": acknowledged,
+        "service": kept.service if kept.service is not None else later.service,
+        "severity": kept.severity if kept.severity is not None else later.severity,
+        "paged": kept.paged if kept.paged is not None else later.paged,
+    }
+    if all(getattr(kept, name) == value for name, value in changes.items()):
+        return kept
+    return kept.model_copy(update={**changes, "received_at": later.received_at})
+
+
+def starts_postmortem(alert_labels: list[dict[str, str]], rule: PostmortemWhen) -> bool:
+    """Whether a resolved group of alerts (each one's labels) is an incident by the policy."""
+    if rule.always:
+        return True
+    for labels in alert_labels:
+        if rule.labels and all(labels.get(k) == v for k, v in rule.labels.items()):
+            return True
+        if labels.get("severity") in rule.severities:
+            return True
+    return False
+
+
+def postmortem_rule(rule: PostmortemWhen) -> str:
+    """The rule in words, for the answer to a resolved group that is not an incident."""
+    if rule.always:
+        return "every resolved group"
+    parts = []
+    if rule.labels:
+        parts.append(", ".join(f'{k}="{v}"' for k, v in sorted(rule.labels.items())))
+    if rule.severities:
+        parts.append("severity " + " or ".join(rule.severities))
+    return " or ".join(parts) or "nothing"
 
 
 def alert_service(labels: dict[str, str], policy: AlertPolicy) -> str | None:
@@ -290,8 +368,9 @@ def _gaps(incidents: list[IncidentFacts], alerts: list[AlertEvent]) -> list[Dete
 
 def _resolution_of(alert: AlertEvent, incident: IncidentFacts) -> bool:
     """Whether the incident is the alert's own resolution: a resolved Alertmanager or Grafana
-    group starts a postmortem of its own (webhooks/alertmanager.py), starting when its alert
-    did. That one says nothing about whether the alert mattered, so noise is judged without it."""
+    group the policy makes an incident, or a resolved PagerDuty incident or Opsgenie alert,
+    starts a postmortem of its own, starting when its alert did. That one says nothing about
+    whether the alert mattered, so noise is judged without it."""
     own = incident.postmortem_id.startswith(f"postmortem-{alert.source}-")
     return own and incident.started_at == alert.starts_at
 

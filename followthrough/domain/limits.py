@@ -163,3 +163,43 @@ PREFLIGHT_SECONDS = 10.0
 # The part of a check's answer that is kept as evidence: enough to see what came back (a status
 # line and a little body), never a page of whatever the URL serves.
 EVIDENCE_EXCERPT_CHARS = 300
+
+# --- signing in through an identity provider (followthrough/integrations/oidc.py) ----------------
+
+# Each answer from the provider (discovery, its keys, the token response) is read up to this many
+# bytes and refused past it; a provider's metadata is a few KiB, an ID token rarely 8 KiB.
+OIDC_RESPONSE_BYTES = 256 * 1024
+# An ID token itself, before it is parsed.
+OIDC_ID_TOKEN_CHARS = 16 * 1024
+# Keys in the provider's JWKS: providers publish two or three (the current and the next).
+OIDC_KEYS = 50
+# A key id the JWKS does not have refetches it at most once in this many seconds (rotation), so
+# tokens naming made-up key ids cannot make us hammer the provider.
+OIDC_JWKS_REFETCH_SECONDS = 60
+# The provider's metadata is read again after this many seconds.
+OIDC_DISCOVERY_SECONDS = 3600
+# A failed read of the metadata is not tried again for this many seconds: every visitor of the
+# sign-in page would otherwise make us ask a provider that is down.
+OIDC_DISCOVERY_RETRY_SECONDS = 10
+# Clock skew allowed on an ID token's exp, iat and nbf.
+OIDC_LEEWAY_SECONDS = 60
+# The callback's parameters: providers' codes and our states are far shorter.
+OIDC_CODE_CHARS = 2_048
+OIDC_STATE_CHARS = 128
+OIDC_ERROR_CHARS = 500
+# A sign-in started at the provider must come back within this many minutes.
+OIDC_SIGN_IN_MINUTES = 10
+# Groups in an ID token (Entra ID sends at most 200 before switching to an overage claim).
+OIDC_GROUPS = 500
+OIDC_GROUP_CHARS = 256
+# --- the identity provider's SCIM requests (followthrough/api/scim.py) -------------------------
+
+# Any one string (a userName, displayName, externalId, email), one line.
+SCIM_TEXT_CHARS = 256
+# Any one list in a request (a PATCH's operations, the members it adds), and a body's nesting.
+SCIM_LIST_ENTRIES = 1000
+SCIM_DEPTH = 6
+# A list's page: a larger `count` is answered with fewer (RFC 7644 3.4.2.4).
+SCIM_PAGE = 200
+# A group's members, however many requests built it.
+SCIM_GROUP_MEMBERS = 5000

@@ -13,6 +13,7 @@ is read, and where each team's tickets go (its tracker, objectives, tech-debt ba
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from followthrough.domain.changes import ChangePolicy
 from followthrough.domain.chat import ChatPolicy
 from followthrough.domain.communication import StatusUpdateContract
 from followthrough.domain.decisions import DecisionPolicy
+from followthrough.domain.directory import IdentityPolicy
 from followthrough.domain.draft_templates import DraftTemplate, template_problems
 from followthrough.domain.escalation import EscalationPolicy
 from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_problems
@@ -193,6 +195,11 @@ class Policy(BaseModel):
     )
     directory: dict[str, PersonDetails] = Field(
         default_factory=dict, alias="people", description="person -> details (a Slack id)"
+    )
+    identity: IdentityPolicy = Field(
+        default_factory=IdentityPolicy,
+        description="the identity provider's groups whose members review or sit on the council "
+        "(added to reviewers and council at each sign-in through the provider)",
     )
     routing: Routing = Field(
         default_factory=Routing,
@@ -398,6 +405,15 @@ class Policy(BaseModel):
     def operator_names(self) -> list[str]:
         """Who hears of stuck work and policy gaps: the operators, else the council."""
         return list(self.operators or self.council)
+
+
+# A policy, or what gives today's (the policy file's with the provisioned directory over it):
+# long-lived readers (the worker's activities) take the latter, so a directory change reaches them.
+PolicySource = Policy | Callable[[], Policy]
+
+
+def current(source: PolicySource) -> Policy:
+    return source if isinstance(source, Policy) else source()
 
 
 class InvalidPolicy(Problems):

@@ -386,6 +386,11 @@ class ExtensionDecision(BaseModel):
     reason: str = ""
 
 
+# Who reassigns a deprovisioned person's open items, in the audit trail and the notices: the
+# identity provider's SCIM deprovisioning (followthrough/domain/provisioning.py).
+IDENTITY_PROVIDER = "identity-provider"
+
+
 class Reassignment(BaseModel):
     by: str
     to: str
@@ -613,6 +618,10 @@ def extension_decision_refusal(
 def reassignment_refusal(item: ActionItem, change: Reassignment, policy: Policy) -> Refusal | None:
     if item.resolved:
         return conflict(f"{item.id} is {item.state}; there is nothing left to own")
+    if change.by == IDENTITY_PROVIDER and change.team is None:
+        # The owner was deprovisioned: the provider's word on who takes it over is final, and
+        # the item's policy (a snapshot from its start) may predate the manager it names.
+        return conflict(f"{change.to} already owns {item.id}") if change.to == item.owner else None
     team = change.team or item.team
     if change.by != item.owner and not may_decide_for(item, change.by, policy):
         return forbidden(

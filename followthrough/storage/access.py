@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -113,9 +113,16 @@ class SessionStore:
         self.engine = db.engine
 
     def start(
-        self, id_hash: str, person: str, token_hash: str, at: datetime, expires_at: datetime
+        self,
+        id_hash: str,
+        person: str,
+        token_hash: str | None,
+        at: datetime,
+        expires_at: datetime,
+        id_token: str | None = None,
     ) -> None:
-        """A signed-in browser; sessions that have expired go at the same time."""
+        """A signed-in browser, by API token or (token_hash None) through the identity provider,
+        whose ID token is kept for its logout; sessions that have expired go at the same time."""
         with self.db.transaction() as session:
             session.execute(delete(DashboardSessionRow).where(DashboardSessionRow.expires_at <= at))
             session.add(
@@ -123,23 +130,30 @@ class SessionStore:
                     id_hash=id_hash,
                     person=person,
                     token_hash=token_hash,
+                    id_token=id_token,
                     created_at=at,
                     expires_at=expires_at,
                 )
             )
 
     def open(self, id_hash: str, at: datetime) -> OpenSession | None:
-        """The session if it is live and its API token neither revoked nor expired; its one-time
-        message is taken, so only this page shows it."""
+        """The session if it is live and its API token (if it was opened with one) neither
+        revoked nor expired; its one-time message is taken, so only this page shows it."""
         with self.db.transaction() as session:
             row = session.scalar(
                 select(DashboardSessionRow)
-                .join(ApiTokenRow, ApiTokenRow.token_hash == DashboardSessionRow.token_hash)
+                .outerjoin(ApiTokenRow, ApiTokenRow.token_hash == DashboardSessionRow.token_hash)
                 .where(
                     DashboardSessionRow.id_hash == id_hash,
                     DashboardSessionRow.expires_at > at,
-                    ApiTokenRow.revoked_at.is_(None),
-                    or_(ApiTokenRow.expires_at.is_(None), ApiTokenRow.expires_at > at),
+                    or_(
+                        DashboardSessionRow.token_hash.is_(None),
+                        and_(
+                            ApiTokenRow.token_hash.is_not(None),
+                            ApiTokenRow.revoked_at.is_(None),
+                            or_(ApiTokenRow.expires_at.is_(None), ApiTokenRow.expires_at > at),
+                        ),
+                    ),
                 )
             )
             if row is None:
@@ -157,8 +171,12 @@ class SessionStore:
             if row is not None:
                 row.flash_kind, row.flash_text = kind, text
 
-    def end(self, id_hash: str) -> None:
+    def end(self, id_hash: str) -> str | None:
+        """The session ends; its ID token (for the provider's logout), if it was opened there."""
         with self.db.transaction() as session:
             row = session.get(DashboardSessionRow, id_hash)
-            if row is not None:
-                session.delete(row)
+            if row is None:
+                return None
+            id_token = row.id_token
+            session.delete(row)
+            return id_token

@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import and_, delete, func, select, tuple_
+from sqlalchemy import and_, case, delete, func, or_, select, tuple_
 
-from followthrough.domain.alert_quality import AlertEvent
+from followthrough.domain.alert_quality import AlertEvent, merge_alert
 from followthrough.storage.database import Database
 from followthrough.storage.tables import AlertEventRow
 
 _EVENTS = TypeAdapter(list[AlertEvent])
 _COLUMNS = [column.name for column in AlertEventRow.__table__.columns]
+# Facts a later delivery may add to an episode that lacked them (an Opsgenie acknowledgement
+# carries no priority; the alert's creation does).
+_FILLED = ("service", "severity", "paged")
 
 
 class AlertStore:
@@ -21,29 +25,51 @@ class AlertStore:
     def __init__(self, db: Database) -> None:
         self.db = db
         self.engine = db.engine
+        self._upsert = self._merging_upsert()
 
     def keep(self, events: list[AlertEvent]) -> int:
-        """Keep each episode once; a resolution updates its firing episode, and nothing (a late
-        redelivery of the firing notification) turns a resolved one back. The rows written."""
-        unique = {(e.source, e.fingerprint, e.starts_at): e for e in events}
+        """Keep each episode once, each later delivery merged in as `merge_alert` merges it:
+        resolved is final, acknowledged stays so, a missing fact is filled in. One transaction
+        for all of them (the API hands over several deliveries at once, see
+        api/alert_intake.py). How many episodes the events were."""
+        unique: dict[tuple[str, str, datetime], AlertEvent] = {}
+        for event in events:
+            key = (event.source, event.fingerprint, event.starts_at)
+            kept = unique.get(key)
+            unique[key] = event if kept is None else merge_alert(kept, event)
         if not unique:
             return 0
+        rows = [e.model_dump() for e in unique.values()]
+        with self.engine.begin() as connection:
+            # One statement, compiled once and executed for every row (executemany): a
+            # multi-row VALUES would be compiled afresh for each batch, half a write's CPU.
+            connection.execute(self._upsert, rows)
+        return len(unique)
+
+    def _merging_upsert(self) -> Any:
+        """The insert that merges a later delivery into the stored episode, in SQL."""
         table = AlertEventRow.__table__
-        # One Core statement per delivery: this is on every alert's path (bench/alerts.py).
-        insert = self.db.insert(table).values([e.model_dump() for e in unique.values()])
-        upsert = insert.on_conflict_do_update(
+        c = table.c
+        insert = self.db.insert(table)
+        new = insert.excluded
+        resolves = and_(c.status == "firing", new.status == "resolved")
+        acknowledges = and_(new.acknowledged.is_(True), c.acknowledged.is_not(True))
+        fills = [and_(c[name].is_(None), new[name].is_not(None)) for name in _FILLED]
+        return insert.on_conflict_do_update(
             index_elements=["source", "fingerprint", "starts_at"],
             set_={
-                "status": insert.excluded.status,
-                "ends_at": insert.excluded.ends_at,
-                "received_at": insert.excluded.received_at,
-                "acknowledged": insert.excluded.acknowledged,
+                "status": case((resolves, new.status), else_=c.status),
+                "ends_at": case((resolves, new.ends_at), else_=c.ends_at),
+                "received_at": new.received_at,
+                "acknowledged": case(
+                    (new.acknowledged.is_(True), new.acknowledged),
+                    else_=func.coalesce(c.acknowledged, new.acknowledged),
+                ),
+                **{name: func.coalesce(c[name], new[name]) for name in _FILLED},
             },
-            where=and_(table.c.status == "firing", insert.excluded.status == "resolved"),
+            # Only a delivery that changes something writes (a redelivery costs no row write).
+            where=or_(resolves, acknowledges, *fills),
         )
-        with self.engine.begin() as connection:
-            written = connection.execute(upsert)
-        return max(written.rowcount, 0)
 
     def started_between(self, start: datetime, end: datetime, limit: int) -> list[AlertEvent]:
         """The episodes that started in [start, end), oldest first, at most `limit`."""

@@ -16,6 +16,8 @@
     store.deploys     deploys from the deploy webhooks, for the timeline and the change metrics
     store.decisions   the council's decisions, and the freezes they hold
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
+    store.identity    sign-ins under way at the identity provider; roles its groups granted
+    store.directory   the people and groups the identity provider provisioned (SCIM)
     store.audit       the administrative audit log: tokens, SLOs, policy changes, items closed
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
@@ -34,7 +36,9 @@ from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
 from followthrough.storage.deliveries import DeliveryStore
 from followthrough.storage.deploys import DeployStore
+from followthrough.storage.directory import DirectoryStore
 from followthrough.storage.facts import FactStore
+from followthrough.storage.identity import IdentityStore
 from followthrough.storage.links import LinkStore
 from followthrough.storage.narratives import NarrativeStore
 from followthrough.storage.outbox import OutboxStore
@@ -71,6 +75,8 @@ class Store:
         self.deploys = DeployStore(self.db)
         self.decisions = DecisionStore(self.db)
         self.alerts = AlertStore(self.db)
+        self.identity = IdentityStore(self.db)
+        self.directory = DirectoryStore(self.db)
         self.audit = AuditLogStore(self.db)
 
     def close(self) -> None:

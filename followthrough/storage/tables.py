@@ -203,18 +203,45 @@ class AdminActionRow(Base):
 
 class DashboardSessionRow(Base):
     """A signed-in browser: only the SHA-256 of its cookie is kept. It ends at sign-out, at
-    `expires_at`, or when the API token it was opened with is revoked."""
+    `expires_at`, or when the API token it was opened with is revoked. One opened through the
+    identity provider has no token; its ID token is kept for the provider's logout."""
 
     __tablename__ = "dashboard_sessions"
 
     id_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
     person: Mapped[str] = mapped_column(String(128))
-    token_hash: Mapped[str] = mapped_column(String(64), index=True)
+    token_hash: Mapped[str | None] = mapped_column(String(64), index=True)
+    id_token: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime]
     expires_at: Mapped[datetime] = mapped_column(index=True)
     # What the next page shows once (the outcome of the last form post): "done" or "error".
     flash_kind: Mapped[str | None] = mapped_column(String(8))
     flash_text: Mapped[str | None] = mapped_column(Text)
+
+
+class OidcSignInRow(Base):
+    """A sign-in under way at the identity provider, keyed by the hash of the browser's cookie:
+    the state and nonce it must come back with, and the PKCE verifier; used once (0027)."""
+
+    __tablename__ = "oidc_sign_ins"
+
+    browser_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(String(64))
+    nonce: Mapped[str] = mapped_column(String(64))
+    code_verifier: Mapped[str] = mapped_column(String(128))
+    next_path: Mapped[str] = mapped_column(String(2000))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignInRoleRow(Base):
+    """The roles a person's provider groups granted at their last sign-in (migration 0027)."""
+
+    __tablename__ = "sign_in_roles"
+
+    person: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reviewer: Mapped[bool]
+    council: Mapped[bool]
+    signed_in_at: Mapped[datetime]
 
 
 class WebhookDeliveryRow(Base):

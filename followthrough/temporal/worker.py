@@ -26,7 +26,7 @@ from activities.slots import release_slot, request_slot
 from activities.tickets import TicketActivities
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
-from followthrough.domain.policy import Policy
+from followthrough.domain.policy import Policy, PolicySource, current
 from followthrough.domain.routing import TrackerKind
 from followthrough.integrations.confluence import ConfluenceConfig
 from followthrough.integrations.github import GitHubConfig, GitHubTracker
@@ -53,7 +53,7 @@ def build_worker(
     store: Store,
     executor: concurrent.futures.ThreadPoolExecutor,
     mailer: Mailer,
-    policy: Policy,
+    policy: PolicySource,
     *,
     task_queue: str = TASK_QUEUE,
     checks: CheckConfig | None = None,
@@ -67,21 +67,23 @@ def build_worker(
 ) -> Worker:
     """A worker for every workflow and activity; without `jira` (or `github`), items use the
     built-in tracker; without `slack`, notices are email only; without `collectors`, no timeline
-    source is asked; without `confluence`, approved postmortems are not published."""
+    source is asked; without `confluence`, approved postmortems are not published. `policy` may
+    be a source of today's (the provisioned directory's), which notices and reports then read."""
+    source, policy = policy, current(policy)
     records = RecordActivities(store)
     to_slack = (
-        SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
+        SlackDelivery(store, SlackApi(slack), source, mailer.links) if slack is not None else None
     )
-    notices = NoticeActivities(store, mailer, policy, to_slack)
+    notices = NoticeActivities(store, mailer, source, to_slack)
     # Checks call out only where the policy's outbound section allows.
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks, policy.alerts)
     tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
-    operations = OperationsActivities(store, mailer, policy)
+    operations = OperationsActivities(store, mailer, source)
     # The deploys the webhooks stored are a timeline source of their own, always on.
     timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])
-    publishing = PublishingActivities(store, policy, confluence, public_url)
+    publishing = PublishingActivities(store, source, confluence, public_url)
     decisions = DecisionActivities(store, checks)
     return Worker(
         client,

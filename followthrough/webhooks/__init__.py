@@ -7,8 +7,11 @@ sign), so nothing a forged request sends is ever parsed; then it reads the vendo
 applies the policy: the vendor's severity through `source_severities[source]`, the incident
 lead as commander when the policy knows them, and every check `incident_problems` makes.
 It raises `Unauthorized` (401) or `Malformed` (422), both `WebhookRejected` with a `status`.
-Alertmanager and Grafana notifications, firing or resolved, also carry their alerts as alert
-events (`result.alerts`), which the API keeps without starting anything for them.
+Alertmanager and Grafana notifications, firing or resolved, and PagerDuty's, Opsgenie's and
+incident.io's notifications about a page or an alert (triggered, acknowledged, resolved), also
+carry their alerts as alert events (`result.alerts`), which the API keeps without starting
+anything for them. A resolved Alertmanager or Grafana group is a resolution only when the
+policy's `alerts.postmortem_when` names it.
 
 Each source is one small class (see `base.WebhookSource`) in its own module, with the vendor's
 documented format and signature scheme in the module's docstring; `SOURCES` lists them by the

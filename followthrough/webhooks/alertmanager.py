@@ -9,31 +9,33 @@ has an HMAC secret: `X-Grafana-Alerting-Signature` = hex HMAC-SHA256(secret, bod
 header, Grafana must send the token like Alertmanager. Neither sends a delivery id.
 
 A resolution is a notification with `status: resolved`, which Alertmanager sends only once
-every alert of the group is resolved. The group key names the group, not the episode: the next
+every alert of the group is resolved, and only when the policy makes the group an incident
+(`alerts.postmortem_when`: by default an alert labelled `postmortem="true"`; a firing/resolved
+pair is not an incident by itself). The group key names the group, not the episode: the next
 time the same alert fires it is the same group key, so the incident id hashes the group key
 with the episode's earliest `startsAt`. A notification delivered twice gives the same id.
 
 Every notification, firing or resolved, also reports its alerts: each becomes an `AlertEvent`
 keyed by the alert's fingerprint (a hash of its labels; ours of the sorted labels when an older
 sender gives none) and its `startsAt`, so a repeat or a redelivery is the same episode. A
-firing group starts no workflow; only the resolution of a group does, as before.
+firing group starts no workflow; only the resolution of a group the policy names does.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 
-from followthrough.domain.alert_quality import AlertEvent, alert_service
-from followthrough.domain.bounds import one_line
-from followthrough.domain.limits import (
-    ALERTS_PER_DELIVERY,
-    ALERTS_REFUSED_NAMED,
-    EARLIEST_DATE,
-    FUTURE_SKEW_HOURS,
-    NAME_CHARS,
+from followthrough.domain.alert_quality import (
+    AlertEvent,
+    alert_service,
+    postmortem_rule,
+    starts_postmortem,
 )
+from followthrough.domain.bounds import one_line
+from followthrough.domain.incident import Incident
+from followthrough.domain.limits import ALERTS_PER_DELIVERY, ALERTS_REFUSED_NAMED, NAME_CHARS
 from followthrough.domain.policy import Policy
 from followthrough.webhooks.base import (
     AlertEvents,
@@ -41,6 +43,8 @@ from followthrough.webhooks.base import (
     NotResolution,
     Reported,
     VendorSource,
+    alert_ended,
+    alert_time,
 )
 from followthrough.webhooks.errors import Malformed
 from followthrough.webhooks.fields import Fields, FieldValue
@@ -64,6 +68,20 @@ class Alertmanager(VendorSource):
 
     def verify(self, headers: Headers, body: bytes, secret: str, now: datetime) -> None:
         check_token(headers, secret)
+
+    def interpret(self, payload: Fields, policy: Policy) -> Incident | NotResolution:
+        """A resolved group is an incident only when the policy's `alerts.postmortem_when`
+        says so; otherwise its alerts are kept for the alert-quality review alone."""
+        if payload.text("status") == "resolved":
+            labels = [_label_values(alert.section("labels")) for alert in payload.objects("alerts")]
+            rule = policy.alerts.postmortem_when
+            if not starts_postmortem(labels, rule):
+                return NotResolution(
+                    f"{self.name} group resolved; its alerts are kept for the alert-quality "
+                    f"review, and no postmortem starts: alerts.postmortem_when "
+                    f"({postmortem_rule(rule)}) matches none of them"
+                )
+        return super().interpret(payload, policy)
 
     def read(self, payload: Fields) -> Reported | NotResolution:
         status = payload.text("status")
@@ -121,7 +139,7 @@ class Alertmanager(VendorSource):
             severity=labels.get("severity"),
             status=status,
             starts_at=starts_at,
-            ends_at=ends_at if ends_at is not None and ends_at >= starts_at else None,
+            ends_at=alert_ended(starts_at, ends_at),
             received_at=received_at,
         )
 
@@ -197,12 +215,4 @@ def _fingerprint(labels: dict[str, str]) -> str:
 
 
 def _within(alert: Fields, key: str, received_at: datetime) -> datetime:
-    """The alert's time, refused (naming it) before 2000 or more than a day ahead."""
-    at = alert.time(key)
-    earliest = datetime(EARLIEST_DATE.year, EARLIEST_DATE.month, EARLIEST_DATE.day, tzinfo=UTC)
-    if not earliest <= at <= received_at + timedelta(hours=FUTURE_SKEW_HOURS):
-        raise Malformed(
-            f"{alert.where(key)}: {at.isoformat()} is not between {earliest.date()} and a day "
-            "from now"
-        )
-    return at
+    return alert_time(alert.time(key), alert.where(key), received_at)

@@ -6,9 +6,9 @@ from __future__ import annotations
 import hashlib
 import re
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
 from pydantic import ValidationError
@@ -17,6 +17,8 @@ from followthrough.domain.alert_quality import AlertEvent
 from followthrough.domain.bounds import cut, one_line
 from followthrough.domain.incident import Incident, UnmappedSeverity, incident_problems
 from followthrough.domain.limits import (
+    EARLIEST_DATE,
+    FUTURE_SKEW_HOURS,
     LONG_TEXT_CHARS,
     NAME_CHARS,
     UNMAPPED_SEVERITIES_PER_INCIDENT,
@@ -121,6 +123,32 @@ class AlertEvents:
     kept: list[AlertEvent] = field(default_factory=list)
     dropped: int = 0
     refused: list[str] = field(default_factory=list)
+
+
+def one_alert(read: Callable[[], AlertEvent | None]) -> AlertEvents:
+    """The alert event of a notification about one alert (PagerDuty, Opsgenie, incident.io), or
+    none when it is not about an alert's status. One that cannot be read is refused alone,
+    naming its field: the delivery (and the resolution it may carry) still counts."""
+    try:
+        event = read()
+    except Malformed as refused:
+        return AlertEvents(dropped=1, refused=[str(refused)])
+    return AlertEvents(kept=[] if event is None else [event])
+
+
+def alert_time(at: datetime, where: str, received_at: datetime) -> datetime:
+    """An alert's time, refused (naming it) before 2000 or more than a day ahead."""
+    earliest = datetime(EARLIEST_DATE.year, EARLIEST_DATE.month, EARLIEST_DATE.day, tzinfo=UTC)
+    if not earliest <= at <= received_at + timedelta(hours=FUTURE_SKEW_HOURS):
+        raise Malformed(
+            f"{where}: {at.isoformat()} is not between {earliest.date()} and a day from now"
+        )
+    return at
+
+
+def alert_ended(starts_at: datetime, ends_at: datetime | None) -> datetime | None:
+    """The end, when there is one and it is not before the start (clocks disagree)."""
+    return ends_at if ends_at is not None and ends_at >= starts_at else None
 
 
 class VendorSource(WebhookSource):

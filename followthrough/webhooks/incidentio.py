@@ -11,6 +11,12 @@ category: `public_incident.incident_status_updated_v2` with that transition, or
 `public_incident.incident_updated_v2` of an incident whose status is in one of those categories
 (incident.io may send the latter for any later edit too; the incident id keeps that idempotent).
 Private incidents' events carry only an id and are ignored.
+
+incident.io's alerts (`public_alert.alert_created_v1`, `public_alert.alert_resolved_v1`, the
+alert under the key named by the event type) are kept as alert events, keyed by the alert's id
+and `created_at`: its title as the name, its attribute named like one of the policy's
+`alerts.service_labels` as the service, its attribute `severity` (or `priority`) as the severity.
+incident.io's alerts carry no acknowledgement (its escalations do, which are not read here).
 """
 
 from __future__ import annotations
@@ -19,7 +25,22 @@ import base64
 import binascii
 from datetime import datetime
 
-from followthrough.webhooks.base import Headers, Lead, NotResolution, Reported, VendorSource
+from followthrough.domain.alert_quality import AlertEvent, AlertStatus
+from followthrough.domain.bounds import one_line
+from followthrough.domain.limits import NAME_CHARS
+from followthrough.domain.policy import Policy
+from followthrough.webhooks.base import (
+    AlertEvents,
+    Headers,
+    Lead,
+    NotResolution,
+    Reported,
+    VendorSource,
+    alert_ended,
+    alert_time,
+    incident_id,
+    one_alert,
+)
 from followthrough.webhooks.errors import Unauthorized
 from followthrough.webhooks.fields import Fields
 from followthrough.webhooks.signatures import (
@@ -34,6 +55,11 @@ from followthrough.webhooks.signatures import (
 STATUS_UPDATED = "public_incident.incident_status_updated_v2"
 INCIDENT_UPDATED = "public_incident.incident_updated_v2"
 RESOLVED_CATEGORIES = ("learning", "closed")
+ALERT_EVENTS: dict[str, AlertStatus] = {
+    "public_alert.alert_created_v1": "firing",
+    "public_alert.alert_resolved_v1": "resolved",
+}
+SEVERITY_ATTRIBUTES = ("severity", "priority")
 
 # incident.io's default timestamps (names compared without case and a trailing " at") that are
 # our milestones; an organisation may rename or add its own, which are then left out.
@@ -91,6 +117,59 @@ class IncidentIo(VendorSource):
         else:
             return NotResolution(f"incidentio event {event_type} is not a resolution")
         return _reported(incident)
+
+    def alert_events(self, payload: Fields, policy: Policy, received_at: datetime) -> AlertEvents:
+        event_type = payload.text("event_type")
+        status = ALERT_EVENTS.get(event_type)
+        if status is None:
+            return AlertEvents()
+
+        def read() -> AlertEvent:
+            alert = payload.obj(event_type)
+            starts_at = alert_time(alert.time("created_at"), alert.where("created_at"), received_at)
+            ends_at = None
+            if status == "resolved":
+                key = "resolved_at" if alert.maybe_text("resolved_at") else "updated_at"
+                ends_at = alert_time(alert.time(key), alert.where(key), received_at)
+            attributes = _attributes(alert)
+            labels = policy.alerts.service_labels
+            named = next((attributes[k] for k in labels if attributes.get(k)), None)
+            severity = next((attributes[k] for k in SEVERITY_ATTRIBUTES if k in attributes), None)
+            return AlertEvent(
+                source=self.name,
+                fingerprint=incident_id(alert.text("id")),
+                name=one_line(alert.text("title"), NAME_CHARS),
+                service=policy.alerts.service_names.get(named, named) if named else None,
+                severity=severity,
+                status=status,
+                starts_at=starts_at,
+                ends_at=alert_ended(starts_at, ends_at),
+                received_at=received_at,
+            )
+
+        return one_alert(read)
+
+
+def _attributes(alert: Fields) -> dict[str, str]:
+    """The alert's attributes by name (lower case): each one's label, literal or catalog
+    entry's name, the first of an array's; one line, cut to NAME_CHARS."""
+    found: dict[str, str] = {}
+    for entry in alert.maybe_objects("attributes")[:50]:
+        name = entry.obj("attribute").maybe_text("name")
+        values = [entry.maybe_obj("value"), *entry.maybe_objects("array_value")[:1]]
+        for value in values:
+            if value is None:
+                continue
+            catalog = value.maybe_obj("catalog_entry")
+            text = (
+                value.maybe_text("label")
+                or value.maybe_text("literal")
+                or (catalog.maybe_text("name") if catalog else None)
+            )
+            if name and text:
+                found.setdefault(name.casefold()[:NAME_CHARS], one_line(text, NAME_CHARS))
+                break
+    return found
 
 
 def _svix_key(secret: str) -> bytes:

@@ -4,13 +4,32 @@ Opsgenie does not sign its webhooks: the secret is a token the integration sends
 header `Authorization: Bearer <secret>` or as Basic auth whose password is the secret. A
 resolution is the action `Close`. `alert.updatedAt` is in epoch nanoseconds (the close, for a
 Close), `alert.createdAt` in epoch milliseconds. Opsgenie sends no delivery id.
+
+The actions Create, Acknowledge and Close are also kept as alert events, keyed by the alert's
+`alertId` and `createdAt`: its message as the name, its entity or `service:` tag as the service,
+its priority as the severity (only Create carries it for sure; a later action fills it in when
+the Create was missed), acknowledged once an Acknowledge arrived.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from followthrough.webhooks.base import Headers, NotResolution, Reported, VendorSource
+from followthrough.domain.alert_quality import AlertEvent, AlertStatus
+from followthrough.domain.bounds import one_line
+from followthrough.domain.limits import NAME_CHARS
+from followthrough.domain.policy import Policy
+from followthrough.webhooks.base import (
+    AlertEvents,
+    Headers,
+    NotResolution,
+    Reported,
+    VendorSource,
+    alert_ended,
+    alert_time,
+    incident_id,
+    one_alert,
+)
 from followthrough.webhooks.fields import Fields, FieldValue
 from followthrough.webhooks.signatures import check_token
 
@@ -24,6 +43,13 @@ DEFAULT_PRIORITY = "P3"
 # Opsgenie has no service field; the entity names "the domain of the alert", and tags such as
 # service:checkout (or service=checkout, as Alertmanager's label tags look) name services too.
 SERVICE_TAG_PREFIXES = ("service:", "service=")
+
+# The actions about an alert's status: its alert status, and whether it says it was acknowledged.
+ALERT_ACTIONS: dict[str, tuple[AlertStatus, bool | None]] = {
+    "Create": ("firing", None),
+    "Acknowledge": ("firing", True),
+    "Close": ("resolved", None),
+}
 
 
 class Opsgenie(VendorSource):
@@ -49,6 +75,43 @@ class Opsgenie(VendorSource):
             services=_services(alert),
             summary=alert.maybe_text("description") or "",
         )
+
+    def alert_events(self, payload: Fields, policy: Policy, received_at: datetime) -> AlertEvents:
+        action = payload.text("action")
+        found = ALERT_ACTIONS.get(action)
+        if found is None:
+            return AlertEvents()
+        status, acknowledged = found
+
+        def read() -> AlertEvent:
+            alert = payload.obj("alert")
+            starts_at = alert_time(
+                alert.epoch("createdAt", MILLISECONDS), alert.where("createdAt"), received_at
+            )
+            ends_at = None
+            if status == "resolved":
+                ends_at = alert_time(
+                    alert.epoch("updatedAt", NANOSECONDS), alert.where("updatedAt"), received_at
+                )
+            priority = alert.maybe_text("priority")
+            if priority is None and action == "Create":
+                priority = DEFAULT_PRIORITY
+            services = _services(alert)
+            named = one_line(services[0], NAME_CHARS) if services else None
+            return AlertEvent(
+                source=self.name,
+                fingerprint=incident_id(alert.text("alertId")),
+                name=one_line(alert.text("message"), NAME_CHARS),
+                service=policy.alerts.service_names.get(named, named) if named else None,
+                severity=one_line(priority, NAME_CHARS) if priority else None,
+                status=status,
+                starts_at=starts_at,
+                ends_at=alert_ended(starts_at, ends_at),
+                received_at=received_at,
+                acknowledged=acknowledged,
+            )
+
+        return one_alert(read)
 
 
 def _services(alert: Fields) -> list[str]:
