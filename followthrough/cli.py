@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import getpass
+import hashlib
 import json
 import os
 import sys
@@ -21,11 +23,22 @@ import yaml
 from pydantic import BaseModel
 
 from followthrough.actions import ActionRefused, Actions
-from followthrough.domain.access import without_others_links
+from followthrough.domain.access import (
+    TokenScope,
+    expires_in_days,
+    without_others_links,
+)
+from followthrough.domain.audit_log import (
+    AUDIT_PAGE_SIZE,
+    audit_cursor,
+    read_audit_cursor,
+    slo_imported,
+)
 from followthrough.domain.calendar import BusinessCalendar
 from followthrough.domain.decisions import FreezeStatus, service_problem
 from followthrough.domain.draft import parse_draft
 from followthrough.domain.incident import parse_incident
+from followthrough.domain.limits import AUDIT_PAGE_MOST, DEFAULT_TOKEN_DAYS, MAX_TOKEN_DAYS
 from followthrough.domain.notice import NoticeDelivery, OutboxMessage
 from followthrough.domain.policy import load_policy
 from followthrough.domain.postmortem import (
@@ -88,6 +101,10 @@ slo_app = typer.Typer(
 outbox_app = typer.Typer(help="The emails Followthrough sent or would send.", no_args_is_help=True)
 theme_app = typer.Typer(help="Recurring contributing factors.", no_args_is_help=True)
 report_app = typer.Typer(help="Reports for the reliability council.", no_args_is_help=True)
+audit_app = typer.Typer(
+    help="The administrative audit log (tokens, SLO imports, policy changes, items closed).",
+    no_args_is_help=True,
+)
 freeze_app = typer.Typer(
     help="The council's release freezes, for CI/CD gates.", no_args_is_help=True
 )
@@ -102,6 +119,7 @@ app.add_typer(slo_app, name="slo")
 app.add_typer(theme_app, name="theme")
 app.add_typer(report_app, name="report")
 app.add_typer(freeze_app, name="freeze")
+app.add_typer(audit_app, name="audit")
 
 F = TypeVar("F", bound=Callable[..., Any])
 Result = TypeVar("Result", bound=BaseModel)
@@ -145,6 +163,12 @@ def actor(name: str | None) -> str:
     if not who:
         raise LookupError("who are you? pass --as NAME or set FOLLOWTHROUGH_USER")
     return who
+
+
+def administrator() -> str:
+    """Who the audit log says did an administrative command: FOLLOWTHROUGH_USER, else the
+    operating system's user."""
+    return settings().user or getpass.getuser()
 
 
 def open_store() -> Store:
@@ -680,10 +704,13 @@ def slo_import(files: list[Path]) -> None:
         if refused:
             typer.echo("\n".join(refused), err=True)
             raise typer.Exit(1)
-        store = open_store()
-        for n, (_, slos) in enumerate(found):
+        store, by = open_store(), administrator()
+        for n, (file, slos) in enumerate(found):
             progress("saving SLOs", n, len(found))
-            store.slos.save(slos, datetime.now(UTC))
+            now = datetime.now(UTC)
+            digest = hashlib.sha256(file.read_bytes()).hexdigest()
+            imported = slo_imported(str(file), [slo.id for slo in slos], digest, by, now)
+            store.slos.save(slos, now, imported)
         progress("saving SLOs", len(found), len(found))
     for file, slos in found:
         typer.echo(f"{file}: {len(slos)} SLOs: " + ", ".join(slo.id for slo in slos))
@@ -856,18 +883,36 @@ def report_quarterly(
 @friendly_errors
 def token_create(
     person: Annotated[str, typer.Option("--for", help="the person, as named in the policy")],
-    name: Annotated[str, typer.Option(help="a label, e.g. the machine it is for")] = "api",
+    name: Annotated[str, typer.Option(help="what it is for, e.g. the script or machine")] = "api",
+    scope: Annotated[
+        TokenScope, typer.Option(help="read: GET only; act: everything the person may do")
+    ] = TokenScope.ACT,
+    expires_in: Annotated[
+        str,
+        typer.Option(
+            "--expires-in",
+            help=f"days (90 or 90d) or weeks (12w), at most {MAX_TOKEN_DAYS} days",
+        ),
+    ] = f"{DEFAULT_TOKEN_DAYS}d",
 ) -> None:
     """Create a personal API token; it is shown once, and only its hash is kept."""
-    from followthrough.api.auth import issue_token  # FastAPI: loaded only when needed
+    from followthrough.api.auth import create_token  # FastAPI: loaded only when needed
 
+    try:
+        days = expires_in_days(expires_in)
+    except ValueError as err:
+        usage_error("--expires-in", str(err).removeprefix("expires_in: "))
     config = settings()
     store = open_store()
     config.use_directory(store)  # someone the identity provider provisioned may have one too
-    token = issue_token(store, config.loaded_policy, person, name, datetime.now(UTC))
+    now = datetime.now(UTC)
+    token, made = create_token(
+        store, config.loaded_policy, person, name, now, scope=scope, days=days, by=administrator()
+    )
     typer.echo(token)
     typer.echo(
-        f"# for {person}: send it as 'Authorization: Bearer <token>'; it is not shown again",
+        f"# for {person}, scope {made.scope.value}, expires {when(made.expires_at)}: send it as "
+        "'Authorization: Bearer <token>'; it is not shown again",
         err=True,
     )
 
@@ -878,26 +923,64 @@ def token_list(
     person: Annotated[str | None, typer.Option("--for", help="only this person's")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Tokens by id, person and name (never the token itself)."""
+    """Tokens by id, person, name, scope and expiry (never the token itself)."""
     tokens = open_store().tokens.all(person)
     if as_json:
         emit([t.model_dump(mode="json") for t in tokens])
         return
+    now = datetime.now(UTC)
     for t in tokens:
         state = (
             f"revoked {when(t.revoked_at)}" if t.revoked_at else f"last used {when(t.last_used_at)}"
         )
-        typer.echo(f"{t.id}  {t.person:<12} {t.name:<16} created {when(t.created_at)}  {state}")
+        expires = f"expires {when(t.expires_at)}" if t.expires_at else "no expiry"
+        status = "" if t.status(now) == "live" or t.revoked_at else f" ({t.status(now)})"
+        typer.echo(
+            f"{t.id}  {t.person:<12} {t.name:<16} {t.scope.value:<4}  created "
+            f"{when(t.created_at)}  {expires}{status}  {state}"
+        )
 
 
 @token_app.command("revoke")
 @friendly_errors
 def token_revoke(token_id: str) -> None:
     """Revoke a token by its id (from `token list`); it stops working at once."""
-    revoked = open_store().tokens.revoke(token_id, datetime.now(UTC))
+    revoked = open_store().tokens.revoke(token_id, datetime.now(UTC), by=administrator())
     if revoked is None:
         raise LookupError(f"no token with id '{token_id}'")
     typer.echo(f"token {revoked.id} of {revoked.person} revoked")
+
+
+# --- the audit log -------------------------------------------------------------------------------
+
+
+@audit_app.command("list")
+@friendly_errors
+def audit_list(
+    after: Annotated[
+        str, typer.Option(help="the cursor a previous page ended with: older entries")
+    ] = "",
+    limit: Annotated[
+        int, typer.Option(min=1, max=AUDIT_PAGE_MOST, help="entries per page")
+    ] = AUDIT_PAGE_SIZE,
+    as_json: AsJson = False,
+) -> None:
+    """Administrative actions, newest first: tokens, SLO imports, policy changes, items closed."""
+    try:
+        start = read_audit_cursor(after) if after else None
+    except ValueError as err:
+        usage_error("--after", str(err).removeprefix("cursor: "))
+    entries = open_store().audit.page(limit + 1, start)
+    following = audit_cursor(entries[limit - 1]) if len(entries) > limit else None
+    entries = entries[:limit]
+    if as_json:
+        emit({"entries": [e.model_dump(mode="json") for e in entries], "next": following})
+        return
+    for e in entries:
+        detail = f"  {e.detail}" if e.detail else ""
+        typer.echo(f"{when(e.at)}  {e.actor:<12} {e.kind.value:<18} {e.target}{detail}")
+    if following:
+        typer.echo(f"# older: followthrough audit list --after {following}", err=True)
 
 
 def main(argv: list[str] | None = None) -> NoReturn:

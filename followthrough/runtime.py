@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import getpass
+import hashlib
 import os
 import signal
 import socket
@@ -19,11 +21,12 @@ import time
 from collections.abc import Awaitable, Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 import uvicorn
+from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from followthrough.domain.limits import (
@@ -31,6 +34,7 @@ from followthrough.domain.limits import (
     KEEP_ALIVE_SECONDS,
     REQUEST_HEAD_BYTES,
 )
+from followthrough.domain.policy import DEFAULT_POLICY_PATH
 from followthrough.logging import get_logger
 from followthrough.observability import Telemetry, TelemetryError, process_telemetry
 from followthrough.settings import Settings
@@ -60,6 +64,26 @@ def stop_event() -> asyncio.Event:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     return stop
+
+
+def note_policy(store: Store, settings: Settings) -> None:
+    """Put a policy file that differs from the one last seen (by its content's SHA-256) in the
+    audit log, as changed by whoever runs this process. Best effort: a process must start even
+    when the log cannot be written (the next start notes the change)."""
+    source = settings.policy or DEFAULT_POLICY_PATH
+    try:
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        by = settings.user or getpass.getuser() or "system"
+    except (OSError, KeyError) as err:  # getpass: no such user in a bare container
+        log.warning("policy change not noted", error=str(err))
+        return
+    try:
+        entry = store.audit.note_policy(digest, str(source), by, datetime.now(UTC))
+    except SQLAlchemyError as err:
+        log.warning("policy change not noted", error=str(err).splitlines()[0])
+        return
+    if entry is not None:
+        log.info("policy changed", policy=str(source), detail=entry.detail, by=by)
 
 
 def prepare_database(settings: Settings) -> Store:
@@ -216,6 +240,7 @@ async def run_against_temporal(
     _ = settings.loaded_policy  # fail fast on a bad policy file
     keep_data_private(settings.data_dir)
     store = prepare_database(settings)
+    note_policy(store, settings)
     stop = stop_event()
     try:
         try:
@@ -416,6 +441,7 @@ async def run_embedded(settings: Settings, *, port: int = 7233, ui_port: int = 8
         settings = settings.model_copy(update={"temporal_ui_url": f"http://127.0.0.1:{ui_port}"})
     keep_data_private(settings.data_dir)
     store = prepare_database(settings)
+    note_policy(store, settings)
     telemetry = start_telemetry(settings, service="followthrough", runs_worker=True)
     server = EmbeddedTemporal(settings.data_dir, port=port, ui_port=ui_port)
     stop = stop_event()

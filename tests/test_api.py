@@ -90,7 +90,7 @@ async def test_requests_need_a_valid_unrevoked_token(api: Api) -> None:
     (token,) = store.tokens.all("maria")
     assert token.last_used_at is not None
     assert all(api.token("maria") not in str(row) for row in store.tokens.all())  # only a hash
-    store.tokens.revoke(token.id, datetime.now(UTC))
+    store.tokens.revoke(token.id, datetime.now(UTC), by="sam")
     expect(await api.get("/api/me", "maria"), 401, "unknown or revoked")
 
 

@@ -95,7 +95,7 @@ async def test_a_revoked_token_signs_the_browser_out(api: Api) -> None:
     async with browser(api, "dan") as dan:
         assert (await dan.get("/")).status_code == 200
         token_id = api.services.store.tokens.all("dan")[0].id
-        api.services.store.tokens.revoke(token_id, api.services.clock())
+        api.services.store.tokens.revoke(token_id, api.services.clock(), by="sam")
         assert (await dan.get("/")).status_code == 303
 
 

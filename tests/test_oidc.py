@@ -502,7 +502,7 @@ def test_sessions_with_and_without_a_token_and_sign_ins_under_way_are_kept(store
     assert store.sessions.open("b" * 64, now) is not None  # no token behind it to revoke
     assert store.sessions.open("a" * 64, now) is not None
     (only,) = store.tokens.all("bob")
-    store.tokens.revoke(only.id, now)
+    store.tokens.revoke(only.id, now, by="sam")
     assert store.sessions.open("a" * 64, now) is None  # the token's session ends with it
     assert store.sessions.open("b" * 64, later) is None  # expired
     assert store.sessions.end("b" * 64) == "header.claims.signature"

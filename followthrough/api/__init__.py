@@ -33,6 +33,7 @@ from followthrough.api import (
     scim,
     sign_in,
     slack,
+    tokens,
     webhooks,
 )
 from followthrough.api.auth import token_holder
@@ -89,8 +90,10 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(sign_in.router)  # the dashboard's sign-in through the provider
     app.include_router(scim.router)
     app.add_exception_handler(scim.ScimRefusal, scim.refused)
+    app.include_router(tokens.api)
     dashboard.install(app)
     app.include_router(operations.router)
+    app.include_router(tokens.pages)
     _install_docs(app)
     # The last added runs first: every request is counted, and every answer (the edge's
     # refusals too) carries the security headers.
@@ -164,7 +167,7 @@ async def scraper(request: Request, using: Using) -> str:
     sent = request.headers.get("authorization", "")
     if expected and hmac.compare_digest(sent.encode(), f"Bearer {expected}".encode()):
         return "prometheus"
-    return await token_holder(using, sent)
+    return (await token_holder(using, sent, request.method)).person
 
 
 Scraper = Annotated[str, Depends(scraper)]

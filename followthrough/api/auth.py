@@ -1,7 +1,10 @@
-"""Who is calling: personal API tokens, created with `followthrough token create`.
+"""Who is calling: personal API tokens, created with `followthrough token create` or on the
+dashboard's "Your API tokens" page.
 
 A request carries `Authorization: Bearer ft_...`; the token's SHA-256 finds its person, who must
-still be in the policy's directory. What that person may do is then the workflows' rule.
+still be in the policy's directory. The token's own limits come next (expired: 401; scope `read`
+on anything but GET or HEAD: 403), all before a body is read. What that person may do is then
+the workflows' rule.
 """
 
 from __future__ import annotations
@@ -15,21 +18,69 @@ from fastapi import Depends, HTTPException, Request, Security, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from followthrough.api.services import Services, services
-from followthrough.domain.access import TOKEN_PREFIX, ApiToken, hash_token
+from followthrough.domain.access import (
+    TOKEN_PREFIX,
+    ApiToken,
+    TokenScope,
+    hash_token,
+    new_token_problems,
+    token_expiry,
+    token_refusal,
+)
+from followthrough.domain.limits import DEFAULT_TOKEN_DAYS
 from followthrough.domain.policy import Policy
+from followthrough.domain.problems import Problems
 from followthrough.storage import Store
 
 
-def issue_token(store: Store, policy: Policy, person: str, name: str, now: datetime) -> str:
-    """Create a token for a person in the directory; the token is shown once and never kept."""
+def issue_token(
+    store: Store,
+    policy: Policy,
+    person: str,
+    name: str,
+    now: datetime,
+    *,
+    scope: TokenScope = TokenScope.ACT,
+    days: int = DEFAULT_TOKEN_DAYS,
+    by: str | None = None,
+) -> str:
+    """A new token (see create_token), for callers that need only the token itself."""
+    return create_token(store, policy, person, name, now, scope=scope, days=days, by=by)[0]
+
+
+def create_token(
+    store: Store,
+    policy: Policy,
+    person: str,
+    name: str,
+    now: datetime,
+    *,
+    scope: TokenScope = TokenScope.ACT,
+    days: int = DEFAULT_TOKEN_DAYS,
+    by: str | None = None,
+    not_after: datetime | None = None,
+) -> tuple[str, ApiToken]:
+    """Create a token for a person in the directory (`by` them, unless said), expiring in `days`
+    or at `not_after` if sooner: the token, shown once and never kept, and what is kept of it.
+    Problems names each field that is wrong."""
     if person not in policy.people:
         raise LookupError(
             f"'{person}' is not in the policy's directory; tokens are for people in it"
         )
+    if problems := new_token_problems(name, days):
+        raise Problems("token", problems)
     token = TOKEN_PREFIX + secrets.token_urlsafe(32)
-    record = ApiToken(id=secrets.token_hex(4), person=person, name=name or "api", created_at=now)
-    store.tokens.add(record, hash_token(token))
-    return token
+    expires_at = token_expiry(now, days)
+    record = ApiToken(
+        id=secrets.token_hex(4),
+        person=person,
+        name=name.strip(),
+        created_at=now,
+        scope=scope,
+        expires_at=min(expires_at, not_after) if not_after else expires_at,
+    )
+    store.tokens.add(record, hash_token(token), by or person)
+    return token, record
 
 
 def _unauthorized(message: str) -> HTTPException:
@@ -47,25 +98,29 @@ bearer = HTTPBearer(
 )
 
 
-async def token_holder(found: Services, authorization: str) -> str:
-    """The person an `Authorization: Bearer ft_...` header belongs to; 401 or 403 otherwise."""
+async def token_holder(found: Services, authorization: str, method: str) -> ApiToken:
+    """The token an `Authorization: Bearer ft_...` header carries, if it may make a request with
+    this method and its person is in the directory; 401 or 403 otherwise."""
     scheme, _, token = authorization.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise _unauthorized(
             "send your API token as 'Authorization: Bearer ft_...' "
             "(create one with `followthrough token create --for NAME`)"
         )
-    person = await asyncio.to_thread(
-        found.store.tokens.person_with, hash_token(token.strip()), found.clock()
-    )
-    if person is None:
+    now = found.clock()
+    held = await asyncio.to_thread(found.store.tokens.used, hash_token(token.strip()), now)
+    if held is None:
         raise _unauthorized("this API token is unknown or revoked")
-    if person not in found.policy.people:
+    if (refused := token_refusal(held, method, now)) is not None:
+        if refused.status == status.HTTP_401_UNAUTHORIZED:
+            raise _unauthorized(str(refused))
+        raise HTTPException(refused.status, detail=str(refused))
+    if held.person not in found.policy.people:
         raise HTTPException(
             status.HTTP_403_FORBIDDEN,
-            detail=f"'{person}' is no longer in the policy's directory",
+            detail=f"'{held.person}' is no longer in the policy's directory",
         )
-    return person
+    return held
 
 
 async def current_person(
@@ -77,7 +132,8 @@ async def current_person(
     decided: str | None = getattr(request.state, "person", None)
     if decided is not None:
         return decided
-    return await token_holder(found, request.headers.get("authorization", ""))
+    held = await token_holder(found, request.headers.get("authorization", ""), request.method)
+    return held.person
 
 
 Person = Annotated[str, Depends(current_person)]

@@ -1,14 +1,14 @@
 """The web dashboard: server-rendered pages people read and act from.
 
 Pages are Jinja2 templates over the same record and the same actions as the HTTP API: a person
-signs in with their API token, or through the identity provider (followthrough/api/sign_in.py),
-which opens a server-side session (the HttpOnly, SameSite=Strict cookie holds only a random session
-id, whose hash is stored; it ends at sign-out, after SESSION_HOURS, or when the token is
-revoked). The sign-in form carries a CSRF token tied to a cookie of its own, every other form one
-derived from the session, and every action is the API's
-(followthrough/actions.py), refused or accepted with the same message, which the next page shows
-from the session (never from the address, which anyone can write). No scripts, fonts or styles
-from elsewhere: the pages work offline, and the Content-Security-Policy says so.
+signs in with their API token (scope `act`), or through the identity provider
+(followthrough/api/sign_in.py), which opens a server-side session (the HttpOnly, SameSite=Strict
+cookie holds only a random session id, whose hash is stored; it ends at sign-out, after
+SESSION_HOURS, or when the token is revoked or expires). The sign-in form carries a CSRF token
+tied to a cookie of its own, every other form one derived from the session, and every action is
+the API's (followthrough/actions.py), refused or accepted with the same message, which the next
+page shows from the session (never from the address, which anyone can write). No scripts, fonts or
+styles from elsewhere: the pages work offline, and the Content-Security-Policy says so.
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ from followthrough.api.narratives import save_narrative
 from followthrough.api.people import answer, item_id_of, postmortem_id_of
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
-from followthrough.domain.access import hash_token, without_others_links
+from followthrough.domain.access import TokenScope, hash_token, without_others_links
 from followthrough.domain.backlog import InvalidCursor, backlog_page, of_team_or_service
 from followthrough.domain.decisions import Choice, DecisionState, freezes_of
 from followthrough.domain.draft import (
@@ -163,12 +163,22 @@ async def viewer(request: Request, using: Using) -> Viewer:
     )
 
 
-async def _token_holder(using: Services, token: str) -> str | None:
-    """The person an API token belongs to, if the token is live and they are in the directory."""
-    person = await asyncio.to_thread(
-        using.store.tokens.person_with, hash_token(token), using.clock()
-    )
-    return person if person in using.policy.people else None
+async def _token_holder(using: Services, token: str) -> tuple[str | None, str]:
+    """The person an API token signs in, if it is live, may act and its person is in the
+    directory; else why not. A `read` token opens no session: a session's forms act, and one
+    that could not would be a page of refusals (sign in with an `act` token instead)."""
+    now = using.clock()
+    held = await asyncio.to_thread(using.store.tokens.used, hash_token(token), now)
+    if held is None or held.person not in using.policy.people:
+        return None, "That token is unknown, revoked, or its person has left the directory."
+    if held.expired(now):
+        return None, "That token has expired; create a new one with `followthrough token create`."
+    if held.scope is not TokenScope.ACT:
+        return None, (
+            "That token's scope is 'read': it reads the API but cannot sign in to the dashboard. "
+            "Sign in with a token whose scope is 'act'."
+        )
+    return held.person, ""
 
 
 SignedIn = Annotated[Viewer, Depends(viewer)]
@@ -263,10 +273,9 @@ async def login(
     if using.oidc is not None and not using.settings.oidc_token_sign_in:
         problem = f"Sign in with {_provider_name(using)}: API tokens are for scripts here."
         return _sign_in_page(request, using, next, problem, status.HTTP_403_FORBIDDEN)
-    person = await _token_holder(using, token.strip())
+    person, problem = await _token_holder(using, token.strip())
     if person is None:
         using.throttle.failed(TOKENS, request.scope.get("client"))
-        problem = "That token is unknown, revoked, or its person has left the directory."
         return _sign_in_page(request, using, next, problem, status.HTTP_401_UNAUTHORIZED)
     session_id = secrets.token_urlsafe(32)
     now = using.clock()

@@ -4,7 +4,8 @@ FastAPI reads and parses a body before it runs a route's dependencies, so a chec
 after the memory is spent. These plain ASGI middlewares decide first:
 
 * `Edge` refuses a client past its failed attempts (429), a body over REQUEST_BODY_BYTES by its
-  Content-Length (413), an `/api/...` request without a live API token (401), and a `/scim/...`
+  Content-Length (413), an `/api/...` request without a live API token (401, expired included)
+  or one its token's scope does not allow (403: a `read` token changes nothing), and a `/scim/...`
   request without FOLLOWTHROUGH_SCIM_TOKEN (401; 404 when SCIM is off, in SCIM's error shape),
   all before one body byte is read; it then bounds what the app may read: 413 past the limit
   while streaming, 408 when the body has not arrived within the deadline.
@@ -106,12 +107,14 @@ class Edge:
                 scope.setdefault("state", {})["person"] = GATE  # a machine: reads freezes only
                 return
             try:
-                person = await token_holder(self.services, credentials)
+                held = await token_holder(self.services, credentials, method)
             except HTTPException as refused:
                 if refused.status_code == status.HTTP_401_UNAUTHORIZED and credentials.strip():
                     throttle.failed(TOKENS, client)  # a request without a token guesses nothing
                 raise
-            scope.setdefault("state", {})["person"] = person  # auth.current_person reads it
+            state = scope.setdefault("state", {})
+            state["person"] = held.person  # auth.current_person reads it
+            state["token"] = held  # a token made with it lives no longer (api/tokens.py)
 
     def _scim(self, credentials: str, client: Client) -> None:
         """The identity provider's bearer secret, compared in constant time; none configured:

@@ -1,9 +1,12 @@
 """Who is asking: personal API tokens and signed one-click links in emails.
 
 Tokens are random and long, so a plain SHA-256 is enough to keep them unusable at rest (no
-password-style stretching needed). A one-click link carries what it may do (acknowledge, or ask for
-more time), on which item, for whom and until when, signed with HMAC-SHA256; its nonce can be
-used once.
+password-style stretching needed). Each has a scope (`read`: look, never change; `act`: all its
+person may do) and an expiry, at most MAX_TOKEN_DAYS away: a forgotten token is the leak that
+lasts, so none is made to live for ever (tokens from before scopes keep `act` and no expiry).
+
+A one-click link carries what it may do (acknowledge, or ask for more time), on which item, for
+whom and until when, signed with HMAC-SHA256; its nonce can be used once.
 """
 
 from __future__ import annotations
@@ -13,16 +16,32 @@ import hashlib
 import hmac
 import json
 import re
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
+
+from followthrough.domain.limits import MAX_TOKEN_DAYS, TOKEN_NAME_CHARS
 
 TOKEN_PREFIX = "ft_"
 
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
+
+
+class TokenScope(StrEnum):
+    READ = "read"  # GET and HEAD only: reads, never a change
+    ACT = "act"  # everything its person may do
+
+
+# HTTP methods a read-scoped token may use: they change nothing on this server.
+READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_EXPIRES_IN = re.compile(r"([1-9][0-9]{0,3})([dw]?)")
+# A token's name: one line (no control characters, no line separators) with something in it; the
+# JSON API's schema says the same, so what it documents as valid is accepted.
+_LINE = r"[^\x00-\x1f\x7f-\x9f\u2028\u2029]"
+TOKEN_NAME = rf"^{_LINE}*[^\s\x00-\x1f\x7f-\x9f\u2028\u2029]{_LINE}*$"
 
 
 class ApiToken(BaseModel):
@@ -36,6 +55,71 @@ class ApiToken(BaseModel):
     created_at: AwareDatetime
     last_used_at: AwareDatetime | None = None
     revoked_at: AwareDatetime | None = None
+    scope: TokenScope = TokenScope.ACT
+    expires_at: AwareDatetime | None = None  # None: a token from before expiries
+
+    def expired(self, at: datetime) -> bool:
+        return self.expires_at is not None and at >= self.expires_at
+
+    def status(self, at: datetime) -> str:
+        """In a word, for lists: live, expired or revoked."""
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expired(at) else "live"
+
+
+class TokenRefused(Exception):
+    """A token that may not do what it was sent to do; `status` is the HTTP answer (401, 403)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def token_refusal(token: ApiToken, method: str, at: datetime) -> TokenRefused | None:
+    """Why this live (unrevoked) token may not make a request with this method, if it may not."""
+    if token.expired(at):
+        assert token.expires_at is not None
+        return TokenRefused(
+            f"this API token expired on {token.expires_at:%Y-%m-%d %H:%M} UTC; create a new one",
+            401,
+        )
+    if token.scope is TokenScope.READ and method.upper() not in READ_METHODS:
+        return TokenRefused(
+            f"this API token's scope is 'read': it may only read (GET); {method.upper()} needs "
+            "a token with scope 'act'",
+            403,
+        )
+    return None
+
+
+def expires_in_days(typed: str) -> int:
+    """How many days a new token lives, from '90', '90d' or '12w'; ValueError names the bound."""
+    found = _EXPIRES_IN.fullmatch(typed.strip().lower())
+    if found is None:
+        raise ValueError(
+            f"expires_in: '{typed[:20]}' is not a number of days or weeks (e.g. 90d or 12w)"
+        )
+    days = int(found.group(1)) * (7 if found.group(2) == "w" else 1)
+    if days > MAX_TOKEN_DAYS:
+        raise ValueError(f"expires_in: at most {MAX_TOKEN_DAYS} days ({days} asked)")
+    return days
+
+
+def new_token_problems(name: str, days: int) -> list[str]:
+    """What is wrong with a token to be made, each problem naming its field."""
+    problems = []
+    if not name.strip():
+        problems.append("name: say what the token is for (e.g. the script or machine)")
+    elif len(name) > TOKEN_NAME_CHARS or re.fullmatch(TOKEN_NAME, name) is None:
+        problems.append(f"name: one line of at most {TOKEN_NAME_CHARS} characters")
+    if not 1 <= days <= MAX_TOKEN_DAYS:
+        problems.append(f"expires_in: from 1 to {MAX_TOKEN_DAYS} days")
+    return problems
+
+
+def token_expiry(now: datetime, days: int) -> datetime:
+    return now + timedelta(days=days)
 
 
 class LinkAction(StrEnum):

@@ -44,6 +44,17 @@ CLIENTS_REMEMBERED = 10_000
 SESSION_HOURS = 12
 # A message shown once on the next page after a dashboard action (a workflow's refusal or result).
 FLASH_CHARS = 2_000
+# A personal API token lives 90 days unless its maker says otherwise, and never past a year: a
+# forgotten token is the leak that lasts. Its name is one short line.
+DEFAULT_TOKEN_DAYS = 90
+MAX_TOKEN_DAYS = 365
+TOKEN_NAME_CHARS = 64
+# Tokens one list shows (a person's, or everyone's to an administrator): the newest so many.
+TOKENS_LISTED = 1_000
+# One entry of the administrative audit log says at most this beyond its kind and target; a page
+# of it holds at most AUDIT_PAGE_MOST entries.
+AUDIT_DETAIL_CHARS = 500
+AUDIT_PAGE_MOST = 200
 
 # --- what people and vendors send: sizes, counts, dates, numbers (followthrough/domain/bounds.py)
 

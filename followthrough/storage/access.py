@@ -10,7 +10,9 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from followthrough.domain.access import ApiToken
+from followthrough.domain.audit_log import token_created, token_revoked
 from followthrough.logging import get_logger
+from followthrough.storage.audit_log import append
 from followthrough.storage.database import Database
 from followthrough.storage.tables import ApiTokenRow, DashboardSessionRow
 
@@ -30,20 +32,27 @@ class OpenSession:
 
 
 class TokenStore:
-    """API tokens, stored by hash."""
+    """API tokens, stored by hash; making and revoking one is in the audit log, in the same
+    transaction."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
         self.engine = db.engine
 
-    def add(self, token: ApiToken, token_hash: str) -> None:
+    def add(self, token: ApiToken, token_hash: str, by: str) -> None:
+        entry = token_created(
+            token.id, token.person, by, token.created_at, token.scope.value, token.expires_at
+        )
         with self.db.transaction() as session:
             session.add(ApiTokenRow(**token.model_dump(), token_hash=token_hash))
+            session.flush()
+            append(self.db, session, [entry])
 
-    def person_with(self, token_hash: str, at: datetime) -> str | None:
-        """Who holds this (unrevoked) token; notes when it was last used, at most every
-        TOKEN_USE_RESOLUTION and best effort: a database that takes no writes (a read-only
-        replica, a full disk) must not turn every signed-in read into an error."""
+    def used(self, token_hash: str, at: datetime) -> ApiToken | None:
+        """The (unrevoked) token of this hash, expired or not: the caller says which. Notes when
+        a live one was last used, at most every TOKEN_USE_RESOLUTION and best effort: a database
+        that takes no writes (a read-only replica, a full disk) must not turn every signed-in
+        read into an error."""
         with Session(self.engine) as session:
             row = session.scalar(
                 select(ApiTokenRow).where(
@@ -52,8 +61,9 @@ class TokenStore:
             )
             if row is None:
                 return None
-            person, last_used = row.person, row.last_used_at
-        if last_used is None or at - last_used >= TOKEN_USE_RESOLUTION:
+            token = ApiToken.model_validate(row, from_attributes=True)
+        last_used = token.last_used_at
+        if not token.expired(at) and (last_used is None or at - last_used >= TOKEN_USE_RESOLUTION):
             try:
                 with self.db.transaction() as session:
                     session.execute(
@@ -63,28 +73,40 @@ class TokenStore:
                     )
             except SQLAlchemyError as err:
                 log.warning("token use not noted", error=str(err).splitlines()[0])
-        return person
+        return token
 
-    def all(self, person: str | None = None) -> list[ApiToken]:
-        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at)
+    def all(self, person: str | None = None, newest: int | None = None) -> list[ApiToken]:
+        """Oldest first: every token (of a person), or only the `newest` so many."""
+        query = select(ApiTokenRow).order_by(ApiTokenRow.created_at.desc(), ApiTokenRow.id.desc())
         if person:
             query = query.where(ApiTokenRow.person == person)
+        if newest is not None:
+            query = query.limit(newest)
         with Session(self.engine) as session:
-            return [
+            found = [
                 ApiToken.model_validate(row, from_attributes=True) for row in session.scalars(query)
             ]
+        return found[::-1]
 
-    def revoke(self, token_id: str, at: datetime) -> ApiToken | None:
-        with self.db.transaction() as session:
+    def get(self, token_id: str) -> ApiToken | None:
+        with Session(self.engine) as session:
             row = session.get(ApiTokenRow, token_id)
+            return ApiToken.model_validate(row, from_attributes=True) if row else None
+
+    def revoke(self, token_id: str, at: datetime, *, by: str) -> ApiToken | None:
+        """Revoke a token (again: nothing changes, its first revocation stands)."""
+        with self.db.transaction() as session:
+            row = session.get(ApiTokenRow, token_id, with_for_update=True)
             if row is None:
                 return None
-            row.revoked_at = row.revoked_at or at
+            if row.revoked_at is None:
+                row.revoked_at = at
+                append(self.db, session, [token_revoked(row.id, row.person, by, at)])
             return ApiToken.model_validate(row, from_attributes=True)
 
 
 class SessionStore:
-    """Signed-in browsers: a session lives while its token is not revoked."""
+    """Signed-in browsers: a session lives while its token is neither revoked nor expired."""
 
     def __init__(self, db: Database) -> None:
         self.db = db
@@ -115,8 +137,8 @@ class SessionStore:
             )
 
     def open(self, id_hash: str, at: datetime) -> OpenSession | None:
-        """The session if it is live and its API token (if it was opened with one) is not
-        revoked; its one-time message is taken, so only this page shows it."""
+        """The session if it is live and its API token (if it was opened with one) neither
+        revoked nor expired; its one-time message is taken, so only this page shows it."""
         with self.db.transaction() as session:
             row = session.scalar(
                 select(DashboardSessionRow)
@@ -126,7 +148,11 @@ class SessionStore:
                     DashboardSessionRow.expires_at > at,
                     or_(
                         DashboardSessionRow.token_hash.is_(None),
-                        and_(ApiTokenRow.token_hash.is_not(None), ApiTokenRow.revoked_at.is_(None)),
+                        and_(
+                            ApiTokenRow.token_hash.is_not(None),
+                            ApiTokenRow.revoked_at.is_(None),
+                            or_(ApiTokenRow.expires_at.is_(None), ApiTokenRow.expires_at > at),
+                        ),
                     ),
                 )
             )

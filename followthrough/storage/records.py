@@ -15,16 +15,19 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from followthrough.domain.audit_log import item_closed
 from followthrough.domain.incident import MILESTONES
 from followthrough.domain.notice import OutboxMessage
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
+    AuditAction,
     AuditEvent,
     Postmortem,
     PostmortemChange,
 )
 from followthrough.domain.response import postmortem_milestones
+from followthrough.storage.audit_log import append
 from followthrough.storage.database import Database
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
 from followthrough.storage.search import search as search_documents
@@ -173,9 +176,17 @@ class RecordStore:
         session.connection().execute(statement, values)
 
     def _append_events(self, session: Session, events: Sequence[AuditEvent]) -> int:
-        """Append audit events, each once per (workflow id, seq); how many were new."""
+        """Append audit events, each once per (workflow id, seq); how many were new. An item
+        closed by hand (its risk accepted) goes to the administrative log too, in the same
+        transaction: the record activity's retries bring it there exactly once."""
         if not events:
             return 0
+        closed = [
+            item_closed(e.workflow_id, e.seq, e.actor, e.at, e.detail)
+            for e in events
+            if e.action == AuditAction.ITEM_RISK_ACCEPTED
+        ]
+        append(self.db, session, closed)
         # RETURNING tells both databases' answers apart; psycopg reports rowcount -1 here.
         inserted = session.connection().execute(
             self.db.insert(AuditEventRow.__table__)

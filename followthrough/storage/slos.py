@@ -7,7 +7,9 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from followthrough.domain.audit_log import AdminAction
 from followthrough.domain.slo import Slo
+from followthrough.storage.audit_log import append
 from followthrough.storage.database import Database
 from followthrough.storage.tables import SloRow
 
@@ -19,9 +21,12 @@ class SloStore:
         self.db = db
         self.engine = db.engine
 
-    def save(self, slos: list[Slo], at: datetime) -> None:
-        """Insert or replace SLOs by id (re-importing a file updates its SLOs)."""
+    def save(self, slos: list[Slo], at: datetime, imported: AdminAction | None = None) -> None:
+        """Insert or replace SLOs by id (re-importing a file updates its SLOs); a person's
+        import is in the audit log (`imported`), in the same transaction."""
         with self.db.transaction() as session:
+            if imported is not None:
+                append(self.db, session, [imported])
             for slo in slos:
                 statement = self.db.insert(SloRow).values(
                     id=slo.id,

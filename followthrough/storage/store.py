@@ -18,6 +18,7 @@
     store.alerts      alert events from Alertmanager and Grafana, for the alert-quality review
     store.identity    sign-ins under way at the identity provider; roles its groups granted
     store.directory   the people and groups the identity provider provisioned (SCIM)
+    store.audit       the administrative audit log: tokens, SLOs, policy changes, items closed
 
 A transaction never spans two of them: what must change together (a snapshot, its search entry
 and its audit event) is one method of one of them.
@@ -29,6 +30,7 @@ from sqlalchemy import delete, false, select
 
 from followthrough.storage.access import SessionStore, TokenStore
 from followthrough.storage.alerts import AlertStore
+from followthrough.storage.audit_log import AuditLogStore
 from followthrough.storage.chat import ChatStore
 from followthrough.storage.database import Database
 from followthrough.storage.decisions import DecisionStore
@@ -75,6 +77,7 @@ class Store:
         self.alerts = AlertStore(self.db)
         self.identity = IdentityStore(self.db)
         self.directory = DirectoryStore(self.db)
+        self.audit = AuditLogStore(self.db)
 
     def close(self) -> None:
         self.engine.dispose()

@@ -181,6 +181,24 @@ class ApiTokenRow(Base):
     created_at: Mapped[datetime]
     last_used_at: Mapped[datetime | None]
     revoked_at: Mapped[datetime | None]
+    # Tokens from before scopes and expiries (migration 0028) keep acting, with no expiry.
+    scope: Mapped[str] = mapped_column(String(8), default="act", server_default="act")
+    expires_at: Mapped[datetime | None]
+
+
+class AdminActionRow(Base):
+    """The administrative audit log. Append-only: rows are inserted (ON CONFLICT DO NOTHING on
+    their key), never updated or deleted; read newest first by (at, key)."""
+
+    __tablename__ = "admin_actions"
+    __table_args__ = (Index("ix_admin_actions_at_key", "at", "key"),)
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    at: Mapped[datetime]
+    actor: Mapped[str] = mapped_column(String(128))
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    target: Mapped[str] = mapped_column(String(220))
+    detail: Mapped[str] = mapped_column(Text)
 
 
 class DashboardSessionRow(Base):
