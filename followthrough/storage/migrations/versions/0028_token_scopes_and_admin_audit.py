@@ -3,7 +3,7 @@
 Existing tokens keep working: scope 'act' and no expiry.
 
 Revision ID: 0028
-Revises: 0029
+Revises: 0027
 Create Date: 2026-12-03 16:30:00
 """
 
@@ -11,7 +11,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0028"
-down_revision = "0029"
+down_revision = "0027"
 branch_labels = None
 depends_on = None
 

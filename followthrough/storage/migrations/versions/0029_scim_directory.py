@@ -2,7 +2,7 @@
 open items are handed to their managers, and one version number the processes check
 
 Revision ID: 0029
-Revises: 0027
+Revises: 0028
 Create Date: 2026-12-03 16:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0029"
-down_revision = "0027"
+down_revision = "0028"
 branch_labels = None
 depends_on = None
 
