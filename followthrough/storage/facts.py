@@ -17,7 +17,9 @@ from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
+from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
+from followthrough.storage.restricted import readable
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
 
 
@@ -62,9 +64,12 @@ class FactStore:
         team: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[IncidentFacts], int]:
         """Postmortems, newest incident first, a page of them; and how many match in all."""
-        query = select(PostmortemRow)
+        query = select(PostmortemRow).where(
+            readable(reader, PostmortemRow.restricted_to, PostmortemRow.id)
+        )
         for column, value in (
             (PostmortemRow.state, state),
             (PostmortemRow.severity, severity),
@@ -107,6 +112,7 @@ class FactStore:
         overdue_on: date | None = None,
         offset: int = 0,
         limit: int | None = None,
+        reader: Reader | None = None,
     ) -> list[ItemFacts]:
         """Action items, soonest due first; of incidents resolved in a period, if given.
 
@@ -114,7 +120,7 @@ class FactStore:
         """
         query = select(*_ITEM_FACT_COLUMNS).order_by(ActionItemRow.due, ActionItemRow.id)
         query = _item_filters(
-            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on
+            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on, reader
         )
         query = query.offset(offset)
         if limit is not None:
@@ -134,9 +140,10 @@ class FactStore:
         state: str | None = None,
         priority: str | None = None,
         overdue_on: date | None = None,
+        reader: Reader | None = None,
     ) -> int:
         query = select(func.count()).select_from(ActionItemRow)
-        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on)
+        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on, reader)
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
@@ -153,12 +160,15 @@ class FactStore:
                 counts.setdefault(team, {})[state] = count
         return counts
 
-    def escalations_since(self, since: datetime, limit: int = 50) -> list[Escalation]:
+    def escalations_since(
+        self, since: datetime, limit: int = 50, *, reader: Reader | None = None
+    ) -> list[Escalation]:
         """Ladder steps fired since a moment, newest first, with their action items."""
         query = (
             select(AuditEventRow.at, AuditEventRow.detail, *_ITEM_FACT_COLUMNS)
             .join(ActionItemRow, ActionItemRow.id == AuditEventRow.workflow_id)
             .where(*_escalated_since(since))
+            .where(readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id))
             .order_by(AuditEventRow.at.desc(), AuditEventRow.workflow_id)
             .limit(limit)
         )
@@ -176,7 +186,12 @@ class FactStore:
             return session.scalar(query) or 0
 
     def open_items(
-        self, *, window: timedelta, most: int, postmortem_id: str | None = None
+        self,
+        *,
+        window: timedelta,
+        most: int,
+        postmortem_id: str | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[OpenItem], bool]:
         """Unresolved action items with the facts their impact score stands on, soonest due
         first, at most `most` of them; and whether more were left unread.
@@ -194,6 +209,7 @@ class FactStore:
                 *_IMPACT_COLUMNS[1:],
             )
             .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
+            .where(readable(reader, PostmortemRow.restricted_to, PostmortemRow.id))
             .order_by(ActionItemRow.due, ActionItemRow.id)
         )
         if postmortem_id is not None:
@@ -361,7 +377,9 @@ def _item_filters(
     state: str | None,
     priority: str | None,
     overdue_on: date | None,
+    reader: Reader | None = None,
 ) -> Any:
+    query = query.where(readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id))
     for column, value in (
         (ActionItemRow.team, team),
         (ActionItemRow.owner, owner),

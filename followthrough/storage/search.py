@@ -49,6 +49,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from followthrough.domain.postmortem import ActionItem, Postmortem
+from followthrough.domain.restricted import Reader
+from followthrough.storage.restricted import READABLE_SQL
 
 SearchKind = Literal["postmortem", "action_item", "contributing_factor"]
 KINDS: Final[tuple[SearchKind, ...]] = get_args(SearchKind)
@@ -81,6 +83,9 @@ documents = Table(
     Column("source_seq", Integer, nullable=False),
     Column("title", Text, nullable=False),
     Column("body", Text, nullable=False),
+    # Migration 0030: its postmortem's restriction. Written beside the documents (never by
+    # write_documents, which migration 0008 calls before the column exists).
+    Column("restricted_to", String(64), nullable=True),
 )
 
 
@@ -225,13 +230,17 @@ def index_postmortem(connection: Connection, pm: Postmortem) -> None:
         documents.c.postmortem_id == pm.id,
         documents.c.kind.in_(("postmortem", "contributing_factor")),
     )
-    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, postmortem_documents(pm))
+    found = postmortem_documents(pm)
+    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, found, pm.restricted_to)
 
 
-def index_action_item(connection: Connection, item: ActionItem) -> None:
+def index_action_item(
+    connection: Connection, item: ActionItem, restricted_to: str | None = None
+) -> None:
     """Rewrite the action item's document, unless it is as new already."""
     owned = and_(documents.c.kind == "action_item", documents.c.ref_id == item.id)
-    _replace(connection, "action_item", item.id, item.last_seq, owned, [action_item_document(item)])
+    found = [action_item_document(item)]
+    _replace(connection, "action_item", item.id, item.last_seq, owned, found, restricted_to)
 
 
 def _replace(
@@ -241,6 +250,7 @@ def _replace(
     seq: int,
     owned: ColumnElement[bool],
     found: list[SearchDocument],
+    restricted_to: str | None,
 ) -> None:
     # The snapshot row was upserted just before in this transaction, which holds its lock, so no
     # other writer of this postmortem or item can slip in between this read and the rewrite.
@@ -250,7 +260,9 @@ def _replace(
     if indexed is not None and indexed >= seq:
         return  # a repeat, or an older snapshot arriving late: the snapshot was not stored either
     connection.execute(delete(documents).where(owned))
-    write_documents(connection, found)
+    if found:
+        rows = [{**d.model_dump(), "restricted_to": restricted_to} for d in found]
+        connection.execute(insert(documents), rows)
 
 
 def write_documents(connection: Connection, found: list[SearchDocument]) -> None:
@@ -274,12 +286,13 @@ _POSTGRES_SEARCH = text(
                ts_rank(d.document, websearch_to_tsquery('english', :query)) AS rank
         FROM search_documents AS d
         WHERE d.document @@ websearch_to_tsquery('english', :query) AND d.kind IN :kinds
+              AND READABLE
         ORDER BY rank DESC, d.id
         LIMIT :limit
     ) AS hit
     ORDER BY hit.rank DESC, hit.id
-    """
-).bindparams(bindparam("kinds", expanding=True))
+    """.replace("READABLE", READABLE_SQL)
+).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True))
 
 _POSTGRES_TITLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 _POSTGRES_SNIPPET = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15"
@@ -293,17 +306,22 @@ _SQLITE_SEARCH = text(
            snippet(search_fts, 1, :start, :stop, '…', 32) AS snippet
     FROM search_fts JOIN search_documents AS d ON d.id = search_fts.rowid
     WHERE search_fts MATCH :query AND search_fts.rank MATCH 'bm25(10.0, 1.0)'
-          AND d.kind IN :kinds
+          AND d.kind IN :kinds AND READABLE
     ORDER BY search_fts.rank
     LIMIT :limit
-    """
-).bindparams(bindparam("kinds", expanding=True))
+    """.replace("READABLE", READABLE_SQL)
+).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True))
 
 
 def search(
-    connection: Connection, query: str, *, kinds: set[str] | None = None, limit: int = 50
+    connection: Connection,
+    query: str,
+    *,
+    reader: Reader,
+    kinds: set[str] | None = None,
+    limit: int = 50,
 ) -> list[SearchHit]:
-    """The best `limit` matches of what a person typed, best first."""
+    """The best `limit` matches of what a person typed, best first, of what `reader` may read."""
     words = search_words(query)
     wanted = _kinds(kinds)
     if not 1 <= limit <= MAX_LIMIT:
@@ -315,6 +333,8 @@ def search(
                 "query": _UNSTORABLE.sub(" ", query.strip()),
                 "kinds": wanted,
                 "limit": limit,
+                "reader": reader.person,
+                "groups": sorted(reader.groups),
                 "title_options": _POSTGRES_TITLE,
                 "snippet_options": _POSTGRES_SNIPPET,
                 "less_than": _LESS_THAN,
@@ -327,6 +347,8 @@ def search(
                 "query": fts5_query(words),
                 "kinds": wanted,
                 "limit": limit,
+                "reader": reader.person,
+                "groups": sorted(reader.groups),
                 "start": _START,
                 "stop": _STOP,
             },
