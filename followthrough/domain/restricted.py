@@ -69,4 +69,6 @@ class Reader(BaseModel):
         )
 
 
+# What figures, reports and channels say instead of a restricted postmortem's title.
 RESTRICTED_TITLE = "a restricted postmortem"
+RESTRICTED_ITEM_TITLE = "an action item of a restricted postmortem"

@@ -19,7 +19,7 @@ from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
-from followthrough.storage.restricted import readable
+from followthrough.storage.restricted import counted_incident, counted_item, readable
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
 
 
@@ -31,7 +31,8 @@ class FactStore:
         self.engine = db.engine
 
     def incidents(self, start: datetime, end: datetime) -> list[IncidentFacts]:
-        """The incidents resolved in [start, end), oldest first, with their factor tags."""
+        """The incidents resolved in [start, end), oldest first, with their factor tags; for
+        figures, so a restricted one is counted, not shown (storage/restricted.py)."""
         # Plain columns, and the tags in a query of their own: ORM rows, one per tag, took twice
         # as long for a year of 10,000 postmortems (bench/README.md, "Dashboard").
         within = (PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
@@ -52,9 +53,11 @@ class FactStore:
                 tags.setdefault(pm_id, []).append(tag)
             rows = connection.execute(query).all()
         # One validation of the list, as for the items.
-        return _INCIDENT_FACTS.validate_python(
-            [_incident_fields(row, tags.get(row.id, [])) for row in rows]
-        )
+        found = []
+        for row in rows:
+            fields = _incident_fields(row, tags.get(row.id, []))
+            found.append(counted_incident(fields) if row.restricted_to else fields)
+        return _INCIDENT_FACTS.validate_python(found)
 
     def postmortems(
         self,
@@ -113,12 +116,17 @@ class FactStore:
         offset: int = 0,
         limit: int | None = None,
         reader: Reader | None = None,
+        counted: bool = False,
     ) -> list[ItemFacts]:
         """Action items, soonest due first; of incidents resolved in a period, if given.
 
         `overdue_on`: only items still open (not queued, not resolved) due before that day.
+        `reader`: only those they may read. `counted`: for figures, each of a restricted
+        postmortem counted, not shown (storage/restricted.py).
         """
-        query = select(*_ITEM_FACT_COLUMNS).order_by(ActionItemRow.due, ActionItemRow.id)
+        query = select(*_ITEM_FACT_COLUMNS, ActionItemRow.restricted_to).order_by(
+            ActionItemRow.due, ActionItemRow.id
+        )
         query = _item_filters(
             query, resolved_from, resolved_before, team, owner, state, priority, overdue_on, reader
         )
@@ -129,8 +137,13 @@ class FactStore:
             result = connection.execute(query)
             names = list(result.keys())
             rows = result.all()
+        found = []
+        for row in rows:
+            fields = dict(zip(names, row, strict=True))
+            restricted = fields.pop("restricted_to")
+            found.append(counted_item(fields) if counted and restricted else fields)
         # One validation of the list: per row it took twice as long for 37,000 items.
-        return _ITEM_FACTS.validate_python([dict(zip(names, row, strict=True)) for row in rows])
+        return _ITEM_FACTS.validate_python(found)
 
     def count_items(
         self,
@@ -287,6 +300,7 @@ _INCIDENT_FACT_COLUMNS = (
     PostmortemRow.slo_burns,
     PostmortemRow.caused_by_change,
     PostmortemRow.opened_at,
+    PostmortemRow.restricted_to,
     *(getattr(PostmortemRow, f"{name}_at") for name in MILESTONES),
 )
 _ITEM_FACTS = TypeAdapter(list[ItemFacts])

@@ -292,7 +292,7 @@ _POSTGRES_SEARCH = text(
     ) AS hit
     ORDER BY hit.rank DESC, hit.id
     """.replace("READABLE", READABLE_SQL)
-).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True))
+).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String))
 
 _POSTGRES_TITLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 _POSTGRES_SNIPPET = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15"
@@ -310,7 +310,7 @@ _SQLITE_SEARCH = text(
     ORDER BY search_fts.rank
     LIMIT :limit
     """.replace("READABLE", READABLE_SQL)
-).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True))
+).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String))
 
 
 def search(

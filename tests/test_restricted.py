@@ -1,0 +1,351 @@
+"""Restricted postmortems: a security incident's postmortem is readable only by its group and the
+people on it. The leak test tries every read path as someone outside the group (every GET of the
+API's OpenAPI document, every dashboard page, search, CSV, the outbox) and finds nothing of its
+title, id or text, while a member of the group, and someone on it, see it. SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+from fastapi.routing import APIRoute
+from temporalio.testing import WorkflowEnvironment
+
+from followthrough.domain.access import may_read, readable_of
+from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
+from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
+from followthrough.domain.postmortem import ActionItemState, Decision, Postmortem
+from followthrough.domain.restricted import Readable
+from followthrough.storage import Store
+from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy_file
+from tests.conftest import running_worker
+from tests.recorded import record_item, record_postmortem
+from tests.test_dashboard import browser
+
+NOW = datetime.now(UTC).replace(microsecond=0)
+SECRET_ID = "INC-ZEBRA-9"
+SECRET_TITLE = "Zebracorn credential exfiltration"
+SECRET_WORDS = ("ZEBRA", "Zebracorn", "zebracorn", "exfiltration", "Rotate zebracorn")
+PUBLIC_ID = "INC-OPEN-1"
+PUBLIC_TITLE = "Checkout latency after a cache flush"
+GROUP = ["erin", "grace"]
+OUTSIDER = "carol"  # platform, not in the group, on nothing of it
+OPERATOR = "sam"  # sees every email in the outbox, but not those about what he may not read
+ITEM_OWNER = "bob"  # owns one of its action items: on it, not in the group
+
+
+def restricted_policy_data(directory: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(
+        loopback_policy_file(directory).read_text(encoding="utf-8")
+    )
+    data["groups"] = {"security": GROUP}
+    data["restricted"] = [
+        {
+            "severities": [],
+            "labels": ["security"],
+            "group": "security",
+            "jira_security_level": "Security incidents",
+        }
+    ]
+    return data
+
+
+def restricted_policy(directory: Path) -> Path:
+    path = directory / "restricted-policy.yaml"
+    path.write_text(yaml.safe_dump(restricted_policy_data(directory)), encoding="utf-8")
+    return path
+
+
+def record_both(store: Store, policy: Policy) -> tuple[Postmortem, Postmortem]:
+    """A restricted postmortem (labelled security) with two action items, and a public one."""
+    milestones = {"started": NOW - timedelta(hours=5), "resolved": NOW - timedelta(hours=2)}
+    secret = record_postmortem(
+        store,
+        policy,
+        SECRET_ID,
+        "SEV1",
+        milestones,
+        title=SECRET_TITLE,
+        labels=["security"],
+        summary="An attacker read the zebracorn vault's keys.",
+        commander="alice",
+    )
+    public = record_postmortem(
+        store, policy, PUBLIC_ID, "SEV2", milestones, title=PUBLIC_TITLE, commander="alice"
+    )
+    assert secret.restricted_to == "security" and public.restricted_to is None
+    due = NOW.date() - timedelta(days=3)  # overdue: on the overview and the backlog
+    for pm, word in ((secret, "Rotate zebracorn keys"), (public, "Warm the cache")):
+        record_item(store, pm, 1, state=ActionItemState.OPEN, opened=NOW, due=due, title=word)
+        record_item(
+            store,
+            pm,
+            2,
+            state=ActionItemState.DONE_CLAIMED,
+            opened=NOW,
+            due=date.today() + timedelta(days=9),
+            owner="erin" if pm is secret else "carol",
+            team="sre" if pm is secret else "platform",
+            title=f"{word}, second",
+        )
+        store.outbox.claim(
+            OutboxMessage(
+                dedupe_key=f"test/{pm.id}",
+                kind=NoticeKind.ITEM_ASSIGNED,
+                postmortem_id=pm.id,
+                action_item_id=pm.action_item_id(1),
+                recipients=["bob@example.com"],
+                subject=f"New action item from {pm.incident.title}",
+                text=f"{pm.incident.title}: {pm.incident.id}",
+                html="",
+                status=OutboxStatus.KEPT,
+                created_at=NOW,
+                sent_at=NOW,
+            )
+        )
+    return secret, public
+
+
+@pytest.fixture
+async def restricted_api(
+    time_skipping: WorkflowEnvironment, store: Store, tmp_path: Path
+) -> AsyncIterator[Api]:
+    settings_path = restricted_policy(tmp_path)
+    async with running_worker(time_skipping.client, store, link_mailer(tmp_path / "o")) as queue:
+        settings = api_settings(tmp_path, queue, policy=settings_path)
+        async with api_for(time_skipping.client, store, settings) as api:
+            yield api
+
+
+def get_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRoute]]:
+    """Every GET route of the app, through the routers it includes (FastAPI keeps an included
+    router as one entry whose own routes are its original router's)."""
+    for route in routes:
+        included = getattr(route, "original_router", None)
+        if included is not None:
+            yield from get_routes(included.routes, prefix + route.include_context.prefix)
+        elif isinstance(route, APIRoute) and "GET" in route.methods:
+            yield prefix + route.path, route
+
+
+def leaks(text: str) -> list[str]:
+    return [word for word in SECRET_WORDS if word in text]
+
+
+ABSENT = {"ZEBRA": "QUAGGA", "zebracorn": "quaggacorn"}  # words of nothing in the record
+
+
+def swapped(text: str) -> str:
+    for word, absent in ABSENT.items():
+        text = text.replace(word, absent)
+    return text
+
+
+def names_it(url: str) -> bool:
+    return any(word in url for word in ABSENT)
+
+
+async def same_as_absent(
+    url: str, answer: httpx.Response, get: Callable[[str], Awaitable[httpx.Response]]
+) -> None:
+    """What `url` answered, naming the restricted postmortem, is what it answers for one that
+    does not exist (the name it was asked for echoed back is no news)."""
+    absent = await get(swapped(url))
+    echoed = swapped(answer.text)
+    assert (answer.status_code, echoed) == (absent.status_code, absent.text), url
+    assert not leaks(echoed), f"{url} leaks {leaks(echoed)}: {answer.text[:300]}"
+
+
+def filled(path: str, values: dict[str, str]) -> str:
+    return re.sub(r"\{(\w+)(?::\w+)?\}", lambda m: values.get(m.group(1), "x"), path)
+
+
+def parameters(secret: Postmortem) -> list[dict[str, str]]:
+    """Each path parameter as the restricted postmortem's full id, its tail, and its item's."""
+    quarter = f"{NOW.year}Q{(NOW.month - 1) // 3 + 1}"
+    common = {"quarter": quarter, "decision_id": "decision-x", "token": "x.y"}
+    return [
+        {**common, "postmortem": secret.id, "item": secret.action_item_id(1)},
+        {**common, "postmortem": SECRET_ID, "item": f"{SECRET_ID}-item-1"},
+        {**common, "postmortem": "ZEBRA-9", "item": "ZEBRA-9-item-2"},
+    ]
+
+
+async def test_nothing_of_a_restricted_postmortem_reaches_an_outsider(
+    restricted_api: Api, store: Store
+) -> None:
+    api = restricted_api
+    secret, _ = record_both(store, api.services.policy)
+    app = api.http._transport.app  # type: ignore[attr-defined]
+    # Every GET the API documents, found in the OpenAPI document so new routes are covered.
+    schema = app.openapi()
+    api_paths = [p for p, ops in schema["paths"].items() if "get" in ops]
+    assert "/api/postmortems/{postmortem}" in api_paths and len(api_paths) >= 15
+    tried = 0
+    for values in parameters(secret):
+        for path in api_paths:
+            url = filled(path, values)
+            answer = await api.get(url, OUTSIDER)
+            tried += 1
+            if "{postmortem}" in path or "{item}" in path:
+                assert answer.status_code == 404, f"{url}: {answer.status_code}"
+                await same_as_absent(url, answer, lambda u: api.get(u, OUTSIDER))
+            else:
+                found = leaks(answer.text)
+                assert not found, f"{url} leaks {found}: {answer.text[:300]}"
+    # Every dashboard page (the routes the schema leaves out), signed in as the outsider and as
+    # an operator, who sees every email but not those about what he may not read.
+    pages = [
+        path
+        for path, route in get_routes(app.routes)
+        if not route.include_in_schema and path not in {"/docs", "/login"}
+    ]
+    assert "/postmortems/{postmortem}" in pages and "/search" in pages, pages
+    extra = [
+        "/search?q=zebracorn",
+        "/search?q=zebracorn&kind=action_item",
+        f"/search?q={SECRET_ID}",
+        "/action-items?overdue=true",
+        "/postmortems?state=tracking",
+        "/outbox",
+    ]
+    for person in (OUTSIDER, OPERATOR):
+        async with browser(api, person) as client:
+            for values in parameters(secret):
+                for url in [filled(p, values) for p in pages] + extra:
+                    page = await client.get(url)
+                    tried += 1
+                    if names_it(url):  # it names the postmortem: as if it did not exist
+                        await same_as_absent(url, page, client.get)
+                    else:
+                        found = leaks(page.text)
+                        assert not found, f"{url} as {person} leaks {found}: {page.text[:300]}"
+    # The JSON search, the CSVs, and the reads with filters that name it.
+    for url in (
+        "/api/backlog.csv",
+        f"/api/action-items?postmortem={SECRET_ID}",
+        "/api/action-items?owner=erin",
+        "/api/postmortems?state=tracking",
+    ):
+        answer = await api.get(url, OUTSIDER)
+        if names_it(url):
+            await same_as_absent(url, answer, lambda u: api.get(u, OUTSIDER))
+        assert not leaks(swapped(answer.text)), f"{url}: {answer.text[:300]}"
+    assert tried > 100
+
+
+@pytest.mark.parametrize("person", [*GROUP, ITEM_OWNER, "alice"])
+async def test_the_group_and_the_people_on_it_read_it(
+    restricted_api: Api, store: Store, person: str
+) -> None:
+    api = restricted_api
+    secret, _ = record_both(store, api.services.policy)
+    shown = await api.get(f"/api/postmortems/{SECRET_ID}", person)
+    assert shown.status_code == 200 and SECRET_TITLE in shown.text
+    listed = await api.get("/api/postmortems", person)
+    assert secret.id in listed.text
+    async with browser(api, person) as client:
+        page = await client.get(f"/postmortems/{secret.id}")
+        assert page.status_code == 200 and SECRET_TITLE in page.text
+        found = await client.get("/search?q=zebracorn")
+        assert secret.id in found.text
+        csv = await client.get("/backlog.csv")
+        assert "Rotate zebracorn keys" in csv.text
+
+
+async def test_an_outsider_cannot_act_on_it_and_hears_it_does_not_exist(
+    restricted_api: Api, store: Store
+) -> None:
+    api = restricted_api
+    record_both(store, api.services.policy)
+    for url, body in (
+        (f"/api/postmortems/{SECRET_ID}/approve", {"comment": ""}),
+        (f"/api/action-items/{SECRET_ID}-item-2/verify", {"note": "looks fine"}),
+    ):
+        answer = await api.post(url, OUTSIDER, json=body)
+        assert answer.status_code == 404, answer.text
+        await same_as_absent(url, answer, lambda u, b=body: api.post(u, OUTSIDER, json=b))
+    # The public one is still found by the same person.
+    assert (await api.get(f"/api/postmortems/{PUBLIC_ID}", OUTSIDER)).status_code == 200
+
+
+# --- the one rule, and the policy that names it -------------------------------------------------
+
+
+def test_may_read_is_the_group_or_the_people_on_it(policy: Policy, tmp_path: Path) -> None:
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    readable = Readable(restricted_to="security", people=frozenset({"bob"}))
+    assert may_read(readable, "erin", restricted) and may_read(readable, "bob", restricted)
+    assert not may_read(readable, "carol", restricted)
+    assert may_read(Readable(), "carol", restricted)  # unrestricted: everyone
+    assert not may_read(Readable(restricted_to="gone"), "erin", restricted)  # no such group
+
+
+def test_the_people_on_it_are_its_owner_commander_reviewers_owners_and_verifiers(
+    store: Store, tmp_path: Path
+) -> None:
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    secret, _ = record_both(store, restricted)
+    items = store.records.action_items(postmortem_id=secret.id)
+    verified = items[1].model_copy(
+        update={
+            "previous_owners": ["dan"],
+            "decisions": [Decision(by="frank", verified=True, note="", at=NOW)],
+        }
+    )
+    people = readable_of(secret, [items[0], verified]).people
+    assert secret.owner == "alice"  # the commander
+    assert people == {"alice", "bob", "erin", "dan", "frank"}
+    assert "carol" not in people
+
+
+def test_the_sql_filter_says_what_may_read_says(store: Store, tmp_path: Path) -> None:
+    """Every person of the policy: the postmortems the record lists for them are exactly those
+    may_read allows, on both databases."""
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    record_both(store, restricted)
+    everything = store.records.postmortems()
+    for person in sorted(restricted.people):
+        reader = restricted.reader(person)
+        listed = {pm.id for pm in store.records.postmortems(reader=reader)}
+        expected = {
+            pm.id
+            for pm in everything
+            if may_read(
+                readable_of(pm, store.records.action_items(postmortem_id=pm.id)),
+                person,
+                restricted,
+            )
+        }
+        assert listed == expected, person
+        searched = {hit.postmortem_id for hit in store.records.search("zebracorn", reader=reader)}
+        assert searched <= expected
+
+
+def test_the_policy_refuses_rules_it_cannot_follow(tmp_path: Path) -> None:
+    data = restricted_policy_data(tmp_path)
+    data["groups"] = {"security": ["mallory"], "Bad Name": ["erin"]}
+    data["restricted"] = [
+        {"labels": [], "group": "nobody"},
+        {"severities": ["SEV9"], "group": "security"},
+    ]
+    with pytest.raises(InvalidPolicy) as refused:
+        parse_policy(data)
+    said = str(refused.value)
+    for expected in (
+        "groups.security: 'mallory' is not a member",
+        "groups.Bad Name: a name of lower-case letters",
+        "restricted[0].group: unknown group 'nobody'",
+        "restricted[0]: name at least one severity or label",
+        "restricted[1].severities: unknown severity 'SEV9'",
+    ):
+        assert expected in said, said
+    assert load_policy().restriction_for("SEV1", ["security"]) == "security"
+    assert load_policy().restriction_for("SEV1", ["database"]) is None
