@@ -321,10 +321,15 @@ class RecordStore:
             return connection.scalar(select(func.count()).select_from(AuditEventRow)) or 0
 
     def search(
-        self, query: str, *, reader: Reader, kinds: set[str] | None = None, limit: int = 50
+        self,
+        query: str,
+        *,
+        reader: Reader | None = None,
+        kinds: set[str] | None = None,
+        limit: int = 50,
     ) -> list[SearchHit]:
         """Postmortems, action items and contributing factors matching the words, best first,
-        of those `reader` may read.
+        of those `reader` may read (None: of every one, for the system).
 
         ValueError names what is wrong with the query, kinds or limit.
         """

@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -274,8 +275,7 @@ def write_documents(connection: Connection, found: list[SearchDocument]) -> None
 
 # LIMIT first, then ts_headline for those rows only: it re-parses each text and is costly. (The
 # planner may postpone it past a LIMIT by itself; the subquery does not leave that to chance.)
-_POSTGRES_SEARCH = text(
-    """
+_POSTGRES_SEARCH = """
     SELECT hit.kind, hit.ref_id, hit.postmortem_id, hit.rank,
            ts_headline('english', replace(hit.title, '<', :less_than),
                        websearch_to_tsquery('english', :query), :title_options) AS title,
@@ -291,16 +291,14 @@ _POSTGRES_SEARCH = text(
         LIMIT :limit
     ) AS hit
     ORDER BY hit.rank DESC, hit.id
-    """.replace("READABLE", READABLE_SQL)
-).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String))
+    """
 
 _POSTGRES_TITLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 _POSTGRES_SNIPPET = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15"
 
 # FTS5 returns rows in rank order itself (no sort of every match), so highlight() and snippet()
 # run only for the rows the LIMIT keeps. bm25 weighs a title match ten times a body match.
-_SQLITE_SEARCH = text(
-    """
+_SQLITE_SEARCH = """
     SELECT d.kind, d.ref_id, d.postmortem_id, -search_fts.rank AS rank,
            highlight(search_fts, 0, :start, :stop) AS title,
            snippet(search_fts, 1, :start, :stop, '…', 32) AS snippet
@@ -309,32 +307,50 @@ _SQLITE_SEARCH = text(
           AND d.kind IN :kinds AND READABLE
     ORDER BY search_fts.rank
     LIMIT :limit
-    """.replace("READABLE", READABLE_SQL)
-).bindparams(bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String))
+    """
+
+
+def _statement(sql: str, *, for_reader: bool) -> TextClause:
+    """The search as a reader may see it (storage/restricted.py), or whole, for the system."""
+    if not for_reader:
+        return text(sql.replace("READABLE", "TRUE")).bindparams(bindparam("kinds", expanding=True))
+    return text(sql.replace("READABLE", READABLE_SQL)).bindparams(
+        bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String)
+    )
+
+
+_SEARCHES = {
+    (dialect, for_reader): _statement(sql, for_reader=for_reader)
+    for dialect, sql in (("postgresql", _POSTGRES_SEARCH), ("sqlite", _SQLITE_SEARCH))
+    for for_reader in (False, True)
+}
 
 
 def search(
     connection: Connection,
     query: str,
     *,
-    reader: Reader,
+    reader: Reader | None,
     kinds: set[str] | None = None,
     limit: int = 50,
 ) -> list[SearchHit]:
-    """The best `limit` matches of what a person typed, best first, of what `reader` may read."""
+    """The best `limit` matches of what a person typed, best first, of what `reader` may read
+    (None: of everything, for the system and its tests)."""
+    readers: dict[str, object] = (
+        {} if reader is None else {"reader": reader.person, "groups": sorted(reader.groups)}
+    )
     words = search_words(query)
     wanted = _kinds(kinds)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
     if connection.dialect.name == "postgresql":
         rows = connection.execute(
-            _POSTGRES_SEARCH,
+            _SEARCHES["postgresql", reader is not None],
             {
                 "query": _UNSTORABLE.sub(" ", query.strip()),
                 "kinds": wanted,
                 "limit": limit,
-                "reader": reader.person,
-                "groups": sorted(reader.groups),
+                **readers,
                 "title_options": _POSTGRES_TITLE,
                 "snippet_options": _POSTGRES_SNIPPET,
                 "less_than": _LESS_THAN,
@@ -342,13 +358,12 @@ def search(
         )
     else:
         rows = connection.execute(
-            _SQLITE_SEARCH,
+            _SEARCHES["sqlite", reader is not None],
             {
                 "query": fts5_query(words),
                 "kinds": wanted,
                 "limit": limit,
-                "reader": reader.person,
-                "groups": sorted(reader.groups),
+                **readers,
                 "start": _START,
                 "stop": _STOP,
             },
