@@ -16,20 +16,36 @@ import httpx
 import pytest
 import yaml
 from fastapi.routing import APIRoute
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
+from activities.notices import NoticeActivities
+from activities.tickets import Restrictions, TicketActivities
 from followthrough.domain.access import may_read, readable_of
-from followthrough.domain.notice import NoticeKind, OutboxMessage, OutboxStatus
+from followthrough.domain.metrics import period_of
+from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
 from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
 from followthrough.domain.postmortem import ActionItemState, Decision, Postmortem
 from followthrough.domain.restricted import Readable
+from followthrough.domain.tickets import TicketRequest, TicketRoute
+from followthrough.integrations.github import GitHubConfig, GitHubTracker
+from followthrough.integrations.jira import JiraConfig, JiraTracker
+from followthrough.integrations.trackers import Trackers
+from followthrough.notices.delivery import Mailer
+from followthrough.notices.render import Links, render_digest, render_monthly_digest
+from followthrough.reporting.digest import build_digest
+from followthrough.reporting.metrics_view import measure
+from followthrough.reporting.report import quarterly_report
 from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy_file
-from tests.conftest import running_worker
+from tests.conftest import SmtpCapture, running_worker
 from tests.recorded import record_item, record_postmortem
+from tests.servers.github_server import GitHubServer
+from tests.servers.jira_server import JiraServer
 from tests.test_dashboard import browser
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+GITHUB_TOKEN = "ghp_followthroughTestToken0123456789"
 SECRET_ID = "INC-ZEBRA-9"
 SECRET_TITLE = "Zebracorn credential exfiltration"
 SECRET_WORDS = ("ZEBRA", "Zebracorn", "zebracorn", "exfiltration", "Rotate zebracorn")
@@ -131,7 +147,7 @@ def get_routes(routes: list[Any], prefix: str = "") -> Iterator[tuple[str, APIRo
         included = getattr(route, "original_router", None)
         if included is not None:
             yield from get_routes(included.routes, prefix + route.include_context.prefix)
-        elif isinstance(route, APIRoute) and "GET" in route.methods:
+        elif isinstance(route, APIRoute) and "GET" in (route.methods or set()):
             yield prefix + route.path, route
 
 
@@ -271,7 +287,11 @@ async def test_an_outsider_cannot_act_on_it_and_hears_it_does_not_exist(
     ):
         answer = await api.post(url, OUTSIDER, json=body)
         assert answer.status_code == 404, answer.text
-        await same_as_absent(url, answer, lambda u, b=body: api.post(u, OUTSIDER, json=b))
+
+        async def post(to: str, sent: dict[str, str] = body) -> httpx.Response:
+            return await api.post(to, OUTSIDER, json=sent)
+
+        await same_as_absent(url, answer, post)
     # The public one is still found by the same person.
     assert (await api.get(f"/api/postmortems/{PUBLIC_ID}", OUTSIDER)).status_code == 200
 
@@ -349,3 +369,146 @@ def test_the_policy_refuses_rules_it_cannot_follow(tmp_path: Path) -> None:
         assert expected in said, said
     assert load_policy().restriction_for("SEV1", ["security"]) == "security"
     assert load_policy().restriction_for("SEV1", ["database"]) is None
+
+
+# --- what leaves Followthrough: emails, digests, reports, Jira, GitHub, Confluence ---------------
+
+
+async def test_notices_go_only_to_those_who_may_read_it(
+    store: Store, smtp_mailer: Mailer, smtp_server: SmtpCapture, tmp_path: Path
+) -> None:
+    """An escalation to carol (the manager, not on it), erin (the group) and an audience's plain
+    address: only erin hears of it. One to nobody who may read it is withheld, not sent."""
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    secret, public = record_both(store, restricted)
+    activities = NoticeActivities(store, smtp_mailer, restricted)
+    run = ActivityEnvironment().run
+    to = [
+        Recipient(name="carol", email="carol@example.com"),
+        Recipient(name="erin", email="erin@example.com"),
+        Recipient(name="partners@example.org", email="partners@example.org"),
+    ]
+    for pm in (secret, public):
+        notice = Notice(
+            dedupe_key=f"{pm.id}/overdue",
+            kind=NoticeKind.POSTMORTEM_OVERDUE,
+            at=NOW,
+            to=to,
+            postmortem_id=pm.id,
+            step="draft",
+        )
+        await run(activities.send_notice, notice)
+    sent = {m.dedupe_key: m.recipients for m in store.outbox.messages()}
+    assert sent[f"{secret.id}/overdue"] == ["erin@example.com"]
+    assert sent[f"{public.id}/overdue"] == [r.email for r in to]
+    mailed = [m for m in smtp_server.messages if SECRET_TITLE in m.as_string()]
+    assert [m["To"] for m in mailed] == ["erin@example.com"]
+    withheld = Notice(
+        dedupe_key=f"{secret.id}/to-outsiders",
+        kind=NoticeKind.POSTMORTEM_OVERDUE,
+        at=NOW,
+        to=to[:1],
+        postmortem_id=secret.id,
+        step="draft",
+    )
+    await run(activities.send_notice, withheld)
+    assert store.outbox.message(withheld.dedupe_key) is None
+
+
+def test_digests_and_the_quarterly_report_count_it_and_show_nothing(
+    store: Store, tmp_path: Path
+) -> None:
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    secret, _ = record_both(store, restricted)
+    items = store.records.action_items()
+    weekly = build_digest(NOW, items, {pm.id: pm for pm in store.records.postmortems()}, restricted)
+    assert weekly.open_items == 4  # both postmortems' items counted
+    email = render_digest(weekly)
+    assert not leaks(email.text + email.html + email.subject)
+    quarter = f"{NOW.year}Q{(NOW.month - 1) // 3 + 1}"
+    report = quarterly_report(store, restricted, quarter, NOW, public_url="http://ft.test")
+    assert report.metrics.incidents == 2  # counted
+    assert not leaks(report.html) and not leaks(report.markdown)
+    assert PUBLIC_TITLE in report.html or PUBLIC_ID in report.html or report.overdue
+    hidden = [o for o in report.overdue if o.postmortem.title == "a restricted postmortem"]
+    assert hidden and all(secret.id not in o.item.id for o in hidden)
+    period = period_of(NOW.date(), restricted.calendar, month=f"{NOW.year}-{NOW.month:02d}")
+    monthly = render_monthly_digest(
+        period, measure(store, restricted, period, NOW), Links(temporal_ui="http://t")
+    )
+    assert not leaks(monthly.text + monthly.html)
+
+
+@pytest.fixture(params=["Server", "Cloud"])
+def jira(request: pytest.FixtureRequest) -> Iterator[JiraServer]:
+    with JiraServer(
+        users={"followthrough@example.com": "jira-token"}, deployment_type=request.param
+    ) as server:
+        yield server
+
+
+def _ticket(pm: Postmortem, route: TicketRoute | None = None) -> TicketRequest:
+    return TicketRequest(
+        action_item_id=pm.action_item_id(1),
+        postmortem_id=pm.id,
+        postmortem_title=pm.incident.title,
+        summary="Rotate zebracorn keys" if pm.restricted_to else "Warm the cache",
+        priority="P1",
+        due=date(2027, 1, 15),
+        owner="bob",
+        owner_email="bob@example.com",
+        route=route,
+    )
+
+
+async def test_its_jira_ticket_has_the_rules_security_level_and_no_github_issue(
+    store: Store, jira: JiraServer, tmp_path: Path
+) -> None:
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    secret, public = record_both(store, restricted)
+    config = JiraConfig(
+        url=jira.url, user="followthrough@example.com", token="jira-token", project="PM"
+    )
+    with GitHubServer(tokens={GITHUB_TOKEN}, users={"bob"}, repos={"acme/payments"}) as github:
+        trackers = Trackers(
+            {
+                "jira": JiraTracker(config),
+                "github": GitHubTracker(
+                    GitHubConfig(
+                        token=GITHUB_TOKEN, url=github.url, repository="acme/payments", timeout=5
+                    )
+                ),
+            }
+        )
+        activities = TicketActivities(trackers, restrictions=Restrictions(store, restricted))
+        run = ActivityEnvironment().run
+        ref = await run(activities.open_ticket, _ticket(secret))
+        opened = await run(activities.open_ticket, _ticket(public))
+        assert ref is not None and opened is not None
+        assert jira.issue(ref.key)["fields"]["security"]["name"] == "Security incidents"
+        assert "security" not in jira.issue(opened.key)["fields"]
+        # The retry finds the same ticket (its label), at the same level.
+        assert await run(activities.open_ticket, _ticket(secret)) == ref
+        # GitHub: no issue of a restricted postmortem (a repository's readers are not its group).
+        to_github = TicketRoute(tracker="github", project="acme/payments")
+        assert await run(activities.open_ticket, _ticket(secret, to_github)) is None
+        assert await run(activities.open_ticket, _ticket(public, to_github)) is not None
+        assert not leaks(repr(github.repos)) and len(repr(github.repos)) > 100
+    # A rule naming a level Jira does not have is refused in Jira's words, for good.
+    data = restricted_policy_data(tmp_path)
+    data["restricted"][0]["jira_security_level"] = "Nobody"
+    wrong = TicketActivities(
+        Trackers({"jira": JiraTracker(config)}),
+        restrictions=Restrictions(store, parse_policy(data)),
+    )
+    other = _ticket(secret).model_copy(update={"action_item_id": secret.action_item_id(2)})
+    with pytest.raises(ApplicationError) as refused:
+        await ActivityEnvironment().run(wrong.open_ticket, other)
+    assert refused.value.non_retryable and "Security Level" in refused.value.message
+    # No level in its rule: no Jira ticket at all (the built-in tracker keeps the item).
+    del data["restricted"][0]["jira_security_level"]
+    none = TicketActivities(
+        Trackers({"jira": JiraTracker(config)}),
+        restrictions=Restrictions(store, parse_policy(data)),
+    )
+    assert await ActivityEnvironment().run(none.open_ticket, other) is None

@@ -36,7 +36,7 @@ class ItemImpact(BaseModel):
     explanation: str
 
 
-def read_backlog(store: Store, policy: Policy, reader: Reader | None) -> RankedBacklog:
+def read_backlog(store: Store, policy: Policy, reader: Reader | None = None) -> RankedBacklog:
     """`reader`: the items of the postmortems they may read (None: all, for the system)."""
     window = timedelta(days=policy.themes.window_days)
     items, truncated = store.facts.open_items(window=window, most=BACKLOG_ITEMS, reader=reader)

@@ -23,7 +23,7 @@ from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
-from activities.tickets import TicketActivities
+from activities.tickets import Restrictions, TicketActivities
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy
@@ -77,7 +77,9 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks, policy.alerts)
-    tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
+    tickets = TicketActivities(
+        ticket_trackers(policy, jira, github), public_url, restrictions=Restrictions(store, policy)
+    )
     operations = OperationsActivities(store, mailer, policy)
     # The deploys the webhooks stored are a timeline source of their own, always on.
     timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])
