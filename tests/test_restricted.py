@@ -22,11 +22,22 @@ from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from activities.notices import NoticeActivities
 from activities.tickets import Restrictions, TicketActivities
 from followthrough.domain.access import may_read, readable_of
+from followthrough.domain.decisions import (
+    Choice,
+    Decision,
+    DecisionRequest,
+    DecisionState,
+    budget_decision_id,
+    budget_opening,
+    theme_opening,
+)
 from followthrough.domain.metrics import period_of
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
 from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
-from followthrough.domain.postmortem import ActionItemState, Decision, Postmortem
+from followthrough.domain.postmortem import ActionItemState, Postmortem
+from followthrough.domain.postmortem import Decision as Verdict
 from followthrough.domain.restricted import Readable
+from followthrough.domain.themes import Theme
 from followthrough.domain.tickets import TicketRequest, TicketRoute
 from followthrough.integrations.github import GitHubConfig, GitHubTracker
 from followthrough.integrations.jira import JiraConfig, JiraTracker
@@ -126,6 +137,30 @@ def record_both(store: Store, policy: Policy) -> tuple[Postmortem, Postmortem]:
                 sent_at=NOW,
             )
         )
+    # The council's: the secret one's exhausted budget, frozen; a theme over both.
+    budget = budget_opening(secret.id, "zebracorn-availability", "checkout", 0.0, NOW)
+    store.decisions.save(
+        Decision(
+            opening=budget,
+            state=DecisionState.IN_FORCE,
+            decided=DecisionRequest(
+                by="grace",
+                choice=Choice.FREEZE_RELEASES,
+                services=["checkout"],
+                reason="until the zebracorn vault is rotated",
+            ),
+            decided_at=NOW,
+        )
+    )
+    theme = Theme(
+        tag="credentials",
+        window_start=NOW - timedelta(days=3),
+        window_end=NOW,
+        reached_at=NOW,
+        reached_by=secret.id,
+        postmortem_ids=[public.id, secret.id],
+    )
+    store.decisions.save(Decision(opening=theme_opening(theme, ["checkout"], NOW)))
     return secret, public
 
 
@@ -186,11 +221,17 @@ def filled(path: str, values: dict[str, str]) -> str:
 def parameters(secret: Postmortem) -> list[dict[str, str]]:
     """Each path parameter as the restricted postmortem's full id, its tail, and its item's."""
     quarter = f"{NOW.year}Q{(NOW.month - 1) // 3 + 1}"
-    common = {"quarter": quarter, "decision_id": "decision-x", "token": "x.y"}
+    common = {"quarter": quarter, "token": "x.y", "service": "checkout"}
+    budget = budget_decision_id(secret.id, "zebracorn-availability")
     return [
-        {**common, "postmortem": secret.id, "item": secret.action_item_id(1)},
-        {**common, "postmortem": SECRET_ID, "item": f"{SECRET_ID}-item-1"},
-        {**common, "postmortem": "ZEBRA-9", "item": "ZEBRA-9-item-2"},
+        {
+            **common,
+            "postmortem": secret.id,
+            "item": secret.action_item_id(1),
+            "decision_id": budget,
+        },
+        {**common, "postmortem": SECRET_ID, "item": f"{SECRET_ID}-item-1", "decision_id": budget},
+        {**common, "postmortem": "ZEBRA-9", "item": "ZEBRA-9-item-2", "decision_id": "decision-x"},
     ]
 
 
@@ -210,7 +251,7 @@ async def test_nothing_of_a_restricted_postmortem_reaches_an_outsider(
             url = filled(path, values)
             answer = await api.get(url, OUTSIDER)
             tried += 1
-            if "{postmortem}" in path or "{item}" in path:
+            if names_it(url):
                 assert answer.status_code == 404, f"{url}: {answer.status_code}"
                 await same_as_absent(url, answer, lambda u: api.get(u, OUTSIDER))
             else:
@@ -245,6 +286,8 @@ async def test_nothing_of_a_restricted_postmortem_reaches_an_outsider(
                         assert not found, f"{url} as {person} leaks {found}: {page.text[:300]}"
     # The JSON search, the CSVs, and the reads with filters that name it.
     for url in (
+        "/api/freezes?service=checkout",
+        "/api/decisions?state=open",
         "/api/backlog.csv",
         f"/api/action-items?postmortem={SECRET_ID}",
         "/api/action-items?owner=erin",
@@ -254,6 +297,11 @@ async def test_nothing_of_a_restricted_postmortem_reaches_an_outsider(
         if names_it(url):
             await same_as_absent(url, answer, lambda u: api.get(u, OUTSIDER))
         assert not leaks(swapped(answer.text)), f"{url}: {answer.text[:300]}"
+    # Counted, not shown: a freeze still holds for a CI gate; the theme keeps the public one.
+    frozen = (await api.get("/api/freezes?service=checkout", OUTSIDER)).json()
+    assert frozen["frozen"] and frozen["freezes"][0]["reason"] == ""
+    [theme] = (await api.get("/api/decisions?state=open", OUTSIDER)).json()
+    assert theme["opening"]["postmortem_ids"] == [f"postmortem-generic-{PUBLIC_ID}"]
     assert tried > 100
 
 
@@ -267,6 +315,11 @@ async def test_the_group_and_the_people_on_it_read_it(
     assert shown.status_code == 200 and SECRET_TITLE in shown.text
     listed = await api.get("/api/postmortems", person)
     assert secret.id in listed.text
+    budget = budget_decision_id(secret.id, "zebracorn-availability")
+    decided = await api.get(f"/api/decisions/{budget}", person)
+    assert decided.status_code == 200 and secret.id in decided.text
+    frozen = (await api.get("/api/freezes?service=checkout", person)).json()
+    assert frozen["frozen"] and frozen["freezes"][0]["decision_id"] == budget
     async with browser(api, person) as client:
         page = await client.get(f"/postmortems/{secret.id}")
         assert page.status_code == 200 and SECRET_TITLE in page.text
@@ -317,7 +370,7 @@ def test_the_people_on_it_are_its_owner_commander_reviewers_owners_and_verifiers
     verified = items[1].model_copy(
         update={
             "previous_owners": ["dan"],
-            "decisions": [Decision(by="frank", verified=True, note="", at=NOW)],
+            "decisions": [Verdict(by="frank", verified=True, note="", at=NOW)],
         }
     )
     people = readable_of(secret, [items[0], verified]).people

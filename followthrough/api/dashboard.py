@@ -747,8 +747,9 @@ async def write_narrative_page(request: Request, who: Posted, using: Using) -> R
 async def council_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
     """The council's decisions: open ones (with the form to decide, for council members),
     the freezes in force, and the latest decided."""
-    every = await asyncio.to_thread(using.store.decisions.all)
-    active = await asyncio.to_thread(using.store.decisions.freezes)
+    reader = using.policy.reader(who.person)
+    every = await asyncio.to_thread(lambda: using.store.decisions.all(reader=reader))
+    active = await asyncio.to_thread(lambda: using.store.decisions.freezes(reader=reader))
     return render_page(
         request,
         using,
@@ -770,7 +771,8 @@ async def decision_page(
     using: Using,
     decision_id: Annotated[str, InPath(max_length=160)],
 ) -> HTMLResponse:
-    found = await asyncio.to_thread(using.store.decisions.get, decision_id)
+    reader = using.policy.reader(who.person)
+    found = await asyncio.to_thread(lambda: using.store.decisions.get(decision_id, reader=reader))
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no decision '{decision_id}'")
     return render_page(

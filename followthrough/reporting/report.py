@@ -283,7 +283,7 @@ def _themes_reached(
         ThemeReached(
             tag=theme.tag,
             reached_at=theme.reached_at,
-            reached_by=theme.reached_by,
+            reached_by=postmortems(theme.reached_by).id,  # a stand-in when restricted
             window_start=theme.window_start,
             window_end=theme.window_end,
             postmortems=[postmortems(pm_id) for pm_id in theme.postmortem_ids],
