@@ -16,12 +16,15 @@ import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
-from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import ActionItem, Postmortem
 from followthrough.domain.restricted import Readable
+
+if TYPE_CHECKING:  # the types only: notices/render.py imports this module from the workflows' side
+    from followthrough.domain.policy import Policy
+    from followthrough.domain.postmortem import ActionItem, Postmortem
 
 TOKEN_PREFIX = "ft_"
 
