@@ -6,6 +6,7 @@ title, id or text, while a member of the group, and someone on it, see it. SQLit
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
 from activities.notices import NoticeActivities
+from activities.publishing import PublishingActivities
+from activities.slack import SlackDelivery
 from activities.tickets import Restrictions, TicketActivities
 from followthrough.domain.access import may_read, readable_of
 from followthrough.domain.decisions import (
@@ -36,11 +39,14 @@ from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, Outbo
 from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
 from followthrough.domain.postmortem import ActionItemState, Postmortem
 from followthrough.domain.postmortem import Decision as Verdict
+from followthrough.domain.publishing import PageDestination, PageRequest, PublishedPage
 from followthrough.domain.restricted import Readable
 from followthrough.domain.themes import Theme
 from followthrough.domain.tickets import TicketRequest, TicketRoute
+from followthrough.integrations.confluence import ConfluenceConfig
 from followthrough.integrations.github import GitHubConfig, GitHubTracker
 from followthrough.integrations.jira import JiraConfig, JiraTracker
+from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.trackers import Trackers
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links, render_digest, render_monthly_digest
@@ -51,8 +57,12 @@ from followthrough.storage import Store
 from tests.api_support import Api, api_for, api_settings, link_mailer, loopback_policy_file
 from tests.conftest import SmtpCapture, running_worker
 from tests.recorded import record_item, record_postmortem
+from tests.servers.confluence_server import TOKEN as WIKI_TOKEN
+from tests.servers.confluence_server import USER as WIKI_USER
+from tests.servers.confluence_server import ConfluenceServer
 from tests.servers.github_server import GitHubServer
 from tests.servers.jira_server import JiraServer
+from tests.servers.slack_server import SlackServer
 from tests.test_dashboard import browser
 
 NOW = datetime.now(UTC).replace(microsecond=0)
@@ -565,3 +575,64 @@ async def test_its_jira_ticket_has_the_rules_security_level_and_no_github_issue(
         restrictions=Restrictions(store, parse_policy(data)),
     )
     assert await ActivityEnvironment().run(none.open_ticket, other) is None
+
+
+async def test_slack_tells_only_its_readers_and_no_channel(store: Store, tmp_path: Path) -> None:
+    """The team's channel hears of the public postmortem's step, never of the restricted one's;
+    the readers among the recipients get their DMs."""
+    data = restricted_policy_data(tmp_path)
+    data["people"] = {"erin": {"slack": "U0ERIN"}, "bob": {"slack": "U0BOB"}}
+    data["teams"]["payments"]["slack_channel"] = "C0PAYMENTS"
+    restricted = parse_policy(data)
+    secret, public = record_both(store, restricted)
+    users = {"U0ERIN": "erin@example.com", "U0BOB": "bob@example.com"}
+    with SlackServer(token="xoxb-test", users=users, channels={"C0PAYMENTS"}) as slack:
+        config = SlackConfig(token="xoxb-test", signing_secret="s" * 32, api_url=slack.api_url)
+        links = Links(temporal_ui="http://t", public_url="http://ft.test")
+        delivery = SlackDelivery(store, SlackApi(config), restricted, links)
+        activities = NoticeActivities(store, link_mailer(tmp_path / "out"), restricted, delivery)
+        to = [Recipient(name="bob", email="bob@example.com")]
+        for pm in (secret, public):
+            notice = Notice(
+                dedupe_key=f"{pm.id}/item-step",
+                kind=NoticeKind.ITEM_STEP,
+                at=NOW,
+                to=to,
+                postmortem_id=pm.id,
+                action_item_id=pm.action_item_id(1),
+                step="reminder",
+                notify="owner",
+                due=NOW.date(),
+            )
+            await ActivityEnvironment().run(activities.send_notice, notice)
+        channel = [m for m in slack.posted if m["channel"] == "C0PAYMENTS"]
+        assert channel and not any(leaks(json.dumps(m)) for m in channel)
+        dms = [m for m in slack.posted if m["channel"] != "C0PAYMENTS"]
+        assert any("Rotate zebracorn" in json.dumps(m) for m in dms)  # bob owns its item 1
+
+
+async def test_confluence_publishes_it_only_to_its_rules_space(
+    store: Store, tmp_path: Path
+) -> None:
+    data = restricted_policy_data(tmp_path)
+    restricted = parse_policy(data)
+    secret, public = record_both(store, restricted)
+    with ConfluenceServer(cloud=False, spaces={"PM", "SEC"}) as wiki:
+        config = ConfluenceConfig(url=wiki.base_url, user=WIKI_USER, token=WIKI_TOKEN, cloud=False)
+        team_space = PageDestination(space="PM")
+
+        async def publish(policy: Policy, pm: Postmortem) -> PublishedPage | None:
+            activities = PublishingActivities(store, policy, config, "https://ft.example")
+            request = PageRequest(postmortem_id=pm.id, destination=team_space, at=NOW)
+            return await ActivityEnvironment().run(activities.publish_postmortem, request)
+
+        assert await publish(restricted, secret) is None  # its rule names no space
+        refused = store.publications.of(secret.id)
+        assert refused is not None and "restricted" in (refused.error or "")
+        assert (await publish(restricted, public)) is not None
+        assert not any(leaks(page.title + page.body) for page in wiki.pages.values())
+        data["restricted"][0]["confluence_space"] = "SEC"
+        page = await publish(parse_policy(data), secret)
+        assert page is not None and page.space == "SEC"
+        spaces = {p.space for p in wiki.pages.values() if SECRET_TITLE in p.title + p.body}
+        assert spaces == {"SEC"}
