@@ -34,10 +34,11 @@ from followthrough.domain.decisions import (
     budget_opening,
     theme_opening,
 )
+from followthrough.domain.incident import InvalidIncident, parse_incident
 from followthrough.domain.metrics import period_of
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
 from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
-from followthrough.domain.postmortem import ActionItemState, Postmortem
+from followthrough.domain.postmortem import ActionItemState, Postmortem, open_postmortem
 from followthrough.domain.postmortem import Decision as Verdict
 from followthrough.domain.publishing import PageDestination, PageRequest, PublishedPage
 from followthrough.domain.restricted import Readable
@@ -64,6 +65,8 @@ from tests.servers.github_server import GitHubServer
 from tests.servers.jira_server import JiraServer
 from tests.servers.slack_server import SlackServer
 from tests.test_dashboard import browser
+from tests.test_webhooks import resolved
+from tests.webhook_signing import load_payload
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 GITHUB_TOKEN = "ghp_followthroughTestToken0123456789"
@@ -636,3 +639,23 @@ async def test_confluence_publishes_it_only_to_its_rules_space(
         assert page is not None and page.space == "SEC"
         spaces = {p.space for p in wiki.pages.values() if SECRET_TITLE in p.title + p.body}
         assert spaces == {"SEC"}
+
+
+def test_the_incidents_labels_come_from_its_source_and_are_bounded(tmp_path: Path) -> None:
+    """Opsgenie's tags are the incident's labels (a `security` tag restricts its postmortem);
+    the generic incident names its own, each refused by name when it is too long."""
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    payload = json.loads(load_payload("opsgenie_close"))
+    payload["alert"]["tags"] = ["service:billing", "security", "  ", "x" * 500]
+    result = resolved("opsgenie", json.dumps(payload).encode(), policy=restricted)
+    incident = result.incident
+    assert incident.labels[:2] == ["service:billing", "security"]
+    assert all(len(label) <= 128 for label in incident.labels)  # cut to fit, never refused
+    assert open_postmortem(incident, restricted, NOW).restricted_to == "security"
+    generic = json.loads(load_payload("generic_resolved"))
+    generic["labels"] = ["database", "l" * 200]
+    with pytest.raises(InvalidIncident, match=r"labels\[1\]: at most 128 characters"):
+        parse_incident(generic, restricted)
+    generic["labels"] = ["database"]
+    plain = parse_incident(generic, restricted)
+    assert open_postmortem(plain, restricted, NOW).restricted_to is None

@@ -48,6 +48,7 @@ class Opsgenie(VendorSource):
             started_at=alert.maybe_epoch("createdAt", MILLISECONDS),
             services=_services(alert),
             summary=alert.maybe_text("description") or "",
+            labels=alert.strings("tags"),
         )
 
 
