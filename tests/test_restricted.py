@@ -51,6 +51,7 @@ from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.trackers import Trackers
 from followthrough.notices.delivery import Mailer
 from followthrough.notices.render import Links, render_digest, render_monthly_digest
+from followthrough.notices.themes import theme_email
 from followthrough.reporting.digest import build_digest
 from followthrough.reporting.metrics_view import measure
 from followthrough.reporting.report import quarterly_report
@@ -659,3 +660,47 @@ def test_the_incidents_labels_come_from_its_source_and_are_bounded(tmp_path: Pat
     generic["labels"] = ["database"]
     plain = parse_incident(generic, restricted)
     assert open_postmortem(plain, restricted, NOW).restricted_to is None
+
+
+async def test_the_councils_theme_and_decision_emails_count_it_and_show_nothing(
+    store: Store, smtp_mailer: Mailer, tmp_path: Path
+) -> None:
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    secret, public = record_both(store, restricted)
+    council = [Recipient(name=p, email=f"{p}@example.com") for p in ("grace", "heidi")]
+    theme = Theme(
+        tag="credentials",
+        window_start=NOW - timedelta(days=3),
+        window_end=NOW,
+        reached_at=NOW,
+        reached_by=public.id,
+        postmortem_ids=[public.id, secret.id],
+    )
+    told = Notice(
+        dedupe_key="theme/credentials",
+        kind=NoticeKind.RECURRING_THEME,
+        at=NOW,
+        to=council,
+        postmortem_id=public.id,
+        theme=theme,
+    )
+    email = theme_email(store.records, restricted, told, Links(temporal_ui="http://t"))
+    assert PUBLIC_TITLE in email.text and "in 2 postmortems" in email.subject
+    assert "1 restricted postmortem, not shown" in email.text
+    assert not leaks(email.text + email.html + email.subject)
+    # The secret one's budget decision: only grace (the council, and its group) hears of it.
+    budget = store.decisions.get(budget_decision_id(secret.id, "zebracorn-availability"))
+    assert budget is not None
+    decided = Notice(
+        dedupe_key="decision/budget",
+        kind=NoticeKind.COUNCIL_DECISION,
+        at=NOW,
+        to=council,
+        postmortem_id=budget.id,
+        step="decided",
+        decision=budget,
+    )
+    activities = NoticeActivities(store, smtp_mailer, restricted)
+    await ActivityEnvironment().run(activities.send_notice, decided)
+    sent = store.outbox.message("decision/budget")
+    assert sent is not None and sent.recipients == ["grace@example.com"]
