@@ -37,7 +37,13 @@ from followthrough.domain.decisions import (
 from followthrough.domain.incident import InvalidIncident, parse_incident
 from followthrough.domain.metrics import period_of
 from followthrough.domain.notice import Notice, NoticeKind, OutboxMessage, OutboxStatus, Recipient
-from followthrough.domain.policy import InvalidPolicy, Policy, load_policy, parse_policy
+from followthrough.domain.policy import (
+    DEFAULT_POLICY_PATH,
+    InvalidPolicy,
+    Policy,
+    load_policy,
+    parse_policy,
+)
 from followthrough.domain.postmortem import ActionItemState, Postmortem, open_postmortem
 from followthrough.domain.postmortem import Decision as Verdict
 from followthrough.domain.publishing import PageDestination, PageRequest, PublishedPage
@@ -704,3 +710,15 @@ async def test_the_councils_theme_and_decision_emails_count_it_and_show_nothing(
     await ActivityEnvironment().run(activities.send_notice, decided)
     sent = store.outbox.message("decision/budget")
     assert sent is not None and sent.recipients == ["grace@example.com"]
+
+
+def test_the_readmes_policy_example_is_a_valid_policy() -> None:
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Restricted postmortems", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    data = yaml.safe_load(DEFAULT_POLICY_PATH.read_text(encoding="utf-8"))
+    data.update(yaml.safe_load(example))
+    written = parse_policy(data)
+    assert written.restriction_for("SEV1", []) == "security"
+    rule = written.restriction_rule("security")
+    assert rule is not None and rule.confluence_space == "SECOPS"
