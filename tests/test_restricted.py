@@ -44,7 +44,14 @@ from followthrough.domain.policy import (
     load_policy,
     parse_policy,
 )
-from followthrough.domain.postmortem import ActionItemState, Postmortem, open_postmortem
+from followthrough.domain.postmortem import (
+    ActionItemState,
+    AuditEvent,
+    Postmortem,
+    PostmortemChange,
+    PostmortemState,
+    open_postmortem,
+)
 from followthrough.domain.postmortem import Decision as Verdict
 from followthrough.domain.publishing import PageDestination, PageRequest, PublishedPage
 from followthrough.domain.restricted import Readable
@@ -110,6 +117,10 @@ def restricted_policy(directory: Path) -> Path:
     return path
 
 
+def restricted_to(policy: Policy) -> str | None:
+    return "security" if policy.restricted else None
+
+
 def record_both(store: Store, policy: Policy) -> tuple[Postmortem, Postmortem]:
     """A restricted postmortem (labelled security) with two action items, and a public one."""
     milestones = {"started": NOW - timedelta(hours=5), "resolved": NOW - timedelta(hours=2)}
@@ -127,7 +138,7 @@ def record_both(store: Store, policy: Policy) -> tuple[Postmortem, Postmortem]:
     public = record_postmortem(
         store, policy, PUBLIC_ID, "SEV2", milestones, title=PUBLIC_TITLE, commander="alice"
     )
-    assert secret.restricted_to == "security" and public.restricted_to is None
+    assert secret.restricted_to == restricted_to(policy) and public.restricted_to is None
     due = NOW.date() - timedelta(days=3)  # overdue: on the overview and the backlog
     for pm, word in ((secret, "Rotate zebracorn keys"), (public, "Warm the cache")):
         record_item(store, pm, 1, state=ActionItemState.OPEN, opened=NOW, due=due, title=word)
@@ -722,3 +733,32 @@ def test_the_readmes_policy_example_is_a_valid_policy() -> None:
     assert written.restriction_for("SEV1", []) == "security"
     rule = written.restriction_rule("security")
     assert rule is not None and rule.confluence_space == "SECOPS"
+
+
+def test_a_rule_added_later_restricts_what_was_recorded_before_it(
+    store: Store, tmp_path: Path
+) -> None:
+    """Recorded under a policy without the rule, then the worker starts with it: the postmortem,
+    its items, its search documents and its readers are restricted, and a later snapshot from
+    its workflow (which knows no restriction) does not lift it."""
+    before = parse_policy({**restricted_policy_data(tmp_path), "restricted": []})
+    secret, _ = record_both(store, before)
+    assert secret.restricted_to is None
+    carol = parse_policy(restricted_policy_data(tmp_path)).reader(OUTSIDER)
+    assert any(pm.id == secret.id for pm in store.records.postmortems(reader=carol))
+    restricted = parse_policy(restricted_policy_data(tmp_path))
+    assert store.records.restrict_existing(restricted) == 1
+    assert store.records.restrict_existing(restricted) == 0  # once
+    later = secret.model_copy(update={"last_seq": 2, "state": PostmortemState.TRACKING})
+    event = AuditEvent(
+        workflow_id=secret.id, postmortem_id=secret.id, seq=2, at=NOW, actor="x", action="y"
+    )
+    store.records.record_postmortem(PostmortemChange(postmortem=later, event=event))
+    assert store.records.postmortem(secret.id, reader=carol) is None
+    assert store.records.action_items(postmortem_id=secret.id, reader=carol) == []
+    assert store.records.search("zebracorn", reader=carol) == []
+    found = store.records.postmortem(secret.id)  # the system's read carries the restriction
+    assert found is not None and found.restricted_to == "security"
+    bob = restricted.reader(ITEM_OWNER)  # on it: owns its first item
+    assert store.records.postmortem(secret.id, reader=bob) is not None
+    assert {h.postmortem_id for h in store.records.search("zebracorn", reader=bob)} == {secret.id}

@@ -12,12 +12,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.access import people_on_item, people_on_postmortem
 from followthrough.domain.incident import MILESTONES
 from followthrough.domain.notice import OutboxMessage
+from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
@@ -30,6 +31,7 @@ from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
 from followthrough.storage.restricted import readable
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
+from followthrough.storage.search import documents as search_table
 from followthrough.storage.search import search as search_documents
 from followthrough.storage.tables import (
     ActionItemRow,
@@ -135,8 +137,11 @@ class RecordStore:
                 **_incident_facts(pm),
             },
         )
-        index_postmortem(session.connection(), pm)
-        if pm.restricted_to is not None:
+        restricted_to = pm.restricted_to or session.scalar(
+            select(PostmortemRow.restricted_to).where(PostmortemRow.id == pm.id)
+        )
+        index_postmortem(session.connection(), pm, restricted_to)
+        if restricted_to is not None:
             self._add_readers(session, pm.id, people_on_postmortem(pm))
 
     def _write_action_item(
@@ -193,9 +198,16 @@ class RecordStore:
         if statement is None:
             table = row.__table__
             insert = self.db.insert(table)
+            # A restriction is never lifted by a later snapshot: restrict_existing may have
+            # stamped a row whose workflow's own snapshot (opened before the rule) says none.
+            set_ = {k: insert.excluded[k] for k in values if k != "id"}
+            if "restricted_to" in set_:
+                set_["restricted_to"] = func.coalesce(
+                    table.c.restricted_to, insert.excluded.restricted_to
+                )
             statement = self._upserts[key] = insert.on_conflict_do_update(
                 index_elements=["id"],
-                set_={k: insert.excluded[k] for k in values if k != "id"},
+                set_=set_,
                 where=table.c.last_seq < insert.excluded.last_seq,
             )
         session.connection().execute(statement, values)
@@ -220,25 +232,71 @@ class RecordStore:
     ) -> list[Postmortem]:
         """`reader`: only those they may read (None: every one, for the system itself)."""
         query = (
-            select(PostmortemRow.data)
+            select(PostmortemRow.data, PostmortemRow.restricted_to)
             .where(readable(reader, PostmortemRow.restricted_to, PostmortemRow.id))
             .order_by(PostmortemRow.opened_at.desc())
         )
         if state:
             query = query.where(PostmortemRow.state == state)
         with Session(self.engine) as session:
-            return [Postmortem.model_validate(data) for data in session.scalars(query)]
+            return [_postmortem(data, group) for data, group in session.execute(query)]
 
     def postmortem(self, postmortem_id: str, *, reader: Reader | None = None) -> Postmortem | None:
         """None also when `reader` may not read it: to them it does not exist."""
         with Session(self.engine) as session:
-            data = session.scalar(
-                select(PostmortemRow.data).where(
+            found = session.execute(
+                select(PostmortemRow.data, PostmortemRow.restricted_to).where(
                     PostmortemRow.id == postmortem_id,
                     readable(reader, PostmortemRow.restricted_to, PostmortemRow.id),
                 )
-            )
-        return Postmortem.model_validate(data) if data is not None else None
+            ).first()
+        return _postmortem(*found) if found is not None else None
+
+    def restrict_existing(self, policy: Policy) -> int:
+        """Stamp the restriction the policy's rules give on the postmortems recorded without one
+        (opened before a rule), with their items, search documents and readers; how many. Never
+        lifts one. The worker runs it as it starts, so a rule added later applies to them too."""
+        if not policy.restricted:
+            return 0
+        labels = PostmortemRow.data["incident"]["labels"]
+        query = select(PostmortemRow.id, PostmortemRow.severity, labels).where(
+            PostmortemRow.restricted_to.is_(None)
+        )
+        with self.db.transaction() as session:
+            found = {
+                pm_id: group
+                for pm_id, severity, tags in session.execute(query)
+                if (group := policy.restriction_for(severity, tags or [])) is not None
+            }
+            for pm_id, group in found.items():
+                session.execute(
+                    update(PostmortemRow)
+                    .where(PostmortemRow.id == pm_id)
+                    .values(restricted_to=group)
+                )
+                session.execute(
+                    update(ActionItemRow)
+                    .where(ActionItemRow.postmortem_id == pm_id)
+                    .values(restricted_to=group)
+                )
+                session.execute(
+                    update(search_table)
+                    .where(search_table.c.postmortem_id == pm_id)
+                    .values(restricted_to=group)
+                )
+                pm = self._postmortem_in(session, pm_id)
+                people = people_on_postmortem(pm)
+                items = session.scalars(
+                    select(ActionItemRow.data).where(ActionItemRow.postmortem_id == pm_id)
+                )
+                for data in items:
+                    people |= people_on_item(ActionItem.model_validate(data))
+                self._add_readers(session, pm_id, people)
+        return len(found)
+
+    def _postmortem_in(self, session: Session, postmortem_id: str) -> Postmortem:
+        data = session.scalar(select(PostmortemRow.data).where(PostmortemRow.id == postmortem_id))
+        return Postmortem.model_validate(data)
 
     def postmortem_ids(self, prefix: str = "") -> set[str]:
         """The ids of the recorded postmortems, of those starting with `prefix` if given."""
@@ -359,6 +417,14 @@ class RecordStore:
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference
+
+
+def _postmortem(data: dict[str, Any], restricted_to: str | None) -> Postmortem:
+    """The snapshot, with its row's restriction (restrict_existing may have stamped one later)."""
+    pm = Postmortem.model_validate(data)
+    if restricted_to is not None and pm.restricted_to != restricted_to:
+        return pm.model_copy(update={"restricted_to": restricted_to})
+    return pm
 
 
 def _incident_facts(pm: Postmortem) -> dict[str, Any]:

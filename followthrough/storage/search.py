@@ -225,14 +225,17 @@ def segments(marked: str) -> Segments:
 # --- writes ------------------------------------------------------------------------------------
 
 
-def index_postmortem(connection: Connection, pm: Postmortem) -> None:
+def index_postmortem(
+    connection: Connection, pm: Postmortem, restricted_to: str | None = None
+) -> None:
     """Rewrite the postmortem's and its factors' documents, unless they are as new already."""
     owned = and_(
         documents.c.postmortem_id == pm.id,
         documents.c.kind.in_(("postmortem", "contributing_factor")),
     )
     found = postmortem_documents(pm)
-    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, found, pm.restricted_to)
+    restricted = restricted_to or pm.restricted_to
+    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, found, restricted)
 
 
 def index_action_item(

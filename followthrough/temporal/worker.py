@@ -35,7 +35,7 @@ from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
 from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.integrations.trackers import Trackers
-from followthrough.logging import ActivityLogContext
+from followthrough.logging import ActivityLogContext, get_logger
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import TASK_QUEUE
@@ -46,6 +46,8 @@ from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
+
+log = get_logger(__name__)
 
 
 def build_worker(
@@ -69,6 +71,11 @@ def build_worker(
     built-in tracker; without `slack`, notices are email only; without `collectors`, no timeline
     source is asked; without `confluence`, approved postmortems are not published."""
     records = RecordActivities(store)
+    # A rule added since a postmortem opened restricts it now (never lifted): before any
+    # activity reads the record for a notice, a ticket or a page.
+    restricted = store.records.restrict_existing(policy)
+    if restricted:
+        log.info("restricted postmortems recorded before their rule", count=restricted)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), policy, mailer.links) if slack is not None else None
     )
