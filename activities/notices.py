@@ -14,6 +14,8 @@ from temporalio.exceptions import ApplicationError
 
 from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
 from activities.slack import SlackDelivery
+from followthrough.domain.access import may_read, readable_of
+from followthrough.domain.decisions import as_seen
 from followthrough.domain.metrics import Period, ReliabilityMetrics, period_of
 from followthrough.domain.notice import (
     EMAIL_ONLY_KINDS,
@@ -116,6 +118,14 @@ class NoticeActivities:
         Slack never fails the email: its own record keeps each message to one post, and only
         Slack out of reach makes the activity retry (the email is then already marked sent).
         """
+        readers = await asyncio.to_thread(self._readers_only, notice)
+        if readers is None:
+            log.info(
+                "notice withheld: none of its recipients may read the restricted postmortem",
+                dedupe_key=notice.dedupe_key,
+            )
+            return OutboxStatus.KEPT
+        notice = readers
         if self.slack is None or notice.kind in EMAIL_ONLY_KINDS:
             return await self._email(notice)
         try:
@@ -341,9 +351,55 @@ class NoticeActivities:
         return period, measure(self.store, self.policy, period, at)
 
     def _digest(self, at: datetime) -> Digest:
+        # The council's digest names items: those of a restricted postmortem are counted in its
+        # figures but not listed (build_digest), whoever is on the council.
         items = self.store.records.action_items()
         postmortems = {pm.id: pm for pm in self.store.records.postmortems()}
         return build_digest(at, items, postmortems, self.policy)
+
+    def _readers_only(self, notice: Notice) -> Notice | None:
+        """The notice to those of its recipients who may read its postmortem (all, unless it
+        is restricted); None when that leaves nobody. A plain address (an audience's) is no
+        person of the policy, so it never hears of a restricted postmortem."""
+        if notice.kind is NoticeKind.RECURRING_THEME:
+            return notice  # its email lists only the unrestricted (notices/themes.py)
+        if notice.kind is NoticeKind.COUNCIL_DECISION:
+            return self._decision_readers(notice)
+        pm = self.store.records.postmortem(notice.postmortem_id)
+        if pm is None or pm.restricted_to is None:
+            return notice  # unrestricted (or not yet recorded: _claim retries until it is)
+        readable = readable_of(pm, self.store.records.action_items(postmortem_id=pm.id))
+        allowed = [r for r in notice.to if may_read(readable, r.name, self.policy)]
+        if not allowed:
+            return None
+        return notice if allowed == notice.to else notice.model_copy(update={"to": allowed})
+
+    def _decision_readers(self, notice: Notice) -> Notice | None:
+        """A council decision's notice as domain/decisions.py as_seen shows it: to those who
+        may see it, without the restricted postmortems any of them may not read."""
+        decision = notice.decision
+        if decision is None:
+            return notice
+        restricted = {}
+        for pm_id in decision.opening.postmortem_ids:
+            pm = self.store.records.postmortem(pm_id)
+            if pm is not None and pm.restricted_to is not None:
+                items = self.store.records.action_items(postmortem_id=pm.id)
+                restricted[pm.id] = readable_of(pm, items)
+        if not restricted:
+            return notice
+        allowed, hidden = [], set()
+        for recipient in notice.to:
+            theirs = {
+                i for i, r in restricted.items() if not may_read(r, recipient.name, self.policy)
+            }
+            if as_seen(decision, theirs) is not None:
+                allowed.append(recipient)
+                hidden |= theirs
+        seen = as_seen(decision, hidden)
+        if not allowed or seen is None:
+            return None
+        return notice.model_copy(update={"to": allowed, "decision": seen})
 
     def _claim(self, notice: Notice) -> OutboxMessage:
         existing = self.store.outbox.message(notice.dedupe_key)

@@ -21,7 +21,7 @@ from temporalio.exceptions import ApplicationError
 
 from activities import PUBLISH_POSTMORTEM
 from followthrough.domain.policy import Policy, PolicySource, current
-from followthrough.domain.publishing import PageRequest, PublishedPage, page_title
+from followthrough.domain.publishing import PageDestination, PageRequest, PublishedPage, page_title
 from followthrough.integrations.confluence import (
     ConfluenceConfig,
     ConfluencePublisher,
@@ -65,6 +65,20 @@ class PublishingActivities:
         if self.publisher is None:
             bound.info("confluence not configured: not published")
             return None
+        restricted, destination = await asyncio.to_thread(self._restricted_destination, request)
+        if restricted and destination is None:
+            bound.info("restricted postmortem: not published (its rule names no space)")
+            await asyncio.to_thread(
+                self.store.publications.refused,
+                request.postmortem_id,
+                "not published: a restricted postmortem, and its policy rule names no "
+                "confluence_space",
+                request.at,
+            )
+            return None
+        if destination is not None:
+            request = request.model_copy(update={"destination": destination})
+            bound = bound.bind(space=destination.space)
         content, tickets = await asyncio.to_thread(self._content, request)
         try:
             page = await asyncio.to_thread(self.publisher.publish, content)
@@ -93,6 +107,17 @@ class PublishingActivities:
             url=page.url,
         )
         return page
+
+    def _restricted_destination(self, request: PageRequest) -> tuple[bool, PageDestination | None]:
+        """Whether it is restricted, and then its rule's space (the policy in force now), never
+        the team's; no space: the rule names none, and it is not published."""
+        pm = self.store.records.postmortem(request.postmortem_id)
+        if pm is None or pm.restricted_to is None:
+            return False, None  # (not recorded yet: _content retries until it is)
+        rule = self.policy.restriction_rule(pm.restricted_to)
+        if rule is None or rule.confluence_space is None:
+            return True, None
+        return True, PageDestination(space=rule.confluence_space)
 
     def _content(self, request: PageRequest) -> tuple[PageContent, dict[str, str]]:
         """The page, and the items' tickets (item id -> key) as the record has them."""

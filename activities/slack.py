@@ -124,7 +124,9 @@ class SlackDelivery:
                 targets.append(Target(user, recipient.name))
         team_name = item.team if item is not None else pm.team
         team = self.policy.teams.get(team_name) if team_name else None
-        if team is not None and team.slack_channel:
+        # A channel's members are not the people who may read a restricted postmortem: it hears
+        # nothing of one (its recipients, each allowed to read it, still get their DMs).
+        if team is not None and team.slack_channel and pm.restricted_to is None:
             targets.append(Target(team.slack_channel, None))
         return targets
 

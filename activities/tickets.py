@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, TypeVar
 
@@ -25,6 +26,7 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from activities import COMMENT_TICKET, FIND_DONE_TICKETS, OPEN_TICKET, UPDATE_TICKET_DUE
+from followthrough.domain.policy import Policy
 from followthrough.domain.tickets import (
     TicketComment,
     TicketDone,
@@ -39,16 +41,40 @@ from followthrough.integrations.trackers import (
     TrackerUnavailable,
 )
 from followthrough.logging import get_logger
+from followthrough.storage import Store
 
 log = get_logger(__name__)
 
 T = TypeVar("T")
 
 
+@dataclass(frozen=True)
+class Restrictions:
+    """Where a restricted postmortem's tickets may go, by the policy in force now."""
+
+    store: Store
+    policy: Policy
+
+    def of(self, postmortem_id: str) -> tuple[bool, str | None]:
+        """(restricted, its Jira issue security level); no level: no ticket outside."""
+        pm = self.store.records.postmortem(postmortem_id)
+        if pm is None or pm.restricted_to is None:
+            return False, None
+        rule = self.policy.restriction_rule(pm.restricted_to)
+        return True, rule.jira_security_level if rule is not None else None
+
+
 class TicketActivities:
-    def __init__(self, trackers: Trackers, public_url: str | None = None) -> None:
+    def __init__(
+        self,
+        trackers: Trackers,
+        public_url: str | None = None,
+        *,
+        restrictions: Restrictions | None = None,
+    ) -> None:
         self.trackers = trackers
         self.public_url = public_url  # where a ticket links back to its postmortem
+        self.restrictions = restrictions  # None: no record to ask (every postmortem is open)
 
     @activity.defn(name=OPEN_TICKET)
     async def open_ticket(self, request: TicketRequest) -> TicketRef | None:
@@ -64,6 +90,17 @@ class TicketActivities:
         if tracker is None:
             bound.info("no tracker configured: no ticket")
             return None
+        if self.restrictions is not None:
+            restricted, level = await asyncio.to_thread(self.restrictions.of, request.postmortem_id)
+            # A GitHub issue has no access of its own (whoever reads the repository reads it),
+            # and a Jira issue without a security level is the project's: a restricted
+            # postmortem's items stay in the built-in tracker unless its rule names a level.
+            kind = route.tracker if route is not None else self.trackers.unrouted
+            if restricted and (level is None or kind != "jira"):
+                bound.info("restricted postmortem: no ticket outside its group's reach")
+                return None
+            if restricted:
+                request = request.model_copy(update={"security_level": level})
         if request.postmortem_url is None and self.public_url:
             link = f"{self.public_url.rstrip('/')}/api/postmortems/{request.postmortem_id}"
             request = request.model_copy(update={"postmortem_url": link})

@@ -262,7 +262,7 @@ def test_action_item_listing_filters(store: Store, policy: Policy) -> None:
     for item in items:
         store.records.record_action_item(item_change(item))
 
-    def ids(**filters: str) -> list[str]:
+    def ids(**filters: Any) -> list[str]:
         return [i.id for i in store.records.action_items(**filters)]
 
     a1, a2, b1 = (i.id for i in items)

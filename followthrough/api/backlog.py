@@ -73,7 +73,9 @@ async def backlog(
     """Open action items across postmortems, highest impact first, each with its score, what it
     stands on, the ticket priority it earns and whether it is suggested for this sprint."""
     _known_team(using, team)
-    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    found = await asyncio.to_thread(
+        read_backlog, using.store, using.policy, using.policy.reader(person)
+    )
     try:
         return backlog_page(
             found.items,
@@ -99,7 +101,9 @@ async def backlog_as_csv(
     """The whole ranked backlog (of a team or a service, if given) as CSV for a spreadsheet;
     a cell a spreadsheet would run as a formula starts with an apostrophe."""
     _known_team(using, team)
-    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    found = await asyncio.to_thread(
+        read_backlog, using.store, using.policy, using.policy.reader(person)
+    )
     chosen = of_team_or_service(found.items, team or None, service or None)
     return CsvResponse(
         backlog_csv(chosen),

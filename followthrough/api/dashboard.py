@@ -401,10 +401,11 @@ async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLRe
     now = using.clock()
     today = policy.calendar.local_date(now)
     week_ago = now - timedelta(days=7)
+    reader = policy.reader(who.person)  # counts count everything; what is named, they may read
     counts, overdue, escalated, escalated_total, by_team = await asyncio.gather(
         asyncio.to_thread(store.facts.open_postmortem_counts),
-        asyncio.to_thread(lambda: store.facts.items(overdue_on=today)),
-        asyncio.to_thread(store.facts.escalations_since, week_ago),
+        asyncio.to_thread(lambda: store.facts.items(overdue_on=today, reader=reader)),
+        asyncio.to_thread(lambda: store.facts.escalations_since(week_ago, reader=reader)),
         asyncio.to_thread(store.facts.count_escalations_since, week_ago),
         asyncio.to_thread(store.facts.item_counts_by_team),
     )
@@ -441,6 +442,7 @@ async def postmortems_page(
             team=team or None,
             offset=(page - 1) * PAGE_SIZE,
             limit=PAGE_SIZE,
+            reader=using.policy.reader(who.person),
         )
     )
     ids, now = [pm.postmortem_id for pm in found], using.clock()
@@ -475,7 +477,7 @@ async def postmortems_page(
 async def postmortem_page(
     request: Request, postmortem: str, who: SignedIn, using: Using
 ) -> HTMLResponse:
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, who.person)
     store = using.store
     pm = await asyncio.to_thread(store.records.postmortem, pm_id)
     assert pm is not None  # postmortem_id_of found it
@@ -520,7 +522,7 @@ async def postmortem_page(
 @router.get("/postmortems/{postmortem}/chat", response_class=HTMLResponse)
 async def chat_page(request: Request, postmortem: str, who: SignedIn, using: Using) -> HTMLResponse:
     """The incident channel's transcript kept with the postmortem, oldest first."""
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, who.person)
     pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
     messages = await asyncio.to_thread(using.store.chat.transcript, pm_id)
     return render_page(
@@ -531,18 +533,18 @@ async def chat_page(request: Request, postmortem: str, who: SignedIn, using: Usi
 @router.get("/postmortems/{postmortem}/document", response_class=HTMLResponse)
 async def document_page(postmortem: str, who: SignedIn, using: Using) -> HTMLResponse:
     """The postmortem as a printable document, for readers outside engineering."""
-    html = render_html(await _document(using, postmortem))
+    html = render_html(await _document(using, postmortem, who.person))
     return HTMLResponse(html, headers={"Content-Security-Policy": CONTENT_SECURITY_POLICY})
 
 
 @router.get("/postmortems/{postmortem}/document.md")
 async def document_markdown(postmortem: str, who: SignedIn, using: Using) -> Response:
-    markdown = render_markdown(await _document(using, postmortem))
+    markdown = render_markdown(await _document(using, postmortem, who.person))
     return Response(markdown, media_type="text/markdown; charset=utf-8")
 
 
-async def _document(using: Services, postmortem: str) -> PostmortemDocument:
-    pm_id = await postmortem_id_of(using, postmortem)
+async def _document(using: Services, postmortem: str, person: str) -> PostmortemDocument:
+    pm_id = await postmortem_id_of(using, postmortem, person)
     pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
     assert pm is not None  # postmortem_id_of found it
     items = await asyncio.to_thread(lambda: using.store.records.action_items(postmortem_id=pm_id))
@@ -587,6 +589,7 @@ async def action_items_page(
         "state": state or None,
         "priority": priority or None,
         "overdue_on": today if overdue else None,
+        "reader": using.policy.reader(who.person),
     }
     store = using.store
     items, total = await asyncio.gather(
@@ -625,7 +628,9 @@ async def backlog_page_view(
     """The reliability backlog: open items across postmortems, highest user impact first."""
     if team and team not in using.policy.teams:
         raise HTTPException(422, f"team: '{team}' is not a team of the policy")
-    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    found = await asyncio.to_thread(
+        read_backlog, using.store, using.policy, using.policy.reader(who.person)
+    )
     try:
         page = backlog_page(
             found.items,
@@ -665,7 +670,9 @@ async def backlog_csv_page(
     service: Annotated[str, Query(max_length=128)] = "",
 ) -> Response:
     """The backlog's CSV for a signed-in browser (GET /api/backlog.csv is the same for a token)."""
-    found = await asyncio.to_thread(read_backlog, using.store, using.policy)
+    found = await asyncio.to_thread(
+        read_backlog, using.store, using.policy, using.policy.reader(who.person)
+    )
     chosen = of_team_or_service(found.items, team or None, service or None)
     return Response(
         backlog_csv(chosen),
@@ -789,8 +796,9 @@ async def write_narrative_page(request: Request, who: Posted, using: Using) -> R
 async def council_page(request: Request, who: SignedIn, using: Using) -> HTMLResponse:
     """The council's decisions: open ones (with the form to decide, for council members),
     the freezes in force, and the latest decided."""
-    every = await asyncio.to_thread(using.store.decisions.all)
-    active = await asyncio.to_thread(using.store.decisions.freezes)
+    reader = using.policy.reader(who.person)
+    every = await asyncio.to_thread(lambda: using.store.decisions.all(reader=reader))
+    active = await asyncio.to_thread(lambda: using.store.decisions.freezes(reader=reader))
     return render_page(
         request,
         using,
@@ -812,7 +820,8 @@ async def decision_page(
     using: Using,
     decision_id: Annotated[str, InPath(max_length=160)],
 ) -> HTMLResponse:
-    found = await asyncio.to_thread(using.store.decisions.get, decision_id)
+    reader = using.policy.reader(who.person)
+    found = await asyncio.to_thread(lambda: using.store.decisions.get(decision_id, reader=reader))
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no decision '{decision_id}'")
     return render_page(
@@ -871,7 +880,9 @@ async def search_page(
     if q.strip():
         try:
             hits = await asyncio.to_thread(
-                lambda: using.store.records.search(q, kinds={kind} if kind else None)
+                lambda: using.store.records.search(
+                    q, reader=using.policy.reader(who.person), kinds={kind} if kind else None
+                )
             )
         except ValueError as err:  # what was typed cannot be searched: say why, on the page
             problem = str(err)
@@ -906,7 +917,10 @@ async def outbox_page(
     recipient = None if operator else policy.email_of(who.person)
     found = await asyncio.to_thread(
         lambda: store.outbox.messages(
-            recipient=recipient, offset=(page - 1) * PAGE_SIZE, limit=PAGE_SIZE + 1
+            recipient=recipient,
+            offset=(page - 1) * PAGE_SIZE,
+            limit=PAGE_SIZE + 1,
+            reader=policy.reader(who.person),
         )
     )
     messages = [
@@ -964,7 +978,7 @@ async def act_on_item_page(
         },
     )
     try:
-        done = await answer(send(await item_id_of(using, item)))
+        done = await answer(send(await item_id_of(using, item, who.person)))
     except HTTPException as refused:
         return await _back(using, who, back, "error", str(refused.detail))
     return await _back(
@@ -1020,7 +1034,7 @@ async def act_on_postmortem_page(
         },
     )
     try:
-        done = await answer(send(await postmortem_id_of(using, postmortem)))
+        done = await answer(send(await postmortem_id_of(using, postmortem, who.person)))
     except HTTPException as refused:
         return await _back(using, who, back, "error", str(refused.detail))
     state = done.state.value.replace("_", " ")

@@ -71,7 +71,8 @@ async def freezes(service: Service, person: Person, using: Using) -> FreezeStatu
     """Whether releases (or feature work) of a service are frozen by the council, and why: for
     CI/CD gates. A service the policy does not name is refused (404), so a typo never passes a
     gate as "not frozen"."""
-    active = await asyncio.to_thread(using.store.decisions.freezes, service)
+    reader = using.policy.reader(person)
+    active = await asyncio.to_thread(lambda: using.store.decisions.freezes(service, reader=reader))
     if not active and service not in using.policy.services:
         raise HTTPException(
             status.HTTP_404_NOT_FOUND,
@@ -85,12 +86,14 @@ async def list_decisions(
     person: Person, using: Using, state: DecisionState | None = None
 ) -> list[Decision]:
     """The council's decisions, newest first (at most 200): open, in force, lifted, decided."""
-    return await asyncio.to_thread(using.store.decisions.all, state)
+    reader = using.policy.reader(person)
+    return await asyncio.to_thread(lambda: using.store.decisions.all(state, reader=reader))
 
 
 @router.get("/decisions/{decision_id}", responses={404: {"description": "no such decision"}})
 async def read_decision(decision_id: DecisionId, person: Person, using: Using) -> Decision:
-    found = await asyncio.to_thread(using.store.decisions.get, decision_id)
+    reader = using.policy.reader(person)
+    found = await asyncio.to_thread(lambda: using.store.decisions.get(decision_id, reader=reader))
     if found is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, f"there is no decision '{decision_id}'")
     return found

@@ -83,8 +83,8 @@ def drafts(using: Services) -> DraftStore:
     return DraftStore(using.store.db)
 
 
-async def _postmortem(using: Services, reference: str) -> Postmortem:
-    pm_id = await postmortem_id_of(using, reference)
+async def _postmortem(using: Services, reference: str, person: str) -> Postmortem:
+    pm_id = await postmortem_id_of(using, reference, person)
     pm = await asyncio.to_thread(using.store.records.postmortem, pm_id)
     assert pm is not None  # postmortem_id_of found it
     return pm
@@ -134,7 +134,7 @@ async def editor_script() -> Response:
 
 @router.get("/postmortems/{postmortem}/draft.yaml")
 async def export_draft(postmortem: str, who: SignedIn, using: Using) -> Response:
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     draft, _ = await current_draft(using, pm)
     text = yaml.safe_dump(draft.model_dump(mode="json", exclude_defaults=True), sort_keys=False)
     name = f"{pm.incident.id}-draft.yaml".replace('"', "")
@@ -147,7 +147,7 @@ async def export_draft(postmortem: str, who: SignedIn, using: Using) -> Response
 
 @router.get("/postmortems/{postmortem}/draft", response_class=HTMLResponse)
 async def editor_page(request: Request, postmortem: str, who: SignedIn, using: Using) -> Response:
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     if (refused := _writer_refusal(using, pm, who)) is not None:
         return _editor(request, using, who, pm, None, 0, refused.detail, refused.status_code)
     draft, version = await current_draft(using, pm)
@@ -260,7 +260,7 @@ def _values_from_form(form: dict[str, str]) -> dict[str, Any]:
 async def save_draft(request: Request, postmortem: str, who: SignedIn, using: Using) -> Response:
     """Save (and with intent=submit, submit) the draft; JSON for the page's autosave."""
     wants_json = "application/json" in request.headers.get("accept", "")
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     # Decided from the cookie and the record, before the body is read.
     if (refused := _writer_refusal(using, pm, who)) is not None:
         if wants_json:
@@ -388,7 +388,7 @@ def _may_comment(using: Services, pm: Postmortem, person: str) -> bool:
 
 @router.get("/postmortems/{postmortem}/review", response_class=HTMLResponse)
 async def review_page(request: Request, postmortem: str, who: SignedIn, using: Using) -> Response:
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     store = drafts(using)
     comments = await asyncio.to_thread(store.comments, pm.id)
     reviewer = using.policy.may_review(who.person) and who.person != pm.owner
@@ -431,7 +431,7 @@ async def review_page(request: Request, postmortem: str, who: SignedIn, using: U
 
 @router.post("/postmortems/{postmortem}/review/comment")
 async def comment(request: Request, postmortem: str, who: SignedIn, using: Using) -> Response:
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     here = f"/postmortems/{pm.id}/review"
     if not _may_comment(using, pm, who.person):  # before the body is read
         raise HTTPException(403, f"{who.person} is neither the owner nor a reviewer")
@@ -473,7 +473,7 @@ def changes_reason(reason: str, comments: list[Comment], version: int) -> str:
 async def request_changes(
     request: Request, postmortem: str, who: SignedIn, using: Using
 ) -> Response:
-    pm = await _postmortem(using, postmortem)
+    pm = await _postmortem(using, postmortem, who.person)
     here = f"/postmortems/{pm.id}/review"
     if not using.policy.may_review(who.person):  # before the body is read
         raise HTTPException(403, f"{who.person} is not a reviewer in the policy")

@@ -154,7 +154,10 @@ def me(person: Person, using: Using) -> Me:
 async def list_postmortems(
     person: Person, using: Using, state: PostmortemState | None = None
 ) -> list[Postmortem]:
-    return await asyncio.to_thread(using.store.records.postmortems, state.value if state else None)
+    reader = using.policy.reader(person)
+    return await asyncio.to_thread(
+        lambda: using.store.records.postmortems(state.value if state else None, reader=reader)
+    )
 
 
 # One parameter, its form in the schema: every request the schema admits names one period.
@@ -188,7 +191,7 @@ async def reliability(
 @router.get("/postmortems/{postmortem}")
 async def show_postmortem(postmortem: str, person: Person, using: Using) -> PostmortemView:
     """A postmortem by id or unique tail (e.g. INC-2041), with its action items and audit trail."""
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     store = using.store
     found = await asyncio.to_thread(store.records.postmortem, pm_id)
     assert found is not None
@@ -201,7 +204,7 @@ async def show_postmortem(postmortem: str, person: Person, using: Using) -> Post
 @router.post("/postmortems/{postmortem}/draft")
 async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Using) -> Postmortem:
     """Submit the draft for review (the owner; anyone may opt in to an optional postmortem)."""
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     submission = DraftSubmission(by=person, draft=draft)
     return await answer(using.actions.submit_draft(pm_id, submission))
 
@@ -209,20 +212,20 @@ async def submit_draft(postmortem: str, draft: Draft, person: Person, using: Usi
 @router.post("/postmortems/{postmortem}/opt-in")
 async def opt_in(postmortem: str, person: Person, using: Using) -> Postmortem:
     """Take on an optional postmortem: it becomes yours to write, due as a required one's."""
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     return await answer(using.actions.opt_in(pm_id, OptIn(by=person)))
 
 
 @router.post("/postmortems/{postmortem}/collect")
 async def collect_again(postmortem: str, person: Person, using: Using) -> Postmortem:
     """Collect the incident's timeline from its sources again (the owner or a reviewer)."""
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     return await answer(using.actions.collect_again(pm_id, CollectAgain(by=person)))
 
 
 @router.post("/postmortems/{postmortem}/approve")
 async def approve(postmortem: str, body: ApprovalBody, person: Person, using: Using) -> Postmortem:
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     approval = Approval(by=person, **body.model_dump())
     return await answer(using.actions.approve(pm_id, approval))
 
@@ -231,7 +234,7 @@ async def approve(postmortem: str, body: ApprovalBody, person: Person, using: Us
 async def request_changes(
     postmortem: str, body: ChangeRequestBody, person: Person, using: Using
 ) -> Postmortem:
-    pm_id = await postmortem_id_of(using, postmortem)
+    pm_id = await postmortem_id_of(using, postmortem, person)
     request = ChangeRequest(by=person, **body.model_dump())
     return await answer(using.actions.request_changes(pm_id, request))
 
@@ -245,10 +248,14 @@ async def list_action_items(
     owner: Annotated[str | None, Query(max_length=128)] = None,
     team: Annotated[str | None, Query(max_length=64)] = None,
 ) -> list[ActionItem]:
-    pm_id = await postmortem_id_of(using, postmortem) if postmortem else None
+    pm_id = await postmortem_id_of(using, postmortem, person) if postmortem else None
     items = await asyncio.to_thread(
         lambda: using.store.records.action_items(
-            postmortem_id=pm_id, state=state.value if state else None, owner=owner, team=team
+            postmortem_id=pm_id,
+            state=state.value if state else None,
+            owner=owner,
+            team=team,
+            reader=using.policy.reader(person),
         )
     )
     return [as_seen_by(person, item, using.policy) for item in items]
@@ -256,7 +263,7 @@ async def list_action_items(
 
 @router.get("/action-items/{item}")
 async def show_action_item(item: str, person: Person, using: Using) -> ActionItemView:
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     found = await asyncio.to_thread(using.store.records.action_item, item_id)
     assert found is not None
     trail = await asyncio.to_thread(using.store.records.audit_trail, found.postmortem_id)
@@ -274,7 +281,7 @@ async def show_action_item(item: str, person: Person, using: Using) -> ActionIte
 async def acknowledge(item: str, person: Person, using: Using) -> ActionItem:
     """The owner has seen it."""
     acknowledgement = Acknowledgement(by=person)
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.acknowledge(item_id, acknowledgement))
 
 
@@ -282,7 +289,7 @@ async def acknowledge(item: str, person: Person, using: Using) -> ActionItem:
 async def claim_done(item: str, body: DoneClaimBody, person: Person, using: Using) -> ActionItem:
     """The owner says it is done; verification comes next."""
     claim = DoneClaim(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.claim_done(item_id, claim))
 
 
@@ -290,14 +297,14 @@ async def claim_done(item: str, body: DoneClaimBody, person: Person, using: Usin
 async def verify(item: str, body: VerificationBody, person: Person, using: Using) -> ActionItem:
     """Someone who is not the owner confirms the acceptance criterion holds."""
     verification = Verification(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.verify(item_id, verification))
 
 
 @router.post("/action-items/{item}/reject")
 async def reject(item: str, body: RejectionBody, person: Person, using: Using) -> ActionItem:
     rejection = Rejection(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.reject(item_id, rejection))
 
 
@@ -307,7 +314,7 @@ async def request_extension(
 ) -> ActionItem:
     """The owner asks for a later due date; the manager or the council decides."""
     request = ExtensionRequest(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.request_extension(item_id, request))
 
 
@@ -316,14 +323,14 @@ async def decide_extension(
     item: str, body: ExtensionDecisionBody, person: Person, using: Using
 ) -> ActionItem:
     decision = ExtensionDecision(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.decide_extension(item_id, decision))
 
 
 @router.post("/action-items/{item}/reassign")
 async def reassign(item: str, body: ReassignmentBody, person: Person, using: Using) -> ActionItem:
     change = Reassignment(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.reassign(item_id, change))
 
 
@@ -333,7 +340,7 @@ async def accept_risk(
 ) -> ActionItem:
     """The reliability council closes it without the fix, in writing."""
     request = RiskAcceptanceRequest(by=person, **body.model_dump())
-    item_id = await item_id_of(using, item)
+    item_id = await item_id_of(using, item, person)
     return await answer_seen_by(person, using, using.actions.accept_risk(item_id, request))
 
 
@@ -353,22 +360,26 @@ async def answer_seen_by(person: str, using: Services, action: Awaitable[ActionI
     return as_seen_by(person, await answer(action), using.policy)
 
 
-async def postmortem_id_of(using: Services, reference: str) -> str:
-    return await _known(using, reference, action_item=False)
+async def postmortem_id_of(using: Services, reference: str, person: str) -> str:
+    """The postmortem's id, if `person` may read it; 404 otherwise, as if there were none (a
+    403 would confirm that a restricted one exists)."""
+    return await _known(using, reference, person, action_item=False)
 
 
-async def item_id_of(using: Services, reference: str) -> str:
-    return await _known(using, reference, action_item=True)
+async def item_id_of(using: Services, reference: str, person: str) -> str:
+    return await _known(using, reference, person, action_item=True)
 
 
-async def _known(using: Services, reference: str, *, action_item: bool) -> str:
-    store = using.store
+async def _known(using: Services, reference: str, person: str, *, action_item: bool) -> str:
+    store, reader = using.store, using.policy.reader(person)
     what = "action item" if action_item else "postmortem"
     try:
-        found = await asyncio.to_thread(store.records.resolve, reference, action_item=action_item)
+        found = await asyncio.to_thread(
+            lambda: store.records.resolve(reference, action_item=action_item, reader=reader)
+        )
     except LookupError as err:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=str(err)) from None
     read = store.records.action_item if action_item else store.records.postmortem
-    if await asyncio.to_thread(read, found) is None:
+    if await asyncio.to_thread(lambda: read(found, reader=reader)) is None:
         raise HTTPException(status.HTTP_404_NOT_FOUND, detail=f"no {what} '{reference}'")
     return found

@@ -16,12 +16,19 @@ import hashlib
 import hmac
 import json
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, ValidationError
 
 from followthrough.domain.limits import MAX_TOKEN_DAYS, TOKEN_NAME_CHARS
+from followthrough.domain.restricted import Readable
+
+if TYPE_CHECKING:  # the types only: notices/render.py imports this module from the workflows' side
+    from followthrough.domain.policy import Policy
+    from followthrough.domain.postmortem import ActionItem, Postmortem
 
 TOKEN_PREFIX = "ft_"
 
@@ -237,3 +244,32 @@ def read_link(token: str, secret: str, now: datetime) -> OneClickLink:
             f"`followthrough action` or the API instead"
         )
     return link
+
+
+# --- restricted postmortems (domain/restricted.py) ------------------------------------------------
+
+
+def people_on_postmortem(pm: Postmortem) -> set[str]:
+    """Its owner, the incident's commander, and the reviewers who reviewed it."""
+    people = {pm.owner, *(review.reviewer for review in pm.reviews)}
+    if pm.incident.commander:
+        people.add(pm.incident.commander)
+    return people
+
+
+def people_on_item(item: ActionItem) -> set[str]:
+    """Its owner now and before, and whoever verified or rejected it."""
+    return {item.owner, *item.previous_owners, *(decision.by for decision in item.decisions)}
+
+
+def readable_of(pm: Postmortem, items: Iterable[ActionItem] = ()) -> Readable:
+    people = people_on_postmortem(pm)
+    for item in items:
+        people |= people_on_item(item)
+    return Readable(restricted_to=pm.restricted_to, people=frozenset(people))
+
+
+def may_read(readable: Readable, person: str, policy: Policy) -> bool:
+    """May `person` read this postmortem (and its items, its pages, its notices)? Every read
+    path asks this, or filters in SQL by the same rule (storage/restricted.py)."""
+    return policy.reader(person).may_read(readable)

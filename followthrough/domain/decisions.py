@@ -216,6 +216,31 @@ class FreezeStatus(BaseModel):
 # --- ids: one decision per trigger ------------------------------------------------------------
 
 
+def as_seen(decision: Decision, hidden: set[str]) -> Decision | None:
+    """The decision as someone who may not read the postmortems `hidden` sees it: without them;
+    not at all when they were all it was about (a restricted postmortem's exhausted budget is
+    its group's to see, whose council members decide it)."""
+    ids = decision.opening.postmortem_ids
+    if not hidden.intersection(ids):
+        return decision
+    shown = [pm_id for pm_id in ids if pm_id not in hidden]
+    if not shown:
+        return None
+    opening = decision.opening.model_copy(update={"postmortem_ids": shown})
+    return decision.model_copy(update={"opening": opening})
+
+
+HIDDEN_DECISION = "a decision about a restricted postmortem"
+
+
+def freeze_as_seen(freeze: Freeze, hidden_decisions: set[str]) -> Freeze:
+    """A freeze stays a freeze for every CI gate; whose decision it is, and why, only for those
+    who may see the decision."""
+    if freeze.decision_id not in hidden_decisions:
+        return freeze
+    return freeze.model_copy(update={"decision_id": HIDDEN_DECISION, "reason": ""})
+
+
 def _slug(text: str, limit: int = 40) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:limit] or "x"
 

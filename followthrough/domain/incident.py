@@ -65,6 +65,11 @@ class Incident(BaseModel):
     resolved_at: AwareDatetime
     source: str = Field(default="generic", pattern=r"^[a-z][a-z0-9_-]{0,31}$")
     services: list[str] = Field(default_factory=list)
+    labels: list[str] = Field(
+        default_factory=list,
+        description="the source's labels or tags (e.g. 'security'); the policy's `restricted` "
+        "rules may name one. A default, so incidents recorded before it load and replay",
+    )
     started_at: AwareDatetime | None = None
     detected_at: AwareDatetime | None = None
     acknowledged_at: AwareDatetime | None = None
@@ -181,6 +186,9 @@ def incident_bounds(incident: Incident) -> list[str]:
     if check.count("services", incident.services, limits.LIST_ENTRIES):
         for i, service in enumerate(incident.services):
             check.name(f"services[{i}]", service)
+    if check.count("labels", incident.labels, limits.LIST_ENTRIES):
+        for i, label in enumerate(incident.labels):
+            check.name(f"labels[{i}]", label)
     for name in MILESTONES:
         check.moment(f"{name}_at", incident.milestone(name))
     return check.problems

@@ -33,6 +33,7 @@ from followthrough.domain.impact import FailureClass, ImpactPolicy, impact_probl
 from followthrough.domain.outbound import OutboundPolicy
 from followthrough.domain.problems import Problems, format_validation_error
 from followthrough.domain.publishing import PublishingPolicy
+from followthrough.domain.restricted import GROUP_NAME, Reader, RestrictionRule
 from followthrough.domain.routing import Backlog, Objective, Routing, routing_problems
 from followthrough.domain.slo import SloReviewPolicy
 from followthrough.domain.themes import ThemePolicy
@@ -189,6 +190,17 @@ class Policy(BaseModel):
         description="audience -> its people or email addresses, told of approved postmortems "
         "of the severities that name it",
     )
+    groups: dict[str, list[str]] = Field(
+        default_factory=dict,
+        max_length=50,
+        description="group -> its people; a `restricted` rule names the group that may read",
+    )
+    restricted: list[RestrictionRule] = Field(
+        default_factory=list,
+        max_length=50,
+        description="severities and labels whose postmortems only a group (and the people on "
+        "them) may read; the first rule that matches decides",
+    )
     email_domain: str = Field(default="example.com", description="person -> person@email_domain")
     emails: dict[str, str] = Field(
         default_factory=dict, description="person -> address, where it is not the default"
@@ -292,6 +304,7 @@ class Policy(BaseModel):
             self.routing, self.objectives, self.tech_debt, self.teams, self.services
         )
         problems += self._audience_problems(people)
+        problems += self._restriction_problems(people)
         if self.publishing is not None:
             for team in self.publishing.by_team:
                 if team not in self.teams:
@@ -321,6 +334,55 @@ class Policy(BaseModel):
                 if name not in self.audiences:
                     problems.append(f"severities.{severity}.audiences: unknown audience '{name}'")
         return problems
+
+    def _restriction_problems(self, people: set[str]) -> list[str]:
+        problems = []
+        for name, members in self.groups.items():
+            if not re.fullmatch(GROUP_NAME[1:-1], name):
+                problems.append(
+                    f"groups.{name}: a name of lower-case letters, digits, '-' or '_' (at most 64)"
+                )
+            if not members or len(members) > 500:
+                problems.append(f"groups.{name}: between 1 and 500 people")
+            for member in members:
+                if member not in people:
+                    problems.append(
+                        f"groups.{name}: '{member}' is not a member, manager, reviewer "
+                        "or council member"
+                    )
+        settings: dict[str, tuple[str | None, str | None]] = {}
+        for i, rule in enumerate(self.restricted):
+            where = f"restricted[{i}]"
+            if rule.group not in self.groups:
+                problems.append(f"{where}.group: unknown group '{rule.group}'")
+            if not rule.severities and not rule.labels:
+                problems.append(f"{where}: name at least one severity or label")
+            for severity in rule.severities:
+                if severity not in self.severities:
+                    problems.append(f"{where}.severities: unknown severity '{severity}'")
+            chosen = (rule.jira_security_level, rule.confluence_space)
+            if settings.setdefault(rule.group, chosen) != chosen:
+                problems.append(
+                    f"{where}: the rules of group '{rule.group}' must agree on "
+                    "jira_security_level and confluence_space"
+                )
+        return problems
+
+    def restriction_for(self, severity: str, labels: list[str]) -> str | None:
+        """The group an incident of this severity and these labels is restricted to, if any."""
+        for rule in self.restricted:
+            if rule.matches(severity, labels):
+                return rule.group
+        return None
+
+    def restriction_rule(self, group: str | None) -> RestrictionRule | None:
+        """The rule restricting postmortems to `group` (its Jira level, its Confluence space)."""
+        return next((r for r in self.restricted if r.group == group), None) if group else None
+
+    def reader(self, person: str) -> Reader:
+        """`person` with the groups they are in, as the record's reads filter for them."""
+        groups = frozenset(name for name, members in self.groups.items() if person in members)
+        return Reader(person=person, groups=groups)
 
     @property
     def people(self) -> set[str]:

@@ -148,6 +148,9 @@ class Postmortem(BaseModel):
     slo_review: list[SloAssessment] = Field(default_factory=list)  # of the submitted draft
     closed_at: AwareDatetime | None = None
     last_seq: int = 0
+    # The group only whose members (and the people on it) may read it (domain/restricted.py),
+    # decided when it opened. A default, so postmortems recorded before it load and replay.
+    restricted_to: str | None = None
 
     def approvals(self) -> set[str]:
         """Reviewers who approved the current draft version."""
@@ -187,6 +190,7 @@ def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmo
         ),
         opened_at=now,
         draft_due=business_deadline(incident.resolved_at, severity.draft_due_days, policy.calendar),
+        restricted_to=policy.restriction_for(incident.severity, incident.labels),
     )
 
 

@@ -59,6 +59,9 @@ class TicketRequest(BaseModel):
     # author's is kept on the item, and the ticket says why when they differ.
     author_priority: str | None = None
     impact: ImpactScore | None = None
+    # A restricted postmortem's ticket: the Jira issue security level it is created at (the
+    # policy rule's `jira_security_level`); set by the ticket activity, never by a workflow.
+    security_level: str | None = None
 
 
 class TicketRef(BaseModel):

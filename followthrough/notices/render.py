@@ -279,16 +279,25 @@ class ThemeIncident:
 
 
 def render_theme(
-    notice: Notice, incidents: list[ThemeIncident], teams: list[str], links: Links
+    notice: Notice,
+    incidents: list[ThemeIncident],
+    teams: list[str],
+    links: Links,
+    *,
+    restricted: int = 0,
 ) -> RenderedEmail:
-    """The council's email about a recurring contributing factor."""
+    """The council's email about a recurring contributing factor; `restricted` postmortems of
+    it are counted, not listed."""
     theme = notice.theme
     assert theme is not None
+    counted = len(incidents) + restricted
     subject = one_line(
         f"[theme {theme.tag}] Recurring contributing factor: '{theme.tag}' in "
-        f"{len(incidents)} postmortems since {theme.window_start.date().isoformat()}"
+        f"{counted} postmortems since {theme.window_start.date().isoformat()}"
     )
     context = {
+        "counted": counted,
+        "restricted": restricted,
         "notice": notice,
         "theme": theme,
         "incidents": incidents,

@@ -24,9 +24,13 @@ def theme_email(
     assert notice.theme is not None
     incidents = []
     teams: set[str] = set()
+    restricted = 0
     for pm_id in notice.theme.postmortem_ids:
         pm = records.postmortem(pm_id)
         if pm is None:
+            continue
+        if pm.restricted_to is not None:  # counted, not shown: the council is not its group
+            restricted += 1
             continue
         if pm.team:
             teams.add(pm.team)
@@ -57,4 +61,4 @@ def theme_email(
                     )
                 )
         incidents.append(ThemeIncident(pm=pm, open_items=items))
-    return render_theme(notice, incidents, sorted(teams), links)
+    return render_theme(notice, incidents, sorted(teams), links, restricted=restricted)

@@ -15,6 +15,7 @@ from followthrough.domain.backlog import RankedItem, backlog_rows, rank_backlog
 from followthrough.domain.impact import ImpactScore, TicketPriority, impact_score, priority_for
 from followthrough.domain.limits import ACTION_ITEMS, BACKLOG_ITEMS
 from followthrough.domain.policy import Policy
+from followthrough.domain.restricted import Reader
 from followthrough.storage import Store
 
 
@@ -35,9 +36,10 @@ class ItemImpact(BaseModel):
     explanation: str
 
 
-def read_backlog(store: Store, policy: Policy) -> RankedBacklog:
+def read_backlog(store: Store, policy: Policy, reader: Reader | None = None) -> RankedBacklog:
+    """`reader`: the items of the postmortems they may read (None: all, for the system)."""
     window = timedelta(days=policy.themes.window_days)
-    items, truncated = store.facts.open_items(window=window, most=BACKLOG_ITEMS)
+    items, truncated = store.facts.open_items(window=window, most=BACKLOG_ITEMS, reader=reader)
     ranked = rank_backlog(items, policy.impact, policy.failure_classes, list(policy.severities))
     return RankedBacklog(items=ranked, truncated=truncated)
 

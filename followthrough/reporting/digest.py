@@ -14,7 +14,9 @@ def build_digest(
     at: datetime, items: list[ActionItem], postmortems: dict[str, Postmortem], policy: Policy
 ) -> Digest:
     """Escalated (reached the council and still open), overdue (not yet at the council), and risk
-    accepted in the past week, worst first; plus the week's headline numbers."""
+    accepted in the past week, worst first; plus the week's headline numbers. The items of a
+    restricted postmortem are counted in the numbers, never listed (the council is not its
+    group)."""
     calendar = policy.calendar
     today = calendar.local_date(at)
     year, week, _ = today.isocalendar()
@@ -36,6 +38,13 @@ def build_digest(
             incident=incident,
             escalated_to_council=council,
         )
+        if pm is not None and pm.restricted_to is not None:
+            if item.state is ActionItemState.VERIFIED:
+                recent = item.verified_at is not None and item.verified_at >= week_ago
+                digest.verified_this_week += recent
+            elif item.state is not ActionItemState.RISK_ACCEPTED:
+                digest.open_items += 1
+            continue
         if item.state is ActionItemState.RISK_ACCEPTED:
             acceptance = item.risk_acceptance
             if acceptance is not None and acceptance.at >= week_ago:

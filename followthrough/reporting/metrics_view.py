@@ -84,7 +84,7 @@ def measure(
     progress(reading, 0, len(slices))
     for n, (start, end) in enumerate(slices, 1):
         incidents += store.facts.incidents(start, end)
-        items += store.facts.items(resolved_from=start, resolved_before=end)
+        items += store.facts.items(resolved_from=start, resolved_before=end, counted=True)
         progress(reading, n, len(slices))
     progress("measuring")
     measured = reliability_metrics(

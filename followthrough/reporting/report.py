@@ -44,10 +44,12 @@ from followthrough.domain.metrics import (
 from followthrough.domain.narrative import CouncilNarrative
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
+from followthrough.domain.restricted import RESTRICTED_ITEM_TITLE, RESTRICTED_TITLE
 from followthrough.hrefs import markdown_escape, safe_url
 from followthrough.progress import ProgressReport, no_progress
 from followthrough.reporting.metrics_view import measure, metric_charts
 from followthrough.storage import Store
+from followthrough.storage.restricted import stand_in_id
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 WORST_OVERDUE = 10  # how many overdue action items the report lists
@@ -253,6 +255,13 @@ class _PostmortemNames:
             else None
         )
         pm = self.store.records.postmortem(postmortem_id)
+        if postmortem_id.startswith("restricted-") or (pm is not None and pm.restricted_to):
+            # counted, not shown: no title, id or link (facts.items(counted=True) gives stand-ins)
+            stand_in = stand_in_id(postmortem_id) if pm is not None else postmortem_id
+            severity = pm.severity if pm is not None else ""
+            return ReportPostmortem(
+                id=stand_in, incident_id=stand_in, severity=severity, title=RESTRICTED_TITLE
+            )
         if pm is None:  # a theme can count a postmortem the record does not hold (yet)
             return ReportPostmortem(
                 id=postmortem_id, incident_id=postmortem_id, severity="", title=""
@@ -274,7 +283,7 @@ def _themes_reached(
         ThemeReached(
             tag=theme.tag,
             reached_at=theme.reached_at,
-            reached_by=theme.reached_by,
+            reached_by=postmortems(theme.reached_by).id,  # a stand-in when restricted
             window_start=theme.window_start,
             window_end=theme.window_end,
             postmortems=[postmortems(pm_id) for pm_id in theme.postmortem_ids],
@@ -295,7 +304,7 @@ def _worst_overdue(
     """
     calendar = policy.calendar
     today = calendar.local_date(as_of)
-    found = store.facts.items(overdue_on=today, limit=WORST_OVERDUE)
+    found = store.facts.items(overdue_on=today, limit=WORST_OVERDUE, counted=True)
     overdue = [
         OverdueItem(
             item=item,
@@ -316,17 +325,20 @@ def _risk_acceptances(
         acceptance = item.risk_acceptance
         if acceptance is None or not period.start <= acceptance.at < period.end:
             continue
+        named = postmortems(item.postmortem_id)
+        hidden = named.title == RESTRICTED_TITLE  # counted, not shown
+        number = item.id.rpartition("-item-")[2]
         made.append(
             RiskAcceptanceMade(
-                item_id=item.id,
-                title=item.spec.title,
+                item_id=f"{named.id}-item-{number}" if hidden else item.id,
+                title=RESTRICTED_ITEM_TITLE if hidden else item.spec.title,
                 priority=item.spec.priority.value,
                 owner=item.owner,
                 team=item.team,
                 by=acceptance.by,
-                reason=acceptance.reason,
+                reason="(not shown: a restricted postmortem)" if hidden else acceptance.reason,
                 at=acceptance.at,
-                postmortem=postmortems(item.postmortem_id),
+                postmortem=named,
             )
         )
     return sorted(made, key=lambda r: (r.at, r.item_id))

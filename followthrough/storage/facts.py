@@ -17,7 +17,9 @@ from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
+from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
+from followthrough.storage.restricted import counted_incident, counted_item, readable
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
 
 
@@ -29,7 +31,8 @@ class FactStore:
         self.engine = db.engine
 
     def incidents(self, start: datetime, end: datetime) -> list[IncidentFacts]:
-        """The incidents resolved in [start, end), oldest first, with their factor tags."""
+        """The incidents resolved in [start, end), oldest first, with their factor tags; for
+        figures, so a restricted one is counted, not shown (storage/restricted.py)."""
         # Plain columns, and the tags in a query of their own: ORM rows, one per tag, took twice
         # as long for a year of 10,000 postmortems (bench/README.md, "Dashboard").
         within = (PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
@@ -50,9 +53,11 @@ class FactStore:
                 tags.setdefault(pm_id, []).append(tag)
             rows = connection.execute(query).all()
         # One validation of the list, as for the items.
-        return _INCIDENT_FACTS.validate_python(
-            [_incident_fields(row, tags.get(row.id, [])) for row in rows]
-        )
+        found = []
+        for row in rows:
+            fields = _incident_fields(row, tags.get(row.id, []))
+            found.append(counted_incident(fields) if row.restricted_to else fields)
+        return _INCIDENT_FACTS.validate_python(found)
 
     def postmortems(
         self,
@@ -62,9 +67,12 @@ class FactStore:
         team: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[IncidentFacts], int]:
         """Postmortems, newest incident first, a page of them; and how many match in all."""
-        query = select(PostmortemRow)
+        query = select(PostmortemRow).where(
+            readable(reader, PostmortemRow.restricted_to, PostmortemRow.id)
+        )
         for column, value in (
             (PostmortemRow.state, state),
             (PostmortemRow.severity, severity),
@@ -107,14 +115,20 @@ class FactStore:
         overdue_on: date | None = None,
         offset: int = 0,
         limit: int | None = None,
+        reader: Reader | None = None,
+        counted: bool = False,
     ) -> list[ItemFacts]:
         """Action items, soonest due first; of incidents resolved in a period, if given.
 
         `overdue_on`: only items still open (not queued, not resolved) due before that day.
+        `reader`: only those they may read. `counted`: for figures, each of a restricted
+        postmortem counted, not shown (storage/restricted.py).
         """
-        query = select(*_ITEM_FACT_COLUMNS).order_by(ActionItemRow.due, ActionItemRow.id)
+        query = select(*_ITEM_FACT_COLUMNS, ActionItemRow.restricted_to).order_by(
+            ActionItemRow.due, ActionItemRow.id
+        )
         query = _item_filters(
-            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on
+            query, resolved_from, resolved_before, team, owner, state, priority, overdue_on, reader
         )
         query = query.offset(offset)
         if limit is not None:
@@ -123,8 +137,13 @@ class FactStore:
             result = connection.execute(query)
             names = list(result.keys())
             rows = result.all()
+        found = []
+        for row in rows:
+            fields = dict(zip(names, row, strict=True))
+            restricted = fields.pop("restricted_to")
+            found.append(counted_item(fields) if counted and restricted else fields)
         # One validation of the list: per row it took twice as long for 37,000 items.
-        return _ITEM_FACTS.validate_python([dict(zip(names, row, strict=True)) for row in rows])
+        return _ITEM_FACTS.validate_python(found)
 
     def count_items(
         self,
@@ -134,9 +153,10 @@ class FactStore:
         state: str | None = None,
         priority: str | None = None,
         overdue_on: date | None = None,
+        reader: Reader | None = None,
     ) -> int:
         query = select(func.count()).select_from(ActionItemRow)
-        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on)
+        query = _item_filters(query, None, None, team, owner, state, priority, overdue_on, reader)
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
@@ -153,12 +173,15 @@ class FactStore:
                 counts.setdefault(team, {})[state] = count
         return counts
 
-    def escalations_since(self, since: datetime, limit: int = 50) -> list[Escalation]:
+    def escalations_since(
+        self, since: datetime, limit: int = 50, *, reader: Reader | None = None
+    ) -> list[Escalation]:
         """Ladder steps fired since a moment, newest first, with their action items."""
         query = (
             select(AuditEventRow.at, AuditEventRow.detail, *_ITEM_FACT_COLUMNS)
             .join(ActionItemRow, ActionItemRow.id == AuditEventRow.workflow_id)
             .where(*_escalated_since(since))
+            .where(readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id))
             .order_by(AuditEventRow.at.desc(), AuditEventRow.workflow_id)
             .limit(limit)
         )
@@ -176,7 +199,12 @@ class FactStore:
             return session.scalar(query) or 0
 
     def open_items(
-        self, *, window: timedelta, most: int, postmortem_id: str | None = None
+        self,
+        *,
+        window: timedelta,
+        most: int,
+        postmortem_id: str | None = None,
+        reader: Reader | None = None,
     ) -> tuple[list[OpenItem], bool]:
         """Unresolved action items with the facts their impact score stands on, soonest due
         first, at most `most` of them; and whether more were left unread.
@@ -194,6 +222,7 @@ class FactStore:
                 *_IMPACT_COLUMNS[1:],
             )
             .join(PostmortemRow, PostmortemRow.id == ActionItemRow.postmortem_id)
+            .where(readable(reader, PostmortemRow.restricted_to, PostmortemRow.id))
             .order_by(ActionItemRow.due, ActionItemRow.id)
         )
         if postmortem_id is not None:
@@ -271,6 +300,7 @@ _INCIDENT_FACT_COLUMNS = (
     PostmortemRow.slo_burns,
     PostmortemRow.caused_by_change,
     PostmortemRow.opened_at,
+    PostmortemRow.restricted_to,
     *(getattr(PostmortemRow, f"{name}_at") for name in MILESTONES),
 )
 _ITEM_FACTS = TypeAdapter(list[ItemFacts])
@@ -361,7 +391,9 @@ def _item_filters(
     state: str | None,
     priority: str | None,
     overdue_on: date | None,
+    reader: Reader | None = None,
 ) -> Any:
+    query = query.where(readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id))
     for column, value in (
         (ActionItemRow.team, team),
         (ActionItemRow.owner, owner),

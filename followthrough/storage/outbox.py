@@ -10,8 +10,10 @@ from sqlalchemy import String, cast, select, update
 from sqlalchemy.orm import Session
 
 from followthrough.domain.notice import OutboxMessage, OutboxStatus
+from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
-from followthrough.storage.tables import HeldNoticeRow, OutboxRow
+from followthrough.storage.restricted import readable
+from followthrough.storage.tables import HeldNoticeRow, OutboxRow, PostmortemRow
 
 # A message with one of these has gone out (or is kept for good): it is never sent again.
 DELIVERED = (OutboxStatus.SENT.value, OutboxStatus.KEPT.value)
@@ -67,9 +69,16 @@ class OutboxStore:
         recipient: str | None = None,
         offset: int = 0,
         limit: int | None = None,
+        reader: Reader | None = None,
     ) -> list[OutboxMessage]:
-        """Messages, newest first; with `recipient` (an address), only those sent to it."""
+        """Messages, newest first; with `recipient` (an address), only those sent to it; with
+        `reader`, none about a postmortem they may not read."""
         query = select(OutboxRow).order_by(OutboxRow.created_at.desc(), OutboxRow.dedupe_key)
+        if reader is not None:
+            hidden = select(PostmortemRow.id).where(
+                ~readable(reader, PostmortemRow.restricted_to, PostmortemRow.id)
+            )
+            query = query.where(OutboxRow.postmortem_id.not_in(hidden))
         if postmortem_id:
             query = query.where(OutboxRow.postmortem_id == postmortem_id)
         if action_item_id:

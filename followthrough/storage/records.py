@@ -12,12 +12,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from followthrough.domain.access import people_on_item, people_on_postmortem
 from followthrough.domain.audit_log import item_closed
 from followthrough.domain.incident import MILESTONES
 from followthrough.domain.notice import OutboxMessage
+from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemChange,
@@ -27,15 +29,19 @@ from followthrough.domain.postmortem import (
     PostmortemChange,
 )
 from followthrough.domain.response import postmortem_milestones
+from followthrough.domain.restricted import Reader
 from followthrough.storage.audit_log import append
 from followthrough.storage.database import Database
+from followthrough.storage.restricted import readable
 from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
+from followthrough.storage.search import documents as search_table
 from followthrough.storage.search import search as search_documents
 from followthrough.storage.tables import (
     ActionItemRow,
     AuditEventRow,
     IncidentRow,
     OutboxRow,
+    PostmortemReaderRow,
     PostmortemRow,
 )
 
@@ -89,8 +95,9 @@ class RecordStore:
         with self.db.transaction() as session:
             for pm in postmortems.values():
                 self._write_postmortem(session, pm)
+            restricted = {pm.id: pm.restricted_to for pm in postmortems.values()}
             for item in items.values():
-                self._write_action_item(session, item)
+                self._write_action_item(session, item, restricted)
             if outbox:
                 session.execute(
                     self.db.insert(OutboxRow).on_conflict_do_nothing(index_elements=["dedupe_key"]),
@@ -129,12 +136,28 @@ class RecordStore:
                 "last_seq": pm.last_seq,
                 "data": pm.model_dump(mode="json"),
                 "caused_by_change": pm.draft.caused_by_change if pm.draft else None,
+                "restricted_to": pm.restricted_to,
                 **_incident_facts(pm),
             },
         )
-        index_postmortem(session.connection(), pm)
+        restricted_to = pm.restricted_to or session.scalar(
+            select(PostmortemRow.restricted_to).where(PostmortemRow.id == pm.id)
+        )
+        index_postmortem(session.connection(), pm, restricted_to)
+        if restricted_to is not None:
+            self._add_readers(session, pm.id, people_on_postmortem(pm))
 
-    def _write_action_item(self, session: Session, item: ActionItem) -> None:
+    def _write_action_item(
+        self, session: Session, item: ActionItem, restricted: dict[str, str | None] | None = None
+    ) -> None:
+        """`restricted`: the restriction of postmortems known already (record_many's); any other
+        is read from its row, written before its items."""
+        if restricted is not None and item.postmortem_id in restricted:
+            restricted_to = restricted[item.postmortem_id]
+        else:
+            restricted_to = session.scalar(
+                select(PostmortemRow.restricted_to).where(PostmortemRow.id == item.postmortem_id)
+            )
         spec = item.spec
         self._upsert_snapshot(
             session,
@@ -152,11 +175,21 @@ class RecordStore:
                 "verified_at": item.verified_at,
                 "ticket": item.ticket.key if item.ticket else None,
                 "removes_class": spec.removes_class,
+                "restricted_to": restricted_to,
                 "last_seq": item.last_seq,
                 "data": item.model_dump(mode="json"),
             },
         )
-        index_action_item(session.connection(), item)
+        index_action_item(session.connection(), item, restricted_to)
+        if restricted_to is not None:
+            self._add_readers(session, item.postmortem_id, people_on_item(item))
+
+    def _add_readers(self, session: Session, postmortem_id: str, people: set[str]) -> None:
+        """The people on a restricted postmortem, added (never removed: who was on it reads it)."""
+        session.execute(
+            self.db.insert(PostmortemReaderRow).on_conflict_do_nothing(),
+            [{"postmortem_id": postmortem_id, "person": person} for person in sorted(people)],
+        )
 
     def _upsert_snapshot(self, session: Session, row: Any, values: dict[str, Any]) -> None:
         """Insert, or overwrite only with a newer snapshot: order of retries cannot regress it."""
@@ -168,9 +201,16 @@ class RecordStore:
         if statement is None:
             table = row.__table__
             insert = self.db.insert(table)
+            # A restriction is never lifted by a later snapshot: restrict_existing may have
+            # stamped a row whose workflow's own snapshot (opened before the rule) says none.
+            set_ = {k: insert.excluded[k] for k in values if k != "id"}
+            if "restricted_to" in set_:
+                set_["restricted_to"] = func.coalesce(
+                    table.c.restricted_to, insert.excluded.restricted_to
+                )
             statement = self._upserts[key] = insert.on_conflict_do_update(
                 index_elements=["id"],
-                set_={k: insert.excluded[k] for k in values if k != "id"},
+                set_=set_,
                 where=table.c.last_seq < insert.excluded.last_seq,
             )
         session.connection().execute(statement, values)
@@ -198,19 +238,76 @@ class RecordStore:
 
     # --- reads ---------------------------------------------------------------------------------
 
-    def postmortems(self, state: str | None = None) -> list[Postmortem]:
-        query = select(PostmortemRow.data).order_by(PostmortemRow.opened_at.desc())
+    def postmortems(
+        self, state: str | None = None, *, reader: Reader | None = None
+    ) -> list[Postmortem]:
+        """`reader`: only those they may read (None: every one, for the system itself)."""
+        query = (
+            select(PostmortemRow.data, PostmortemRow.restricted_to)
+            .where(readable(reader, PostmortemRow.restricted_to, PostmortemRow.id))
+            .order_by(PostmortemRow.opened_at.desc())
+        )
         if state:
             query = query.where(PostmortemRow.state == state)
         with Session(self.engine) as session:
-            return [Postmortem.model_validate(data) for data in session.scalars(query)]
+            return [_postmortem(data, group) for data, group in session.execute(query)]
 
-    def postmortem(self, postmortem_id: str) -> Postmortem | None:
+    def postmortem(self, postmortem_id: str, *, reader: Reader | None = None) -> Postmortem | None:
+        """None also when `reader` may not read it: to them it does not exist."""
         with Session(self.engine) as session:
-            data = session.scalar(
-                select(PostmortemRow.data).where(PostmortemRow.id == postmortem_id)
-            )
-        return Postmortem.model_validate(data) if data is not None else None
+            found = session.execute(
+                select(PostmortemRow.data, PostmortemRow.restricted_to).where(
+                    PostmortemRow.id == postmortem_id,
+                    readable(reader, PostmortemRow.restricted_to, PostmortemRow.id),
+                )
+            ).first()
+        return _postmortem(*found) if found is not None else None
+
+    def restrict_existing(self, policy: Policy) -> int:
+        """Stamp the restriction the policy's rules give on the postmortems recorded without one
+        (opened before a rule), with their items, search documents and readers; how many. Never
+        lifts one. The worker runs it as it starts, so a rule added later applies to them too."""
+        if not policy.restricted:
+            return 0
+        labels = PostmortemRow.data["incident"]["labels"]
+        query = select(PostmortemRow.id, PostmortemRow.severity, labels).where(
+            PostmortemRow.restricted_to.is_(None)
+        )
+        with self.db.transaction() as session:
+            found = {
+                pm_id: group
+                for pm_id, severity, tags in session.execute(query)
+                if (group := policy.restriction_for(severity, tags or [])) is not None
+            }
+            for pm_id, group in found.items():
+                session.execute(
+                    update(PostmortemRow)
+                    .where(PostmortemRow.id == pm_id)
+                    .values(restricted_to=group)
+                )
+                session.execute(
+                    update(ActionItemRow)
+                    .where(ActionItemRow.postmortem_id == pm_id)
+                    .values(restricted_to=group)
+                )
+                session.execute(
+                    update(search_table)
+                    .where(search_table.c.postmortem_id == pm_id)
+                    .values(restricted_to=group)
+                )
+                pm = self._postmortem_in(session, pm_id)
+                people = people_on_postmortem(pm)
+                items = session.scalars(
+                    select(ActionItemRow.data).where(ActionItemRow.postmortem_id == pm_id)
+                )
+                for data in items:
+                    people |= people_on_item(ActionItem.model_validate(data))
+                self._add_readers(session, pm_id, people)
+        return len(found)
+
+    def _postmortem_in(self, session: Session, postmortem_id: str) -> Postmortem:
+        data = session.scalar(select(PostmortemRow.data).where(PostmortemRow.id == postmortem_id))
+        return Postmortem.model_validate(data)
 
     def postmortem_ids(self, prefix: str = "") -> set[str]:
         """The ids of the recorded postmortems, of those starting with `prefix` if given."""
@@ -228,8 +325,13 @@ class RecordStore:
         state: str | None = None,
         owner: str | None = None,
         team: str | None = None,
+        reader: Reader | None = None,
     ) -> list[ActionItem]:
-        query = select(ActionItemRow.data).order_by(ActionItemRow.postmortem_id, ActionItemRow.id)
+        query = (
+            select(ActionItemRow.data)
+            .where(readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id))
+            .order_by(ActionItemRow.postmortem_id, ActionItemRow.id)
+        )
         for column, value in (
             (ActionItemRow.postmortem_id, postmortem_id),
             (ActionItemRow.state, state),
@@ -241,9 +343,14 @@ class RecordStore:
         with Session(self.engine) as session:
             return [ActionItem.model_validate(data) for data in session.scalars(query)]
 
-    def action_item(self, item_id: str) -> ActionItem | None:
+    def action_item(self, item_id: str, *, reader: Reader | None = None) -> ActionItem | None:
         with Session(self.engine) as session:
-            data = session.scalar(select(ActionItemRow.data).where(ActionItemRow.id == item_id))
+            data = session.scalar(
+                select(ActionItemRow.data).where(
+                    ActionItemRow.id == item_id,
+                    readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id),
+                )
+            )
         return ActionItem.model_validate(data) if data is not None else None
 
     def items_with_tickets(self, keys: list[str], state: str | None = None) -> dict[str, str]:
@@ -283,33 +390,52 @@ class RecordStore:
             return connection.scalar(select(func.count()).select_from(AuditEventRow)) or 0
 
     def search(
-        self, query: str, *, kinds: set[str] | None = None, limit: int = 50
+        self,
+        query: str,
+        *,
+        reader: Reader | None = None,
+        kinds: set[str] | None = None,
+        limit: int = 50,
     ) -> list[SearchHit]:
-        """Postmortems, action items and contributing factors matching the words, best first.
+        """Postmortems, action items and contributing factors matching the words, best first,
+        of those `reader` may read (None: of every one, for the system).
 
         ValueError names what is wrong with the query, kinds or limit.
         """
         with self.engine.connect() as connection:
-            return search_documents(connection, query, kinds=kinds, limit=limit)
+            return search_documents(connection, query, reader=reader, kinds=kinds, limit=limit)
 
-    def resolve(self, reference: str, *, action_item: bool = False) -> str:
+    def resolve(
+        self, reference: str, *, action_item: bool = False, reader: Reader | None = None
+    ) -> str:
         """A full workflow id from what a person typed: the id itself or a unique tail of it.
 
         `INC-7` finds `postmortem-generic-INC-7`; `INC-7-item-2` finds its second action item.
         An id the record does not know yet is passed through for Temporal to judge.
+        `reader`: among those they may read only (an ambiguity names no other).
         """
         row = ActionItemRow if action_item else PostmortemRow
+        pm_id = ActionItemRow.postmortem_id if action_item else PostmortemRow.id
+        allowed = readable(reader, row.restricted_to, pm_id)
         with Session(self.engine) as session:
-            if session.scalar(select(row.id).where(row.id == reference)) is not None:
+            if session.scalar(select(row.id).where(row.id == reference, allowed)) is not None:
                 return reference
             candidates = session.scalars(
-                select(row.id).where(row.id.endswith(f"-{reference}", autoescape=True))
+                select(row.id).where(row.id.endswith(f"-{reference}", autoescape=True), allowed)
             )
             # LIKE ignores case on SQLite; workflow ids do not.
             matches = [found for found in candidates if found.endswith(f"-{reference}")]
         if len(matches) > 1:
             raise LookupError(f"'{reference}' is ambiguous: {', '.join(sorted(matches))}")
         return matches[0] if matches else reference
+
+
+def _postmortem(data: dict[str, Any], restricted_to: str | None) -> Postmortem:
+    """The snapshot, with its row's restriction (restrict_existing may have stamped one later)."""
+    pm = Postmortem.model_validate(data)
+    if restricted_to is not None and pm.restricted_to != restricted_to:
+        return pm.model_copy(update={"restricted_to": restricted_to})
+    return pm
 
 
 def _incident_facts(pm: Postmortem) -> dict[str, Any]:

@@ -39,6 +39,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    TextClause,
     and_,
     bindparam,
     delete,
@@ -49,6 +50,8 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import ColumnElement
 
 from followthrough.domain.postmortem import ActionItem, Postmortem
+from followthrough.domain.restricted import Reader
+from followthrough.storage.restricted import READABLE_SQL
 
 SearchKind = Literal["postmortem", "action_item", "contributing_factor"]
 KINDS: Final[tuple[SearchKind, ...]] = get_args(SearchKind)
@@ -81,6 +84,9 @@ documents = Table(
     Column("source_seq", Integer, nullable=False),
     Column("title", Text, nullable=False),
     Column("body", Text, nullable=False),
+    # Migration 0030: its postmortem's restriction. Written beside the documents (never by
+    # write_documents, which migration 0008 calls before the column exists).
+    Column("restricted_to", String(64), nullable=True),
 )
 
 
@@ -219,19 +225,26 @@ def segments(marked: str) -> Segments:
 # --- writes ------------------------------------------------------------------------------------
 
 
-def index_postmortem(connection: Connection, pm: Postmortem) -> None:
+def index_postmortem(
+    connection: Connection, pm: Postmortem, restricted_to: str | None = None
+) -> None:
     """Rewrite the postmortem's and its factors' documents, unless they are as new already."""
     owned = and_(
         documents.c.postmortem_id == pm.id,
         documents.c.kind.in_(("postmortem", "contributing_factor")),
     )
-    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, postmortem_documents(pm))
+    found = postmortem_documents(pm)
+    restricted = restricted_to or pm.restricted_to
+    _replace(connection, "postmortem", pm.id, pm.last_seq, owned, found, restricted)
 
 
-def index_action_item(connection: Connection, item: ActionItem) -> None:
+def index_action_item(
+    connection: Connection, item: ActionItem, restricted_to: str | None = None
+) -> None:
     """Rewrite the action item's document, unless it is as new already."""
     owned = and_(documents.c.kind == "action_item", documents.c.ref_id == item.id)
-    _replace(connection, "action_item", item.id, item.last_seq, owned, [action_item_document(item)])
+    found = [action_item_document(item)]
+    _replace(connection, "action_item", item.id, item.last_seq, owned, found, restricted_to)
 
 
 def _replace(
@@ -241,6 +254,7 @@ def _replace(
     seq: int,
     owned: ColumnElement[bool],
     found: list[SearchDocument],
+    restricted_to: str | None,
 ) -> None:
     # The snapshot row was upserted just before in this transaction, which holds its lock, so no
     # other writer of this postmortem or item can slip in between this read and the rewrite.
@@ -250,7 +264,9 @@ def _replace(
     if indexed is not None and indexed >= seq:
         return  # a repeat, or an older snapshot arriving late: the snapshot was not stored either
     connection.execute(delete(documents).where(owned))
-    write_documents(connection, found)
+    if found:
+        rows = [{**d.model_dump(), "restricted_to": restricted_to} for d in found]
+        connection.execute(insert(documents), rows)
 
 
 def write_documents(connection: Connection, found: list[SearchDocument]) -> None:
@@ -262,8 +278,7 @@ def write_documents(connection: Connection, found: list[SearchDocument]) -> None
 
 # LIMIT first, then ts_headline for those rows only: it re-parses each text and is costly. (The
 # planner may postpone it past a LIMIT by itself; the subquery does not leave that to chance.)
-_POSTGRES_SEARCH = text(
-    """
+_POSTGRES_SEARCH = """
     SELECT hit.kind, hit.ref_id, hit.postmortem_id, hit.rank,
            ts_headline('english', replace(hit.title, '<', :less_than),
                        websearch_to_tsquery('english', :query), :title_options) AS title,
@@ -274,47 +289,71 @@ _POSTGRES_SEARCH = text(
                ts_rank(d.document, websearch_to_tsquery('english', :query)) AS rank
         FROM search_documents AS d
         WHERE d.document @@ websearch_to_tsquery('english', :query) AND d.kind IN :kinds
+              AND READABLE
         ORDER BY rank DESC, d.id
         LIMIT :limit
     ) AS hit
     ORDER BY hit.rank DESC, hit.id
     """
-).bindparams(bindparam("kinds", expanding=True))
 
 _POSTGRES_TITLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 _POSTGRES_SNIPPET = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15"
 
 # FTS5 returns rows in rank order itself (no sort of every match), so highlight() and snippet()
 # run only for the rows the LIMIT keeps. bm25 weighs a title match ten times a body match.
-_SQLITE_SEARCH = text(
-    """
+_SQLITE_SEARCH = """
     SELECT d.kind, d.ref_id, d.postmortem_id, -search_fts.rank AS rank,
            highlight(search_fts, 0, :start, :stop) AS title,
            snippet(search_fts, 1, :start, :stop, '…', 32) AS snippet
     FROM search_fts JOIN search_documents AS d ON d.id = search_fts.rowid
     WHERE search_fts MATCH :query AND search_fts.rank MATCH 'bm25(10.0, 1.0)'
-          AND d.kind IN :kinds
+          AND d.kind IN :kinds AND READABLE
     ORDER BY search_fts.rank
     LIMIT :limit
     """
-).bindparams(bindparam("kinds", expanding=True))
+
+
+def _statement(sql: str, *, for_reader: bool) -> TextClause:
+    """The search as a reader may see it (storage/restricted.py), or whole, for the system."""
+    if not for_reader:
+        return text(sql.replace("READABLE", "TRUE")).bindparams(bindparam("kinds", expanding=True))
+    return text(sql.replace("READABLE", READABLE_SQL)).bindparams(
+        bindparam("kinds", expanding=True), bindparam("groups", expanding=True, type_=String)
+    )
+
+
+_SEARCHES = {
+    (dialect, for_reader): _statement(sql, for_reader=for_reader)
+    for dialect, sql in (("postgresql", _POSTGRES_SEARCH), ("sqlite", _SQLITE_SEARCH))
+    for for_reader in (False, True)
+}
 
 
 def search(
-    connection: Connection, query: str, *, kinds: set[str] | None = None, limit: int = 50
+    connection: Connection,
+    query: str,
+    *,
+    reader: Reader | None,
+    kinds: set[str] | None = None,
+    limit: int = 50,
 ) -> list[SearchHit]:
-    """The best `limit` matches of what a person typed, best first."""
+    """The best `limit` matches of what a person typed, best first, of what `reader` may read
+    (None: of everything, for the system and its tests)."""
+    readers: dict[str, object] = (
+        {} if reader is None else {"reader": reader.person, "groups": sorted(reader.groups)}
+    )
     words = search_words(query)
     wanted = _kinds(kinds)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
     if connection.dialect.name == "postgresql":
         rows = connection.execute(
-            _POSTGRES_SEARCH,
+            _SEARCHES["postgresql", reader is not None],
             {
                 "query": _UNSTORABLE.sub(" ", query.strip()),
                 "kinds": wanted,
                 "limit": limit,
+                **readers,
                 "title_options": _POSTGRES_TITLE,
                 "snippet_options": _POSTGRES_SNIPPET,
                 "less_than": _LESS_THAN,
@@ -322,11 +361,12 @@ def search(
         )
     else:
         rows = connection.execute(
-            _SQLITE_SEARCH,
+            _SEARCHES["sqlite", reader is not None],
             {
                 "query": fts5_query(words),
                 "kinds": wanted,
                 "limit": limit,
+                **readers,
                 "start": _START,
                 "stop": _STOP,
             },

@@ -83,6 +83,8 @@ class PostmortemRow(Base):
     # The draft's caused_by_change (migration 0024), for the change failure rate.
     caused_by_change: Mapped[str | None] = mapped_column(String(200))
     users_affected: Mapped[int | None] = mapped_column(BigInteger)  # the draft's, for the backlog
+    # The group it is restricted to (migration 0030; domain/restricted.py), None: everyone's.
+    restricted_to: Mapped[str | None] = mapped_column(String(64), index=True)
 
 
 class ActionItemRow(Base):
@@ -101,8 +103,19 @@ class ActionItemRow(Base):
     verified_at: Mapped[datetime | None]
     ticket: Mapped[str | None] = mapped_column(String(64), index=True)  # e.g. PAY-123
     removes_class: Mapped[str | None] = mapped_column(String(128))  # a policy failure class
+    restricted_to: Mapped[str | None] = mapped_column(String(64), index=True)  # its postmortem's
     last_seq: Mapped[int]
     data: Mapped[dict[str, Any]]
+
+
+class PostmortemReaderRow(Base):
+    """The people on a restricted postmortem (domain/access.py, people_on_*), who may read it
+    besides its group. Rows are only added: whoever was on it once keeps reading it."""
+
+    __tablename__ = "postmortem_readers"
+
+    postmortem_id: Mapped[str] = mapped_column(String(200), primary_key=True)
+    person: Mapped[str] = mapped_column(String(128), primary_key=True, index=True)
 
 
 class AuditEventRow(Base):

@@ -20,6 +20,7 @@ from followthrough.domain.postmortem import (
 )
 from followthrough.domain.work import Candidates, Progress, draft_lateness
 from followthrough.storage.database import Database
+from followthrough.storage.restricted import readable
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, PostmortemRow
 
 # How many candidates of each kind are read; the domain keeps those that are the person's.
@@ -35,15 +36,20 @@ def candidates(db: Database, person: str, policy: Policy) -> Candidates:
     managed = [name for name, team in policy.teams.items() if team.manager == person]
     teams = policy.teams_of(person)
     council = person in policy.council
+    reader = policy.reader(person)
     with Session(db.engine) as session:
 
         def pms(*where: object) -> list[Postmortem]:
             query = select(PostmortemRow.data).where(*where)  # type: ignore[arg-type]
+            query = query.where(readable(reader, PostmortemRow.restricted_to, PostmortemRow.id))
             query = query.order_by(PostmortemRow.draft_due).limit(CANDIDATES_MOST)
             return [Postmortem.model_validate(data) for data in session.scalars(query)]
 
         def items(*where: object) -> list[ActionItem]:
             query = select(ActionItemRow.data).where(*where)  # type: ignore[arg-type]
+            query = query.where(
+                readable(reader, ActionItemRow.restricted_to, ActionItemRow.postmortem_id)
+            )
             query = query.order_by(ActionItemRow.due, ActionItemRow.id).limit(CANDIDATES_MOST)
             return [ActionItem.model_validate(data) for data in session.scalars(query)]
 

@@ -23,7 +23,7 @@ from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from activities.slos import SloActivities
 from activities.slots import release_slot, request_slot
-from activities.tickets import TicketActivities
+from activities.tickets import Restrictions, TicketActivities
 from activities.timeline import TimelineActivities
 from followthrough.checks.config import CheckConfig
 from followthrough.domain.policy import Policy, PolicySource, current
@@ -35,7 +35,7 @@ from followthrough.integrations.slack import SlackApi, SlackConfig
 from followthrough.integrations.timeline import Collector
 from followthrough.integrations.timeline.deploys import DeploysCollector
 from followthrough.integrations.trackers import Trackers
-from followthrough.logging import ActivityLogContext
+from followthrough.logging import ActivityLogContext, get_logger
 from followthrough.notices.delivery import Mailer
 from followthrough.storage import Store
 from followthrough.temporal import TASK_QUEUE
@@ -46,6 +46,8 @@ from workflows.postmortem import PostmortemWorkflow
 from workflows.stuck_work import StuckWorkWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
 from workflows.ticket_reconciliation import TicketReconciliationWorkflow
+
+log = get_logger(__name__)
 
 
 def build_worker(
@@ -71,6 +73,11 @@ def build_worker(
     be a source of today's (the provisioned directory's), which notices and reports then read."""
     source, policy = policy, current(policy)
     records = RecordActivities(store)
+    # A rule added since a postmortem opened restricts it now (never lifted): before any
+    # activity reads the record for a notice, a ticket or a page.
+    restricted = store.records.restrict_existing(policy)
+    if restricted:
+        log.info("restricted postmortems recorded before their rule", count=restricted)
     to_slack = (
         SlackDelivery(store, SlackApi(slack), source, mailer.links) if slack is not None else None
     )
@@ -79,7 +86,9 @@ def build_worker(
     checks = dataclasses.replace(checks or CheckConfig(), outbound=policy.outbound)
     checker = CheckActivities(checks)
     slos = SloActivities(store, checks, policy.alerts)
-    tickets = TicketActivities(ticket_trackers(policy, jira, github), public_url)
+    tickets = TicketActivities(
+        ticket_trackers(policy, jira, github), public_url, restrictions=Restrictions(store, policy)
+    )
     operations = OperationsActivities(store, mailer, source)
     # The deploys the webhooks stored are a timeline source of their own, always on.
     timeline = TimelineActivities(store, [*collectors, DeploysCollector(store, policy.changes)])

@@ -19,6 +19,7 @@ from followthrough.domain.incident import Incident, UnmappedSeverity, incident_p
 from followthrough.domain.limits import (
     EARLIEST_DATE,
     FUTURE_SKEW_HOURS,
+    LIST_ENTRIES,
     LONG_TEXT_CHARS,
     NAME_CHARS,
     UNMAPPED_SEVERITIES_PER_INCIDENT,
@@ -90,6 +91,7 @@ class Reported:
     url: str | None = None
     lead: Lead | None = None
     chat_channel: str | None = None  # the incident's Slack channel id, when the vendor names it
+    labels: list[str] = field(default_factory=list)  # its tags, e.g. "security" (`restricted`)
 
 
 class WebhookSource(ABC):
@@ -189,6 +191,10 @@ def normalize(source: str, reported: Reported, policy: Policy) -> Incident:
             summary=cut(reported.summary, LONG_TEXT_CHARS),
             url=_fitting_url(reported.url),
             chat_channel=_fitting_channel(reported.chat_channel),
+            # Each made one line and cut to fit; past LIST_ENTRIES the rest are not kept.
+            labels=list(dict.fromkeys(one_line(t, NAME_CHARS) for t in reported.labels))[
+                :LIST_ENTRIES
+            ],
         )
     except ValidationError as err:
         raise Malformed("; ".join(format_validation_error(err))) from None

@@ -97,6 +97,7 @@ class Opsgenie(VendorSource):
             started_at=alert.maybe_epoch("createdAt", MILLISECONDS),
             services=_services(alert),
             summary=alert.maybe_text("description") or "",
+            labels=alert.strings("tags"),
         )
 
     def alert_events(self, payload: Fields, policy: Policy, received_at: datetime) -> AlertEvents:

@@ -35,7 +35,8 @@ The REST API (see ROUTES)
 - Issues: POST /issue (201 {id, key, self}; keys PROJECT-N count up; created To Do,
   unresolved, priority Medium, reporter = the caller); GET /issue/{key or id}?fields=...; PUT
   /issue/{key or id} {"fields": {...}, "update": {...}} (204). Settable: summary, description,
-  labels, priority, duedate, assignee, reporter, parent (Cloud: any issue; Server: only for a
+  labels, priority, duedate, assignee, reporter, security ({"id"} or {"name"} of a level of
+  `security_levels`; Jira's errors otherwise), parent (Cloud: any issue; Server: only for a
   Sub-task), EPIC_LINK (Server); issuetype; project only on create. Anything else (status,
   resolution, unknown names) is Jira's "Field 'x' cannot be set. It is not on the appropriate
   screen, or unknown." Errors are 400 {"errorMessages": [], "errors": {field: message}} with
@@ -708,9 +709,12 @@ class JiraServer(LoopbackThreadServer):
         time_zone: str = "UTC",
         clock: Callable[[], datetime] | None = None,
         max_results: int = 100,
+        security_levels: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         self.users = dict(users or {"followthrough@example.com": "jira-token"})
+        # The projects' issue security scheme: level name -> id.
+        self.security_levels = dict(security_levels or {"Security incidents": "10100"})
         self.deployment_type = deployment_type
         self.version = version
         self.admins = set(admins)
@@ -1362,6 +1366,8 @@ class JiraServer(LoopbackThreadServer):
                     fields[name] = self._user_json(person) if person else None
             elif name == "parent":
                 self._set_parent(fields, value, errors)
+            elif name == "security":
+                self._set_security(fields, value, errors)
             elif name == EPIC_LINK and not self.cloud:
                 if value is None:
                     fields[name] = None
@@ -1375,6 +1381,35 @@ class JiraServer(LoopbackThreadServer):
                         fields[name] = epic["key"]
             else:
                 errors[name] = NOT_SETTABLE.format(name)
+
+    def _set_security(self, fields: dict[str, Any], value: Any, errors: dict[str, str]) -> None:
+        """The issue security level, by {"id"} or {"name"} as Jira takes it; null clears it."""
+        if value is None:
+            fields.pop("security", None)
+            return
+        by_id = value.get("id") if isinstance(value, dict) else None
+        by_name = value.get("name") if isinstance(value, dict) else None
+        if not isinstance(by_id, str) and not isinstance(by_name, str):
+            errors["security"] = "Could not find valid 'id' or 'name' in security level object."
+            return
+        found = next(
+            (
+                (name, level_id)
+                for name, level_id in self.security_levels.items()
+                if level_id == by_id or (by_id is None and name == by_name)
+            ),
+            None,
+        )
+        if found is None:
+            errors["security"] = "Specify a valid value for Security Level"
+            return
+        name, level_id = found
+        fields["security"] = {
+            "self": f"{self.url}/rest/api/2/securitylevel/{level_id}",
+            "id": level_id,
+            "description": "",
+            "name": name,
+        }
 
     def _set_parent(self, fields: dict[str, Any], value: Any, errors: dict[str, str]) -> None:
         if self.cloud and value is None:

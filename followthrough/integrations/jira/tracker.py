@@ -285,6 +285,8 @@ class JiraTracker:
             fields["priority"] = {"name": priority}
         if assignee:
             fields["assignee"] = assignee
+        if request.security_level:  # a restricted postmortem's: only its level's people see it
+            fields["security"] = {"name": request.security_level}
         return fields
 
     def _link_to_postmortem(self, request: TicketRequest) -> str:
