@@ -664,7 +664,8 @@ def test_the_incidents_labels_come_from_its_source_and_are_bounded(tmp_path: Pat
     the generic incident names its own, each refused by name when it is too long."""
     restricted = parse_policy(restricted_policy_data(tmp_path))
     payload = json.loads(load_payload("opsgenie_close"))
-    payload["alert"]["tags"] = ["service:billing", "security", "  ", "x" * 500]
+    # postmortem:true: an Opsgenie alert starts one only when alerts.postmortem_when names it
+    payload["alert"]["tags"] = ["service:billing", "security", "  ", "x" * 500, "postmortem:true"]
     result = resolved("opsgenie", json.dumps(payload).encode(), policy=restricted)
     incident = result.incident
     assert incident.labels[:2] == ["service:billing", "security"]
