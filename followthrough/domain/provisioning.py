@@ -19,8 +19,9 @@ Decisions, in users' words:
   among its members, the manager the policy file gives a team of that name; with neither, the
   group is not a team (it is reported by `provisioned_policy`'s problems).
 * Someone deprovisioned (active false, or deleted) is in no team, on no list (reviewers, council,
-  operators, audiences); a team they managed goes to the manager they reported to, else to the
-  team's first member. The council and the default owner are never left empty: a council of
+  operators, audiences, the restricted postmortems' groups); a team they managed goes to the
+  manager they reported to, else to the team's first member; a group left empty goes to the
+  council. The council and the default owner are never left empty: a council of
   deprovisioned people only keeps them when no one else would be left, and the default owner
   becomes the first council member.
 """
@@ -160,6 +161,17 @@ def overlay(policy: Policy, provisioned: Provisioned) -> tuple[Policy, list[str]
         or list(data["council"])
         for name, members in policy.audiences.items()
     }
+    # A restricted postmortem's readers: whoever of a group is still a person of the policy. A
+    # group left with nobody falls to the council, so that a restricted postmortem always has a
+    # reader (never anyone wider).
+    data["groups"] = {}
+    for name, members in policy.groups.items():
+        kept = [m for m in members if m in people]
+        if not kept:
+            problems.append(
+                f"group '{name}': nobody in it is left; the council reads its postmortems"
+            )
+        data["groups"][name] = kept or list(data["council"])
     emails = dict(policy.emails)
     for person in active.values():
         if person.email and person.email.lower() != f"{person.person}@{policy.email_domain}":

@@ -41,6 +41,8 @@ def test_scim_wins_for_the_people_and_teams_it_provisions(policy: Policy) -> Non
     assert effective.teams["platform"] == policy.teams["platform"]  # not provisioned: the file's
     assert effective.email_of("zoe") == "zoe@corp.example"
     assert effective.council == ["heidi"]
+    # Off the restricted postmortems' groups too (the shipped security group: erin and grace).
+    assert effective.groups["security"] == ["erin"]
     assert provisioned_policy(policy, Provisioned()) is policy
 
 
