@@ -372,6 +372,8 @@ class PostmortemWorkflow:
                     policy=self.policy,
                     postmortem_title=self.pm.incident.title,
                     services=list(self.pm.incident.services),
+                    # its items continue as new past the same number of events as it does
+                    continue_after_events=self.start.continue_after_events,
                 ),
                 id=item_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,
