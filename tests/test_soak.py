@@ -28,7 +28,7 @@ from datetime import timedelta
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 from temporalio.api.enums.v1 import EventType
@@ -51,12 +51,15 @@ from followthrough.domain.postmortem import (
     ActionItemStart,
     ActionItemState,
     Approval,
+    ChangeRequest,
+    CollectAgain,
     DoneClaim,
     ExtensionDecision,
     ExtensionRequest,
     ItemStage,
     PostmortemStart,
     PostmortemState,
+    Verification,
 )
 from followthrough.storage import Store
 from tests.api_support import link_mailer, loopback_policy
@@ -76,6 +79,7 @@ APPROVALS = ROUNDS // 2  # odd rounds' extensions are approved, the budget exact
 EVENTS = 300  # continue_after_events: low, so the chain has many runs
 TEMPORAL_SUGGESTS = 4096  # events: Temporal suggests continuing as new past this many
 PASS = (200, "ok")
+Start = TypeVar("Start", ActionItemStart, PostmortemStart)
 FAIL = (503, "checkout unhealthy")
 
 
@@ -142,7 +146,8 @@ async def runs_of(client: Client, workflow_id: str) -> list[WorkflowHistory]:
     return histories
 
 
-def started_input(history: WorkflowHistory, model: type[ActionItemStart]) -> ActionItemStart:
+def started_input(history: WorkflowHistory, model: type[Start]) -> Start:
+    """What the run was started with (a continued run: what the last one carried over)."""
     payloads = history.events[0].workflow_execution_started_event_attributes.input.payloads
     [start] = pydantic_data_converter.payload_converter.from_payloads(payloads, [model])
     assert isinstance(start, model)
@@ -309,3 +314,63 @@ def _settled(store: Store, item_id: str, checks: int, state: ActionItemState) ->
         return None
     assert len(item.checks) == checks, f"{len(item.checks)} checks, {checks} expected"
     return item if item.state is state else None
+
+
+async def test_a_draft_bounced_in_review_continues_as_new_and_its_items_start(
+    own_time_skipping: WorkflowEnvironment, sqlite_store: Store, tmp_path: Path
+) -> None:
+    """Drafts may bounce between review and changes without end (and timelines be collected
+    again): the postmortem continues as new while it waits, resumes in review or in changes, and
+    its approval starts its items from a run that continued as new, which tell it they are done."""
+    env, client = own_time_skipping, own_time_skipping.client
+    policy = loopback_policy()
+    now = await env.get_current_time()
+    incident = parse_incident(incident_data(now), policy)
+    start = PostmortemStart(incident=incident, policy=policy, continue_after_events=100)
+    pm_id = incident.postmortem_id
+    bounces = 12
+    async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
+        pm_handle = await client.start_workflow(
+            PostmortemWorkflow.run, start, id=pm_id, task_queue=queue
+        )
+        await eventually(lambda: sqlite_store.records.postmortem(pm_id))
+        for bounce in range(1, bounces + 1):
+            # People an hour apart: the run continues as new once nothing is in flight.
+            pm = await submit(client, pm_id, "alice", draft_data(now, summary=f"take {bounce}"))
+            assert (pm.state, pm.draft_version) == (PostmortemState.IN_REVIEW, bounce)
+            await skip(env, timedelta(hours=1))
+            why = ChangeRequest(by="erin", reason=f"take {bounce}: name the config system")
+            pm = await act(client, pm_id, PostmortemWorkflow.request_changes, why)
+            assert pm.state is PostmortemState.CHANGES_REQUESTED
+            await act(client, pm_id, PostmortemWorkflow.collect_again, CollectAgain(by="alice"))
+            await skip(env, timedelta(hours=1))
+        pm = await submit(client, pm_id, "alice", draft_data(now, summary="the last take"))
+        pm = await act(client, pm_id, PostmortemWorkflow.approve, Approval(by="erin"))
+        assert pm.state is PostmortemState.TRACKING and pm.draft_version == bounces + 1
+        alert, canary = pm.action_item_ids
+        await wait_for_item(client, alert)
+        await wait_for_item(client, canary)
+        claim = DoneClaim(by="bob", evidence="PR #812")
+        await act(client, alert, ActionItemWorkflow.claim_done, claim)
+        await act(client, alert, ActionItemWorkflow.verify, Verification(by="erin"))
+        claim = DoneClaim(by="carol", evidence="canary config merged")
+        await act(client, canary, ActionItemWorkflow.claim_done, claim)
+        await act(client, canary, ActionItemWorkflow.verify, Verification(by="pat"))
+        outcome = await pm_handle.result()  # the postmortem is no child: its chain completes
+
+    assert outcome.state is PostmortemState.CLOSED
+    assert [item.state for item in outcome.action_items] == [ActionItemState.VERIFIED] * 2
+    runs = await runs_of(client, pm_id)
+    assert len(runs) >= 3, [len(history.events) for history in runs]
+    assert max(len(history.events) for history in runs) < HISTORY_EVENTS_BEFORE_CONTINUING
+    carried = [started_input(history, PostmortemStart).carried for history in runs[1:]]
+    assert all(pm is not None for pm in carried)
+    assert {pm.state for pm in carried if pm is not None} <= {
+        PostmortemState.IN_REVIEW,
+        PostmortemState.CHANGES_REQUESTED,
+    }
+    record = sqlite_store.records.postmortem(pm_id)
+    assert record is not None and len(record.reviews) == bounces + 1
+    trail = sqlite_store.records.audit_trail(pm_id)
+    assert [e.action for e in trail if e.workflow_id == pm_id].count("postmortem.opened") == 1
+    await replays(runs)
