@@ -37,7 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities import OPEN_TICKET, RELEASE_SLOT, REQUEST_SLOT
+from activities import OPEN_TICKET, RELEASE_SLOT, REQUEST_SLOT, SEND_NOTICE
 from activities.slots import team_slots_id
 from followthrough.actions import act
 from followthrough.domain.incident import parse_incident
@@ -46,6 +46,7 @@ from followthrough.domain.limits import (
     EXTENSION_REQUESTS_PER_ITEM,
     HISTORY_EVENTS_BEFORE_CONTINUING,
 )
+from followthrough.domain.notice import Notice
 from followthrough.domain.postmortem import (
     ActionItem,
     ActionItemStart,
@@ -162,6 +163,23 @@ def scheduled(histories: list[WorkflowHistory]) -> Counter[str]:
             if event.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 kinds[event.activity_task_scheduled_event_attributes.activity_type.name] += 1
     return kinds
+
+
+def notice_keys(histories: list[WorkflowHistory]) -> list[str]:
+    """The dedupe key of every notice the chain asked to send, in order."""
+    keys = []
+    for history in histories:
+        for event in history.events:
+            if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                continue
+            scheduled = event.activity_task_scheduled_event_attributes
+            if scheduled.activity_type.name == SEND_NOTICE:
+                payloads = scheduled.input.payloads
+                [notice] = pydantic_data_converter.payload_converter.from_payloads(
+                    payloads, [Notice]
+                )
+                keys.append(notice.dedupe_key)
+    return keys
 
 
 async def replays(histories: list[WorkflowHistory]) -> None:
@@ -297,6 +315,14 @@ async def test_an_item_through_500_cycles_continues_as_new_and_replays(
     assert set(stages) == set(ItemStage), stages
     activities = scheduled(runs)
     assert activities[OPEN_TICKET] == activities[REQUEST_SLOT] == activities[RELEASE_SLOT] == 1
+    keys = notice_keys(runs)
+    assert len(keys) == len(set(keys)), Counter(keys).most_common(3)  # none asked for twice
+    assert sum(key.endswith("/assigned") for key in keys) == 1, keys[:3]
+    print(
+        f"soak: {cycles} cycles, {len(runs)} runs, events per run {min(lengths)}-{max(lengths)} "
+        f"(all {sum(lengths)}), bytes per run at most {max(sizes)} (all {sum(sizes)}); "
+        f"carried stages {dict(stages)}; {len(fired)} escalations, {len(keys)} notices"
+    )
     trail = sqlite_store.records.audit_trail(pm_id)
     assert [e.action for e in trail if e.workflow_id == item_id].count("item.opened") == 1
     assert item_id not in str(slots.model_dump())  # its WIP slot given back
