@@ -37,9 +37,17 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
-from activities import OPEN_TICKET, RELEASE_SLOT, REQUEST_SLOT, SEND_NOTICE
+from activities import (
+    OPEN_TICKET,
+    RECORD_ACTION_ITEM,
+    RELEASE_SLOT,
+    REQUEST_SLOT,
+    RUN_CHECK,
+    SEND_NOTICE,
+)
 from activities.slots import team_slots_id
 from followthrough.actions import act
+from followthrough.domain.draft import action_item_specs, parse_draft
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.limits import (
     DONE_CLAIMS_PER_ITEM,
@@ -57,16 +65,19 @@ from followthrough.domain.postmortem import (
     DoneClaim,
     ExtensionDecision,
     ExtensionRequest,
+    ItemCarried,
     ItemStage,
     PostmortemStart,
     PostmortemState,
     Verification,
+    open_action_item,
 )
 from followthrough.storage import Store
 from tests.api_support import link_mailer, loopback_policy
 from tests.conftest import eventually, running_worker, skip
 from tests.factories import draft_data, incident_data
 from tests.lifecycle import submit, wait_for_item
+from tests.recorded import record_postmortem
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 from workflows.team_slots import TeamSlotsWorkflow
@@ -312,7 +323,9 @@ async def test_an_item_through_500_cycles_continues_as_new_and_replays(
         for history in runs[1:]
         if (carried := started_input(history, ActionItemStart).carried) is not None
     )
-    assert set(stages) == set(ItemStage), stages
+    # Where each run handed over: the first climb and after regressions (mid-verification
+    # included); the re-check's wait has a test of its own, below.
+    assert {ItemStage.LADDER, ItemStage.REGRESSED} <= set(stages), stages
     activities = scheduled(runs)
     assert activities[OPEN_TICKET] == activities[REQUEST_SLOT] == activities[RELEASE_SLOT] == 1
     keys = notice_keys(runs)
@@ -400,3 +413,50 @@ async def test_a_draft_bounced_in_review_continues_as_new_and_its_items_start(
     trail = sqlite_store.records.audit_trail(pm_id)
     assert [e.action for e in trail if e.workflow_id == pm_id].count("postmortem.opened") == 1
     await replays(runs)
+
+
+async def test_a_run_continued_while_its_recheck_waits_only_rechecks(
+    own_time_skipping: WorkflowEnvironment,
+    sqlite_store: Store,
+    tmp_path: Path,
+    service: ScriptedService,
+) -> None:
+    """A verified item handed over while its re-check waits: the new run waits out the rest and
+    re-checks, and does nothing of its opening again (no opening recorded, no ticket, no slot,
+    no notice)."""
+    env, client = own_time_skipping, own_time_skipping.client
+    policy = loopback_policy()
+    now = await env.get_current_time()
+    draft = draft_data(now)
+    criterion = {"kind": "http_check", "url": service.url, "recheck_after_days": 30}
+    draft["action_items"] = [{**draft["action_items"][0], "acceptance_criterion": criterion}]
+    [spec] = action_item_specs(parse_draft(draft))
+    resolved = now - timedelta(days=20)
+    pm_id = record_postmortem(
+        sqlite_store, policy, "INC-RECHECK", "SEV2", {"resolved": resolved}
+    ).id
+    item_id = f"{pm_id}-item-1"
+    start = ActionItemStart(item_id=item_id, postmortem_id=pm_id, spec=spec, policy=policy)
+    verified = open_action_item(start, resolved).model_copy(
+        update={"state": ActionItemState.VERIFIED, "verified_at": now - timedelta(days=10)}
+    )
+    carried = ItemCarried(item=verified, stage=ItemStage.RECHECK)
+    service.script([PASS])
+    async with running_worker(client, sqlite_store, link_mailer(tmp_path / "outbox")) as queue:
+        handle = await client.start_workflow(
+            ActionItemWorkflow.run,
+            start.model_copy(update={"carried": carried}),
+            id=item_id,
+            task_queue=queue,
+        )
+        final = await handle.result()  # skips the 20 days left to its re-check
+        history = await handle.fetch_history()
+
+    assert final.state is ActionItemState.VERIFIED
+    assert [check.purpose for check in final.checks] == ["recheck"]
+    assert (service.requests, service.unscripted) == (1, 0)
+    assert set(scheduled([history])) == {RUN_CHECK, RECORD_ACTION_ITEM}
+    trail = sqlite_store.records.audit_trail(pm_id)
+    [rechecked] = [e for e in trail if e.workflow_id == item_id]
+    assert rechecked.action == "item.check_passed"
+    assert rechecked.at >= now + timedelta(days=20)  # when the first run would have re-checked

@@ -293,15 +293,27 @@ class ActionItemWorkflow:
         claim = len(self.item.claims)
         needed = criterion.passes_required
         claimed_done = ActionItemState.DONE_CLAIMED
-        for number in range(1, needed + 1):
+        # Passes of this claim a run before this one recorded (it continued as new between two
+        # of them): a run that did not continue as new always starts at the first.
+        passed = [c for c in self.item.checks if c.round == claim and c.purpose == "verification"]
+        result = passed[-1].result if passed else None
+        for number in range(len(passed) + 1, needed + 1):
             if number > 1:
-                next_check = workflow.now() + criterion.spacing
-                if not await reached(next_check, lambda: self.item.state is not claimed_done):
+                last = workflow.now() if number > len(passed) + 1 else passed[-1].result.at
+                next_check = last + criterion.spacing
+
+                def changed() -> bool:
+                    return self.item.state is not claimed_done or self._ready_to_continue()
+
+                if not await reached(next_check, changed):
+                    if self._ready_to_continue():  # a long history: the new run goes on from here
+                        self._continue_as_new()
                     return  # resolved some other way meanwhile (the council accepted the risk)
             result = await self._check(claim, "verification")
             if not result.passed:
                 await self._reopen(result, number, needed)
                 return
+        assert result is not None  # a criterion asks for one pass at least
         await self._apply(steps.verify_by_check(self.item, result, needed, workflow.now()))
         self.in_flight.hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
 
