@@ -9,7 +9,7 @@ owner's manager, then the reliability council, each step once and at its busines
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import NoReturn, Optional, cast
+from typing import Optional, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -175,7 +175,7 @@ class ActionItemWorkflow:
             and workflow.all_handlers_finished()
         )
 
-    def _continue_as_new(self) -> NoReturn:
+    def _continue_as_new(self) -> None:  # it raises: the run ends here
         """The same item in a new run, resuming where this one is (same workflow id, so
         people's actions, queries and its postmortem's signal reach it there)."""
         carried = ItemCarried(item=self.item, stage=self.stage, parent=self.parent)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime, timedelta
-from typing import NoReturn, Optional, cast
+from typing import Optional, cast
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -195,7 +195,7 @@ class PostmortemWorkflow:
             and workflow.all_handlers_finished()
         )
 
-    def _continue_as_new(self) -> NoReturn:
+    def _continue_as_new(self) -> None:  # it raises: the run ends here
         """The same postmortem in a new run, waiting for its approval where this one was (same
         workflow id: people's actions and queries reach it there)."""
         workflow.logger.info("%s continues as new in %s", self.pm.id, self.pm.state.value)
