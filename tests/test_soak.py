@@ -3,12 +3,13 @@
 A real postmortem (approved, so the item is its child) and one item of bob's whose criterion is an
 HTTP check that must pass 22 times, a day apart, and is re-checked 30 days after verification.
 Twenty rounds, each: a due-date extension asked for (half approved, half denied), a done claim,
-and its 22 checks; every fourth round is verified, re-checked a month later (failing, so the item
-regresses, until the last round's re-check passes). Now and then the item sits past its due date
-and its ladder climbs. That is 505 cycles (20 claims, 20 extension requests, 20 decisions, 440
-checks and 5 re-checks) over about three simulated years, within the product's own caps (20 done
-claims and 20 extension requests per item, domain/limits.py): claims are capped, so the repetition
-comes from the checks a criterion may ask for, as it does in production.
+and its 22 checks, the last of which fails; every fourth round's all pass, and it is re-checked a
+month later, failing, so the item regresses (the last round's re-check is still ahead when the
+test ends). Now and then the item sits past its due date and its ladder climbs. That is 504
+cycles (20 claims, 20 extension requests, 20 decisions, 440 checks and 4 re-checks) over close to
+two simulated years, within the product's own caps (20 done claims and 20 extension requests per
+item, domain/limits.py): claims are capped, so the repetition comes from the checks a criterion
+may ask for (up to 50 passes over up to 90 days, each claim), as it does in production.
 
 The item (and the postmortem) start with a low continue_after_events, so the chain has many runs;
 each run's history stays far below Temporal's limits, and each replays under today's code.
