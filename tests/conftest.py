@@ -65,6 +65,7 @@ SLOWEST_FIRST = [
     "test_end_to_end.py",
     "test_end_to_end_cli.py",
     "test_faults.py",
+    "test_soak.py",
     "test_cli.py",
     "test_handoff_notices.py",
     "test_readme.py",

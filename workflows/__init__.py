@@ -15,6 +15,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from activities import SEND_NOTICE
+    from followthrough.domain.limits import HISTORY_BYTES_BEFORE_CONTINUING
     from followthrough.domain.notice import Notice
     from followthrough.domain.postmortem import ActionItemChange, AuditEvent, PostmortemChange
     from followthrough.domain.problems import Refusal
@@ -141,6 +142,24 @@ class InFlight:
 
     async def all_done(self) -> None:
         await asyncio.gather(*self._running)
+
+    def idle(self) -> bool:
+        """Nothing running: a run may continue as new without leaving work behind."""
+        return all(task.done() for task in self._running)
+
+
+# Long-lived workflows continue as new at safe points (histories from before never did).
+CONTINUE_AS_NEW_PATCH = "soak-continue-as-new"
+
+
+def history_is_long(events: int) -> bool:
+    """Past `events` or HISTORY_BYTES_BEFORE_CONTINUING, or Temporal suggests continuing as new."""
+    info = workflow.info()
+    return (
+        info.is_continue_as_new_suggested()
+        or info.get_current_history_length() > events
+        or info.get_current_history_size() > HISTORY_BYTES_BEFORE_CONTINUING
+    )
 
 
 async def reached(at: datetime, changed: Callable[[], bool]) -> bool:

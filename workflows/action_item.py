@@ -8,7 +8,7 @@ owner's manager, then the reliability council, each step once and at its busines
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Optional, cast
 
 from temporalio import workflow
@@ -48,6 +48,8 @@ with workflow.unsafe.imports_passed_through():
         DoneClaim,
         ExtensionDecision,
         ExtensionRequest,
+        ItemCarried,
+        ItemStage,
         Reassignment,
         Rejection,
         RiskAcceptanceRequest,
@@ -76,12 +78,14 @@ with workflow.unsafe.imports_passed_through():
     )
     from workflows import (
         ACTION_ITEM_STATE,
+        CONTINUE_AS_NEW_PATCH,
         ITEM_RESOLVED,
         OWNING_TEAM,
         RECORD_TIMEOUT,
         TICKET_DONE,
         TICKET_RETRY,
         InFlight,
+        history_is_long,
         judge_when_opened,
         reached,
         record,
@@ -107,53 +111,98 @@ IMPACT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(second
 class ActionItemWorkflow:
     @workflow.init
     def __init__(self, start: ActionItemStart) -> None:
+        self.start = start
         self.policy = start.policy
-        self.item: ActionItem = open_action_item(start, workflow.now())
-        self.opened = False  # set once the opening is recorded; people's actions wait for it
+        carried = start.carried
+        self.item: ActionItem = (
+            carried.item if carried is not None else open_action_item(start, workflow.now())
+        )
+        # set once the opening is recorded; people's actions wait for it
+        self.opened = carried is not None
         self.admitted = False  # holds a WIP slot (or the team has no cap)
         self.place_in_line: int | None = None
         self.in_flight = InFlight()  # notices and ticket updates, in the background
-        self.postmortem_told = False  # the parent learns of the resolution once
+        self.stage = carried.stage if carried is not None else ItemStage.LADDER
+        # the parent learns of the resolution once (when the first climb ends)
+        self.postmortem_told = self.stage is not ItemStage.LADDER
+        self.parent = carried.parent if carried is not None else self._parent()
         self.postmortem_title = start.postmortem_title
         self.services = start.services
+        self.continues = False  # continues as new when its history grows long (decided in run)
 
     @workflow.run
     async def run(self, start: ActionItemStart) -> ActionItem:
+        self.continues = workflow.patched(CONTINUE_AS_NEW_PATCH)
         item = self.item
         workflow.upsert_search_attributes(
             [ACTION_ITEM_STATE.value_set(item.state.value), OWNING_TEAM.value_set(item.team)]
         )
-        await self._apply(steps.record_item_opening(item, workflow.now()))
-        self.opened = True
-        self.in_flight.hand_off(handoffs.assigned_notice(self.item, self.policy, workflow.now()))
-        self.in_flight.start(self._open_ticket())
         cap = self._wip_cap()
-        if cap is not None:
-            await self._take_a_slot(cap)
-        await self._follow_the_ladder()
-        if cap is not None:
-            try:
-                await workflow.execute_activity(
-                    RELEASE_SLOT,
-                    SlotRelease(team=start.spec.team, cap=cap, item_id=start.item_id),
-                    start_to_close_timeout=timedelta(seconds=30),
-                    retry_policy=SLOT_RETRY,
-                )
-            except ActivityError as err:  # the item is resolved either way; the team's record
-                workflow.logger.error("slot of %s not released: %s", start.item_id, err.cause)
-        await self._tell_the_postmortem()
+        if start.carried is None:  # a new item (a continued one was opened by its first run)
+            await self._apply(steps.record_item_opening(item, workflow.now()))
+            self.opened = True
+            now = workflow.now()
+            self.in_flight.hand_off(handoffs.assigned_notice(self.item, self.policy, now))
+            self.in_flight.start(self._open_ticket())
+            if cap is not None:
+                await self._take_a_slot(cap)
+        if self.stage is not ItemStage.RECHECK:
+            await self._follow_the_ladder()  # the first climb, or again after a regression
+        if self.stage is ItemStage.LADDER:
+            if cap is not None:
+                await self._release_the_slot(cap)
+            await self._tell_the_postmortem()
+        self.stage = ItemStage.RECHECK
         while await self._still_effective_is_due():
             if await self._recheck():
                 break
+            self.stage = ItemStage.REGRESSED
             await self._follow_the_ladder()  # regressed: open again until fixed and verified
+            self.stage = ItemStage.RECHECK
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self.in_flight.all_done()
         return self.item
+
+    # --- continuing as new, so that an item followed for years keeps a short history ---------
+
+    def _ready_to_continue(self) -> bool:
+        """Its history is long and nothing is left half done: no handler running, nothing in
+        flight (a notice or ticket update is waited out, never dropped or sent twice)."""
+        return (
+            self.continues
+            and history_is_long(self.start.continue_after_events)
+            and self.in_flight.idle()
+            and workflow.all_handlers_finished()
+        )
+
+    def _continue_as_new(self) -> None:  # it raises: the run ends here
+        """The same item in a new run, resuming where this one is (same workflow id, so
+        people's actions, queries and its postmortem's signal reach it there)."""
+        carried = ItemCarried(item=self.item, stage=self.stage, parent=self.parent)
+        workflow.logger.info("%s continues as new at %s", self.item.id, self.stage.value)
+        workflow.continue_as_new(self.start.model_copy(update={"carried": carried}))
+
+    @staticmethod
+    def _parent() -> str | None:
+        parent = workflow.info().parent
+        return parent.workflow_id if parent is not None else None
 
     # --- the team's WIP cap ---------------------------------------------------------------------
 
     def _wip_cap(self) -> int | None:
         return self.policy.teams[self.item.spec.team].wip_cap
+
+    async def _release_the_slot(self, cap: int) -> None:
+        start = self.start
+        try:
+            await workflow.execute_activity(
+                RELEASE_SLOT,
+                SlotRelease(team=start.spec.team, cap=cap, item_id=start.item_id),
+                start_to_close_timeout=timedelta(seconds=30),
+                retry_policy=SLOT_RETRY,
+            )
+        except ActivityError as err:  # the item is resolved either way; the team's record
+            workflow.logger.error("slot of %s not released: %s", start.item_id, err.cause)
 
     async def _take_a_slot(self, cap: int) -> None:
         """Hold one of the team's WIP slots; beyond the cap, wait with the clock stopped."""
@@ -204,12 +253,17 @@ class ActionItemWorkflow:
         new plan for the new due date.
         """
         while not self.item.resolved:
+            if self._ready_to_continue():  # the top of the loop: nothing of a step half taken
+                self._continue_as_new()
             if self.item.state is ActionItemState.DONE_CLAIMED:
                 if self.item.spec.acceptance_criterion.automated:
                     await self._verify_by_check()
                 else:  # a person verifies or rejects
                     await workflow.wait_condition(
-                        lambda: self.item.state is not ActionItemState.DONE_CLAIMED
+                        lambda: (
+                            self.item.state is not ActionItemState.DONE_CLAIMED
+                            or self._ready_to_continue()
+                        )
                     )
                 continue
             step = self._next_step()
@@ -221,6 +275,7 @@ class ActionItemWorkflow:
                     item.resolved
                     or item.plan != plan
                     or (item.state is ActionItemState.DONE_CLAIMED)
+                    or self._ready_to_continue()
                 )
 
             if step is None:  # the ladder is climbed: only resolution or a new plan moves on
@@ -238,15 +293,27 @@ class ActionItemWorkflow:
         claim = len(self.item.claims)
         needed = criterion.passes_required
         claimed_done = ActionItemState.DONE_CLAIMED
-        for number in range(1, needed + 1):
+        # Passes of this claim a run before this one recorded (it continued as new between two
+        # of them): a run that did not continue as new always starts at the first.
+        passed = [c for c in self.item.checks if c.round == claim and c.purpose == "verification"]
+        result = passed[-1].result if passed else None
+        for number in range(len(passed) + 1, needed + 1):
             if number > 1:
-                next_check = workflow.now() + criterion.spacing
-                if not await reached(next_check, lambda: self.item.state is not claimed_done):
+                last = workflow.now() if number > len(passed) + 1 else passed[-1].result.at
+                next_check = last + criterion.spacing
+
+                def changed() -> bool:
+                    return self.item.state is not claimed_done or self._ready_to_continue()
+
+                if not await reached(next_check, changed):
+                    if self._ready_to_continue():  # a long history: the new run goes on from here
+                        self._continue_as_new()
                     return  # resolved some other way meanwhile (the council accepted the risk)
             result = await self._check(claim, "verification")
             if not result.passed:
                 await self._reopen(result, number, needed)
                 return
+        assert result is not None  # a criterion asks for one pass at least
         await self._apply(steps.verify_by_check(self.item, result, needed, workflow.now()))
         self.in_flight.hand_off(handoffs.verified_notice(self.item, self.policy, workflow.now()))
 
@@ -290,11 +357,10 @@ class ActionItemWorkflow:
     # --- after verification: tell the postmortem, and re-check if the criterion asks ---------
 
     async def _tell_the_postmortem(self) -> None:
-        parent = workflow.info().parent
-        if parent is None or self.postmortem_told:
+        if self.parent is None or self.postmortem_told:
             return
         self.postmortem_told = True
-        handle = workflow.get_external_workflow_handle(parent.workflow_id)
+        handle = workflow.get_external_workflow_handle(self.parent)
         await handle.signal(ITEM_RESOLVED, self.item)
 
     async def _still_effective_is_due(self) -> bool:
@@ -303,7 +369,11 @@ class ActionItemWorkflow:
         days = item.spec.acceptance_criterion.recheck_after_days
         if days is None or item.state is not ActionItemState.VERIFIED or item.verified_at is None:
             return False
-        await workflow.sleep(item.verified_at + timedelta(days=days) - workflow.now())
+        at: datetime = item.verified_at + timedelta(days=days)
+        if not self.continues:  # as histories from before waited
+            await workflow.sleep(at - workflow.now())
+        elif not await reached(at, self._ready_to_continue):
+            self._continue_as_new()  # a long history: the new run waits out the rest
         return True
 
     async def _recheck(self) -> bool:

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.tickets import TicketComment
     from followthrough.domain.timeline import SourceReport, TimelineRequest
     from workflows import (
+        CONTINUE_AS_NEW_PATCH,
         ITEM_RESOLVED,
         OWNING_TEAM,
         POSTMORTEM_SEVERITY,
@@ -70,6 +71,7 @@ with workflow.unsafe.imports_passed_through():
         RECORD_TIMEOUT,
         TICKET_RETRY,
         InFlight,
+        history_is_long,
         judge_when_opened,
         reached,
         record,
@@ -104,31 +106,27 @@ LINK_WAIT = timedelta(minutes=10)
 class PostmortemWorkflow:
     @workflow.init
     def __init__(self, start: PostmortemStart) -> None:
+        self.start = start
         self.policy = start.policy
-        self.pm: Postmortem = open_postmortem(start.incident, start.policy, workflow.now())
-        self.opened = False  # set once the opening is recorded; people's actions wait for it
+        self.pm: Postmortem = start.carried or open_postmortem(
+            start.incident, start.policy, workflow.now()
+        )
+        # set once the opening is recorded; people's actions wait for it
+        self.opened = start.carried is not None
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
         self.in_flight = InFlight()  # notices, sent while the process goes on
         self.sharing = False  # publishes its page and tells its audiences (decided on approval)
+        self.continues = False  # continues as new when its history grows long (decided in run)
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
+        self.continues = workflow.patched(CONTINUE_AS_NEW_PATCH)
         self._set_search_attributes()
-        await self._apply(steps.record_opening(self.pm, workflow.now()))
-        self.opened = True
-        # Only incidents from after unmapped severities were kept have any: recorded histories
-        # never take this branch, and the patch marks the new command for any that would.
-        if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
-            self._tell_operators_of_policy_gaps()
-        self.in_flight.hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
-        # In the background: the draft never waits on the incident's tools. Histories from
-        # before collection started none; the patch keeps them replaying as they ran.
-        if workflow.patched("collect-timeline"):
-            self._collect_timeline()
-
-        if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
-            await self._apply(steps.lapse(self.pm, workflow.now()))
-            return await self._finish([])
+        if start.carried is None:  # a continued postmortem was opened by its first run
+            await self._open()
+            if self.pm.state is PostmortemState.OPTIONAL and not await self._someone_opts_in():
+                await self._apply(steps.lapse(self.pm, workflow.now()))
+                return await self._finish([])
 
         await self._until_approved()
         self._share()
@@ -142,6 +140,19 @@ class PostmortemWorkflow:
 
     # --- the process, step by step ------------------------------------------------------------
 
+    async def _open(self) -> None:
+        await self._apply(steps.record_opening(self.pm, workflow.now()))
+        self.opened = True
+        # Only incidents from after unmapped severities were kept have any: recorded histories
+        # never take this branch, and the patch marks the new command for any that would.
+        if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
+            self._tell_operators_of_policy_gaps()
+        self.in_flight.hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
+        # In the background: the draft never waits on the incident's tools. Histories from
+        # before collection started none; the patch keeps them replaying as they ran.
+        if workflow.patched("collect-timeline"):
+            self._collect_timeline()
+
     async def _someone_opts_in(self) -> bool:
         window = timedelta(days=self.policy.severity(self.pm.severity).optional_window_days)
         lapsed = await reached(
@@ -150,20 +161,45 @@ class PostmortemWorkflow:
         return not lapsed
 
     async def _until_approved(self) -> None:
-        """Wait for approval; an overdue draft or review climbs the ladder meanwhile."""
+        """Wait for approval; an overdue draft or review climbs the ladder meanwhile.
+
+        Drafts may bounce between review and changes (and timelines be collected again) without
+        end: a long history continues as new at the top of the loop, nothing half done."""
         while self.pm.state is not PostmortemState.TRACKING:
+            if self._ready_to_continue():
+                self._continue_as_new()
             stage, deadline, version = self._stage()
             step = self._next_stage_step(stage, deadline, version)
             state, submitted = self.pm.state, self.pm.draft_version
 
             def changed(state: PostmortemState = state, submitted: int = submitted) -> bool:
-                return self.pm.state is not state or self.pm.draft_version != submitted
+                return (
+                    self.pm.state is not state
+                    or self.pm.draft_version != submitted
+                    or self._ready_to_continue()
+                )
 
             if step is None:
                 await workflow.wait_condition(changed)
                 continue
             if await reached(step.at, changed):  # else something changed first: look again
                 await self._escalate_stage(stage, deadline, version, step)
+
+    def _ready_to_continue(self) -> bool:
+        """Its history is long, no handler is running and nothing is in flight (a notice or a
+        timeline collection is waited out, never dropped or done twice)."""
+        return (
+            self.continues
+            and history_is_long(self.start.continue_after_events)
+            and self.in_flight.idle()
+            and workflow.all_handlers_finished()
+        )
+
+    def _continue_as_new(self) -> None:  # it raises: the run ends here
+        """The same postmortem in a new run, waiting for its approval where this one was (same
+        workflow id: people's actions and queries reach it there)."""
+        workflow.logger.info("%s continues as new in %s", self.pm.id, self.pm.state.value)
+        workflow.continue_as_new(self.start.model_copy(update={"carried": self.pm}))
 
     def _stage(self) -> tuple[str, datetime, int]:
         """What the postmortem waits for now, when it was due, and which round it is."""
@@ -336,6 +372,8 @@ class PostmortemWorkflow:
                     policy=self.policy,
                     postmortem_title=self.pm.incident.title,
                     services=list(self.pm.incident.services),
+                    # its items continue as new past the same number of events as it does
+                    continue_after_events=self.start.continue_after_events,
                 ),
                 id=item_id,
                 parent_close_policy=ParentClosePolicy.ABANDON,

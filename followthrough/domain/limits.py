@@ -95,6 +95,18 @@ EXTENSION_REQUESTS_PER_ITEM = 20  # denied ones count too; approvals are also po
 REASSIGNMENTS_PER_ITEM = 20
 REVIEWS_PER_POSTMORTEM = 100  # approvals and change requests over every draft version
 
+# --- long-lived workflows (workflows/action_item.py, workflows/postmortem.py) ------------------
+
+# Every step, wait and handler adds to a workflow's history; Temporal suggests continuing as new
+# at 4,096 events or 4 MiB and fails the workflow at 51,200 events or 50 MiB. An action item (its
+# ladder, checks and re-checks) and a postmortem (its drafting and reviews) continue as new at
+# their first safe point past either figure below, or when Temporal suggests it, whichever first.
+HISTORY_EVENTS_BEFORE_CONTINUING = 2_000
+HISTORY_BYTES_BEFORE_CONTINUING = 2 * 1024 * 1024
+# The fewest events a start may ask for (tests ask for few): a run does some work before it hands
+# over, never continuing as new at its first safe point again and again.
+HISTORY_EVENTS_LEAST = 100
+
 # Dates people and vendors give are within this window (inclusive), so date arithmetic (ladders,
 # business days, time zones) can never leave Python's calendar, and pages never show year 1.
 EARLIEST_DATE = date(2000, 1, 1)

@@ -312,12 +312,37 @@ def open_action_item(start: ActionItemStart, now: datetime) -> ActionItem:
 class PostmortemStart(BaseModel):
     incident: Incident
     policy: Policy
+    # The first safe point past this many history events continues the run as new (tests ask
+    # for fewer); `carried` is the postmortem a run continued as new hands the next.
+    continue_after_events: int = Field(
+        default=limits.HISTORY_EVENTS_BEFORE_CONTINUING,
+        ge=limits.HISTORY_EVENTS_LEAST,
+        le=limits.HISTORY_EVENTS_BEFORE_CONTINUING,
+    )
+    carried: Postmortem | None = None
 
 
 class PostmortemOutcome(BaseModel):
     id: str
     state: PostmortemState
     action_items: list[ActionItem] = Field(default_factory=list)
+
+
+class ItemStage(StrEnum):
+    """Where an action item's new run picks up after its last one continued as new."""
+
+    LADDER = "ladder"  # its first climb: it holds its WIP slot and has not told its postmortem
+    REGRESSED = "regressed"  # open again after a failed re-check (slot released, postmortem told)
+    RECHECK = "recheck"  # verified, its re-check still ahead
+
+
+class ItemCarried(BaseModel):
+    """What a run that continued as new hands the next: the item as it was, and where it was.
+    Opened, ticketed and its assignment told already: the new run does none of that again."""
+
+    item: ActionItem
+    stage: ItemStage
+    parent: str | None = None  # the postmortem's workflow id, told once the item is resolved
 
 
 class ActionItemStart(BaseModel):
@@ -327,6 +352,13 @@ class ActionItemStart(BaseModel):
     policy: Policy
     postmortem_title: str = ""
     services: list[str] = Field(default_factory=list)  # the incident's: a service's route wins
+    # As for PostmortemStart: where the run continues as new, and what it carries over.
+    continue_after_events: int = Field(
+        default=limits.HISTORY_EVENTS_BEFORE_CONTINUING,
+        ge=limits.HISTORY_EVENTS_LEAST,
+        le=limits.HISTORY_EVENTS_BEFORE_CONTINUING,
+    )
+    carried: ItemCarried | None = None
 
 
 # --- What people send --------------------------------------------------------------------------

@@ -66,6 +66,7 @@ from followthrough.domain.postmortem import (
     ExtensionRequest,
     OptIn,
     Postmortem,
+    PostmortemStart,
     PostmortemState,
     Reassignment,
     Rejection,
@@ -128,9 +129,11 @@ class Recording:
     async def now(self) -> datetime:
         return await self.env.get_current_time()
 
-    async def keep(self, workflow_id: str, name: str) -> None:
-        """Write the workflow's history as it is now (it may still be running)."""
-        history = await self.client.get_workflow_handle(workflow_id).fetch_history()
+    async def keep(self, workflow_id: str, name: str, run_id: str | None = None) -> None:
+        """Write the workflow's history as it is now (it may still be running): its latest run's,
+        or the run `run_id`'s."""
+        handle = self.client.get_workflow_handle(workflow_id, run_id=run_id)
+        history = await handle.fetch_history()
         started = history.events[0].workflow_execution_started_event_attributes
         path = self.out.directory / started.workflow_type.name / f"{self.out.prefix}{name}.json"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -258,6 +261,51 @@ def next_tuesday(after: date) -> date:
 
 
 # --- the postmortem ----------------------------------------------------------------------------
+
+
+@scenario("continued")
+async def continued(out: Output) -> None:
+    """A draft bounced in review until the postmortem continued as new; approved in its new run;
+    its item rejected until it continued as new too, then verified from its new run (which tells
+    the postmortem, and it closes). Keeps the first and the last run of each."""
+    async with recording(out) as rec:
+        now = await rec.now()
+        incident = parse_incident(incident_data(now), rec.policy)
+        start = PostmortemStart(incident=incident, policy=rec.policy, continue_after_events=100)
+        pm_id = incident.postmortem_id
+        await rec.client.start_workflow(
+            PostmortemWorkflow.run, start, id=pm_id, task_queue=rec.queue
+        )
+        for take in range(1, 4):  # people an hour apart: it continues once nothing is in flight
+            await rec.submit(pm_id, draft_data(now, summary=f"Take {take}."))
+            await rec.env.sleep(timedelta(hours=1))
+            request = ChangeRequest(by="erin", reason=f"Take {take}: name the config system")
+            await rec.act(pm_id, PostmortemWorkflow.request_changes, request)
+            await rec.env.sleep(timedelta(hours=1))
+        draft = draft_data(now)
+        draft["action_items"] = draft["action_items"][:1]
+        await rec.submit(pm_id, draft)
+        [item_id] = await rec.approve(pm_id)
+        for attempt in range(1, 5):
+            claim = DoneClaim(by="bob", evidence=f"PR #{810 + attempt}")
+            await rec.act(item_id, ActionItemWorkflow.claim_done, claim)
+            await rec.env.sleep(timedelta(hours=1))
+            rejection = Rejection(by="erin", reason=f"Attempt {attempt}: not routed to the pager")
+            await rec.act(item_id, ActionItemWorkflow.reject, rejection)
+            await rec.env.sleep(timedelta(hours=1))
+        claim = DoneClaim(by="bob", evidence="PR #815 routes it to checkout-oncall")
+        await rec.act(item_id, ActionItemWorkflow.claim_done, claim)
+        await rec.act(item_id, ActionItemWorkflow.verify, Verification(by="erin", note="Drill"))
+        await rec.postmortem_reaches(pm_id, PostmortemState.CLOSED)
+        for workflow_id, first, last in (
+            (pm_id, "continued-as-new-in-review", "continued-approved-then-closed"),
+            (item_id, "continued-as-new-after-rejections", "continued-then-verified"),
+        ):
+            history = await rec.client.get_workflow_handle(workflow_id).fetch_history()
+            started = history.events[0].workflow_execution_started_event_attributes
+            assert started.continued_execution_run_id, f"{workflow_id} never continued as new"
+            await rec.keep(workflow_id, first, run_id=started.first_execution_run_id)
+            await rec.keep(workflow_id, last)
 
 
 @scenario("lifecycle")
