@@ -56,7 +56,7 @@ def _postgres_reachable() -> str | None:
 
 
 # The files that take longest (25 s or more each on 2 cores, `--durations=0` summed per file),
-# longest first. They start first, so that on three processes no long file is left to run alone at
+# longest first. They start first, so that on four processes no long file is left to run alone at
 # the end; every other file keeps its place. test_api_fuzz.py (about 60 s) is left in its place: its
 # /readyz answers 503 when Temporal takes over 3 s, as it can beside these files' process kills.
 SLOWEST_FIRST = [
