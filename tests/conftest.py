@@ -55,30 +55,35 @@ def _postgres_reachable() -> str | None:
         return str(err).strip()
 
 
-# The files that take longest (25 s or more each on 2 cores, `--durations=0` summed per file),
-# longest first. They start first, so that on four processes no long file is left to run alone at
-# the end; every other file keeps its place. test_api_fuzz.py (about 60 s) is left in its place: its
-# /readyz answers 503 when Temporal takes over 3 s, as it can beside these files' process kills.
+# The files that take longest (20 s or more each: `--junitxml` summed per file, a whole run on four
+# processes), longest first. They start first, so that no long file is left to run alone at the
+# end; every other file keeps its place.
 SLOWEST_FIRST = [
-    "test_killed_worker.py",
-    "test_killed_worker_again.py",
-    "test_end_to_end.py",
-    "test_end_to_end_cli.py",
     "test_faults.py",
     "test_soak.py",
-    "test_cli.py",
-    "test_handoff_notices.py",
-    "test_readme.py",
     "test_follow_up_restarts.py",
-    "test_search.py",
-    "test_storage.py",
-    "test_report.py",
+    "test_api_fuzz_shard1.py",
+    "test_cli.py",
+    "test_api_fuzz.py",
     "test_seed.py",
+    "test_api_fuzz_shard2.py",
+    "test_killed_worker.py",
+    "test_end_to_end_cli.py",
     "test_embedded.py",
-    "test_project.py",
-    "test_follow_up.py",
-    "test_bench_smoke.py",
     "test_browser.py",
+    "test_report.py",
+    "test_restricted.py",
+    "test_end_to_end.py",
+    "test_search.py",
+    "test_follow_up.py",
+    "test_handoff_notices.py",
+    "test_killed_worker_again.py",
+    "test_storage.py",
+    "test_readme.py",
+    "test_bench_smoke.py",
+    "test_api_fuzz_forgeries.py",
+    "test_project.py",
+    "test_scim.py",
 ]
 
 

@@ -424,21 +424,28 @@ async def replace_user(
     stored = _stored_user(found, user_id)
     payload = await _payload(request)
     user, manager, _ = _parse_user(payload, Context.RESOURCE_REPLACEMENT_REQUEST)
+    replaced = _updated(stored, user, manager, found)
+    saved = await _save_user(found, replaced, new=False, background=background)
+    return scim_response(saved.resource)
+
+
+def _updated(
+    stored: ScimUser, user: UserResource, manager: str | None, found: Services
+) -> ScimUser:
+    """The stored user as a PUT or PATCH left it (one way for both)."""
     at = found.clock()
     base = found.settings.effective_public_url
-    replaced = stored.model_copy(
+    return stored.model_copy(
         update={
             "user_name": str(user.user_name),
             "external_id": user.external_id,
             "active": user.active is not False,
             "manager": manager,
             "email": _email(user),
-            "resource": _user_resource(user, user_id, manager, stored.created_at, at, base),
+            "resource": _user_resource(user, stored.id, manager, stored.created_at, at, base),
             "updated_at": at,
         }
     )
-    saved = await _save_user(found, replaced, new=False, background=background)
-    return scim_response(saved.resource)
 
 
 def _operations(payload: dict[str, Any]) -> list[dict[str, Any]]:
@@ -500,19 +507,7 @@ async def patch_user(
     _apply(UserResource, user, kept)
     if not user.user_name:
         raise ScimRefusal(400, "userName: required", "invalidValue")
-    at = found.clock()
-    base = found.settings.effective_public_url
-    patched = stored.model_copy(
-        update={
-            "user_name": str(user.user_name),
-            "external_id": user.external_id,
-            "active": user.active is not False,
-            "manager": manager,
-            "email": _email(user),
-            "resource": _user_resource(user, user_id, manager, stored.created_at, at, base),
-            "updated_at": at,
-        }
-    )
+    patched = _updated(stored, user, manager, found)
     saved = await _save_user(found, patched, new=False, background=background)
     if stored.active and not saved.active:
         log.info("scim user deprovisioned", person=saved.person)
