@@ -57,9 +57,9 @@ def _postgres_reachable() -> str | None:
 
 # The files that take longest (20 s or more each: `--junitxml` summed per file, a whole run on four
 # processes), longest first. They start first, so that no long file is left to run alone at the
-# end; every other file keeps its place. (pyproject's --no-loadscope-reorder keeps this order:
-# pytest-xdist would otherwise hand out the files with the most tests first, and leave these
-# long one-test files for the end.)
+# end; every other file keeps its place. pytest-xdist then hands out the files with the most tests
+# first (its default reordering), this order breaking ties: keeping this order alone
+# (--no-loadscope-reorder) was slower in a fresh-clone run, 11 min 5 s against 10 min 1 s.
 SLOWEST_FIRST = [
     "test_faults.py",
     "test_soak.py",
