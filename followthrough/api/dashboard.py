@@ -288,14 +288,7 @@ async def login(
         now + timedelta(hours=SESSION_HOURS),
     )
     response = RedirectResponse(_local_path(next), status.HTTP_303_SEE_OTHER)
-    response.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=SESSION_HOURS * 3600,
-        httponly=True,
-        samesite="strict",
-        secure=_secure(request, using),
-    )
+    set_session_cookie(response, session_id, request, using)
     response.delete_cookie(SIGN_IN_COOKIE, path="/login")
     return response
 
@@ -373,6 +366,20 @@ def _sign_in_page(
         secure=_secure(request, using),
     )
     return page
+
+
+def set_session_cookie(
+    response: Response, session_id: str, request: Request, using: Services
+) -> None:
+    """The session's cookie, as every way of signing in sets it (token or provider)."""
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_id,
+        max_age=SESSION_HOURS * 3600,
+        httponly=True,
+        samesite="strict",
+        secure=_secure(request, using),
+    )
 
 
 def _secure(request: Request, using: Services) -> bool:

@@ -19,10 +19,10 @@ from datetime import timedelta
 from fastapi import APIRouter, Request, status
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from followthrough.api.dashboard import SESSION_COOKIE, continue_to
 from followthrough.api.dashboard import _local_path as local_path
 from followthrough.api.dashboard import _secure as secure_cookies
 from followthrough.api.dashboard import _sign_in_page as sign_in_page
+from followthrough.api.dashboard import continue_to, set_session_cookie
 from followthrough.api.services import Services, Using
 from followthrough.api.throttle import TOKENS
 from followthrough.domain.access import hash_token
@@ -199,13 +199,6 @@ async def _open_session(
     )
     log.info("signed in through the provider", person=person, roles=sorted(roles))
     page = continue_to(local_path(pending.next_path), "Signed in", f"Signed in as {person}.")
-    page.set_cookie(
-        SESSION_COOKIE,
-        session_id,
-        max_age=SESSION_HOURS * 3600,
-        httponly=True,
-        samesite="strict",
-        secure=secure_cookies(request, using),
-    )
+    set_session_cookie(page, session_id, request, using)
     page.delete_cookie(OIDC_COOKIE, path="/login/oidc")
     return page
