@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, Field
 from sqlalchemy import JSON, BigInteger, Boolean, String, delete, func, select, update
@@ -116,6 +116,8 @@ class Taken(Exception):
 
 
 # The attributes a list may be filtered by, as SCIM names them -> the column.
+Row = TypeVar("Row", ScimUserRow, ScimGroupRow)  # a page of either table
+
 USER_FILTERS = {
     "username": ScimUserRow.user_name_key,
     "externalid": ScimUserRow.external_id,
@@ -154,30 +156,33 @@ class DirectoryStore:
         self, where: tuple[str, str] | None, start: int, count: int
     ) -> tuple[int, list[ScimUser]]:
         """(total matching, the page from 1-based `start`); `where` is (attribute, value)."""
-        query = select(ScimUserRow)
-        if where is not None:
-            name, value = where
-            value = value.lower() if name in CASE_INSENSITIVE else value
-            query = query.where(USER_FILTERS[name] == value)
-        with Session(self.engine) as session:
-            total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            page = query.order_by(ScimUserRow.created_at, ScimUserRow.id)
-            rows = session.scalars(page.offset(start - 1).limit(count))
-            return total, [_user(row) for row in rows]
+        total, rows = self._page(ScimUserRow, USER_FILTERS, where, start, count)
+        return total, [_user(row) for row in rows]
 
     def groups(
         self, where: tuple[str, str] | None, start: int, count: int
     ) -> tuple[int, list[ScimGroup]]:
-        query = select(ScimGroupRow)
+        total, rows = self._page(ScimGroupRow, GROUP_FILTERS, where, start, count)
+        return total, [_group(row) for row in rows]
+
+    def _page(
+        self,
+        table: type[Row],
+        filters: Mapping[str, Any],
+        where: tuple[str, str] | None,
+        start: int,
+        count: int,
+    ) -> tuple[int, list[Row]]:
+        """One page of users or groups, oldest first, and how many match in all."""
+        query = select(table)
         if where is not None:
             name, value = where
             value = value.lower() if name in CASE_INSENSITIVE else value
-            query = query.where(GROUP_FILTERS[name] == value)
+            query = query.where(filters[name] == value)
         with Session(self.engine) as session:
             total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-            page = query.order_by(ScimGroupRow.created_at, ScimGroupRow.id)
-            rows = session.scalars(page.offset(start - 1).limit(count))
-            return total, [_group(row) for row in rows]
+            page = query.order_by(table.created_at, table.id)
+            return total, list(session.scalars(page.offset(start - 1).limit(count)))
 
     def existing_users(self, ids: Sequence[str]) -> set[str]:
         with Session(self.engine) as session:
