@@ -17,8 +17,10 @@ from sqlalchemy import (
     BigInteger,
     ColumnElement,
     Connection,
+    Text,
     and_,
     case,
+    cast,
     false,
     func,
     literal,
@@ -415,7 +417,7 @@ def _burned(connection: Connection, within: Any) -> list[BurnedIncident]:
         PostmortemRow.resolved_at,
         PostmortemRow.restricted_to,
         PostmortemRow.slo_burns,
-    ).where(within, PostmortemRow.slo_burns.is_not(None))
+    ).where(within, cast(PostmortemRow.slo_burns, Text) != "[]")  # most assessed no SLO
     return _BURNED.validate_python(
         [
             {
