@@ -43,7 +43,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator
 
@@ -164,6 +164,82 @@ class ItemFacts(BaseModel):
     opened_at: AwareDatetime
     verified_at: AwareDatetime | None
     ticket: str | None = None  # its Jira key, e.g. PAY-123
+
+
+class Burned(Protocol):
+    """An incident as the error budget figures see it (IncidentFacts or BurnedIncident)."""
+
+    @property
+    def postmortem_id(self) -> str: ...
+    @property
+    def resolved_at(self) -> datetime: ...
+    @property
+    def slo_burns(self) -> list[SloBurn]: ...
+
+
+class BurnedIncident(BaseModel):
+    """An incident that consumed error budget: what the budget figures need of it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    postmortem_id: str
+    resolved_at: AwareDatetime
+    slo_burns: list[SloBurn]
+
+
+class TaggedIncident(BaseModel):
+    """One incident carrying one contributing-factor tag."""
+
+    model_config = ConfigDict(frozen=True)
+
+    tag: str
+    postmortem_id: str
+    resolved_at: AwareDatetime
+
+
+class IncidentCount(BaseModel):
+    """How many of the period's incidents resolved in one local month had one severity and
+    postmortem state; and of them, how many had both ends of each duration."""
+
+    model_config = ConfigDict(frozen=True)
+
+    month: str  # YYYY-MM
+    severity: str
+    state: str
+    incidents: int
+    measured: dict[Duration, int]
+
+
+class FollowUpCounts(BaseModel):
+    """The action items of the period's incidents, counted as `follow_up` and
+    `follow_ups_within_four_weeks` count them."""
+
+    model_config = ConfigDict(frozen=True)
+
+    total: int
+    verified: int
+    risk_accepted: int
+    verified_with_time: int  # verified, with its verified_at
+    on_time: int
+    past_due: int  # unresolved, and the local date of as_of after the due date
+    time_to_verify: Ranked
+    qualified: int  # incidents whose items were all verified within four weeks
+    eligible: int
+
+
+class PeriodSums(BaseModel):
+    """A period's figures as the store adds them up in the database (storage/figures.py), so a
+    year of incidents and items need not be read one by one; `reliability_metrics_of` turns them
+    into the same ReliabilityMetrics `reliability_metrics` works out from every incident."""
+
+    model_config = ConfigDict(frozen=True)
+
+    counts: list[IncidentCount]
+    by_severity: dict[tuple[Duration, str], Ranked]  # (duration, severity)
+    by_month: dict[tuple[Duration, str, str], Ranked]  # (duration, severity, month)
+    follow_up: FollowUpCounts
+    tagged: list[TaggedIncident]  # only the tags carried by two or more incidents are needed
+    burned: list[BurnedIncident]
 
 
 # --- Output ------------------------------------------------------------------------------------
@@ -333,15 +409,29 @@ class ReliabilityMetrics(BaseModel):
 # --- Statistics --------------------------------------------------------------------------------
 
 
+def median_ranks(count: int) -> tuple[int, int]:
+    """The ranks (1-based, smallest first) the median of `count` values stands on: the middle
+    one twice for an odd count, the two middle ones for an even count."""
+    return (count + 1) // 2, count // 2 + 1
+
+
+def p90_rank(count: int) -> int:
+    """The 90th percentile's rank by nearest rank: ceil(0.9 n), in integers (0.9 * n in floats
+    can miss)."""
+    return -(-9 * count // 10)
+
+
+def _median_of(low: timedelta, high: timedelta) -> timedelta:
+    return low if low == high else (low + high) / 2
+
+
 def median(values: Sequence[timedelta]) -> timedelta | None:
     """The middle value; the mean of the two middle ones for an even count; None when empty."""
     ordered = sorted(values)
-    n = len(ordered)
-    if n == 0:
+    if not ordered:
         return None
-    if n % 2:
-        return ordered[n // 2]
-    return (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+    low, high = median_ranks(len(ordered))
+    return _median_of(ordered[low - 1], ordered[high - 1])
 
 
 def p90(values: Sequence[timedelta]) -> timedelta | None:
@@ -349,8 +439,29 @@ def p90(values: Sequence[timedelta]) -> timedelta | None:
     ordered = sorted(values)
     if not ordered:
         return None
-    rank = -(-9 * len(ordered) // 10)  # ceil(0.9 n) in integers: 0.9 * n in floats can miss
-    return ordered[rank - 1]
+    return ordered[p90_rank(len(ordered)) - 1]
+
+
+class Ranked(BaseModel):
+    """Some durations as the database ranked them: how many, and the values at the ranks the
+    median and the p90 stand on (1-based, smallest first; others may be left out)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    count: int = 0
+    at_rank: dict[int, timedelta] = Field(default_factory=dict)
+
+    def median(self) -> timedelta | None:
+        if not self.count:
+            return None
+        low, high = median_ranks(self.count)
+        return _median_of(self.at_rank[low], self.at_rank[high])
+
+    def p90(self) -> timedelta | None:
+        return self.at_rank[p90_rank(self.count)] if self.count else None
+
+    def stats(self) -> DurationStats:
+        return DurationStats(count=self.count, median=self.median(), p90=self.p90())
 
 
 def duration_stats(values: Sequence[timedelta]) -> DurationStats:
@@ -365,16 +476,27 @@ def _between(start: datetime | None, end: datetime | None) -> timedelta | None:
     return None if start is None or end is None else end - start
 
 
+# Each duration's milestones, from and to; the store's SQL reads the same (storage/figures.py).
+DURATION_ENDS: dict[Duration, tuple[str, str]] = {
+    "detect": ("started", "detected"),
+    "acknowledge": ("detected", "acknowledged"),
+    "mitigate": ("started", "mitigated"),
+    "resolve": ("started", "resolved"),
+    "communicate": ("started", "communicated"),
+}
+# People may announce an incident before its recorded start: these are floored at zero.
+FLOORED_AT_ZERO: frozenset[Duration] = frozenset({"communicate"})
+
+
 def incident_durations(incident: IncidentFacts) -> dict[Duration, timedelta | None]:
     """Each duration of one incident; None where a milestone is missing."""
-    communicate = _between(incident.started_at, incident.communicated_at)
-    return {
-        "detect": _between(incident.started_at, incident.detected_at),
-        "acknowledge": _between(incident.detected_at, incident.acknowledged_at),
-        "mitigate": _between(incident.started_at, incident.mitigated_at),
-        "resolve": _between(incident.started_at, incident.resolved_at),
-        "communicate": None if communicate is None else max(communicate, timedelta(0)),
-    }
+    found: dict[Duration, timedelta | None] = {}
+    for duration, (start, end) in DURATION_ENDS.items():
+        value = _between(getattr(incident, f"{start}_at"), getattr(incident, f"{end}_at"))
+        if value is not None and duration in FLOORED_AT_ZERO:
+            value = max(value, timedelta(0))
+        found[duration] = value
+    return found
 
 
 def _measured(incidents: Iterable[IncidentFacts], duration: Duration) -> list[timedelta]:
@@ -508,10 +630,10 @@ def reviewed(incidents: list[IncidentFacts]) -> int:
     return sum(1 for i in incidents if i.state in approved)
 
 
-def _ordered_severities(wanted: list[str], incidents: list[IncidentFacts]) -> list[str]:
+def _ordered_severities(wanted: list[str], seen: Iterable[str]) -> list[str]:
     """The caller's order (duplicates dropped), then severities only the data has, sorted."""
     ordered = list(dict.fromkeys(wanted))
-    extra = sorted({i.severity for i in incidents} - set(ordered))
+    extra = sorted(set(seen) - set(ordered))
     return ordered + extra
 
 
@@ -560,13 +682,17 @@ def monthly_trend(
     return trend
 
 
-def _states_in_lifecycle_order(incidents: list[IncidentFacts]) -> list[StateCount]:
-    counts: dict[str, int] = defaultdict(int)
-    for incident in incidents:
-        counts[incident.state] += 1
+def _states_in_lifecycle_order(counts: dict[str, int]) -> list[StateCount]:
     known = [s.value for s in PostmortemState]
     order = [s for s in known if s in counts] + sorted(set(counts) - set(known))
     return [StateCount(state=s, postmortems=counts[s]) for s in order]
+
+
+def _count_states(incidents: list[IncidentFacts]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for incident in incidents:
+        counts[incident.state] += 1
+    return counts
 
 
 def follow_up(items: list[ItemFacts], as_of: datetime, calendar: BusinessCalendar) -> FollowUp:
@@ -621,10 +747,17 @@ def follow_ups_within_four_weeks(
 
 
 def repeat_factors(incidents: list[IncidentFacts]) -> list[RepeatFactor]:
-    carriers: dict[str, list[IncidentFacts]] = defaultdict(list)
-    for incident in incidents:
-        for tag in dict.fromkeys(incident.factor_tags):  # a tag listed twice is one incident
-            carriers[tag].append(incident)
+    return _repeats(
+        TaggedIncident(tag=tag, postmortem_id=i.postmortem_id, resolved_at=i.resolved_at)
+        for i in incidents
+        for tag in dict.fromkeys(i.factor_tags)  # a tag listed twice is one incident
+    )
+
+
+def _repeats(tagged: Iterable[TaggedIncident]) -> list[RepeatFactor]:
+    carriers: dict[str, list[TaggedIncident]] = defaultdict(list)
+    for one in tagged:
+        carriers[one.tag].append(one)
     repeats = [
         RepeatFactor(
             tag=tag,
@@ -663,7 +796,7 @@ def _objective_percent(objective: float) -> str:
     return f"{text}%"
 
 
-def budget_by_slo(incidents: list[IncidentFacts]) -> list[BudgetBySlo]:
+def budget_by_slo(incidents: Sequence[Burned]) -> list[BudgetBySlo]:
     """Per SLO: its budget consumed summed over the incidents, the most consumed first."""
     consumed: dict[str, float] = defaultdict(float)
     hit: dict[str, set[str]] = defaultdict(set)
@@ -692,7 +825,7 @@ def budget_by_slo(incidents: list[IncidentFacts]) -> list[BudgetBySlo]:
 
 
 def budget_by_service(
-    incidents: list[IncidentFacts], per_slo: list[BudgetBySlo] | None = None
+    incidents: Sequence[Burned], per_slo: list[BudgetBySlo] | None = None
 ) -> list[BudgetByService]:
     """Per service, its SLOs side by side (never summed); the service whose SLO lost the most
     budget first."""
@@ -710,11 +843,11 @@ def budget_by_service(
     return sorted(rows, key=lambda r: (-r.slos[0].consumed, r.service))
 
 
-def slo_breaches(incidents: list[IncidentFacts]) -> SloBreaches:
+def slo_breaches(incidents: Sequence[Burned], of: int | None = None) -> SloBreaches:
+    """`of`: all the period's incidents, when `incidents` are only those that burned budget."""
+    total = len(incidents) if of is None else of
     breached = sum(1 for i in incidents if any(b.burn_rate > 1 for b in i.slo_burns))
-    return SloBreaches(
-        breached=breached, incidents=len(incidents), share=_rate(breached, len(incidents))
-    )
+    return SloBreaches(breached=breached, incidents=total, share=_rate(breached, total))
 
 
 def _require_aware(**moments: datetime) -> None:
@@ -741,7 +874,7 @@ def reliability_metrics(
     incidents = [i for i in incidents if period_start <= i.resolved_at < period_end]
     ours = {i.postmortem_id for i in incidents}
     items = [i for i in items if i.postmortem_id in ours]
-    ordered = _ordered_severities(severities, incidents)
+    ordered = _ordered_severities(severities, (i.severity for i in incidents))
     groups = _by_severity(incidents)
     per_slo = budget_by_slo(incidents)
     return ReliabilityMetrics(
@@ -753,7 +886,7 @@ def reliability_metrics(
         reviewed=reviewed(incidents),
         coverage=coverage(incidents),
         severities=[severity_timings(s, groups[s]) for s in ordered],
-        postmortems_by_state=_states_in_lifecycle_order(incidents),
+        postmortems_by_state=_states_in_lifecycle_order(_count_states(incidents)),
         trend=monthly_trend(
             incidents, _months_of_period(period_start, period_end, calendar), ordered, calendar
         ),
@@ -764,6 +897,105 @@ def reliability_metrics(
         budget_by_slo=per_slo,
         slo_breaches=slo_breaches(incidents),
     )
+
+
+def reliability_metrics_of(
+    sums: PeriodSums,
+    *,
+    period_start: datetime,
+    period_end: datetime,
+    as_of: datetime,
+    calendar: BusinessCalendar,
+    severities: list[str],
+) -> ReliabilityMetrics:
+    """`reliability_metrics`, from the figures the store added up for the period."""
+    _require_aware(period_start=period_start, period_end=period_end, as_of=as_of)
+    counts = sums.counts
+    total = sum(c.incidents for c in counts)
+    ordered = _ordered_severities(severities, (c.severity for c in counts))
+    of_severity: dict[str, int] = defaultdict(int)
+    of_month: dict[str, int] = defaultdict(int)
+    of_both: dict[tuple[str, str], int] = defaultdict(int)
+    of_state: dict[str, int] = defaultdict(int)
+    measured: dict[Duration, int] = defaultdict(int)
+    for c in counts:
+        of_severity[c.severity] += c.incidents
+        of_month[c.month] += c.incidents
+        of_both[(c.month, c.severity)] += c.incidents
+        of_state[c.state] += c.incidents
+        for duration, n in c.measured.items():
+            measured[duration] += n
+    none = Ranked()
+    approved = {state.value for state in APPROVED_STATES}
+    months = _months_of_period(period_start, period_end, calendar)
+    items = sums.follow_up
+    per_slo = budget_by_slo(sums.burned)
+    return ReliabilityMetrics(
+        period_start=period_start,
+        period_end=period_end,
+        as_of=as_of,
+        timezone=calendar.timezone,
+        incidents=total,
+        reviewed=sum(n for state, n in of_state.items() if state in approved),
+        coverage=[
+            DurationCoverage(duration=d, count=measured[d], incidents=total) for d in DURATIONS
+        ],
+        severities=[
+            SeverityTimings(
+                severity=s,
+                incidents=of_severity[s],
+                **{d: sums.by_severity.get((d, s), none).stats() for d in DURATIONS},
+            )
+            for s in ordered
+        ],
+        postmortems_by_state=_states_in_lifecycle_order(of_state),
+        trend=[
+            MonthTrend(
+                month=month,
+                incidents=of_month[month],
+                by_severity=[
+                    SeverityMedians(
+                        severity=s,
+                        incidents=of_both[(month, s)],
+                        **{d: sums.by_month.get((d, s, month), none).median() for d in DURATIONS},
+                    )
+                    for s in ordered
+                ],
+            )
+            for month in months
+        ],
+        follow_up=FollowUp(
+            total=items.total,
+            verified=items.verified,
+            risk_accepted=items.risk_accepted,
+            open=items.total - items.verified - items.risk_accepted,
+            completion_rate=_rate(items.verified, items.total),
+            on_time=items.on_time,
+            decided=items.verified_with_time + items.past_due,
+            on_time_rate=_rate(items.on_time, items.verified_with_time + items.past_due),
+            median_time_to_verify=items.time_to_verify.median(),
+        ),
+        within_four_weeks=FollowUpsWithinFourWeeks(
+            qualified=items.qualified,
+            eligible=items.eligible,
+            share=_rate(items.qualified, items.eligible),
+        ),
+        repeat_factors=_repeats(sums.tagged),
+        budget_by_service=budget_by_service(sums.burned, per_slo),
+        budget_by_slo=per_slo,
+        slo_breaches=slo_breaches(sums.burned, of=total),
+    )
+
+
+def months_of_period(start: datetime, end: datetime, calendar: BusinessCalendar) -> list[str]:
+    """Every local month from the period's first to its last (YYYY-MM), empty ones included."""
+    return _months_of_period(start, end, calendar)
+
+
+def on_time_before(due: date, calendar: BusinessCalendar) -> datetime:
+    """An item due on `due` is on time when verified before this moment: the local date of its
+    verification no later than the due date (what `follow_up` asks) is the same as this."""
+    return calendar.midnight(due + timedelta(days=1))
 
 
 def trend_series(

@@ -8,16 +8,14 @@ from datetime import datetime, timedelta
 
 from markupsafe import Markup
 
-from followthrough.domain.changes import ChangeMetrics, IncidentChange, change_metrics
+from followthrough.domain.changes import ChangeMetrics, change_metrics
 from followthrough.domain.metrics import (
     DURATIONS,
-    IncidentFacts,
-    ItemFacts,
     Period,
     ReliabilityMetrics,
     format_duration,
     format_percent,
-    reliability_metrics,
+    reliability_metrics_of,
     trend_series,
 )
 from followthrough.domain.policy import Policy
@@ -70,33 +68,23 @@ def measure(
     as_of: datetime,
     *,
     progress: ProgressReport = no_progress,
-    stride: timedelta | None = None,
     reading: str = "reading incidents and action items",
 ) -> ReliabilityMetrics:
-    """Every figure for a period, read from the record's lean columns.
-
-    With a stride the period is read a slice at a time and each slice reported as progress (the
-    quarterly report's); the page reads it at once.
-    """
-    incidents: list[IncidentFacts] = []
-    items: list[ItemFacts] = []
-    slices = _slices(period, stride)
-    progress(reading, 0, len(slices))
-    for n, (start, end) in enumerate(slices, 1):
-        incidents += store.facts.incidents(start, end)
-        items += store.facts.items(resolved_from=start, resolved_before=end, counted=True)
-        progress(reading, n, len(slices))
+    """Every figure for a period, added up in the database from the record's lean columns
+    (storage/figures.py): a year of 10,000 postmortems read one by one took seconds."""
+    progress(reading, 0, 1)
+    sums = store.facts.period_sums(period.start, period.end, as_of=as_of, calendar=policy.calendar)
+    progress(reading, 1, 1)
     progress("measuring")
-    measured = reliability_metrics(
-        incidents,
-        items,
+    measured = reliability_metrics_of(
+        sums,
         period_start=period.start,
         period_end=period.end,
         as_of=as_of,
         calendar=policy.calendar,
         severities=list(policy.severities),
     )
-    return measured.model_copy(update={"changes": _changes(store, policy, period, incidents)})
+    return measured.model_copy(update={"changes": _changes(store, policy, period)})
 
 
 # An incident that a deploy late in the period led to may resolve after the period: those
@@ -104,36 +92,19 @@ def measure(
 RESOLVED_AFTER = timedelta(days=7)
 
 
-def _changes(
-    store: Store, policy: Policy, period: Period, incidents: list[IncidentFacts]
-) -> ChangeMetrics:
+def _changes(store: Store, policy: Policy, period: Period) -> ChangeMetrics:
     deploys = store.deploys.between(period.start, period.end)
-    later = store.facts.incidents(period.end, period.end + policy.changes.window + RESOLVED_AFTER)
-    seen = [
-        IncidentChange(
-            services=i.services,
-            started_at=i.started_at or i.detected_at or i.resolved_at,
-            resolved_at=i.resolved_at,
-            caused_by_change=i.caused_by_change,
+    # Without deploys there are no change figures, whatever the incidents: they are not read.
+    seen = (
+        store.facts.incident_changes(
+            period.start, period.end + policy.changes.window + RESOLVED_AFTER
         )
-        for i in [*incidents, *later]
-    ]
+        if deploys
+        else []
+    )
     return change_metrics(
         deploys, seen, policy.services, policy.changes, zone=policy.calendar.timezone
     )
-
-
-def _slices(period: Period, stride: timedelta | None) -> list[tuple[datetime, datetime]]:
-    """[start, end) in consecutive slices of `stride`, the last one cut at the end."""
-    if stride is None:
-        return [(period.start, period.end)]
-    slices = []
-    start = period.start
-    while start < period.end:
-        end = min(start + stride, period.end)
-        slices.append((start, end))
-        start = end
-    return slices
 
 
 @dataclass

@@ -53,7 +53,6 @@ from followthrough.storage.restricted import stand_in_id
 
 TEMPLATES = Path(__file__).resolve().parent / "report_templates"
 WORST_OVERDUE = 10  # how many overdue action items the report lists
-READ_STRIDE = timedelta(days=7)  # the quarter is read a week at a time, so progress is real
 
 _environment = Environment(
     loader=FileSystemLoader(TEMPLATES),
@@ -170,8 +169,7 @@ def quarterly_report(
         period,
         as_of,
         progress=progress,
-        stride=READ_STRIDE,
-        reading="reading the quarter's incidents and action items, week",
+        reading="reading the quarter's incidents and action items",
     )
     previous = _previous_quarter(store, policy, period, as_of, progress)
 

@@ -12,13 +12,16 @@ from sqlalchemy import Connection, Row, func, select
 from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.backlog import OpenItem
+from followthrough.domain.calendar import BusinessCalendar
+from followthrough.domain.changes import IncidentChange
 from followthrough.domain.impact import BudgetBurn, ImpactFacts, most_recurring
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
-from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
+from followthrough.domain.metrics import IncidentFacts, ItemFacts, PeriodSums, SloBurn
 from followthrough.domain.overview import Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
+from followthrough.storage.figures import period_sums
 from followthrough.storage.restricted import counted_incident, counted_item, readable
 from followthrough.storage.tables import ActionItemRow, AuditEventRow, FactorTagRow, PostmortemRow
 
@@ -58,6 +61,37 @@ class FactStore:
             fields = _incident_fields(row, tags.get(row.id, []))
             found.append(counted_incident(fields) if row.restricted_to else fields)
         return _INCIDENT_FACTS.validate_python(found)
+
+    def period_sums(
+        self, start: datetime, end: datetime, *, as_of: datetime, calendar: BusinessCalendar
+    ) -> PeriodSums:
+        """The reliability figures of the incidents resolved in [start, end) and their action
+        items, added up in the database (storage/figures.py)."""
+        with self.engine.connect() as connection:
+            return period_sums(connection, start, end, as_of=as_of, calendar=calendar)
+
+    def incident_changes(self, start: datetime, end: datetime) -> list[IncidentChange]:
+        """The incidents resolved in [start, end) as the change metrics see them."""
+        query = select(
+            PostmortemRow.services,
+            PostmortemRow.started_at,
+            PostmortemRow.detected_at,
+            PostmortemRow.resolved_at,
+            PostmortemRow.opened_at,
+            PostmortemRow.caused_by_change,
+        ).where(PostmortemRow.resolved_at >= start, PostmortemRow.resolved_at < end)
+        query = query.order_by(PostmortemRow.resolved_at, PostmortemRow.id)
+        with self.engine.connect() as connection:
+            rows = connection.execute(query).all()
+        return [
+            IncidentChange(
+                services=row.services or [],
+                started_at=row.started_at or row.detected_at or row.resolved_at or row.opened_at,
+                resolved_at=row.resolved_at or row.opened_at,
+                caused_by_change=row.caused_by_change,
+            )
+            for row in rows
+        ]
 
     def postmortems(
         self,
