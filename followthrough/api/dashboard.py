@@ -98,6 +98,7 @@ from followthrough.reporting.document import (
 from followthrough.reporting.metrics_view import metric_charts
 from followthrough.storage import work
 from followthrough.storage.search import KINDS as SEARCH_KINDS
+from followthrough.storage.search import RANKED_MOST as SEARCH_RANKED_MOST
 
 router = APIRouter(include_in_schema=False)
 Result = TypeVar("Result", bound=BaseModel)
@@ -910,6 +911,7 @@ async def search_page(
         kind=kind,
         kinds=SEARCH_KINDS,
         hits=hits,
+        ranked=SEARCH_RANKED_MOST,
         problem=problem,
     )
 
