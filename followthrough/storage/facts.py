@@ -15,7 +15,7 @@ from followthrough.domain.backlog import OpenItem
 from followthrough.domain.impact import BudgetBurn, ImpactFacts, most_recurring
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts, SloBurn
-from followthrough.domain.overview import Escalation
+from followthrough.domain.overview import OPEN_POSTMORTEM_STATES, Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
@@ -218,7 +218,7 @@ class FactStore:
         """Unresolved action items per team and state: who holds WIP slots, who waits."""
         query = (
             select(ActionItemRow.team, ActionItemRow.state, func.count())
-            .where(ActionItemRow.state.not_in(_RESOLVED))
+            .where(ActionItemRow.state.in_(_UNRESOLVED))
             .group_by(ActionItemRow.team, ActionItemRow.state)
         )
         counts: dict[str, dict[str, int]] = {}
@@ -282,7 +282,7 @@ class FactStore:
         if postmortem_id is not None:
             query = query.where(ActionItemRow.postmortem_id == postmortem_id)
         else:
-            query = query.where(ActionItemRow.state.not_in(_RESOLVED))
+            query = query.where(ActionItemRow.state.in_(_UNRESOLVED))
         query = query.limit(most + 1)
         with self.engine.connect() as connection:
             read = connection.execute(query).all()
@@ -321,7 +321,7 @@ class FactStore:
         """Postmortems not yet closed, by state."""
         query = (
             select(PostmortemRow.state, func.count())
-            .where(PostmortemRow.state.not_in(("closed", "not_required")))
+            .where(PostmortemRow.state.in_(OPEN_POSTMORTEM_STATES))  # by the index, not every row
             .group_by(PostmortemRow.state)
         )
         with Session(self.engine) as session:
@@ -341,7 +341,8 @@ class FactStore:
             return {team: count for team, count in session.execute(query).all()}
 
 
-_RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+# Named rather than excluded, so that the index on state finds them: most items are resolved.
+_UNRESOLVED = tuple(s.value for s in ActionItemState if s not in RESOLVED_STATES)
 # The states an item can be overdue in: neither resolved nor queued (a queued item's clock waits).
 # Named rather than excluded, so that ix_action_items_state_due finds them by state and due.
 _CLOCK_RUNNING = tuple(
