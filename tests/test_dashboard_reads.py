@@ -13,7 +13,7 @@ from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.domain.themes import FactorTags
 from followthrough.reporting.metrics_view import MetricsCache, measure
-from followthrough.storage import Store
+from followthrough.storage import Store, work
 from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
 
 
@@ -171,6 +171,28 @@ def test_each_teams_most_overdue_with_the_items_that_tie_with_them(
     # Read as few as each team's first when the last of them ties with nothing after it.
     counts, found = store.facts.most_overdue(today, most=2, tied_through=tied_through)
     assert sorted(ids(found)) == ["INC-1-item-1", "INC-1-item-2", "INC-1-item-6"]
+
+
+def test_my_work_reads_only_the_extension_requests_waiting_for_a_decision(
+    store: Store, policy: Policy
+) -> None:
+    pm = make_postmortem(policy, "INC-1")
+    store.records.record_postmortem(pm_change(pm, 1))
+    asked = "item.extension_requested"
+    histories = {  # what each item's log says of its extensions, in order
+        1: [asked, "item.extension_denied", asked],  # asked again: waiting
+        2: [asked, "item.extension_approved"],  # decided
+        3: [asked],  # waiting
+        4: ["opened"],  # never asked
+    }
+    for number, actions in histories.items():
+        for seq, action in enumerate(actions, start=1):
+            item = make_item(pm, number, seq=seq)
+            store.records.record_action_item(item_change(item, action=action))
+
+    found = work.candidates(store.db, "grace", policy)  # a council member: every team's
+
+    assert sorted(item.id for item in found.asking) == [pm.action_item_id(1), pm.action_item_id(3)]
 
 
 def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy: Policy) -> None:
