@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 from datetime import date, timedelta
+from typing import Any
 
+from followthrough.domain.draft import Priority
+from followthrough.domain.escalation import last_due_as_late
 from followthrough.domain.metrics import ItemFacts, Period
+from followthrough.domain.overview import overview
 from followthrough.domain.policy import Policy
 from followthrough.domain.postmortem import ActionItemState
 from followthrough.domain.themes import FactorTags
 from followthrough.reporting.metrics_view import MetricsCache, measure
-from followthrough.storage import Store
+from followthrough.storage import Store, work
 from tests.test_storage import T0, item_change, make_item, make_postmortem, pm_change
 
 
@@ -107,6 +111,88 @@ def test_counts_by_team_and_escalations(store: Store, policy: Policy) -> None:
     assert manager.detail.startswith("manager:") and manager.item.id == pm.action_item_id(1)
     assert store.facts.count_escalations_since(T0) == 2
     assert store.facts.count_escalations_since(T0 + timedelta(days=4)) == 1
+
+
+def test_each_teams_most_overdue_with_the_items_that_tie_with_them(
+    store: Store, policy: Policy
+) -> None:
+    pm = make_postmortem(policy, "INC-1")
+    store.records.record_postmortem(pm_change(pm, 1))
+    today = date(2025, 4, 14)  # a Monday
+
+    def due(number: int, on: date, priority: Priority = Priority.P2, **updates: Any) -> None:
+        item = make_item(pm, number, **updates)
+        spec = item.spec.model_copy(update={"due": on, "priority": priority})
+        store.records.record_action_item(
+            item_change(item.model_copy(update={"spec": spec, "due": on}))
+        )
+
+    due(1, date(2025, 3, 31))  # 10 business days overdue
+    due(2, date(2025, 4, 4))  # Friday: 6
+    due(3, date(2025, 4, 5))  # Saturday: 5, as the Monday after it
+    due(4, date(2025, 4, 7), Priority.P0)  # Monday: 5, and a P0
+    due(5, date(2025, 4, 8))  # 4
+    due(6, date(2025, 4, 1), team="platform", owner="carol", state=ActionItemState.DONE_CLAIMED)
+    due(7, date(2025, 3, 3), state=ActionItemState.QUEUED)  # a queued item's clock waits
+    due(8, date(2025, 3, 3), state=ActionItemState.VERIFIED)
+    due(9, today)  # due today: not overdue yet
+
+    def tied_through(on: date) -> date:
+        return last_due_as_late(on, today, policy.calendar)
+
+    counts, found = store.facts.most_overdue(today, most=3, tied_through=tied_through)
+    assert counts == {"payments": 5, "platform": 1}
+    # Payments' first three by due date, and item 4, as late as the third (due on a Saturday).
+    assert sorted(ids(found)) == [
+        "INC-1-item-1",
+        "INC-1-item-2",
+        "INC-1-item-3",
+        "INC-1-item-4",
+        "INC-1-item-6",
+    ]
+    view = overview(
+        open_postmortems={},
+        overdue_counts=counts,
+        overdue_items=found,
+        escalated=[],
+        escalated_total=0,
+        items_by_team={},
+        policy=policy,
+        today=today,
+        shown=3,
+    )
+    payments = view.overdue[0]
+    assert [(ids([o.item])[0], o.days_overdue) for o in payments.items] == [
+        ("INC-1-item-1", 10),
+        ("INC-1-item-2", 6),
+        ("INC-1-item-4", 5),  # the P0 before item 3, as late
+    ]
+    assert payments.count == 5 and view.overdue_total == 6
+    # Read as few as each team's first when the last of them ties with nothing after it.
+    counts, found = store.facts.most_overdue(today, most=2, tied_through=tied_through)
+    assert sorted(ids(found)) == ["INC-1-item-1", "INC-1-item-2", "INC-1-item-6"]
+
+
+def test_my_work_reads_only_the_extension_requests_waiting_for_a_decision(
+    store: Store, policy: Policy
+) -> None:
+    pm = make_postmortem(policy, "INC-1")
+    store.records.record_postmortem(pm_change(pm, 1))
+    asked = "item.extension_requested"
+    histories = {  # what each item's log says of its extensions, in order
+        1: [asked, "item.extension_denied", asked],  # asked again: waiting
+        2: [asked, "item.extension_approved"],  # decided
+        3: [asked],  # waiting
+        4: ["opened"],  # never asked
+    }
+    for number, actions in histories.items():
+        for seq, action in enumerate(actions, start=1):
+            item = make_item(pm, number, seq=seq)
+            store.records.record_action_item(item_change(item, action=action))
+
+    found = work.candidates(store.db, "grace", policy)  # a council member: every team's
+
+    assert sorted(item.id for item in found.asking) == [pm.action_item_id(1), pm.action_item_id(3)]
 
 
 def test_postmortem_facts_newest_first_filtered_and_counted(store: Store, policy: Policy) -> None:

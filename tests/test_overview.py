@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime
 
+from followthrough.domain.escalation import last_due_as_late
 from followthrough.domain.metrics import ItemFacts
 from followthrough.domain.overview import overview
 from followthrough.domain.policy import Policy
@@ -32,6 +33,7 @@ def item(n: int, team: str, due: date, priority: str = "P2") -> ItemFacts:
 def test_nothing_to_show(policy: Policy) -> None:
     view = overview(
         open_postmortems={},
+        overdue_counts={},
         overdue_items=[],
         escalated=[],
         escalated_total=0,
@@ -68,6 +70,8 @@ def test_overdue_items_by_team_in_business_days(policy: Policy) -> None:
     ]
     view = overview(
         open_postmortems={"tracking": 4, "closed": 9},
+        # The store reads each team's first few and counts the rest: payments has 7 in all.
+        overdue_counts={"payments": 7, "platform": 1},
         overdue_items=items,
         escalated=[],
         escalated_total=0,
@@ -76,10 +80,10 @@ def test_overdue_items_by_team_in_business_days(policy: Policy) -> None:
         today=TODAY,
         shown=2,
     )
-    assert view.overdue_total == 4
+    assert view.overdue_total == 8
     assert view.open_postmortems["tracking"] == 4 and "closed" not in view.open_postmortems
     payments, platform = view.overdue
-    assert (payments.team, payments.count, payments.worst_days_overdue) == ("payments", 3, 5)
+    assert (payments.team, payments.count, payments.worst_days_overdue) == ("payments", 7, 5)
     # Worst first, and only `shown` of them.
     assert [(o.item.id, o.days_overdue) for o in payments.items] == [
         ("pm-2-item-1", 5),
@@ -91,6 +95,7 @@ def test_overdue_items_by_team_in_business_days(policy: Policy) -> None:
 def test_teams_at_their_wip_cap_come_first(policy: Policy) -> None:
     view = overview(
         open_postmortems={},
+        overdue_counts={},
         overdue_items=[],
         escalated=[],
         escalated_total=0,
@@ -108,3 +113,22 @@ def test_teams_at_their_wip_cap_come_first(policy: Policy) -> None:
         ("sre", 3, 0, False),
         ("platform", 1, 0, False),
     ]
+
+
+def test_items_as_late_as_one_due_on_a_day(policy: Policy) -> None:
+    """How far the overview's store must read past a team's last shown item to rank ties."""
+    calendar = policy.calendar
+
+    def through(due: date) -> date:
+        return last_due_as_late(due, TODAY, calendar)
+
+    # Saturday 14th, Sunday 15th and Monday 16th are all 5 business days overdue on the 23rd.
+    assert through(date(2026, 11, 14)) == date(2026, 11, 16)
+    assert through(date(2026, 11, 16)) == date(2026, 11, 16)
+    # Friday 20th is 1 day overdue; Saturday 21st and Sunday 22nd both 0, up to the day before.
+    assert through(date(2026, 11, 20)) == date(2026, 11, 20)
+    assert through(date(2026, 11, 21)) == date(2026, 11, 22)
+    # On Tuesday the 29th, Thursday 24th is 2 days overdue; Friday 25th (a holiday) to Monday
+    # 28th are all 1.
+    assert last_due_as_late(date(2026, 12, 24), date(2026, 12, 29), calendar) == date(2026, 12, 24)
+    assert last_due_as_late(date(2026, 12, 25), date(2026, 12, 29), calendar) == date(2026, 12, 28)

@@ -214,6 +214,25 @@ def test_a_title_match_ranks_above_a_body_match(store: Store, policy: Policy) ->
     assert hits[0].rank > hits[1].rank
 
 
+def test_of_more_matches_than_are_ranked_the_newest_are(store: Store, policy: Policy) -> None:
+    oldest = titled(make_postmortem(policy, "INC-41"), "Ledger writes failed")
+    store.records.record_postmortem(pm_change(oldest, 1))
+    newer = []
+    for number in (42, 43):
+        pm = with_draft(
+            make_postmortem(policy, f"INC-{number}"), draft(summary="The ledger lagged.")
+        )
+        store.records.record_postmortem(pm_change(pm, 1))
+        newer.append(pm.id)
+
+    # All three ranked: the title match first.
+    assert store.records.search("ledger")[0].ref_id == oldest.id
+    # Only the two written last ranked: the oldest, best as it would be, is not among them.
+    assert sorted(hit.ref_id for hit in store.records.search("ledger", ranked=2)) == newer
+    with pytest.raises(ValueError, match="rank at least one match, not 0"):
+        store.records.search("ledger", ranked=0)
+
+
 def test_the_kinds_filter_and_limit(store: Store, policy: Policy) -> None:
     pm = with_draft(
         make_postmortem(policy),

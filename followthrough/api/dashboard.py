@@ -21,6 +21,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 from html import escape
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -51,6 +52,7 @@ from followthrough.domain.draft import (
     merged_timeline,
     prefilled_timeline,
 )
+from followthrough.domain.escalation import last_due_as_late
 from followthrough.domain.incident import is_demo_record
 from followthrough.domain.limits import FLASH_CHARS, SESSION_HOURS
 from followthrough.domain.metrics import (
@@ -67,7 +69,7 @@ from followthrough.domain.metrics import (
 from followthrough.domain.narrative import QUARTER, NarrativeEdit
 from followthrough.domain.notice import NoticeDelivery
 from followthrough.domain.offers import ItemAction, item_offers, postmortem_offers
-from followthrough.domain.overview import overview
+from followthrough.domain.overview import SHOWN_OVERDUE, overview
 from followthrough.domain.postmortem import (
     Acknowledgement,
     ActionItem,
@@ -96,6 +98,7 @@ from followthrough.reporting.document import (
 from followthrough.reporting.metrics_view import metric_charts
 from followthrough.storage import work
 from followthrough.storage.search import KINDS as SEARCH_KINDS
+from followthrough.storage.search import RANKED_MOST as SEARCH_RANKED_MOST
 
 router = APIRouter(include_in_schema=False)
 Result = TypeVar("Result", bound=BaseModel)
@@ -409,15 +412,21 @@ async def overview_page(request: Request, who: SignedIn, using: Using) -> HTMLRe
     today = policy.calendar.local_date(now)
     week_ago = now - timedelta(days=7)
     reader = policy.reader(who.person)  # counts count everything; what is named, they may read
-    counts, overdue, escalated, escalated_total, by_team = await asyncio.gather(
+    tied_through = partial(last_due_as_late, today=today, calendar=policy.calendar)
+    counts, (overdue_counts, overdue), escalated, escalated_total, by_team = await asyncio.gather(
         asyncio.to_thread(store.facts.open_postmortem_counts),
-        asyncio.to_thread(lambda: store.facts.items(overdue_on=today, reader=reader)),
+        asyncio.to_thread(
+            lambda: store.facts.most_overdue(
+                today, most=SHOWN_OVERDUE, tied_through=tied_through, reader=reader
+            )
+        ),
         asyncio.to_thread(lambda: store.facts.escalations_since(week_ago, reader=reader)),
         asyncio.to_thread(store.facts.count_escalations_since, week_ago),
         asyncio.to_thread(store.facts.item_counts_by_team),
     )
     view = overview(
         open_postmortems=counts,
+        overdue_counts=overdue_counts,
         overdue_items=overdue,
         escalated=escalated,
         escalated_total=escalated_total,
@@ -902,6 +911,7 @@ async def search_page(
         kind=kind,
         kinds=SEARCH_KINDS,
         hits=hits,
+        ranked=SEARCH_RANKED_MOST,
         problem=problem,
     )
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -24,6 +24,7 @@ PRIORITIES = ("P0", "P1", "P2", "P3")
 MAX_OFFSET = 250
 
 _STEP_NAME = re.compile(r"[a-z0-9_-]+")
+_ONE_DAY = timedelta(days=1)
 
 
 class LadderStep(BaseModel):
@@ -146,6 +147,19 @@ def days_overdue(due: date, today: date, calendar: BusinessCalendar) -> int:
     """
     anchor = calendar.add_business_days(due, 0)
     return max(0, calendar.business_days_between(anchor, today))
+
+
+def last_due_as_late(due: date, today: date, calendar: BusinessCalendar) -> date:
+    """The latest due date before `today` whose items are as many business days overdue as those
+    due on `due`: a Saturday's tie with the Monday after it, so a list ranked by lateness that
+    stops at `due` must also read the items due up to this day."""
+    late = days_overdue(due, today, calendar)
+    last = due
+    # Lateness only stays level over days that are not business days (or at 0, just before
+    # `today`): a few steps.
+    while last + _ONE_DAY < today and days_overdue(last + _ONE_DAY, today, calendar) == late:
+        last += _ONE_DAY
+    return last
 
 
 def business_deadline(start: datetime, business_days: int, calendar: BusinessCalendar) -> datetime:

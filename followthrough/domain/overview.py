@@ -13,6 +13,8 @@ from followthrough.domain.postmortem import ActionItemState, PostmortemState
 
 # States that hold one of the team's WIP slots: admitted and not yet resolved.
 HOLDING_A_SLOT = (ActionItemState.OPEN.value, ActionItemState.DONE_CLAIMED.value)
+# Each team's most overdue items named on the overview; the action items page lists the rest.
+SHOWN_OVERDUE = 5
 OPEN_POSTMORTEM_STATES = [
     s.value
     for s in PostmortemState
@@ -75,15 +77,22 @@ class Overview(BaseModel):
 def overview(
     *,
     open_postmortems: dict[str, int],
+    overdue_counts: dict[str, int],
     overdue_items: list[ItemFacts],
     escalated: list[Escalation],
     escalated_total: int,
     items_by_team: dict[str, dict[str, int]],
     policy: Policy,
     today: date,
-    shown: int = 5,
+    shown: int = SHOWN_OVERDUE,
 ) -> Overview:
-    """What needs attention now: open postmortems, overdue items, escalations, full teams."""
+    """What needs attention now: open postmortems, overdue items, escalations, full teams.
+
+    `overdue_counts`: each team's overdue items. `overdue_items`: not all of them, but each
+    team's `shown` first by due date, priority and id, and every later one as late as the last
+    of those (escalation.last_due_as_late; FactStore.most_overdue reads them), which is enough
+    to rank them by business days overdue.
+    """
     by_team: dict[str, list[OverdueItem]] = {}
     late_by_due: dict[date, int] = {}  # items share due dates; counting days walks the calendar
     for item in overdue_items:
@@ -97,7 +106,7 @@ def overview(
         teams.append(
             OverdueTeam(
                 team=team,
-                count=len(late_items),
+                count=overdue_counts[team],
                 worst_days_overdue=late_items[0].days_overdue,
                 items=late_items[:shown],
             )
@@ -119,7 +128,7 @@ def overview(
             state: open_postmortems.get(state, 0) for state in OPEN_POSTMORTEM_STATES
         },
         overdue=teams,
-        overdue_total=len(overdue_items),
+        overdue_total=sum(overdue_counts.values()),
         escalated=escalated,
         escalated_total=escalated_total,
         wip=wip,

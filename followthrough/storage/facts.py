@@ -3,12 +3,12 @@ JSON (bench/README.md, "Dashboard", measured why)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
-from sqlalchemy import Connection, Row, func, select
+from sqlalchemy import Connection, Row, and_, func, or_, select
 from sqlalchemy.orm import Session, defer
 
 from followthrough.domain.backlog import OpenItem
@@ -17,7 +17,7 @@ from followthrough.domain.changes import IncidentChange
 from followthrough.domain.impact import BudgetBurn, ImpactFacts, most_recurring
 from followthrough.domain.incident import MILESTONES, UnmappedSeverity
 from followthrough.domain.metrics import IncidentFacts, ItemFacts, PeriodSums, SloBurn
-from followthrough.domain.overview import Escalation
+from followthrough.domain.overview import OPEN_POSTMORTEM_STATES, Escalation
 from followthrough.domain.postmortem import RESOLVED_STATES, ActionItemState, AuditAction
 from followthrough.domain.restricted import Reader
 from followthrough.storage.database import Database
@@ -194,11 +194,65 @@ class FactStore:
         with Session(self.engine) as session:
             return session.scalar(query) or 0
 
+    def most_overdue(
+        self,
+        today: date,
+        *,
+        most: int,
+        tied_through: Callable[[date], date],
+        reader: Reader | None = None,
+    ) -> tuple[dict[str, int], list[ItemFacts]]:
+        """Overdue action items (as `items(overdue_on=today)`) by team: how many, and each team's
+        `most` first by due date, priority and id, with every later one due on or before
+        `tied_through(the last one's due)` (as late as it, escalation.last_due_as_late says).
+
+        Two queries whose rows do not grow with the record, instead of every overdue item: the
+        overview took four times as long at 10,000 postmortems (bench/README.md, "Dashboard")."""
+        by_team = ActionItemRow.team
+        ranked = select(
+            *_ITEM_FACT_COLUMNS,
+            func.row_number()
+            .over(
+                partition_by=by_team,
+                order_by=(ActionItemRow.due, ActionItemRow.priority, ActionItemRow.id),
+            )
+            .label("rank"),
+            func.count().over(partition_by=by_team).label("in_team"),
+        )
+        first = _item_filters(ranked, None, None, None, None, None, None, today, reader).subquery()
+        query = select(*(first.c[c.key] for c in _ITEM_FACT_COLUMNS), first.c.in_team).where(
+            first.c.rank <= most
+        )
+        counts: dict[str, int] = {}
+        found: list[dict[str, Any]] = []
+        last: dict[str, date] = {}  # the last one read of a team with more
+        with self.engine.connect() as connection:  # Core: the ORM's row loading costs here
+            for row in connection.execute(query).mappings():
+                fields = dict(row)
+                counts[fields["team"]] = fields.pop("in_team")
+                found.append(fields)
+                last[fields["team"]] = max(fields["due"], last.get(fields["team"], fields["due"]))
+            tied = [
+                (team, due, tied_through(due))
+                for team, due in sorted(last.items())
+                if counts[team] > most
+            ]
+            spans = [
+                and_(ActionItemRow.team == team, ActionItemRow.due > due, ActionItemRow.due <= end)
+                for team, due, end in tied
+                if end > due
+            ]
+            if spans:
+                more = select(*_ITEM_FACT_COLUMNS).where(or_(*spans))
+                more = _item_filters(more, None, None, None, None, None, None, today, reader)
+                found += [dict(row) for row in connection.execute(more).mappings()]
+        return counts, _ITEM_FACTS.validate_python(found)
+
     def item_counts_by_team(self) -> dict[str, dict[str, int]]:
         """Unresolved action items per team and state: who holds WIP slots, who waits."""
         query = (
             select(ActionItemRow.team, ActionItemRow.state, func.count())
-            .where(ActionItemRow.state.not_in(_RESOLVED))
+            .where(ActionItemRow.state.in_(_UNRESOLVED))
             .group_by(ActionItemRow.team, ActionItemRow.state)
         )
         counts: dict[str, dict[str, int]] = {}
@@ -262,7 +316,7 @@ class FactStore:
         if postmortem_id is not None:
             query = query.where(ActionItemRow.postmortem_id == postmortem_id)
         else:
-            query = query.where(ActionItemRow.state.not_in(_RESOLVED))
+            query = query.where(ActionItemRow.state.in_(_UNRESOLVED))
         query = query.limit(most + 1)
         with self.engine.connect() as connection:
             read = connection.execute(query).all()
@@ -301,7 +355,7 @@ class FactStore:
         """Postmortems not yet closed, by state."""
         query = (
             select(PostmortemRow.state, func.count())
-            .where(PostmortemRow.state.not_in(("closed", "not_required")))
+            .where(PostmortemRow.state.in_(OPEN_POSTMORTEM_STATES))  # by the index, not every row
             .group_by(PostmortemRow.state)
         )
         with Session(self.engine) as session:
@@ -321,7 +375,13 @@ class FactStore:
             return {team: count for team, count in session.execute(query).all()}
 
 
-_RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+# Named rather than excluded, so that the index on state finds them: most items are resolved.
+_UNRESOLVED = tuple(s.value for s in ActionItemState if s not in RESOLVED_STATES)
+# The states an item can be overdue in: neither resolved nor queued (a queued item's clock waits).
+# Named rather than excluded, so that ix_action_items_state_due finds them by state and due.
+_CLOCK_RUNNING = tuple(
+    s.value for s in ActionItemState if s not in (*RESOLVED_STATES, ActionItemState.QUEUED)
+)
 # What IncidentFacts is made of (_incident_facts_of reads them by name).
 _INCIDENT_FACT_COLUMNS = (
     PostmortemRow.id,
@@ -437,8 +497,7 @@ def _item_filters(
         if value:
             query = query.where(column == value)
     if overdue_on is not None:
-        still_open = (*_RESOLVED, ActionItemState.QUEUED.value)  # a queued item's clock waits
-        query = query.where(ActionItemRow.state.not_in(still_open), ActionItemRow.due < overdue_on)
+        query = query.where(ActionItemRow.state.in_(_CLOCK_RUNNING), ActionItemRow.due < overdue_on)
     if resolved_from is not None or resolved_before is not None:
         incidents = select(PostmortemRow.id)
         if resolved_from is not None:

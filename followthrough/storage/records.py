@@ -33,7 +33,12 @@ from followthrough.domain.restricted import Reader
 from followthrough.storage.audit_log import append
 from followthrough.storage.database import Database
 from followthrough.storage.restricted import readable
-from followthrough.storage.search import SearchHit, index_action_item, index_postmortem
+from followthrough.storage.search import (
+    RANKED_MOST,
+    SearchHit,
+    index_action_item,
+    index_postmortem,
+)
 from followthrough.storage.search import documents as search_table
 from followthrough.storage.search import search as search_documents
 from followthrough.storage.tables import (
@@ -396,14 +401,18 @@ class RecordStore:
         reader: Reader | None = None,
         kinds: set[str] | None = None,
         limit: int = 50,
+        ranked: int = RANKED_MOST,
     ) -> list[SearchHit]:
         """Postmortems, action items and contributing factors matching the words, best first,
-        of those `reader` may read (None: of every one, for the system).
+        of those `reader` may read (None: of every one, for the system); the best of the
+        `ranked` most recently written, when more match.
 
         ValueError names what is wrong with the query, kinds or limit.
         """
         with self.engine.connect() as connection:
-            return search_documents(connection, query, reader=reader, kinds=kinds, limit=limit)
+            return search_documents(
+                connection, query, reader=reader, kinds=kinds, limit=limit, ranked=ranked
+            )
 
     def resolve(
         self, reference: str, *, action_item: bool = False, reader: Reader | None = None

@@ -57,6 +57,10 @@ SearchKind = Literal["postmortem", "action_item", "contributing_factor"]
 KINDS: Final[tuple[SearchKind, ...]] = get_args(SearchKind)
 MAX_QUERY_LENGTH = 200
 MAX_LIMIT = 200
+# At most this many matches are ranked: the most recently written ones. Ranking reads every
+# candidate's text, so a common word ("timeout") cost three times as much at 10,000 postmortems as
+# at 1,000 (bench/README.md, "Dashboard"); past this many, more words narrow it better than rank.
+RANKED_MOST = 1000
 
 Segments = list[tuple[str, bool]]
 
@@ -276,7 +280,8 @@ def write_documents(connection: Connection, found: list[SearchDocument]) -> None
 
 # --- reads -------------------------------------------------------------------------------------
 
-# LIMIT first, then ts_headline for those rows only: it re-parses each text and is costly. (The
+# The newest :ranked matches (walking the primary key down, or the GIN index for a rare word),
+# ranked; LIMIT, then ts_headline for those rows only: it re-parses each text and is costly. (The
 # planner may postpone it past a LIMIT by itself; the subquery does not leave that to chance.)
 _POSTGRES_SEARCH = """
     SELECT hit.kind, hit.ref_id, hit.postmortem_id, hit.rank,
@@ -287,9 +292,14 @@ _POSTGRES_SEARCH = """
     FROM (
         SELECT d.id, d.kind, d.ref_id, d.postmortem_id, d.title, d.body,
                ts_rank(d.document, websearch_to_tsquery('english', :query)) AS rank
-        FROM search_documents AS d
-        WHERE d.document @@ websearch_to_tsquery('english', :query) AND d.kind IN :kinds
-              AND READABLE
+        FROM (
+            SELECT d.id, d.kind, d.ref_id, d.postmortem_id, d.title, d.body, d.document
+            FROM search_documents AS d
+            WHERE d.document @@ websearch_to_tsquery('english', :query) AND d.kind IN :kinds
+                  AND READABLE
+            ORDER BY d.id DESC
+            LIMIT :ranked
+        ) AS d
         ORDER BY rank DESC, d.id
         LIMIT :limit
     ) AS hit
@@ -299,15 +309,21 @@ _POSTGRES_SEARCH = """
 _POSTGRES_TITLE = f"StartSel={_START}, StopSel={_STOP}, HighlightAll=true"
 _POSTGRES_SNIPPET = f"StartSel={_START}, StopSel={_STOP}, MaxWords=35, MinWords=15"
 
-# FTS5 returns rows in rank order itself (no sort of every match), so highlight() and snippet()
-# run only for the rows the LIMIT keeps. bm25 weighs a title match ten times a body match.
+# The newest :ranked matches first, as on PostgreSQL. FTS5 returns rows in rank order itself (no
+# sort of every match), so highlight() and snippet() run only for the rows the LIMIT keeps. bm25
+# weighs a title match ten times a body match.
 _SQLITE_SEARCH = """
     SELECT d.kind, d.ref_id, d.postmortem_id, -search_fts.rank AS rank,
            highlight(search_fts, 0, :start, :stop) AS title,
            snippet(search_fts, 1, :start, :stop, '…', 32) AS snippet
     FROM search_fts JOIN search_documents AS d ON d.id = search_fts.rowid
     WHERE search_fts MATCH :query AND search_fts.rank MATCH 'bm25(10.0, 1.0)'
-          AND d.kind IN :kinds AND READABLE
+          AND search_fts.rowid IN (
+              SELECT d.id FROM search_fts JOIN search_documents AS d ON d.id = search_fts.rowid
+              WHERE search_fts MATCH :query AND d.kind IN :kinds AND READABLE
+              ORDER BY search_fts.rowid DESC
+              LIMIT :ranked
+          )
     ORDER BY search_fts.rank
     LIMIT :limit
     """
@@ -336,9 +352,11 @@ def search(
     reader: Reader | None,
     kinds: set[str] | None = None,
     limit: int = 50,
+    ranked: int = RANKED_MOST,
 ) -> list[SearchHit]:
     """The best `limit` matches of what a person typed, best first, of what `reader` may read
-    (None: of everything, for the system and its tests)."""
+    (None: of everything, for the system and its tests); of the `ranked` most recently written
+    matches, when more match."""
     readers: dict[str, object] = (
         {} if reader is None else {"reader": reader.person, "groups": sorted(reader.groups)}
     )
@@ -346,6 +364,8 @@ def search(
     wanted = _kinds(kinds)
     if not 1 <= limit <= MAX_LIMIT:
         raise ValueError(f"limit must be between 1 and {MAX_LIMIT}, not {limit}")
+    if ranked < 1:
+        raise ValueError(f"rank at least one match, not {ranked}")
     if connection.dialect.name == "postgresql":
         rows = connection.execute(
             _SEARCHES["postgresql", reader is not None],
@@ -353,6 +373,7 @@ def search(
                 "query": _UNSTORABLE.sub(" ", query.strip()),
                 "kinds": wanted,
                 "limit": limit,
+                "ranked": ranked,
                 **readers,
                 "title_options": _POSTGRES_TITLE,
                 "snippet_options": _POSTGRES_SNIPPET,
@@ -366,6 +387,7 @@ def search(
                 "query": fts5_query(words),
                 "kinds": wanted,
                 "limit": limit,
+                "ranked": ranked,
                 **readers,
                 "start": _START,
                 "stop": _STOP,

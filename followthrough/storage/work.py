@@ -5,6 +5,7 @@ postmortems (bench/dashboard.py)."""
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
@@ -26,6 +27,8 @@ from followthrough.storage.tables import ActionItemRow, AuditEventRow, Postmorte
 # How many candidates of each kind are read; the domain keeps those that are the person's.
 CANDIDATES_MOST = 500
 _RESOLVED = tuple(state.value for state in RESOLVED_STATES)
+# Named rather than excluded, so that the index on state finds them: most items are resolved.
+_UNRESOLVED = tuple(s.value for s in ActionItemState if s not in RESOLVED_STATES)
 _DRAFTING = (
     PostmortemState.DRAFTING.value,
     PostmortemState.CHANGES_REQUESTED.value,
@@ -67,16 +70,15 @@ def candidates(db: Database, person: str, policy: Policy) -> Candidates:
             if policy.may_review(person)
             else []
         )
-        owned = items(ActionItemRow.owner == person, ActionItemRow.state.not_in(_RESOLVED))
+        owned = items(ActionItemRow.owner == person, ActionItemRow.state.in_(_UNRESOLVED))
         claimed = items(ActionItemRow.state == ActionItemState.DONE_CLAIMED.value)
         asking: list[ActionItem] = []
         if council or managed:
-            asked = select(AuditEventRow.workflow_id).where(
-                AuditEventRow.action == AuditAction.ITEM_EXTENSION_REQUESTED
-            )
             scope = [] if council else [ActionItemRow.team.in_(managed)]
             asking = items(
-                ActionItemRow.id.in_(asked), ActionItemRow.state.not_in(_RESOLVED), *scope
+                ActionItemRow.id.in_(_waiting_for_a_decision()),
+                ActionItemRow.state.in_(_UNRESOLVED),
+                *scope,
             )
     return Candidates(
         drafts=drafts,
@@ -85,6 +87,32 @@ def candidates(db: Database, person: str, policy: Policy) -> Candidates:
         owned_items=owned,
         claimed=claimed,
         asking=asking,
+    )
+
+
+def _waiting_for_a_decision() -> Any:
+    """The items whose latest extension event is a request: its snapshot's pending_extension,
+    read from the audit log's index instead of every snapshot that ever asked (at 10,000
+    postmortems, hundreds of decided ones read and validated for none shown)."""
+    extension_events = (
+        AuditAction.ITEM_EXTENSION_REQUESTED,
+        AuditAction.ITEM_EXTENSION_APPROVED,
+        AuditAction.ITEM_EXTENSION_DENIED,
+    )
+    latest = (
+        select(AuditEventRow.workflow_id, func.max(AuditEventRow.seq).label("seq"))
+        .where(AuditEventRow.action.in_(extension_events))
+        .group_by(AuditEventRow.workflow_id)
+        .subquery()
+    )
+    return (
+        select(AuditEventRow.workflow_id)
+        .join(
+            latest,
+            (AuditEventRow.workflow_id == latest.c.workflow_id)
+            & (AuditEventRow.seq == latest.c.seq),
+        )
+        .where(AuditEventRow.action == AuditAction.ITEM_EXTENSION_REQUESTED)
     )
 
 
