@@ -16,7 +16,7 @@ parse, start the workflow, remember the delivery). Three phases, C requests in f
   labelled `postmortem="true"`, so none is an incident (the policy's `alerts.postmortem_when`):
   each is kept as an alert event and starts nothing. Twice, with other alerts each time: first
   with every delivery writing its own transaction (how alerts were kept before
-  api/alert_intake.py), then as the API keeps them, several deliveries to a write.
+  api/group_commit.py), then as the API keeps them, several deliveries to a write.
 
 Printed: per phase p50/p95 latency and CPU per request of this process, the alerts' p95 over
 the no-op's (the issue's bound: within 2x), and the store's growth per alert event. Run from the
@@ -44,8 +44,8 @@ import httpx
 from parked_items import log, quantile, ratio
 
 from followthrough.api import create_app
-from followthrough.api.alert_intake import AlertIntake
 from followthrough.api.auth import issue_token
+from followthrough.api.group_commit import GroupCommit
 from followthrough.api.services import Services
 from followthrough.domain.alert_quality import AlertEvent
 from followthrough.logging import configure_logging
@@ -61,11 +61,11 @@ PERSON = "dan"  # in the shipped policy
 MAX_REQUESTS = 200_000  # a bound on any phase, whatever the arguments say
 
 
-class OneWriteEach(AlertIntake):
+class OneWriteEach(GroupCommit[AlertEvent, int]):
     """The baseline: each delivery its own transaction, as before the group commit."""
 
-    async def add(self, events: list[AlertEvent]) -> None:
-        await asyncio.to_thread(self.keep, events)
+    async def add(self, items: list[AlertEvent]) -> int:
+        return await asyncio.to_thread(self.write, items)
 
 
 def free_port() -> int:

@@ -65,7 +65,7 @@ def test_an_episode_is_kept_once_and_a_resolution_is_never_undone(store: Store) 
 
 def test_later_statuses_merge_in_any_order_and_any_batch(store: Store) -> None:
     """An acknowledgement sticks, resolved is final, a missing fact is filled in; the same
-    whether the deliveries come one by one or together in one batch (api/alert_intake.py)."""
+    whether the deliveries come one by one or together in one batch (api/group_commit.py)."""
     acked = _event("x", acknowledged=True, severity=None, paged=None)
     created = _event("x", acknowledged=False, severity="P2", paged=True)
     closed = _event("x", "resolved", acknowledged=None, severity=None)

@@ -7,9 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime, timedelta
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.testing import WorkflowEnvironment
 
+from activities import RECORD_POSTMORTEM
 from followthrough.actions import ActionRefused, act
 from followthrough.domain.incident import parse_incident
 from followthrough.domain.policy import Policy
@@ -30,6 +32,7 @@ from followthrough.temporal.client import start_postmortem
 from tests.conftest import eventually, running_worker, skip
 from tests.factories import draft_data, incident_data, status_updates_data
 from tests.lifecycle import start, submit, wait_for_item
+from workflows import OWNING_TEAM, POSTMORTEM_SEVERITY, POSTMORTEM_STATE
 from workflows.action_item import ActionItemWorkflow
 from workflows.postmortem import PostmortemWorkflow
 
@@ -133,6 +136,43 @@ async def test_incident_to_closed_postmortem(
     # A late duplicate delivery never reopens a closed postmortem.
     late = await start_postmortem(client, incident, policy, task_queue=task_queue)
     assert (late.workflow_id, late.outcome) == (pm_id, "already closed")
+
+
+async def test_a_postmortem_starts_findable_and_opens_in_one_workflow_task(
+    client: Client, task_queue: str, store: Store, policy: Policy, time_skipping_now: datetime
+) -> None:
+    """Started with its search attributes, its opening recorded by a local activity: the first
+    workflow task opens it and sets its draft timer, with no upsert, no patch marker and no
+    activity of its own on the server (bench/README.md, "Ingest")."""
+    incident = parse_incident(incident_data(time_skipping_now), policy)
+    started = await start_postmortem(client, incident, policy, task_queue=task_queue)
+    handle = client.get_workflow_handle(started.workflow_id)
+    found_by = (await handle.describe()).typed_search_attributes
+    assert found_by.get(POSTMORTEM_STATE) == PostmortemState.DRAFTING.value
+    assert found_by.get(POSTMORTEM_SEVERITY) == incident.severity
+    assert found_by.get(OWNING_TEAM) == policy.team_of_service(incident.services[0])
+    for _ in range(200):  # the record is written before its workflow task completes
+        events = [e async for e in handle.fetch_history_events()]
+        kinds = [EventType.Name(e.event_type).removeprefix("EVENT_TYPE_") for e in events]
+        if "TIMER_STARTED" in kinds:
+            break
+        await asyncio.sleep(0.05)
+    opening = kinds[: kinds.index("TIMER_STARTED") + 1]
+    assert opening == [
+        "WORKFLOW_EXECUTION_STARTED",
+        "WORKFLOW_TASK_SCHEDULED",
+        "WORKFLOW_TASK_STARTED",
+        "WORKFLOW_TASK_COMPLETED",
+        "MARKER_RECORDED",  # the opening's record, a local activity
+        "TIMER_STARTED",  # the draft's due date
+    ]
+    assert "UPSERT_WORKFLOW_SEARCH_ATTRIBUTES" not in kinds
+    scheduled = [
+        e.activity_task_scheduled_event_attributes.activity_type.name
+        for e in events
+        if e.HasField("activity_task_scheduled_event_attributes")
+    ]
+    assert RECORD_POSTMORTEM not in scheduled
 
 
 async def test_optional_postmortem_lapses_when_nobody_opts_in(

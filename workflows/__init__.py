@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey
+from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributePair
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -49,6 +49,19 @@ SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[str], ...] = (
 )
 
 
+def postmortem_attributes(
+    state: str, severity: str, team: str | None
+) -> list[SearchAttributePair[str]]:
+    """What a postmortem is found by: set at its start (the client), kept up to date by it."""
+    pairs = [
+        SearchAttributePair(POSTMORTEM_STATE, state),
+        SearchAttributePair(POSTMORTEM_SEVERITY, severity),
+    ]
+    if team:
+        pairs.append(SearchAttributePair(OWNING_TEAM, team))
+    return pairs
+
+
 def refuse(refusal: Refusal | None) -> None:
     """Reject an update from its validator: the caller gets the message and nothing changes.
 
@@ -84,16 +97,26 @@ def audit_event(
     )
 
 
-async def record(activity: str, change: PostmortemChange | ActionItemChange) -> None:
+async def record(
+    activity: str, change: PostmortemChange | ActionItemChange, *, local: bool = False
+) -> None:
     """Append the audit event and store the snapshot.
 
     The caller takes the sequence number before the activity runs, so a retried or replayed write
-    lands on the same (workflow id, seq) row and is not written twice.
+    lands on the same (workflow id, seq) row and is not written twice. `local` runs it in the
+    worker's workflow task (a local activity): no activity task on the server and no second
+    workflow task for what follows; for a step taken right after a workflow task began (the
+    opening), not one that waits on people.
     """
     event = change.event
     workflow.logger.info("%s by %s", event.action, event.actor, extra={"seq": event.seq})
     try:
-        await workflow.execute_activity(activity, change, start_to_close_timeout=RECORD_TIMEOUT)
+        if local:
+            await workflow.execute_local_activity(
+                activity, change, start_to_close_timeout=RECORD_TIMEOUT
+            )
+        else:
+            await workflow.execute_activity(activity, change, start_to_close_timeout=RECORD_TIMEOUT)
     except ActivityError as err:
         # Only a write the database refuses for good ends here (a database that is down is
         # retried). The follow-up goes on: the next write stores the whole snapshot again.
@@ -123,9 +146,10 @@ class InFlight:
     answered at once even while the mail server or Jira is down for hours; the workflow waits for
     them all before it completes."""
 
-    def __init__(self) -> None:
+    def __init__(self, handoffs: bool | None = None) -> None:
         self._running: list[asyncio.Task[None]] = []
-        self._handoffs: bool | None = None  # hand-off notices (decided once, on first use)
+        # Hand-off notices: decided once, on first use, unless the start says (no marker).
+        self._handoffs = handoffs
 
     def start(self, work: Coroutine[Any, Any, None]) -> None:
         self._running.append(asyncio.create_task(work))

@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
     from followthrough.domain.draft import factor_tags
     from followthrough.domain.escalation import PlannedStep, plan_ladder
     from followthrough.domain.postmortem import (
+        STARTED_FINDABLE,
         ActionItem,
         ActionItemStart,
         Approval,
@@ -65,14 +66,13 @@ with workflow.unsafe.imports_passed_through():
     from workflows import (
         CONTINUE_AS_NEW_PATCH,
         ITEM_RESOLVED,
-        OWNING_TEAM,
-        POSTMORTEM_SEVERITY,
         POSTMORTEM_STATE,
         RECORD_TIMEOUT,
         TICKET_RETRY,
         InFlight,
         history_is_long,
         judge_when_opened,
+        postmortem_attributes,
         reached,
         record,
         refuse,
@@ -113,14 +113,17 @@ class PostmortemWorkflow:
         )
         # set once the opening is recorded; people's actions wait for it
         self.opened = start.carried is not None
+        # Started findable: the patches of its opening are in force without their markers.
+        self.findable = start.started >= STARTED_FINDABLE
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
-        self.in_flight = InFlight()  # notices, sent while the process goes on
+        # notices, sent while the process goes on
+        self.in_flight = InFlight(handoffs=True if self.findable else None)
         self.sharing = False  # publishes its page and tells its audiences (decided on approval)
         self.continues = False  # continues as new when its history grows long (decided in run)
 
     @workflow.run
     async def run(self, start: PostmortemStart) -> PostmortemOutcome:
-        self.continues = workflow.patched(CONTINUE_AS_NEW_PATCH)
+        self.continues = self.findable or workflow.patched(CONTINUE_AS_NEW_PATCH)
         self._set_search_attributes()
         if start.carried is None:  # a continued postmortem was opened by its first run
             await self._open()
@@ -141,16 +144,19 @@ class PostmortemWorkflow:
     # --- the process, step by step ------------------------------------------------------------
 
     async def _open(self) -> None:
-        await self._apply(steps.record_opening(self.pm, workflow.now()))
+        # Started findable: recorded in the first workflow task (bench/README.md, "Ingest").
+        await self._apply(steps.record_opening(self.pm, workflow.now()), local=self.findable)
         self.opened = True
         # Only incidents from after unmapped severities were kept have any: recorded histories
         # never take this branch, and the patch marks the new command for any that would.
-        if self.pm.incident.unmapped_severities and workflow.patched("unmapped-severity-notice"):
+        if self.pm.incident.unmapped_severities and (
+            self.findable or workflow.patched("unmapped-severity-notice")
+        ):
             self._tell_operators_of_policy_gaps()
         self.in_flight.hand_off(handoffs.opened_notice(self.pm, self.policy, workflow.now()))
         # In the background: the draft never waits on the incident's tools. Histories from
         # before collection started none; the patch keeps them replaying as they ran.
-        if workflow.patched("collect-timeline"):
+        if self.findable or workflow.patched("collect-timeline"):
             self._collect_timeline()
 
     async def _someone_opts_in(self) -> bool:
@@ -516,19 +522,19 @@ class PostmortemWorkflow:
     # --- bookkeeping --------------------------------------------------------------------------
 
     def _set_search_attributes(self) -> None:
-        updates = [
-            POSTMORTEM_STATE.value_set(self.pm.state.value),
-            POSTMORTEM_SEVERITY.value_set(self.pm.severity),
-        ]
-        if self.pm.team:
-            updates.append(OWNING_TEAM.value_set(self.pm.team))
-        workflow.upsert_search_attributes(updates)
+        pairs = postmortem_attributes(self.pm.state.value, self.pm.severity, self.pm.team)
+        if self.findable:  # only what its start (or the run it continued) did not set already
+            held = workflow.info().typed_search_attributes
+            pairs = [p for p in pairs if held.get(p.key) != p.value]
+        if pairs:
+            workflow.upsert_search_attributes([p.key.value_set(p.value) for p in pairs])
 
-    async def _apply(self, step: steps.Step[Postmortem]) -> None:
+    async def _apply(self, step: steps.Step[Postmortem], *, local: bool = False) -> None:
         """Take a step of the process: hold its new state (findable by its state) and record it."""
         moved = step.state.state is not self.pm.state
         self.pm = step.state
         if moved:
             workflow.upsert_search_attributes([POSTMORTEM_STATE.value_set(self.pm.state.value)])
         snapshot = self.pm.model_copy(deep=True)
-        await record(RECORD_POSTMORTEM, PostmortemChange(postmortem=snapshot, event=step.event))
+        change = PostmortemChange(postmortem=snapshot, event=step.event)
+        await record(RECORD_POSTMORTEM, change, local=local)

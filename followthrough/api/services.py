@@ -14,9 +14,10 @@ from sqlalchemy.exc import SQLAlchemyError
 from temporalio.client import Client
 
 from followthrough.actions import Actions
-from followthrough.api.alert_intake import AlertIntake
+from followthrough.api.group_commit import GroupCommit
 from followthrough.api.metrics import Metrics
 from followthrough.api.throttle import Throttle
+from followthrough.domain.alert_quality import AlertEvent
 from followthrough.domain.directory import Role, with_sign_in_roles
 from followthrough.domain.policy import Policy
 from followthrough.integrations.oidc import OidcProvider
@@ -24,12 +25,16 @@ from followthrough.logging import get_logger
 from followthrough.reporting.metrics_view import MetricsCache
 from followthrough.settings import Settings
 from followthrough.storage import Store
+from followthrough.storage.deliveries import Delivery
 
 log = get_logger(__name__)
 
 # Roles granted at sign-in through the provider are read again after this many seconds: a sign-in
 # in this process applies at once, one in another API process within this time.
 SIGN_IN_ROLES_SECONDS = 30.0
+# The most webhook deliveries one write remembers (5 columns each, far below the databases'
+# bounds on parameters); as many arrive at once as the API has requests in flight.
+DELIVERIES_PER_WRITE = 500
 
 
 def utc_now() -> datetime:
@@ -115,9 +120,15 @@ class Services:
         return self.settings.effective_link_secret()
 
     @cached_property
-    def alert_intake(self) -> AlertIntake:
+    def alert_intake(self) -> GroupCommit[AlertEvent, int]:
         """Alert events kept with one write for the deliveries that arrive together."""
-        return AlertIntake(self.store.alerts.keep)
+        return GroupCommit(self.store.alerts.keep)
+
+    @cached_property
+    def delivery_intake(self) -> GroupCommit[Delivery, list[Delivery]]:
+        """Incident webhook deliveries remembered with one write for those that arrive together
+        (a flood of resolutions); each write answers which of its deliveries were new."""
+        return GroupCommit(self.store.deliveries.record_all, per_write=DELIVERIES_PER_WRITE)
 
     @property
     def task_queue(self) -> str:

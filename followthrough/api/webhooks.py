@@ -6,7 +6,7 @@ the delivery is remembered only after the start succeeded, so a delivery that fa
 retried by its source and never lost. The alerts a notification reports (Alertmanager's and
 Grafana's, firing or resolved; PagerDuty's, Opsgenie's and incident.io's pages and alerts,
 triggered, acknowledged or resolved) are kept as alert events before anything else
-(api/alert_intake.py, storage/alerts.py), for the alert-quality review.
+(api/group_commit.py, storage/alerts.py), for the alert-quality review.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from followthrough.domain.changes import Deploy
 from followthrough.domain.incident import incident_time_problems
 from followthrough.domain.tickets import TicketDone
 from followthrough.logging import get_logger
+from followthrough.storage.deliveries import Delivery
 from followthrough.temporal.client import start_postmortem
 from followthrough.webhooks import SOURCES, Ignored, Malformed, Resolved, WebhookRejected, receive
 from followthrough.webhooks.deploys import (
@@ -241,15 +242,11 @@ async def incident_webhook(
         using.client, incident, using.policy, task_queue=using.task_queue
     )
     first = True
-    if result.delivery_id:
-        first = await asyncio.to_thread(
-            using.store.deliveries.record,
-            source,
-            result.delivery_id[:200],
-            now,
-            started.outcome,
-            started.workflow_id,
+    if result.delivery_id:  # with the others that arrive meanwhile, in one write
+        delivery = Delivery(
+            source, result.delivery_id[:200], now, started.outcome, started.workflow_id
         )
+        first = delivery in (await using.delivery_intake.add([delivery]) or [])
     using.metrics.webhooks.labels(source=source, outcome="accepted" if first else "duplicate").inc()
     bound.info(
         "incident resolved",

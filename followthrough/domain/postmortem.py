@@ -170,12 +170,23 @@ class Postmortem(BaseModel):
         return action_item_specs(self.draft, proposed_changes(self.slo_review))
 
 
+def owning_team(incident: Incident, policy: Policy) -> str | None:
+    """The team of the incident's first service that the policy maps to one."""
+    return next(
+        (t for s in incident.services if (t := policy.team_of_service(s)) is not None), None
+    )
+
+
+def opening_state(incident: Incident, policy: Policy) -> PostmortemState:
+    """Drafting if the severity requires a postmortem, else optional."""
+    required = policy.severity(incident.severity).postmortem_required
+    return PostmortemState.DRAFTING if required else PostmortemState.OPTIONAL
+
+
 def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmortem:
     """A new postmortem for a resolved incident, as the severity policy shapes it."""
     severity = policy.severity(incident.severity)
-    team = next(
-        (t for s in incident.services if (t := policy.team_of_service(s)) is not None), None
-    )
+    team = owning_team(incident, policy)
     owner = incident.commander or (policy.teams[team].manager if team else policy.default_owner)
     return Postmortem(
         id=incident.postmortem_id,
@@ -185,9 +196,7 @@ def open_postmortem(incident: Incident, policy: Policy, now: datetime) -> Postmo
         severity=incident.severity,
         required=severity.postmortem_required,
         approvals_required=severity.approvals_required,
-        state=(
-            PostmortemState.DRAFTING if severity.postmortem_required else PostmortemState.OPTIONAL
-        ),
+        state=opening_state(incident, policy),
         opened_at=now,
         draft_due=business_deadline(incident.resolved_at, severity.draft_due_days, policy.calendar),
         restricted_to=policy.restriction_for(incident.severity, incident.labels),
@@ -320,6 +329,16 @@ class PostmortemStart(BaseModel):
         le=limits.HISTORY_EVENTS_BEFORE_CONTINUING,
     )
     carried: Postmortem | None = None
+    # How it was started, so the workflow takes the path made for that (deterministically: it is
+    # in the history's first event). 0: started before STARTED_FINDABLE, which the recorded
+    # histories replay as they ran. STARTED_FINDABLE: started with its search attributes, its
+    # opening's patches in force from the first step (no markers), its opening recorded by a
+    # local activity (bench/README.md, "Ingest").
+    started: int = 0
+
+
+# The starter set the search attributes (followthrough/temporal/client.py, start_postmortem).
+STARTED_FINDABLE = 1
 
 
 class PostmortemOutcome(BaseModel):

@@ -31,7 +31,7 @@ class AlertStore:
         """Keep each episode once, each later delivery merged in as `merge_alert` merges it:
         resolved is final, acknowledged stays so, a missing fact is filled in. One transaction
         for all of them (the API hands over several deliveries at once, see
-        api/alert_intake.py). How many episodes the events were."""
+        api/group_commit.py). How many episodes the events were."""
         unique: dict[tuple[str, str, datetime], AlertEvent] = {}
         for event in events:
             key = (event.source, event.fingerprint, event.starts_at)

@@ -12,7 +12,11 @@ from pydantic import BaseModel
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowExecutionStatus
-from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.common import (
+    TypedSearchAttributes,
+    WorkflowIDConflictPolicy,
+    WorkflowIDReusePolicy,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.envconfig import ClientConfig
 from temporalio.exceptions import WorkflowAlreadyStartedError
@@ -21,9 +25,14 @@ from temporalio.service import RPCError, RPCStatusCode
 from followthrough.domain.decisions import Opening
 from followthrough.domain.incident import Incident
 from followthrough.domain.policy import Policy
-from followthrough.domain.postmortem import PostmortemStart
+from followthrough.domain.postmortem import (
+    STARTED_FINDABLE,
+    PostmortemStart,
+    opening_state,
+    owning_team,
+)
 from followthrough.temporal import TASK_QUEUE
-from workflows import SEARCH_ATTRIBUTES
+from workflows import SEARCH_ATTRIBUTES, postmortem_attributes
 from workflows.council_decision import CouncilDecisionWorkflow, DecisionStart
 from workflows.postmortem import PostmortemWorkflow
 
@@ -75,11 +84,19 @@ async def start_postmortem(
 
     Exactly one of any number of concurrent starts creates the workflow (and answers "started");
     the others find it. REJECT_DUPLICATE means a postmortem that has closed is never reopened by
-    a late duplicate delivery.
+    a late duplicate delivery. It starts findable by its search attributes, so its workflow
+    need not set them in its first step (a visibility write less per postmortem).
     """
-    start = PostmortemStart(incident=incident, policy=policy)
+    start = PostmortemStart(incident=incident, policy=policy, started=STARTED_FINDABLE)
+    state = opening_state(incident, policy).value
+    found_by = postmortem_attributes(state, incident.severity, owning_team(incident, policy))
     return await _start_once(
-        client, PostmortemWorkflow.run, start, incident.postmortem_id, task_queue
+        client,
+        PostmortemWorkflow.run,
+        start,
+        incident.postmortem_id,
+        task_queue,
+        TypedSearchAttributes(found_by),
     )
 
 
@@ -95,7 +112,12 @@ async def start_decision(
 
 
 async def _start_once(
-    client: Client, run: Any, start: BaseModel, workflow_id: str, task_queue: str
+    client: Client,
+    run: Any,
+    start: BaseModel,
+    workflow_id: str,
+    task_queue: str,
+    search_attributes: TypedSearchAttributes | None = None,
 ) -> StartResult:
     """Start a workflow whose id is its trigger's, or find the one that exists: a closed one is
     never started again (REJECT_DUPLICATE), so a late duplicate cannot reopen it."""
@@ -107,6 +129,7 @@ async def _start_once(
             task_queue=task_queue,
             id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            search_attributes=search_attributes,
         )
     except WorkflowAlreadyStartedError:
         status = await _status(client, workflow_id)
