@@ -7,6 +7,7 @@ storage or any client library into the workflow sandbox.
 RECORD_POSTMORTEM = "record_postmortem"
 RECORD_ACTION_ITEM = "record_action_item"
 SEND_NOTICE = "send_notice"
+ESCALATE_ITEM = "escalate_item"  # a ladder step: its record, then its notice
 REQUEST_SLOT = "request_slot"
 RELEASE_SLOT = "release_slot"
 SEND_COUNCIL_DIGEST = "send_council_digest"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -12,7 +12,8 @@ from sqlalchemy.exc import OperationalError
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities import SEND_COUNCIL_DIGEST, SEND_NOTICE
+from activities import ESCALATE_ITEM, SEND_COUNCIL_DIGEST, SEND_NOTICE
+from activities.records import RecordActivities
 from activities.slack import SlackDelivery
 from followthrough.domain.access import may_read, readable_of
 from followthrough.domain.decisions import as_seen
@@ -29,6 +30,7 @@ from followthrough.domain.notice import (
     OutboxStatus,
 )
 from followthrough.domain.policy import Policy, PolicySource, current
+from followthrough.domain.postmortem import ItemEscalation
 from followthrough.logging import get_logger
 from followthrough.notices.delivery import Mailer, PermanentDeliveryError
 from followthrough.notices.render import (
@@ -105,6 +107,7 @@ class NoticeActivities:
         self.mailer = mailer
         self.source = policy
         self.slack = slack  # None: Slack is not configured
+        self.records = RecordActivities(store)
 
     @property
     def policy(self) -> Policy:
@@ -136,6 +139,19 @@ class NoticeActivities:
         if await self.slack.deliver(notice):
             raise ApplicationError("Slack is unavailable; retrying", type="SlackUnavailable")
         return status
+
+    @activity.defn(name=ESCALATE_ITEM)
+    async def escalate_item(self, escalation: ItemEscalation) -> OutboxStatus:
+        """A ladder step: its record, then its notice, in one activity instead of two, so that
+        a burst of due steps does not queue every notice behind every other step's record.
+
+        A retry writes and sends nothing twice (the record is keyed by its seq, the notice by its
+        dedupe key). A record the database refuses for good is logged and the notice still goes,
+        as it did when they were two activities.
+        """
+        with suppress(ApplicationError):  # refused for good, and logged: the notice still goes
+            await asyncio.to_thread(self.records.record_action_item, escalation.change)
+        return await self.send_notice(escalation.notice)
 
     async def _email(self, notice: Notice) -> OutboxStatus:
         """Idempotent by the notice's dedupe key: a retry or a restarted worker sends nothing twice.

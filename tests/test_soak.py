@@ -39,6 +39,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer
 
 from activities import (
+    ESCALATE_ITEM,
     OPEN_TICKET,
     RECORD_ACTION_ITEM,
     RELEASE_SLOT,
@@ -67,6 +68,7 @@ from followthrough.domain.postmortem import (
     ExtensionDecision,
     ExtensionRequest,
     ItemCarried,
+    ItemEscalation,
     ItemStage,
     PostmortemStart,
     PostmortemState,
@@ -185,12 +187,14 @@ def notice_keys(histories: list[WorkflowHistory]) -> list[str]:
             if event.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 continue
             scheduled = event.activity_task_scheduled_event_attributes
+            payloads = scheduled.input.payloads
+            converter = pydantic_data_converter.payload_converter
             if scheduled.activity_type.name == SEND_NOTICE:
-                payloads = scheduled.input.payloads
-                [notice] = pydantic_data_converter.payload_converter.from_payloads(
-                    payloads, [Notice]
-                )
+                [notice] = converter.from_payloads(payloads, [Notice])
                 keys.append(notice.dedupe_key)
+            elif scheduled.activity_type.name == ESCALATE_ITEM:  # a ladder step's notice
+                [escalation] = converter.from_payloads(payloads, [ItemEscalation])
+                keys.append(escalation.notice.dedupe_key)
     return keys
 
 

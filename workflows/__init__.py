@@ -35,6 +35,7 @@ RECORD_TIMEOUT = timedelta(seconds=10)
 # for about two days; then the activity keeps it in the outbox as failed, with the reason. What
 # fails for good (it cannot be rendered, the server refuses it) fails at once: non-retryable.
 NOTICE_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=10), maximum_attempts=300)
+NOTICE_TIMEOUT = timedelta(seconds=60)
 
 POSTMORTEM_STATE = SearchAttributeKey.for_keyword("PostmortemState")
 POSTMORTEM_SEVERITY = SearchAttributeKey.for_keyword("PostmortemSeverity")
@@ -134,7 +135,7 @@ async def send_notice(notice: Notice) -> None:
         await workflow.execute_activity(
             SEND_NOTICE,
             notice,
-            start_to_close_timeout=timedelta(seconds=60),
+            start_to_close_timeout=NOTICE_TIMEOUT,
             retry_policy=NOTICE_RETRY,
         )
     except ActivityError as err:

@@ -18,6 +18,7 @@ from temporalio.exceptions import ActivityError
 with workflow.unsafe.imports_passed_through():
     from activities import (
         COMMENT_TICKET,
+        ESCALATE_ITEM,
         IMPACT_FACTS,
         OPEN_TICKET,
         RECORD_ACTION_ITEM,
@@ -49,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         ExtensionDecision,
         ExtensionRequest,
         ItemCarried,
+        ItemEscalation,
         ItemStage,
         Reassignment,
         Rejection,
@@ -80,6 +82,8 @@ with workflow.unsafe.imports_passed_through():
         ACTION_ITEM_STATE,
         CONTINUE_AS_NEW_PATCH,
         ITEM_RESOLVED,
+        NOTICE_RETRY,
+        NOTICE_TIMEOUT,
         OWNING_TEAM,
         RECORD_TIMEOUT,
         TICKET_DONE,
@@ -105,6 +109,9 @@ SLOT_RETRY = RetryPolicy(maximum_attempts=30, maximum_interval=timedelta(minutes
 TICKET_TIMEOUT = timedelta(minutes=5)
 # A few tries: a ticket with the author's priority beats a ticket held up by the record.
 IMPACT_RETRY = RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=30))
+# A ladder step is recorded and its notice sent by one activity (escalate_item), in the
+# background; histories from before ran the record, then send_notice.
+ONE_ACTIVITY_ESCALATION_PATCH = "scale-escalation-one-activity"
 
 
 @workflow.defn
@@ -394,9 +401,15 @@ class ActionItemWorkflow:
         return next((step for step in planned if step.name not in fired), None)
 
     async def _escalate(self, step: PlannedStep) -> None:
-        await self._apply(steps.escalate(self.item, self.policy, step, workflow.now()))
-        notice = steps.escalation_notice(self.item, self.policy, step, workflow.now())
-        self._send(notice)
+        taken = steps.escalate(self.item, self.policy, step, workflow.now())
+        if workflow.patched(ONE_ACTIVITY_ESCALATION_PATCH):
+            change = self._hold(taken)
+            notice = steps.escalation_notice(self.item, self.policy, step, workflow.now())
+            self.in_flight.start(self._escalate_in_background(change, notice))
+        else:
+            await self._apply(taken)
+            notice = steps.escalation_notice(self.item, self.policy, step, workflow.now())
+            self._send(notice)
         item = self.item
         escalation = TicketEscalation(
             step=step.name,
@@ -482,6 +495,21 @@ class ActionItemWorkflow:
         if self.item.due != request.due and workflow.patched("ticket-due-after-open"):
             due = TicketDue(key=ticket.key, due=self.item.due)
             await self._update_ticket(UPDATE_TICKET_DUE, due)
+
+    async def _escalate_in_background(self, change: ActionItemChange, notice: Notice) -> None:
+        """Record the step and send its notice, as record and send_notice do in turn: retried as
+        a notice is (SMTP down for hours), and only logged if it fails for good."""
+        event = change.event
+        workflow.logger.info("%s by %s", event.action, event.actor, extra={"seq": event.seq})
+        try:
+            await workflow.execute_activity(
+                ESCALATE_ITEM,
+                ItemEscalation(change=change, notice=notice),
+                start_to_close_timeout=NOTICE_TIMEOUT,
+                retry_policy=NOTICE_RETRY,
+            )
+        except ActivityError as err:
+            workflow.logger.error("notice %s not delivered: %s", notice.dedupe_key, err.cause)
 
     def _comment_on_ticket(self, key: str, escalation: TicketEscalation) -> None:
         if self.item.ticket is not None:
@@ -661,9 +689,12 @@ class ActionItemWorkflow:
 
     async def _apply(self, step: steps.Step[ActionItem]) -> None:
         """Take a step of the process: hold its new state (findable by its state) and record it."""
+        await record(RECORD_ACTION_ITEM, self._hold(step))
+
+    def _hold(self, step: steps.Step[ActionItem]) -> ActionItemChange:
+        """Hold the step's new state (findable by its state); the change that records it."""
         moved = step.state.state is not self.item.state
         self.item = step.state
         if moved:
             workflow.upsert_search_attributes([ACTION_ITEM_STATE.value_set(self.item.state.value)])
-        snapshot = self.item.model_copy(deep=True)
-        await record(RECORD_ACTION_ITEM, ActionItemChange(item=snapshot, event=step.event))
+        return ActionItemChange(item=self.item.model_copy(deep=True), event=step.event)

@@ -18,6 +18,7 @@ from followthrough.domain.criteria import Manual
 from followthrough.domain.draft import ActionItemSpec, Draft, action_item_specs, draft_problems
 from followthrough.domain.escalation import business_deadline
 from followthrough.domain.incident import Incident
+from followthrough.domain.notice import Notice
 from followthrough.domain.policy import Policy
 from followthrough.domain.problems import Problems, Refusal, conflict, forbidden, invalid
 from followthrough.domain.slo_review import SloAssessment, proposed_changes
@@ -469,6 +470,14 @@ class PostmortemChange(BaseModel):
 class ActionItemChange(BaseModel):
     item: ActionItem
     event: AuditEvent
+
+
+class ItemEscalation(BaseModel):
+    """A ladder step taken and the notice it sends, for the one activity that records the step
+    and then sends the notice (each as idempotent as on its own: keyed by seq and dedupe key)."""
+
+    change: ActionItemChange
+    notice: Notice
 
 
 # --- Who may do what, and when ----------------------------------------------------------------
