@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, suppress
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
@@ -58,6 +58,23 @@ def previous_month(today: date) -> str:
     """The month before today's, as the Metrics page names it: '2026-10' on any day of 2026-11."""
     last_day = today.replace(day=1) - timedelta(days=1)
     return f"{last_day.year:04d}-{last_day.month:02d}"
+
+
+@asynccontextmanager
+async def heartbeating(every: float = 2.0) -> AsyncIterator[None]:
+    """Tell Temporal the attempt is alive while it works, so that an attempt whose worker died is
+    retried after the heartbeat timeout, not after the whole start-to-close timeout."""
+
+    async def beat() -> None:
+        while True:
+            activity.heartbeat()
+            await asyncio.sleep(every)
+
+    task = asyncio.create_task(beat())
+    try:
+        yield
+    finally:
+        task.cancel()
 
 
 class Unrenderable(Exception):
@@ -149,9 +166,10 @@ class NoticeActivities:
         dedupe key). A record the database refuses for good is logged and the notice still goes,
         as it did when they were two activities.
         """
-        with suppress(ApplicationError):  # refused for good, and logged: the notice still goes
-            await asyncio.to_thread(self.records.record_action_item, escalation.change)
-        return await self.send_notice(escalation.notice)
+        async with heartbeating():
+            with suppress(ApplicationError):  # refused for good, and logged: the notice goes
+                await asyncio.to_thread(self.records.record_action_item, escalation.change)
+            return await self.send_notice(escalation.notice)
 
     async def _email(self, notice: Notice) -> OutboxStatus:
         """Idempotent by the notice's dedupe key: a retry or a restarted worker sends nothing twice.

@@ -24,7 +24,8 @@ Two stand-ins for a production Temporal server are needed, both in this file:
   reach Temporal through a byte-for-byte TCP relay that notes the names it sees go by.
 - The test server's clock does not skip while a workflow or activity task is outstanding: it runs
   at wall-clock speed then. An activity abandoned by a killed worker is retried after its
-  start_to_close_timeout in real seconds (10 s for storage, 60 s for notices), so the test polls
+  start_to_close_timeout in real seconds (10 s for storage, 60 s for notices; a ladder step beats
+  and is retried 10 s after its worker died), so the test polls
   with bounds instead of sleeping, and lets the clock skip only once nothing is outstanding.
 """
 

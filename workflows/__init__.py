@@ -31,6 +31,9 @@ TICKET_RETRY = RetryPolicy(maximum_interval=timedelta(minutes=5))
 
 # Storage writes are small; a slow database gets retried rather than waited on.
 RECORD_TIMEOUT = timedelta(seconds=10)
+# A ladder step's record and notice (escalate_item) beat while they work: a worker killed in the
+# middle is noticed after this, not after the notice's whole timeout.
+ESCALATION_HEARTBEAT = timedelta(seconds=10)
 # SMTP down for hours must delay mail, not lose it: retry with backoff, every 10 minutes at most,
 # for about two days; then the activity keeps it in the outbox as failed, with the reason. What
 # fails for good (it cannot be rendered, the server refuses it) fails at once: non-retryable.

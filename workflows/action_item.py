@@ -81,6 +81,7 @@ with workflow.unsafe.imports_passed_through():
     from workflows import (
         ACTION_ITEM_STATE,
         CONTINUE_AS_NEW_PATCH,
+        ESCALATION_HEARTBEAT,
         ITEM_RESOLVED,
         NOTICE_RETRY,
         NOTICE_TIMEOUT,
@@ -506,6 +507,7 @@ class ActionItemWorkflow:
                 ESCALATE_ITEM,
                 ItemEscalation(change=change, notice=notice),
                 start_to_close_timeout=NOTICE_TIMEOUT,
+                heartbeat_timeout=ESCALATION_HEARTBEAT,
                 retry_policy=NOTICE_RETRY,
             )
         except ActivityError as err:
