@@ -117,7 +117,7 @@ class PostmortemWorkflow:
         self.findable = start.started >= STARTED_FINDABLE
         self.resolved_items: dict[str, ActionItem] = {}  # told by each action item
         # notices, sent while the process goes on
-        self.in_flight = InFlight(handoffs=True if self.findable else None)
+        self.in_flight = InFlight(handoffs=self.findable or None)
         self.sharing = False  # publishes its page and tells its audiences (decided on approval)
         self.continues = False  # continues as new when its history grows long (decided in run)
 
